@@ -1,0 +1,371 @@
+//! `/api/v1/services/...`, `/api/v1/products/...` and `/api/v1/catalog/...`.
+
+use http::{Method, Response, StatusCode, header};
+use serde::{Deserialize, Serialize};
+
+use super::{Ctx, Resp, created, no_content, not_allowed, not_found, ok};
+use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::identity::{Principal, Role};
+use crate::ids::new_id;
+use crate::listing::media::{self, MediaKind};
+use crate::listing::{ProductStatus, Step, Warning, categories, validate_step};
+use crate::product::{self, Media, Product, StoredStep};
+use crate::service::{self, NewService};
+use crate::storage::transaction;
+
+pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
+    let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
+    match (segs.as_slice(), &ctx.method) {
+        (["services"], &Method::POST) => create_service(ctx),
+        (["services"], &Method::GET) => list_services(ctx),
+        (["services"], _) => not_allowed("GET, POST"),
+        (["services", id], &Method::GET) => get_service(ctx, id),
+        (["services", _], _) => not_allowed("GET"),
+
+        (["products"], &Method::POST) => create_product(ctx),
+        (["products"], &Method::GET) => list_products(ctx),
+        (["products"], _) => not_allowed("GET, POST"),
+        (["products", id], &Method::GET) => get_product(ctx, id),
+        (["products", _], _) => not_allowed("GET"),
+        (["products", id, "media"], &Method::GET) => list_media(ctx, id),
+        (["products", _, "media"], _) => not_allowed("GET"),
+        (["products", id, "media", kind], m) => media_slot(ctx, id, kind, None, m),
+        (["products", id, "media", kind, index], m) => media_slot(ctx, id, kind, Some(index), m),
+        (["products", id, step], m) => match Step::parse(step) {
+            Some(step) if m == Method::PUT => put_step(ctx, id, step),
+            Some(step) if m == Method::GET => get_step(ctx, id, step),
+            Some(_) => not_allowed("GET, PUT"),
+            None => not_found(),
+        },
+
+        (["catalog", "categories"], &Method::GET) => ok(&serde_json::json!({
+            "items": categories::CATEGORIES
+        })),
+        (["catalog", "categories"], _) => not_allowed("GET"),
+        _ => not_found(),
+    }
+}
+
+/// Listing endpoints serve providers (their own products) and operators (all of them).
+fn provider_or_operator(ctx: &Ctx) -> ApiResult<Principal> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Provider, Role::Operator])?;
+    Ok(caller)
+}
+
+/// Only the product's provider writes its listing.
+fn provider(ctx: &Ctx) -> ApiResult<Principal> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Provider])?;
+    Ok(caller)
+}
+
+fn create_service(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = provider(ctx)?;
+    let spec = ctx.json::<NewService>()?.validate()?;
+    created(&service::store::create(
+        ctx.storage.db()?,
+        &caller,
+        spec,
+        ctx.now,
+    )?)
+}
+
+fn list_services(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = provider_or_operator(ctx)?;
+    let page = ctx.page()?;
+    let items = service::store::list(
+        ctx.storage.db()?,
+        &caller,
+        page.cursor.as_deref(),
+        page.fetch(),
+    )?;
+    page.list(items, |s| &s.id)
+}
+
+fn get_service(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+    let caller = provider_or_operator(ctx)?;
+    ok(&service::store::find(ctx.storage.db()?, &caller, id)?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewProduct {
+    service_id: String,
+}
+
+fn create_product(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = provider(ctx)?;
+    let new: NewProduct = ctx.json()?;
+    let db = ctx.storage.db()?;
+    // Another provider's service is "not found", exactly like a service that does not exist.
+    let service = service::store::find(db, &caller, &new.service_id)?;
+    let product = product::create(db, &caller, &service.id, ctx.now)?;
+    created(&view(ctx, product)?)
+}
+
+fn list_products(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = provider_or_operator(ctx)?;
+    let page = ctx.page()?;
+    let status = ctx
+        .query("status")
+        .map(|s| {
+            ProductStatus::parse(s).ok_or_else(|| {
+                ApiError::validation(vec![FieldError::new(
+                    "status",
+                    Code::InvalidQuery,
+                    "not a product status",
+                )])
+            })
+        })
+        .transpose()?;
+    let items = product::list(
+        ctx.storage.db()?,
+        &caller,
+        status,
+        page.cursor.as_deref(),
+        page.fetch(),
+    )?;
+    page.list(items, |p| &p.id)
+}
+
+fn get_product(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+    let caller = provider_or_operator(ctx)?;
+    let product = product::find(ctx.storage.db()?, &caller, id)?;
+    ok(&view(ctx, product)?)
+}
+
+/// Whether one step is done, and what it still lacks.
+#[derive(Serialize)]
+struct Completeness {
+    complete: bool,
+    missing: Vec<String>,
+}
+
+/// `GET /api/v1/products/{id}`: every step, per-step completeness, warnings and media.
+#[derive(Serialize)]
+struct ProductView {
+    #[serde(flatten)]
+    product: Product,
+    steps: serde_json::Map<String, serde_json::Value>,
+    completeness: serde_json::Map<String, serde_json::Value>,
+    /// All five steps valid and the required media (logo, user guide) uploaded: ready to submit.
+    complete: bool,
+    warnings: Vec<Warning>,
+    media: Vec<MediaView>,
+}
+
+#[derive(Serialize)]
+struct MediaView {
+    #[serde(flatten)]
+    media: Media,
+    url: String,
+}
+
+fn media_url(product_id: &str, m: &Media) -> String {
+    match m.index {
+        Some(i) => format!(
+            "/api/v1/products/{product_id}/media/{}/{i}",
+            m.kind.as_str()
+        ),
+        None => format!("/api/v1/products/{product_id}/media/{}", m.kind.as_str()),
+    }
+}
+
+fn view(ctx: &Ctx, product: Product) -> ApiResult<ProductView> {
+    let db = ctx.storage.db()?;
+    let stored: Vec<(Step, StoredStep)> = product::steps(db, &product.id)?;
+    let media = product::media(db, &product.id)?;
+    let mut steps = serde_json::Map::new();
+    let mut completeness = serde_json::Map::new();
+    let mut warnings = Vec::new();
+    let mut complete = true;
+    for step in Step::ALL {
+        let data = stored.iter().find(|(s, _)| *s == step).map(|(_, d)| d);
+        let mut missing = Vec::new();
+        match data {
+            Some(d) => warnings.extend(d.warnings.iter().cloned()),
+            None => missing.push(step.as_str().to_owned()),
+        }
+        // The logo and the user guide belong to the General step in the seed's wizard.
+        if step == Step::General {
+            for kind in [MediaKind::Logo, MediaKind::UserGuide] {
+                if !media.iter().any(|m| m.kind == kind) {
+                    missing.push(format!("media.{}", kind.as_str()));
+                }
+            }
+        }
+        complete &= missing.is_empty();
+        steps.insert(
+            step.as_str().to_owned(),
+            data.map_or(serde_json::Value::Null, |d| d.data.clone()),
+        );
+        let c = Completeness {
+            complete: missing.is_empty(),
+            missing,
+        };
+        completeness.insert(
+            step.as_str().to_owned(),
+            serde_json::to_value(c).map_err(ApiError::internal)?,
+        );
+    }
+    warnings.extend(media.iter().filter_map(media_warning));
+    let media = media
+        .into_iter()
+        .map(|m| MediaView {
+            url: media_url(&product.id, &m),
+            media: m,
+        })
+        .collect();
+    Ok(ProductView {
+        product,
+        steps,
+        completeness,
+        complete,
+        warnings,
+        media,
+    })
+}
+
+fn media_warning(m: &Media) -> Option<Warning> {
+    match (m.kind, m.width, m.height) {
+        (MediaKind::Logo, Some(w), Some(h)) => media::logo_size_warning(w, h),
+        _ => None,
+    }
+}
+
+fn put_step(ctx: &Ctx, id: &str, step: Step) -> ApiResult<Resp> {
+    let caller = provider(ctx)?;
+    let db = ctx.storage.db()?;
+    let product = product::find(db, &caller, id)?;
+    if let Some(refusal) = product.status.edit_refusal() {
+        return Err(refusal);
+    }
+    let service = service::store::find(db, &caller, &product.service_id)?;
+    let validated = validate_step(step, &ctx.body, &service.spec)?;
+    transaction(db, |db| {
+        product::lock_for_edit(db, &product.id, ctx.now)?;
+        product::save_step(db, &product.id, step, &validated, ctx.now)
+    })?;
+    let product = product::find(db, &caller, id)?;
+    ok(&view(ctx, product)?)
+}
+
+fn get_step(ctx: &Ctx, id: &str, step: Step) -> ApiResult<Resp> {
+    let caller = provider_or_operator(ctx)?;
+    let db = ctx.storage.db()?;
+    let product = product::find(db, &caller, id)?;
+    product::steps(db, &product.id)?
+        .into_iter()
+        .find(|(s, _)| *s == step)
+        .map(|(_, stored)| ok(&stored))
+        .unwrap_or_else(|| Err(ApiError::not_found("step")))
+}
+
+fn list_media(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+    let caller = provider_or_operator(ctx)?;
+    let db = ctx.storage.db()?;
+    let product = product::find(db, &caller, id)?;
+    let items: Vec<MediaView> = product::media(db, &product.id)?
+        .into_iter()
+        .map(|m| MediaView {
+            url: media_url(&product.id, &m),
+            media: m,
+        })
+        .collect();
+    ok(&serde_json::json!({ "items": items }))
+}
+
+/// `/products/{id}/media/{kind}[/{index}]`: single kinds take no index, multi kinds require one.
+fn media_slot(
+    ctx: &Ctx,
+    id: &str,
+    kind: &str,
+    index: Option<&str>,
+    method: &Method,
+) -> ApiResult<Resp> {
+    let Some(kind) = MediaKind::parse(kind) else {
+        return not_found();
+    };
+    let index = match index {
+        None => None,
+        Some(i) => Some(i.parse::<u32>().map_err(|_| {
+            ApiError::validation(vec![FieldError::new(
+                "index",
+                Code::InvalidMediaIndex,
+                "the media index is a positive integer",
+            )])
+        })?),
+    };
+    match *method {
+        Method::PUT => put_media(ctx, id, kind, index),
+        Method::GET => get_media(ctx, id, kind, index),
+        Method::DELETE => delete_media(ctx, id, kind, index),
+        _ => not_allowed("GET, PUT, DELETE"),
+    }
+}
+
+fn put_media(ctx: &Ctx, id: &str, kind: MediaKind, index: Option<u32>) -> ApiResult<Resp> {
+    let caller = provider(ctx)?;
+    let db = ctx.storage.db()?;
+    let product = product::find(db, &caller, id)?;
+    if let Some(refusal) = product.status.edit_refusal() {
+        return Err(refusal);
+    }
+    let checked = media::check_upload(kind, index, ctx.header("content-type"), &ctx.body)?;
+    // A fresh key per upload: the slot's old blob stays intact until the metadata pointing at
+    // the new one has committed, so a failed upload leaves the listing exactly as it was.
+    let blob_key = format!("media/{}/{}", product.id, new_id("blob", ctx.now));
+    let kv = ctx.storage.kv()?;
+    kv.set(&blob_key, &ctx.body)?;
+    let saved = transaction(db, |db| {
+        product::lock_for_edit(db, &product.id, ctx.now)?;
+        product::put_media(db, &product.id, kind, index, &checked, &blob_key, ctx.now)
+    });
+    let (media, previous) = match saved {
+        Ok(saved) => saved,
+        Err(e) => {
+            // Best effort: an orphaned blob is invisible (nothing points at it).
+            let _ = kv.delete(&blob_key);
+            return Err(e);
+        }
+    };
+    if let Some(previous) = previous {
+        let _ = kv.delete(&previous);
+    }
+    let warnings: Vec<Warning> = media_warning(&media).into_iter().collect();
+    ok(&serde_json::json!({
+        "url": media_url(&product.id, &media),
+        "media": media,
+        "warnings": warnings,
+    }))
+}
+
+fn get_media(ctx: &Ctx, id: &str, kind: MediaKind, index: Option<u32>) -> ApiResult<Resp> {
+    let caller = provider_or_operator(ctx)?;
+    let db = ctx.storage.db()?;
+    let product = product::find(db, &caller, id)?;
+    let media = product::find_media(db, &product.id, kind, index)?;
+    let bytes = ctx
+        .storage
+        .kv()?
+        .get(&media.blob_key)?
+        .ok_or_else(|| ApiError::internal(format!("blob {} is missing", media.blob_key)))?;
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, media.content_type)
+        .body(bytes)
+        .map_err(ApiError::internal)
+}
+
+fn delete_media(ctx: &Ctx, id: &str, kind: MediaKind, index: Option<u32>) -> ApiResult<Resp> {
+    let caller = provider(ctx)?;
+    let db = ctx.storage.db()?;
+    let product = product::find(db, &caller, id)?;
+    let blob_key = transaction(db, |db| {
+        product::lock_for_edit(db, &product.id, ctx.now)?;
+        product::delete_media(db, &product.id, kind, index)
+    })?;
+    let _ = ctx.storage.kv()?.delete(&blob_key);
+    no_content()
+}

@@ -1,0 +1,253 @@
+//! The HTTP API as plain functions: `http::Request` in, `http::Response` out, over a [`Storage`].
+//! Each Spin component serves one [`Api`]; it only knows its own routes, so a request that
+//! `spin.toml` sends to the wrong component gets a 404 instead of silently working.
+
+mod identity;
+mod listings;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use http::{HeaderMap, Method, Request, Response, StatusCode, header};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::clock::effective_now;
+use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::identity::{Principal, bearer_token, principal_for_token};
+use crate::storage::Storage;
+
+/// The HTTP components of `spin.toml`, one per API area.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Api {
+    Identity,
+    Listings,
+}
+
+/// Deployment configuration, from Spin variables.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub admin_token: String,
+    pub billing_timezone: Tz,
+    pub allow_clock_override: bool,
+}
+
+impl Config {
+    /// Reads the variables through `get` (Spin's variables, or a map in tests).
+    pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        let admin_token = get("admin_token").unwrap_or_default();
+        if admin_token.len() < 16 {
+            return Err("the admin_token variable must be set to at least 16 characters".into());
+        }
+        let tz = get("billing_timezone").unwrap_or_else(|| "Asia/Shanghai".into());
+        let billing_timezone = tz
+            .parse()
+            .map_err(|_| format!("billing_timezone {tz:?} is not an IANA time zone"))?;
+        let allow_clock_override = match get("allow_clock_override").as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                return Err(format!(
+                    "allow_clock_override must be true or false, got {other:?}"
+                ));
+            }
+        };
+        Ok(Self {
+            admin_token,
+            billing_timezone,
+            allow_clock_override,
+        })
+    }
+}
+
+/// Everything a handler needs about its request and its environment.
+pub struct Ctx<'a> {
+    pub storage: &'a Storage,
+    pub config: &'a Config,
+    pub now: DateTime<Utc>,
+    pub method: Method,
+    /// The path below `/api/v1/`, split on `/`.
+    pub segments: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl Ctx<'_> {
+    /// The authenticated caller, or 401.
+    pub fn principal(&self) -> ApiResult<Principal> {
+        let header = self
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let token = bearer_token(header)?;
+        principal_for_token(self.storage.db()?, token, &self.config.admin_token)
+    }
+
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The JSON body as `T`. Unknown fields are refused (`deny_unknown_fields` on every request
+    /// type) and the error names the offending path.
+    pub fn json<T: DeserializeOwned>(&self) -> ApiResult<T> {
+        if let Some(ct) = self.header("content-type")
+            && !ct.starts_with("application/json")
+        {
+            return Err(ApiError::new(
+                Code::UnsupportedMediaType,
+                format!("expected an application/json body, got {ct}"),
+            ));
+        }
+        crate::validate::parse_json(&self.body)
+    }
+
+    /// `?limit=&cursor=` of a list endpoint.
+    pub fn page(&self) -> ApiResult<Page> {
+        let limit = match self.query("limit") {
+            None => DEFAULT_LIMIT,
+            Some(v) => match v.parse::<usize>() {
+                Ok(n) if (1..=MAX_LIMIT).contains(&n) => n,
+                _ => {
+                    return Err(ApiError::validation(vec![FieldError::new(
+                        "limit",
+                        Code::InvalidQuery,
+                        format!("an integer from 1 to {MAX_LIMIT}"),
+                    )]));
+                }
+            },
+        };
+        Ok(Page {
+            limit,
+            cursor: self.query("cursor").map(str::to_owned),
+        })
+    }
+}
+
+pub const DEFAULT_LIMIT: usize = 50;
+pub const MAX_LIMIT: usize = 500;
+
+pub struct Page {
+    pub limit: usize,
+    /// The id of the last item of the previous page.
+    pub cursor: Option<String>,
+}
+
+impl Page {
+    /// Fetch `limit + 1` rows and pass them here: the extra row only tells there is a next page.
+    pub fn list<T: Serialize>(
+        &self,
+        mut items: Vec<T>,
+        id: impl Fn(&T) -> &str,
+    ) -> ApiResult<Resp> {
+        let next_cursor = if items.len() > self.limit {
+            items.truncate(self.limit);
+            items.last().map(|i| id(i).to_owned())
+        } else {
+            None
+        };
+        ok(&serde_json::json!({ "items": items, "next_cursor": next_cursor }))
+    }
+
+    pub fn fetch(&self) -> usize {
+        self.limit + 1
+    }
+}
+
+pub type Resp = Response<Vec<u8>>;
+
+pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> ApiResult<Resp> {
+    let body = serde_json::to_vec(body).map_err(ApiError::internal)?;
+    Response::builder()
+        .status(status)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(body)
+        .map_err(ApiError::internal)
+}
+
+pub fn ok<T: Serialize>(body: &T) -> ApiResult<Resp> {
+    json_response(StatusCode::OK, body)
+}
+
+pub fn created<T: Serialize>(body: &T) -> ApiResult<Resp> {
+    json_response(StatusCode::CREATED, body)
+}
+
+pub fn no_content() -> ApiResult<Resp> {
+    Response::builder()
+        .status(StatusCode::NO_CONTENT)
+        .body(Vec::new())
+        .map_err(ApiError::internal)
+}
+
+pub fn problem(err: &ApiError) -> Resp {
+    let mut builder = Response::builder()
+        .status(err.status())
+        .header(header::CONTENT_TYPE, "application/problem+json");
+    if let Some(allow) = err.allow {
+        builder = builder.header(header::ALLOW, allow);
+    }
+    if err.code == Code::Unauthorized {
+        builder = builder.header(header::WWW_AUTHENTICATE, "Bearer");
+    }
+    builder
+        .body(err.to_problem_json())
+        .expect("static headers are valid")
+}
+
+/// Serves one request for `api`. `real_now` is the wall clock; see [`effective_now`].
+pub fn handle(
+    api: Api,
+    req: Request<Vec<u8>>,
+    storage: &Storage,
+    config: &Config,
+    real_now: DateTime<Utc>,
+) -> Resp {
+    let (parts, body) = req.into_parts();
+    let result =
+        effective_now(&parts.headers, config.allow_clock_override, real_now).and_then(|now| {
+            let path = parts.uri.path();
+            let Some(rest) = path.strip_prefix("/api/v1/") else {
+                return Err(ApiError::not_found("route"));
+            };
+            let ctx = Ctx {
+                storage,
+                config,
+                now,
+                method: parts.method.clone(),
+                segments: rest.split('/').map(percent_decode).collect(),
+                query: form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+                    .into_owned()
+                    .collect(),
+                headers: parts.headers.clone(),
+                body,
+            };
+            match api {
+                Api::Identity => identity::route(&ctx),
+                Api::Listings => listings::route(&ctx),
+            }
+        });
+    result.unwrap_or_else(|e| problem(&e))
+}
+
+fn percent_decode(segment: &str) -> String {
+    form_urlencoded::parse(format!("s={}", segment.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// The 405 for a known path with an unsupported method.
+pub fn not_allowed(allow: &'static str) -> ApiResult<Resp> {
+    Err(ApiError::method_not_allowed(allow))
+}
+
+pub fn not_found() -> ApiResult<Resp> {
+    Err(ApiError::not_found("route"))
+}

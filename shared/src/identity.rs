@@ -1,0 +1,325 @@
+//! Principals and their API tokens (SPEC §4). Tokens are shown once, at creation or rotation, and
+//! stored only as SHA-256 hashes; the `admin_token` variable authenticates the built-in operator.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::clock::rfc3339;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::ids::{new_id, random_bytes};
+use crate::storage::{Database, Row, StorageError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Operator,
+    Provider,
+    Customer,
+    Platform,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountType {
+    Enterprise,
+    Individual,
+}
+
+/// Stored enums round-trip through their JSON names, so the database holds the API's words.
+pub(crate) fn enum_to_str<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => unreachable!("unit enum variants serialize to strings"),
+    }
+}
+
+pub(crate) fn enum_from_str<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, StorageError> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| StorageError::other(format!("unexpected stored value {s:?}")))
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    pub id: String,
+    pub role: Role,
+    pub name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_type: Option<AccountType>,
+    pub built_in: bool,
+    pub created_at: String,
+}
+
+/// The operator authenticated by the `admin_token` variable. It exists without a database row, so
+/// a fresh deployment can create its first principals.
+pub const BUILT_IN_OPERATOR_ID: &str = "usr-admin";
+
+impl Principal {
+    fn built_in_operator() -> Self {
+        Self {
+            id: BUILT_IN_OPERATOR_ID.to_owned(),
+            role: Role::Operator,
+            name: "built-in operator".to_owned(),
+            account_type: None,
+            built_in: true,
+            created_at: "1970-01-01T00:00:00Z".to_owned(),
+        }
+    }
+
+    pub fn is_operator(&self) -> bool {
+        self.role == Role::Operator
+    }
+
+    /// Role check for an endpoint: 403 for a role the endpoint does not serve.
+    pub fn require(&self, roles: &[Role]) -> ApiResult<()> {
+        if roles.contains(&self.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden())
+        }
+    }
+}
+
+const COLUMNS: &str = "id, role, name, account_type, created_at";
+
+fn from_row(row: &Row) -> Result<Principal, StorageError> {
+    Ok(Principal {
+        id: row.text(0)?,
+        role: enum_from_str(&row.text(1)?)?,
+        name: row.text(2)?,
+        account_type: row.opt_text(3)?.map(|s| enum_from_str(&s)).transpose()?,
+        built_in: false,
+        created_at: row.text(4)?,
+    })
+}
+
+/// A freshly issued bearer token: 256 random bits. Only its hash is kept.
+pub struct IssuedToken(String);
+
+impl IssuedToken {
+    fn generate() -> Self {
+        Self(format!("nm_{}", hex::encode(random_bytes::<32>())))
+    }
+
+    pub fn reveal(&self) -> &str {
+        &self.0
+    }
+
+    fn hash(&self) -> String {
+        token_hash(&self.0)
+    }
+}
+
+fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Compares digests rather than the secrets themselves, in time independent of where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    let (a, b) = (Sha256::digest(a.as_bytes()), Sha256::digest(b.as_bytes()));
+    a.iter()
+        .zip(b.iter())
+        .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+        == 0
+}
+
+/// Resolves a bearer token to its principal: 401 when no principal holds it.
+pub fn principal_for_token(
+    db: &dyn Database,
+    token: &str,
+    admin_token: &str,
+) -> ApiResult<Principal> {
+    if !admin_token.is_empty() && same_secret(token, admin_token) {
+        return Ok(Principal::built_in_operator());
+    }
+    let rows = db.execute(
+        &format!("SELECT {COLUMNS} FROM principals WHERE token_hash = ?"),
+        &[token_hash(token).into()],
+    )?;
+    match rows.first() {
+        Some(row) => Ok(from_row(row)?),
+        None => Err(ApiError::new(
+            Code::Unauthorized,
+            "the bearer token is not valid",
+        )),
+    }
+}
+
+/// Extracts the token from an `Authorization` header value.
+pub fn bearer_token(authorization: Option<&str>) -> ApiResult<&str> {
+    authorization
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::new(
+                Code::Unauthorized,
+                "an `Authorization: Bearer <token>` header is required",
+            )
+        })
+}
+
+/// The body of `POST /api/v1/principals`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPrincipal {
+    pub role: Role,
+    pub name: String,
+    pub account_type: Option<AccountType>,
+}
+
+impl NewPrincipal {
+    fn validate(&self) -> ApiResult<()> {
+        let mut e = crate::validate::Errors::new();
+        e.text("name", &self.name, 1, 100, Code::TooLong);
+        match (self.role, self.account_type) {
+            (Role::Customer, None) => e.add(
+                "account_type",
+                Code::Required,
+                "customers are `enterprise` or `individual`",
+            ),
+            (Role::Customer, Some(_)) | (_, None) => {}
+            (_, Some(_)) => e.add(
+                "account_type",
+                Code::InvalidValue,
+                "only customers have an account type",
+            ),
+        }
+        e.finish()
+    }
+}
+
+pub fn create_principal(
+    db: &dyn Database,
+    new: NewPrincipal,
+    now: DateTime<Utc>,
+) -> ApiResult<(Principal, IssuedToken)> {
+    new.validate()?;
+    let token = IssuedToken::generate();
+    let principal = Principal {
+        id: new_id("usr", now),
+        role: new.role,
+        name: new.name,
+        account_type: new.account_type,
+        built_in: false,
+        created_at: rfc3339(now),
+    };
+    db.execute(
+        "INSERT INTO principals (id, role, name, account_type, token_hash, created_at, token_issued_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        &[
+            principal.id.clone().into(),
+            enum_to_str(&principal.role).into(),
+            principal.name.clone().into(),
+            principal.account_type.map(|a| enum_to_str(&a)).into(),
+            token.hash().into(),
+            principal.created_at.clone().into(),
+            principal.created_at.clone().into(),
+        ],
+    )?;
+    Ok((principal, token))
+}
+
+pub fn find_principal(db: &dyn Database, id: &str) -> ApiResult<Principal> {
+    let rows = db.execute(
+        &format!("SELECT {COLUMNS} FROM principals WHERE id = ?"),
+        &[id.into()],
+    )?;
+    match rows.first() {
+        Some(row) => Ok(from_row(row)?),
+        None => Err(ApiError::not_found("principal")),
+    }
+}
+
+/// Replaces the principal's token: the old one stops working in the same statement.
+pub fn rotate_token(db: &dyn Database, id: &str, now: DateTime<Utc>) -> ApiResult<IssuedToken> {
+    let token = IssuedToken::generate();
+    let rows = db.execute(
+        "UPDATE principals SET token_hash = ?, token_issued_at = ? WHERE id = ? RETURNING id",
+        &[token.hash().into(), rfc3339(now).into(), id.into()],
+    )?;
+    if rows.is_empty() {
+        return Err(ApiError::not_found("principal"));
+    }
+    Ok(token)
+}
+
+pub fn list_principals(
+    db: &dyn Database,
+    role: Option<Role>,
+    after: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<Principal>> {
+    let rows = db.execute(
+        &format!(
+            "SELECT {COLUMNS} FROM principals
+             WHERE (?1 IS NULL OR role = ?1) AND (?2 IS NULL OR id > ?2)
+             ORDER BY id LIMIT ?3"
+        ),
+        &[
+            role.map(|r| enum_to_str(&r)).into(),
+            after.map(str::to_owned).into(),
+            (limit as i64).into(),
+        ],
+    )?;
+    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_long_random_and_hashed() {
+        let (a, b) = (IssuedToken::generate(), IssuedToken::generate());
+        assert_ne!(a.reveal(), b.reveal());
+        assert_eq!(a.reveal().len(), 3 + 64);
+        assert_eq!(a.hash().len(), 64);
+        assert_ne!(a.hash(), a.reveal());
+    }
+
+    #[test]
+    fn bearer_header_parsing() {
+        assert_eq!(bearer_token(Some("Bearer abc")).unwrap(), "abc");
+        assert_eq!(bearer_token(None).unwrap_err().code, Code::Unauthorized);
+        assert_eq!(
+            bearer_token(Some("Basic abc")).unwrap_err().code,
+            Code::Unauthorized
+        );
+        assert_eq!(
+            bearer_token(Some("Bearer ")).unwrap_err().code,
+            Code::Unauthorized
+        );
+    }
+
+    #[test]
+    fn secrets_compare_exactly() {
+        assert!(same_secret("s3cret", "s3cret"));
+        assert!(!same_secret("s3cret", "s3cret "));
+        assert!(!same_secret("", "x"));
+    }
+
+    #[test]
+    fn account_type_goes_with_customers_only() {
+        let p = |role, account_type| NewPrincipal {
+            role,
+            name: "n".into(),
+            account_type,
+        };
+        assert!(
+            p(Role::Customer, Some(AccountType::Individual))
+                .validate()
+                .is_ok()
+        );
+        assert!(p(Role::Customer, None).validate().is_err());
+        assert!(
+            p(Role::Provider, Some(AccountType::Enterprise))
+                .validate()
+                .is_err()
+        );
+        assert!(p(Role::Platform, None).validate().is_ok());
+    }
+}

@@ -1,0 +1,15 @@
+//! nestmarket's domain crate. See `docs/ARCHITECTURE.md` for the codemap and invariants.
+
+pub mod api;
+pub mod clock;
+pub mod error;
+pub mod identity;
+pub mod ids;
+pub mod listing;
+pub mod migrations;
+pub mod product;
+pub mod service;
+#[cfg(feature = "spin")]
+pub mod spin;
+pub mod storage;
+pub mod validate;

@@ -1,0 +1,198 @@
+//! The listing: what a provider fills in to sell a service on the marketplace (SPEC §6), and the
+//! lifecycle states that decide when it may be edited (SPEC §7).
+//!
+//! Everything here is pure: request bodies and uploaded bytes go in, validated values, normalized
+//! JSON to store and warnings come out. Storage and HTTP live elsewhere.
+//!
+//! - [`steps`]: the five wizard steps, each validated whole ([`validate_step`]).
+//! - [`categories`]: the fixed catalog categories a product is filed under.
+//! - [`media`]: logo, screenshots, certifications, video and user guide, checked by magic bytes.
+
+pub mod categories;
+pub mod media;
+pub mod steps;
+
+pub use steps::{ValidatedStep, validate_step};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, Code};
+
+/// Where a product stands in its review lifecycle (SPEC §7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProductStatus {
+    Draft,
+    CategoryReview,
+    CategoryRejected,
+    SelfTest,
+    FeatureReview,
+    FeatureRejected,
+    Published,
+}
+
+impl ProductStatus {
+    pub const ALL: [ProductStatus; 7] = [
+        ProductStatus::Draft,
+        ProductStatus::CategoryReview,
+        ProductStatus::CategoryRejected,
+        ProductStatus::SelfTest,
+        ProductStatus::FeatureReview,
+        ProductStatus::FeatureRejected,
+        ProductStatus::Published,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ProductStatus::Draft => "draft",
+            ProductStatus::CategoryReview => "category_review",
+            ProductStatus::CategoryRejected => "category_rejected",
+            ProductStatus::SelfTest => "self_test",
+            ProductStatus::FeatureReview => "feature_review",
+            ProductStatus::FeatureRejected => "feature_rejected",
+            ProductStatus::Published => "published",
+        }
+    }
+
+    /// The inverse of [`as_str`](Self::as_str) (database column, `?status=` filter).
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|status| status.as_str() == s)
+    }
+
+    /// Whether the provider may change listing content (steps and media) in this state: while
+    /// nobody is reviewing it, before publication. Operators review a frozen listing, and a
+    /// published product changes only through a new review.
+    pub const fn listing_editable(self) -> bool {
+        matches!(
+            self,
+            ProductStatus::Draft
+                | ProductStatus::CategoryRejected
+                | ProductStatus::SelfTest
+                | ProductStatus::FeatureRejected
+        )
+    }
+
+    /// Why an edit is refused in this state (409), or `None` when the listing is editable.
+    pub fn edit_refusal(self) -> Option<ApiError> {
+        match self {
+            ProductStatus::CategoryReview | ProductStatus::FeatureReview => Some(ApiError::new(
+                Code::ReviewPending,
+                format!(
+                    "the listing is under review ({}); wait for the decision before editing it",
+                    self.as_str()
+                ),
+            )),
+            ProductStatus::Published => Some(ApiError::new(
+                Code::ListingNotEditable,
+                "a published listing cannot be edited",
+            )),
+            ProductStatus::Draft
+            | ProductStatus::CategoryRejected
+            | ProductStatus::SelfTest
+            | ProductStatus::FeatureRejected => None,
+        }
+    }
+}
+
+/// One of the five listing steps, as named in `PUT /api/v1/products/{id}/{step}`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Step {
+    Access,
+    General,
+    Category,
+    Pricing,
+    Agreement,
+}
+
+impl Step {
+    /// The wizard's order; a product view lists its steps in this order.
+    pub const ALL: [Step; 5] = [
+        Step::Access,
+        Step::General,
+        Step::Category,
+        Step::Pricing,
+        Step::Agreement,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Step::Access => "access",
+            Step::General => "general",
+            Step::Category => "category",
+            Step::Pricing => "pricing",
+            Step::Agreement => "agreement",
+        }
+    }
+
+    /// Parses a path segment; `None` means the route does not exist (404).
+    pub fn parse(segment: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|step| step.as_str() == segment)
+    }
+}
+
+/// Why a listing is accepted but not as the marketplace recommends it. Stable identifiers, like
+/// [`Code`], so clients can react to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum WarningCode {
+    /// The access step names a private service template; customers are better served by a
+    /// public one (the seed: "We recommend that you select a public template").
+    PrivateTemplateSelected,
+    /// The logo is not 290 × 290 px, the size the catalog displays it at.
+    LogoNotRecommendedSize,
+}
+
+/// Advice shown with an accepted listing (`GET /api/v1/products/{id}`): it never blocks a submit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    /// The JSON path (`service_template_id`) or media slot (`media.logo`) the advice is about.
+    pub field: String,
+    pub code: WarningCode,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::StatusCode;
+
+    #[test]
+    fn statuses_round_trip_through_their_names_and_serde() {
+        for status in ProductStatus::ALL {
+            assert_eq!(ProductStatus::parse(status.as_str()), Some(status));
+            assert_eq!(
+                serde_json::to_value(status).unwrap(),
+                serde_json::json!(status.as_str())
+            );
+        }
+        assert_eq!(ProductStatus::parse("Draft"), None);
+    }
+
+    #[test]
+    fn the_listing_is_editable_exactly_when_no_review_is_pending_and_it_is_not_published() {
+        for status in ProductStatus::ALL {
+            assert_eq!(status.listing_editable(), status.edit_refusal().is_none());
+        }
+        let pending = ProductStatus::CategoryReview.edit_refusal().unwrap();
+        assert_eq!(pending.code, Code::ReviewPending);
+        assert_eq!(pending.status(), StatusCode::CONFLICT);
+        assert_eq!(
+            ProductStatus::FeatureReview.edit_refusal().unwrap().code,
+            Code::ReviewPending
+        );
+        let published = ProductStatus::Published.edit_refusal().unwrap();
+        assert_eq!(published.code, Code::ListingNotEditable);
+        assert_eq!(published.status(), StatusCode::CONFLICT);
+        assert!(ProductStatus::CategoryRejected.listing_editable());
+        assert!(ProductStatus::FeatureRejected.listing_editable());
+    }
+
+    #[test]
+    fn steps_parse_from_their_path_segments() {
+        for step in Step::ALL {
+            assert_eq!(Step::parse(step.as_str()), Some(step));
+        }
+        assert_eq!(Step::parse("media"), None);
+        assert_eq!(Step::parse(""), None);
+    }
+}

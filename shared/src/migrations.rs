@@ -1,0 +1,150 @@
+//! Versioned schema migrations, applied lazily by whichever component first opens the database.
+//!
+//! Several Spin instances (of the same or different components) may start on a fresh database at
+//! the same moment, so the upgrade runs under `BEGIN IMMEDIATE` and re-reads the version inside
+//! the transaction: the loser of the race waits for the lock, sees the new version and does nothing.
+
+use crate::storage::{Database, StorageError, transaction};
+
+struct Migration {
+    version: i64,
+    /// One SQL statement per entry: both adapters execute a single statement per call.
+    statements: &'static [&'static str],
+}
+
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    statements: &[
+        "CREATE TABLE principals (
+            id TEXT PRIMARY KEY,
+            role TEXT NOT NULL CHECK (role IN ('operator', 'provider', 'customer', 'platform')),
+            name TEXT NOT NULL,
+            account_type TEXT CHECK (account_type IN ('enterprise', 'individual')),
+            token_hash TEXT NOT NULL UNIQUE,
+            created_at TEXT NOT NULL,
+            token_issued_at TEXT NOT NULL,
+            CHECK ((role = 'customer') = (account_type IS NOT NULL))
+        )",
+        "CREATE TABLE services (
+            id TEXT PRIMARY KEY,
+            provider_id TEXT NOT NULL REFERENCES principals(id),
+            spec TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )",
+        "CREATE INDEX services_by_provider ON services (provider_id, id)",
+        // UNIQUE(service_id) is the one-product-per-service rule: it decides creation races.
+        "CREATE TABLE products (
+            id TEXT PRIMARY KEY,
+            service_id TEXT NOT NULL UNIQUE REFERENCES services(id),
+            provider_id TEXT NOT NULL REFERENCES principals(id),
+            status TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )",
+        "CREATE INDEX products_by_provider ON products (provider_id, id)",
+        "CREATE TABLE product_steps (
+            product_id TEXT NOT NULL REFERENCES products(id),
+            step TEXT NOT NULL,
+            data TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (product_id, step)
+        )",
+        // Metadata of media whose bytes live in the key-value store under `blob_key`.
+        "CREATE TABLE product_media (
+            product_id TEXT NOT NULL REFERENCES products(id),
+            kind TEXT NOT NULL,
+            idx INTEGER NOT NULL,
+            content_type TEXT NOT NULL,
+            size INTEGER NOT NULL,
+            width INTEGER,
+            height INTEGER,
+            blob_key TEXT NOT NULL,
+            uploaded_at TEXT NOT NULL,
+            PRIMARY KEY (product_id, kind, idx)
+        )",
+    ],
+}];
+
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+fn current_version(db: &dyn Database) -> Result<i64, StorageError> {
+    match db.execute("SELECT MAX(version) FROM schema_migrations", &[]) {
+        Ok(rows) => Ok(rows
+            .first()
+            .map(|r| r.opt_int(0))
+            .transpose()?
+            .flatten()
+            .unwrap_or(0)),
+        Err(e) if e.message.contains("no such table") => Ok(0),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn migrate(db: &dyn Database) -> Result<(), StorageError> {
+    // The fast path every request takes: one indexed read.
+    if current_version(db)? >= latest_version() {
+        return Ok(());
+    }
+    transaction(db, |db| {
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)",
+            &[],
+        )?;
+        let current = current_version(db)?;
+        for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+            for statement in m.statements {
+                db.execute(statement, &[])?;
+            }
+            db.execute(
+                "INSERT INTO schema_migrations (version) VALUES (?)",
+                &[m.version.into()],
+            )?;
+        }
+        Ok(())
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::storage::Backend;
+    use crate::storage::native::NativeBackend;
+
+    #[test]
+    fn migrating_twice_is_a_no_op() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = NativeBackend::new(dir.path().join("db.sqlite"));
+        let db = backend.open_db().unwrap();
+        migrate(db.as_ref()).unwrap();
+        migrate(db.as_ref()).unwrap();
+        assert_eq!(current_version(db.as_ref()).unwrap(), latest_version());
+    }
+
+    #[test]
+    fn two_connections_migrating_at_once_both_succeed() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = NativeBackend::new(dir.path().join("db.sqlite"));
+        let barrier = std::sync::Barrier::new(2);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..2)
+                .map(|_| {
+                    s.spawn(|| {
+                        let db = backend.open_db().unwrap();
+                        barrier.wait();
+                        migrate(db.as_ref())
+                    })
+                })
+                .collect();
+            for h in handles {
+                h.join().unwrap().unwrap();
+            }
+        });
+        let db = backend.open_db().unwrap();
+        let rows = db
+            .execute("SELECT COUNT(*) FROM schema_migrations", &[])
+            .unwrap();
+        assert_eq!(rows[0].int(0).unwrap(), MIGRATIONS.len() as i64);
+    }
+}

@@ -1,0 +1,288 @@
+//! Services: what a provider deploys on the platform (SPEC §5). A product lists exactly one.
+
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, Code};
+use crate::validate::Errors;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ServiceMethod {
+    Private,
+    FullyManaged,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Visibility {
+    Public,
+    Private,
+}
+
+/// A cloud resource a template deploys, with the hourly fee shown on the order confirmation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Resource {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub spec: String,
+    pub count: u32,
+    pub hourly_fee: Decimal,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Template {
+    pub id: String,
+    pub name: String,
+    pub visibility: Visibility,
+    #[serde(default)]
+    pub resources: Vec<Resource>,
+    #[serde(default)]
+    pub plans: Vec<Plan>,
+}
+
+/// The body of `POST /api/v1/services`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewService {
+    pub name: String,
+    pub service_method: ServiceMethod,
+    pub regions: Vec<String>,
+    pub templates: Vec<Template>,
+}
+
+/// A service definition that passed [`NewService::validate`].
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(transparent)]
+pub struct ServiceSpec(NewService);
+
+impl ServiceSpec {
+    pub fn get(&self) -> &NewService {
+        &self.0
+    }
+
+    /// Rebuilds a spec read back from our own database (validated when it was written).
+    pub fn from_stored(stored: NewService) -> Self {
+        Self(stored)
+    }
+}
+
+impl NewService {
+    pub fn validate(self) -> Result<ServiceSpec, ApiError> {
+        let mut e = Errors::new();
+        e.text("name", &self.name, 1, 100, Code::TooLong);
+        if self.regions.is_empty() {
+            e.add("regions", Code::Required, "at least one region");
+        }
+        for (i, r) in self.regions.iter().enumerate() {
+            e.text(&format!("regions[{i}]"), r, 1, 64, Code::TooLong);
+            if self.regions[..i].contains(r) {
+                e.add(
+                    format!("regions[{i}]"),
+                    Code::Duplicate,
+                    format!("region {r:?} is listed twice"),
+                );
+            }
+        }
+        if self.templates.is_empty() {
+            e.add("templates", Code::Required, "at least one template");
+        }
+        let mut plan_ids: Vec<&str> = Vec::new();
+        for (i, t) in self.templates.iter().enumerate() {
+            let at = format!("templates[{i}]");
+            e.text(&format!("{at}.id"), &t.id, 1, 64, Code::TooLong);
+            e.text(&format!("{at}.name"), &t.name, 1, 100, Code::TooLong);
+            if self.templates[..i].iter().any(|o| o.id == t.id) {
+                e.add(
+                    format!("{at}.id"),
+                    Code::Duplicate,
+                    format!("template id {:?} is used twice", t.id),
+                );
+            }
+            for (j, r) in t.resources.iter().enumerate() {
+                let at = format!("{at}.resources[{j}]");
+                e.text(&format!("{at}.type"), &r.kind, 1, 64, Code::TooLong);
+                e.text(&format!("{at}.spec"), &r.spec, 1, 200, Code::TooLong);
+                if r.count == 0 {
+                    e.add(format!("{at}.count"), Code::InvalidValue, "at least 1");
+                }
+                if r.hourly_fee.is_sign_negative() {
+                    e.add(
+                        format!("{at}.hourly_fee"),
+                        Code::InvalidValue,
+                        "must not be negative",
+                    );
+                }
+            }
+            // Plans are referenced by id alone (billable-item associations), so ids are unique
+            // across the whole service, not only within their template.
+            for (j, p) in t.plans.iter().enumerate() {
+                let at = format!("{at}.plans[{j}]");
+                e.text(&format!("{at}.id"), &p.id, 1, 64, Code::TooLong);
+                e.text(&format!("{at}.name"), &p.name, 1, 100, Code::TooLong);
+                if plan_ids.contains(&p.id.as_str()) {
+                    e.add(
+                        format!("{at}.id"),
+                        Code::Duplicate,
+                        format!("plan id {:?} is used twice", p.id),
+                    );
+                }
+                plan_ids.push(&p.id);
+            }
+        }
+        e.finish()?;
+        Ok(ServiceSpec(self))
+    }
+
+    pub fn template(&self, id: &str) -> Option<&Template> {
+        self.templates.iter().find(|t| t.id == id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service() -> NewService {
+        serde_json::from_value(serde_json::json!({
+            "name": "Acme DB",
+            "service_method": "private",
+            "regions": ["cn-hangzhou"],
+            "templates": [{"id": "t1", "name": "Standard", "visibility": "public",
+                "resources": [{"type": "ecs", "spec": "ecs.g7.large", "count": 1, "hourly_fee": "0.80"}],
+                "plans": [{"id": "p1", "name": "Basic"}]}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_complete_service_is_valid() {
+        assert!(service().validate().is_ok());
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let mut s = service();
+        s.regions.clear();
+        s.templates[0].resources[0].hourly_fee = Decimal::new(-1, 0);
+        s.templates.push(s.templates[0].clone());
+        let err = s.validate().unwrap_err();
+        let fields: Vec<_> = err.errors.iter().map(|e| e.field.as_str()).collect();
+        assert!(fields.contains(&"regions"));
+        assert!(fields.contains(&"templates[0].resources[0].hourly_fee"));
+        assert!(fields.contains(&"templates[1].id"));
+        assert!(fields.contains(&"templates[1].plans[0].id"));
+    }
+
+    #[test]
+    fn no_template_is_refused() {
+        let mut s = service();
+        s.templates.clear();
+        assert_eq!(s.validate().unwrap_err().errors[0].field, "templates");
+    }
+}
+
+/// A stored service and its owner.
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    pub id: String,
+    pub provider_id: String,
+    #[serde(flatten)]
+    pub spec: ServiceSpec,
+    pub created_at: String,
+}
+
+pub mod store {
+    //! Services in the database. Every read is scoped to what the caller may see: a provider's
+    //! query never returns another provider's service (404, not 403).
+
+    use chrono::{DateTime, Utc};
+
+    use super::{NewService, Service, ServiceSpec};
+    use crate::clock::rfc3339;
+    use crate::error::{ApiError, ApiResult};
+    use crate::identity::Principal;
+    use crate::ids::new_id;
+    use crate::storage::{Database, Row, StorageError};
+
+    fn from_row(row: &Row) -> Result<Service, StorageError> {
+        let spec: NewService = serde_json::from_str(&row.text(2)?)
+            .map_err(|e| StorageError::other(format!("stored service spec: {e}")))?;
+        Ok(Service {
+            id: row.text(0)?,
+            provider_id: row.text(1)?,
+            spec: ServiceSpec::from_stored(spec),
+            created_at: row.text(3)?,
+        })
+    }
+
+    pub fn create(
+        db: &dyn Database,
+        provider: &Principal,
+        spec: ServiceSpec,
+        now: DateTime<Utc>,
+    ) -> ApiResult<Service> {
+        let service = Service {
+            id: new_id("svc", now),
+            provider_id: provider.id.clone(),
+            spec,
+            created_at: rfc3339(now),
+        };
+        let json = serde_json::to_string(service.spec.get()).map_err(ApiError::internal)?;
+        db.execute(
+            "INSERT INTO services (id, provider_id, spec, created_at) VALUES (?, ?, ?, ?)",
+            &[
+                service.id.clone().into(),
+                service.provider_id.clone().into(),
+                json.into(),
+                service.created_at.clone().into(),
+            ],
+        )?;
+        Ok(service)
+    }
+
+    /// The provider to scope reads to: `None` for operators, who see everything.
+    fn scope(caller: &Principal) -> Option<String> {
+        (!caller.is_operator()).then(|| caller.id.clone())
+    }
+
+    pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Service> {
+        let rows = db.execute(
+            "SELECT id, provider_id, spec, created_at FROM services
+             WHERE id = ?1 AND (?2 IS NULL OR provider_id = ?2)",
+            &[id.into(), scope(caller).into()],
+        )?;
+        match rows.first() {
+            Some(row) => Ok(from_row(row)?),
+            None => Err(ApiError::not_found("service")),
+        }
+    }
+
+    pub fn list(
+        db: &dyn Database,
+        caller: &Principal,
+        after: Option<&str>,
+        limit: usize,
+    ) -> ApiResult<Vec<Service>> {
+        let rows = db.execute(
+            "SELECT id, provider_id, spec, created_at FROM services
+             WHERE (?1 IS NULL OR provider_id = ?1) AND (?2 IS NULL OR id > ?2)
+             ORDER BY id LIMIT ?3",
+            &[
+                scope(caller).into(),
+                after.map(str::to_owned).into(),
+                (limit as i64).into(),
+            ],
+        )?;
+        Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    }
+}

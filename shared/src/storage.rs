@@ -1,0 +1,228 @@
+//! The storage port: one SQLite database (the system of record) and one key-value store (media
+//! blobs). Two adapters implement [`Backend`]: Spin's (`crate::spin`, used by the components) and
+//! rusqlite's (`native`, used by the tests). Both run the same SQL, so native tests exercise the
+//! real queries.
+
+use std::cell::OnceCell;
+
+use crate::error::{ApiError, ApiResult};
+use crate::migrations;
+
+#[cfg(not(target_family = "wasm"))]
+pub mod native;
+
+/// A SQLite value, the same four types (plus NULL) on both adapters.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Text(s.to_owned())
+    }
+}
+
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Text(s)
+    }
+}
+
+impl From<&String> for Value {
+    fn from(s: &String) -> Self {
+        Value::Text(s.clone())
+    }
+}
+
+impl From<i64> for Value {
+    fn from(i: i64) -> Self {
+        Value::Integer(i)
+    }
+}
+
+impl From<Vec<u8>> for Value {
+    fn from(b: Vec<u8>) -> Self {
+        Value::Blob(b)
+    }
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+
+/// One result row; accessors fail (as an internal error) when the schema and the code disagree.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row(pub Vec<Value>);
+
+impl Row {
+    fn value(&self, i: usize) -> Result<&Value, StorageError> {
+        self.0
+            .get(i)
+            .ok_or_else(|| StorageError::other(format!("column {i} out of range")))
+    }
+
+    pub fn text(&self, i: usize) -> Result<String, StorageError> {
+        match self.value(i)? {
+            Value::Text(s) => Ok(s.clone()),
+            v => Err(StorageError::other(format!(
+                "column {i}: expected text, got {v:?}"
+            ))),
+        }
+    }
+
+    pub fn opt_text(&self, i: usize) -> Result<Option<String>, StorageError> {
+        match self.value(i)? {
+            Value::Null => Ok(None),
+            _ => self.text(i).map(Some),
+        }
+    }
+
+    pub fn int(&self, i: usize) -> Result<i64, StorageError> {
+        match self.value(i)? {
+            Value::Integer(n) => Ok(*n),
+            v => Err(StorageError::other(format!(
+                "column {i}: expected integer, got {v:?}"
+            ))),
+        }
+    }
+
+    pub fn opt_int(&self, i: usize) -> Result<Option<i64>, StorageError> {
+        match self.value(i)? {
+            Value::Null => Ok(None),
+            _ => self.int(i).map(Some),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StorageErrorKind {
+    /// A UNIQUE or PRIMARY KEY constraint refused the write: the race-deciding signal.
+    UniqueViolation,
+    /// The component is not allowed to open this store (not declared in `spin.toml`).
+    AccessDenied,
+    Other,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageError {
+    pub kind: StorageErrorKind,
+    pub message: String,
+}
+
+impl StorageError {
+    pub fn other(message: impl Into<String>) -> Self {
+        Self {
+            kind: StorageErrorKind::Other,
+            message: message.into(),
+        }
+    }
+
+    /// Classifies a SQLite error message. Spin reports SQLite failures as plain strings, so the
+    /// message is the one signal both adapters share.
+    pub fn from_sqlite_message(message: String) -> Self {
+        let kind = if message.contains("UNIQUE constraint failed")
+            || message.contains("PRIMARY KEY constraint failed")
+        {
+            StorageErrorKind::UniqueViolation
+        } else {
+            StorageErrorKind::Other
+        };
+        Self { kind, message }
+    }
+
+    pub fn is_unique_violation(&self) -> bool {
+        self.kind == StorageErrorKind::UniqueViolation
+    }
+}
+
+impl std::fmt::Display for StorageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.kind, self.message)
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        ApiError::internal(e)
+    }
+}
+
+/// A connection to the SQLite database: one statement per call, parameters bound positionally.
+pub trait Database {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError>;
+}
+
+/// The media blob store.
+pub trait KeyValue {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError>;
+    fn delete(&self, key: &str) -> Result<(), StorageError>;
+}
+
+/// Opens the real stores. Opening is deferred until a handler needs a store, because a component
+/// may only open what `spin.toml` grants it (identity has no key-value store).
+pub trait Backend {
+    fn open_db(&self) -> Result<Box<dyn Database>, StorageError>;
+    fn open_kv(&self) -> Result<Box<dyn KeyValue>, StorageError>;
+}
+
+/// The stores of one request: opened on first use, the schema migrated on first database use.
+pub struct Storage {
+    backend: Box<dyn Backend>,
+    db: OnceCell<Box<dyn Database>>,
+    kv: OnceCell<Box<dyn KeyValue>>,
+}
+
+impl Storage {
+    pub fn new(backend: impl Backend + 'static) -> Self {
+        Self {
+            backend: Box::new(backend),
+            db: OnceCell::new(),
+            kv: OnceCell::new(),
+        }
+    }
+
+    pub fn db(&self) -> ApiResult<&dyn Database> {
+        if let Some(db) = self.db.get() {
+            return Ok(db.as_ref());
+        }
+        let db = self.backend.open_db()?;
+        migrations::migrate(db.as_ref())?;
+        Ok(self.db.get_or_init(|| db).as_ref())
+    }
+
+    pub fn kv(&self) -> ApiResult<&dyn KeyValue> {
+        if let Some(kv) = self.kv.get() {
+            return Ok(kv.as_ref());
+        }
+        let kv = self.backend.open_kv()?;
+        Ok(self.kv.get_or_init(|| kv).as_ref())
+    }
+}
+
+/// Runs `f` inside `BEGIN IMMEDIATE … COMMIT`, rolling back on any error. IMMEDIATE takes the
+/// write lock up front, so two instances racing on the same rows serialize instead of failing
+/// halfway with a lock upgrade error.
+pub fn transaction<T, E: From<StorageError>>(
+    db: &dyn Database,
+    f: impl FnOnce(&dyn Database) -> Result<T, E>,
+) -> Result<T, E> {
+    db.execute("BEGIN IMMEDIATE", &[])?;
+    let result = f(db).and_then(|v| {
+        db.execute("COMMIT", &[])?;
+        Ok(v)
+    });
+    if result.is_err() {
+        // Nothing to do if the rollback fails too: the connection is dropped with the request,
+        // and SQLite rolls back an open transaction when its connection closes.
+        let _ = db.execute("ROLLBACK", &[]);
+    }
+    result
+}

@@ -1,0 +1,116 @@
+//! The native adapter: rusqlite over a database file plus an in-memory key-value store. Each
+//! [`NativeBackend::open_db`] opens a new connection to the file, as Spin does per
+//! `Connection::open`, so tests that open several see real SQLite locking and races.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rusqlite::types::ValueRef;
+
+use super::{Backend, Database, KeyValue, Row, StorageError, Value};
+
+/// How long a connection waits for another's write lock before failing. Generous, because a
+/// failed wait turns into a 500 for the client.
+pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+#[derive(Clone)]
+pub struct NativeBackend {
+    db_path: PathBuf,
+    kv: Arc<Mutex<HashMap<String, Vec<u8>>>>,
+}
+
+impl NativeBackend {
+    /// A backend over `db_path` (created on first open) with a fresh, empty key-value store.
+    /// Clones share both, like the instances of one Spin app.
+    pub fn new(db_path: impl Into<PathBuf>) -> Self {
+        Self {
+            db_path: db_path.into(),
+            kv: Arc::default(),
+        }
+    }
+
+    /// The number of blobs in the key-value store: lets tests assert a refused upload stored none.
+    pub fn kv_len(&self) -> usize {
+        self.kv.lock().expect("kv lock").len()
+    }
+}
+
+impl Backend for NativeBackend {
+    fn open_db(&self) -> Result<Box<dyn Database>, StorageError> {
+        let conn = rusqlite::Connection::open(&self.db_path).map_err(sqlite_error)?;
+        conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_error)?;
+        Ok(Box::new(NativeDb(conn)))
+    }
+
+    fn open_kv(&self) -> Result<Box<dyn KeyValue>, StorageError> {
+        Ok(Box::new(NativeKv(self.kv.clone())))
+    }
+}
+
+struct NativeDb(rusqlite::Connection);
+
+fn sqlite_error(e: rusqlite::Error) -> StorageError {
+    StorageError::from_sqlite_message(e.to_string())
+}
+
+impl Database for NativeDb {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError> {
+        let mut stmt = self.0.prepare(sql).map_err(sqlite_error)?;
+        for (i, p) in params.iter().enumerate() {
+            let i = i + 1;
+            let bound = match p {
+                Value::Null => stmt.raw_bind_parameter(i, rusqlite::types::Null),
+                Value::Integer(n) => stmt.raw_bind_parameter(i, n),
+                Value::Real(f) => stmt.raw_bind_parameter(i, f),
+                Value::Text(s) => stmt.raw_bind_parameter(i, s),
+                Value::Blob(b) => stmt.raw_bind_parameter(i, b),
+            };
+            bound.map_err(sqlite_error)?;
+        }
+        let columns = stmt.column_count();
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(sqlite_error)? {
+            let mut values = Vec::with_capacity(columns);
+            for c in 0..columns {
+                values.push(match row.get_ref(c).map_err(sqlite_error)? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(n) => Value::Integer(n),
+                    ValueRef::Real(f) => Value::Real(f),
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
+                });
+            }
+            out.push(Row(values));
+        }
+        Ok(out)
+    }
+}
+
+struct NativeKv(Arc<Mutex<HashMap<String, Vec<u8>>>>);
+
+impl NativeKv {
+    fn map(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Vec<u8>>>, StorageError> {
+        self.0
+            .lock()
+            .map_err(|_| StorageError::other("kv lock poisoned"))
+    }
+}
+
+impl KeyValue for NativeKv {
+    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError> {
+        Ok(self.map()?.get(key).cloned())
+    }
+
+    fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError> {
+        self.map()?.insert(key.to_owned(), value.to_vec());
+        Ok(())
+    }
+
+    fn delete(&self, key: &str) -> Result<(), StorageError> {
+        self.map()?.remove(key);
+        Ok(())
+    }
+}

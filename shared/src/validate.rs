@@ -1,0 +1,134 @@
+//! Building blocks for whole-body validation: every check appends to one list of field errors,
+//! so a client learns about all of its mistakes in one round trip.
+
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, Code, FieldError};
+
+/// Collects field errors; `finish` turns a non-empty collection into one 400 problem.
+#[derive(Debug, Default)]
+pub struct Errors(Vec<FieldError>);
+
+impl Errors {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, code: Code, message: impl Into<String>) {
+        self.0.push(FieldError::new(field, code, message));
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(self.0))
+        }
+    }
+
+    /// A required field: reports `Required` when absent and hands back the value when present.
+    pub fn required<'a, T>(&mut self, field: &str, value: &'a Option<T>) -> Option<&'a T> {
+        if value.is_none() {
+            self.add(field, Code::Required, "is required");
+        }
+        value.as_ref()
+    }
+
+    /// Text of `min..=max` characters (Unicode scalar values, so Chinese text fits the same limits
+    /// as Latin text). `too_long` is the code reported above `max`.
+    pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize, too_long: Code) {
+        let n = value.chars().count();
+        if n < min || value.trim().is_empty() && min > 0 {
+            self.add(
+                field,
+                Code::Required,
+                format!("must not be empty (at least {min} character)"),
+            );
+        } else if n > max {
+            self.add(
+                field,
+                too_long,
+                format!("at most {max} characters, got {n}"),
+            );
+        }
+    }
+}
+
+/// Parses a request body, naming the offending field's JSON path on failure.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = serde_path_to_error::deserialize(&mut de).map_err(body_error)?;
+    de.end()
+        .map_err(|e| ApiError::new(Code::InvalidJson, format!("invalid JSON: {e}")))?;
+    Ok(parsed)
+}
+
+fn body_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
+    let path = error.path().to_string();
+    let path = (path != ".").then_some(path);
+    let message = error.inner().to_string();
+    // serde_json appends the position; the field path says more to a client.
+    let message = match message.rfind(" at line ") {
+        Some(cut) => message[..cut].to_owned(),
+        None => message,
+    };
+    if let Some(name) = unknown_field_name(&message) {
+        // The path usually ends at the unknown field itself; inside an internally tagged enum
+        // (the EULA) serde buffers the object and the path stops at its parent.
+        let ends_at_field = matches!(
+            error.path().iter().next_back(),
+            Some(serde_path_to_error::Segment::Map { key }) if key == name
+        );
+        let field = match path {
+            Some(path) if ends_at_field => path,
+            Some(parent) => format!("{parent}.{name}"),
+            None => name.to_owned(),
+        };
+        return ApiError::validation(vec![FieldError::new(field, Code::UnknownField, message)]);
+    }
+    match path {
+        Some(field) => {
+            ApiError::validation(vec![FieldError::new(field, Code::InvalidJson, message)])
+        }
+        None => ApiError::new(
+            Code::InvalidJson,
+            format!("the body is not a valid step object: {message}"),
+        ),
+    }
+}
+
+/// The field serde's "unknown field `name`, expected ..." message is about.
+fn unknown_field_name(message: &str) -> Option<&str> {
+    let rest = message.strip_prefix("unknown field `")?;
+    rest.split_once('`').map(|(name, _)| name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_counts_characters_not_bytes() {
+        let mut e = Errors::new();
+        e.text("f", &"价".repeat(300), 1, 300, Code::TooLong);
+        assert!(
+            e.is_empty(),
+            "300 three-byte characters fit a 300-character limit"
+        );
+        e.text("f", &"价".repeat(301), 1, 300, Code::TooLong);
+        let err = e.finish().unwrap_err();
+        assert_eq!(err.code, Code::TooLong);
+        assert_eq!(err.errors[0].field, "f");
+    }
+
+    #[test]
+    fn blank_text_is_missing() {
+        let mut e = Errors::new();
+        e.text("f", "   ", 1, 10, Code::TooLong);
+        assert_eq!(e.finish().unwrap_err().code, Code::Required);
+    }
+}

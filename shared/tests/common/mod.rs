@@ -1,0 +1,330 @@
+//! The API test harness: the domain's HTTP handlers over the rusqlite adapter, with a new
+//! connection per request as Spin opens them, and helpers to show that a refused request
+//! changed nothing.
+#![allow(dead_code)] // Each test binary uses its own subset of the helpers.
+
+use chrono::{DateTime, Utc};
+use http::Request;
+use nestmarket::api::{self, Api, Config};
+use nestmarket::storage::native::NativeBackend;
+use nestmarket::storage::{Backend, Storage, Value};
+use serde_json::{Value as Json, json};
+
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+pub struct TestApp {
+    _dir: tempfile::TempDir,
+    pub backend: NativeBackend,
+    pub config: Config,
+    pub now: DateTime<Utc>,
+}
+
+pub struct TestResponse {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: Vec<u8>,
+}
+
+impl TestResponse {
+    pub fn json(&self) -> Json {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+
+    /// The problem `code` of an error response.
+    pub fn code(&self) -> String {
+        self.json()["code"].as_str().unwrap_or_default().to_owned()
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    #[track_caller]
+    pub fn expect(self, status: u16) -> Self {
+        assert_eq!(
+            self.status,
+            status,
+            "unexpected status; body: {}",
+            String::from_utf8_lossy(&self.body)
+        );
+        self
+    }
+
+    /// Asserts a problem response with this status and code.
+    #[track_caller]
+    pub fn problem(self, status: u16, code: &str) -> Json {
+        let r = self.expect(status);
+        assert_eq!(r.header("content-type"), Some("application/problem+json"));
+        assert_eq!(r.code(), code, "body: {}", String::from_utf8_lossy(&r.body));
+        r.json()
+    }
+}
+
+/// Which component `spin.toml` routes a path to (the wasm test host checks the manifest itself).
+fn api_for(path: &str) -> Api {
+    let rest = path.trim_start_matches("/api/v1/");
+    match rest.split(['/', '?']).next().unwrap_or_default() {
+        "principals" | "me" => Api::Identity,
+        _ => Api::Listings,
+    }
+}
+
+impl TestApp {
+    pub fn new() -> Self {
+        Self::with_config(|_| None)
+    }
+
+    pub fn with_config(overrides: impl Fn(&str) -> Option<String>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = NativeBackend::new(dir.path().join("sqlite_db.db"));
+        let config = Config::from_variables(|name| {
+            overrides(name).or_else(|| (name == "admin_token").then(|| ADMIN.to_owned()))
+        })
+        .unwrap();
+        // Migrate up front, so that snapshots taken before the first request see every table.
+        Storage::new(backend.clone()).db().unwrap();
+        Self {
+            _dir: dir,
+            backend,
+            config,
+            now: DateTime::parse_from_rfc3339("2026-03-27T08:00:00Z")
+                .unwrap()
+                .to_utc(),
+        }
+    }
+
+    pub fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> TestResponse {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        // A fresh Storage per request: a new connection, like a fresh Spin instance.
+        let storage = Storage::new(self.backend.clone());
+        let resp = api::handle(
+            api_for(path),
+            req.body(body).unwrap(),
+            &storage,
+            &self.config,
+            self.now,
+        );
+        let (parts, body) = resp.into_parts();
+        TestResponse {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    pub fn get(&self, path: &str, token: &str) -> TestResponse {
+        self.call("GET", path, Some(token), None, Vec::new())
+    }
+
+    pub fn post(&self, path: &str, token: &str, body: Json) -> TestResponse {
+        self.call(
+            "POST",
+            path,
+            Some(token),
+            Some("application/json"),
+            body.to_string().into_bytes(),
+        )
+    }
+
+    pub fn put(&self, path: &str, token: &str, body: Json) -> TestResponse {
+        self.call(
+            "PUT",
+            path,
+            Some(token),
+            Some("application/json"),
+            body.to_string().into_bytes(),
+        )
+    }
+
+    pub fn put_bytes(
+        &self,
+        path: &str,
+        token: &str,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> TestResponse {
+        self.call("PUT", path, Some(token), Some(content_type), body)
+    }
+
+    pub fn delete(&self, path: &str, token: &str) -> TestResponse {
+        self.call("DELETE", path, Some(token), None, Vec::new())
+    }
+
+    /// Creates a principal through the API and returns (id, token).
+    pub fn principal(&self, role: &str, account_type: Option<&str>) -> (String, String) {
+        let mut body = json!({ "role": role, "name": format!("a {role}") });
+        if let Some(a) = account_type {
+            body["account_type"] = json!(a);
+        }
+        let created = self
+            .post("/api/v1/principals", ADMIN, body)
+            .expect(201)
+            .json();
+        (
+            created["principal"]["id"].as_str().unwrap().to_owned(),
+            created["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    pub fn provider(&self) -> (String, String) {
+        self.principal("provider", None)
+    }
+
+    /// Every row of every table plus the number of blobs: equal snapshots mean nothing changed.
+    pub fn snapshot(&self) -> String {
+        let db = self.backend.open_db().unwrap();
+        let tables = db
+            .execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+                &[],
+            )
+            .unwrap();
+        let mut out = format!("kv blobs: {}\n", self.backend.kv_len());
+        for t in tables {
+            let name = t.text(0).unwrap();
+            let rows = db
+                .execute(&format!("SELECT * FROM \"{name}\" ORDER BY rowid"), &[])
+                .unwrap_or_default();
+            out.push_str(&format!("{name}: {rows:?}\n"));
+        }
+        out
+    }
+
+    pub fn count(&self, table: &str) -> i64 {
+        let db = self.backend.open_db().unwrap();
+        match db
+            .execute(&format!("SELECT COUNT(*) FROM {table}"), &[])
+            .unwrap()[0]
+            .0[0]
+        {
+            Value::Integer(n) => n,
+            ref v => panic!("count returned {v:?}"),
+        }
+    }
+}
+
+/// A PNG of `width` × `height` pixels as far as its header says, padded to `size` bytes.
+pub fn png(width: u32, height: u32, size: usize) -> Vec<u8> {
+    let mut b = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
+    b.extend(width.to_be_bytes());
+    b.extend(height.to_be_bytes());
+    b.extend([8, 6, 0, 0, 0]);
+    b.resize(size.max(b.len()), 0);
+    b
+}
+
+pub fn jpeg(size: usize) -> Vec<u8> {
+    let mut b = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    b.resize(size.max(b.len()), 0);
+    b
+}
+
+pub fn pdf(size: usize) -> Vec<u8> {
+    let mut b = b"%PDF-1.7\n".to_vec();
+    b.resize(size.max(b.len()), b' ');
+    b
+}
+
+pub fn service_body() -> Json {
+    json!({
+        "name": "Acme Vector DB",
+        "service_method": "private",
+        "regions": ["cn-hangzhou", "cn-shanghai"],
+        "templates": [
+            {"id": "tpl-standard", "name": "Standard", "visibility": "public",
+             "resources": [{"type": "ecs", "spec": "ecs.g7.large", "count": 2, "hourly_fee": "0.80"}],
+             "plans": [{"id": "plan-basic", "name": "Basic"}, {"id": "plan-pro", "name": "Pro"}]},
+            {"id": "tpl-internal", "name": "Internal", "visibility": "private",
+             "resources": [], "plans": []}
+        ]
+    })
+}
+
+/// A valid body for each of the five steps of a product of [`service_body`].
+pub fn step_bodies() -> Vec<(&'static str, Json)> {
+    vec![
+        (
+            "access",
+            json!({
+                "product_type": "saas", "product_name": "Acme Vector DB", "access_method": "compute_nest",
+                "service_method": "private", "service_template_id": "tpl-standard"
+            }),
+        ),
+        (
+            "general",
+            json!({
+                "short_description": "A managed vector database.",
+                "highlights": "Fast, cheap, Chinese-ready.",
+                "description": "Everything about it.",
+                "support_offered": {"service_scope": "7x24", "time_range": "always",
+                                    "business_scope": "deployment", "billing_scope": "usage"}
+            }),
+        ),
+        (
+            "category",
+            json!({"category": "databases", "tags": ["vector", "ai"], "region_selectable": true}),
+        ),
+        (
+            "pricing",
+            json!({
+                "pricing_plan": "by_usage", "enterprise_only": false, "billing_period": "hour",
+                "billable_items": [{"code": "Frequency", "name": "API calls", "tier_mode": "graduated",
+                    "tiers": [{"up_to": "1000", "unit_price": "0.5"}, {"up_to": "5000", "unit_price": "0.4"},
+                              {"up_to": null, "unit_price": "0.2"}]}]
+            }),
+        ),
+        (
+            "agreement",
+            json!({"eula": {"source": "custom", "text": "You agree."}, "icp_filing": "ICP 12345678"}),
+        ),
+    ]
+}
+
+impl TestApp {
+    /// A provider with a service and its draft product: (provider token, service id, product id).
+    pub fn draft_product(&self) -> (String, String, String) {
+        let (_, token) = self.provider();
+        let service = self
+            .post("/api/v1/services", &token, service_body())
+            .expect(201)
+            .json();
+        let service_id = service["id"].as_str().unwrap().to_owned();
+        let product = self
+            .post(
+                "/api/v1/products",
+                &token,
+                json!({ "service_id": service_id }),
+            )
+            .expect(201)
+            .json();
+        (
+            token,
+            service_id,
+            product["id"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// Writes the product's status directly, for rules that depend on review states.
+    pub fn force_status(&self, product_id: &str, status: &str) {
+        let db = self.backend.open_db().unwrap();
+        db.execute(
+            "UPDATE products SET status = ? WHERE id = ?",
+            &[status.into(), product_id.into()],
+        )
+        .unwrap();
+    }
+}
