@@ -27,7 +27,11 @@ pub enum Code {
     UnsupportedPricingPlan,
     InvalidTiers,
     InvalidMediaIndex,
-    TooManyMediaItems,
+    ListingIncomplete,
+    SalesSettingsIncomplete,
+    InvalidReportingMethod,
+    UnknownPlan,
+    ReasonRequired,
     // 401 / 403 / 404 / 405.
     Unauthorized,
     Forbidden,
@@ -38,6 +42,10 @@ pub enum Code {
     BuiltInPrincipal,
     ListingNotEditable,
     ReviewPending,
+    InvalidTransition,
+    ReviewAlreadyDecided,
+    CategoryUnchanged,
+    SalesSettingsNotEditable,
     // 413 / 415.
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -66,14 +74,23 @@ impl Code {
             | UnsupportedPricingPlan
             | InvalidTiers
             | InvalidMediaIndex
-            | TooManyMediaItems => StatusCode::BAD_REQUEST,
+            | ListingIncomplete
+            | SalesSettingsIncomplete
+            | InvalidReportingMethod
+            | UnknownPlan
+            | ReasonRequired => StatusCode::BAD_REQUEST,
             Unauthorized => StatusCode::UNAUTHORIZED,
             Forbidden => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ServiceAlreadyAssociated | BuiltInPrincipal | ListingNotEditable | ReviewPending => {
-                StatusCode::CONFLICT
-            }
+            ServiceAlreadyAssociated
+            | BuiltInPrincipal
+            | ListingNotEditable
+            | ReviewPending
+            | InvalidTransition
+            | ReviewAlreadyDecided
+            | CategoryUnchanged
+            | SalesSettingsNotEditable => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -1,6 +1,7 @@
 //! nestmarket's domain crate. See `docs/ARCHITECTURE.md` for the codemap and invariants.
 
 pub mod api;
+pub mod catalog;
 pub mod clock;
 pub mod error;
 pub mod identity;
@@ -8,6 +9,8 @@ pub mod ids;
 pub mod listing;
 pub mod migrations;
 pub mod product;
+pub mod review;
+pub mod sales;
 pub mod service;
 #[cfg(feature = "spin")]
 pub mod spin;

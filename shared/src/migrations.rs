@@ -12,10 +12,11 @@ struct Migration {
     statements: &'static [&'static str],
 }
 
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    statements: &[
-        "CREATE TABLE principals (
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        statements: &[
+            "CREATE TABLE principals (
             id TEXT PRIMARY KEY,
             role TEXT NOT NULL CHECK (role IN ('operator', 'provider', 'customer', 'platform')),
             name TEXT NOT NULL,
@@ -25,15 +26,15 @@ const MIGRATIONS: &[Migration] = &[Migration {
             token_issued_at TEXT NOT NULL,
             CHECK ((role = 'customer') = (account_type IS NOT NULL))
         )",
-        "CREATE TABLE services (
+            "CREATE TABLE services (
             id TEXT PRIMARY KEY,
             provider_id TEXT NOT NULL REFERENCES principals(id),
             spec TEXT NOT NULL,
             created_at TEXT NOT NULL
         )",
-        "CREATE INDEX services_by_provider ON services (provider_id, id)",
-        // UNIQUE(service_id) is the one-product-per-service rule: it decides creation races.
-        "CREATE TABLE products (
+            "CREATE INDEX services_by_provider ON services (provider_id, id)",
+            // UNIQUE(service_id) is the one-product-per-service rule: it decides creation races.
+            "CREATE TABLE products (
             id TEXT PRIMARY KEY,
             service_id TEXT NOT NULL UNIQUE REFERENCES services(id),
             provider_id TEXT NOT NULL REFERENCES principals(id),
@@ -41,16 +42,16 @@ const MIGRATIONS: &[Migration] = &[Migration {
             created_at TEXT NOT NULL,
             updated_at TEXT NOT NULL
         )",
-        "CREATE INDEX products_by_provider ON products (provider_id, id)",
-        "CREATE TABLE product_steps (
+            "CREATE INDEX products_by_provider ON products (provider_id, id)",
+            "CREATE TABLE product_steps (
             product_id TEXT NOT NULL REFERENCES products(id),
             step TEXT NOT NULL,
             data TEXT NOT NULL,
             updated_at TEXT NOT NULL,
             PRIMARY KEY (product_id, step)
         )",
-        // Metadata of media whose bytes live in the key-value store under `blob_key`.
-        "CREATE TABLE product_media (
+            // Metadata of media whose bytes live in the key-value store under `blob_key`.
+            "CREATE TABLE product_media (
             product_id TEXT NOT NULL REFERENCES products(id),
             kind TEXT NOT NULL,
             idx INTEGER NOT NULL,
@@ -62,8 +63,64 @@ const MIGRATIONS: &[Migration] = &[Migration {
             uploaded_at TEXT NOT NULL,
             PRIMARY KEY (product_id, kind, idx)
         )",
-    ],
-}];
+        ],
+    },
+    Migration {
+        version: 2,
+        statements: &[
+            "CREATE TABLE reviews (
+            id TEXT PRIMARY KEY,
+            product_id TEXT NOT NULL REFERENCES products(id),
+            stage TEXT NOT NULL CHECK (stage IN ('category', 'feature')),
+            status TEXT NOT NULL CHECK (status IN ('pending', 'approved', 'rejected')),
+            submitted_by TEXT NOT NULL,
+            submitted_at TEXT NOT NULL,
+            decided_by TEXT,
+            decided_at TEXT,
+            reason TEXT,
+            category_snapshot TEXT
+        )",
+            // At most one open review per product, whatever races.
+            "CREATE UNIQUE INDEX reviews_one_pending_per_product ON reviews (product_id)
+            WHERE status = 'pending'",
+            "CREATE INDEX reviews_by_product ON reviews (product_id, id)",
+            "CREATE TABLE product_transitions (
+            seq INTEGER PRIMARY KEY AUTOINCREMENT,
+            product_id TEXT NOT NULL REFERENCES products(id),
+            review_id TEXT NOT NULL REFERENCES reviews(id),
+            actor_id TEXT NOT NULL,
+            at TEXT NOT NULL,
+            from_status TEXT NOT NULL,
+            to_status TEXT NOT NULL,
+            reason TEXT
+        )",
+            "CREATE INDEX product_transitions_by_review ON product_transitions (review_id, seq)",
+            // The history is append-only, enforced by the database rather than by convention.
+            "CREATE TRIGGER product_transitions_no_update BEFORE UPDATE ON product_transitions
+            BEGIN SELECT RAISE(ABORT, 'product_transitions is append-only'); END",
+            "CREATE TRIGGER product_transitions_no_delete BEFORE DELETE ON product_transitions
+            BEGIN SELECT RAISE(ABORT, 'product_transitions is append-only'); END",
+            "CREATE TABLE billable_item_settings (
+            product_id TEXT NOT NULL REFERENCES products(id),
+            code TEXT NOT NULL,
+            reporting TEXT,
+            associations TEXT,
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (product_id, code)
+        )",
+            // What the public catalog lists and filters, written when the product is published.
+            "CREATE TABLE catalog_entries (
+            product_id TEXT PRIMARY KEY REFERENCES products(id),
+            category TEXT NOT NULL,
+            tags TEXT NOT NULL,
+            search_text TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            published_at TEXT NOT NULL
+        )",
+            "CREATE INDEX catalog_entries_by_category ON catalog_entries (category, product_id)",
+        ],
+    },
+];
 
 pub fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)

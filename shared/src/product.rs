@@ -81,11 +81,25 @@ fn scope(caller: &Principal) -> Option<String> {
 
 /// The product if the caller may see it: its provider or an operator. Anyone else gets 404.
 pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Product> {
+    find_scoped(db, id, scope(caller))
+}
+
+/// A product as the public may see it: only once published, 404 before.
+pub fn find_published(db: &dyn Database, id: &str) -> ApiResult<Product> {
+    let product = find_scoped(db, id, None)?;
+    if product.status == ProductStatus::Published {
+        Ok(product)
+    } else {
+        Err(ApiError::not_found("product"))
+    }
+}
+
+fn find_scoped(db: &dyn Database, id: &str, provider: Option<String>) -> ApiResult<Product> {
     let rows = db.execute(
         &format!(
             "SELECT {COLUMNS} FROM products WHERE id = ?1 AND (?2 IS NULL OR provider_id = ?2)"
         ),
-        &[id.into(), scope(caller).into()],
+        &[id.into(), provider.into()],
     )?;
     match rows.first() {
         Some(row) => Ok(from_row(row)?),
@@ -196,6 +210,41 @@ pub fn steps(db: &dyn Database, product_id: &str) -> ApiResult<Vec<(Step, Stored
         ));
     }
     Ok(out)
+}
+
+/// What the listing still lacks before it can be submitted, per step in wizard order: the step
+/// itself when it was never written, and for the General step the required media (the seed's
+/// wizard uploads the logo and the user guide there).
+pub fn missing_by_step(steps: &[(Step, StoredStep)], media: &[Media]) -> Vec<(Step, Vec<String>)> {
+    Step::ALL
+        .into_iter()
+        .map(|step| {
+            let mut missing = Vec::new();
+            if !steps.iter().any(|(s, _)| *s == step) {
+                missing.push(step.as_str().to_owned());
+            }
+            if step == Step::General {
+                for kind in MediaKind::ALL.into_iter().filter(|k| k.is_required()) {
+                    if !media.iter().any(|m| m.kind == kind) {
+                        missing.push(format!("media.{}", kind.as_str()));
+                    }
+                }
+            }
+            (step, missing)
+        })
+        .collect()
+}
+
+/// The stored data of one step, if written.
+pub fn step_data(
+    db: &dyn Database,
+    product_id: &str,
+    step: Step,
+) -> ApiResult<Option<serde_json::Value>> {
+    Ok(steps(db, product_id)?
+        .into_iter()
+        .find(|(s, _)| *s == step)
+        .map(|(_, stored)| stored.data))
 }
 
 /// Metadata of an uploaded medium; the bytes are in the key-value store under `blob_key`.

@@ -256,10 +256,19 @@ pub mod store {
     }
 
     pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Service> {
+        find_scoped(db, id, scope(caller))
+    }
+
+    /// The service behind a published product, for the public catalog and for customers.
+    pub fn find_unscoped(db: &dyn Database, id: &str) -> ApiResult<Service> {
+        find_scoped(db, id, None)
+    }
+
+    fn find_scoped(db: &dyn Database, id: &str, provider: Option<String>) -> ApiResult<Service> {
         let rows = db.execute(
             "SELECT id, provider_id, spec, created_at FROM services
              WHERE id = ?1 AND (?2 IS NULL OR provider_id = ?2)",
-            &[id.into(), scope(caller).into()],
+            &[id.into(), provider.into()],
         )?;
         match rows.first() {
             Some(row) => Ok(from_row(row)?),

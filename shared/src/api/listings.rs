@@ -4,14 +4,17 @@ use http::{Method, Response, StatusCode, header};
 use serde::{Deserialize, Serialize};
 
 use super::{Ctx, Resp, created, no_content, not_allowed, not_found, ok};
+use crate::catalog::{self, CatalogFilter};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
 use crate::ids::new_id;
 use crate::listing::media::{self, MediaKind};
+use crate::listing::steps::PricingStep;
 use crate::listing::{ProductStatus, Step, Warning, categories, validate_step};
 use crate::product::{self, Media, Product, StoredStep};
-use crate::service::{self, NewService};
-use crate::storage::transaction;
+use crate::sales::{self, Associations, ReportingRequest, Setting};
+use crate::service::{self, NewService, ServiceSpec};
+use crate::storage::{Database, transaction};
 
 pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
     let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
@@ -31,6 +34,24 @@ pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
         (["products", _, "media"], _) => not_allowed("GET"),
         (["products", id, "media", kind], m) => media_slot(ctx, id, kind, None, m),
         (["products", id, "media", kind, index], m) => media_slot(ctx, id, kind, Some(index), m),
+        (["products", id, "billable-items"], &Method::GET) => billable_items(ctx, id),
+        (["products", _, "billable-items"], _) => not_allowed("GET"),
+        (["products", id, "billable-items", code, "reporting"], &Method::PUT) => {
+            put_reporting(ctx, id, code)
+        }
+        (["products", id, "billable-items", code, "associations"], &Method::PUT) => {
+            put_associations(ctx, id, code)
+        }
+        (
+            [
+                "products",
+                _,
+                "billable-items",
+                _,
+                "reporting" | "associations",
+            ],
+            _,
+        ) => not_allowed("PUT"),
         (["products", id, step], m) => match Step::parse(step) {
             Some(step) if m == Method::PUT => put_step(ctx, id, step),
             Some(step) if m == Method::GET => get_step(ctx, id, step),
@@ -42,6 +63,15 @@ pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
             "items": categories::CATEGORIES
         })),
         (["catalog", "categories"], _) => not_allowed("GET"),
+        (["catalog"], &Method::GET) => catalog_list(ctx),
+        (["catalog"], _) => not_allowed("GET"),
+        (["catalog", id], &Method::GET) => catalog_detail(ctx, id),
+        (["catalog", _], _) => not_allowed("GET"),
+        (["catalog", id, "media", kind], &Method::GET) => catalog_media(ctx, id, kind, None),
+        (["catalog", id, "media", kind, index], &Method::GET) => {
+            catalog_media(ctx, id, kind, Some(index))
+        }
+        (["catalog", _, "media", ..], _) => not_allowed("GET"),
         _ => not_found(),
     }
 }
@@ -179,27 +209,16 @@ fn view(ctx: &Ctx, product: Product) -> ApiResult<ProductView> {
     let mut steps = serde_json::Map::new();
     let mut completeness = serde_json::Map::new();
     let mut warnings = Vec::new();
-    let mut complete = true;
-    for step in Step::ALL {
-        let data = stored.iter().find(|(s, _)| *s == step).map(|(_, d)| d);
-        let mut missing = Vec::new();
-        match data {
-            Some(d) => warnings.extend(d.warnings.iter().cloned()),
-            None => missing.push(step.as_str().to_owned()),
-        }
-        // The logo and the user guide belong to the General step in the seed's wizard.
-        if step == Step::General {
-            for kind in [MediaKind::Logo, MediaKind::UserGuide] {
-                if !media.iter().any(|m| m.kind == kind) {
-                    missing.push(format!("media.{}", kind.as_str()));
-                }
-            }
-        }
-        complete &= missing.is_empty();
-        steps.insert(
-            step.as_str().to_owned(),
-            data.map_or(serde_json::Value::Null, |d| d.data.clone()),
-        );
+    for (step, stored) in &stored {
+        warnings.extend(stored.warnings.iter().cloned());
+        steps.insert(step.as_str().to_owned(), stored.data.clone());
+    }
+    let missing = product::missing_by_step(&stored, &media);
+    let complete = missing.iter().all(|(_, m)| m.is_empty());
+    for (step, missing) in missing {
+        steps
+            .entry(step.as_str())
+            .or_insert(serde_json::Value::Null);
         let c = Completeness {
             complete: missing.is_empty(),
             missing,
@@ -242,7 +261,7 @@ fn put_step(ctx: &Ctx, id: &str, step: Step) -> ApiResult<Resp> {
         return Err(refusal);
     }
     let service = service::store::find(db, &caller, &product.service_id)?;
-    let validated = validate_step(step, &ctx.body, &service.spec)?;
+    let validated = validate_step(step, ctx.json_bytes()?, &service.spec)?;
     transaction(db, |db| {
         product::lock_for_edit(db, &product.id, ctx.now)?;
         product::save_step(db, &product.id, step, &validated, ctx.now)
@@ -277,6 +296,24 @@ fn list_media(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
 }
 
 /// `/products/{id}/media/{kind}[/{index}]`: single kinds take no index, multi kinds require one.
+/// Parses `{kind}[/{index}]` of a media path; an unknown kind is 404.
+fn media_path(kind: &str, index: Option<&str>) -> ApiResult<(MediaKind, Option<u32>)> {
+    let kind = MediaKind::parse(kind).ok_or_else(|| ApiError::not_found("media kind"))?;
+    let index = index
+        .map(|i| {
+            i.parse::<u32>().map_err(|_| {
+                ApiError::validation(vec![FieldError::new(
+                    "index",
+                    Code::InvalidMediaIndex,
+                    "the media index is a positive integer",
+                )])
+            })
+        })
+        .transpose()?;
+    Ok((kind, index))
+}
+
+/// `/products/{id}/media/{kind}[/{index}]`: single kinds take no index, multi kinds require one.
 fn media_slot(
     ctx: &Ctx,
     id: &str,
@@ -284,19 +321,7 @@ fn media_slot(
     index: Option<&str>,
     method: &Method,
 ) -> ApiResult<Resp> {
-    let Some(kind) = MediaKind::parse(kind) else {
-        return not_found();
-    };
-    let index = match index {
-        None => None,
-        Some(i) => Some(i.parse::<u32>().map_err(|_| {
-            ApiError::validation(vec![FieldError::new(
-                "index",
-                Code::InvalidMediaIndex,
-                "the media index is a positive integer",
-            )])
-        })?),
-    };
+    let (kind, index) = media_path(kind, index)?;
     match *method {
         Method::PUT => put_media(ctx, id, kind, index),
         Method::GET => get_media(ctx, id, kind, index),
@@ -343,9 +368,18 @@ fn put_media(ctx: &Ctx, id: &str, kind: MediaKind, index: Option<u32>) -> ApiRes
 
 fn get_media(ctx: &Ctx, id: &str, kind: MediaKind, index: Option<u32>) -> ApiResult<Resp> {
     let caller = provider_or_operator(ctx)?;
-    let db = ctx.storage.db()?;
-    let product = product::find(db, &caller, id)?;
-    let media = product::find_media(db, &product.id, kind, index)?;
+    let product = product::find(ctx.storage.db()?, &caller, id)?;
+    serve_media(ctx, &product.id, kind, index)
+}
+
+/// The bytes of a media slot, with the content type they were checked to have.
+fn serve_media(
+    ctx: &Ctx,
+    product_id: &str,
+    kind: MediaKind,
+    index: Option<u32>,
+) -> ApiResult<Resp> {
+    let media = product::find_media(ctx.storage.db()?, product_id, kind, index)?;
     let bytes = ctx
         .storage
         .kv()?
@@ -368,4 +402,109 @@ fn delete_media(ctx: &Ctx, id: &str, kind: MediaKind, index: Option<u32>) -> Api
     })?;
     let _ = ctx.storage.kv()?.delete(&blob_key);
     no_content()
+}
+
+/// The pricing step of a product, which defines its billable items.
+fn pricing(db: &dyn Database, product_id: &str) -> ApiResult<Option<PricingStep>> {
+    product::step_data(db, product_id, Step::Pricing)?
+        .map(|data| PricingStep::from_stored(&data))
+        .transpose()
+}
+
+fn billable_items(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+    let caller = provider_or_operator(ctx)?;
+    let db = ctx.storage.db()?;
+    let product = product::find(db, &caller, id)?;
+    let service = service::store::find(db, &caller, &product.service_id)?;
+    let items = match pricing(db, &product.id)? {
+        Some(p) => sales::item_settings(db, &product.id, &p, &service.spec)?,
+        None => Vec::new(),
+    };
+    ok(&serde_json::json!({ "items": items }))
+}
+
+/// Writes one half of an item's sales settings: only in `self_test` and `feature_rejected`,
+/// checked inside the transaction that writes.
+fn put_setting(
+    ctx: &Ctx,
+    id: &str,
+    code: &str,
+    setting: impl FnOnce(&ServiceSpec) -> ApiResult<Setting>,
+) -> ApiResult<Resp> {
+    let caller = provider(ctx)?;
+    let db = ctx.storage.db()?;
+    let product = product::find(db, &caller, id)?;
+    let service = service::store::find(db, &caller, &product.service_id)?;
+    let setting = setting(&service.spec)?;
+    let item = transaction(db, |db| {
+        let product = product::find(db, &caller, id)?;
+        sales::settings_refusal(product.status).map_or(Ok(()), Err)?;
+        let pricing =
+            pricing(db, &product.id)?.ok_or_else(|| ApiError::not_found("billable item"))?;
+        if pricing.billable_item(code).is_none() {
+            return Err(ApiError::not_found("billable item"));
+        }
+        sales::save(db, &product.id, code, &setting, ctx.now)?;
+        sales::item_settings(db, &product.id, &pricing, &service.spec)?
+            .into_iter()
+            .find(|s| s.item.code().as_str() == code)
+            .ok_or_else(|| ApiError::not_found("billable item"))
+    })?;
+    ok(&item)
+}
+
+fn put_reporting(ctx: &Ctx, id: &str, code: &str) -> ApiResult<Resp> {
+    let request: ReportingRequest = ctx.json()?;
+    put_setting(ctx, id, code, |_| {
+        Ok(Setting::Reporting(request.validate()?))
+    })
+}
+
+fn put_associations(ctx: &Ctx, id: &str, code: &str) -> ApiResult<Resp> {
+    let request: Associations = ctx.json()?;
+    put_setting(ctx, id, code, |service| {
+        Ok(Setting::Associations(request.validate(service)?))
+    })
+}
+
+fn catalog_list(ctx: &Ctx) -> ApiResult<Resp> {
+    let page = ctx.page()?;
+    let category = ctx.query("category").map(str::to_owned);
+    if let Some(c) = &category
+        && categories::find(c).is_none()
+    {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "category",
+            Code::InvalidQuery,
+            "not one of GET /api/v1/catalog/categories",
+        )]));
+    }
+    let filter = CatalogFilter {
+        category,
+        tag: ctx.query("tag").map(str::to_owned),
+        q: ctx
+            .query("q")
+            .map(str::to_owned)
+            .filter(|q| !q.trim().is_empty()),
+    };
+    let items = catalog::list(
+        ctx.storage.db()?,
+        &filter,
+        page.cursor.as_deref(),
+        page.fetch(),
+    )?;
+    page.list(items, |v| v["id"].as_str().unwrap_or_default())
+}
+
+fn catalog_detail(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+    let db = ctx.storage.db()?;
+    let product = product::find_published(db, id)?;
+    let service = service::store::find_unscoped(db, &product.service_id)?;
+    ok(&catalog::detail(db, &product, &service.spec)?)
+}
+
+fn catalog_media(ctx: &Ctx, id: &str, kind: &str, index: Option<&str>) -> ApiResult<Resp> {
+    let (kind, index) = media_path(kind, index)?;
+    let product = product::find_published(ctx.storage.db()?, id)?;
+    serve_media(ctx, &product.id, kind, index)
 }

@@ -4,6 +4,7 @@
 
 mod identity;
 mod listings;
+mod reviews;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -21,6 +22,7 @@ use crate::storage::Storage;
 pub enum Api {
     Identity,
     Listings,
+    Reviews,
 }
 
 /// Deployment configuration, from Spin variables.
@@ -97,15 +99,20 @@ impl Ctx<'_> {
     /// The JSON body as `T`. Unknown fields are refused (`deny_unknown_fields` on every request
     /// type) and the error names the offending path.
     pub fn json<T: DeserializeOwned>(&self) -> ApiResult<T> {
+        crate::validate::parse_json(self.json_bytes()?)
+    }
+
+    /// The raw body of a JSON request; any declared content type but JSON is 415.
+    pub fn json_bytes(&self) -> ApiResult<&[u8]> {
         if let Some(ct) = self.header("content-type")
-            && !ct.starts_with("application/json")
+            && !ct.to_ascii_lowercase().starts_with("application/json")
         {
             return Err(ApiError::new(
                 Code::UnsupportedMediaType,
                 format!("expected an application/json body, got {ct}"),
             ));
         }
-        crate::validate::parse_json(&self.body)
+        Ok(&self.body)
     }
 
     /// `?limit=&cursor=` of a list endpoint.
@@ -231,6 +238,7 @@ pub fn handle(
             match api {
                 Api::Identity => identity::route(&ctx),
                 Api::Listings => listings::route(&ctx),
+                Api::Reviews => reviews::route(&ctx),
             }
         });
     result.unwrap_or_else(|e| problem(&e))

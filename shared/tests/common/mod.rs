@@ -66,6 +66,7 @@ fn api_for(path: &str) -> Api {
     let rest = path.trim_start_matches("/api/v1/");
     match rest.split(['/', '?']).next().unwrap_or_default() {
         "principals" | "me" => Api::Identity,
+        "reviews" => Api::Reviews,
         _ => Api::Listings,
     }
 }
@@ -326,5 +327,85 @@ impl TestApp {
             &[status.into(), product_id.into()],
         )
         .unwrap();
+    }
+}
+
+impl TestApp {
+    /// A draft product with all five steps and the required media: ready for category review.
+    pub fn complete_product(&self) -> (String, String, String) {
+        let (token, service_id, id) = self.draft_product();
+        for (name, body) in step_bodies() {
+            self.put(&format!("/api/v1/products/{id}/{name}"), &token, body)
+                .expect(200);
+        }
+        self.put_bytes(
+            &format!("/api/v1/products/{id}/media/logo"),
+            &token,
+            "image/png",
+            png(290, 290, 64),
+        )
+        .expect(200);
+        self.put_bytes(
+            &format!("/api/v1/products/{id}/media/user_guide"),
+            &token,
+            "application/pdf",
+            pdf(64),
+        )
+        .expect(200);
+        (token, service_id, id)
+    }
+
+    /// Submits the product for `stage` review and returns the review id.
+    pub fn submit(&self, token: &str, product_id: &str, stage: &str) -> String {
+        let r = self
+            .post(
+                "/api/v1/reviews",
+                token,
+                json!({"product_id": product_id, "stage": stage}),
+            )
+            .expect(201)
+            .json();
+        r["id"].as_str().unwrap().to_owned()
+    }
+
+    pub fn decide(&self, review_id: &str, decision: &str, reason: Option<&str>) -> TestResponse {
+        let mut body = json!({ "decision": decision });
+        if let Some(r) = reason {
+            body["reason"] = json!(r);
+        }
+        self.post(
+            &format!("/api/v1/reviews/{review_id}/decision"),
+            ADMIN,
+            body,
+        )
+    }
+
+    /// A product taken through category review into `self_test`.
+    pub fn self_test_product(&self) -> (String, String, String) {
+        let (token, service_id, id) = self.complete_product();
+        let review = self.submit(&token, &id, "category");
+        self.decide(&review, "approve", None).expect(200);
+        (token, service_id, id)
+    }
+
+    /// Reporting and associations for every billable item of [`step_bodies`], then published.
+    pub fn published_product(&self) -> (String, String, String) {
+        let (token, service_id, id) = self.self_test_product();
+        let item = format!("/api/v1/products/{id}/billable-items/Frequency");
+        self.put(
+            &format!("{item}/reporting"),
+            &token,
+            json!({"method": "service_provider"}),
+        )
+        .expect(200);
+        self.put(
+            &format!("{item}/associations"),
+            &token,
+            json!({"templates": ["tpl-standard"]}),
+        )
+        .expect(200);
+        let review = self.submit(&token, &id, "feature");
+        self.decide(&review, "approve", None).expect(200);
+        (token, service_id, id)
     }
 }

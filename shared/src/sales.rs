@@ -1,0 +1,440 @@
+//! Sales settings of billable items (SPEC §8): how each item's usage is reported, and which of
+//! the service's templates and plans it applies to. An item takes effect only once associated.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::clock::rfc3339;
+use crate::error::{ApiError, ApiResult, Code};
+use crate::listing::ProductStatus;
+use crate::listing::steps::{BillableItem, PricingStep};
+use crate::service::ServiceSpec;
+use crate::storage::Database;
+use crate::validate::Errors;
+
+/// Where the platform takes an item's usage from when it reports it itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PlatformSource {
+    /// The instance's running time.
+    Time,
+    /// Bill data the platform reports.
+    Bill,
+    /// A Prometheus query, evaluated per instance and period.
+    Prometheus,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrometheusQuery {
+    pub endpoint: String,
+    pub query: String,
+}
+
+/// Exactly one reporting method per item: an item reported by the platform cannot also be
+/// pushed by the provider (split it into two items instead).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "method", rename_all = "snake_case")]
+pub enum ReportingMethod {
+    ServiceProvider,
+    ComputeNest {
+        source: PlatformSource,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        prometheus: Option<PrometheusQuery>,
+    },
+}
+
+/// The body of `PUT .../billable-items/{code}/reporting`, loose so every mistake is reported.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReportingRequest {
+    method: Option<String>,
+    source: Option<String>,
+    prometheus: Option<PrometheusQuery>,
+}
+
+const PROMETHEUS_QUERY_MAX: usize = 2_000;
+
+impl ReportingRequest {
+    pub fn validate(self) -> ApiResult<ReportingMethod> {
+        let mut e = Errors::new();
+        let bad = Code::InvalidReportingMethod;
+        let method = match self.method.as_deref() {
+            None => {
+                e.add(
+                    "method",
+                    Code::Required,
+                    "`service_provider` or `compute_nest`",
+                );
+                None
+            }
+            Some("service_provider") => {
+                if self.source.is_some() {
+                    e.add("source", bad, "only `compute_nest` reporting has a source");
+                }
+                if self.prometheus.is_some() {
+                    e.add(
+                        "prometheus",
+                        bad,
+                        "only the `prometheus` source has a query",
+                    );
+                }
+                Some(ReportingMethod::ServiceProvider)
+            }
+            Some("compute_nest") => {
+                let source = match self.source.as_deref() {
+                    Some("time") => Some(PlatformSource::Time),
+                    Some("bill") => Some(PlatformSource::Bill),
+                    Some("prometheus") => Some(PlatformSource::Prometheus),
+                    Some(_) => {
+                        e.add("source", bad, "one of `time`, `bill`, `prometheus`");
+                        None
+                    }
+                    None => {
+                        e.add(
+                            "source",
+                            Code::Required,
+                            "one of `time`, `bill`, `prometheus`",
+                        );
+                        None
+                    }
+                };
+                match (&source, &self.prometheus) {
+                    (Some(PlatformSource::Prometheus), None) => e.add(
+                        "prometheus",
+                        Code::Required,
+                        "`{endpoint, query}` of the Prometheus HTTP API",
+                    ),
+                    (Some(PlatformSource::Prometheus), Some(p)) => {
+                        let scheme_ok = ["http://", "https://"].iter().any(|s| {
+                            p.endpoint
+                                .strip_prefix(s)
+                                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
+                        });
+                        if !scheme_ok {
+                            e.add(
+                                "prometheus.endpoint",
+                                bad,
+                                "an http:// or https:// URL of the Prometheus server",
+                            );
+                        }
+                        e.text(
+                            "prometheus.query",
+                            &p.query,
+                            1,
+                            PROMETHEUS_QUERY_MAX,
+                            Code::TooLong,
+                        );
+                    }
+                    (_, Some(_)) => e.add(
+                        "prometheus",
+                        bad,
+                        "only the `prometheus` source has a query",
+                    ),
+                    (_, None) => {}
+                }
+                source.map(|source| ReportingMethod::ComputeNest {
+                    source,
+                    prometheus: self.prometheus,
+                })
+            }
+            Some(other) => {
+                e.add(
+                    "method",
+                    bad,
+                    format!("`{other}` is not `service_provider` or `compute_nest`"),
+                );
+                None
+            }
+        };
+        e.finish()?;
+        method.ok_or_else(|| ApiError::internal("reporting method missing after validation"))
+    }
+}
+
+/// The body of `PUT .../billable-items/{code}/associations`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Associations {
+    #[serde(default)]
+    pub templates: Vec<String>,
+    #[serde(default)]
+    pub plans: Vec<String>,
+}
+
+impl Associations {
+    pub fn validate(self, service: &ServiceSpec) -> ApiResult<Self> {
+        let mut e = Errors::new();
+        let spec = service.get();
+        for (i, t) in self.templates.iter().enumerate() {
+            if spec.template(t).is_none() {
+                e.add(
+                    format!("templates[{i}]"),
+                    Code::UnknownTemplate,
+                    format!("the service has no template {t:?}"),
+                );
+            } else if self.templates[..i].contains(t) {
+                e.add(
+                    format!("templates[{i}]"),
+                    Code::Duplicate,
+                    format!("{t:?} is listed twice"),
+                );
+            }
+        }
+        for (i, p) in self.plans.iter().enumerate() {
+            if !spec
+                .templates
+                .iter()
+                .flat_map(|t| &t.plans)
+                .any(|plan| plan.id == *p)
+            {
+                e.add(
+                    format!("plans[{i}]"),
+                    Code::UnknownPlan,
+                    format!("the service has no plan {p:?}"),
+                );
+            } else if self.plans[..i].contains(p) {
+                e.add(
+                    format!("plans[{i}]"),
+                    Code::Duplicate,
+                    format!("{p:?} is listed twice"),
+                );
+            }
+        }
+        e.finish()?;
+        Ok(self)
+    }
+
+    fn is_empty(&self) -> bool {
+        self.templates.is_empty() && self.plans.is_empty()
+    }
+}
+
+/// What customers pay per unit of an item is priced in, from its metering key (SPEC §8).
+pub fn price_unit(code: &str) -> &'static str {
+    match code {
+        "Period" => "hour",
+        "PeriodMin" => "minute",
+        "Storage" => "MB",
+        "NetworkIn" | "NetworkOut" => "Mb",
+        "Memory" => "GB",
+        _ => "count",
+    }
+}
+
+/// A billable item with its sales settings, as shown to the provider and used by the catalog,
+/// orders, metering and billing.
+#[derive(Debug, Clone, Serialize)]
+pub struct ItemSettings {
+    #[serde(flatten)]
+    pub item: BillableItem,
+    pub price_unit: &'static str,
+    pub reporting: Option<ReportingMethod>,
+    pub associations: Associations,
+    /// True when the association is the automatic one of a single-template service.
+    pub automatic_association: bool,
+    pub in_effect: bool,
+}
+
+/// Every billable item of the pricing step with its settings. When the service has exactly one
+/// template and the provider has not set an item's associations, the item is associated with
+/// that template automatically; an explicit (even empty) association always wins.
+pub fn item_settings(
+    db: &dyn Database,
+    product_id: &str,
+    pricing: &PricingStep,
+    service: &ServiceSpec,
+) -> ApiResult<Vec<ItemSettings>> {
+    let rows = db.execute(
+        "SELECT code, reporting, associations FROM billable_item_settings WHERE product_id = ?",
+        &[product_id.into()],
+    )?;
+    let single_template = match service.get().templates.as_slice() {
+        [only] => Some(only.id.clone()),
+        _ => None,
+    };
+    let mut out = Vec::new();
+    for item in pricing.billable_items() {
+        let code = item.code().as_str();
+        let row = rows.iter().find(|r| r.text(0).is_ok_and(|c| c == code));
+        let parse = |i: usize| -> ApiResult<Option<serde_json::Value>> {
+            Ok(match row {
+                Some(r) => r
+                    .opt_text(i)?
+                    .map(|s| serde_json::from_str(&s).map_err(ApiError::internal))
+                    .transpose()?,
+                None => None,
+            })
+        };
+        let reporting: Option<ReportingMethod> = parse(1)?
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(ApiError::internal)?;
+        let explicit: Option<Associations> = parse(2)?
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(ApiError::internal)?;
+        let (associations, automatic_association) = match (explicit, &single_template) {
+            (Some(a), _) => (a, false),
+            (None, Some(t)) => (
+                Associations {
+                    templates: vec![t.clone()],
+                    plans: Vec::new(),
+                },
+                true,
+            ),
+            (None, None) => (
+                Associations {
+                    templates: Vec::new(),
+                    plans: Vec::new(),
+                },
+                false,
+            ),
+        };
+        out.push(ItemSettings {
+            price_unit: price_unit(code),
+            in_effect: !associations.is_empty(),
+            item: item.clone(),
+            reporting,
+            associations,
+            automatic_association,
+        });
+    }
+    Ok(out)
+}
+
+/// Which half of an item's settings a write replaces.
+pub enum Setting {
+    Reporting(ReportingMethod),
+    Associations(Associations),
+}
+
+pub fn save(
+    db: &dyn Database,
+    product_id: &str,
+    code: &str,
+    setting: &Setting,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let (column, json) = match setting {
+        Setting::Reporting(r) => ("reporting", serde_json::to_string(r)),
+        Setting::Associations(a) => ("associations", serde_json::to_string(a)),
+    };
+    let json = json.map_err(ApiError::internal)?;
+    db.execute(
+        &format!(
+            "INSERT INTO billable_item_settings (product_id, code, {column}, updated_at)
+             VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT (product_id, code) DO UPDATE SET {column} = ?3, updated_at = ?4"
+        ),
+        &[
+            product_id.into(),
+            code.into(),
+            json.into(),
+            rfc3339(now).into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Sales settings are configured during the self-test (SPEC §8): 409 in any other state.
+pub fn settings_refusal(status: ProductStatus) -> Option<ApiError> {
+    match status {
+        ProductStatus::SelfTest | ProductStatus::FeatureRejected => None,
+        other => Some(ApiError::new(
+            Code::SalesSettingsNotEditable,
+            format!(
+                "sales settings are configured in self_test or feature_rejected, not in {}",
+                other.as_str()
+            ),
+        )),
+    }
+}
+
+/// The feature review's precondition: every item has a reporting method and at least one is in
+/// effect. Returns the field errors, empty when the settings are complete.
+pub fn incomplete(items: &[ItemSettings]) -> Vec<crate::error::FieldError> {
+    let mut e = Vec::new();
+    for s in items {
+        if s.reporting.is_none() {
+            e.push(crate::error::FieldError::new(
+                format!("billable_items.{}.reporting", s.item.code()),
+                Code::SalesSettingsIncomplete,
+                "no reporting method is set",
+            ));
+        }
+    }
+    if !items.iter().any(|s| s.in_effect) {
+        e.push(crate::error::FieldError::new(
+            "billable_items",
+            Code::SalesSettingsIncomplete,
+            "no billable item is in effect: associate one with a template or plan",
+        ));
+    }
+    e
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn reporting(v: serde_json::Value) -> ApiResult<ReportingMethod> {
+        serde_json::from_value::<ReportingRequest>(v)
+            .unwrap()
+            .validate()
+    }
+
+    #[test]
+    fn the_reporting_methods_of_spec_8() {
+        assert_eq!(
+            reporting(serde_json::json!({"method": "service_provider"})).unwrap(),
+            ReportingMethod::ServiceProvider
+        );
+        for source in ["time", "bill"] {
+            assert!(
+                reporting(serde_json::json!({"method": "compute_nest", "source": source})).is_ok()
+            );
+        }
+        let p = reporting(
+            serde_json::json!({"method": "compute_nest", "source": "prometheus",
+            "prometheus": {"endpoint": "http://prom:9090", "query": "requests_total"}}),
+        )
+        .unwrap();
+        assert!(matches!(
+            p,
+            ReportingMethod::ComputeNest {
+                source: PlatformSource::Prometheus,
+                prometheus: Some(_)
+            }
+        ));
+    }
+
+    #[test]
+    fn inconsistent_reporting_methods_are_refused() {
+        for body in [
+            serde_json::json!({}),
+            serde_json::json!({"method": "both"}),
+            serde_json::json!({"method": "service_provider", "source": "time"}),
+            serde_json::json!({"method": "compute_nest"}),
+            serde_json::json!({"method": "compute_nest", "source": "sundial"}),
+            serde_json::json!({"method": "compute_nest", "source": "prometheus"}),
+            serde_json::json!({"method": "compute_nest", "source": "time",
+                "prometheus": {"endpoint": "http://p", "query": "q"}}),
+            serde_json::json!({"method": "compute_nest", "source": "prometheus",
+                "prometheus": {"endpoint": "ftp://p", "query": "q"}}),
+            serde_json::json!({"method": "compute_nest", "source": "prometheus",
+                "prometheus": {"endpoint": "http://p", "query": ""}}),
+        ] {
+            assert!(reporting(body.clone()).is_err(), "{body}");
+        }
+    }
+
+    #[test]
+    fn price_units_follow_the_metering_key() {
+        assert_eq!(price_unit("Period"), "hour");
+        assert_eq!(price_unit("Storage"), "MB");
+        assert_eq!(price_unit("NetworkOut"), "Mb");
+        assert_eq!(price_unit("Frequency"), "count");
+        assert_eq!(price_unit("ApiCalls"), "count");
+    }
+}
