@@ -32,9 +32,15 @@ pub enum Code {
     InvalidReportingMethod,
     UnknownPlan,
     ReasonRequired,
+    EulaNotAccepted,
+    InvalidRegion,
+    RegionNotSelectable,
+    InvalidAmount,
     // 401 / 403 / 404 / 405.
     Unauthorized,
+    AccountInArrears,
     Forbidden,
+    EnterpriseOnly,
     NotFound,
     MethodNotAllowed,
     // 409: the request is well formed but the state does not allow it.
@@ -46,6 +52,10 @@ pub enum Code {
     ReviewAlreadyDecided,
     CategoryUnchanged,
     SalesSettingsNotEditable,
+    TestOrderNotAllowed,
+    InstanceReleased,
+    InvalidInstanceAction,
+    CurrencyNotSupported,
     // 413 / 415.
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -78,9 +88,14 @@ impl Code {
             | SalesSettingsIncomplete
             | InvalidReportingMethod
             | UnknownPlan
-            | ReasonRequired => StatusCode::BAD_REQUEST,
+            | ReasonRequired
+            | EulaNotAccepted
+            | InvalidRegion
+            | RegionNotSelectable
+            | InvalidAmount => StatusCode::BAD_REQUEST,
             Unauthorized => StatusCode::UNAUTHORIZED,
-            Forbidden => StatusCode::FORBIDDEN,
+            AccountInArrears => StatusCode::PAYMENT_REQUIRED,
+            Forbidden | EnterpriseOnly => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ServiceAlreadyAssociated
@@ -90,7 +105,11 @@ impl Code {
             | InvalidTransition
             | ReviewAlreadyDecided
             | CategoryUnchanged
-            | SalesSettingsNotEditable => StatusCode::CONFLICT,
+            | SalesSettingsNotEditable
+            | TestOrderNotAllowed
+            | InstanceReleased
+            | InvalidInstanceAction
+            | CurrencyNotSupported => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,

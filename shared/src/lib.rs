@@ -1,5 +1,6 @@
 //! nestmarket's domain crate. See `docs/ARCHITECTURE.md` for the codemap and invariants.
 
+pub mod accounts;
 pub mod api;
 pub mod catalog;
 pub mod clock;
@@ -8,6 +9,7 @@ pub mod identity;
 pub mod ids;
 pub mod listing;
 pub mod migrations;
+pub mod orders;
 pub mod product;
 pub mod review;
 pub mod sales;

@@ -120,6 +120,68 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX catalog_entries_by_category ON catalog_entries (category, product_id)",
         ],
     },
+    Migration {
+        version: 3,
+        statements: &[
+            // Balances and ledger amounts are integer cents: SQLite sums integers exactly.
+            "CREATE TABLE accounts (
+                customer_id TEXT PRIMARY KEY REFERENCES principals(id),
+                balance_cents INTEGER NOT NULL,
+                updated_at TEXT NOT NULL
+            )",
+            "CREATE TABLE ledger_entries (
+                id TEXT PRIMARY KEY,
+                customer_id TEXT NOT NULL REFERENCES accounts(customer_id),
+                kind TEXT NOT NULL CHECK (kind IN ('top_up', 'bill')),
+                amount_cents INTEGER NOT NULL,
+                balance_after_cents INTEGER NOT NULL,
+                reference TEXT,
+                created_by TEXT NOT NULL,
+                created_at TEXT NOT NULL
+            )",
+            "CREATE INDEX ledger_entries_by_customer ON ledger_entries (customer_id)",
+            // A bill is deducted once: at most one ledger entry references it.
+            "CREATE UNIQUE INDEX ledger_entries_one_per_bill ON ledger_entries (reference)
+                WHERE kind = 'bill'",
+            "CREATE TABLE orders (
+                id TEXT PRIMARY KEY,
+                owner_id TEXT NOT NULL REFERENCES principals(id),
+                product_id TEXT NOT NULL REFERENCES products(id),
+                template_id TEXT NOT NULL,
+                plan_id TEXT,
+                region TEXT NOT NULL,
+                test INTEGER NOT NULL,
+                instance_id TEXT NOT NULL UNIQUE,
+                created_at TEXT NOT NULL
+            )",
+            "CREATE TABLE instances (
+                id TEXT PRIMARY KEY,
+                order_id TEXT NOT NULL UNIQUE REFERENCES orders(id),
+                owner_id TEXT NOT NULL REFERENCES principals(id),
+                product_id TEXT NOT NULL REFERENCES products(id),
+                provider_id TEXT NOT NULL REFERENCES principals(id),
+                template_id TEXT NOT NULL,
+                plan_id TEXT,
+                region TEXT NOT NULL,
+                status TEXT NOT NULL CHECK (status IN ('running', 'stopped', 'released')),
+                test INTEGER NOT NULL,
+                created_at TEXT NOT NULL,
+                released_at TEXT
+            )",
+            "CREATE INDEX instances_by_owner ON instances (owner_id, id)",
+            "CREATE INDEX instances_by_provider ON instances (provider_id, id)",
+            // Running intervals [started_at, ended_at) in Unix seconds; at most one open at once.
+            "CREATE TABLE instance_intervals (
+                instance_id TEXT NOT NULL REFERENCES instances(id),
+                started_at INTEGER NOT NULL,
+                ended_at INTEGER,
+                CHECK (ended_at IS NULL OR ended_at >= started_at)
+            )",
+            "CREATE INDEX instance_intervals_by_instance ON instance_intervals (instance_id, started_at)",
+            "CREATE UNIQUE INDEX instance_intervals_one_open ON instance_intervals (instance_id)
+                WHERE ended_at IS NULL",
+        ],
+    },
 ];
 
 pub fn latest_version() -> i64 {

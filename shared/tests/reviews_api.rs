@@ -667,7 +667,10 @@ fn the_catalog_shows_published_products_only_and_filters_them() {
     assert!(ids("/api/v1/catalog?category=security").is_empty());
     assert_eq!(ids("/api/v1/catalog?tag=vector"), vec![published.clone()]);
     assert!(ids("/api/v1/catalog?tag=vect").is_empty());
-    assert_eq!(ids("/api/v1/catalog?q=VECTOR%20db"), vec![published.clone()]);
+    assert_eq!(
+        ids("/api/v1/catalog?q=VECTOR%20db"),
+        vec![published.clone()]
+    );
     assert_eq!(ids("/api/v1/catalog?q=managed"), vec![published.clone()]);
     assert!(ids("/api/v1/catalog?q=spreadsheet").is_empty());
     public("/api/v1/catalog?category=toys").problem(400, "InvalidQuery");

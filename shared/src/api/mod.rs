@@ -4,6 +4,7 @@
 
 mod identity;
 mod listings;
+mod orders;
 mod reviews;
 
 use chrono::{DateTime, Utc};
@@ -23,6 +24,7 @@ pub enum Api {
     Identity,
     Listings,
     Reviews,
+    Orders,
 }
 
 /// Deployment configuration, from Spin variables.
@@ -148,18 +150,23 @@ pub struct Page {
 
 impl Page {
     /// Fetch `limit + 1` rows and pass them here: the extra row only tells there is a next page.
-    pub fn list<T: Serialize>(
+    pub fn list<T: Serialize>(&self, items: Vec<T>, id: impl Fn(&T) -> &str) -> ApiResult<Resp> {
+        ok(&self.envelope(items, id))
+    }
+
+    /// `{"items": [...], "next_cursor": ...}` from `limit + 1` fetched rows.
+    pub fn envelope<T: Serialize>(
         &self,
         mut items: Vec<T>,
         id: impl Fn(&T) -> &str,
-    ) -> ApiResult<Resp> {
+    ) -> serde_json::Value {
         let next_cursor = if items.len() > self.limit {
             items.truncate(self.limit);
             items.last().map(|i| id(i).to_owned())
         } else {
             None
         };
-        ok(&serde_json::json!({ "items": items, "next_cursor": next_cursor }))
+        serde_json::json!({ "items": items, "next_cursor": next_cursor })
     }
 
     pub fn fetch(&self) -> usize {
@@ -239,6 +246,7 @@ pub fn handle(
                 Api::Identity => identity::route(&ctx),
                 Api::Listings => listings::route(&ctx),
                 Api::Reviews => reviews::route(&ctx),
+                Api::Orders => orders::route(&ctx),
             }
         });
     result.unwrap_or_else(|e| problem(&e))

@@ -16,7 +16,8 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
     pub backend: NativeBackend,
     pub config: Config,
-    pub now: DateTime<Utc>,
+    /// The wall clock the handlers see; tests move it with [`TestApp::set_now`].
+    now: std::sync::Mutex<DateTime<Utc>>,
 }
 
 pub struct TestResponse {
@@ -67,11 +68,24 @@ fn api_for(path: &str) -> Api {
     match rest.split(['/', '?']).next().unwrap_or_default() {
         "principals" | "me" => Api::Identity,
         "reviews" => Api::Reviews,
+        "orders" | "instances" | "accounts" | "bills" | "billing" => Api::Orders,
         _ => Api::Listings,
     }
 }
 
+pub fn at(rfc3339: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(rfc3339).unwrap().to_utc()
+}
+
 impl TestApp {
+    pub fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().unwrap()
+    }
+
+    pub fn set_now(&self, now: DateTime<Utc>) {
+        *self.now.lock().unwrap() = now;
+    }
+
     pub fn new() -> Self {
         Self::with_config(|_| None)
     }
@@ -89,9 +103,7 @@ impl TestApp {
             _dir: dir,
             backend,
             config,
-            now: DateTime::parse_from_rfc3339("2026-03-27T08:00:00Z")
-                .unwrap()
-                .to_utc(),
+            now: std::sync::Mutex::new(at("2026-03-27T08:00:00Z")),
         }
     }
 
@@ -117,7 +129,7 @@ impl TestApp {
             req.body(body).unwrap(),
             &storage,
             &self.config,
-            self.now,
+            self.now(),
         );
         let (parts, body) = resp.into_parts();
         TestResponse {
@@ -407,5 +419,65 @@ impl TestApp {
         let review = self.submit(&token, &id, "feature");
         self.decide(&review, "approve", None).expect(200);
         (token, service_id, id)
+    }
+}
+
+impl TestApp {
+    /// Like [`TestApp::published_product`], with the category and pricing steps adjusted first.
+    pub fn published_product_with(
+        &self,
+        adjust: impl Fn(&str, &mut Json),
+    ) -> (String, String, String) {
+        let (token, service_id, id) = self.draft_product();
+        for (name, mut body) in step_bodies() {
+            adjust(name, &mut body);
+            self.put(&format!("/api/v1/products/{id}/{name}"), &token, body)
+                .expect(200);
+        }
+        self.put_bytes(
+            &format!("/api/v1/products/{id}/media/logo"),
+            &token,
+            "image/png",
+            png(290, 290, 64),
+        )
+        .expect(200);
+        self.put_bytes(
+            &format!("/api/v1/products/{id}/media/user_guide"),
+            &token,
+            "application/pdf",
+            pdf(64),
+        )
+        .expect(200);
+        let review = self.submit(&token, &id, "category");
+        self.decide(&review, "approve", None).expect(200);
+        let item = format!("/api/v1/products/{id}/billable-items/Frequency");
+        self.put(
+            &format!("{item}/reporting"),
+            &token,
+            json!({"method": "service_provider"}),
+        )
+        .expect(200);
+        self.put(
+            &format!("{item}/associations"),
+            &token,
+            json!({"templates": ["tpl-standard"]}),
+        )
+        .expect(200);
+        let review = self.submit(&token, &id, "feature");
+        self.decide(&review, "approve", None).expect(200);
+        (token, service_id, id)
+    }
+
+    pub fn customer(&self, account_type: &str) -> (String, String) {
+        self.principal("customer", Some(account_type))
+    }
+
+    /// Orders `product_id` in region cn-hangzhou and returns the instance id.
+    pub fn order(&self, token: &str, product_id: &str) -> String {
+        let body = json!({"product_id": product_id, "region": "cn-hangzhou", "accept_eula": true});
+        self.post("/api/v1/orders", token, body).expect(201).json()["instance"]["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
     }
 }
