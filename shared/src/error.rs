@@ -36,6 +36,15 @@ pub enum Code {
     InvalidRegion,
     RegionNotSelectable,
     InvalidAmount,
+    TooManyRecords,
+    InvalidWindow,
+    WindowTooShort,
+    WindowSpansPeriods,
+    WindowInFuture,
+    UsageBeforeOrder,
+    UsageAfterRelease,
+    UnknownBillableItem,
+    ItemNotReportedByProvider,
     // 401 / 403 / 404 / 405.
     Unauthorized,
     AccountInArrears,
@@ -56,6 +65,8 @@ pub enum Code {
     InstanceReleased,
     InvalidInstanceAction,
     CurrencyNotSupported,
+    PeriodClosed,
+    DuplicateRecordConflict,
     // 413 / 415.
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -92,7 +103,16 @@ impl Code {
             | EulaNotAccepted
             | InvalidRegion
             | RegionNotSelectable
-            | InvalidAmount => StatusCode::BAD_REQUEST,
+            | InvalidAmount
+            | TooManyRecords
+            | InvalidWindow
+            | WindowTooShort
+            | WindowSpansPeriods
+            | WindowInFuture
+            | UsageBeforeOrder
+            | UsageAfterRelease
+            | UnknownBillableItem
+            | ItemNotReportedByProvider => StatusCode::BAD_REQUEST,
             Unauthorized => StatusCode::UNAUTHORIZED,
             AccountInArrears => StatusCode::PAYMENT_REQUIRED,
             Forbidden | EnterpriseOnly => StatusCode::FORBIDDEN,
@@ -109,7 +129,9 @@ impl Code {
             | TestOrderNotAllowed
             | InstanceReleased
             | InvalidInstanceAction
-            | CurrencyNotSupported => StatusCode::CONFLICT,
+            | CurrencyNotSupported
+            | PeriodClosed
+            | DuplicateRecordConflict => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,

@@ -8,6 +8,7 @@ pub mod error;
 pub mod identity;
 pub mod ids;
 pub mod listing;
+pub mod metering;
 pub mod metering_units;
 pub mod migrations;
 pub mod orders;

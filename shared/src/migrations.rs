@@ -182,6 +182,28 @@ const MIGRATIONS: &[Migration] = &[
                 WHERE ended_at IS NULL",
         ],
     },
+    Migration {
+        version: 4,
+        statements: &[
+            // The primary key is the record's identity (SPEC §10): a retried push counts once.
+            "CREATE TABLE usage_records (
+                instance_id TEXT NOT NULL REFERENCES instances(id),
+                item_code TEXT NOT NULL,
+                start_time INTEGER NOT NULL,
+                end_time INTEGER NOT NULL,
+                -- The amount is value × 10^-scale: integers sum exactly in SQLite, and platform
+                -- sources report fractions (bills in cents, Prometheus increases in millionths).
+                value INTEGER NOT NULL CHECK (value >= 0),
+                scale INTEGER NOT NULL CHECK (scale BETWEEN 0 AND 8),
+                period_start INTEGER NOT NULL,
+                source TEXT NOT NULL,
+                request_id TEXT NOT NULL,
+                received_at TEXT NOT NULL,
+                PRIMARY KEY (instance_id, item_code, start_time, end_time)
+            ) WITHOUT ROWID",
+            "CREATE INDEX usage_records_by_period ON usage_records (instance_id, period_start, item_code)",
+        ],
+    },
 ];
 
 pub fn latest_version() -> i64 {

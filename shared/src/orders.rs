@@ -454,6 +454,32 @@ pub fn check_account_type(caller: &Principal, p: &Purchasable) -> ApiResult<()> 
     Ok(())
 }
 
+/// The billing period and the billable items in effect for an instance's template or plan: what
+/// its usage is validated against and billed by.
+pub fn billing_terms(
+    db: &dyn Database,
+    instance: &Instance,
+) -> ApiResult<(crate::listing::steps::BillingPeriod, Vec<ItemSettings>)> {
+    let product = product::find_unscoped(db, &instance.product_id)?;
+    let service = service::store::find_unscoped(db, &product.service_id)?;
+    let pricing = PricingStep::from_stored(
+        &product::step_data(db, &product.id, Step::Pricing)?
+            .ok_or_else(|| ApiError::internal("an ordered product lacks its pricing step"))?,
+    )?;
+    let items = sales::item_settings(db, &product.id, &pricing, &service.spec)?
+        .into_iter()
+        .filter(|s| {
+            s.in_effect
+                && (s.associations.templates.contains(&instance.template_id)
+                    || instance
+                        .plan_id
+                        .as_ref()
+                        .is_some_and(|p| s.associations.plans.contains(p)))
+        })
+        .collect();
+    Ok((pricing.billing_period(), items))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -94,6 +94,11 @@ pub fn find_published(db: &dyn Database, id: &str) -> ApiResult<Product> {
     }
 }
 
+/// A product whatever its status and owner, for internal reads (an instance's product).
+pub fn find_unscoped(db: &dyn Database, id: &str) -> ApiResult<Product> {
+    find_scoped(db, id, None)
+}
+
 fn find_scoped(db: &dyn Database, id: &str, provider: Option<String>) -> ApiResult<Product> {
     let rows = db.execute(
         &format!(

@@ -4,6 +4,7 @@
 
 mod identity;
 mod listings;
+mod metering;
 mod orders;
 mod reviews;
 
@@ -25,6 +26,7 @@ pub enum Api {
     Listings,
     Reviews,
     Orders,
+    Metering,
 }
 
 /// Deployment configuration, from Spin variables.
@@ -247,6 +249,7 @@ pub fn handle(
                 Api::Listings => listings::route(&ctx),
                 Api::Reviews => reviews::route(&ctx),
                 Api::Orders => orders::route(&ctx),
+                Api::Metering => metering::route(&ctx),
             }
         });
     result.unwrap_or_else(|e| problem(&e))

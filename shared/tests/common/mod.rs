@@ -68,6 +68,7 @@ fn api_for(path: &str) -> Api {
     match rest.split(['/', '?']).next().unwrap_or_default() {
         "principals" | "me" => Api::Identity,
         "reviews" => Api::Reviews,
+        "metering" => Api::Metering,
         "orders" | "instances" | "accounts" | "bills" | "billing" => Api::Orders,
         _ => Api::Listings,
     }

@@ -1,0 +1,8 @@
+//! The `metering` Spin component: a thin adapter from a Spin HTTP request to the domain crate.
+
+use spin_sdk::http_component;
+
+#[http_component]
+fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+    nestmarket::spin::serve(nestmarket::api::Api::Metering, req)
+}

@@ -1,0 +1,99 @@
+//! `/api/v1/metering/...`: `PushMeteringData`-compatible ingestion and usage reads.
+
+use chrono::DateTime;
+use http::Method;
+
+use super::{Ctx, Resp, not_allowed, not_found, ok};
+use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::identity::Role;
+use crate::ids::new_id;
+use crate::metering::{self, MeteringContext, PushMeteringData};
+use crate::orders;
+use crate::storage::transaction;
+
+pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
+    let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
+    match (segs.as_slice(), &ctx.method) {
+        (["metering"], &Method::POST) => push(ctx),
+        (["metering"], _) => not_allowed("POST"),
+        (["metering", "usage"], &Method::GET) => usage(ctx),
+        (["metering", "usage"], _) => not_allowed("GET"),
+        _ => not_found(),
+    }
+}
+
+/// A provider pushes usage of an instance of one of its products. Validation and storage run in
+/// one transaction, so a release committed meanwhile is seen and nothing is half-stored.
+fn push(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Provider])?;
+    let push: PushMeteringData = ctx.json()?;
+    let request_id = new_id("req", ctx.now);
+    let db = ctx.storage.db()?;
+    let stored = transaction(db, |db| {
+        let instance = orders::find(db, &caller, &push.service_instance_id)?;
+        if instance.provider_id != caller.id {
+            // A customer's own instance is visible to it, but only the provider meters it.
+            return Err(ApiError::not_found("instance"));
+        }
+        let (billing_period, items) = orders::billing_terms(db, &instance)?;
+        let records = metering::validate(
+            push,
+            &MeteringContext {
+                instance: &instance,
+                items: &items,
+                billing_period,
+                tz: ctx.config.billing_timezone,
+                now: ctx.now,
+            },
+        )?;
+        metering::store(
+            db,
+            &instance.id,
+            &records,
+            "service_provider",
+            &request_id,
+            ctx.now,
+        )
+    })?;
+    ok(&serde_json::json!({
+        "RequestId": request_id,
+        "Success": true,
+        "accepted": stored.accepted,
+        "duplicates": stored.duplicates,
+    }))
+}
+
+/// `from`/`to` bound the period starts: RFC 3339 or Unix seconds.
+fn bound(ctx: &Ctx, name: &str, default: i64) -> ApiResult<i64> {
+    let Some(v) = ctx.query(name) else {
+        return Ok(default);
+    };
+    v.parse::<i64>()
+        .ok()
+        .or_else(|| DateTime::parse_from_rfc3339(v).ok().map(|t| t.timestamp()))
+        .ok_or_else(|| {
+            ApiError::validation(vec![FieldError::new(
+                name,
+                Code::InvalidQuery,
+                "RFC 3339 or Unix seconds",
+            )])
+        })
+}
+
+fn usage(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Provider, Role::Customer, Role::Operator])?;
+    let instance_id = ctx.query("instance_id").ok_or_else(|| {
+        ApiError::validation(vec![FieldError::new(
+            "instance_id",
+            Code::InvalidQuery,
+            "is required",
+        )])
+    })?;
+    let (from, to) = (bound(ctx, "from", 0)?, bound(ctx, "to", i64::MAX)?);
+    let db = ctx.storage.db()?;
+    let instance = orders::find(db, &caller, instance_id)?;
+    let (records, totals) = metering::usage(db, &instance.id, from, to)?;
+    ok(&serde_json::json!({ "instance_id": instance.id, "records": records, "totals": totals }))
+}

@@ -1,0 +1,467 @@
+//! Metering ingestion compatible with Compute Nest's `PushMeteringData` (SPEC §10).
+//!
+//! A push is all-or-nothing: every record is validated first and any invalid one refuses the
+//! whole request, naming the record and field. Accepted records are written in one transaction;
+//! a record is identified by (instance, key, StartTime, EndTime), so a retried push counts once,
+//! and the same identity with another value is refused rather than silently overwritten.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::listing::steps::BillingPeriod;
+use crate::metering_units::parse_value;
+use crate::orders::Instance;
+use crate::period::{Period, window_within_one_period};
+use crate::sales::{ItemSettings, ReportingMethod};
+use crate::storage::Database;
+use crate::validate::parse_json;
+
+/// The most records one push may carry, as in `PushMeteringData`.
+pub const MAX_RECORDS: usize = 100;
+/// Windows of hour and day products are longer than this (seconds).
+pub const MIN_WINDOW_SECONDS: i64 = 300;
+/// How far in the future an `EndTime` may lie, for clock skew between provider and us.
+pub const FUTURE_SKEW_SECONDS: i64 = 60;
+
+/// The body of `POST /api/v1/metering`, in the cloud API's own field names.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushMeteringData {
+    #[serde(rename = "ServiceInstanceId")]
+    pub service_instance_id: String,
+    /// The records, as the JSON string the cloud API sends or as the array itself.
+    #[serde(rename = "Metering")]
+    pub metering: Value,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RecordBody {
+    #[serde(rename = "StartTime")]
+    start_time: i64,
+    #[serde(rename = "EndTime")]
+    end_time: i64,
+    #[serde(rename = "Entities")]
+    entities: Vec<EntityBody>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EntityBody {
+    #[serde(rename = "Key")]
+    key: String,
+    #[serde(rename = "Value")]
+    value: Value,
+}
+
+/// One validated usage record: an amount of one item over one window.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UsageRecord {
+    /// Which record of the push this came from, to name it in a conflict.
+    #[serde(skip)]
+    pub record_index: usize,
+    pub item_code: String,
+    pub start_time: i64,
+    pub end_time: i64,
+    /// The amount is `value` × 10^-`scale` (pushed values are integers: scale 0).
+    pub value: i64,
+    pub scale: u32,
+    /// The start of the billing period the window lies in (Unix seconds).
+    pub period_start: i64,
+}
+
+/// Everything the validation of a push needs to know about its instance.
+pub struct MeteringContext<'a> {
+    pub instance: &'a Instance,
+    pub items: &'a [ItemSettings],
+    pub billing_period: BillingPeriod,
+    pub tz: Tz,
+    pub now: DateTime<Utc>,
+}
+
+fn records_of(metering: Value) -> ApiResult<Vec<Value>> {
+    let array = match metering {
+        Value::String(s) => parse_json::<Value>(s.as_bytes()).map_err(|mut e| {
+            e.detail = format!("`Metering` is not a JSON array: {}", e.detail);
+            e
+        })?,
+        other => other,
+    };
+    match array {
+        Value::Array(records) => Ok(records),
+        _ => Err(ApiError::validation(vec![FieldError::new(
+            "Metering",
+            Code::InvalidJson,
+            "an array of records, or a JSON string holding one",
+        )])),
+    }
+}
+
+/// Validates a whole push. Input errors are one 400 listing every bad field; if the input is
+/// valid but a record's period is closed for late data, the push is a 409 `PeriodClosed`.
+pub fn validate(push: PushMeteringData, ctx: &MeteringContext) -> ApiResult<Vec<UsageRecord>> {
+    let records = records_of(push.metering)?;
+    if records.len() > MAX_RECORDS {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "Metering",
+            Code::TooManyRecords,
+            format!(
+                "at most {MAX_RECORDS} records per request, got {}",
+                records.len()
+            ),
+        )]));
+    }
+    let mut errors = Vec::new();
+    let mut closed = Vec::new();
+    let mut out = Vec::new();
+    let created = ctx.instance_created();
+    let released = ctx.instance_released();
+    for (i, raw) in records.into_iter().enumerate() {
+        let at = format!("Metering[{i}]");
+        let record: RecordBody = match serde_json::from_value(raw) {
+            Ok(r) => r,
+            Err(e) => {
+                errors.push(FieldError::new(&at, Code::InvalidJson, e.to_string()));
+                continue;
+            }
+        };
+        let mut err = |field: &str, code: Code, message: String| {
+            errors.push(FieldError::new(format!("{at}.{field}"), code, message));
+        };
+        let (start, end) = (record.start_time, record.end_time);
+        let mut window_ok = true;
+        if start < 0 || end <= start {
+            err(
+                "EndTime",
+                Code::InvalidWindow,
+                format!("EndTime {end} must be after StartTime {start}"),
+            );
+            window_ok = false;
+        } else if end - start <= MIN_WINDOW_SECONDS {
+            err(
+                "EndTime",
+                Code::WindowTooShort,
+                format!("the window must be longer than {MIN_WINDOW_SECONDS} s"),
+            );
+            window_ok = false;
+        }
+        let (Some(start_at), Some(end_at)) = (
+            DateTime::from_timestamp(start, 0),
+            DateTime::from_timestamp(end, 0),
+        ) else {
+            err(
+                "StartTime",
+                Code::InvalidWindow,
+                "not a valid Unix time".into(),
+            );
+            continue;
+        };
+        if window_ok && !window_within_one_period(ctx.billing_period, ctx.tz, start_at, end_at) {
+            err(
+                "EndTime",
+                Code::WindowSpansPeriods,
+                "a record lies within one billing period".into(),
+            );
+            window_ok = false;
+        }
+        if end > ctx.now.timestamp() + FUTURE_SKEW_SECONDS {
+            err(
+                "EndTime",
+                Code::WindowInFuture,
+                "usage cannot end in the future".into(),
+            );
+            window_ok = false;
+        }
+        if start_at < created {
+            err(
+                "StartTime",
+                Code::UsageBeforeOrder,
+                "the instance did not exist yet".into(),
+            );
+            window_ok = false;
+        }
+        if released.is_some_and(|r| end_at > r) {
+            err(
+                "EndTime",
+                Code::UsageAfterRelease,
+                "the instance was released before this window ended".into(),
+            );
+            window_ok = false;
+        }
+        if record.entities.is_empty() {
+            err("Entities", Code::Required, "at least one entity".into());
+        }
+        let period = Period::containing(ctx.billing_period, ctx.tz, start_at);
+        for (j, entity) in record.entities.iter().enumerate() {
+            let field = format!("Entities[{j}]");
+            match ctx
+                .items
+                .iter()
+                .find(|s| s.item.code().as_str() == entity.key)
+            {
+                None => err(
+                    &format!("{field}.Key"),
+                    Code::UnknownBillableItem,
+                    format!(
+                        "{:?} is not a billable item in effect for this instance",
+                        entity.key
+                    ),
+                ),
+                Some(s) if s.reporting != Some(ReportingMethod::ServiceProvider) => err(
+                    &format!("{field}.Key"),
+                    Code::ItemNotReportedByProvider,
+                    format!("{:?} is reported by the platform, not pushed", entity.key),
+                ),
+                Some(_) => {}
+            }
+            if record.entities[..j].iter().any(|o| o.key == entity.key) {
+                err(
+                    &format!("{field}.Key"),
+                    Code::Duplicate,
+                    "the key appears twice in this record".into(),
+                );
+            }
+            match parse_value(&entity.value) {
+                Ok(v) => match i64::try_from(v) {
+                    Ok(value) if window_ok => out.push(UsageRecord {
+                        record_index: i,
+                        item_code: entity.key.clone(),
+                        start_time: start,
+                        end_time: end,
+                        value,
+                        scale: 0,
+                        period_start: period.start.timestamp(),
+                    }),
+                    Ok(_) => {}
+                    Err(_) => err(
+                        &format!("{field}.Value"),
+                        Code::InvalidValue,
+                        "too large".into(),
+                    ),
+                },
+                Err(e) => err(&format!("{field}.Value"), Code::InvalidValue, e.to_string()),
+            }
+        }
+        if window_ok && ctx.now >= period.closes_at(ctx.billing_period, ctx.tz) {
+            closed.push(FieldError::new(
+                &at,
+                Code::PeriodClosed,
+                format!(
+                    "the period starting {} is closed for late data",
+                    period.start.to_rfc3339()
+                ),
+            ));
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::validation(errors));
+    }
+    if !closed.is_empty() {
+        let mut e = ApiError::new(
+            Code::PeriodClosed,
+            "usage arrived after its period's late-data window",
+        );
+        e.errors = closed;
+        return Err(e);
+    }
+    Ok(out)
+}
+
+impl MeteringContext<'_> {
+    fn instance_created(&self) -> DateTime<Utc> {
+        self.instance
+            .running_intervals
+            .first()
+            .and_then(|i| DateTime::from_timestamp(i.started_at, 0))
+            .unwrap_or(self.now)
+    }
+
+    fn instance_released(&self) -> Option<DateTime<Utc>> {
+        self.instance.released_at.as_ref().and(
+            self.instance
+                .running_intervals
+                .last()
+                .and_then(|i| i.ended_at)
+                .and_then(|t| DateTime::from_timestamp(t, 0)),
+        )
+    }
+}
+
+/// Counts of one stored push.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Stored {
+    pub accepted: usize,
+    pub duplicates: usize,
+}
+
+/// Writes validated records. Must run in one transaction: a conflicting duplicate aborts the
+/// whole push, naming the record.
+pub fn store(
+    db: &dyn Database,
+    instance_id: &str,
+    records: &[UsageRecord],
+    source: &str,
+    request_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Stored> {
+    let mut stored = Stored {
+        accepted: 0,
+        duplicates: 0,
+    };
+    let received_at = crate::clock::rfc3339(now);
+    for r in records {
+        let inserted = db.execute(
+            "INSERT INTO usage_records (instance_id, item_code, start_time, end_time, value, scale, period_start, source, request_id, received_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (instance_id, item_code, start_time, end_time) DO NOTHING RETURNING value",
+            &[
+                instance_id.into(),
+                r.item_code.clone().into(),
+                r.start_time.into(),
+                r.end_time.into(),
+                r.value.into(),
+                i64::from(r.scale).into(),
+                r.period_start.into(),
+                source.into(),
+                request_id.into(),
+                received_at.clone().into(),
+            ],
+        )?;
+        if !inserted.is_empty() {
+            stored.accepted += 1;
+            continue;
+        }
+        let existing = db.execute(
+            "SELECT value, scale FROM usage_records
+             WHERE instance_id = ? AND item_code = ? AND start_time = ? AND end_time = ?",
+            &[
+                instance_id.into(),
+                r.item_code.clone().into(),
+                r.start_time.into(),
+                r.end_time.into(),
+            ],
+        )?;
+        let value = existing.first().map(|row| row.int(0)).transpose()?;
+        let scale = existing.first().map(|row| row.int(1)).transpose()?;
+        if value == Some(r.value) && scale == Some(i64::from(r.scale)) {
+            stored.duplicates += 1;
+        } else {
+            let mut e = ApiError::new(
+                Code::DuplicateRecordConflict,
+                format!(
+                    "Metering[{}] ({} {}–{}) was already pushed with value {}; a record cannot change",
+                    r.record_index,
+                    r.item_code,
+                    r.start_time,
+                    r.end_time,
+                    value.unwrap_or_default()
+                ),
+            );
+            e.errors.push(FieldError::new(
+                format!("Metering[{}].Entities", r.record_index),
+                Code::DuplicateRecordConflict,
+                format!("{} conflicts with the stored value", r.item_code),
+            ));
+            return Err(e);
+        }
+    }
+    Ok(stored)
+}
+
+/// One stored record, as `GET /api/v1/metering/usage` shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredUsage {
+    pub item_code: String,
+    pub start_time: i64,
+    pub end_time: i64,
+    pub value: rust_decimal::Decimal,
+    pub period_start: i64,
+    pub source: String,
+    pub received_at: String,
+}
+
+/// An item's usage in one period: the raw sum as pushed, and the quantity in its price unit.
+#[derive(Debug, Clone, Serialize)]
+pub struct PeriodTotal {
+    pub period_start: String,
+    pub item_code: String,
+    pub raw_total: rust_decimal::Decimal,
+    pub quantity: rust_decimal::Decimal,
+    pub price_unit: &'static str,
+}
+
+/// Records of an instance whose period starts in `[from, to)`, and their per-period totals.
+pub fn usage(
+    db: &dyn Database,
+    instance_id: &str,
+    from: i64,
+    to: i64,
+) -> ApiResult<(Vec<StoredUsage>, Vec<PeriodTotal>)> {
+    let rows = db.execute(
+        "SELECT item_code, start_time, end_time, value, period_start, source, received_at, scale
+         FROM usage_records WHERE instance_id = ? AND period_start >= ? AND period_start < ?
+         ORDER BY period_start, item_code, start_time",
+        &[instance_id.into(), from.into(), to.into()],
+    )?;
+    let records = rows
+        .iter()
+        .map(|r| {
+            Ok(StoredUsage {
+                item_code: r.text(0)?,
+                start_time: r.int(1)?,
+                end_time: r.int(2)?,
+                value: amount(r.int(3)?, r.int(7)?),
+                period_start: r.int(4)?,
+                source: r.text(5)?,
+                received_at: r.text(6)?,
+            })
+        })
+        .collect::<Result<Vec<_>, crate::storage::StorageError>>()?;
+    let sums = period_totals(db, instance_id, from, to)?;
+    let totals = sums
+        .into_iter()
+        .map(|(period_start, code, raw_total)| PeriodTotal {
+            period_start: crate::clock::rfc3339(
+                DateTime::from_timestamp(period_start, 0).unwrap_or_default(),
+            ),
+            quantity: crate::metering_units::to_price_unit(&code, raw_total),
+            price_unit: crate::sales::price_unit(&code),
+            item_code: code,
+            raw_total,
+        })
+        .collect();
+    Ok((records, totals))
+}
+
+/// `value` × 10^-`scale`, exactly.
+pub fn amount(value: i64, scale: i64) -> rust_decimal::Decimal {
+    rust_decimal::Decimal::new(value, u32::try_from(scale).unwrap_or(0))
+}
+
+/// Raw usage totals per (period start, item) of an instance, in the units it was reported in.
+/// SQLite sums the integer mantissas per scale; the scales are combined here, exactly.
+pub fn period_totals(
+    db: &dyn Database,
+    instance_id: &str,
+    from: i64,
+    to: i64,
+) -> ApiResult<Vec<(i64, String, rust_decimal::Decimal)>> {
+    let rows = db.execute(
+        "SELECT period_start, item_code, scale, SUM(value) FROM usage_records
+         WHERE instance_id = ? AND period_start >= ? AND period_start < ?
+         GROUP BY period_start, item_code, scale ORDER BY period_start, item_code",
+        &[instance_id.into(), from.into(), to.into()],
+    )?;
+    let mut out: Vec<(i64, String, rust_decimal::Decimal)> = Vec::new();
+    for r in &rows {
+        let (start, code, total) = (r.int(0)?, r.text(1)?, amount(r.int(3)?, r.int(2)?));
+        match out.last_mut() {
+            Some((s, c, t)) if *s == start && *c == code => *t += total,
+            _ => out.push((start, code, total)),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,323 @@
+//! SPEC §10 through the HTTP handlers: PushMeteringData ingestion and usage reads.
+
+mod common;
+
+use chrono::Duration;
+use common::{ADMIN, TestApp, at};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+/// A published hourly product, a customer's instance ordered at 08:00 UTC, the clock at 09:01.
+struct Fixture {
+    app: TestApp,
+    provider: String,
+    customer: String,
+    instance: String,
+    t0: i64,
+}
+
+fn fixture() -> Fixture {
+    let app = TestApp::new();
+    app.set_now(at("2026-03-27T08:00:00Z"));
+    let (provider, _, product) = app.published_product();
+    let (_, customer) = app.customer("individual");
+    let instance = app.order(&customer, &product);
+    app.set_now(at("2026-03-27T09:01:00Z"));
+    Fixture {
+        app,
+        provider,
+        customer,
+        instance,
+        t0: at("2026-03-27T08:00:00Z").timestamp(),
+    }
+}
+
+impl Fixture {
+    fn push(&self, metering: Value) -> common::TestResponse {
+        self.app.post(
+            "/api/v1/metering",
+            &self.provider,
+            json!({"ServiceInstanceId": self.instance, "Metering": metering}),
+        )
+    }
+
+    fn record(&self, start: i64, end: i64, key: &str, value: Value) -> Value {
+        json!({"StartTime": self.t0 + start, "EndTime": self.t0 + end, "Entities": [{"Key": key, "Value": value}]})
+    }
+
+    fn totals(&self) -> Value {
+        self.app
+            .get(
+                &format!("/api/v1/metering/usage?instance_id={}", self.instance),
+                &self.provider,
+            )
+            .expect(200)
+            .json()["totals"]
+            .clone()
+    }
+}
+
+#[test]
+fn the_cloud_apis_payload_is_accepted_and_read_back() {
+    let f = fixture();
+    // As the cloud API sends it: `Metering` is a JSON string, `Value` a string.
+    let metering = json!([f.record(60, 3600, "Frequency", json!("10"))]).to_string();
+    let r = f.push(Value::String(metering)).expect(200).json();
+    assert_eq!(r["Success"], true);
+    assert_eq!(r["accepted"], 1);
+    assert_eq!(r["duplicates"], 0);
+    assert!(r["RequestId"].as_str().unwrap().starts_with("req-"));
+    // The array itself, with a numeric value, is accepted too.
+    f.push(json!([f.record(120, 3600, "Frequency", json!(5))]))
+        .expect(200);
+    let usage = f
+        .app
+        .get(
+            &format!("/api/v1/metering/usage?instance_id={}", f.instance),
+            &f.customer,
+        )
+        .expect(200)
+        .json();
+    assert_eq!(usage["records"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        usage["totals"],
+        json!([{"period_start": "2026-03-27T08:00:00Z", "item_code": "Frequency",
+        "raw_total": "15", "quantity": "15", "price_unit": "count"}])
+    );
+    f.app
+        .get(
+            &format!("/api/v1/metering/usage?instance_id={}", f.instance),
+            ADMIN,
+        )
+        .expect(200);
+}
+
+#[test]
+fn pushing_the_same_batch_twice_leaves_the_same_totals() {
+    let f = fixture();
+    let batch = json!([
+        f.record(0, 1800, "Frequency", json!("7")),
+        f.record(1800, 3600, "Frequency", json!("3"))
+    ]);
+    f.push(batch.clone()).expect(200);
+    let totals = f.totals();
+    let again = f.push(batch).expect(200).json();
+    assert_eq!(
+        (again["accepted"].clone(), again["duplicates"].clone()),
+        (json!(0), json!(2))
+    );
+    assert_eq!(f.totals(), totals);
+}
+
+#[test]
+fn a_changed_value_for_a_pushed_record_is_a_conflict_and_nothing_is_stored() {
+    let f = fixture();
+    f.push(json!([f.record(0, 1800, "Frequency", json!("7"))]))
+        .expect(200);
+    let before = f.app.snapshot();
+    let body = f
+        .push(json!([
+            f.record(1800, 3600, "Frequency", json!("1")),
+            f.record(0, 1800, "Frequency", json!("8"))
+        ]))
+        .problem(409, "DuplicateRecordConflict");
+    assert_eq!(body["errors"][0]["field"], "Metering[1].Entities");
+    assert_eq!(
+        f.app.snapshot(),
+        before,
+        "the valid first record was not stored either"
+    );
+}
+
+#[test]
+fn every_invalid_record_is_named_and_the_batch_is_refused_whole() {
+    let f = fixture();
+    f.app.set_now(at("2026-03-27T09:30:00Z"));
+    let before = f.app.snapshot();
+    let body = f
+        .push(json!([
+            f.record(0, 1800, "Frequency", json!("1")),
+            f.record(0, 200, "Frequency", json!("1")),
+            f.record(1800, 1800, "Frequency", json!("1")),
+            f.record(3000, 4000, "Frequency", json!("1")),
+            f.record(0, 1800, "Bandwidth", json!("1")),
+            f.record(0, 1800, "Frequency", json!("-1")),
+            f.record(0, 1800, "Frequency", json!("1.5")),
+        ]))
+        .problem(400, "ValidationFailed");
+    let got: Vec<(String, String)> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["field"].as_str().unwrap().to_owned(),
+                e["code"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let want = [
+        ("Metering[1].EndTime", "WindowTooShort"),
+        ("Metering[2].EndTime", "InvalidWindow"),
+        ("Metering[3].EndTime", "WindowSpansPeriods"),
+        ("Metering[4].Entities[0].Key", "UnknownBillableItem"),
+        ("Metering[5].Entities[0].Value", "InvalidValue"),
+        ("Metering[6].Entities[0].Value", "InvalidValue"),
+    ];
+    for (field, code) in want {
+        assert!(
+            got.contains(&(field.to_owned(), code.to_owned())),
+            "{field} {code} not in {got:?}"
+        );
+    }
+    assert_eq!(got.len(), want.len(), "{got:?}");
+    assert_eq!(f.app.snapshot(), before);
+}
+
+#[test]
+fn more_than_100_records_are_refused() {
+    let f = fixture();
+    let records: Vec<Value> = (0..101)
+        .map(|i| f.record(i, 1800 + i, "Frequency", json!("1")))
+        .collect();
+    let before = f.app.snapshot();
+    f.push(json!(records)).problem(400, "TooManyRecords");
+    assert_eq!(f.app.snapshot(), before);
+    let records: Vec<Value> = (0..100)
+        .map(|i| f.record(i, 1800 + i, "Frequency", json!("1")))
+        .collect();
+    assert_eq!(f.push(json!(records)).expect(200).json()["accepted"], 100);
+}
+
+#[test]
+fn usage_cannot_end_in_the_future() {
+    let f = fixture();
+    f.app.set_now(at("2026-03-27T08:30:00Z"));
+    f.push(json!([f.record(0, 1800 + 60, "Frequency", json!("1"))]))
+        .expect(200);
+    let before = f.app.snapshot();
+    f.push(json!([f.record(0, 1800 + 61, "Frequency", json!("1"))]))
+        .problem(400, "WindowInFuture");
+    assert_eq!(f.app.snapshot(), before);
+}
+
+#[test]
+fn late_data_is_accepted_until_the_end_of_the_next_period() {
+    let f = fixture();
+    f.app.set_now(at("2026-03-27T09:59:59Z"));
+    f.push(json!([f.record(0, 1800, "Frequency", json!("1"))]))
+        .expect(200);
+    f.app.set_now(at("2026-03-27T10:00:00Z"));
+    let before = f.app.snapshot();
+    f.push(json!([f.record(1800, 3600, "Frequency", json!("1"))]))
+        .problem(409, "PeriodClosed");
+    assert_eq!(f.app.snapshot(), before);
+}
+
+#[test]
+fn only_the_products_provider_pushes_and_only_for_live_instances() {
+    let f = fixture();
+    let (_, mallory) = f.app.provider();
+    let body = json!({"ServiceInstanceId": f.instance, "Metering": [f.record(0, 1800, "Frequency", json!(1))]});
+    let before = f.app.snapshot();
+    f.app
+        .post("/api/v1/metering", &mallory, body.clone())
+        .problem(404, "NotFound");
+    f.app
+        .post("/api/v1/metering", &f.customer, body.clone())
+        .problem(403, "Forbidden");
+    f.app
+        .post(
+            "/api/v1/metering",
+            &f.provider,
+            json!({"ServiceInstanceId": "si-missing", "Metering": []}),
+        )
+        .problem(404, "NotFound");
+    f.app
+        .post(
+            "/api/v1/metering",
+            &f.provider,
+            json!({"ServiceInstanceId": f.instance, "Metering": "not json"}),
+        )
+        .problem(400, "InvalidJson");
+    f.app
+        .get(
+            &format!("/api/v1/metering/usage?instance_id={}", f.instance),
+            &mallory,
+        )
+        .problem(404, "NotFound");
+    assert_eq!(f.app.snapshot(), before);
+    // Released at 08:40: usage ending later is refused, earlier usage is accepted.
+    f.app.set_now(at("2026-03-27T08:40:00Z"));
+    f.app
+        .post(
+            &format!("/api/v1/instances/{}/actions", f.instance),
+            &f.customer,
+            json!({"action": "release"}),
+        )
+        .expect(200);
+    f.app.set_now(at("2026-03-27T09:01:00Z"));
+    f.push(json!([f.record(0, 2700, "Frequency", json!(1))]))
+        .problem(400, "UsageAfterRelease");
+    f.push(json!([f.record(0, 2400, "Frequency", json!(1))]))
+        .expect(200);
+}
+
+#[test]
+fn items_reported_by_the_platform_cannot_be_pushed() {
+    let app = TestApp::new();
+    let (token, _, product) = app.self_test_product();
+    let items = format!("/api/v1/products/{product}/billable-items/Frequency");
+    app.put(
+        &format!("{items}/reporting"),
+        &token,
+        json!({"method": "compute_nest", "source": "bill"}),
+    )
+    .expect(200);
+    app.put(
+        &format!("{items}/associations"),
+        &token,
+        json!({"templates": ["tpl-standard"]}),
+    )
+    .expect(200);
+    // A test order: the provider's own instance during the self-test.
+    let instance = app.order(&token, &product);
+    app.set_now(app.now() + Duration::minutes(61));
+    let t0 = app.now().timestamp() - 3660;
+    let before = app.snapshot();
+    app.post("/api/v1/metering", &token, json!({"ServiceInstanceId": instance,
+        "Metering": [{"StartTime": t0, "EndTime": t0 + 1800, "Entities": [{"Key": "Frequency", "Value": "1"}]}]}))
+        .problem(400, "ItemNotReportedByProvider");
+    assert_eq!(app.snapshot(), before);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(12))]
+
+    /// However records are ordered and batched, and however often a batch is retried, the totals
+    /// are the sum of the distinct records.
+    #[test]
+    fn totals_are_independent_of_push_order_and_batching(
+        windows in prop::collection::btree_map((0i64..1000, 301i64..2500), 0u32..10_000, 1..30),
+        chunk in 1usize..10,
+        seed in any::<u64>(),
+    ) {
+        let f = fixture();
+        let mut records: Vec<(i64, i64, u32)> = windows.into_iter().map(|((s, len), v)| (s, s + len, v)).collect();
+        let expected: u64 = records.iter().map(|r| u64::from(r.2)).sum();
+        // A deterministic shuffle from the seed.
+        let n = records.len();
+        for i in (1..n).rev() {
+            records.swap(i, (seed.wrapping_mul(i as u64 + 7) % (i as u64 + 1)) as usize);
+        }
+        for batch in records.chunks(chunk) {
+            let body: Vec<Value> = batch.iter().map(|(s, e, v)| f.record(*s, *e, "Frequency", json!(v.to_string()))).collect();
+            f.push(json!(body)).expect(200);
+        }
+        // Retrying the first batch changes nothing.
+        let retry: Vec<Value> = records.iter().take(chunk).map(|(s, e, v)| f.record(*s, *e, "Frequency", json!(v))).collect();
+        f.push(json!(retry)).expect(200);
+        let totals = f.totals();
+        prop_assert_eq!(totals[0]["raw_total"].as_str().unwrap(), expected.to_string());
+    }
+}
