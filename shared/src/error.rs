@@ -45,6 +45,8 @@ pub enum Code {
     UsageAfterRelease,
     UnknownBillableItem,
     ItemNotReportedByProvider,
+    InvalidPeriodStart,
+    AsOfInFuture,
     // 401 / 403 / 404 / 405.
     Unauthorized,
     AccountInArrears,
@@ -70,6 +72,8 @@ pub enum Code {
     // 413 / 415.
     PayloadTooLarge,
     UnsupportedMediaType,
+    // 502: a provider's metrics endpoint could not be read.
+    PlatformSourceUnavailable,
     // 500: never carries internals in its detail.
     Internal,
 }
@@ -112,7 +116,9 @@ impl Code {
             | UsageBeforeOrder
             | UsageAfterRelease
             | UnknownBillableItem
-            | ItemNotReportedByProvider => StatusCode::BAD_REQUEST,
+            | ItemNotReportedByProvider
+            | InvalidPeriodStart
+            | AsOfInFuture => StatusCode::BAD_REQUEST,
             Unauthorized => StatusCode::UNAUTHORIZED,
             AccountInArrears => StatusCode::PAYMENT_REQUIRED,
             Forbidden | EnterpriseOnly => StatusCode::FORBIDDEN,
@@ -134,6 +140,7 @@ impl Code {
             | DuplicateRecordConflict => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            PlatformSourceUnavailable => StatusCode::BAD_GATEWAY,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -55,7 +55,7 @@ pub struct Principal {
 pub const BUILT_IN_OPERATOR_ID: &str = "usr-admin";
 
 impl Principal {
-    fn built_in_operator() -> Self {
+    pub fn built_in_operator() -> Self {
         Self {
             id: BUILT_IN_OPERATOR_ID.to_owned(),
             role: Role::Operator,

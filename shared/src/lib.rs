@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod api;
+pub mod billing;
 pub mod catalog;
 pub mod clock;
 pub mod error;
@@ -12,7 +13,9 @@ pub mod metering;
 pub mod metering_units;
 pub mod migrations;
 pub mod orders;
+pub mod outbound;
 pub mod period;
+pub mod platform_usage;
 pub mod pricing;
 pub mod product;
 pub mod review;

@@ -465,3 +465,90 @@ pub fn period_totals(
     }
     Ok(out)
 }
+
+/// Validates a platform bill report into the usage record of its item and period: the period
+/// must be a period of the product, not closed for late data, and the amount whole cents.
+#[allow(clippy::too_many_arguments)]
+pub fn platform_bill_record(
+    items: &[ItemSettings],
+    kind: BillingPeriod,
+    tz: Tz,
+    period_start: DateTime<Utc>,
+    amount: rust_decimal::Decimal,
+    item_code: Option<&str>,
+    now: DateTime<Utc>,
+) -> ApiResult<UsageRecord> {
+    let invalid = |field: &str, code: Code, message: &str| {
+        ApiError::validation(vec![FieldError::new(field, code, message)])
+    };
+    let period = Period::from_start(kind, tz, period_start).ok_or_else(|| {
+        invalid(
+            "period_start",
+            Code::InvalidPeriodStart,
+            "not the start of a billing period",
+        )
+    })?;
+    let bill_items: Vec<&ItemSettings> = items
+        .iter()
+        .filter(|s| {
+            matches!(
+                s.reporting,
+                Some(ReportingMethod::ComputeNest {
+                    source: crate::sales::PlatformSource::Bill,
+                    ..
+                })
+            )
+        })
+        .collect();
+    let item = match (item_code, bill_items.as_slice()) {
+        (Some(code), _) => bill_items
+            .iter()
+            .find(|s| s.item.code().as_str() == code)
+            .ok_or_else(|| {
+                invalid(
+                    "item_code",
+                    Code::UnknownBillableItem,
+                    "not an in-effect item of the Bill source",
+                )
+            })?,
+        (None, [only]) => only,
+        (None, _) => {
+            return Err(invalid(
+                "item_code",
+                Code::UnknownBillableItem,
+                "name the item: the instance has no single Bill-sourced item",
+            ));
+        }
+    };
+    let cents = crate::accounts::Cents::from_decimal(amount)
+        .filter(|c| c.0 >= 0)
+        .ok_or_else(|| {
+            invalid(
+                "amount",
+                Code::InvalidAmount,
+                "a non-negative amount with at most 2 decimal places",
+            )
+        })?;
+    if period.start.timestamp() > now.timestamp() {
+        return Err(invalid(
+            "period_start",
+            Code::WindowInFuture,
+            "the period has not started",
+        ));
+    }
+    if now >= period.closes_at(kind, tz) {
+        return Err(ApiError::new(
+            Code::PeriodClosed,
+            "the period is closed for late data",
+        ));
+    }
+    Ok(UsageRecord {
+        record_index: 0,
+        item_code: item.item.code().as_str().to_owned(),
+        start_time: period.start.timestamp(),
+        end_time: period.end.timestamp(),
+        value: cents.0,
+        scale: 2,
+        period_start: period.start.timestamp(),
+    })
+}

@@ -204,6 +204,37 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX usage_records_by_period ON usage_records (instance_id, period_start, item_code)",
         ],
     },
+    Migration {
+        version: 5,
+        statements: &[
+            // Each instance's next period to bill and when it closes; NULL once fully billed.
+            // Advanced by compare-and-set in the transaction that writes the bill.
+            "CREATE TABLE billing_cursors (
+                instance_id TEXT PRIMARY KEY REFERENCES instances(id),
+                next_period_start INTEGER NOT NULL,
+                next_close_at INTEGER
+            )",
+            "CREATE INDEX billing_cursors_due ON billing_cursors (next_close_at, instance_id)",
+            // UNIQUE (instance_id, period_start): an (instance, period) is billed at most once.
+            "CREATE TABLE bills (
+                id TEXT PRIMARY KEY,
+                instance_id TEXT NOT NULL REFERENCES instances(id),
+                owner_id TEXT NOT NULL,
+                provider_id TEXT NOT NULL,
+                product_id TEXT NOT NULL,
+                period_start INTEGER NOT NULL,
+                period_end INTEGER NOT NULL,
+                currency TEXT NOT NULL,
+                total_cents INTEGER NOT NULL CHECK (total_cents >= 0),
+                test INTEGER NOT NULL,
+                lines TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                UNIQUE (instance_id, period_start)
+            )",
+            "CREATE INDEX bills_by_owner ON bills (owner_id, id)",
+            "CREATE INDEX bills_by_provider ON bills (provider_id, id)",
+        ],
+    },
 ];
 
 pub fn latest_version() -> i64 {

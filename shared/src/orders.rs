@@ -364,7 +364,8 @@ pub fn intervals(db: &dyn Database, instance_id: &str) -> ApiResult<Vec<RunningI
         .collect::<Result<_, StorageError>>()?)
 }
 
-fn find_unscoped(db: &dyn Database, id: &str) -> ApiResult<Instance> {
+/// An instance whatever its owner, for internal reads (bill runs).
+pub fn find_unscoped(db: &dyn Database, id: &str) -> ApiResult<Instance> {
     let rows = db.execute(
         &format!("SELECT {COLUMNS} FROM instances WHERE id = ?"),
         &[id.into()],
@@ -378,11 +379,15 @@ fn find_unscoped(db: &dyn Database, id: &str) -> ApiResult<Instance> {
     Ok(instance)
 }
 
-/// The instance if the caller may see it: its owner, the product's provider, or an operator.
+/// The instance if the caller may see it: its owner, the product's provider, an operator or the
+/// platform.
 pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Instance> {
     let instance = find_unscoped(db, id)?;
-    let visible =
-        caller.is_operator() || instance.owner_id == caller.id || instance.provider_id == caller.id;
+    // The platform reports usage of any instance; operators see all.
+    let visible = caller.is_operator()
+        || caller.role == Role::Platform
+        || instance.owner_id == caller.id
+        || instance.provider_id == caller.id;
     if visible {
         Ok(instance)
     } else {
@@ -454,12 +459,16 @@ pub fn check_account_type(caller: &Principal, p: &Purchasable) -> ApiResult<()> 
     Ok(())
 }
 
-/// The billing period and the billable items in effect for an instance's template or plan: what
-/// its usage is validated against and billed by.
+/// The billing period, the currency and the billable items in effect for an instance's template
+/// or plan: what its usage is validated against and billed by.
 pub fn billing_terms(
     db: &dyn Database,
     instance: &Instance,
-) -> ApiResult<(crate::listing::steps::BillingPeriod, Vec<ItemSettings>)> {
+) -> ApiResult<(
+    crate::listing::steps::BillingPeriod,
+    String,
+    Vec<ItemSettings>,
+)> {
     let product = product::find_unscoped(db, &instance.product_id)?;
     let service = service::store::find_unscoped(db, &product.service_id)?;
     let pricing = PricingStep::from_stored(
@@ -477,7 +486,11 @@ pub fn billing_terms(
                         .is_some_and(|p| s.associations.plans.contains(p)))
         })
         .collect();
-    Ok((pricing.billing_period(), items))
+    Ok((
+        pricing.billing_period(),
+        pricing.currency().to_owned(),
+        items,
+    ))
 }
 
 #[cfg(test)]

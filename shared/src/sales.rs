@@ -56,7 +56,9 @@ pub struct ReportingRequest {
 const PROMETHEUS_QUERY_MAX: usize = 2_000;
 
 impl ReportingRequest {
-    pub fn validate(self) -> ApiResult<ReportingMethod> {
+    /// Validates the method for the item `code`: the Time source reports running time, so it
+    /// applies to the `Period` key (seconds, priced per hour) only.
+    pub fn validate(self, code: &str) -> ApiResult<ReportingMethod> {
         let mut e = Errors::new();
         let bad = Code::InvalidReportingMethod;
         let method = match self.method.as_deref() {
@@ -83,6 +85,14 @@ impl ReportingRequest {
             }
             Some("compute_nest") => {
                 let source = match self.source.as_deref() {
+                    Some("time") if code != "Period" => {
+                        e.add(
+                            "source",
+                            bad,
+                            "the `time` source reports running time: use it for the `Period` item",
+                        );
+                        None
+                    }
                     Some("time") => Some(PlatformSource::Time),
                     Some("bill") => Some(PlatformSource::Bill),
                     Some("prometheus") => Some(PlatformSource::Prometheus),
@@ -125,6 +135,14 @@ impl ReportingRequest {
                             PROMETHEUS_QUERY_MAX,
                             Code::TooLong,
                         );
+                        if !crate::platform_usage::is_metric_selector(&p.query) {
+                            e.add(
+                                "prometheus.query",
+                                bad,
+                                "a metric selector such as `requests_total{job=\"api\"}`: \
+                                 the instance label is added to it",
+                            );
+                        }
                     }
                     (_, Some(_)) => e.add(
                         "prometheus",
@@ -381,7 +399,7 @@ mod tests {
     fn reporting(v: serde_json::Value) -> ApiResult<ReportingMethod> {
         serde_json::from_value::<ReportingRequest>(v)
             .unwrap()
-            .validate()
+            .validate("Period")
     }
 
     #[test]
@@ -390,6 +408,9 @@ mod tests {
             reporting(serde_json::json!({"method": "service_provider"})).unwrap(),
             ReportingMethod::ServiceProvider
         );
+        let time = serde_json::json!({"method": "compute_nest", "source": "time"});
+        let for_frequency = serde_json::from_value::<ReportingRequest>(time).unwrap();
+        assert!(for_frequency.validate("Frequency").is_err());
         for source in ["time", "bill"] {
             assert!(
                 reporting(serde_json::json!({"method": "compute_nest", "source": source})).is_ok()

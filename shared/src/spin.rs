@@ -6,6 +6,7 @@ use spin_sdk::{key_value, sqlite, variables};
 
 use crate::api::{self, Api, Config};
 use crate::error::ApiError;
+use crate::outbound::Outbound;
 use crate::storage::{
     Backend, Database, KeyValue, Row, Storage, StorageError, StorageErrorKind, Value,
 };
@@ -104,6 +105,20 @@ impl KeyValue for SpinKv {
     }
 }
 
+/// Outbound HTTP through Spin: only hosts in the component's `allowed_outbound_hosts` answer.
+struct SpinOutbound;
+
+impl Outbound for SpinOutbound {
+    fn get(&self, url: &str) -> Result<(u16, Vec<u8>), String> {
+        let req = http::Request::get(url)
+            .body(Vec::new())
+            .map_err(|e| e.to_string())?;
+        let resp: http::Response<Vec<u8>> =
+            spin_executor::run(spin_sdk::http::send(req)).map_err(|e| e.to_string())?;
+        Ok((resp.status().as_u16(), resp.into_body()))
+    }
+}
+
 /// The deployment's configuration from the component's Spin variables.
 pub fn config() -> Result<Config, ApiError> {
     Config::from_variables(|name| variables::get(name).ok()).map_err(ApiError::internal)
@@ -114,8 +129,28 @@ pub fn serve(api: Api, req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
     match config() {
         Ok(config) => {
             let storage = Storage::new(SpinBackend);
-            api::handle(api, req, &storage, &config, chrono::Utc::now())
+            api::handle(
+                api,
+                req,
+                &storage,
+                &SpinOutbound,
+                &config,
+                chrono::Utc::now(),
+            )
         }
         Err(e) => api::problem(&e),
     }
+}
+
+/// The scheduled bill run of the `billing` cron component, with the event's timestamp as "now".
+pub fn scheduled_bill_run(timestamp: u64) -> Result<String, String> {
+    let config = config().map_err(|e| e.detail)?;
+    let storage = Storage::new(SpinBackend);
+    let now = i64::try_from(timestamp)
+        .ok()
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .ok_or_else(|| format!("timestamp {timestamp} is out of range"))?;
+    let report = crate::billing::scheduled_run(&storage, &SpinOutbound, &config, now)
+        .map_err(|e| e.detail)?;
+    serde_json::to_string(&report).map_err(|e| e.to_string())
 }

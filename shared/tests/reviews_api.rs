@@ -61,10 +61,17 @@ fn the_whole_review_path_to_the_catalog_with_its_history() {
     assert_eq!(items["items"][0]["in_effect"], false);
     assert_eq!(items["items"][0]["reporting"], Value::Null);
     let item = format!("{product}/billable-items/Frequency");
+    // Time measures running time, not API calls: refused for this item.
     app.put(
         &format!("{item}/reporting"),
         &token,
         json!({"method": "compute_nest", "source": "time"}),
+    )
+    .problem(400, "InvalidReportingMethod");
+    app.put(
+        &format!("{item}/reporting"),
+        &token,
+        json!({"method": "compute_nest", "source": "bill"}),
     )
     .expect(200);
     let set = app
@@ -78,7 +85,7 @@ fn the_whole_review_path_to_the_catalog_with_its_history() {
     assert_eq!(set["in_effect"], true);
     assert_eq!(
         set["reporting"],
-        json!({"method": "compute_nest", "source": "time"})
+        json!({"method": "compute_nest", "source": "bill"})
     );
 
     // Feature review: rejected, fixed, resubmitted, approved.
@@ -86,7 +93,7 @@ fn the_whole_review_path_to_the_catalog_with_its_history() {
     app.decide(
         &third,
         "reject",
-        Some("Report API calls yourself: Time does not measure them"),
+        Some("Report API calls yourself: bills do not measure them"),
     )
     .expect(200);
     assert_eq!(status(&app, &token, &id), "feature_rejected");
@@ -178,7 +185,7 @@ fn the_whole_review_path_to_the_catalog_with_its_history() {
             "feature_review",
             "feature_rejected",
             &admin,
-            json!("Report API calls yourself: Time does not measure them"),
+            json!("Report API calls yourself: bills do not measure them"),
         ),
         (
             "feature_rejected",
@@ -480,7 +487,7 @@ fn sales_settings_are_validated_and_bad_ones_change_nothing() {
     assert_eq!(app.snapshot(), before);
     // Prometheus needs its endpoint and query; setting a method replaces the previous one.
     let prom = json!({"method": "compute_nest", "source": "prometheus",
-        "prometheus": {"endpoint": "http://127.0.0.1:9090", "query": "sum(requests_total)"}});
+        "prometheus": {"endpoint": "http://127.0.0.1:9090", "query": "requests_total{job=\"api\"}"}});
     app.put(
         &format!("{items}/Frequency/reporting"),
         &token,

@@ -71,7 +71,7 @@ pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
         (["catalog", id, "media", kind, index], &Method::GET) => {
             catalog_media(ctx, id, kind, Some(index))
         }
-        (["catalog", _, "media", ..], _) => not_allowed("GET"),
+        (["catalog", _, "media", _] | ["catalog", _, "media", _, _], _) => not_allowed("GET"),
         _ => not_found(),
     }
 }
@@ -456,7 +456,7 @@ fn put_setting(
 fn put_reporting(ctx: &Ctx, id: &str, code: &str) -> ApiResult<Resp> {
     let request: ReportingRequest = ctx.json()?;
     put_setting(ctx, id, code, |_| {
-        Ok(Setting::Reporting(request.validate()?))
+        Ok(Setting::Reporting(request.validate(code)?))
     })
 }
 

@@ -1,7 +1,9 @@
 //! `/api/v1/metering/...`: `PushMeteringData`-compatible ingestion and usage reads.
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use http::Method;
+use rust_decimal::Decimal;
+use serde::Deserialize;
 
 use super::{Ctx, Resp, not_allowed, not_found, ok};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
@@ -18,6 +20,8 @@ pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
         (["metering"], _) => not_allowed("POST"),
         (["metering", "usage"], &Method::GET) => usage(ctx),
         (["metering", "usage"], _) => not_allowed("GET"),
+        (["metering", "platform-bills"], &Method::POST) => platform_bill(ctx),
+        (["metering", "platform-bills"], _) => not_allowed("POST"),
         _ => not_found(),
     }
 }
@@ -36,7 +40,7 @@ fn push(ctx: &Ctx) -> ApiResult<Resp> {
             // A customer's own instance is visible to it, but only the provider meters it.
             return Err(ApiError::not_found("instance"));
         }
-        let (billing_period, items) = orders::billing_terms(db, &instance)?;
+        let (billing_period, _, items) = orders::billing_terms(db, &instance)?;
         let records = metering::validate(
             push,
             &MeteringContext {
@@ -64,23 +68,6 @@ fn push(ctx: &Ctx) -> ApiResult<Resp> {
     }))
 }
 
-/// `from`/`to` bound the period starts: RFC 3339 or Unix seconds.
-fn bound(ctx: &Ctx, name: &str, default: i64) -> ApiResult<i64> {
-    let Some(v) = ctx.query(name) else {
-        return Ok(default);
-    };
-    v.parse::<i64>()
-        .ok()
-        .or_else(|| DateTime::parse_from_rfc3339(v).ok().map(|t| t.timestamp()))
-        .ok_or_else(|| {
-            ApiError::validation(vec![FieldError::new(
-                name,
-                Code::InvalidQuery,
-                "RFC 3339 or Unix seconds",
-            )])
-        })
-}
-
 fn usage(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Provider, Role::Customer, Role::Operator])?;
@@ -91,9 +78,50 @@ fn usage(ctx: &Ctx) -> ApiResult<Resp> {
             "is required",
         )])
     })?;
-    let (from, to) = (bound(ctx, "from", 0)?, bound(ctx, "to", i64::MAX)?);
+    let (from, to) = (ctx.time_bound("from", 0)?, ctx.time_bound("to", i64::MAX)?);
     let db = ctx.storage.db()?;
     let instance = orders::find(db, &caller, instance_id)?;
     let (records, totals) = metering::usage(db, &instance.id, from, to)?;
     ok(&serde_json::json!({ "instance_id": instance.id, "records": records, "totals": totals }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PlatformBill {
+    instance_id: String,
+    period_start: DateTime<Utc>,
+    /// The bill amount, at most 2 decimal places.
+    amount: Decimal,
+    /// Which item it is for; optional when the instance has exactly one Bill-sourced item.
+    item_code: Option<String>,
+}
+
+/// The platform reports an instance's bill data for one period (the Bill source). Idempotent per
+/// (instance, item, period): the same amount again is a duplicate, another amount a conflict.
+fn platform_bill(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Platform, Role::Operator])?;
+    let body: PlatformBill = ctx.json()?;
+    let request_id = new_id("req", ctx.now);
+    let db = ctx.storage.db()?;
+    let stored = transaction(db, |db| {
+        let instance = orders::find(db, &caller, &body.instance_id)?;
+        let (kind, _, items) = orders::billing_terms(db, &instance)?;
+        let record = metering::platform_bill_record(
+            &items,
+            kind,
+            ctx.config.billing_timezone,
+            body.period_start,
+            body.amount,
+            body.item_code.as_deref(),
+            ctx.now,
+        )?;
+        metering::store(db, &instance.id, &[record], "bill", &request_id, ctx.now)
+    })?;
+    ok(&serde_json::json!({
+        "RequestId": request_id,
+        "Success": true,
+        "accepted": stored.accepted,
+        "duplicates": stored.duplicates,
+    }))
 }

@@ -17,6 +17,7 @@ use serde::de::DeserializeOwned;
 use crate::clock::effective_now;
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, bearer_token, principal_for_token};
+use crate::outbound::Outbound;
 use crate::storage::Storage;
 
 /// The HTTP components of `spin.toml`, one per API area.
@@ -68,9 +69,12 @@ impl Config {
 /// Everything a handler needs about its request and its environment.
 pub struct Ctx<'a> {
     pub storage: &'a Storage,
+    pub outbound: &'a dyn Outbound,
     pub config: &'a Config,
     pub now: DateTime<Utc>,
     pub method: Method,
+    /// The wall clock, whatever `X-Clock-Now` says: `as_of` of a bill run is checked against it.
+    pub real_now: DateTime<Utc>,
     /// The path below `/api/v1/`, split on `/`.
     pub segments: Vec<String>,
     pub query: Vec<(String, String)>,
@@ -117,6 +121,23 @@ impl Ctx<'_> {
             ));
         }
         Ok(&self.body)
+    }
+
+    /// A time bound in the query string (`from`, `to`): RFC 3339 or Unix seconds.
+    pub fn time_bound(&self, name: &str, default: i64) -> ApiResult<i64> {
+        let Some(v) = self.query(name) else {
+            return Ok(default);
+        };
+        v.parse::<i64>()
+            .ok()
+            .or_else(|| DateTime::parse_from_rfc3339(v).ok().map(|t| t.timestamp()))
+            .ok_or_else(|| {
+                ApiError::validation(vec![FieldError::new(
+                    name,
+                    Code::InvalidQuery,
+                    "RFC 3339 or Unix seconds",
+                )])
+            })
     }
 
     /// `?limit=&cursor=` of a list endpoint.
@@ -222,6 +243,7 @@ pub fn handle(
     api: Api,
     req: Request<Vec<u8>>,
     storage: &Storage,
+    outbound: &dyn Outbound,
     config: &Config,
     real_now: DateTime<Utc>,
 ) -> Resp {
@@ -234,8 +256,10 @@ pub fn handle(
             };
             let ctx = Ctx {
                 storage,
+                outbound,
                 config,
                 now,
+                real_now,
                 method: parts.method.clone(),
                 segments: rest.split('/').map(percent_decode).collect(),
                 query: form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())

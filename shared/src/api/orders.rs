@@ -1,12 +1,14 @@
 //! `/api/v1/orders/...`, `/api/v1/instances/...` and `/api/v1/accounts/...`.
 
+use chrono::{DateTime, Utc};
 use http::Method;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::{Ctx, Resp, created, not_allowed, not_found, ok};
 use crate::accounts::{self, ACCOUNT_CURRENCY, EntryKind};
-use crate::error::{ApiError, ApiResult, Code};
+use crate::billing::{self, BillFilter};
+use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{self, Role};
 use crate::orders::{self, Action, OrderRequest};
 use crate::storage::transaction;
@@ -26,6 +28,14 @@ pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
         (["accounts", "me"], _) => not_allowed("GET"),
         (["accounts", id, "top-ups"], &Method::POST) => top_up(ctx, id),
         (["accounts", _, "top-ups"], _) => not_allowed("POST"),
+        (["billing", "runs"], &Method::POST) => bill_run(ctx),
+        (["billing", "runs"], _) => not_allowed("POST"),
+        (["billing", "preview"], &Method::POST) => preview(ctx),
+        (["billing", "preview"], _) => not_allowed("POST"),
+        (["bills"], &Method::GET) => bills(ctx),
+        (["bills"], _) => not_allowed("GET"),
+        (["bills", id], &Method::GET) => bill(ctx, id),
+        (["bills", _], _) => not_allowed("GET"),
         _ => not_found(),
     }
 }
@@ -80,7 +90,9 @@ fn order(ctx: &Ctx) -> ApiResult<Resp> {
                 ));
             }
         }
-        orders::place(db, &caller, &p, &choice, ctx.now)
+        let placed = orders::place(db, &caller, &p, &choice, ctx.now)?;
+        billing::open_cursor(db, &placed.1, ctx.config.billing_timezone)?;
+        Ok(placed)
     })?;
     created(&serde_json::json!({
         "order": {"id": order_id, "product_id": instance.product_id, "test": instance.test,
@@ -154,4 +166,87 @@ fn top_up(ctx: &Ctx, customer_id: &str) -> ApiResult<Resp> {
     })?;
     let account = accounts::account(db, &customer.id, ctx.now)?;
     created(&serde_json::json!({ "account": account, "entry": entry }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunRequest {
+    as_of: Option<DateTime<Utc>>,
+}
+
+/// An on-demand bill run, for deployments with an external scheduler. `as_of` defaults to now;
+/// a future `as_of` would bill periods whose late data may still arrive, so it is refused unless
+/// the deployment allows the test clock.
+fn bill_run(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Operator, Role::Platform])?;
+    let body: RunRequest = if ctx.body.is_empty() {
+        RunRequest { as_of: None }
+    } else {
+        ctx.json()?
+    };
+    let as_of = body.as_of.unwrap_or(ctx.now);
+    if as_of > ctx.real_now && !ctx.config.allow_clock_override {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "as_of",
+            Code::AsOfInFuture,
+            "a bill run cannot be dated in the future",
+        )]));
+    }
+    let report = billing::run(
+        ctx.storage.db()?,
+        ctx.outbound,
+        ctx.config.billing_timezone,
+        as_of,
+        &caller,
+    )?;
+    ok(&report)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PreviewRequest {
+    instance_id: String,
+    period_start: DateTime<Utc>,
+}
+
+fn preview(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
+    let body: PreviewRequest = ctx.json()?;
+    let db = ctx.storage.db()?;
+    let instance = orders::find(db, &caller, &body.instance_id)?;
+    ok(&billing::preview(
+        db,
+        ctx.outbound,
+        ctx.config.billing_timezone,
+        &instance,
+        body.period_start,
+        ctx.now,
+    )?)
+}
+
+fn bills(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
+    let page = ctx.page()?;
+    let filter = BillFilter {
+        instance_id: ctx.query("instance_id").map(str::to_owned),
+        from: ctx.time_bound("from", 0)?,
+        to: ctx.time_bound("to", i64::MAX)?,
+    };
+    let items = billing::list(
+        ctx.storage.db()?,
+        &caller,
+        &filter,
+        page.cursor.as_deref(),
+        page.fetch(),
+    )?;
+    page.list(items, |b| &b.id)
+}
+
+fn bill(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
+    ok(&billing::find(ctx.storage.db()?, &caller, id)?)
 }

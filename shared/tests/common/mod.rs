@@ -6,6 +6,7 @@
 use chrono::{DateTime, Utc};
 use http::Request;
 use nestmarket::api::{self, Api, Config};
+use nestmarket::outbound::native::NativeOutbound;
 use nestmarket::storage::native::NativeBackend;
 use nestmarket::storage::{Backend, Storage, Value};
 use serde_json::{Value as Json, json};
@@ -129,6 +130,7 @@ impl TestApp {
             api_for(path),
             req.body(body).unwrap(),
             &storage,
+            &NativeOutbound,
             &self.config,
             self.now(),
         );
@@ -480,5 +482,83 @@ impl TestApp {
             .as_str()
             .unwrap()
             .to_owned()
+    }
+}
+
+/// A billable item of a test product: its code, tier mode, tiers and reporting method.
+pub struct Item {
+    pub code: &'static str,
+    pub tier_mode: &'static str,
+    pub tiers: Json,
+    pub reporting: Json,
+}
+
+impl Item {
+    /// The seed-like graduated schedule: 0.5 up to 1,000, 0.4 up to 5,000, 0.2 above.
+    pub fn frequency() -> Self {
+        Item {
+            code: "Frequency",
+            tier_mode: "graduated",
+            tiers: json!([{"up_to": "1000", "unit_price": "0.5"}, {"up_to": "5000", "unit_price": "0.4"},
+                          {"up_to": null, "unit_price": "0.2"}]),
+            reporting: json!({"method": "service_provider"}),
+        }
+    }
+}
+
+impl TestApp {
+    /// A product with these items and billing period, taken through both reviews (or left in
+    /// `self_test` when `publish` is false). Returns (provider token, product id).
+    pub fn product_with_items(
+        &self,
+        period: &str,
+        items: &[Item],
+        publish: bool,
+    ) -> (String, String) {
+        let (token, _, id) = self.draft_product();
+        let billable_items: Vec<Json> = items
+            .iter()
+            .map(|i| json!({"code": i.code, "name": i.code, "tier_mode": i.tier_mode, "tiers": i.tiers}))
+            .collect();
+        for (name, mut body) in step_bodies() {
+            if name == "pricing" {
+                body["billing_period"] = json!(period);
+                body["billable_items"] = json!(billable_items);
+            }
+            self.put(&format!("/api/v1/products/{id}/{name}"), &token, body)
+                .expect(200);
+        }
+        self.put_bytes(
+            &format!("/api/v1/products/{id}/media/logo"),
+            &token,
+            "image/png",
+            png(290, 290, 64),
+        )
+        .expect(200);
+        self.put_bytes(
+            &format!("/api/v1/products/{id}/media/user_guide"),
+            &token,
+            "application/pdf",
+            pdf(64),
+        )
+        .expect(200);
+        let review = self.submit(&token, &id, "category");
+        self.decide(&review, "approve", None).expect(200);
+        for i in items {
+            let item = format!("/api/v1/products/{id}/billable-items/{}", i.code);
+            self.put(&format!("{item}/reporting"), &token, i.reporting.clone())
+                .expect(200);
+            self.put(
+                &format!("{item}/associations"),
+                &token,
+                json!({"templates": ["tpl-standard"]}),
+            )
+            .expect(200);
+        }
+        if publish {
+            let review = self.submit(&token, &id, "feature");
+            self.decide(&review, "approve", None).expect(200);
+        }
+        (token, id)
     }
 }

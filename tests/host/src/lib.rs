@@ -33,7 +33,7 @@ mod bindings {
 /// Bindings for the cron trigger's world (not part of spin-sdk, hence the copy in `wit/`).
 mod cron_bindings {
     wasmtime::component::bindgen!({
-        path: "wit/spin-cron.wit",
+        path: "../../components/billing/wit/spin-cron.wit",
         world: "spin-cron",
         exports: { default: async },
     });

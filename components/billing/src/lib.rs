@@ -1,0 +1,21 @@
+//! The `billing` Spin component: the scheduled bill run, triggered by the cron trigger plugin.
+//! The event's timestamp is "now", so a late or repeated event bills exactly what it should.
+
+spin_sdk::wit_bindgen::generate!({
+    world: "spin-cron",
+    path: "wit/spin-cron.wit",
+    runtime_path: "::spin_sdk::wit_bindgen::rt",
+});
+
+struct Billing;
+
+impl Guest for Billing {
+    fn handle_cron_event(metadata: Metadata) -> Result<(), Error> {
+        let report =
+            nestmarket::spin::scheduled_bill_run(metadata.timestamp).map_err(Error::Other)?;
+        println!("bill run: {report}");
+        Ok(())
+    }
+}
+
+export!(Billing);

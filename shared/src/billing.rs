@@ -1,0 +1,569 @@
+//! Bill runs (SPEC §11): every closed, unbilled (instance, period) becomes exactly one bill,
+//! priced by the product's tiers, and — unless it is a test order's — one ledger deduction in the
+//! same transaction.
+//!
+//! Exactly-once rests on two guards, both in the database: each instance's billing cursor (the
+//! next period to bill) is advanced by compare-and-set in the transaction that writes the bill,
+//! and `bills` is UNIQUE on (instance, period). Two runs racing, a run repeated by the scheduler,
+//! or a run that died halfway all leave one bill per (instance, period).
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+
+use crate::accounts::{self, ACCOUNT_CURRENCY, Cents, EntryKind};
+use crate::clock::rfc3339;
+use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::identity::Principal;
+use crate::ids::new_id;
+use crate::listing::steps::{BillingPeriod, Tier, TierMode};
+use crate::metering::{self, UsageRecord};
+use crate::metering_units::to_price_unit;
+use crate::orders::{self, Instance};
+use crate::outbound::Outbound;
+use crate::period::Period;
+use crate::platform_usage::{self, PROMETHEUS_SCALE};
+use crate::pricing::{self, TierCharge};
+use crate::sales::{ItemSettings, PlatformSource, ReportingMethod};
+use crate::storage::{Database, Row, transaction};
+
+/// How many (instance, period) pairs one transaction bills: large enough that commits do not
+/// dominate, small enough that a failed batch redoes little.
+pub const BATCH: usize = 500;
+
+/// One priced billable item of a bill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BillLine {
+    pub code: String,
+    pub name: String,
+    pub price_unit: String,
+    pub tier_mode: TierMode,
+    /// Usage in the item's price unit.
+    pub quantity: Decimal,
+    /// Truncated to 2 decimals.
+    pub amount: Decimal,
+    pub breakdown: Vec<TierCharge>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Bill {
+    pub id: String,
+    pub instance_id: String,
+    pub owner_id: String,
+    pub provider_id: String,
+    pub product_id: String,
+    pub period_start: String,
+    pub period_end: String,
+    pub currency: String,
+    pub total: Cents,
+    /// A test order's bill: shown, never deducted.
+    pub test: bool,
+    pub lines: Vec<BillLine>,
+    pub created_at: String,
+}
+
+/// What one instance's terms say: its product's period kind, currency and in-effect items.
+pub struct Terms {
+    pub kind: BillingPeriod,
+    pub currency: String,
+    pub items: Vec<ItemSettings>,
+}
+
+pub fn terms(db: &dyn Database, instance: &Instance) -> ApiResult<Terms> {
+    let (kind, currency, items) = orders::billing_terms(db, instance)?;
+    Ok(Terms {
+        kind,
+        currency,
+        items,
+    })
+}
+
+/// Usage the platform measured for one (instance, period), gathered before the write
+/// transaction (a Prometheus query must not run while holding the database's write lock).
+fn collect(
+    instance: &Instance,
+    terms: &Terms,
+    period: &Period,
+    out: &dyn Outbound,
+) -> Result<Vec<UsageRecord>, String> {
+    let mut records = Vec::new();
+    for s in &terms.items {
+        let Some(ReportingMethod::ComputeNest { source, prometheus }) = &s.reporting else {
+            continue;
+        };
+        let (value, scale) = match source {
+            PlatformSource::Time => (
+                platform_usage::running_seconds(&instance.running_intervals, period),
+                0,
+            ),
+            PlatformSource::Prometheus => {
+                let q = prometheus
+                    .as_ref()
+                    .ok_or("a Prometheus item without its query")?;
+                let d = platform_usage::prometheus_increase(out, q, &instance.id, period)?;
+                let mantissa = (d * Decimal::from(10i64.pow(PROMETHEUS_SCALE)))
+                    .trunc()
+                    .to_string()
+                    .parse::<i64>()
+                    .map_err(|_| format!("increase {d} is out of range"))?;
+                (mantissa, PROMETHEUS_SCALE)
+            }
+            // Reported through POST /api/v1/metering/platform-bills.
+            PlatformSource::Bill => continue,
+        };
+        records.push(UsageRecord {
+            record_index: 0,
+            item_code: s.item.code().as_str().to_owned(),
+            start_time: period.start.timestamp(),
+            end_time: period.end.timestamp(),
+            value,
+            scale,
+            period_start: period.start.timestamp(),
+        });
+    }
+    Ok(records)
+}
+
+/// Prices one period from the stored usage plus `extra` (platform usage not stored, for previews).
+fn price_period(
+    db: &dyn Database,
+    instance: &Instance,
+    terms: &Terms,
+    period: &Period,
+    extra: &[UsageRecord],
+) -> ApiResult<(Vec<BillLine>, Cents)> {
+    let start = period.start.timestamp();
+    let mut raw: HashMap<String, Decimal> = HashMap::new();
+    for (_, code, total) in metering::period_totals(db, &instance.id, start, start + 1)? {
+        *raw.entry(code).or_default() += total;
+    }
+    for r in extra {
+        *raw.entry(r.item_code.clone()).or_default() +=
+            metering::amount(r.value, i64::from(r.scale));
+    }
+    let mut lines = Vec::new();
+    for s in &terms.items {
+        let code = s.item.code().as_str();
+        let quantity = to_price_unit(code, raw.get(code).copied().unwrap_or_default());
+        let priced = price_line(s.item.tiers(), s.item.tier_mode(), quantity)?;
+        lines.push(BillLine {
+            code: code.to_owned(),
+            name: s.item.name().to_owned(),
+            price_unit: s.price_unit.to_owned(),
+            tier_mode: s.item.tier_mode(),
+            quantity,
+            amount: priced.amount,
+            breakdown: priced.breakdown,
+        });
+    }
+    let amounts: Vec<Decimal> = lines.iter().map(|l| l.amount).collect();
+    let total = pricing::bill_total(&amounts).map_err(ApiError::internal)?;
+    let total = Cents::from_decimal(total)
+        .ok_or_else(|| ApiError::internal("a bill total beyond cents"))?;
+    Ok((lines, total))
+}
+
+fn price_line(tiers: &[Tier], mode: TierMode, quantity: Decimal) -> ApiResult<pricing::PricedLine> {
+    pricing::price(tiers, mode, quantity).map_err(ApiError::internal)
+}
+
+/// The next period to bill after `period`, or `None` once the instance's last period is billed
+/// (the period in which it was released).
+fn after(instance: &Instance, terms: &Terms, period: &Period, tz: Tz) -> Option<Period> {
+    let released = instance
+        .released_at
+        .as_ref()
+        .and(instance.running_intervals.last().and_then(|i| i.ended_at));
+    match released {
+        Some(r) if r < period.end.timestamp() => None,
+        _ => Some(period.next(terms.kind, tz)),
+    }
+}
+
+/// Gives every instance without one a billing cursor at the period it was created in.
+fn ensure_cursors(db: &dyn Database, tz: Tz) -> ApiResult<()> {
+    let rows = db.execute(
+        "SELECT id FROM instances WHERE id NOT IN (SELECT instance_id FROM billing_cursors)",
+        &[],
+    )?;
+    for row in &rows {
+        let instance = orders::find_unscoped(db, &row.text(0)?)?;
+        open_cursor(db, &instance, tz)?;
+    }
+    Ok(())
+}
+
+/// Starts billing an instance: its first period is the one it was ordered in.
+pub fn open_cursor(db: &dyn Database, instance: &Instance, tz: Tz) -> ApiResult<()> {
+    let terms = terms(db, instance)?;
+    let created = instance
+        .running_intervals
+        .first()
+        .and_then(|i| DateTime::from_timestamp(i.started_at, 0))
+        .ok_or_else(|| ApiError::internal("an instance without running intervals"))?;
+    let first = Period::containing(terms.kind, tz, created);
+    db.execute(
+        "INSERT INTO billing_cursors (instance_id, next_period_start, next_close_at) VALUES (?, ?, ?)
+         ON CONFLICT (instance_id) DO NOTHING",
+        &[
+            instance.id.clone().into(),
+            first.start.timestamp().into(),
+            first.closes_at(terms.kind, tz).timestamp().into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// An (instance, period) the run could not bill this time, and why; it is retried next run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Failure {
+    pub instance_id: String,
+    pub period_start: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunReport {
+    pub as_of: String,
+    pub bills_written: usize,
+    /// Test orders' bills among them (not deducted).
+    pub test_bills: usize,
+    /// Total deducted from customers' accounts.
+    pub deducted: Decimal,
+    pub failures: Vec<Failure>,
+}
+
+struct Prepared {
+    instance: Instance,
+    terms: Terms,
+    period: Period,
+    next: Option<Period>,
+    collected: Vec<UsageRecord>,
+}
+
+/// Bills every closed, unbilled (instance, period) as of `as_of`, oldest first, in batches.
+pub fn run(
+    db: &dyn Database,
+    out: &dyn Outbound,
+    tz: Tz,
+    as_of: DateTime<Utc>,
+    actor: &Principal,
+) -> ApiResult<RunReport> {
+    transaction(db, |db| ensure_cursors(db, tz))?;
+    let mut report = RunReport {
+        as_of: rfc3339(as_of),
+        ..RunReport::default()
+    };
+    // Keyset over (next_close_at, instance_id): a billed instance's cursor moves past the key
+    // and comes round again for its next closed period; a failed one stays behind it.
+    let mut key: (i64, String) = (i64::MIN, String::new());
+    loop {
+        let due = db.execute(
+            "SELECT instance_id, next_period_start, next_close_at FROM billing_cursors
+             WHERE next_close_at IS NOT NULL AND next_close_at <= ?1
+               AND (next_close_at > ?2 OR (next_close_at = ?2 AND instance_id > ?3))
+             ORDER BY next_close_at, instance_id LIMIT ?4",
+            &[
+                as_of.timestamp().into(),
+                key.0.into(),
+                key.1.clone().into(),
+                (BATCH as i64).into(),
+            ],
+        )?;
+        let Some(last) = due.last() else { break };
+        key = (last.int(2)?, last.text(0)?);
+        let batch = prepare(db, out, tz, &due, &mut report.failures)?;
+        let written = transaction(db, |db| write_batch(db, tz, &batch, actor, as_of))?;
+        for bill in written {
+            report.bills_written += 1;
+            if bill.test {
+                report.test_bills += 1;
+            } else {
+                report.deducted += bill.total.to_decimal();
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn prepare(
+    db: &dyn Database,
+    out: &dyn Outbound,
+    tz: Tz,
+    due: &[Row],
+    failures: &mut Vec<Failure>,
+) -> ApiResult<Vec<Prepared>> {
+    let mut batch = Vec::with_capacity(due.len());
+    for row in due {
+        let instance = orders::find_unscoped(db, &row.text(0)?)?;
+        let terms = terms(db, &instance)?;
+        let start = DateTime::from_timestamp(row.int(1)?, 0)
+            .ok_or_else(|| ApiError::internal("bad cursor"))?;
+        let period = Period::from_start(terms.kind, tz, start)
+            .ok_or_else(|| ApiError::internal("a cursor off a period boundary"))?;
+        match collect(&instance, &terms, &period, out) {
+            Ok(collected) => batch.push(Prepared {
+                next: after(&instance, &terms, &period, tz),
+                instance,
+                terms,
+                period,
+                collected,
+            }),
+            Err(reason) => failures.push(Failure {
+                instance_id: instance.id.clone(),
+                period_start: rfc3339(period.start),
+                reason,
+            }),
+        }
+    }
+    Ok(batch)
+}
+
+fn write_batch(
+    db: &dyn Database,
+    tz: Tz,
+    batch: &[Prepared],
+    actor: &Principal,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<Bill>> {
+    let mut written = Vec::new();
+    for p in batch {
+        let (next_start, next_close) = match &p.next {
+            Some(n) => (
+                n.start.timestamp(),
+                Some(n.closes_at(p.terms.kind, tz).timestamp()),
+            ),
+            None => (p.period.end.timestamp(), None),
+        };
+        // The compare-and-set: only the run that moves the cursor off this period bills it.
+        let moved = db.execute(
+            "UPDATE billing_cursors SET next_period_start = ?, next_close_at = ?
+             WHERE instance_id = ? AND next_period_start = ? RETURNING instance_id",
+            &[
+                next_start.into(),
+                next_close.into(),
+                p.instance.id.clone().into(),
+                p.period.start.timestamp().into(),
+            ],
+        )?;
+        if moved.is_empty() {
+            continue;
+        }
+        metering::store(
+            db,
+            &p.instance.id,
+            &p.collected,
+            "platform",
+            "bill-run",
+            now,
+        )?;
+        let (lines, total) = price_period(db, &p.instance, &p.terms, &p.period, &[])?;
+        let bill = Bill {
+            id: new_id("bill", now),
+            instance_id: p.instance.id.clone(),
+            owner_id: p.instance.owner_id.clone(),
+            provider_id: p.instance.provider_id.clone(),
+            product_id: p.instance.product_id.clone(),
+            period_start: rfc3339(p.period.start),
+            period_end: rfc3339(p.period.end),
+            currency: p.terms.currency.clone(),
+            total,
+            test: p.instance.test,
+            lines,
+            created_at: rfc3339(now),
+        };
+        insert(db, &bill, &p.period)?;
+        if !bill.test && total.0 > 0 && bill.currency == ACCOUNT_CURRENCY {
+            accounts::post(
+                db,
+                &bill.owner_id,
+                EntryKind::Bill,
+                Cents(-total.0),
+                Some(&bill.id),
+                &actor.id,
+                now,
+            )?;
+        }
+        written.push(bill);
+    }
+    Ok(written)
+}
+
+fn insert(db: &dyn Database, bill: &Bill, period: &Period) -> ApiResult<()> {
+    let lines = serde_json::to_string(&bill.lines).map_err(ApiError::internal)?;
+    db.execute(
+        "INSERT INTO bills (id, instance_id, owner_id, provider_id, product_id, period_start, period_end,
+                            currency, total_cents, test, lines, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &[
+            bill.id.clone().into(),
+            bill.instance_id.clone().into(),
+            bill.owner_id.clone().into(),
+            bill.provider_id.clone().into(),
+            bill.product_id.clone().into(),
+            period.start.timestamp().into(),
+            period.end.timestamp().into(),
+            bill.currency.clone().into(),
+            bill.total.0.into(),
+            i64::from(bill.test).into(),
+            lines.into(),
+            bill.created_at.clone().into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// What a period would cost now, computed as a run would but written nowhere. For an open
+/// period, running time counts up to `now`.
+pub fn preview(
+    db: &dyn Database,
+    out: &dyn Outbound,
+    tz: Tz,
+    instance: &Instance,
+    period_start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> ApiResult<serde_json::Value> {
+    let terms = terms(db, instance)?;
+    let period = Period::from_start(terms.kind, tz, period_start).ok_or_else(|| {
+        ApiError::validation(vec![FieldError::new(
+            "period_start",
+            Code::InvalidPeriodStart,
+            "not the start of a billing period of this product",
+        )])
+    })?;
+    let mut clipped = instance.clone();
+    for i in &mut clipped.running_intervals {
+        i.ended_at = Some(i.ended_at.unwrap_or(now.timestamp()).min(now.timestamp()));
+    }
+    let collected = collect(&clipped, &terms, &period, out)
+        .map_err(|reason| ApiError::new(Code::PlatformSourceUnavailable, reason))?;
+    // Usage already collected for a closed period is stored; do not count it twice.
+    let stored: Vec<String> = metering::period_totals(
+        db,
+        &instance.id,
+        period.start.timestamp(),
+        period.start.timestamp() + 1,
+    )?
+    .into_iter()
+    .map(|(_, code, _)| code)
+    .collect();
+    let extra: Vec<UsageRecord> = collected
+        .into_iter()
+        .filter(|r| !stored.contains(&r.item_code))
+        .collect();
+    let (lines, total) = price_period(db, instance, &terms, &period, &extra)?;
+    Ok(serde_json::json!({
+        "instance_id": instance.id,
+        "period_start": rfc3339(period.start),
+        "period_end": rfc3339(period.end),
+        "closed": period.is_closed(terms.kind, tz, now),
+        "currency": terms.currency,
+        "total": total,
+        "test": instance.test,
+        "lines": lines,
+    }))
+}
+
+const COLUMNS: &str = "id, instance_id, owner_id, provider_id, product_id, period_start, period_end, \
+                       currency, total_cents, test, lines, created_at";
+
+fn from_row(row: &Row) -> ApiResult<Bill> {
+    let ts = |i: usize| -> ApiResult<String> {
+        Ok(rfc3339(
+            DateTime::from_timestamp(row.int(i)?, 0)
+                .ok_or_else(|| ApiError::internal("bad time"))?,
+        ))
+    };
+    Ok(Bill {
+        id: row.text(0)?,
+        instance_id: row.text(1)?,
+        owner_id: row.text(2)?,
+        provider_id: row.text(3)?,
+        product_id: row.text(4)?,
+        period_start: ts(5)?,
+        period_end: ts(6)?,
+        currency: row.text(7)?,
+        total: Cents(row.int(8)?),
+        test: row.int(9)? != 0,
+        lines: serde_json::from_str(&row.text(10)?).map_err(ApiError::internal)?,
+        created_at: row.text(11)?,
+    })
+}
+
+/// Who sees which bills: a customer its own, a provider its products', operators all.
+fn scope(caller: &Principal) -> (Option<String>, Option<String>) {
+    match caller.role {
+        crate::identity::Role::Operator => (None, None),
+        crate::identity::Role::Provider => (None, Some(caller.id.clone())),
+        _ => (Some(caller.id.clone()), None),
+    }
+}
+
+pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Bill> {
+    let (owner, provider) = scope(caller);
+    let rows = db.execute(
+        &format!(
+            "SELECT {COLUMNS} FROM bills WHERE id = ?1
+               AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR provider_id = ?3)"
+        ),
+        &[id.into(), owner.into(), provider.into()],
+    )?;
+    rows.first()
+        .map(from_row)
+        .transpose()?
+        .ok_or_else(|| ApiError::not_found("bill"))
+}
+
+pub struct BillFilter {
+    pub instance_id: Option<String>,
+    pub from: i64,
+    pub to: i64,
+}
+
+pub fn list(
+    db: &dyn Database,
+    caller: &Principal,
+    filter: &BillFilter,
+    after: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<Bill>> {
+    let (owner, provider) = scope(caller);
+    let rows = db.execute(
+        &format!(
+            "SELECT {COLUMNS} FROM bills
+             WHERE (?1 IS NULL OR owner_id = ?1) AND (?2 IS NULL OR provider_id = ?2)
+               AND (?3 IS NULL OR instance_id = ?3) AND period_start >= ?4 AND period_start < ?5
+               AND (?6 IS NULL OR id > ?6)
+             ORDER BY id LIMIT ?7"
+        ),
+        &[
+            owner.into(),
+            provider.into(),
+            filter.instance_id.clone().into(),
+            filter.from.into(),
+            filter.to.into(),
+            after.map(str::to_owned).into(),
+            (limit as i64).into(),
+        ],
+    )?;
+    rows.iter().map(from_row).collect()
+}
+
+/// The run the `billing` cron component makes: as the built-in operator, as of the event's time.
+pub fn scheduled_run(
+    storage: &crate::storage::Storage,
+    out: &dyn Outbound,
+    config: &crate::api::Config,
+    now: DateTime<Utc>,
+) -> ApiResult<RunReport> {
+    run(
+        storage.db()?,
+        out,
+        config.billing_timezone,
+        now,
+        &Principal::built_in_operator(),
+    )
+}

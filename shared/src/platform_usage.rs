@@ -1,0 +1,191 @@
+//! Usage the platform reports itself (SPEC §8, §10): Time from an instance's running intervals,
+//! Prometheus from the provider's metrics. Bill usage arrives through `POST
+//! /api/v1/metering/platform-bills` and needs no collection.
+
+use rust_decimal::Decimal;
+
+use crate::orders::RunningInterval;
+use crate::outbound::Outbound;
+use crate::period::Period;
+use crate::sales::PrometheusQuery;
+
+/// The label every provider's metrics carry to tell instances apart.
+pub const INSTANCE_LABEL: &str = "service_instance_id";
+
+/// Seconds the instance ran within the period: its intervals clipped to `[start, end)`, an open
+/// interval running until the end of the period.
+pub fn running_seconds(intervals: &[RunningInterval], period: &Period) -> i64 {
+    let (start, end) = (period.start.timestamp(), period.end.timestamp());
+    intervals
+        .iter()
+        .map(|i| {
+            let from = i.started_at.max(start);
+            let to = i.ended_at.unwrap_or(end).min(end);
+            (to - from).max(0)
+        })
+        .sum()
+}
+
+/// Whether `query` is a metric selector (`name` or `name{label="v",…}`): the form the instance
+/// label can be added to.
+pub fn is_metric_selector(query: &str) -> bool {
+    let (name, labels) = match query.find('{') {
+        Some(i) => (&query[..i], Some(&query[i..])),
+        None => (query, None),
+    };
+    let mut chars = name.chars();
+    let name_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+    let labels_ok = labels.is_none_or(|l| {
+        l.ends_with('}') && l[1..l.len() - 1].chars().all(|c| c != '{' && c != '}')
+    });
+    name_ok && labels_ok
+}
+
+/// The PromQL asked of the provider's Prometheus: the increase of the selector, restricted to the
+/// instance, over the whole period. `increase` handles counter resets.
+pub fn promql(selector: &str, instance_id: &str, period: &Period) -> String {
+    let matcher = format!("{INSTANCE_LABEL}=\"{instance_id}\"");
+    let selector = match selector.strip_suffix('}') {
+        Some(open) if open.ends_with('{') => format!("{open}{matcher}}}"),
+        Some(open) => format!("{open},{matcher}}}"),
+        None => format!("{selector}{{{matcher}}}"),
+    };
+    let seconds = (period.end - period.start).num_seconds();
+    format!("sum(increase({selector}[{seconds}s]))")
+}
+
+pub fn query_url(q: &PrometheusQuery, instance_id: &str, period: &Period) -> String {
+    let query: String =
+        form_urlencoded::byte_serialize(promql(&q.query, instance_id, period).as_bytes()).collect();
+    format!(
+        "{}/api/v1/query?query={query}&time={}",
+        q.endpoint.trim_end_matches('/'),
+        period.end.timestamp()
+    )
+}
+
+/// The scalar of an instant-vector answer; no series means no usage.
+pub fn parse_answer(body: &[u8]) -> Result<Decimal, String> {
+    let v: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| format!("not Prometheus JSON: {e}"))?;
+    if v["status"] != "success" {
+        return Err(format!(
+            "Prometheus answered {}: {}",
+            v["errorType"], v["error"]
+        ));
+    }
+    let result = v["data"]["result"]
+        .as_array()
+        .ok_or("no data.result in the answer")?;
+    match result.first() {
+        None => Ok(Decimal::ZERO),
+        Some(series) => {
+            let value = series["value"][1]
+                .as_str()
+                .ok_or("a sample without a value")?;
+            let d: Decimal = value
+                .parse()
+                .map_err(|_| format!("not a number: {value}"))?;
+            if d.is_sign_negative() {
+                return Err(format!("a negative increase: {value}"));
+            }
+            Ok(d)
+        }
+    }
+}
+
+/// Decimal places kept of a Prometheus increase (it extrapolates, so it is rarely whole).
+pub const PROMETHEUS_SCALE: u32 = 6;
+
+/// Queries the increase for one instance and period, truncated to [`PROMETHEUS_SCALE`] places.
+pub fn prometheus_increase(
+    out: &dyn Outbound,
+    q: &PrometheusQuery,
+    instance_id: &str,
+    period: &Period,
+) -> Result<Decimal, String> {
+    let url = query_url(q, instance_id, period);
+    let (status, body) = out
+        .get(&url)
+        .map_err(|e| format!("Prometheus at {} unreachable: {e}", q.endpoint))?;
+    if status != 200 {
+        return Err(format!(
+            "Prometheus at {} answered HTTP {status}",
+            q.endpoint
+        ));
+    }
+    Ok(parse_answer(&body)?.trunc_with_scale(PROMETHEUS_SCALE))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::DateTime;
+
+    fn hour(start: i64) -> Period {
+        Period {
+            start: DateTime::from_timestamp(start, 0).unwrap(),
+            end: DateTime::from_timestamp(start + 3600, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn running_time_is_clipped_to_the_period() {
+        let p = hour(7200);
+        let iv = |s, e| RunningInterval {
+            started_at: s,
+            ended_at: e,
+        };
+        assert_eq!(running_seconds(&[iv(0, None)], &p), 3600);
+        assert_eq!(running_seconds(&[iv(0, Some(9000))], &p), 1800);
+        assert_eq!(
+            running_seconds(
+                &[iv(7200, Some(7500)), iv(8000, Some(8100)), iv(10000, None)],
+                &p
+            ),
+            400 + 800
+        );
+        assert_eq!(running_seconds(&[iv(0, Some(7200))], &p), 0);
+        assert_eq!(running_seconds(&[iv(10800, None)], &p), 0);
+    }
+
+    #[test]
+    fn the_instance_label_is_added_to_any_selector() {
+        let p = hour(0);
+        assert_eq!(
+            promql("reqs_total", "si-1", &p),
+            r#"sum(increase(reqs_total{service_instance_id="si-1"}[3600s]))"#
+        );
+        assert_eq!(
+            promql("reqs_total{}", "si-1", &p),
+            r#"sum(increase(reqs_total{service_instance_id="si-1"}[3600s]))"#
+        );
+        assert_eq!(
+            promql(r#"reqs_total{job="api"}"#, "si-1", &p),
+            r#"sum(increase(reqs_total{job="api",service_instance_id="si-1"}[3600s]))"#
+        );
+    }
+
+    #[test]
+    fn selectors_are_recognized() {
+        assert!(is_metric_selector("http_requests_total"));
+        assert!(is_metric_selector(r#"http_requests_total{job="api"}"#));
+        assert!(!is_metric_selector("sum(rate(x[5m]))"));
+        assert!(!is_metric_selector("9lives"));
+        assert!(!is_metric_selector(""));
+    }
+
+    #[test]
+    fn answers_are_parsed_exactly() {
+        let ok = br#"{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,"12.5"]}]}}"#;
+        assert_eq!(parse_answer(ok).unwrap(), Decimal::new(125, 1));
+        let empty = br#"{"status":"success","data":{"resultType":"vector","result":[]}}"#;
+        assert_eq!(parse_answer(empty).unwrap(), Decimal::ZERO);
+        let err = br#"{"status":"error","errorType":"bad_data","error":"parse error"}"#;
+        assert!(parse_answer(err).is_err());
+        assert!(parse_answer(b"<html>").is_err());
+    }
+}

@@ -1,0 +1,738 @@
+//! SPEC §11 through the HTTP handlers and the bill-run operation: tiered, exactly-once bills.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpListener;
+
+use chrono::{DateTime, Duration, Utc};
+use common::{ADMIN, Item, TestApp, at};
+use nestmarket::billing;
+use nestmarket::identity::Principal;
+use nestmarket::outbound::native::NativeOutbound;
+use nestmarket::storage::{Backend, Database, Row, Storage, StorageError, Value as SqlValue};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+const T0: &str = "2026-03-27T08:00:00Z";
+
+/// A customer with 1,000.00 and an instance of an hourly product with `items`, ordered at 08:00.
+struct World {
+    app: TestApp,
+    provider: String,
+    customer: String,
+    instance: String,
+}
+
+fn world(period: &str, items: &[Item]) -> World {
+    let app =
+        TestApp::with_config(|name| (name == "allow_clock_override").then(|| "true".to_owned()));
+    app.set_now(at(T0));
+    let (provider, product) = app.product_with_items(period, items, true);
+    let (customer_id, customer) = app.customer("enterprise");
+    app.post(
+        &format!("/api/v1/accounts/{customer_id}/top-ups"),
+        ADMIN,
+        json!({"amount": "1000.00"}),
+    )
+    .expect(201);
+    let instance = app.order(&customer, &product);
+    World {
+        app,
+        provider,
+        customer,
+        instance,
+    }
+}
+
+impl World {
+    /// Pushes usage a minute after its window ends, as a provider's meter would.
+    fn push(&self, start: &str, end: &str, key: &str, value: u64) {
+        let after_window = at(end) + Duration::minutes(1);
+        if self.app.now() < after_window {
+            self.app.set_now(after_window);
+        }
+        let body = json!({"ServiceInstanceId": self.instance, "Metering": [{
+            "StartTime": at(start).timestamp(), "EndTime": at(end).timestamp(),
+            "Entities": [{"Key": key, "Value": value.to_string()}]}]});
+        self.app
+            .post("/api/v1/metering", &self.provider, body)
+            .expect(200);
+    }
+
+    fn run(&self, as_of: &str) -> Value {
+        self.app
+            .post("/api/v1/billing/runs", ADMIN, json!({"as_of": as_of}))
+            .expect(200)
+            .json()
+    }
+
+    fn bills(&self) -> Vec<Value> {
+        let r = self.app.get(
+            &format!("/api/v1/bills?instance_id={}&limit=500", self.instance),
+            &self.customer,
+        );
+        r.expect(200).json()["items"].as_array().unwrap().clone()
+    }
+
+    fn balance(&self) -> String {
+        self.app
+            .get("/api/v1/accounts/me", &self.customer)
+            .expect(200)
+            .json()["account"]["balance"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    fn bill_for(&self, period_start: &str) -> Value {
+        self.bills()
+            .into_iter()
+            .find(|b| b["period_start"] == period_start)
+            .unwrap_or_else(|| panic!("no bill for {period_start}"))
+    }
+}
+
+fn scalar(app: &TestApp, sql: &str) -> i64 {
+    match app.backend.open_db().unwrap().execute(sql, &[]).unwrap()[0].0[0] {
+        SqlValue::Integer(n) => n,
+        ref v => panic!("{v:?}"),
+    }
+}
+
+#[test]
+fn a_closed_hour_becomes_one_bill_with_its_tier_breakdown_and_ledger_deduction() {
+    let w = world("hour", &[Item::frequency()]);
+    w.push(
+        "2026-03-27T08:00:00Z",
+        "2026-03-27T08:30:00Z",
+        "Frequency",
+        600,
+    );
+    w.push(
+        "2026-03-27T08:30:00Z",
+        "2026-03-27T09:00:00Z",
+        "Frequency",
+        401,
+    );
+    // Hour 08:00 closes at 10:00: not yet billed at 09:59:59.
+    assert_eq!(w.run("2026-03-27T09:59:59Z")["bills_written"], 0);
+    let report = w.run("2026-03-27T10:00:00Z");
+    assert_eq!(report["bills_written"], 1);
+    let bill = w.bill_for("2026-03-27T08:00:00Z");
+    assert_eq!(bill["total"], "500.40");
+    assert_eq!(bill["period_end"], "2026-03-27T09:00:00Z");
+    assert_eq!(bill["test"], false);
+    let line = &bill["lines"][0];
+    assert_eq!(line["quantity"], "1001");
+    assert_eq!(line["amount"], "500.40");
+    assert_eq!(line["breakdown"][0]["quantity"], "1000");
+    assert_eq!(line["breakdown"][1]["quantity"], "1");
+    assert_eq!(w.balance(), "499.60");
+    let me = w
+        .app
+        .get("/api/v1/accounts/me", &w.customer)
+        .expect(200)
+        .json();
+    assert_eq!(me["ledger"]["items"][0]["kind"], "bill");
+    assert_eq!(me["ledger"]["items"][0]["amount"], "-500.40");
+    assert_eq!(me["ledger"]["items"][0]["reference"], bill["id"]);
+    // The customer and the provider see it; a stranger does not.
+    let id = bill["id"].as_str().unwrap();
+    w.app
+        .get(&format!("/api/v1/bills/{id}"), &w.customer)
+        .expect(200);
+    w.app
+        .get(&format!("/api/v1/bills/{id}"), &w.provider)
+        .expect(200);
+    let (_, stranger) = w.app.customer("individual");
+    w.app
+        .get(&format!("/api/v1/bills/{id}"), &stranger)
+        .problem(404, "NotFound");
+    assert_eq!(
+        w.app.get("/api/v1/bills", &stranger).expect(200).json()["items"],
+        json!([])
+    );
+}
+
+#[test]
+fn running_again_bills_nothing_twice() {
+    let w = world("hour", &[Item::frequency()]);
+    w.push(
+        "2026-03-27T08:00:00Z",
+        "2026-03-27T08:30:00Z",
+        "Frequency",
+        10,
+    );
+    w.run("2026-03-27T12:00:00Z");
+    let (bills, balance) = (w.bills(), w.balance());
+    assert_eq!(
+        bills.len(),
+        3,
+        "08:00, 09:00 and 10:00 (which closes at 12:00 exactly)"
+    );
+    assert_eq!(w.run("2026-03-27T12:00:00Z")["bills_written"], 0);
+    assert_eq!(w.bills(), bills);
+    assert_eq!(w.balance(), balance);
+}
+
+#[test]
+fn catch_up_after_days_bills_every_hour_once_and_oldest_first() {
+    let w = world("hour", &[Item::frequency()]);
+    w.push(
+        "2026-03-27T09:00:00Z",
+        "2026-03-27T09:30:00Z",
+        "Frequency",
+        2,
+    );
+    let report = w.run("2026-03-30T08:00:00Z");
+    // Hours 08:00 on the 27th through 06:00 on the 30th are closed: 16 + 24 + 24 + 7 = 71.
+    assert_eq!(report["bills_written"], 71);
+    let bills = w.bills();
+    assert_eq!(bills.len(), 71);
+    let starts: std::collections::BTreeSet<&str> = bills
+        .iter()
+        .map(|b| b["period_start"].as_str().unwrap())
+        .collect();
+    assert_eq!(starts.len(), 71);
+    assert_eq!(w.bill_for("2026-03-27T09:00:00Z")["total"], "1.00");
+    assert_eq!(w.balance(), "999.00");
+    assert_eq!(
+        scalar(
+            &w.app,
+            "SELECT COUNT(*) FROM ledger_entries WHERE kind = 'bill'"
+        ),
+        1,
+        "zero bills deduct nothing"
+    );
+}
+
+#[test]
+fn day_periods_turn_at_midnight_in_the_billing_time_zone() {
+    let w = world("day", &[Item::frequency()]);
+    // 15:30–15:59 UTC is the end of the Shanghai day of the 27th; 16:10 UTC is the 28th there.
+    w.push(
+        "2026-03-27T15:30:00Z",
+        "2026-03-27T15:59:00Z",
+        "Frequency",
+        3,
+    );
+    w.push(
+        "2026-03-27T16:10:00Z",
+        "2026-03-27T16:40:00Z",
+        "Frequency",
+        5,
+    );
+    // The Shanghai day of the 27th (16:00 UTC on the 26th → 16:00 UTC on the 27th) closes at the
+    // end of the next day: 16:00 UTC on the 28th.
+    assert_eq!(w.run("2026-03-28T15:59:59Z")["bills_written"], 0);
+    w.run("2026-03-28T16:00:00Z");
+    assert_eq!(w.bill_for("2026-03-26T16:00:00Z")["total"], "1.50");
+    w.run("2026-03-29T16:00:00Z");
+    assert_eq!(w.bill_for("2026-03-27T16:00:00Z")["total"], "2.50");
+}
+
+#[test]
+fn running_time_is_billed_from_the_instance_intervals() {
+    let period = Item {
+        code: "Period",
+        tier_mode: "graduated",
+        tiers: json!([{"up_to": null, "unit_price": "1.00"}]),
+        reporting: json!({"method": "compute_nest", "source": "time"}),
+    };
+    let w = world("hour", &[period]);
+    // Stopped at 08:30, started at 09:45, released at 10:15.
+    let act = |at_time: &str, action: &str| {
+        w.app.set_now(at(at_time));
+        w.app
+            .post(
+                &format!("/api/v1/instances/{}/actions", w.instance),
+                &w.customer,
+                json!({"action": action}),
+            )
+            .expect(200);
+    };
+    act("2026-03-27T08:30:00Z", "stop");
+    act("2026-03-27T09:45:00Z", "start");
+    act("2026-03-27T10:15:00Z", "release");
+    w.app.set_now(at("2026-03-28T00:00:00Z"));
+    let report = w.run("2026-03-28T00:00:00Z");
+    assert_eq!(
+        report["bills_written"], 3,
+        "08:00, 09:00 and 10:00; nothing after the release"
+    );
+    assert_eq!(
+        w.bill_for("2026-03-27T08:00:00Z")["total"],
+        "0.50",
+        "1,800 s of Period at 1.00/h"
+    );
+    assert_eq!(w.bill_for("2026-03-27T09:00:00Z")["total"], "0.25");
+    assert_eq!(w.bill_for("2026-03-27T10:00:00Z")["total"], "0.25");
+    assert_eq!(w.run("2026-03-29T00:00:00Z")["bills_written"], 0);
+    let usage = w
+        .app
+        .get(
+            &format!("/api/v1/metering/usage?instance_id={}", w.instance),
+            &w.provider,
+        )
+        .expect(200)
+        .json();
+    assert_eq!(usage["totals"][0]["quantity"], "0.5");
+}
+
+#[test]
+fn platform_bills_are_reported_once_and_billed() {
+    let fee = Item {
+        code: "BillFee",
+        tier_mode: "volume",
+        tiers: json!([{"up_to": null, "unit_price": "1.1"}]),
+        reporting: json!({"method": "compute_nest", "source": "bill"}),
+    };
+    let w = world("hour", &[fee]);
+    let (_, platform) = w.app.principal("platform", None);
+    w.app.set_now(at("2026-03-27T09:10:00Z"));
+    let body = json!({"instance_id": w.instance, "period_start": "2026-03-27T08:00:00Z", "amount": "12.34"});
+    assert_eq!(
+        w.app
+            .post("/api/v1/metering/platform-bills", &platform, body.clone())
+            .expect(200)
+            .json()["accepted"],
+        1
+    );
+    assert_eq!(
+        w.app
+            .post("/api/v1/metering/platform-bills", &platform, body.clone())
+            .expect(200)
+            .json()["duplicates"],
+        1
+    );
+    let before = w.app.snapshot();
+    let mut changed = body.clone();
+    changed["amount"] = json!("12.35");
+    w.app
+        .post("/api/v1/metering/platform-bills", &platform, changed)
+        .problem(409, "DuplicateRecordConflict");
+    let mut odd = body.clone();
+    odd["period_start"] = json!("2026-03-27T08:30:00Z");
+    w.app
+        .post("/api/v1/metering/platform-bills", &platform, odd)
+        .problem(400, "InvalidPeriodStart");
+    w.app
+        .post("/api/v1/metering/platform-bills", &w.customer, body)
+        .problem(403, "Forbidden");
+    assert_eq!(w.app.snapshot(), before);
+    w.run("2026-03-27T10:00:00Z");
+    assert_eq!(
+        w.bill_for("2026-03-27T08:00:00Z")["total"],
+        "13.57",
+        "12.34 × 1.1 = 13.574, truncated"
+    );
+}
+
+#[test]
+fn test_orders_are_billed_as_test_and_deduct_nothing() {
+    let app =
+        TestApp::with_config(|name| (name == "allow_clock_override").then(|| "true".to_owned()));
+    app.set_now(at(T0));
+    let (provider, product) = app.product_with_items("hour", &[Item::frequency()], false);
+    let instance = app.order(&provider, &product);
+    let body = json!({"ServiceInstanceId": instance, "Metering": [{"StartTime": at(T0).timestamp(),
+        "EndTime": at(T0).timestamp() + 1800, "Entities": [{"Key": "Frequency", "Value": "100"}]}]});
+    app.set_now(at("2026-03-27T09:00:00Z"));
+    app.post("/api/v1/metering", &provider, body).expect(200);
+    let report = app
+        .post(
+            "/api/v1/billing/runs",
+            ADMIN,
+            json!({"as_of": "2026-03-27T10:00:00Z"}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(report["test_bills"], 1);
+    assert_eq!(report["deducted"], "0");
+    let bills = app.get("/api/v1/bills", &provider).expect(200).json();
+    assert_eq!(bills["items"][0]["test"], true);
+    assert_eq!(bills["items"][0]["total"], "50.00");
+    assert_eq!(scalar(&app, "SELECT COUNT(*) FROM ledger_entries"), 0);
+}
+
+#[test]
+fn bill_runs_are_for_operators_and_the_platform_and_not_dated_ahead() {
+    let app = TestApp::new();
+    let (_, customer) = app.customer("individual");
+    let (_, platform) = app.principal("platform", None);
+    app.post("/api/v1/billing/runs", &customer, json!({}))
+        .problem(403, "Forbidden");
+    app.post("/api/v1/billing/runs", &platform, json!({}))
+        .expect(200);
+    let ahead = (app.now() + Duration::hours(1)).to_rfc3339();
+    app.post("/api/v1/billing/runs", ADMIN, json!({"as_of": ahead}))
+        .problem(400, "AsOfInFuture");
+    app.post("/api/v1/billing/runs", ADMIN, json!({"as_of": "yesterday"}))
+        .problem(400, "InvalidJson");
+}
+
+#[test]
+fn a_preview_prices_an_open_period_and_writes_nothing() {
+    let w = world("hour", &[Item::frequency()]);
+    w.push(
+        "2026-03-27T08:00:00Z",
+        "2026-03-27T08:30:00Z",
+        "Frequency",
+        5001,
+    );
+    w.app.set_now(at("2026-03-27T08:40:00Z"));
+    let before = w.app.snapshot();
+    let p = w
+        .app
+        .post(
+            "/api/v1/billing/preview",
+            &w.customer,
+            json!({"instance_id": w.instance, "period_start": T0}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(p["total"], "2100.20");
+    assert_eq!(p["closed"], false);
+    assert_eq!(w.app.snapshot(), before);
+    w.app
+        .post(
+            "/api/v1/billing/preview",
+            &w.customer,
+            json!({"instance_id": w.instance, "period_start": "2026-03-27T08:15:00Z"}),
+        )
+        .problem(400, "InvalidPeriodStart");
+}
+
+/// A database that fails the `n`th bill insert, as a crash halfway through a run would.
+struct FailingDb {
+    inner: Box<dyn Database>,
+    fail_at: std::cell::Cell<usize>,
+}
+
+impl Database for FailingDb {
+    fn execute(&self, sql: &str, params: &[SqlValue]) -> Result<Vec<Row>, StorageError> {
+        if sql.trim_start().starts_with("INSERT INTO bills") {
+            let left = self.fail_at.get();
+            self.fail_at.set(left.saturating_sub(1));
+            if left == 1 {
+                return Err(StorageError::other("disk I/O error (injected)"));
+            }
+        }
+        self.inner.execute(sql, params)
+    }
+}
+
+fn as_of(s: &str) -> DateTime<Utc> {
+    at(s)
+}
+
+#[test]
+fn a_run_that_fails_halfway_then_reruns_leaves_one_bill_and_one_deduction_per_period() {
+    let w = world("hour", &[Item::frequency()]);
+    for h in 8..20 {
+        w.push(
+            &format!("2026-03-27T{h:02}:00:00Z"),
+            &format!("2026-03-27T{h:02}:30:00Z"),
+            "Frequency",
+            10,
+        );
+    }
+    Storage::new(w.app.backend.clone()).db().unwrap();
+    let failing = FailingDb {
+        inner: w.app.backend.open_db().unwrap(),
+        fail_at: std::cell::Cell::new(5),
+    };
+    let operator = Principal::built_in_operator();
+    let tz = w.app.config.billing_timezone;
+    let err = billing::run(
+        &failing,
+        &NativeOutbound,
+        tz,
+        as_of("2026-03-28T00:00:00Z"),
+        &operator,
+    );
+    assert!(err.is_err());
+    assert_eq!(
+        w.bills().len(),
+        4,
+        "the four bills before the failure committed"
+    );
+    let report = billing::run(
+        w.app.backend.open_db().unwrap().as_ref(),
+        &NativeOutbound,
+        tz,
+        as_of("2026-03-28T00:00:00Z"),
+        &operator,
+    )
+    .unwrap();
+    assert_eq!(
+        report.bills_written,
+        15 - 4,
+        "08:00 through 22:00 are closed at midnight"
+    );
+    assert_eq!(scalar(&w.app, "SELECT COUNT(*) FROM bills"), 15);
+    assert_eq!(
+        scalar(&w.app, "SELECT COUNT(DISTINCT period_start) FROM bills"),
+        15
+    );
+    assert_eq!(
+        scalar(
+            &w.app,
+            "SELECT COUNT(*) FROM ledger_entries WHERE kind = 'bill'"
+        ),
+        12
+    );
+    assert_eq!(w.balance(), "940.00");
+}
+
+#[test]
+fn two_runs_at_once_bill_each_period_once() {
+    let w = world("hour", &[Item::frequency()]);
+    let (_, c2) = w.app.customer("enterprise");
+    let product = w
+        .app
+        .get(&format!("/api/v1/instances/{}", w.instance), ADMIN)
+        .expect(200)
+        .json()["product_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let mut instances = vec![w.instance.clone()];
+    for _ in 0..5 {
+        instances.push(w.app.order(&c2, &product));
+    }
+    w.app.set_now(at("2026-03-27T08:31:00Z"));
+    for i in &instances {
+        let body = json!({"ServiceInstanceId": i, "Metering": [{"StartTime": at(T0).timestamp(),
+            "EndTime": at(T0).timestamp() + 1800, "Entities": [{"Key": "Frequency", "Value": "3"}]}]});
+        w.app
+            .post("/api/v1/metering", &w.provider, body)
+            .expect(200);
+    }
+    let barrier = std::sync::Barrier::new(4);
+    let written: Vec<u64> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                s.spawn(|| {
+                    barrier.wait();
+                    w.app
+                        .post(
+                            "/api/v1/billing/runs",
+                            ADMIN,
+                            json!({"as_of": "2026-03-27T14:00:00Z"}),
+                        )
+                        .expect(200)
+                        .json()["bills_written"]
+                        .as_u64()
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    // Hours 08:00–12:00 of six instances: 30 (instance, period) pairs, billed once between them.
+    assert_eq!(written.iter().sum::<u64>(), 30, "{written:?}");
+    assert_eq!(scalar(&w.app, "SELECT COUNT(*) FROM bills"), 30);
+    assert_eq!(
+        scalar(
+            &w.app,
+            "SELECT COUNT(DISTINCT instance_id || period_start) FROM bills"
+        ),
+        30
+    );
+    assert_eq!(
+        scalar(
+            &w.app,
+            "SELECT COUNT(*) FROM ledger_entries WHERE kind = 'bill'"
+        ),
+        6
+    );
+}
+
+/// A Prometheus-compatible server on loopback: it evaluates `sum(increase(...[Ns]))` for the
+/// instance named in the query over per-instance counter samples, resets included, the way
+/// Prometheus does (without extrapolation).
+fn prometheus(samples: Vec<(String, Vec<(i64, f64)>)>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            // Read the headers through, so the client's request is consumed before we answer.
+            let mut header = String::new();
+            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                header.clear();
+            }
+            let target = line
+                .split_whitespace()
+                .nth(1)
+                .unwrap_or_default()
+                .to_owned();
+            let query: Vec<(String, String)> =
+                form_urlencoded::parse(target.split_once('?').map_or("", |q| q.1).as_bytes())
+                    .into_owned()
+                    .collect();
+            let get = |k: &str| {
+                query
+                    .iter()
+                    .find(|(n, _)| n == k)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            };
+            let (promql, time) = (get("query"), get("time").parse::<i64>().unwrap_or(0));
+            let instance = promql
+                .split("service_instance_id=\"")
+                .nth(1)
+                .and_then(|r| r.split('"').next())
+                .unwrap_or("");
+            let range: i64 = promql
+                .rsplit('[')
+                .next()
+                .and_then(|r| r.split('s').next())
+                .and_then(|r| r.parse().ok())
+                .unwrap_or(0);
+            let points: Vec<f64> = samples
+                .iter()
+                .filter(|(i, _)| i == instance)
+                .flat_map(|(_, s)| {
+                    s.iter()
+                        .filter(|(t, _)| *t > time - range && *t <= time)
+                        .map(|(_, v)| *v)
+                })
+                .collect();
+            let increase: f64 = points
+                .windows(2)
+                .map(|w| if w[1] >= w[0] { w[1] - w[0] } else { w[1] })
+                .sum();
+            let result = if points.is_empty() {
+                json!([])
+            } else {
+                json!([{"metric": {}, "value": [time, increase.to_string()]}])
+            };
+            let body =
+                json!({"status": "success", "data": {"resultType": "vector", "result": result}})
+                    .to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+fn requests_item(endpoint: &str) -> Item {
+    Item {
+        code: "Requests",
+        tier_mode: "graduated",
+        tiers: json!([{"up_to": null, "unit_price": "0.01"}]),
+        reporting: json!({"method": "compute_nest", "source": "prometheus",
+                          "prometheus": {"endpoint": endpoint, "query": "http_requests_total{job=\"api\"}"}}),
+    }
+}
+
+#[test]
+fn prometheus_usage_is_the_increase_over_the_period_counter_resets_included() {
+    let w = world("hour", &[requests_item("http://127.0.0.1:1")]);
+    let t = at(T0).timestamp();
+    // Samples within 08:00–09:00: 100 → 400, a restart resets to 0, then → 250: increase 550.
+    let url = prometheus(vec![(
+        w.instance.clone(),
+        vec![
+            (t + 60, 100.0),
+            (t + 1200, 400.0),
+            (t + 1800, 0.0),
+            (t + 3000, 250.0),
+        ],
+    )]);
+    // The instance id is known only after ordering, so the server starts now; point the item
+    // at it (the product is published, so the setting is written directly).
+    let db = w.app.backend.open_db().unwrap();
+    let reporting = json!({"method": "compute_nest", "source": "prometheus",
+        "prometheus": {"endpoint": url, "query": "http_requests_total{job=\"api\"}"}})
+    .to_string();
+    db.execute(
+        "UPDATE billable_item_settings SET reporting = ?",
+        &[reporting.into()],
+    )
+    .unwrap();
+    w.run("2026-03-27T10:00:00Z");
+    let bill = w.bill_for("2026-03-27T08:00:00Z");
+    assert_eq!(bill["lines"][0]["quantity"], "550");
+    assert_eq!(bill["total"], "5.50");
+}
+
+#[test]
+fn an_unreachable_prometheus_records_nothing_and_is_retried_next_run() {
+    let w = world("hour", &[requests_item("http://127.0.0.1:1")]);
+    let report = w.run("2026-03-27T10:00:00Z");
+    assert_eq!(report["bills_written"], 0);
+    assert!(
+        report["failures"][0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{report}"
+    );
+    assert_eq!(scalar(&w.app, "SELECT COUNT(*) FROM usage_records"), 0);
+    assert!(w.bills().is_empty());
+    // Once the endpoint answers, the next run bills the period.
+    let url = prometheus(vec![(
+        w.instance.clone(),
+        vec![
+            (at(T0).timestamp() + 10, 1.0),
+            (at(T0).timestamp() + 20, 3.0),
+        ],
+    )]);
+    let reporting = json!({"method": "compute_nest", "source": "prometheus",
+        "prometheus": {"endpoint": url, "query": "http_requests_total"}})
+    .to_string();
+    w.app
+        .backend
+        .open_db()
+        .unwrap()
+        .execute(
+            "UPDATE billable_item_settings SET reporting = ?",
+            &[reporting.into()],
+        )
+        .unwrap();
+    let report = w.run("2026-03-27T10:00:00Z");
+    assert_eq!(report["bills_written"], 1, "{report}");
+    assert_eq!(
+        w.bill_for("2026-03-27T08:00:00Z")["lines"][0]["quantity"],
+        "2"
+    );
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(8))]
+
+    /// Splitting the same usage across pushes never changes the bill, and running again never
+    /// changes anything.
+    #[test]
+    fn splitting_usage_never_changes_the_bill(parts in prop::collection::vec(1u64..3000, 1..6)) {
+        let total: u64 = parts.iter().sum();
+        let whole = world("hour", &[Item::frequency()]);
+        whole.push("2026-03-27T08:00:00Z", "2026-03-27T08:59:00Z", "Frequency", total);
+        whole.run("2026-03-27T10:00:00Z");
+        let split = world("hour", &[Item::frequency()]);
+        for (i, v) in parts.iter().enumerate() {
+            // Distinct windows (each longer than 5 minutes) inside the hour.
+            let start = at(T0) + Duration::seconds(i as i64 * 60);
+            let end = start + Duration::minutes(6);
+            split.push(&start.to_rfc3339(), &end.to_rfc3339(), "Frequency", *v);
+        }
+        split.run("2026-03-27T10:00:00Z");
+        split.run("2026-03-27T10:00:00Z");
+        let (a, b) = (whole.bill_for("2026-03-27T08:00:00Z"), split.bill_for("2026-03-27T08:00:00Z"));
+        prop_assert_eq!(&a["total"], &b["total"]);
+        prop_assert_eq!(&a["lines"], &b["lines"]);
+        prop_assert_eq!(whole.balance(), split.balance());
+        prop_assert_eq!(split.bills().len(), 1);
+    }
+}
