@@ -67,25 +67,22 @@ pub struct LedgerEntry {
     pub created_at: String,
 }
 
-/// The customer's account, created empty on first use.
+/// The customer's account; one that never moved money reads as an empty account (reads write
+/// nothing: the row is created by the first ledger entry).
 pub fn account(db: &dyn Database, customer_id: &str, now: DateTime<Utc>) -> ApiResult<Account> {
-    db.execute(
-        "INSERT INTO accounts (customer_id, balance_cents, updated_at) VALUES (?, 0, ?)
-         ON CONFLICT (customer_id) DO NOTHING",
-        &[customer_id.into(), rfc3339(now).into()],
-    )?;
     let rows = db.execute(
         "SELECT balance_cents, updated_at FROM accounts WHERE customer_id = ?",
         &[customer_id.into()],
     )?;
-    let row = rows
-        .first()
-        .ok_or_else(|| ApiError::internal("account vanished"))?;
+    let (balance, updated_at) = match rows.first() {
+        Some(row) => (Cents(row.int(0)?), row.text(1)?),
+        None => (Cents(0), rfc3339(now)),
+    };
     Ok(Account {
         customer_id: customer_id.to_owned(),
         currency: ACCOUNT_CURRENCY,
-        balance: Cents(row.int(0)?),
-        updated_at: row.text(1)?,
+        balance,
+        updated_at,
     })
 }
 
@@ -100,7 +97,11 @@ pub fn post(
     actor_id: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<LedgerEntry> {
-    account(db, customer_id, now)?;
+    db.execute(
+        "INSERT INTO accounts (customer_id, balance_cents, updated_at) VALUES (?, 0, ?)
+         ON CONFLICT (customer_id) DO NOTHING",
+        &[customer_id.into(), rfc3339(now).into()],
+    )?;
     let rows = db.execute(
         "UPDATE accounts SET balance_cents = balance_cents + ?, updated_at = ? WHERE customer_id = ?
          RETURNING balance_cents",

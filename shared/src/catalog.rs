@@ -185,6 +185,9 @@ pub fn detail(db: &dyn Database, product: &Product, service: &ServiceSpec) -> Ap
     out["service_method"] = json!(service.get().service_method);
     out["region_selectable"] = json!(category.region_selectable());
     out["regions"] = json!(service.get().regions);
+    // What a quote or an order may name as `template_id` / `plan_id`, with the resources each
+    // template deploys.
+    out["templates"] = json!(service.get().templates);
     out["pricing"] = json!({
         "pricing_plan": "by_usage",
         "billing_period": pricing.billing_period(),

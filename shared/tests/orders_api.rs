@@ -433,3 +433,31 @@ proptest! {
         prop_assert_eq!(me["ledger"]["items"][0]["balance_after"].clone(), me["account"]["balance"].clone());
     }
 }
+
+#[test]
+fn an_individual_cannot_even_quote_an_enterprise_only_product() {
+    let app = TestApp::new();
+    let (_, _, product) = app.published_product_with(|step, body| {
+        if step == "pricing" {
+            body["enterprise_only"] = json!(true);
+        }
+    });
+    let (_, individual) = app.customer("individual");
+    let (_, enterprise) = app.customer("enterprise");
+    let body = json!({"product_id": product, "region": "cn-hangzhou"});
+    app.post("/api/v1/orders/quote", &individual, body.clone())
+        .problem(403, "EnterpriseOnly");
+    app.post("/api/v1/orders/quote", &enterprise, body)
+        .expect(200);
+}
+
+#[test]
+fn reading_an_account_writes_nothing() {
+    let app = TestApp::new();
+    let (_, customer) = app.customer("individual");
+    let before = app.snapshot();
+    let me = app.get("/api/v1/accounts/me", &customer).expect(200).json();
+    assert_eq!(me["account"]["balance"], "0.00");
+    assert_eq!(me["ledger"]["items"], json!([]));
+    assert_eq!(app.snapshot(), before);
+}

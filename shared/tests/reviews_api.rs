@@ -690,6 +690,25 @@ fn the_catalog_shows_published_products_only_and_filters_them() {
     );
     assert_eq!(detail["agreement"]["eula"]["source"], "custom");
     assert_eq!(detail["pricing"]["billing_period"], "hour");
+    // Customers learn the template and plan ids a quote or an order may name.
+    assert_eq!(detail["templates"][0]["id"], "tpl-standard");
+    assert_eq!(detail["templates"][0]["plans"][1]["id"], "plan-pro");
+    assert_eq!(detail["templates"][0]["resources"][0]["hourly_fee"], "0.80");
+}
+
+#[test]
+fn sales_settings_authenticate_before_reading_the_body() {
+    let app = TestApp::new();
+    let (_, _, id) = app.self_test_product();
+    let path = format!("/api/v1/products/{id}/billable-items/Frequency/reporting");
+    let r = app.call(
+        "PUT",
+        &path,
+        None,
+        Some("application/json"),
+        b"{not json".to_vec(),
+    );
+    r.problem(401, "Unauthorized");
 }
 
 #[test]

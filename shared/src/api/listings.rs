@@ -454,15 +454,15 @@ fn put_setting(
 }
 
 fn put_reporting(ctx: &Ctx, id: &str, code: &str) -> ApiResult<Resp> {
-    let request: ReportingRequest = ctx.json()?;
     put_setting(ctx, id, code, |_| {
+        let request: ReportingRequest = ctx.json()?;
         Ok(Setting::Reporting(request.validate(code)?))
     })
 }
 
 fn put_associations(ctx: &Ctx, id: &str, code: &str) -> ApiResult<Resp> {
-    let request: Associations = ctx.json()?;
     put_setting(ctx, id, code, |service| {
+        let request: Associations = ctx.json()?;
         Ok(Setting::Associations(request.validate(service)?))
     })
 }

@@ -46,6 +46,7 @@ fn quote(ctx: &Ctx) -> ApiResult<Resp> {
     let req: OrderRequest = ctx.json()?;
     let db = ctx.storage.db()?;
     let p = orders::purchasable(db, &caller, &req.product_id)?;
+    orders::check_account_type(&caller, &p)?;
     let choice = p.choose(&req)?;
     ok(&p.quote(db, &choice)?)
 }
