@@ -345,29 +345,60 @@ impl TestApp {
     }
 }
 
+/// A billable item of a test product: its code, tier mode, tiers and reporting method.
+pub struct Item {
+    pub code: &'static str,
+    pub tier_mode: &'static str,
+    pub tiers: Json,
+    pub reporting: Json,
+}
+
+impl Item {
+    /// The seed-like graduated schedule: 0.5 up to 1,000, 0.4 up to 5,000, 0.2 above.
+    pub fn frequency() -> Self {
+        Item {
+            code: "Frequency",
+            tier_mode: "graduated",
+            tiers: json!([{"up_to": "1000", "unit_price": "0.5"}, {"up_to": "5000", "unit_price": "0.4"},
+                          {"up_to": null, "unit_price": "0.2"}]),
+            reporting: json!({"method": "service_provider"}),
+        }
+    }
+}
+
 impl TestApp {
-    /// A draft product with all five steps and the required media: ready for category review.
-    pub fn complete_product(&self) -> (String, String, String) {
+    /// A draft product whose five steps ([`step_bodies`], passed through `adjust`) and required
+    /// media are written: ready for category review. Returns (provider token, service, product).
+    pub fn complete_product_with(
+        &self,
+        adjust: impl Fn(&str, &mut Json),
+    ) -> (String, String, String) {
         let (token, service_id, id) = self.draft_product();
-        for (name, body) in step_bodies() {
+        for (name, mut body) in step_bodies() {
+            adjust(name, &mut body);
             self.put(&format!("/api/v1/products/{id}/{name}"), &token, body)
                 .expect(200);
         }
+        let media = format!("/api/v1/products/{id}/media");
         self.put_bytes(
-            &format!("/api/v1/products/{id}/media/logo"),
+            &format!("{media}/logo"),
             &token,
             "image/png",
             png(290, 290, 64),
         )
         .expect(200);
         self.put_bytes(
-            &format!("/api/v1/products/{id}/media/user_guide"),
+            &format!("{media}/user_guide"),
             &token,
             "application/pdf",
             pdf(64),
         )
         .expect(200);
         (token, service_id, id)
+    }
+
+    pub fn complete_product(&self) -> (String, String, String) {
+        self.complete_product_with(|_, _| {})
     }
 
     /// Submits the product for `stage` review and returns the review id.
@@ -395,80 +426,76 @@ impl TestApp {
         )
     }
 
+    /// Category review approved: the product is in `self_test`.
+    fn pass_category_review(&self, token: &str, id: &str) {
+        let review = self.submit(token, id, "category");
+        self.decide(&review, "approve", None).expect(200);
+    }
+
+    /// Sets each item's reporting method and associates it with the standard template, then
+    /// passes the feature review: the product is published.
+    fn configure_and_publish(&self, token: &str, id: &str, items: &[Item], publish: bool) {
+        for i in items {
+            let item = format!("/api/v1/products/{id}/billable-items/{}", i.code);
+            self.put(&format!("{item}/reporting"), token, i.reporting.clone())
+                .expect(200);
+            self.put(
+                &format!("{item}/associations"),
+                token,
+                json!({"templates": ["tpl-standard"]}),
+            )
+            .expect(200);
+        }
+        if publish {
+            let review = self.submit(token, id, "feature");
+            self.decide(&review, "approve", None).expect(200);
+        }
+    }
+
     /// A product taken through category review into `self_test`.
     pub fn self_test_product(&self) -> (String, String, String) {
         let (token, service_id, id) = self.complete_product();
-        let review = self.submit(&token, &id, "category");
-        self.decide(&review, "approve", None).expect(200);
+        self.pass_category_review(&token, &id);
         (token, service_id, id)
     }
 
-    /// Reporting and associations for every billable item of [`step_bodies`], then published.
-    pub fn published_product(&self) -> (String, String, String) {
-        let (token, service_id, id) = self.self_test_product();
-        let item = format!("/api/v1/products/{id}/billable-items/Frequency");
-        self.put(
-            &format!("{item}/reporting"),
-            &token,
-            json!({"method": "service_provider"}),
-        )
-        .expect(200);
-        self.put(
-            &format!("{item}/associations"),
-            &token,
-            json!({"templates": ["tpl-standard"]}),
-        )
-        .expect(200);
-        let review = self.submit(&token, &id, "feature");
-        self.decide(&review, "approve", None).expect(200);
-        (token, service_id, id)
-    }
-}
-
-impl TestApp {
-    /// Like [`TestApp::published_product`], with the category and pricing steps adjusted first.
+    /// Like [`TestApp::published_product`], with the steps adjusted first.
     pub fn published_product_with(
         &self,
         adjust: impl Fn(&str, &mut Json),
     ) -> (String, String, String) {
-        let (token, service_id, id) = self.draft_product();
-        for (name, mut body) in step_bodies() {
-            adjust(name, &mut body);
-            self.put(&format!("/api/v1/products/{id}/{name}"), &token, body)
-                .expect(200);
-        }
-        self.put_bytes(
-            &format!("/api/v1/products/{id}/media/logo"),
-            &token,
-            "image/png",
-            png(290, 290, 64),
-        )
-        .expect(200);
-        self.put_bytes(
-            &format!("/api/v1/products/{id}/media/user_guide"),
-            &token,
-            "application/pdf",
-            pdf(64),
-        )
-        .expect(200);
-        let review = self.submit(&token, &id, "category");
-        self.decide(&review, "approve", None).expect(200);
-        let item = format!("/api/v1/products/{id}/billable-items/Frequency");
-        self.put(
-            &format!("{item}/reporting"),
-            &token,
-            json!({"method": "service_provider"}),
-        )
-        .expect(200);
-        self.put(
-            &format!("{item}/associations"),
-            &token,
-            json!({"templates": ["tpl-standard"]}),
-        )
-        .expect(200);
-        let review = self.submit(&token, &id, "feature");
-        self.decide(&review, "approve", None).expect(200);
+        let (token, service_id, id) = self.complete_product_with(adjust);
+        self.pass_category_review(&token, &id);
+        self.configure_and_publish(&token, &id, &[Item::frequency()], true);
         (token, service_id, id)
+    }
+
+    /// The listing of [`step_bodies`], its `Frequency` item reported by the provider, published.
+    pub fn published_product(&self) -> (String, String, String) {
+        self.published_product_with(|_, _| {})
+    }
+
+    /// A product with these items and billing period, taken through both reviews (or left in
+    /// `self_test` when `publish` is false). Returns (provider token, product id).
+    pub fn product_with_items(
+        &self,
+        period: &str,
+        items: &[Item],
+        publish: bool,
+    ) -> (String, String) {
+        let billable_items: Vec<Json> = items
+            .iter()
+            .map(|i| json!({"code": i.code, "name": i.code, "tier_mode": i.tier_mode, "tiers": i.tiers}))
+            .collect();
+        let (token, _, id) = self.complete_product_with(|name, body| {
+            if name == "pricing" {
+                body["billing_period"] = json!(period);
+                body["billable_items"] = json!(billable_items);
+            }
+        });
+        self.pass_category_review(&token, &id);
+        self.configure_and_publish(&token, &id, items, publish);
+        (token, id)
     }
 
     pub fn customer(&self, account_type: &str) -> (String, String) {
@@ -482,83 +509,5 @@ impl TestApp {
             .as_str()
             .unwrap()
             .to_owned()
-    }
-}
-
-/// A billable item of a test product: its code, tier mode, tiers and reporting method.
-pub struct Item {
-    pub code: &'static str,
-    pub tier_mode: &'static str,
-    pub tiers: Json,
-    pub reporting: Json,
-}
-
-impl Item {
-    /// The seed-like graduated schedule: 0.5 up to 1,000, 0.4 up to 5,000, 0.2 above.
-    pub fn frequency() -> Self {
-        Item {
-            code: "Frequency",
-            tier_mode: "graduated",
-            tiers: json!([{"up_to": "1000", "unit_price": "0.5"}, {"up_to": "5000", "unit_price": "0.4"},
-                          {"up_to": null, "unit_price": "0.2"}]),
-            reporting: json!({"method": "service_provider"}),
-        }
-    }
-}
-
-impl TestApp {
-    /// A product with these items and billing period, taken through both reviews (or left in
-    /// `self_test` when `publish` is false). Returns (provider token, product id).
-    pub fn product_with_items(
-        &self,
-        period: &str,
-        items: &[Item],
-        publish: bool,
-    ) -> (String, String) {
-        let (token, _, id) = self.draft_product();
-        let billable_items: Vec<Json> = items
-            .iter()
-            .map(|i| json!({"code": i.code, "name": i.code, "tier_mode": i.tier_mode, "tiers": i.tiers}))
-            .collect();
-        for (name, mut body) in step_bodies() {
-            if name == "pricing" {
-                body["billing_period"] = json!(period);
-                body["billable_items"] = json!(billable_items);
-            }
-            self.put(&format!("/api/v1/products/{id}/{name}"), &token, body)
-                .expect(200);
-        }
-        self.put_bytes(
-            &format!("/api/v1/products/{id}/media/logo"),
-            &token,
-            "image/png",
-            png(290, 290, 64),
-        )
-        .expect(200);
-        self.put_bytes(
-            &format!("/api/v1/products/{id}/media/user_guide"),
-            &token,
-            "application/pdf",
-            pdf(64),
-        )
-        .expect(200);
-        let review = self.submit(&token, &id, "category");
-        self.decide(&review, "approve", None).expect(200);
-        for i in items {
-            let item = format!("/api/v1/products/{id}/billable-items/{}", i.code);
-            self.put(&format!("{item}/reporting"), &token, i.reporting.clone())
-                .expect(200);
-            self.put(
-                &format!("{item}/associations"),
-                &token,
-                json!({"templates": ["tpl-standard"]}),
-            )
-            .expect(200);
-        }
-        if publish {
-            let review = self.submit(&token, &id, "feature");
-            self.decide(&review, "approve", None).expect(200);
-        }
-        (token, id)
     }
 }
