@@ -170,6 +170,30 @@ impl ReportingRequest {
     }
 }
 
+/// A Prometheus endpoint outside the deployment's `prometheus_origin` could never be queried
+/// (Spin denies the request), so every bill of the item would fail: refuse it up front.
+pub fn check_reachable(method: &ReportingMethod, origin: Option<&str>) -> ApiResult<()> {
+    let (
+        Some(origin),
+        ReportingMethod::ComputeNest {
+            prometheus: Some(p),
+            ..
+        },
+    ) = (origin, method)
+    else {
+        return Ok(());
+    };
+    let endpoint = p.endpoint.trim_end_matches('/');
+    if endpoint == origin || endpoint.starts_with(&format!("{origin}/")) {
+        return Ok(());
+    }
+    Err(ApiError::validation(vec![crate::error::FieldError::new(
+        "prometheus.endpoint",
+        Code::InvalidReportingMethod,
+        format!("this deployment reaches Prometheus at {origin} only (its prometheus_origin)"),
+    )]))
+}
+
 /// The body of `PUT .../billable-items/{code}/associations`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -96,7 +96,7 @@ fn body_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
         }
         None => ApiError::new(
             Code::InvalidJson,
-            format!("the body is not a valid step object: {message}"),
+            format!("not valid JSON for this request: {message}"),
         ),
     }
 }

@@ -741,3 +741,30 @@ fn catalog_pages_follow_the_cursor() {
     assert_eq!(got, ids);
     assert_eq!(page2["next_cursor"], Value::Null);
 }
+
+#[test]
+fn prometheus_endpoints_must_be_reachable_by_bill_runs() {
+    let app = TestApp::with_config(|name| {
+        (name == "prometheus_origin").then(|| "http://127.0.0.1:9090".to_owned())
+    });
+    let (token, _, id) = app.self_test_product();
+    let path = format!("/api/v1/products/{id}/billable-items/Frequency/reporting");
+    let prometheus = |endpoint: &str| {
+        json!({"method": "compute_nest", "source": "prometheus",
+               "prometheus": {"endpoint": endpoint, "query": "requests_total"}})
+    };
+    let before = app.snapshot();
+    for outside in [
+        "http://prometheus.internal:9090",
+        "http://127.0.0.1:90901",
+        "https://127.0.0.1:9090",
+    ] {
+        app.put(&path, &token, prometheus(outside))
+            .problem(400, "InvalidReportingMethod");
+    }
+    assert_eq!(app.snapshot(), before);
+    app.put(&path, &token, prometheus("http://127.0.0.1:9090"))
+        .expect(200);
+    app.put(&path, &token, prometheus("http://127.0.0.1:9090/prom"))
+        .expect(200);
+}

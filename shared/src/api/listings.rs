@@ -456,7 +456,9 @@ fn put_setting(
 fn put_reporting(ctx: &Ctx, id: &str, code: &str) -> ApiResult<Resp> {
     put_setting(ctx, id, code, |_| {
         let request: ReportingRequest = ctx.json()?;
-        Ok(Setting::Reporting(request.validate(code)?))
+        let method = request.validate(code)?;
+        sales::check_reachable(&method, ctx.config.prometheus_origin.as_deref())?;
+        Ok(Setting::Reporting(method))
     })
 }
 

@@ -36,6 +36,9 @@ pub struct Config {
     pub admin_token: String,
     pub billing_timezone: Tz,
     pub allow_clock_override: bool,
+    /// The one origin bill runs may reach for Prometheus-reported items (`allowed_outbound_hosts`
+    /// of the components that run bills); `None` where a component is not given the variable.
+    pub prometheus_origin: Option<String>,
 }
 
 impl Config {
@@ -62,6 +65,7 @@ impl Config {
             admin_token,
             billing_timezone,
             allow_clock_override,
+            prometheus_origin: get("prometheus_origin").map(|o| o.trim_end_matches('/').to_owned()),
         })
     }
 }
