@@ -1,26 +1,16 @@
 //! End-to-end tests of the real application (the repository's spin.toml and the built components),
 //! through the Spin-compatible host.
+mod common;
+
+use common::{ADMIN_TOKEN, load, manifest};
 use spin_test_host::{ResponseExt, SpinApp};
 
-const APP_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../..");
-const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
-
 fn app() -> SpinApp {
-    app_with_manifest(None)
+    load(None)
 }
 
 fn app_with_manifest(manifest: Option<String>) -> SpinApp {
-    let mut builder = SpinApp::builder(APP_DIR)
-        .variable("admin_token", ADMIN_TOKEN)
-        .variable("allow_clock_override", "true");
-    if let Some(text) = manifest {
-        builder = builder.manifest(text);
-    }
-    builder.load().expect("the app loads")
-}
-
-fn manifest() -> String {
-    std::fs::read_to_string(format!("{APP_DIR}/spin.toml")).expect("spin.toml")
+    load(manifest)
 }
 
 #[test]
