@@ -5,6 +5,8 @@
 //! a record is identified by (instance, key, StartTime, EndTime), so a retried push counts once,
 //! and the same identity with another value is refused rather than silently overwritten.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
@@ -16,7 +18,7 @@ use crate::metering_units::parse_value;
 use crate::orders::Instance;
 use crate::period::{Period, window_within_one_period};
 use crate::sales::{ItemSettings, ReportingMethod};
-use crate::storage::Database;
+use crate::storage::{Database, Value as SqlValue};
 use crate::validate::parse_json;
 
 /// The most records one push may carry, as in `PushMeteringData`.
@@ -297,8 +299,18 @@ pub struct Stored {
     pub duplicates: usize,
 }
 
+/// Records per INSERT statement: 4 shared + 6 parameters a row stays under 999, the oldest
+/// SQLite limit on bound parameters.
+const ROWS_PER_STATEMENT: usize = 150;
+
 /// Writes validated records. Must run in one transaction: a conflicting duplicate aborts the
 /// whole push, naming the record.
+///
+/// The records go in with one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` per
+/// [`ROWS_PER_STATEMENT`] (a statement per record cost more to prepare than to run). The rows it
+/// returns are the accepted ones; every other record is compared with the stored row of its
+/// identity, which is the one stored before or the first of its identity in this push, exactly
+/// as if the records were inserted one by one.
 pub fn store(
     db: &dyn Database,
     instance_id: &str,
@@ -312,43 +324,67 @@ pub fn store(
         duplicates: 0,
     };
     let received_at = crate::clock::rfc3339(now);
-    for r in records {
-        let inserted = db.execute(
-            "INSERT INTO usage_records (instance_id, item_code, start_time, end_time, value, scale, period_start, source, request_id, received_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (instance_id, item_code, start_time, end_time) DO NOTHING RETURNING value",
-            &[
-                instance_id.into(),
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO usage_records (instance_id, item_code, start_time, end_time, value, scale, period_start, source, request_id, received_at) VALUES ",
+        );
+        let mut params: Vec<SqlValue> = Vec::with_capacity(4 + 6 * chunk.len());
+        params.extend([
+            instance_id.into(),
+            source.into(),
+            request_id.into(),
+            received_at.clone().into(),
+        ]);
+        for (i, r) in chunk.iter().enumerate() {
+            let p = 5 + 6 * i;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(?1, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?2, ?3, ?4)",
+                p,
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5
+            ));
+            params.extend([
                 r.item_code.clone().into(),
                 r.start_time.into(),
                 r.end_time.into(),
                 r.value.into(),
                 i64::from(r.scale).into(),
                 r.period_start.into(),
-                source.into(),
-                request_id.into(),
-                received_at.clone().into(),
-            ],
-        )?;
-        if !inserted.is_empty() {
-            stored.accepted += 1;
+            ]);
+        }
+        sql.push_str(
+            " ON CONFLICT (instance_id, item_code, start_time, end_time) DO NOTHING
+              RETURNING item_code, start_time, end_time",
+        );
+        let inserted = db.execute(&sql, &params)?;
+        let mut inserted: HashSet<(String, i64, i64)> = inserted
+            .iter()
+            .map(|row| Ok((row.text(0)?, row.int(1)?, row.int(2)?)))
+            .collect::<Result<_, crate::storage::StorageError>>()?;
+        // Each identity is inserted at most once: its first record in the push is the accepted one.
+        let rest: Vec<&UsageRecord> = chunk
+            .iter()
+            .filter(|r| !inserted.remove(&(r.item_code.clone(), r.start_time, r.end_time)))
+            .collect();
+        stored.accepted += chunk.len() - rest.len();
+        if rest.is_empty() {
             continue;
         }
-        let existing = db.execute(
-            "SELECT value, scale FROM usage_records
-             WHERE instance_id = ? AND item_code = ? AND start_time = ? AND end_time = ?",
-            &[
-                instance_id.into(),
-                r.item_code.clone().into(),
-                r.start_time.into(),
-                r.end_time.into(),
-            ],
-        )?;
-        let value = existing.first().map(|row| row.int(0)).transpose()?;
-        let scale = existing.first().map(|row| row.int(1)).transpose()?;
-        if value == Some(r.value) && scale == Some(i64::from(r.scale)) {
-            stored.duplicates += 1;
-        } else {
+        let existing = stored_values(db, instance_id, &rest)?;
+        for r in rest {
+            let found = existing
+                .get(&(r.item_code.clone(), r.start_time, r.end_time))
+                .copied();
+            if found == Some((r.value, i64::from(r.scale))) {
+                stored.duplicates += 1;
+                continue;
+            }
             let mut e = ApiError::new(
                 Code::DuplicateRecordConflict,
                 format!(
@@ -357,7 +393,7 @@ pub fn store(
                     r.item_code,
                     r.start_time,
                     r.end_time,
-                    value.unwrap_or_default()
+                    found.map(|(v, _)| v).unwrap_or_default()
                 ),
             );
             e.errors.push(FieldError::new(
@@ -369,6 +405,45 @@ pub fn store(
         }
     }
     Ok(stored)
+}
+
+type Identity = (String, i64, i64);
+
+/// The stored (value, scale) of these records' identities, in one query.
+fn stored_values(
+    db: &dyn Database,
+    instance_id: &str,
+    records: &[&UsageRecord],
+) -> ApiResult<HashMap<Identity, (i64, i64)>> {
+    let mut sql = String::from(
+        "SELECT item_code, start_time, end_time, value, scale FROM usage_records
+         WHERE instance_id = ?1 AND (item_code, start_time, end_time) IN (VALUES ",
+    );
+    let mut params: Vec<SqlValue> = Vec::with_capacity(1 + 3 * records.len());
+    params.push(instance_id.into());
+    for (i, r) in records.iter().enumerate() {
+        let p = 2 + 3 * i;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(?{}, ?{}, ?{})", p, p + 1, p + 2));
+        params.extend([
+            r.item_code.clone().into(),
+            r.start_time.into(),
+            r.end_time.into(),
+        ]);
+    }
+    sql.push(')');
+    db.execute(&sql, &params)?
+        .iter()
+        .map(|row| {
+            Ok((
+                (row.text(0)?, row.int(1)?, row.int(2)?),
+                (row.int(3)?, row.int(4)?),
+            ))
+        })
+        .collect::<Result<_, crate::storage::StorageError>>()
+        .map_err(Into::into)
 }
 
 /// One stored record, as `GET /api/v1/metering/usage` shows it.
@@ -465,6 +540,48 @@ pub fn period_totals(
     }
     Ok(out)
 }
+
+/// Raw usage totals per item of many (instance, period start) pairs, in the units they were
+/// reported in: for each pair, the sums [`period_totals`] gives for that one period. One query
+/// per period start and [`IDS_PER_QUERY`] instances (a bill run prices a whole batch at once,
+/// and its instances mostly share a period); SQLite walks `usage_records_totals` in order, so
+/// the GROUP BY needs no sort.
+pub fn totals_of_periods(
+    db: &dyn Database,
+    periods: &[(&str, i64)],
+) -> ApiResult<HashMap<(String, i64), HashMap<String, rust_decimal::Decimal>>> {
+    let mut by_start: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+    for (id, start) in periods {
+        by_start.entry(*start).or_default().push(id);
+    }
+    let mut out: HashMap<(String, i64), HashMap<String, rust_decimal::Decimal>> = HashMap::new();
+    for (start, ids) in by_start {
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let mut params: Vec<SqlValue> = Vec::with_capacity(1 + chunk.len());
+            params.push(start.into());
+            params.extend(chunk.iter().map(|id| SqlValue::from(*id)));
+            let rows = db.execute(
+                &format!(
+                    "SELECT instance_id, item_code, scale, SUM(value) FROM usage_records
+                     WHERE period_start = ? AND instance_id IN ({})
+                     GROUP BY instance_id, item_code, scale",
+                    vec!["?"; chunk.len()].join(", ")
+                ),
+                &params,
+            )?;
+            for r in &rows {
+                *out.entry((r.text(0)?, start))
+                    .or_default()
+                    .entry(r.text(1)?)
+                    .or_default() += amount(r.int(3)?, r.int(2)?);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Instances per totals query: below 999, the oldest SQLite limit on bound parameters.
+const IDS_PER_QUERY: usize = 500;
 
 /// Validates a platform bill report into the usage record of its item and period: the period
 /// must be a period of the product, not closed for late data, and the amount whole cents.
