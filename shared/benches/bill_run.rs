@@ -329,6 +329,7 @@ fn main() {
                     &NativeOutbound,
                     t.app.config.billing_timezone,
                     as_of,
+                    as_of,
                     &operator,
                 )
                 .unwrap()

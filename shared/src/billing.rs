@@ -120,7 +120,7 @@ fn collect(
             PlatformSource::Bill => continue,
         };
         records.push(UsageRecord {
-            record_index: 0,
+            origin: "platform".to_owned(),
             item_code: s.item.code().as_str().to_owned(),
             start_time: period.start.timestamp(),
             end_time: period.end.timestamp(),
@@ -186,12 +186,8 @@ fn price_line(tiers: &[Tier], mode: TierMode, quantity: Decimal) -> ApiResult<pr
 /// The next period to bill after `period`, or `None` once the instance's last period is billed
 /// (the period in which it was released).
 fn after(instance: &Instance, terms: &Terms, period: &Period, tz: Tz) -> Option<Period> {
-    let released = instance
-        .released_at
-        .as_ref()
-        .and(instance.running_intervals.last().and_then(|i| i.ended_at));
-    match released {
-        Some(r) if r < period.end.timestamp() => None,
+    match instance.released() {
+        Some(r) if r < period.end => None,
         _ => Some(period.next(terms.kind, tz)),
     }
 }
@@ -213,9 +209,7 @@ fn ensure_cursors(db: &dyn Database, tz: Tz) -> ApiResult<()> {
 pub fn open_cursor(db: &dyn Database, instance: &Instance, tz: Tz) -> ApiResult<()> {
     let terms = terms(db, instance)?;
     let created = instance
-        .running_intervals
-        .first()
-        .and_then(|i| DateTime::from_timestamp(i.started_at, 0))
+        .created()
         .ok_or_else(|| ApiError::internal("an instance without running intervals"))?;
     let first = Period::containing(terms.kind, tz, created);
     db.execute(
@@ -259,11 +253,14 @@ struct Prepared {
 }
 
 /// Bills every closed, unbilled (instance, period) as of `as_of`, oldest first, in batches.
+/// `as_of` decides which periods are closed; `now` is when the bills and ledger entries are
+/// written (a run as of yesterday still records today).
 pub fn run(
     db: &dyn Database,
     out: &dyn Outbound,
     tz: Tz,
     as_of: DateTime<Utc>,
+    now: DateTime<Utc>,
     actor: &Principal,
 ) -> ApiResult<RunReport> {
     transaction(db, |db| ensure_cursors(db, tz))?;
@@ -290,7 +287,7 @@ pub fn run(
         let Some(last) = due.last() else { break };
         key = (last.int(2)?, last.text(0)?);
         let batch = prepare(db, out, tz, &due, &mut report.failures)?;
-        let written = transaction(db, |db| write_batch(db, tz, &batch, actor, as_of))?;
+        let written = transaction(db, |db| write_batch(db, tz, &batch, actor, now))?;
         for bill in written {
             report.bills_written += 1;
             if bill.test {
@@ -524,12 +521,44 @@ pub fn preview(
             "not the start of a billing period of this product",
         )])
     })?;
+    let summary = |lines: &[BillLine], total: Cents, bill_id: Option<&str>| {
+        serde_json::json!({
+            "instance_id": instance.id,
+            "period_start": rfc3339(period.start),
+            "period_end": rfc3339(period.end),
+            "closed": period.is_closed(terms.kind, tz, now),
+            "bill_id": bill_id,
+            "currency": terms.currency,
+            "total": total,
+            "test": instance.test,
+            "lines": lines,
+        })
+    };
+    // A billed period costs what its bill says; nothing is asked of the provider's Prometheus.
+    let billed = db.execute(
+        &format!("SELECT {COLUMNS} FROM bills WHERE instance_id = ? AND period_start = ?"),
+        &[instance.id.clone().into(), period.start.timestamp().into()],
+    )?;
+    if let Some(row) = billed.first() {
+        let bill = from_row(row)?;
+        return Ok(summary(&bill.lines, bill.total, Some(&bill.id)));
+    }
     let mut clipped = instance.clone();
     for i in &mut clipped.running_intervals {
         i.ended_at = Some(i.ended_at.unwrap_or(now.timestamp()).min(now.timestamp()));
     }
-    let collected = collect(&clipped, &terms, &period, out)
-        .map_err(|reason| ApiError::new(Code::PlatformSourceUnavailable, reason))?;
+    let collected = collect(&clipped, &terms, &period, out).map_err(|reason| {
+        // The reason names the provider's endpoint and the network error: for the log only.
+        eprintln!(
+            "preview of {} {}: {reason}",
+            instance.id,
+            rfc3339(period.start)
+        );
+        ApiError::new(
+            Code::PlatformSourceUnavailable,
+            "the usage metrics for this period could not be read; try again later",
+        )
+    })?;
     // Usage already collected for a closed period is stored; do not count it twice.
     let stored: Vec<String> = metering::period_totals(
         db,
@@ -545,16 +574,7 @@ pub fn preview(
         .filter(|r| !stored.contains(&r.item_code))
         .collect();
     let (lines, total) = price_period(db, instance, &terms, &period, &extra)?;
-    Ok(serde_json::json!({
-        "instance_id": instance.id,
-        "period_start": rfc3339(period.start),
-        "period_end": rfc3339(period.end),
-        "closed": period.is_closed(terms.kind, tz, now),
-        "currency": terms.currency,
-        "total": total,
-        "test": instance.test,
-        "lines": lines,
-    }))
+    Ok(summary(&lines, total, None))
 }
 
 const COLUMNS: &str = "id, instance_id, owner_id, provider_id, product_id, period_start, period_end, \
@@ -613,6 +633,8 @@ pub struct BillFilter {
     pub to: i64,
 }
 
+/// Bills oldest period first (then in the order they were written), so a list reads as a
+/// statement; the cursor is the last bill's id.
 pub fn list(
     db: &dyn Database,
     caller: &Principal,
@@ -626,8 +648,9 @@ pub fn list(
             "SELECT {COLUMNS} FROM bills
              WHERE (?1 IS NULL OR owner_id = ?1) AND (?2 IS NULL OR provider_id = ?2)
                AND (?3 IS NULL OR instance_id = ?3) AND period_start >= ?4 AND period_start < ?5
-               AND (?6 IS NULL OR id > ?6)
-             ORDER BY id LIMIT ?7"
+               AND (?6 IS NULL OR (period_start, rowid) >
+                                  (SELECT period_start, rowid FROM bills WHERE id = ?6))
+             ORDER BY period_start, rowid LIMIT ?7"
         ),
         &[
             owner.into(),
@@ -653,6 +676,7 @@ pub fn scheduled_run(
         storage.db()?,
         out,
         config.billing_timezone,
+        now,
         now,
         &Principal::built_in_operator(),
     )

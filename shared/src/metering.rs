@@ -62,9 +62,10 @@ struct EntityBody {
 /// One validated usage record: an amount of one item over one window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UsageRecord {
-    /// Which record of the push this came from, to name it in a conflict.
+    /// The request field this record came from (`Metering[3].Entities`, `amount`), to name it
+    /// in a conflict.
     #[serde(skip)]
-    pub record_index: usize,
+    pub origin: String,
     pub item_code: String,
     pub start_time: i64,
     pub end_time: i64,
@@ -123,10 +124,22 @@ pub fn validate(push: PushMeteringData, ctx: &MeteringContext) -> ApiResult<Vec<
     let released = ctx.instance_released();
     for (i, raw) in records.into_iter().enumerate() {
         let at = format!("Metering[{i}]");
-        let record: RecordBody = match serde_json::from_value(raw) {
+        let record: RecordBody = match serde_path_to_error::deserialize(raw) {
             Ok(r) => r,
             Err(e) => {
-                errors.push(FieldError::new(&at, Code::InvalidJson, e.to_string()));
+                let path = e.path().to_string();
+                let field = if path == "." {
+                    at.clone()
+                } else {
+                    format!("{at}.{path}")
+                };
+                let message = e.into_inner().to_string();
+                let code = if message.starts_with("unknown field") {
+                    Code::UnknownField
+                } else {
+                    Code::InvalidJson
+                };
+                errors.push(FieldError::new(field, code, message));
                 continue;
             }
         };
@@ -229,7 +242,7 @@ pub fn validate(push: PushMeteringData, ctx: &MeteringContext) -> ApiResult<Vec<
             match parse_value(&entity.value) {
                 Ok(v) => match i64::try_from(v) {
                     Ok(value) if window_ok => out.push(UsageRecord {
-                        record_index: i,
+                        origin: format!("{at}.Entities"),
                         item_code: entity.key.clone(),
                         start_time: start,
                         end_time: end,
@@ -253,7 +266,7 @@ pub fn validate(push: PushMeteringData, ctx: &MeteringContext) -> ApiResult<Vec<
                 Code::PeriodClosed,
                 format!(
                     "the period starting {} is closed for late data",
-                    period.start.to_rfc3339()
+                    crate::clock::rfc3339(period.start)
                 ),
             ));
         }
@@ -274,21 +287,11 @@ pub fn validate(push: PushMeteringData, ctx: &MeteringContext) -> ApiResult<Vec<
 
 impl MeteringContext<'_> {
     fn instance_created(&self) -> DateTime<Utc> {
-        self.instance
-            .running_intervals
-            .first()
-            .and_then(|i| DateTime::from_timestamp(i.started_at, 0))
-            .unwrap_or(self.now)
+        self.instance.created().unwrap_or(self.now)
     }
 
     fn instance_released(&self) -> Option<DateTime<Utc>> {
-        self.instance.released_at.as_ref().and(
-            self.instance
-                .running_intervals
-                .last()
-                .and_then(|i| i.ended_at)
-                .and_then(|t| DateTime::from_timestamp(t, 0)),
-        )
+        self.instance.released()
     }
 }
 
@@ -385,21 +388,21 @@ pub fn store(
                 stored.duplicates += 1;
                 continue;
             }
+            let stored_value = found.map_or_else(Default::default, |(v, s)| amount(v, s));
             let mut e = ApiError::new(
                 Code::DuplicateRecordConflict,
                 format!(
-                    "Metering[{}] ({} {}–{}) was already pushed with value {}; a record cannot change",
-                    r.record_index,
-                    r.item_code,
-                    r.start_time,
-                    r.end_time,
-                    found.map(|(v, _)| v).unwrap_or_default()
+                    "{} ({} {}–{}) was already reported as {stored_value}; a record cannot change",
+                    r.origin, r.item_code, r.start_time, r.end_time,
                 ),
             );
             e.errors.push(FieldError::new(
-                format!("Metering[{}].Entities", r.record_index),
+                r.origin.clone(),
                 Code::DuplicateRecordConflict,
-                format!("{} conflicts with the stored value", r.item_code),
+                format!(
+                    "{} conflicts with the stored value {stored_value}",
+                    r.item_code
+                ),
             ));
             return Err(e);
         }
@@ -453,7 +456,7 @@ pub struct StoredUsage {
     pub start_time: i64,
     pub end_time: i64,
     pub value: rust_decimal::Decimal,
-    pub period_start: i64,
+    pub period_start: String,
     pub source: String,
     pub received_at: String,
 }
@@ -489,7 +492,9 @@ pub fn usage(
                 start_time: r.int(1)?,
                 end_time: r.int(2)?,
                 value: amount(r.int(3)?, r.int(7)?),
-                period_start: r.int(4)?,
+                period_start: crate::clock::rfc3339(
+                    DateTime::from_timestamp(r.int(4)?, 0).unwrap_or_default(),
+                ),
                 source: r.text(5)?,
                 received_at: r.text(6)?,
             })
@@ -587,6 +592,7 @@ const IDS_PER_QUERY: usize = 500;
 /// must be a period of the product, not closed for late data, and the amount whole cents.
 #[allow(clippy::too_many_arguments)]
 pub fn platform_bill_record(
+    instance: &Instance,
     items: &[ItemSettings],
     kind: BillingPeriod,
     tz: Tz,
@@ -653,6 +659,21 @@ pub fn platform_bill_record(
             "the period has not started",
         ));
     }
+    // Only periods the instance lived in are ever billed: a bill for another would be lost.
+    if instance.created().is_some_and(|c| period.end <= c) {
+        return Err(invalid(
+            "period_start",
+            Code::UsageBeforeOrder,
+            "the instance did not exist yet",
+        ));
+    }
+    if instance.released().is_some_and(|r| r <= period.start) {
+        return Err(invalid(
+            "period_start",
+            Code::UsageAfterRelease,
+            "the instance was released before this period",
+        ));
+    }
     if now >= period.closes_at(kind, tz) {
         return Err(ApiError::new(
             Code::PeriodClosed,
@@ -660,7 +681,7 @@ pub fn platform_bill_record(
         ));
     }
     Ok(UsageRecord {
-        record_index: 0,
+        origin: "amount".to_owned(),
         item_code: item.item.code().as_str().to_owned(),
         start_time: period.start.timestamp(),
         end_time: period.end.timestamp(),

@@ -533,6 +533,24 @@ pub fn billing_terms(
     ))
 }
 
+impl Instance {
+    /// When the order deployed it: the start of its first running interval.
+    pub fn created(&self) -> Option<DateTime<Utc>> {
+        self.running_intervals
+            .first()
+            .and_then(|i| DateTime::from_timestamp(i.started_at, 0))
+    }
+
+    /// When it was released, if it was. Usage and billing end here, not at an earlier stop: a
+    /// stopped instance still holds resources (storage, reserved capacity) until released.
+    pub fn released(&self) -> Option<DateTime<Utc>> {
+        self.released_at
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.to_utc())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -450,6 +450,7 @@ fn a_run_that_fails_halfway_then_reruns_leaves_one_bill_and_one_deduction_per_pe
         &NativeOutbound,
         tz,
         as_of("2026-03-28T00:00:00Z"),
+        as_of("2026-03-28T00:00:00Z"),
         &operator,
     );
     assert!(err.is_err());
@@ -462,6 +463,7 @@ fn a_run_that_fails_halfway_then_reruns_leaves_one_bill_and_one_deduction_per_pe
         w.app.backend.open_db().unwrap().as_ref(),
         &NativeOutbound,
         tz,
+        as_of("2026-03-28T00:00:00Z"),
         as_of("2026-03-28T00:00:00Z"),
         &operator,
     )
@@ -735,4 +737,88 @@ proptest! {
         prop_assert_eq!(whole.balance(), split.balance());
         prop_assert_eq!(split.bills().len(), 1);
     }
+}
+
+#[test]
+fn a_preview_of_a_billed_period_is_its_bill_and_an_unreadable_source_says_nothing_internal() {
+    let w = world("hour", &[requests_item("http://127.0.0.1:1")]);
+    w.app.set_now(at("2026-03-27T08:30:00Z"));
+    let body = json!({"instance_id": w.instance, "period_start": T0});
+    let r = w
+        .app
+        .post("/api/v1/billing/preview", &w.customer, body.clone())
+        .problem(502, "PlatformSourceUnavailable");
+    assert!(!r.to_string().contains("127.0.0.1"), "{r}");
+    let url = prometheus(vec![(
+        w.instance.clone(),
+        vec![
+            (at(T0).timestamp() + 10, 1.0),
+            (at(T0).timestamp() + 20, 4.0),
+        ],
+    )]);
+    let reporting = json!({"method": "compute_nest", "source": "prometheus",
+        "prometheus": {"endpoint": url, "query": "http_requests_total"}})
+    .to_string();
+    let db = w.app.backend.open_db().unwrap();
+    db.execute(
+        "UPDATE billable_item_settings SET reporting = ?",
+        &[reporting.clone().into()],
+    )
+    .unwrap();
+    w.run("2026-03-27T10:00:00Z");
+    let bill = w.bill_for("2026-03-27T08:00:00Z");
+    // The endpoint goes away again; the billed period's preview no longer needs it.
+    let gone = reporting.replace(&url, "http://127.0.0.1:1");
+    db.execute(
+        "UPDATE billable_item_settings SET reporting = ?",
+        &[gone.into()],
+    )
+    .unwrap();
+    w.app.set_now(at("2026-03-27T10:30:00Z"));
+    let p = w
+        .app
+        .post("/api/v1/billing/preview", &w.customer, body)
+        .expect(200)
+        .json();
+    assert_eq!(p["bill_id"], bill["id"]);
+    assert_eq!(p["total"], bill["total"]);
+    assert_eq!(p["total"], "0.03");
+}
+
+#[test]
+fn bills_are_listed_oldest_period_first_by_page() {
+    let w = world("hour", &[Item::frequency()]);
+    w.run("2026-03-27T15:00:00Z");
+    let path = format!("/api/v1/bills?instance_id={}&limit=3", w.instance);
+    let mut starts = Vec::new();
+    let mut next = w.app.get(&path, &w.customer).expect(200).json();
+    loop {
+        starts.extend(
+            next["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|b| b["period_start"].as_str().unwrap().to_owned()),
+        );
+        let Some(cursor) = next["next_cursor"].as_str() else {
+            break;
+        };
+        next = w
+            .app
+            .get(&format!("{path}&cursor={cursor}"), &w.customer)
+            .expect(200)
+            .json();
+    }
+    let expected: Vec<String> = (8..=13)
+        .map(|h| format!("2026-03-27T{h:02}:00:00Z"))
+        .collect();
+    assert_eq!(starts, expected);
+    // Written when the run happened, whatever its as_of.
+    let bill = &w.bills()[0];
+    assert_eq!(
+        bill["created_at"],
+        w.app
+            .now()
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    );
 }

@@ -321,3 +321,92 @@ proptest! {
         prop_assert_eq!(totals[0]["raw_total"].as_str().unwrap(), expected.to_string());
     }
 }
+
+#[test]
+fn a_stopped_instance_is_metered_until_its_release() {
+    let f = fixture();
+    let act = |t: &str, action: &str| {
+        f.app.set_now(at(t));
+        f.app
+            .post(
+                &format!("/api/v1/instances/{}/actions", f.instance),
+                &f.customer,
+                json!({"action": action}),
+            )
+            .expect(200);
+    };
+    // Stopped at 08:20, released at 08:40: a stopped instance still holds its storage.
+    act("2026-03-27T08:20:00Z", "stop");
+    act("2026-03-27T08:40:00Z", "release");
+    f.app.set_now(at("2026-03-27T09:01:00Z"));
+    f.push(json!([f.record(0, 2100, "Frequency", json!(1))]))
+        .expect(200);
+    f.push(json!([f.record(0, 2700, "Frequency", json!(1))]))
+        .problem(400, "UsageAfterRelease");
+}
+
+#[test]
+fn a_misspelt_field_in_a_record_is_named() {
+    let f = fixture();
+    let record = json!({"StartTime": f.t0, "EndTme": f.t0 + 1800, "Entities": []});
+    let body = f.push(json!([record])).problem(400, "UnknownField");
+    assert_eq!(body["errors"][0]["field"], "Metering[0].EndTme");
+}
+
+#[test]
+fn platform_bills_are_refused_for_periods_the_instance_did_not_live_in() {
+    let fee = common::Item {
+        code: "BillFee",
+        tier_mode: "volume",
+        tiers: json!([{"up_to": null, "unit_price": "1"}]),
+        reporting: json!({"method": "compute_nest", "source": "bill"}),
+    };
+    let app = TestApp::new();
+    app.set_now(at("2026-03-27T08:00:00Z"));
+    let (_, product) = app.product_with_items("hour", &[fee], true);
+    let (_, customer) = app.customer("enterprise");
+    let instance = app.order(&customer, &product);
+    app.set_now(at("2026-03-27T08:30:00Z"));
+    app.post(
+        &format!("/api/v1/instances/{instance}/actions"),
+        &customer,
+        json!({"action": "release"}),
+    )
+    .expect(200);
+    app.set_now(at("2026-03-27T09:30:00Z"));
+    let bill =
+        |start: &str| json!({"instance_id": instance, "period_start": start, "amount": "1.00"});
+    let before = app.snapshot();
+    app.post(
+        "/api/v1/metering/platform-bills",
+        ADMIN,
+        bill("2026-03-27T07:00:00Z"),
+    )
+    .problem(400, "UsageBeforeOrder");
+    app.post(
+        "/api/v1/metering/platform-bills",
+        ADMIN,
+        bill("2026-03-27T09:00:00Z"),
+    )
+    .problem(400, "UsageAfterRelease");
+    assert_eq!(app.snapshot(), before);
+    app.post(
+        "/api/v1/metering/platform-bills",
+        ADMIN,
+        bill("2026-03-27T08:00:00Z"),
+    )
+    .expect(200);
+    let conflict = app
+        .post(
+            "/api/v1/metering/platform-bills",
+            ADMIN,
+            json!({"instance_id": instance,
+              "period_start": "2026-03-27T08:00:00Z", "amount": "2.00"}),
+        )
+        .problem(409, "DuplicateRecordConflict");
+    assert_eq!(conflict["errors"][0]["field"], "amount");
+    assert!(
+        conflict["detail"].as_str().unwrap().contains("1.00"),
+        "{conflict}"
+    );
+}

@@ -108,6 +108,7 @@ fn platform_bill(ctx: &Ctx) -> ApiResult<Resp> {
         let instance = orders::find(db, &caller, &body.instance_id)?;
         let (kind, _, items) = orders::billing_terms(db, &instance)?;
         let record = metering::platform_bill_record(
+            &instance,
             &items,
             kind,
             ctx.config.billing_timezone,

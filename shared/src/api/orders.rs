@@ -199,6 +199,7 @@ fn bill_run(ctx: &Ctx) -> ApiResult<Resp> {
         ctx.outbound,
         ctx.config.billing_timezone,
         as_of,
+        ctx.now,
         &caller,
     )?;
     ok(&report)
