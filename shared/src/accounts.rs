@@ -8,8 +8,8 @@ use serde::Serialize;
 
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, Code};
-use crate::ids::new_id;
-use crate::storage::{Database, Row};
+use crate::ids::IdSequence;
+use crate::storage::{Database, Row, Value};
 
 /// The currency every account is kept in: the marketplace settles in CNY.
 pub const ACCOUNT_CURRENCY: &str = "CNY";
@@ -86,56 +86,128 @@ pub fn account(db: &dyn Database, customer_id: &str, now: DateTime<Utc>) -> ApiR
     })
 }
 
+/// One balance change to record: a top-up, or a bill's deduction (negative).
+pub struct Posting<'a> {
+    pub customer_id: &'a str,
+    pub kind: EntryKind,
+    pub amount: Cents,
+    pub reference: Option<&'a str>,
+}
+
 /// Adds `amount` (negative to deduct) to the balance and appends its ledger entry. Must run
 /// inside the caller's transaction, together with whatever the entry records (a bill).
 pub fn post(
     db: &dyn Database,
-    customer_id: &str,
-    kind: EntryKind,
-    amount: Cents,
-    reference: Option<&str>,
+    posting: Posting,
     actor_id: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<LedgerEntry> {
-    db.execute(
-        "INSERT INTO accounts (customer_id, balance_cents, updated_at) VALUES (?, 0, ?)
-         ON CONFLICT (customer_id) DO NOTHING",
-        &[customer_id.into(), rfc3339(now).into()],
-    )?;
-    let rows = db.execute(
-        "UPDATE accounts SET balance_cents = balance_cents + ?, updated_at = ? WHERE customer_id = ?
-         RETURNING balance_cents",
-        &[amount.0.into(), rfc3339(now).into(), customer_id.into()],
-    )?;
-    let balance_after = Cents(
-        rows.first()
-            .ok_or_else(|| ApiError::internal("account vanished"))?
-            .int(0)?,
-    );
-    let entry = LedgerEntry {
-        id: new_id("led", now),
-        kind,
-        amount,
-        balance_after,
-        reference: reference.map(str::to_owned),
-        created_by: actor_id.to_owned(),
-        created_at: rfc3339(now),
-    };
-    db.execute(
-        "INSERT INTO ledger_entries (id, customer_id, kind, amount_cents, balance_after_cents, reference, created_by, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        &[
-            entry.id.clone().into(),
-            customer_id.into(),
-            crate::identity::enum_to_str(&entry.kind).into(),
-            amount.0.into(),
-            balance_after.0.into(),
-            entry.reference.clone().into(),
-            actor_id.into(),
-            entry.created_at.clone().into(),
-        ],
-    )?;
-    Ok(entry)
+    post_many(db, &[posting], actor_id, now)?
+        .pop()
+        .ok_or_else(|| ApiError::internal("a posting without its entry"))
+}
+
+/// Accounts (and the rows it inserts or updates) per statement: well under SQLite's 999
+/// parameters.
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// Posts many changes in the caller's transaction with a handful of statements: a bill run posts
+/// thousands at once. Entries of one customer are applied in the given order, so each entry's
+/// `balance_after` is the balance right after it, as if posted one by one.
+pub fn post_many(
+    db: &dyn Database,
+    postings: &[Posting],
+    actor_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<LedgerEntry>> {
+    let at = rfc3339(now);
+    let mut customers: Vec<&str> = postings.iter().map(|p| p.customer_id).collect();
+    customers.sort_unstable();
+    customers.dedup();
+    let mut balances: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
+    for chunk in customers.chunks(ROWS_PER_STATEMENT) {
+        let mut params: Vec<Value> = Vec::with_capacity(2 * chunk.len());
+        for c in chunk {
+            params.extend([(*c).into(), at.clone().into()]);
+        }
+        db.execute(
+            &format!(
+                "INSERT INTO accounts (customer_id, balance_cents, updated_at) VALUES {}
+                 ON CONFLICT (customer_id) DO NOTHING",
+                vec!["(?, 0, ?)"; chunk.len()].join(", ")
+            ),
+            &params,
+        )?;
+        let ids: Vec<Value> = chunk.iter().map(|c| (*c).into()).collect();
+        let rows = db.execute(
+            &format!(
+                "SELECT customer_id, balance_cents FROM accounts WHERE customer_id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            ),
+            &ids,
+        )?;
+        for row in &rows {
+            balances.insert(row.text(0)?, row.int(1)?);
+        }
+    }
+    let mut ids = IdSequence::new("led", now);
+    let mut entries = Vec::with_capacity(postings.len());
+    for p in postings {
+        let balance = balances
+            .get_mut(p.customer_id)
+            .ok_or_else(|| ApiError::internal("account vanished"))?;
+        *balance += p.amount.0;
+        entries.push(LedgerEntry {
+            id: ids.next_id(),
+            kind: p.kind,
+            amount: p.amount,
+            balance_after: Cents(*balance),
+            reference: p.reference.map(str::to_owned),
+            created_by: actor_id.to_owned(),
+            created_at: at.clone(),
+        });
+    }
+    for (chunk, posts) in entries
+        .chunks(ROWS_PER_STATEMENT)
+        .zip(postings.chunks(ROWS_PER_STATEMENT))
+    {
+        let mut params: Vec<Value> = Vec::with_capacity(8 * chunk.len());
+        for (e, p) in chunk.iter().zip(posts) {
+            params.extend([
+                e.id.clone().into(),
+                p.customer_id.into(),
+                crate::identity::enum_to_str(&e.kind).into(),
+                e.amount.0.into(),
+                e.balance_after.0.into(),
+                e.reference.clone().into(),
+                actor_id.into(),
+                at.clone().into(),
+            ]);
+        }
+        db.execute(
+            &format!(
+                "INSERT INTO ledger_entries (id, customer_id, kind, amount_cents, balance_after_cents,
+                                             reference, created_by, created_at) VALUES {}",
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+            ),
+            &params,
+        )?;
+    }
+    for chunk in customers.chunks(ROWS_PER_STATEMENT) {
+        let mut params: Vec<Value> = vec![at.clone().into()];
+        for c in chunk {
+            params.extend([(*c).into(), balances[*c].into()]);
+        }
+        db.execute(
+            &format!(
+                "UPDATE accounts AS a SET balance_cents = v.column2, updated_at = ?
+                 FROM (VALUES {}) AS v WHERE a.customer_id = v.column1",
+                vec!["(?, ?)"; chunk.len()].join(", ")
+            ),
+            &params,
+        )?;
+    }
+    Ok(entries)
 }
 
 /// The largest single top-up in cents (100,000,000.00): a guard against typos.
@@ -224,5 +296,53 @@ mod tests {
         assert!(top_up_amount(Decimal::new(-100, 2)).is_err());
         assert!(top_up_amount(Decimal::new(1, 3)).is_err());
         assert!(top_up_amount(Decimal::new(TOP_UP_MAX + 1, 2)).is_err());
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(24))]
+
+        /// Posting a batch at once leaves the balances and entries posting one by one would.
+        #[test]
+        fn a_batch_posts_as_one_by_one_would(
+            changes in proptest::collection::vec((0usize..4, -50_000i64..50_000), 1..40)
+        ) {
+            use crate::storage::Backend;
+            use crate::storage::native::NativeBackend;
+            let now = chrono::Utc::now();
+            let customers = ["usr-a", "usr-b", "usr-c", "usr-d"];
+            let run = |batched: bool| {
+                let dir = tempfile::tempdir().unwrap();
+                let backend = NativeBackend::new(dir.path().join("db.sqlite"));
+                let db = backend.open_db().unwrap();
+                crate::migrations::migrate(db.as_ref()).unwrap();
+                // These customers are not principals: only the ledger arithmetic is under test.
+                db.execute("PRAGMA foreign_keys = OFF", &[]).unwrap();
+                let refs: Vec<String> = (0..changes.len()).map(|i| format!("bill-{i}")).collect();
+                let postings: Vec<Posting> = changes
+                    .iter()
+                    .zip(&refs)
+                    .map(|((c, cents), r)| Posting {
+                        customer_id: customers[*c],
+                        kind: EntryKind::Bill,
+                        amount: Cents(*cents),
+                        reference: Some(r),
+                    })
+                    .collect();
+                let entries: Vec<(i64, i64)> = if batched {
+                    post_many(db.as_ref(), &postings, "usr-admin", now).unwrap()
+                } else {
+                    postings.into_iter().map(|p| post(db.as_ref(), p, "usr-admin", now).unwrap()).collect()
+                }
+                .iter()
+                .map(|e| (e.amount.0, e.balance_after.0))
+                .collect();
+                let balances: Vec<i64> = customers
+                    .iter()
+                    .map(|c| account(db.as_ref(), c, now).unwrap().balance.0)
+                    .collect();
+                (entries, balances)
+            };
+            proptest::prop_assert_eq!(run(true), run(false));
+        }
     }
 }

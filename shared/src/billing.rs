@@ -15,11 +15,11 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{self, ACCOUNT_CURRENCY, Cents, EntryKind};
+use crate::accounts::{self, ACCOUNT_CURRENCY, Cents, EntryKind, Posting};
 use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::Principal;
-use crate::ids::new_id;
+use crate::ids::IdSequence;
 use crate::listing::steps::{BillingPeriod, Tier, TierMode};
 use crate::metering::{self, UsageRecord};
 use crate::metering_units::to_price_unit;
@@ -427,6 +427,7 @@ fn write_batch(
         .collect();
     let totals = metering::totals_of_periods(db, &periods)?;
     let none = HashMap::new();
+    let mut ids = IdSequence::new("bill", now);
     let mut written = Vec::with_capacity(billed.len());
     for p in &billed {
         let raw = totals
@@ -434,7 +435,7 @@ fn write_batch(
             .unwrap_or(&none);
         let (lines, total) = price_totals(&p.terms, raw)?;
         written.push(Bill {
-            id: new_id("bill", now),
+            id: ids.next_id(),
             instance_id: p.instance.id.clone(),
             owner_id: p.instance.owner_id.clone(),
             provider_id: p.instance.provider_id.clone(),
@@ -450,19 +451,17 @@ fn write_batch(
     }
     let periods: Vec<&Period> = billed.iter().map(|p| &p.period).collect();
     insert(db, &written, &periods)?;
-    for bill in &written {
-        if !bill.test && bill.total.0 > 0 && bill.currency == ACCOUNT_CURRENCY {
-            accounts::post(
-                db,
-                &bill.owner_id,
-                EntryKind::Bill,
-                Cents(-bill.total.0),
-                Some(&bill.id),
-                &actor.id,
-                now,
-            )?;
-        }
-    }
+    let deductions: Vec<Posting> = written
+        .iter()
+        .filter(|b| !b.test && b.total.0 > 0 && b.currency == ACCOUNT_CURRENCY)
+        .map(|b| Posting {
+            customer_id: &b.owner_id,
+            kind: EntryKind::Bill,
+            amount: Cents(-b.total.0),
+            reference: Some(&b.id),
+        })
+        .collect();
+    accounts::post_many(db, &deductions, &actor.id, now)?;
     Ok(written)
 }
 

@@ -4,7 +4,7 @@ mod common;
 
 use chrono::Duration;
 use common::{ADMIN, TestApp};
-use nestmarket::accounts::{self, Cents, EntryKind};
+use nestmarket::accounts::{self, Cents, EntryKind, Posting};
 use nestmarket::storage::Storage;
 use proptest::prelude::*;
 use serde_json::{Value, json};
@@ -113,16 +113,13 @@ fn every_refusal_of_spec_9_has_its_status_and_code_and_writes_nothing() {
             .as_str()
             .unwrap()
             .to_owned();
-        accounts::post(
-            storage.db().unwrap(),
-            &broke_id,
-            EntryKind::Bill,
-            Cents(-1),
-            Some("bill-old"),
-            "usr-admin",
-            app.now(),
-        )
-        .unwrap();
+        let old_bill = Posting {
+            customer_id: &broke_id,
+            kind: EntryKind::Bill,
+            amount: Cents(-1),
+            reference: Some("bill-old"),
+        };
+        accounts::post(storage.db().unwrap(), old_bill, "usr-admin", app.now()).unwrap();
     }
     let before = app.snapshot();
     let cases: Vec<(&str, Value, u16, &str)> = vec![
@@ -418,8 +415,10 @@ proptest! {
                 let amount = Cents(*cents).to_decimal().to_string();
                 app.post(&format!("/api/v1/accounts/{customer_id}/top-ups"), ADMIN, json!({"amount": amount})).expect(201);
             } else {
-                accounts::post(storage.db().unwrap(), &customer_id, EntryKind::Bill, Cents(-cents),
-                               Some(&format!("bill-{i}")), "usr-admin", app.now()).unwrap();
+                let reference = format!("bill-{i}");
+                let bill = Posting { customer_id: &customer_id, kind: EntryKind::Bill, amount: Cents(-cents),
+                                     reference: Some(&reference) };
+                accounts::post(storage.db().unwrap(), bill, "usr-admin", app.now()).unwrap();
             }
         }
         let me = app.get("/api/v1/accounts/me?limit=500", &customer).expect(200).json();

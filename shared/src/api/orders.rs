@@ -6,7 +6,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::{Ctx, Resp, created, not_allowed, not_found, ok};
-use crate::accounts::{self, ACCOUNT_CURRENCY, EntryKind};
+use crate::accounts::{self, ACCOUNT_CURRENCY, EntryKind, Posting};
 use crate::billing::{self, BillFilter};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{self, Role};
@@ -155,15 +155,13 @@ fn top_up(ctx: &Ctx, customer_id: &str) -> ApiResult<Resp> {
         return Err(ApiError::not_found("customer account"));
     }
     let entry = transaction(db, |db| {
-        accounts::post(
-            db,
-            &customer.id,
-            EntryKind::TopUp,
+        let top_up = Posting {
+            customer_id: &customer.id,
+            kind: EntryKind::TopUp,
             amount,
-            None,
-            &caller.id,
-            ctx.now,
-        )
+            reference: None,
+        };
+        accounts::post(db, top_up, &caller.id, ctx.now)
     })?;
     let account = accounts::account(db, &customer.id, ctx.now)?;
     created(&serde_json::json!({ "account": account, "entry": entry }))
