@@ -60,12 +60,7 @@ fn push(ctx: &Ctx) -> ApiResult<Resp> {
             ctx.now,
         )
     })?;
-    ok(&serde_json::json!({
-        "RequestId": request_id,
-        "Success": true,
-        "accepted": stored.accepted,
-        "duplicates": stored.duplicates,
-    }))
+    push_result(&request_id, stored)
 }
 
 fn usage(ctx: &Ctx) -> ApiResult<Resp> {
@@ -119,6 +114,11 @@ fn platform_bill(ctx: &Ctx) -> ApiResult<Resp> {
         )?;
         metering::store(db, &instance.id, &[record], "bill", &request_id, ctx.now)
     })?;
+    push_result(&request_id, stored)
+}
+
+/// The answer to a stored report, in `PushMeteringData`'s shape plus our counts.
+fn push_result(request_id: &str, stored: metering::Stored) -> ApiResult<Resp> {
     ok(&serde_json::json!({
         "RequestId": request_id,
         "Success": true,
