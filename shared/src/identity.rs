@@ -162,33 +162,81 @@ pub fn bearer_token(authorization: Option<&str>) -> ApiResult<&str> {
         })
 }
 
-/// The body of `POST /api/v1/principals`.
+/// The body of `POST /api/v1/principals`, loose so that every mistake is reported at once.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NewPrincipal {
-    pub role: Role,
-    pub name: String,
-    pub account_type: Option<AccountType>,
+    pub role: Option<String>,
+    pub name: Option<String>,
+    pub account_type: Option<String>,
+}
+
+/// A principal to create, valid by construction.
+struct PrincipalSpec {
+    role: Role,
+    name: String,
+    account_type: Option<AccountType>,
 }
 
 impl NewPrincipal {
-    fn validate(&self) -> ApiResult<()> {
+    fn validate(self) -> ApiResult<PrincipalSpec> {
         let mut e = crate::validate::Errors::new();
-        e.text("name", &self.name, 1, 100, Code::TooLong);
-        match (self.role, self.account_type) {
-            (Role::Customer, None) => e.add(
+        let role = match self.role.as_deref() {
+            None => {
+                e.add(
+                    "role",
+                    Code::Required,
+                    "one of operator, provider, customer, platform",
+                );
+                None
+            }
+            Some(r) => enum_from_str::<Role>(r).ok().or_else(|| {
+                e.add(
+                    "role",
+                    Code::InvalidValue,
+                    "one of operator, provider, customer, platform",
+                );
+                None
+            }),
+        };
+        if let Some(name) = e.required("name", &self.name) {
+            e.text("name", name, 1, 100, Code::TooLong);
+        }
+        let account_type = match self.account_type.as_deref() {
+            None => None,
+            Some(a) => enum_from_str::<AccountType>(a).ok().or_else(|| {
+                e.add(
+                    "account_type",
+                    Code::InvalidValue,
+                    "`enterprise` or `individual`",
+                );
+                None
+            }),
+        };
+        match (role, &self.account_type) {
+            (Some(Role::Customer), None) => e.add(
                 "account_type",
                 Code::Required,
                 "customers are `enterprise` or `individual`",
             ),
-            (Role::Customer, Some(_)) | (_, None) => {}
-            (_, Some(_)) => e.add(
+            (Some(r), Some(_)) if r != Role::Customer => e.add(
                 "account_type",
                 Code::InvalidValue,
                 "only customers have an account type",
             ),
+            _ => {}
         }
-        e.finish()
+        e.finish()?;
+        match (role, self.name) {
+            (Some(role), Some(name)) => Ok(PrincipalSpec {
+                role,
+                name,
+                account_type,
+            }),
+            _ => Err(ApiError::internal(
+                "principal fields missing after validation",
+            )),
+        }
     }
 }
 
@@ -197,7 +245,7 @@ pub fn create_principal(
     new: NewPrincipal,
     now: DateTime<Utc>,
 ) -> ApiResult<(Principal, IssuedToken)> {
-    new.validate()?;
+    let new = new.validate()?;
     let token = IssuedToken::generate();
     let principal = Principal {
         id: new_id("usr", now),
@@ -304,22 +352,15 @@ mod tests {
 
     #[test]
     fn account_type_goes_with_customers_only() {
-        let p = |role, account_type| NewPrincipal {
-            role,
-            name: "n".into(),
-            account_type,
+        let p = |role: &str, account_type: Option<&str>| NewPrincipal {
+            role: Some(role.into()),
+            name: Some("n".into()),
+            account_type: account_type.map(Into::into),
         };
-        assert!(
-            p(Role::Customer, Some(AccountType::Individual))
-                .validate()
-                .is_ok()
-        );
-        assert!(p(Role::Customer, None).validate().is_err());
-        assert!(
-            p(Role::Provider, Some(AccountType::Enterprise))
-                .validate()
-                .is_err()
-        );
-        assert!(p(Role::Platform, None).validate().is_ok());
+        assert!(p("customer", Some("individual")).validate().is_ok());
+        assert!(p("customer", None).validate().is_err());
+        assert!(p("provider", Some("enterprise")).validate().is_err());
+        assert!(p("platform", None).validate().is_ok());
+        assert!(p("customer", Some("family")).validate().is_err());
     }
 }

@@ -76,10 +76,62 @@ impl ServiceSpec {
     }
 }
 
-impl NewService {
+/// The body of `POST /api/v1/services` as clients send it: required fields and closed choices
+/// stay loose here so that validation reports every mistake at once instead of serde stopping at
+/// the first.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceRequest {
+    pub name: Option<String>,
+    pub service_method: Option<String>,
+    #[serde(default)]
+    pub regions: Vec<String>,
+    #[serde(default)]
+    pub templates: Vec<Template>,
+}
+
+impl ServiceRequest {
     pub fn validate(self) -> Result<ServiceSpec, ApiError> {
         let mut e = Errors::new();
-        e.text("name", &self.name, 1, 100, Code::TooLong);
+        let name = e.required("name", &self.name).cloned();
+        let service_method = match self.service_method.as_deref() {
+            None => {
+                e.add(
+                    "service_method",
+                    Code::Required,
+                    "`private` or `fully_managed`",
+                );
+                None
+            }
+            Some("private") => Some(ServiceMethod::Private),
+            Some("fully_managed") => Some(ServiceMethod::FullyManaged),
+            Some(other) => {
+                e.add(
+                    "service_method",
+                    Code::InvalidValue,
+                    format!("`{other}` is not `private` or `fully_managed`"),
+                );
+                None
+            }
+        };
+        let service = NewService {
+            name: name.clone().unwrap_or_default(),
+            service_method: service_method.unwrap_or(ServiceMethod::Private),
+            regions: self.regions,
+            templates: self.templates,
+        };
+        service.check(&mut e, name.is_some());
+        e.finish()?;
+        Ok(ServiceSpec(service))
+    }
+}
+
+impl NewService {
+    /// The rules of SPEC §5 over a whole service; `name` is checked only when it was given.
+    fn check(&self, e: &mut Errors, name_given: bool) {
+        if name_given {
+            e.text("name", &self.name, 1, 100, Code::TooLong);
+        }
         if self.regions.is_empty() {
             e.add("regions", Code::Required, "at least one region");
         }
@@ -139,8 +191,6 @@ impl NewService {
                 plan_ids.push(&p.id);
             }
         }
-        e.finish()?;
-        Ok(ServiceSpec(self))
     }
 
     pub fn template(&self, id: &str) -> Option<&Template> {
@@ -152,7 +202,7 @@ impl NewService {
 mod tests {
     use super::*;
 
-    fn service() -> NewService {
+    fn service() -> ServiceRequest {
         serde_json::from_value(serde_json::json!({
             "name": "Acme DB",
             "service_method": "private",
@@ -181,6 +231,28 @@ mod tests {
         assert!(fields.contains(&"templates[0].resources[0].hourly_fee"));
         assert!(fields.contains(&"templates[1].id"));
         assert!(fields.contains(&"templates[1].plans[0].id"));
+    }
+
+    #[test]
+    fn missing_and_invalid_fields_are_reported_together() {
+        let mut s = service();
+        s.name = None;
+        s.service_method = Some("shared".into());
+        s.templates.clear();
+        let err = s.validate().unwrap_err();
+        let fields: Vec<_> = err
+            .errors
+            .iter()
+            .map(|e| (e.field.as_str(), e.code))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("name", Code::Required),
+                ("service_method", Code::InvalidValue),
+                ("templates", Code::Required)
+            ]
+        );
     }
 
     #[test]

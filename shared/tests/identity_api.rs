@@ -79,8 +79,13 @@ fn invalid_principals_are_refused_and_nothing_is_written() {
             json!({"role": "provider", "name": "p", "nickname": "typo"}),
             "UnknownField",
         ),
-        (json!({"role": "admin", "name": "p"}), "InvalidJson"),
-        (json!({"name": "p"}), "InvalidJson"),
+        (json!({"role": "admin", "name": "p"}), "InvalidValue"),
+        (json!({"name": "p"}), "Required"),
+        (
+            json!({"role": "customer", "name": "c", "account_type": "family"}),
+            "InvalidValue",
+        ),
+        (json!({"role": 7, "name": "p"}), "InvalidJson"),
     ];
     for (body, code) in cases {
         app.post("/api/v1/principals", ADMIN, body)
@@ -103,6 +108,25 @@ fn invalid_principals_are_refused_and_nothing_is_written() {
     );
     r.problem(415, "UnsupportedMediaType");
     assert_eq!(app.snapshot(), before);
+}
+
+#[test]
+fn every_mistake_in_a_principal_is_reported_at_once() {
+    let app = TestApp::new();
+    let body = app
+        .post(
+            "/api/v1/principals",
+            ADMIN,
+            json!({"role": "customer", "name": ""}),
+        )
+        .problem(400, "Required");
+    let fields: Vec<&str> = body["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["name", "account_type"]);
 }
 
 #[test]

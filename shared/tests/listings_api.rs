@@ -81,8 +81,17 @@ fn invalid_services_report_every_error_and_store_nothing() {
         .problem(400, "Required");
     let mut body = service_body();
     body["service_method"] = json!("shared");
-    app.post("/api/v1/services", &token, body)
-        .problem(400, "InvalidJson");
+    body.as_object_mut().unwrap().remove("name");
+    let err = app
+        .post("/api/v1/services", &token, body)
+        .problem(400, "ValidationFailed");
+    let fields: Vec<&str> = err["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["name", "service_method"]);
     app.post("/api/v1/services", &customer, service_body())
         .problem(403, "Forbidden");
     app.post("/api/v1/services", ADMIN, service_body())

@@ -13,7 +13,7 @@ use crate::listing::steps::PricingStep;
 use crate::listing::{ProductStatus, Step, Warning, categories, validate_step};
 use crate::product::{self, Media, Product, StoredStep};
 use crate::sales::{self, Associations, ReportingRequest, Setting};
-use crate::service::{self, NewService, ServiceSpec};
+use crate::service::{self, ServiceRequest, ServiceSpec};
 use crate::storage::{Database, transaction};
 
 pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
@@ -92,7 +92,7 @@ fn provider(ctx: &Ctx) -> ApiResult<Principal> {
 
 fn create_service(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = provider(ctx)?;
-    let spec = ctx.json::<NewService>()?.validate()?;
+    let spec = ctx.json::<ServiceRequest>()?.validate()?;
     created(&service::store::create(
         ctx.storage.db()?,
         &caller,

@@ -1296,14 +1296,14 @@ fn check_url(e: &mut Errors, field: &str, url: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::NewService;
+    use crate::service::ServiceRequest;
     use http::StatusCode;
     use proptest::prelude::*;
     use serde_json::json;
 
     /// A private-method service with a public and a private template.
     fn service() -> ServiceSpec {
-        let service: NewService = serde_json::from_value(json!({
+        let service: ServiceRequest = serde_json::from_value(json!({
             "name": "Acme DB",
             "service_method": "private",
             "regions": ["cn-hangzhou"],
