@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ADMIN, TestApp};
+use common::{ADMIN, TestApp, error_fields};
 use serde_json::json;
 
 #[test]
@@ -120,12 +120,7 @@ fn every_mistake_in_a_principal_is_reported_at_once() {
             json!({"role": "customer", "name": ""}),
         )
         .problem(400, "Required");
-    let fields: Vec<&str> = body["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = error_fields(&body);
     assert_eq!(fields, ["name", "account_type"]);
 }
 

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ADMIN, TestApp, jpeg, pdf, png, service_body, step_bodies};
+use common::{ADMIN, TestApp, error_fields, jpeg, pdf, png, service_body, step_bodies};
 use serde_json::{Value, json};
 
 const LOGO_MAX: usize = 7_864_320;
@@ -65,12 +65,7 @@ fn invalid_services_report_every_error_and_store_nothing() {
     let err = app
         .post("/api/v1/services", &token, body)
         .problem(400, "ValidationFailed");
-    let fields: Vec<&str> = err["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = error_fields(&err);
     assert!(
         fields.contains(&"regions") && fields.contains(&"templates[1].id"),
         "{fields:?}"
@@ -85,12 +80,7 @@ fn invalid_services_report_every_error_and_store_nothing() {
     let err = app
         .post("/api/v1/services", &token, body)
         .problem(400, "ValidationFailed");
-    let fields: Vec<&str> = err["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = error_fields(&err);
     assert_eq!(fields, ["name", "service_method"]);
     app.post("/api/v1/services", &customer, service_body())
         .problem(403, "Forbidden");
@@ -262,12 +252,7 @@ fn a_step_reports_all_field_errors_at_once_and_changes_nothing() {
             "support_offered": {"service_scope": "", "time_range": "t", "business_scope": "b", "billing_scope": "b"}
         }))
         .problem(400, "ValidationFailed");
-    let fields: Vec<&str> = err["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = error_fields(&err);
     for f in [
         "short_description",
         "highlights",

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{ADMIN, TestApp, png, service_body, step_bodies};
+use common::{ADMIN, TestApp, error_fields, error_messages, png, service_body, step_bodies};
 use serde_json::{Value, json};
 
 fn status(app: &TestApp, token: &str, id: &str) -> String {
@@ -229,12 +229,7 @@ fn an_incomplete_listing_cannot_be_submitted_and_the_refusal_says_what_is_missin
             json!({"product_id": id, "stage": "category"}),
         )
         .problem(400, "ListingIncomplete");
-    let missing: Vec<&str> = err["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["message"].as_str().unwrap())
-        .collect();
+    let missing = error_messages(&err);
     for m in [
         "missing: general",
         "missing: media.user_guide",
@@ -522,12 +517,7 @@ fn feature_review_needs_every_reporting_method_and_an_item_in_effect() {
             json!({"product_id": id, "stage": "feature"}),
         )
         .problem(400, "SalesSettingsIncomplete");
-    let fields: Vec<&str> = err["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["field"].as_str().unwrap())
-        .collect();
+    let fields = error_fields(&err);
     assert_eq!(
         fields,
         ["billable_items.Frequency.reporting", "billable_items"]

@@ -78,6 +78,29 @@ fn api_for(path: &str) -> Api {
     }
 }
 
+/// The `field` of each error of a problem document, in order.
+pub fn error_fields(problem: &Json) -> Vec<&str> {
+    problem_errors(problem, "field")
+}
+
+/// The `message` of each error of a problem document, in order.
+pub fn error_messages(problem: &Json) -> Vec<&str> {
+    problem_errors(problem, "message")
+}
+
+fn problem_errors<'a>(problem: &'a Json, key: &str) -> Vec<&'a str> {
+    problem["errors"]
+        .as_array()
+        .expect("a problem document lists its errors")
+        .iter()
+        .map(|e| {
+            e[key]
+                .as_str()
+                .expect("every error names its field and message")
+        })
+        .collect()
+}
+
 pub fn at(rfc3339: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(rfc3339).unwrap().to_utc()
 }
