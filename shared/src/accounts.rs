@@ -156,7 +156,9 @@ pub fn post_many(
         let balance = balances
             .get_mut(p.customer_id)
             .ok_or_else(|| ApiError::internal("account vanished"))?;
-        *balance += p.amount.0;
+        *balance = balance
+            .checked_add(p.amount.0)
+            .ok_or_else(|| ApiError::internal("a balance beyond 64-bit cents"))?;
         entries.push(LedgerEntry {
             id: ids.next_id(),
             kind: p.kind,

@@ -109,11 +109,11 @@ fn collect(
                     .as_ref()
                     .ok_or("a Prometheus item without its query")?;
                 let d = platform_usage::prometheus_increase(out, q, &instance.id, period)?;
-                let mantissa = (d * Decimal::from(10i64.pow(PROMETHEUS_SCALE)))
-                    .trunc()
-                    .to_string()
-                    .parse::<i64>()
-                    .map_err(|_| format!("increase {d} is out of range"))?;
+                let mantissa = d
+                    .checked_mul(Decimal::from(10i64.pow(PROMETHEUS_SCALE)))
+                    .and_then(|m| i64::try_from(m.trunc()).ok())
+                    .filter(|m| *m <= metering::MAX_VALUE)
+                    .ok_or_else(|| format!("an increase of {d} is out of range"))?;
                 (mantissa, PROMETHEUS_SCALE)
             }
             // Reported through POST /api/v1/metering/platform-bills.
@@ -287,7 +287,8 @@ pub fn run(
         let Some(last) = due.last() else { break };
         key = (last.int(2)?, last.text(0)?);
         let batch = prepare(db, out, tz, &due, &mut report.failures)?;
-        let written = transaction(db, |db| write_batch(db, tz, &batch, actor, now))?;
+        let (written, failed) = transaction(db, |db| write_batch(db, tz, &batch, actor, now))?;
+        report.failures.extend(failed);
         for bill in written {
             report.bills_written += 1;
             if bill.test {
@@ -326,18 +327,39 @@ fn prepare(
             instance.template_id.clone(),
             instance.plan_id.clone(),
         );
-        let terms = match cache.get(&key) {
-            Some(t) => t.clone(),
-            None => {
-                let t = Rc::new(terms(db, &instance)?);
-                cache.insert(key, t.clone());
-                t
-            }
-        };
         let start = DateTime::from_timestamp(row.int(1)?, 0)
             .ok_or_else(|| ApiError::internal("bad cursor"))?;
-        let period = Period::from_start(terms.kind, tz, start)
-            .ok_or_else(|| ApiError::internal("a cursor off a period boundary"))?;
+        let mut fail = |reason: String| {
+            failures.push(Failure {
+                instance_id: instance.id.clone(),
+                period_start: rfc3339(start),
+                reason,
+            })
+        };
+        // One instance's problem is reported and left for the next run; it never stops the
+        // billing of the others.
+        let terms = match cache.get(&key) {
+            Some(t) => t.clone(),
+            None => match terms(db, &instance) {
+                Ok(t) => {
+                    let t = Rc::new(t);
+                    cache.insert(key, t.clone());
+                    t
+                }
+                Err(e) => {
+                    fail(format!("its terms could not be read: {}", e.detail));
+                    continue;
+                }
+            },
+        };
+        let Some(period) = Period::from_start(terms.kind, tz, start) else {
+            fail(
+                "its next period does not start on a period boundary of the product (was the \
+                  billing period or time zone changed?)"
+                    .into(),
+            );
+            continue;
+        };
         match collect(&instance, &terms, &period, out) {
             Ok(collected) => batch.push(Prepared {
                 next: after(&instance, &terms, &period, tz),
@@ -371,11 +393,40 @@ fn write_batch(
     batch: &[Prepared],
     actor: &Principal,
     now: DateTime<Utc>,
-) -> ApiResult<Vec<Bill>> {
-    let mut moved: HashSet<String> = HashSet::with_capacity(batch.len());
-    for chunk in batch.chunks(CURSORS_PER_STATEMENT) {
+) -> ApiResult<(Vec<Bill>, Vec<Failure>)> {
+    // Price first, from the usage stored so far plus what the platform measured: nothing can be
+    // added meanwhile (this transaction holds the write lock, and pushes check the cursor). An
+    // instance whose usage cannot be priced is reported and keeps its cursor.
+    let periods: Vec<(&str, i64)> = batch
+        .iter()
+        .map(|p| (p.instance.id.as_str(), p.period.start.timestamp()))
+        .collect();
+    let totals = metering::totals_of_periods(db, &periods)?;
+    let none = HashMap::new();
+    let mut failures = Vec::new();
+    let mut priced: Vec<(&Prepared, Vec<BillLine>, Cents)> = Vec::with_capacity(batch.len());
+    for p in batch {
+        let mut raw = totals
+            .get(&(p.instance.id.clone(), p.period.start.timestamp()))
+            .unwrap_or(&none)
+            .clone();
+        for r in &p.collected {
+            *raw.entry(r.item_code.clone()).or_default() +=
+                metering::amount(r.value, i64::from(r.scale));
+        }
+        match price_totals(&p.terms, &raw) {
+            Ok((lines, total)) => priced.push((p, lines, total)),
+            Err(e) => failures.push(Failure {
+                instance_id: p.instance.id.clone(),
+                period_start: rfc3339(p.period.start),
+                reason: format!("its usage could not be priced: {}", e.detail),
+            }),
+        }
+    }
+    let mut moved: HashSet<String> = HashSet::with_capacity(priced.len());
+    for chunk in priced.chunks(CURSORS_PER_STATEMENT) {
         let mut params: Vec<Value> = Vec::with_capacity(4 * chunk.len());
-        for p in chunk {
+        for (p, _, _) in chunk {
             let (next_start, next_close) = match &p.next {
                 Some(n) => (
                     n.start.timestamp(),
@@ -405,11 +456,13 @@ fn write_batch(
             moved.insert(row.text(0)?);
         }
     }
-    let billed: Vec<&Prepared> = batch
-        .iter()
-        .filter(|p| moved.contains(&p.instance.id))
+    let billed: Vec<(&Prepared, Vec<BillLine>, Cents)> = priced
+        .into_iter()
+        .filter(|(p, _, _)| moved.contains(&p.instance.id))
         .collect();
-    for p in &billed {
+    let mut ids = IdSequence::new("bill", now);
+    let mut written = Vec::with_capacity(billed.len());
+    for (p, lines, total) in &billed {
         if !p.collected.is_empty() {
             metering::store(
                 db,
@@ -420,20 +473,6 @@ fn write_batch(
                 now,
             )?;
         }
-    }
-    let periods: Vec<(&str, i64)> = billed
-        .iter()
-        .map(|p| (p.instance.id.as_str(), p.period.start.timestamp()))
-        .collect();
-    let totals = metering::totals_of_periods(db, &periods)?;
-    let none = HashMap::new();
-    let mut ids = IdSequence::new("bill", now);
-    let mut written = Vec::with_capacity(billed.len());
-    for p in &billed {
-        let raw = totals
-            .get(&(p.instance.id.clone(), p.period.start.timestamp()))
-            .unwrap_or(&none);
-        let (lines, total) = price_totals(&p.terms, raw)?;
         written.push(Bill {
             id: ids.next_id(),
             instance_id: p.instance.id.clone(),
@@ -443,13 +482,13 @@ fn write_batch(
             period_start: rfc3339(p.period.start),
             period_end: rfc3339(p.period.end),
             currency: p.terms.currency.clone(),
-            total,
+            total: *total,
             test: p.instance.test,
-            lines,
+            lines: lines.clone(),
             created_at: rfc3339(now),
         });
     }
-    let periods: Vec<&Period> = billed.iter().map(|p| &p.period).collect();
+    let periods: Vec<&Period> = billed.iter().map(|(p, _, _)| &p.period).collect();
     insert(db, &written, &periods)?;
     let deductions: Vec<Posting> = written
         .iter()
@@ -462,7 +501,7 @@ fn write_batch(
         })
         .collect();
     accounts::post_many(db, &deductions, &actor.id, now)?;
-    Ok(written)
+    Ok((written, failures))
 }
 
 /// Inserts bills, [`BILLS_PER_STATEMENT`] per statement; `periods[i]` is `bills[i]`'s period.

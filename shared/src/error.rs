@@ -69,6 +69,7 @@ pub enum Code {
     CurrencyNotSupported,
     PeriodClosed,
     DuplicateRecordConflict,
+    BillingPeriodLocked,
     // 413 / 415.
     PayloadTooLarge,
     UnsupportedMediaType,
@@ -137,7 +138,8 @@ impl Code {
             | InvalidInstanceAction
             | CurrencyNotSupported
             | PeriodClosed
-            | DuplicateRecordConflict => StatusCode::CONFLICT,
+            | DuplicateRecordConflict
+            | BillingPeriodLocked => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PlatformSourceUnavailable => StatusCode::BAD_GATEWAY,

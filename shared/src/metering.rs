@@ -25,6 +25,10 @@ use crate::validate::parse_json;
 pub const MAX_RECORDS: usize = 100;
 /// Windows of hour and day products are longer than this (seconds).
 pub const MIN_WINDOW_SECONDS: i64 = 300;
+/// The largest value one record may carry (10^15: a petabyte in bytes, a quadrillion calls).
+/// Bounding records keeps every period's sum far inside SQLite's 64-bit integers, so one
+/// provider's absurd report cannot make totals, reads or bill runs fail.
+pub const MAX_VALUE: i64 = 1_000_000_000_000_000;
 /// How far in the future an `EndTime` may lie, for clock skew between provider and us.
 pub const FUTURE_SKEW_SECONDS: i64 = 60;
 
@@ -240,7 +244,7 @@ pub fn validate(push: PushMeteringData, ctx: &MeteringContext) -> ApiResult<Vec<
                 );
             }
             match parse_value(&entity.value) {
-                Ok(v) => match i64::try_from(v) {
+                Ok(v) => match i64::try_from(v).ok().filter(|v| *v <= MAX_VALUE).ok_or(()) {
                     Ok(value) if window_ok => out.push(UsageRecord {
                         origin: format!("{at}.Entities"),
                         item_code: entity.key.clone(),
@@ -254,7 +258,7 @@ pub fn validate(push: PushMeteringData, ctx: &MeteringContext) -> ApiResult<Vec<
                     Err(_) => err(
                         &format!("{field}.Value"),
                         Code::InvalidValue,
-                        "too large".into(),
+                        format!("at most {MAX_VALUE}"),
                     ),
                 },
                 Err(e) => err(&format!("{field}.Value"), Code::InvalidValue, e.to_string()),
@@ -293,6 +297,44 @@ impl MeteringContext<'_> {
     fn instance_released(&self) -> Option<DateTime<Utc>> {
         self.instance.released()
     }
+}
+
+/// Refuses records for a period the instance has already been billed for (its billing cursor
+/// has moved past it). The clock check of [`validate`] closes periods in time; this closes the
+/// gap it leaves — a push whose clock read fell just before the close, committing after the bill
+/// run — by asking the database, inside the push's transaction.
+pub fn check_not_billed(
+    db: &dyn Database,
+    instance_id: &str,
+    records: &[UsageRecord],
+) -> ApiResult<()> {
+    let rows = db.execute(
+        "SELECT next_period_start FROM billing_cursors WHERE instance_id = ?",
+        &[instance_id.into()],
+    )?;
+    let Some(next) = rows.first().map(|r| r.int(0)).transpose()? else {
+        return Ok(());
+    };
+    let billed: Vec<FieldError> = records
+        .iter()
+        .filter(|r| r.period_start < next)
+        .map(|r| {
+            FieldError::new(
+                r.origin.clone(),
+                Code::PeriodClosed,
+                "its period is already billed",
+            )
+        })
+        .collect();
+    if billed.is_empty() {
+        return Ok(());
+    }
+    let mut e = ApiError::new(
+        Code::PeriodClosed,
+        "usage arrived after its period was billed",
+    );
+    e.errors = billed;
+    Err(e)
 }
 
 /// Counts of one stored push.
@@ -530,14 +572,15 @@ pub fn period_totals(
     to: i64,
 ) -> ApiResult<Vec<(i64, String, rust_decimal::Decimal)>> {
     let rows = db.execute(
-        "SELECT period_start, item_code, scale, SUM(value) FROM usage_records
+        "SELECT period_start, item_code, scale, SUM(value / 1000000000), SUM(value % 1000000000)
+         FROM usage_records
          WHERE instance_id = ? AND period_start >= ? AND period_start < ?
          GROUP BY period_start, item_code, scale ORDER BY period_start, item_code",
         &[instance_id.into(), from.into(), to.into()],
     )?;
     let mut out: Vec<(i64, String, rust_decimal::Decimal)> = Vec::new();
     for r in &rows {
-        let (start, code, total) = (r.int(0)?, r.text(1)?, amount(r.int(3)?, r.int(2)?));
+        let (start, code, total) = (r.int(0)?, r.text(1)?, split_sum(r, 3, r.int(2)?)?);
         match out.last_mut() {
             Some((s, c, t)) if *s == start && *c == code => *t += total,
             _ => out.push((start, code, total)),
@@ -567,7 +610,8 @@ pub fn totals_of_periods(
             params.extend(chunk.iter().map(|id| SqlValue::from(*id)));
             let rows = db.execute(
                 &format!(
-                    "SELECT instance_id, item_code, scale, SUM(value) FROM usage_records
+                    "SELECT instance_id, item_code, scale, SUM(value / 1000000000),
+                            SUM(value % 1000000000) FROM usage_records
                      WHERE period_start = ? AND instance_id IN ({})
                      GROUP BY instance_id, item_code, scale",
                     vec!["?"; chunk.len()].join(", ")
@@ -578,11 +622,24 @@ pub fn totals_of_periods(
                 *out.entry((r.text(0)?, start))
                     .or_default()
                     .entry(r.text(1)?)
-                    .or_default() += amount(r.int(3)?, r.int(2)?);
+                    .or_default() += split_sum(r, 3, r.int(2)?)?;
             }
         }
     }
     Ok(out)
+}
+
+/// A sum of mantissas that SQLite computed in two halves (`SUM(value / 10^9)` and
+/// `SUM(value % 10^9)`, at `col` and `col + 1`): each half stays far inside 64 bits however many
+/// records there are, where one `SUM(value)` could overflow and fail the query. Joined exactly.
+fn split_sum(
+    row: &crate::storage::Row,
+    col: usize,
+    scale: i64,
+) -> ApiResult<rust_decimal::Decimal> {
+    let mantissa = i128::from(row.int(col)?) * 1_000_000_000 + i128::from(row.int(col + 1)?);
+    rust_decimal::Decimal::try_from_i128_with_scale(mantissa, u32::try_from(scale).unwrap_or(0))
+        .map_err(|_| ApiError::internal("a usage total beyond 28 digits"))
 }
 
 /// Instances per totals query: below 999, the oldest SQLite limit on bound parameters.
@@ -644,7 +701,7 @@ pub fn platform_bill_record(
         }
     };
     let cents = crate::accounts::Cents::from_decimal(amount)
-        .filter(|c| c.0 >= 0)
+        .filter(|c| (0..=MAX_VALUE).contains(&c.0))
         .ok_or_else(|| {
             invalid(
                 "amount",

@@ -240,6 +240,32 @@ pub fn missing_by_step(steps: &[(Step, StoredStep)], media: &[Media]) -> Vec<(St
         .collect()
 }
 
+/// The billing period cannot change once the product has instances (test orders during the
+/// self-test): their billing cursors stand on the old period's boundaries.
+pub fn check_billing_period_change(
+    db: &dyn Database,
+    product_id: &str,
+    new_pricing: &serde_json::Value,
+) -> ApiResult<()> {
+    let Some(old) = step_data(db, product_id, Step::Pricing)? else {
+        return Ok(());
+    };
+    if old["billing_period"] == new_pricing["billing_period"] {
+        return Ok(());
+    }
+    let instances = db.execute(
+        "SELECT 1 FROM instances WHERE product_id = ? LIMIT 1",
+        &[product_id.into()],
+    )?;
+    if instances.is_empty() {
+        return Ok(());
+    }
+    Err(ApiError::new(
+        Code::BillingPeriodLocked,
+        "the billing period cannot change once the product has instances (test orders)",
+    ))
+}
+
 /// The stored data of one step, if written.
 pub fn step_data(
     db: &dyn Database,

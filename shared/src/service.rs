@@ -76,6 +76,11 @@ impl ServiceSpec {
     }
 }
 
+/// How many of one resource a template may deploy.
+const MAX_RESOURCE_COUNT: u32 = 10_000;
+/// The largest hourly fee of one resource.
+const MAX_HOURLY_FEE: i64 = 1_000_000;
+
 /// The body of `POST /api/v1/services` as clients send it: required fields and closed choices
 /// stay loose here so that validation reports every mistake at once instead of serde stopping at
 /// the first.
@@ -164,14 +169,22 @@ impl NewService {
                 let at = format!("{at}.resources[{j}]");
                 e.text(&format!("{at}.type"), &r.kind, 1, 64, Code::TooLong);
                 e.text(&format!("{at}.spec"), &r.spec, 1, 200, Code::TooLong);
-                if r.count == 0 {
-                    e.add(format!("{at}.count"), Code::InvalidValue, "at least 1");
+                if r.count == 0 || r.count > MAX_RESOURCE_COUNT {
+                    e.add(
+                        format!("{at}.count"),
+                        Code::InvalidValue,
+                        format!("from 1 to {MAX_RESOURCE_COUNT}"),
+                    );
                 }
-                if r.hourly_fee.is_sign_negative() {
+                // Bounded so that a quote's sums can never overflow, and priced like unit prices.
+                if r.hourly_fee.is_sign_negative()
+                    || r.hourly_fee > Decimal::from(MAX_HOURLY_FEE)
+                    || r.hourly_fee.normalize().scale() > 8
+                {
                     e.add(
                         format!("{at}.hourly_fee"),
                         Code::InvalidValue,
-                        "must not be negative",
+                        format!("from 0 to {MAX_HOURLY_FEE}, at most 8 decimal places"),
                     );
                 }
             }

@@ -264,6 +264,9 @@ fn put_step(ctx: &Ctx, id: &str, step: Step) -> ApiResult<Resp> {
     let validated = validate_step(step, ctx.json_bytes()?, &service.spec)?;
     transaction(db, |db| {
         product::lock_for_edit(db, &product.id, ctx.now)?;
+        if step == Step::Pricing {
+            product::check_billing_period_change(db, &product.id, validated.data())?;
+        }
         product::save_step(db, &product.id, step, &validated, ctx.now)
     })?;
     let product = product::find(db, &caller, id)?;

@@ -51,6 +51,7 @@ fn push(ctx: &Ctx) -> ApiResult<Resp> {
                 now: ctx.now,
             },
         )?;
+        metering::check_not_billed(db, &instance.id, &records)?;
         metering::store(
             db,
             &instance.id,
@@ -112,7 +113,9 @@ fn platform_bill(ctx: &Ctx) -> ApiResult<Resp> {
             body.item_code.as_deref(),
             ctx.now,
         )?;
-        metering::store(db, &instance.id, &[record], "bill", &request_id, ctx.now)
+        let records = [record];
+        metering::check_not_billed(db, &instance.id, &records)?;
+        metering::store(db, &instance.id, &records, "bill", &request_id, ctx.now)
     })?;
     push_result(&request_id, stored)
 }

@@ -1,0 +1,286 @@
+//! One tenant's mistakes or extremes must never stop others' billing, lose usage or panic.
+
+mod common;
+
+use common::{ADMIN, Item, TestApp, at, step_bodies};
+use serde_json::{Value, json};
+
+const T0: &str = "2026-03-27T08:00:00Z";
+
+fn app() -> TestApp {
+    let app = TestApp::with_config(|n| (n == "allow_clock_override").then(|| "true".to_owned()));
+    app.set_now(at(T0));
+    app
+}
+
+/// A published hourly product with a paying customer's instance: (provider, customer, instance).
+fn bystander(app: &TestApp) -> (String, String, String) {
+    let (provider, product) = app.product_with_items("hour", &[Item::frequency()], true);
+    let (cid, customer) = app.customer("enterprise");
+    app.post(
+        &format!("/api/v1/accounts/{cid}/top-ups"),
+        ADMIN,
+        json!({"amount": "1000.00"}),
+    )
+    .expect(201);
+    let instance = app.order(&customer, &product);
+    (provider, customer, instance)
+}
+
+fn push(
+    app: &TestApp,
+    provider: &str,
+    instance: &str,
+    start: &str,
+    end: &str,
+    value: Value,
+) -> common::TestResponse {
+    let body = json!({"ServiceInstanceId": instance, "Metering": [{
+        "StartTime": at(start).timestamp(), "EndTime": at(end).timestamp(),
+        "Entities": [{"Key": "Frequency", "Value": value}]}]});
+    app.post("/api/v1/metering", provider, body)
+}
+
+fn bill_total(app: &TestApp, customer: &str, instance: &str) -> Value {
+    let bills = app
+        .get(&format!("/api/v1/bills?instance_id={instance}"), customer)
+        .expect(200)
+        .json();
+    bills["items"][0]["total"].clone()
+}
+
+#[test]
+fn the_billing_period_is_locked_once_the_product_has_instances() {
+    let app = app();
+    let (provider, product) = app.product_with_items("hour", &[Item::frequency()], false);
+    let mut pricing = step_bodies()
+        .into_iter()
+        .find(|(n, _)| *n == "pricing")
+        .unwrap()
+        .1;
+    pricing["billing_period"] = json!("day");
+    let path = format!("/api/v1/products/{product}/pricing");
+    app.order(&provider, &product);
+    let before = app.snapshot();
+    app.put(&path, &provider, pricing.clone())
+        .problem(409, "BillingPeriodLocked");
+    assert_eq!(app.snapshot(), before);
+    // Other pricing edits stay possible during the self-test.
+    pricing["billing_period"] = json!("hour");
+    pricing["enterprise_only"] = json!(true);
+    app.put(&path, &provider, pricing).expect(200);
+}
+
+#[test]
+fn values_beyond_the_bound_are_refused() {
+    let app = app();
+    let (provider, _, instance) = bystander(&app);
+    app.set_now(at("2026-03-27T09:00:00Z"));
+    let before = app.snapshot();
+    push(
+        &app,
+        &provider,
+        &instance,
+        "2026-03-27T08:00:00Z",
+        "2026-03-27T08:30:00Z",
+        json!("1000000000000001"),
+    )
+    .problem(400, "InvalidValue");
+    assert_eq!(app.snapshot(), before);
+    // Bounded values sum without overflow, however many there are.
+    for (s, e) in [("08:00", "08:30"), ("08:30", "09:00"), ("08:00", "09:00")] {
+        push(
+            &app,
+            &provider,
+            &instance,
+            &format!("2026-03-27T{s}:00Z"),
+            &format!("2026-03-27T{e}:00Z"),
+            json!("1000000000000000"),
+        )
+        .expect(200);
+    }
+    let usage = app
+        .get(
+            &format!("/api/v1/metering/usage?instance_id={instance}"),
+            &provider,
+        )
+        .expect(200)
+        .json();
+    assert_eq!(usage["totals"][0]["raw_total"], "3000000000000000");
+}
+
+#[test]
+fn an_instance_that_cannot_be_priced_is_reported_and_others_are_billed() {
+    let app = app();
+    let (provider, customer, instance) = bystander(&app);
+    let extreme = Item {
+        code: "Frequency",
+        tier_mode: "graduated",
+        tiers: json!([{"up_to": null, "unit_price": "9999999999999999"}]),
+        reporting: json!({"method": "service_provider"}),
+    };
+    let (p2, product2) = app.product_with_items("hour", &[extreme], true);
+    let (_, c2) = app.customer("enterprise");
+    let inst2 = app.order(&c2, &product2);
+    app.set_now(at("2026-03-27T09:00:00Z"));
+    push(
+        &app,
+        &provider,
+        &instance,
+        "2026-03-27T08:00:00Z",
+        "2026-03-27T08:30:00Z",
+        json!("10"),
+    )
+    .expect(200);
+    push(
+        &app,
+        &p2,
+        &inst2,
+        "2026-03-27T08:00:00Z",
+        "2026-03-27T08:30:00Z",
+        json!("1000000000000000"),
+    )
+    .expect(200);
+    let report = app
+        .post(
+            "/api/v1/billing/runs",
+            ADMIN,
+            json!({"as_of": "2026-03-27T10:00:00Z"}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(report["bills_written"], 1, "{report}");
+    assert_eq!(report["failures"][0]["instance_id"], inst2.as_str());
+    assert_eq!(bill_total(&app, &customer, &instance), "5.00");
+    // The failed period stays first in line: the next run reports it again and bills nothing twice.
+    let again = app
+        .post(
+            "/api/v1/billing/runs",
+            ADMIN,
+            json!({"as_of": "2026-03-27T10:00:00Z"}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(again["bills_written"], 0);
+    assert_eq!(again["failures"][0]["instance_id"], inst2.as_str());
+}
+
+#[test]
+fn usage_for_an_already_billed_period_is_refused() {
+    let app = app();
+    let (provider, customer, instance) = bystander(&app);
+    app.set_now(at("2026-03-27T10:00:00Z"));
+    app.post(
+        "/api/v1/billing/runs",
+        ADMIN,
+        json!({"as_of": "2026-03-27T10:00:00Z"}),
+    )
+    .expect(200);
+    // A push whose clock still read 09:59:59 commits after the run.
+    app.set_now(at("2026-03-27T09:59:59Z"));
+    let before = app.snapshot();
+    push(
+        &app,
+        &provider,
+        &instance,
+        "2026-03-27T08:00:00Z",
+        "2026-03-27T08:30:00Z",
+        json!("100"),
+    )
+    .problem(409, "PeriodClosed");
+    assert_eq!(app.snapshot(), before);
+    assert_eq!(bill_total(&app, &customer, &instance), "0.00");
+    // The open 09:00 hour still takes usage.
+    push(
+        &app,
+        &provider,
+        &instance,
+        "2026-03-27T09:00:00Z",
+        "2026-03-27T09:30:00Z",
+        json!("100"),
+    )
+    .expect(200);
+}
+
+/// A Prometheus endpoint answering every query with `value`.
+fn fixed_prometheus(value: &'static str) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(&stream);
+            let mut line = String::new();
+            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
+                line.clear();
+            }
+            let body = json!({"status": "success", "data": {"resultType": "vector",
+                "result": [{"metric": {}, "value": [0, value]}]}})
+            .to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn an_absurd_prometheus_answer_is_a_reported_failure_not_a_crash() {
+    let app = app();
+    let (provider, customer, instance) = bystander(&app);
+    let url = fixed_prometheus("79228162514264337593543950335");
+    let item = Item {
+        code: "Requests",
+        tier_mode: "graduated",
+        tiers: json!([{"up_to": null, "unit_price": "0.01"}]),
+        reporting: json!({"method": "compute_nest", "source": "prometheus",
+            "prometheus": {"endpoint": url, "query": "http_requests_total"}}),
+    };
+    let (_, product) = app.product_with_items("hour", &[item], true);
+    let (_, c) = app.customer("enterprise");
+    let inst = app.order(&c, &product);
+    app.set_now(at("2026-03-27T08:40:00Z"));
+    push(
+        &app,
+        &provider,
+        &instance,
+        "2026-03-27T08:00:00Z",
+        "2026-03-27T08:30:00Z",
+        json!("10"),
+    )
+    .expect(200);
+    app.post(
+        "/api/v1/billing/preview",
+        &c,
+        json!({"instance_id": inst, "period_start": T0}),
+    )
+    .problem(502, "PlatformSourceUnavailable");
+    let report = app
+        .post(
+            "/api/v1/billing/runs",
+            ADMIN,
+            json!({"as_of": "2026-03-27T10:00:00Z"}),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(report["failures"][0]["instance_id"], inst.as_str());
+    assert_eq!(bill_total(&app, &customer, &instance), "5.00");
+}
+
+#[test]
+fn hourly_fees_are_bounded() {
+    let app = app();
+    let (_, token) = app.provider();
+    let before = app.snapshot();
+    for fee in ["79228162514264337593543950335", "1000000.01", "0.123456789"] {
+        let mut svc = common::service_body();
+        svc["templates"][0]["resources"][0]["hourly_fee"] = json!(fee);
+        app.post("/api/v1/services", &token, svc)
+            .problem(400, "InvalidValue");
+    }
+    assert_eq!(app.snapshot(), before);
+}
