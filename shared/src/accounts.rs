@@ -262,7 +262,7 @@ pub fn ledger(
         "SELECT id, kind, amount_cents, balance_after_cents, reference, created_by, created_at
          FROM ledger_entries
          WHERE customer_id = ?1
-           AND (?2 IS NULL OR rowid < (SELECT rowid FROM ledger_entries WHERE id = ?2))
+           AND (?2 IS NULL OR rowid < (SELECT rowid FROM ledger_entries WHERE id = ?2 AND customer_id = ?1))
          ORDER BY rowid DESC LIMIT ?3",
         &[
             customer_id.into(),

@@ -687,7 +687,9 @@ pub fn list(
              WHERE (?1 IS NULL OR owner_id = ?1) AND (?2 IS NULL OR provider_id = ?2)
                AND (?3 IS NULL OR instance_id = ?3) AND period_start >= ?4 AND period_start < ?5
                AND (?6 IS NULL OR (period_start, rowid) >
-                                  (SELECT period_start, rowid FROM bills WHERE id = ?6))
+                                  (SELECT period_start, rowid FROM bills WHERE id = ?6
+                                   AND (?1 IS NULL OR owner_id = ?1)
+                                   AND (?2 IS NULL OR provider_id = ?2)))
              ORDER BY period_start, rowid LIMIT ?7"
         ),
         &[

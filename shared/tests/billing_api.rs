@@ -822,3 +822,17 @@ fn bills_are_listed_oldest_period_first_by_page() {
             .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
     );
 }
+
+#[test]
+fn another_tenants_bill_id_is_no_cursor() {
+    let w = world("hour", &[Item::frequency()]);
+    w.run("2026-03-27T12:00:00Z");
+    let theirs = w.bills()[0]["id"].as_str().unwrap().to_owned();
+    let (_, stranger) = w.app.customer("individual");
+    let page = w
+        .app
+        .get(&format!("/api/v1/bills?cursor={theirs}"), &stranger)
+        .expect(200)
+        .json();
+    assert_eq!(page["items"], json!([]));
+}
