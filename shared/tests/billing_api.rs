@@ -826,9 +826,25 @@ fn bills_are_listed_oldest_period_first_by_page() {
 #[test]
 fn another_tenants_bill_id_is_no_cursor() {
     let w = world("hour", &[Item::frequency()]);
-    w.run("2026-03-27T12:00:00Z");
-    let theirs = w.bills()[0]["id"].as_str().unwrap().to_owned();
+    let product = w
+        .app
+        .get(&format!("/api/v1/instances/{}", w.instance), ADMIN)
+        .expect(200)
+        .json()["product_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
     let (_, stranger) = w.app.customer("individual");
+    w.app.order(&stranger, &product);
+    w.run("2026-03-27T12:00:00Z");
+    let own = w.app.get("/api/v1/bills", &stranger).expect(200).json();
+    assert_eq!(
+        own["items"].as_array().unwrap().len(),
+        3,
+        "the stranger has bills of its own"
+    );
+    // Another customer's bill id must not position the stranger's listing.
+    let theirs = w.bills()[0]["id"].as_str().unwrap().to_owned();
     let page = w
         .app
         .get(&format!("/api/v1/bills?cursor={theirs}"), &stranger)
