@@ -2,9 +2,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::TcpListener;
-
 use chrono::{DateTime, Duration, Utc};
 use common::{ADMIN, Item, TestApp, at};
 use nestmarket::billing;
@@ -556,76 +553,50 @@ fn two_runs_at_once_bill_each_period_once() {
 /// instance named in the query over per-instance counter samples, resets included, the way
 /// Prometheus does (without extrapolation).
 fn prometheus(samples: Vec<(String, Vec<(i64, f64)>)>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(&stream);
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            // Read the headers through, so the client's request is consumed before we answer.
-            let mut header = String::new();
-            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
-                header.clear();
-            }
-            let target = line
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or_default()
-                .to_owned();
-            let query: Vec<(String, String)> =
-                form_urlencoded::parse(target.split_once('?').map_or("", |q| q.1).as_bytes())
-                    .into_owned()
-                    .collect();
-            let get = |k: &str| {
-                query
-                    .iter()
-                    .find(|(n, _)| n == k)
-                    .map(|(_, v)| v.clone())
-                    .unwrap_or_default()
-            };
-            let (promql, time) = (get("query"), get("time").parse::<i64>().unwrap_or(0));
-            let instance = promql
-                .split("service_instance_id=\"")
-                .nth(1)
-                .and_then(|r| r.split('"').next())
-                .unwrap_or("");
-            let range: i64 = promql
-                .rsplit('[')
-                .next()
-                .and_then(|r| r.split('s').next())
-                .and_then(|r| r.parse().ok())
-                .unwrap_or(0);
-            let points: Vec<f64> = samples
-                .iter()
-                .filter(|(i, _)| i == instance)
-                .flat_map(|(_, s)| {
-                    s.iter()
-                        .filter(|(t, _)| *t > time - range && *t <= time)
-                        .map(|(_, v)| *v)
-                })
+    common::serve_json(move |target| {
+        let query: Vec<(String, String)> =
+            form_urlencoded::parse(target.split_once('?').map_or("", |q| q.1).as_bytes())
+                .into_owned()
                 .collect();
-            let increase: f64 = points
-                .windows(2)
-                .map(|w| if w[1] >= w[0] { w[1] - w[0] } else { w[1] })
-                .sum();
-            let result = if points.is_empty() {
-                json!([])
-            } else {
-                json!([{"metric": {}, "value": [time, increase.to_string()]}])
-            };
-            let body =
-                json!({"status": "success", "data": {"resultType": "vector", "result": result}})
-                    .to_string();
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    format!("http://{addr}")
+        let get = |k: &str| {
+            query
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default()
+        };
+        let (promql, time) = (get("query"), get("time").parse::<i64>().unwrap_or(0));
+        let instance = promql
+            .split("service_instance_id=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("");
+        let range: i64 = promql
+            .rsplit('[')
+            .next()
+            .and_then(|r| r.split('s').next())
+            .and_then(|r| r.parse().ok())
+            .unwrap_or(0);
+        let points: Vec<f64> = samples
+            .iter()
+            .filter(|(i, _)| i == instance)
+            .flat_map(|(_, s)| {
+                s.iter()
+                    .filter(|(t, _)| *t > time - range && *t <= time)
+                    .map(|(_, v)| *v)
+            })
+            .collect();
+        let increase: f64 = points
+            .windows(2)
+            .map(|w| if w[1] >= w[0] { w[1] - w[0] } else { w[1] })
+            .sum();
+        let result = if points.is_empty() {
+            json!([])
+        } else {
+            json!([{"metric": {}, "value": [time, increase.to_string()]}])
+        };
+        json!({"status": "success", "data": {"resultType": "vector", "result": result}})
+    })
 }
 
 fn requests_item(endpoint: &str) -> Item {

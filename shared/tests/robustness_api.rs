@@ -204,28 +204,10 @@ fn usage_for_an_already_billed_period_is_refused() {
 
 /// A Prometheus endpoint answering every query with `value`.
 fn fixed_prometheus(value: &'static str) -> String {
-    use std::io::{BufRead, BufReader, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            let Ok(mut stream) = stream else { return };
-            let mut reader = BufReader::new(&stream);
-            let mut line = String::new();
-            while reader.read_line(&mut line).is_ok_and(|n| n > 2) {
-                line.clear();
-            }
-            let body = json!({"status": "success", "data": {"resultType": "vector",
-                "result": [{"metric": {}, "value": [0, value]}]}})
-            .to_string();
-            let _ = write!(
-                stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-                body.len()
-            );
-        }
-    });
-    format!("http://{addr}")
+    common::serve_json(move |_| {
+        json!({"status": "success", "data": {"resultType": "vector",
+            "result": [{"metric": {}, "value": [0, value]}]}})
+    })
 }
 
 #[test]

@@ -460,3 +460,35 @@ impl TestApp {
             .to_owned()
     }
 }
+
+/// A JSON HTTP server on loopback for the tests' stand-ins of outside services (a provider's
+/// Prometheus): `answer` gets each request's target (path and query) and returns the body of a
+/// 200. It serves until the test process ends. Returns its `http://` origin.
+pub fn serve_json(answer: impl Fn(&str) -> Json + Send + 'static) -> String {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { return };
+            let mut reader = BufReader::new(&stream);
+            let mut request_line = String::new();
+            if reader.read_line(&mut request_line).is_err() {
+                continue;
+            }
+            // Read the headers through, so the client's request is consumed before we answer.
+            let mut header = String::new();
+            while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                header.clear();
+            }
+            let target = request_line.split_whitespace().nth(1).unwrap_or_default();
+            let body = answer(target).to_string();
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    format!("http://{addr}")
+}
