@@ -21,9 +21,9 @@ use std::time::Duration;
 use common::{ADMIN, Item, TestApp, at};
 use nestmarket::billing;
 use nestmarket::identity::Principal;
-use nestmarket::outbound::native::NativeOutbound;
-use nestmarket::storage::native::NativeBackend;
-use nestmarket::storage::{Backend, Storage};
+use nestmarket::platform::outbound::native::NativeOutbound;
+use nestmarket::platform::storage::native::NativeBackend;
+use nestmarket::platform::storage::{Backend, Storage};
 use serde_json::json;
 use support::{machine, median, secs, time};
 

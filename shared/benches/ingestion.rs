@@ -15,8 +15,8 @@ use chrono::{DateTime, Utc};
 use common::{TestApp, at};
 use http::Request;
 use nestmarket::api::{self, Api};
-use nestmarket::outbound::native::NativeOutbound;
-use nestmarket::storage::{Backend, Storage};
+use nestmarket::platform::outbound::native::NativeOutbound;
+use nestmarket::platform::storage::{Backend, Storage};
 use serde_json::json;
 use support::{machine, median, time};
 

@@ -6,8 +6,10 @@ use chrono::{DateTime, Duration, Utc};
 use common::{ADMIN, Item, TestApp, at};
 use nestmarket::billing;
 use nestmarket::identity::Principal;
-use nestmarket::outbound::native::NativeOutbound;
-use nestmarket::storage::{Backend, Database, Row, Storage, StorageError, Value as SqlValue};
+use nestmarket::platform::outbound::native::NativeOutbound;
+use nestmarket::platform::storage::{
+    Backend, Database, Row, Storage, StorageError, Value as SqlValue,
+};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

@@ -4,8 +4,8 @@ mod common;
 
 use chrono::Duration;
 use common::{ADMIN, TestApp};
-use nestmarket::accounts::{self, Cents, EntryKind, Posting};
-use nestmarket::storage::Storage;
+use nestmarket::orders::ledger::{self, Cents, EntryKind, Posting};
+use nestmarket::platform::storage::Storage;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -119,7 +119,7 @@ fn every_refusal_of_spec_9_has_its_status_and_code_and_writes_nothing() {
             amount: Cents(-1),
             reference: Some("bill-old"),
         };
-        accounts::post(storage.db().unwrap(), old_bill, "usr-admin", app.now()).unwrap();
+        ledger::post(storage.db().unwrap(), old_bill, "usr-admin", app.now()).unwrap();
     }
     let before = app.snapshot();
     let cases: Vec<(&str, Value, u16, &str)> = vec![
@@ -418,7 +418,7 @@ proptest! {
                 let reference = format!("bill-{i}");
                 let bill = Posting { customer_id: &customer_id, kind: EntryKind::Bill, amount: Cents(-cents),
                                      reference: Some(&reference) };
-                accounts::post(storage.db().unwrap(), bill, "usr-admin", app.now()).unwrap();
+                ledger::post(storage.db().unwrap(), bill, "usr-admin", app.now()).unwrap();
             }
         }
         let me = app.get("/api/v1/accounts/me?limit=500", &customer).expect(200).json();

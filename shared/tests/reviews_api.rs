@@ -631,7 +631,7 @@ fn the_history_is_append_only_in_the_database() {
     let app = TestApp::new();
     let (token, _, id) = app.complete_product();
     app.submit(&token, &id, "category");
-    let db = nestmarket::storage::Backend::open_db(&app.backend).unwrap();
+    let db = nestmarket::platform::storage::Backend::open_db(&app.backend).unwrap();
     let update = db.execute("UPDATE product_transitions SET reason = 'rewritten'", &[]);
     assert!(update.unwrap_err().message.contains("append-only"));
     assert!(db.execute("DELETE FROM product_transitions", &[]).is_err());

@@ -12,7 +12,7 @@ struct Billing;
 impl Guest for Billing {
     fn handle_cron_event(metadata: Metadata) -> Result<(), Error> {
         let report =
-            nestmarket::spin::scheduled_bill_run(metadata.timestamp).map_err(Error::Other)?;
+            nestmarket::components::scheduled_bill_run(metadata.timestamp).map_err(Error::Other)?;
         println!("bill run: {report}");
         Ok(())
     }

@@ -4,5 +4,5 @@ use spin_sdk::http_component;
 
 #[http_component]
 fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
-    nestmarket::spin::serve(nestmarket::api::Api::Metering, req)
+    nestmarket::components::serve(nestmarket::api::Api::Metering, req)
 }

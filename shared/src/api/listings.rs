@@ -7,14 +7,14 @@ use super::{Ctx, Resp, created, no_content, not_allowed, not_found, ok};
 use crate::catalog::{self, CatalogFilter};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
-use crate::ids::new_id;
 use crate::listing::media::{self, MediaKind};
+use crate::listing::service::{self, ServiceRequest, ServiceSpec};
 use crate::listing::steps::PricingStep;
+use crate::listing::store::{self as product, Media, Product, StoredStep};
 use crate::listing::{ProductStatus, Step, Warning, categories, validate_step};
-use crate::product::{self, Media, Product, StoredStep};
+use crate::platform::ids::new_id;
+use crate::platform::storage::{Database, transaction};
 use crate::sales::{self, Associations, ReportingRequest, Setting};
-use crate::service::{self, ServiceRequest, ServiceSpec};
-use crate::storage::{Database, transaction};
 
 pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
     let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();

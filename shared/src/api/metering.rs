@@ -8,10 +8,10 @@ use serde::Deserialize;
 use super::{Ctx, Resp, not_allowed, not_found, ok};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::Role;
-use crate::ids::new_id;
 use crate::metering::{self, MeteringContext, PushMeteringData};
 use crate::orders;
-use crate::storage::transaction;
+use crate::platform::ids::new_id;
+use crate::platform::storage::transaction;
 
 pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
     let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();

@@ -9,16 +9,16 @@ mod orders;
 mod reviews;
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::clock::effective_now;
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, bearer_token, principal_for_token};
-use crate::outbound::Outbound;
-use crate::storage::Storage;
+use crate::platform::clock::effective_now;
+use crate::platform::config::Config;
+use crate::platform::outbound::Outbound;
+use crate::platform::storage::Storage;
 
 /// The HTTP components of `spin.toml`, one per API area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,46 +28,6 @@ pub enum Api {
     Reviews,
     Orders,
     Metering,
-}
-
-/// Deployment configuration, from Spin variables.
-#[derive(Debug, Clone)]
-pub struct Config {
-    pub admin_token: String,
-    pub billing_timezone: Tz,
-    pub allow_clock_override: bool,
-    /// The one origin bill runs may reach for Prometheus-reported items (`allowed_outbound_hosts`
-    /// of the components that run bills); `None` where a component is not given the variable.
-    pub prometheus_origin: Option<String>,
-}
-
-impl Config {
-    /// Reads the variables through `get` (Spin's variables, or a map in tests).
-    pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        let admin_token = get("admin_token").unwrap_or_default();
-        if admin_token.len() < 16 {
-            return Err("the admin_token variable must be set to at least 16 characters".into());
-        }
-        let tz = get("billing_timezone").unwrap_or_else(|| "Asia/Shanghai".into());
-        let billing_timezone = tz
-            .parse()
-            .map_err(|_| format!("billing_timezone {tz:?} is not an IANA time zone"))?;
-        let allow_clock_override = match get("allow_clock_override").as_deref() {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(format!(
-                    "allow_clock_override must be true or false, got {other:?}"
-                ));
-            }
-        };
-        Ok(Self {
-            admin_token,
-            billing_timezone,
-            allow_clock_override,
-            prometheus_origin: get("prometheus_origin").map(|o| o.trim_end_matches('/').to_owned()),
-        })
-    }
 }
 
 /// Everything a handler needs about its request and its environment.

@@ -6,12 +6,12 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::{Ctx, Resp, created, not_allowed, not_found, ok};
-use crate::accounts::{self, ACCOUNT_CURRENCY, EntryKind, Posting};
 use crate::billing::{self, BillFilter};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{self, Role};
+use crate::orders::ledger::{self as accounts, ACCOUNT_CURRENCY, EntryKind, Posting};
 use crate::orders::{self, Action, OrderRequest};
-use crate::storage::transaction;
+use crate::platform::storage::transaction;
 
 pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
     let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();

@@ -7,13 +7,13 @@ use super::{Ctx, Resp, created, not_allowed, not_found, ok};
 use crate::catalog;
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::Role;
+use crate::listing::service;
 use crate::listing::steps::{CategoryStep, PricingStep};
+use crate::listing::store as product;
 use crate::listing::{ProductStatus, Step};
-use crate::product;
+use crate::platform::storage::{Database, transaction};
 use crate::review::{self, Decision, ReviewFilter, ReviewStatus, Stage};
 use crate::sales;
-use crate::service;
-use crate::storage::{Database, transaction};
 use crate::validate::Errors;
 
 pub fn route(ctx: &Ctx) -> ApiResult<Resp> {

@@ -10,7 +10,9 @@
 
 pub mod categories;
 pub mod media;
+pub mod service;
 pub mod steps;
+pub mod store;
 
 pub use steps::{ValidatedStep, validate_step};
 

@@ -5,10 +5,11 @@
 
 use chrono::{DateTime, Utc};
 use http::Request;
-use nestmarket::api::{self, Api, Config};
-use nestmarket::outbound::native::NativeOutbound;
-use nestmarket::storage::native::NativeBackend;
-use nestmarket::storage::{Backend, Storage, Value};
+use nestmarket::api::{self, Api};
+use nestmarket::platform::config::Config;
+use nestmarket::platform::outbound::native::NativeOutbound;
+use nestmarket::platform::storage::native::NativeBackend;
+use nestmarket::platform::storage::{Backend, Storage, Value};
 use serde_json::{Value as Json, json};
 
 mod fixtures;

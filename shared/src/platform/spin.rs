@@ -1,21 +1,20 @@
-//! The Spin adapter: the storage port over `spin_sdk::sqlite` / `spin_sdk::key_value`, and the
-//! entry point every HTTP component calls. Components stay one line long; all logic is here or
-//! in the domain.
+//! The Spin adapters of the ports: storage over `spin_sdk::sqlite` / `spin_sdk::key_value`,
+//! outbound HTTP over Spin's, and the configuration from Spin variables.
 
 use spin_sdk::{key_value, sqlite, variables};
 
-use crate::api::{self, Api, Config};
 use crate::error::ApiError;
-use crate::outbound::Outbound;
-use crate::storage::{
-    Backend, Database, KeyValue, Row, Storage, StorageError, StorageErrorKind, Value,
+use crate::platform::config::Config;
+use crate::platform::outbound::Outbound;
+use crate::platform::storage::{
+    Backend, Database, KeyValue, Row, StorageError, StorageErrorKind, Value,
 };
 
 /// The database and store label every component uses (`spin.toml`: `sqlite_databases` and
 /// `key_value_stores` = `["default"]`).
 const LABEL: &str = "default";
 
-struct SpinBackend;
+pub(crate) struct SpinBackend;
 
 impl Backend for SpinBackend {
     fn open_db(&self) -> Result<Box<dyn Database>, StorageError> {
@@ -106,7 +105,7 @@ impl KeyValue for SpinKv {
 }
 
 /// Outbound HTTP through Spin: only hosts in the component's `allowed_outbound_hosts` answer.
-struct SpinOutbound;
+pub(crate) struct SpinOutbound;
 
 impl Outbound for SpinOutbound {
     fn get(&self, url: &str) -> Result<(u16, Vec<u8>), String> {
@@ -122,35 +121,4 @@ impl Outbound for SpinOutbound {
 /// The deployment's configuration from the component's Spin variables.
 pub fn config() -> Result<Config, ApiError> {
     Config::from_variables(|name| variables::get(name).ok()).map_err(ApiError::internal)
-}
-
-/// Serves one HTTP request of `api` with Spin's stores, variables and clock.
-pub fn serve(api: Api, req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
-    match config() {
-        Ok(config) => {
-            let storage = Storage::new(SpinBackend);
-            api::handle(
-                api,
-                req,
-                &storage,
-                &SpinOutbound,
-                &config,
-                chrono::Utc::now(),
-            )
-        }
-        Err(e) => api::problem(&e),
-    }
-}
-
-/// The scheduled bill run of the `billing` cron component, with the event's timestamp as "now".
-pub fn scheduled_bill_run(timestamp: u64) -> Result<String, String> {
-    let config = config().map_err(|e| e.detail)?;
-    let storage = Storage::new(SpinBackend);
-    let now = i64::try_from(timestamp)
-        .ok()
-        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
-        .ok_or_else(|| format!("timestamp {timestamp} is out of range"))?;
-    let report = crate::billing::scheduled_run(&storage, &SpinOutbound, &config, now)
-        .map_err(|e| e.detail)?;
-    serde_json::to_string(&report).map_err(|e| e.to_string())
 }

@@ -5,12 +5,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
-use crate::ids::new_id;
 use crate::listing::ProductStatus;
-use crate::storage::{Database, Row, StorageError};
+use crate::platform::clock::rfc3339;
+use crate::platform::ids::new_id;
+use crate::platform::storage::{Database, Row, StorageError};
 
 /// Which review a submission asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

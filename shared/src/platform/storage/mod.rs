@@ -6,8 +6,8 @@
 use std::cell::OnceCell;
 
 use crate::error::{ApiError, ApiResult};
-use crate::migrations;
 
+pub mod migrations;
 #[cfg(not(target_family = "wasm"))]
 pub mod native;
 

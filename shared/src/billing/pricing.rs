@@ -1,7 +1,7 @@
 //! Tiered pricing of one billable item for one period (SPEC §11).
 //!
 //! A bill line is the period's quantity (already in the item's price unit, see
-//! [`crate::metering_units`]) priced by the item's tier schedule. Every tier charge is kept
+//! [`crate::metering::units`]) priced by the item's tier schedule. Every tier charge is kept
 //! exact — to `Decimal`'s 28 significant digits — and only the line amount is truncated, toward
 //! zero, to cents: the marketplace never rounds a customer's charge up. The breakdown is what the
 //! customer sees on the bill, so it must add up to the exact amount the truncation started from.
@@ -212,7 +212,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::metering_units::to_price_unit;
+    use crate::metering::units::to_price_unit;
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()

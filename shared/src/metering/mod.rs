@@ -5,6 +5,10 @@
 //! a record is identified by (instance, key, StartTime, EndTime), so a retried push counts once,
 //! and the same identity with another value is refused rather than silently overwritten.
 
+pub mod period;
+pub mod platform_usage;
+pub mod units;
+
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
@@ -14,11 +18,11 @@ use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::listing::steps::BillingPeriod;
-use crate::metering_units::parse_value;
+use crate::metering::period::{Period, window_within_one_period};
+use crate::metering::units::parse_value;
 use crate::orders::Instance;
-use crate::period::{Period, window_within_one_period};
+use crate::platform::storage::{Database, Value as SqlValue};
 use crate::sales::{ItemSettings, ReportingMethod};
-use crate::storage::{Database, Value as SqlValue};
 use crate::validate::parse_json;
 
 /// The most records one push may carry, as in `PushMeteringData`.
@@ -270,7 +274,7 @@ pub fn validate(push: PushMeteringData, ctx: &MeteringContext) -> ApiResult<Vec<
                 Code::PeriodClosed,
                 format!(
                     "the period starting {} is closed for late data",
-                    crate::clock::rfc3339(period.start)
+                    crate::platform::clock::rfc3339(period.start)
                 ),
             ));
         }
@@ -368,7 +372,7 @@ pub fn store(
         accepted: 0,
         duplicates: 0,
     };
-    let received_at = crate::clock::rfc3339(now);
+    let received_at = crate::platform::clock::rfc3339(now);
     for chunk in records.chunks(ROWS_PER_STATEMENT) {
         let mut sql = String::from(
             "INSERT INTO usage_records (instance_id, item_code, start_time, end_time, value, scale, period_start, source, request_id, received_at) VALUES ",
@@ -411,7 +415,7 @@ pub fn store(
         let mut inserted: HashSet<(String, i64, i64)> = inserted
             .iter()
             .map(|row| Ok((row.text(0)?, row.int(1)?, row.int(2)?)))
-            .collect::<Result<_, crate::storage::StorageError>>()?;
+            .collect::<Result<_, crate::platform::storage::StorageError>>()?;
         // Each identity is inserted at most once: its first record in the push is the accepted one.
         let rest: Vec<&UsageRecord> = chunk
             .iter()
@@ -487,7 +491,7 @@ fn stored_values(
                 (row.int(3)?, row.int(4)?),
             ))
         })
-        .collect::<Result<_, crate::storage::StorageError>>()
+        .collect::<Result<_, crate::platform::storage::StorageError>>()
         .map_err(Into::into)
 }
 
@@ -534,22 +538,22 @@ pub fn usage(
                 start_time: r.int(1)?,
                 end_time: r.int(2)?,
                 value: amount(r.int(3)?, r.int(7)?),
-                period_start: crate::clock::rfc3339(
+                period_start: crate::platform::clock::rfc3339(
                     DateTime::from_timestamp(r.int(4)?, 0).unwrap_or_default(),
                 ),
                 source: r.text(5)?,
                 received_at: r.text(6)?,
             })
         })
-        .collect::<Result<Vec<_>, crate::storage::StorageError>>()?;
+        .collect::<Result<Vec<_>, crate::platform::storage::StorageError>>()?;
     let sums = period_totals(db, instance_id, from, to)?;
     let totals = sums
         .into_iter()
         .map(|(period_start, code, raw_total)| PeriodTotal {
-            period_start: crate::clock::rfc3339(
+            period_start: crate::platform::clock::rfc3339(
                 DateTime::from_timestamp(period_start, 0).unwrap_or_default(),
             ),
-            quantity: crate::metering_units::to_price_unit(&code, raw_total),
+            quantity: crate::metering::units::to_price_unit(&code, raw_total),
             price_unit: crate::sales::price_unit(&code),
             item_code: code,
             raw_total,
@@ -633,7 +637,7 @@ pub fn totals_of_periods(
 /// `SUM(value % 10^9)`, at `col` and `col + 1`): each half stays far inside 64 bits however many
 /// records there are, where one `SUM(value)` could overflow and fail the query. Joined exactly.
 fn split_sum(
-    row: &crate::storage::Row,
+    row: &crate::platform::storage::Row,
     col: usize,
     scale: i64,
 ) -> ApiResult<rust_decimal::Decimal> {
@@ -700,7 +704,7 @@ pub fn platform_bill_record(
             ));
         }
     };
-    let cents = crate::accounts::Cents::from_decimal(amount)
+    let cents = crate::orders::ledger::Cents::from_decimal(amount)
         .filter(|c| (0..=MAX_VALUE).contains(&c.0))
         .ok_or_else(|| {
             invalid(

@@ -6,10 +6,10 @@ use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 
-use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, Code};
-use crate::ids::IdSequence;
-use crate::storage::{Database, Row, Value};
+use crate::platform::clock::rfc3339;
+use crate::platform::ids::IdSequence;
+use crate::platform::storage::{Database, Row, Value};
 
 /// The currency every account is kept in: the marketplace settles in CNY.
 pub const ACCOUNT_CURRENCY: &str = "CNY";
@@ -308,15 +308,15 @@ mod tests {
         fn a_batch_posts_as_one_by_one_would(
             changes in proptest::collection::vec((0usize..4, -50_000i64..50_000), 1..40)
         ) {
-            use crate::storage::Backend;
-            use crate::storage::native::NativeBackend;
+            use crate::platform::storage::Backend;
+            use crate::platform::storage::native::NativeBackend;
             let now = chrono::Utc::now();
             let customers = ["usr-a", "usr-b", "usr-c", "usr-d"];
             let run = |batched: bool| {
                 let dir = tempfile::tempdir().unwrap();
                 let backend = NativeBackend::new(dir.path().join("db.sqlite"));
                 let db = backend.open_db().unwrap();
-                crate::migrations::migrate(db.as_ref()).unwrap();
+                crate::platform::storage::migrations::migrate(db.as_ref()).unwrap();
                 // These customers are not principals: only the ledger arithmetic is under test.
                 db.execute("PRAGMA foreign_keys = OFF", &[]).unwrap();
                 let refs: Vec<String> = (0..changes.len()).map(|i| format!("bill-{i}")).collect();

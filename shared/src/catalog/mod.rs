@@ -7,13 +7,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult};
 use crate::listing::Step;
+use crate::listing::service::ServiceSpec;
 use crate::listing::steps::{AccessStep, CategoryStep, GeneralStep, PricingStep};
-use crate::product::{self, Product};
-use crate::service::ServiceSpec;
-use crate::storage::{Database, Row};
+use crate::listing::store::{self as product, Product};
+use crate::platform::clock::rfc3339;
+use crate::platform::storage::{Database, Row};
 
 /// The mark of the seed's "Verify the results": the product is a service deployed by the
 /// platform, whose stability the platform ensures.

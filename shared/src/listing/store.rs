@@ -4,13 +4,13 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
-use crate::ids::new_id;
 use crate::listing::media::{CheckedMedia, MediaKind};
 use crate::listing::{ProductStatus, Step, ValidatedStep, Warning};
-use crate::storage::{Database, Row, StorageError};
+use crate::platform::clock::rfc3339;
+use crate::platform::ids::new_id;
+use crate::platform::storage::{Database, Row, StorageError};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Product {

@@ -4,9 +4,9 @@
 
 use rust_decimal::Decimal;
 
+use crate::metering::period::Period;
 use crate::orders::RunningInterval;
-use crate::outbound::Outbound;
-use crate::period::Period;
+use crate::platform::outbound::Outbound;
 use crate::sales::PrometheusQuery;
 
 /// The label every provider's metrics carry to tell instances apart.

@@ -4,7 +4,7 @@
 //! the same moment, so the upgrade runs under `BEGIN IMMEDIATE` and re-reads the version inside
 //! the transaction: the loser of the race waits for the lock, sees the new version and does nothing.
 
-use crate::storage::{Database, StorageError, transaction};
+use crate::platform::storage::{Database, StorageError, transaction};
 
 struct Migration {
     version: i64,
@@ -293,8 +293,8 @@ pub fn migrate(db: &dyn Database) -> Result<(), StorageError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::Backend;
-    use crate::storage::native::NativeBackend;
+    use crate::platform::storage::Backend;
+    use crate::platform::storage::native::NativeBackend;
 
     #[test]
     fn migrating_twice_is_a_no_op() {

@@ -2,21 +2,23 @@
 //! charges nothing; usage is billed later. Running intervals are recorded exactly, because they
 //! are the usage of items reported by the platform's Time source.
 
+pub mod ledger;
+
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{AccountType, Principal, Role};
-use crate::ids::new_id;
+use crate::listing::service::{self, Service, Template};
 use crate::listing::steps::{AccessStep, CategoryStep, PricingStep};
+use crate::listing::store::{self as product, Product};
 use crate::listing::{ProductStatus, Step};
-use crate::product::{self, Product};
+use crate::platform::clock::rfc3339;
+use crate::platform::ids::new_id;
+use crate::platform::storage::{Database, Row, StorageError};
 use crate::sales::{self, ItemSettings};
-use crate::service::{self, Service, Template};
-use crate::storage::{Database, Row, StorageError};
 
 /// The body of `POST /api/v1/orders/quote` and, with `accept_eula`, of `POST /api/v1/orders`.
 #[derive(Debug, Deserialize)]
@@ -389,7 +391,7 @@ pub fn find_many_unscoped(
     let mut found = std::collections::HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(IDS_PER_QUERY) {
         let marks = vec!["?"; chunk.len()].join(", ");
-        let params: Vec<crate::storage::Value> = chunk.iter().map(Into::into).collect();
+        let params: Vec<crate::platform::storage::Value> = chunk.iter().map(Into::into).collect();
         for row in &db.execute(
             &format!("SELECT {COLUMNS} FROM instances WHERE id IN ({marks})"),
             &params,

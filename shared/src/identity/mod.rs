@@ -5,10 +5,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, Code};
-use crate::ids::{new_id, random_bytes};
-use crate::storage::{Database, Row, StorageError};
+use crate::platform::clock::rfc3339;
+use crate::platform::ids::{new_id, random_bytes};
+use crate::platform::storage::{Database, Row, StorageError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -7,6 +7,8 @@
 //! and `bills` is UNIQUE on (instance, period). Two runs racing, a run repeated by the scheduler,
 //! or a run that died halfway all leave one bill per (instance, period).
 
+pub mod pricing;
+
 use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
@@ -15,21 +17,21 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::accounts::{self, ACCOUNT_CURRENCY, Cents, EntryKind, Posting};
-use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::Principal;
-use crate::ids::IdSequence;
 use crate::listing::steps::{BillingPeriod, Tier, TierMode};
+use crate::metering::period::Period;
+use crate::metering::platform_usage::{self, PROMETHEUS_SCALE};
+use crate::metering::units::to_price_unit;
 use crate::metering::{self, UsageRecord};
-use crate::metering_units::to_price_unit;
+use crate::orders::ledger::{self as accounts, ACCOUNT_CURRENCY, Cents, EntryKind, Posting};
 use crate::orders::{self, Instance};
-use crate::outbound::Outbound;
-use crate::period::Period;
-use crate::platform_usage::{self, PROMETHEUS_SCALE};
-use crate::pricing::{self, TierCharge};
+use crate::platform::clock::rfc3339;
+use crate::platform::ids::IdSequence;
+use crate::platform::outbound::Outbound;
+use crate::platform::storage::{Database, Row, Value, transaction};
 use crate::sales::{ItemSettings, PlatformSource, ReportingMethod};
-use crate::storage::{Database, Row, Value, transaction};
+use pricing::TierCharge;
 
 /// How many (instance, period) pairs one transaction bills: large enough that commits do not
 /// dominate, small enough that a failed batch redoes little and the write lock is held for a
@@ -707,9 +709,9 @@ pub fn list(
 
 /// The run the `billing` cron component makes: as the built-in operator, as of the event's time.
 pub fn scheduled_run(
-    storage: &crate::storage::Storage,
+    storage: &crate::platform::storage::Storage,
     out: &dyn Outbound,
-    config: &crate::api::Config,
+    config: &crate::platform::config::Config,
     now: DateTime<Utc>,
 ) -> ApiResult<RunReport> {
     run(

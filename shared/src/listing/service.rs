@@ -293,11 +293,11 @@ pub mod store {
     use chrono::{DateTime, Utc};
 
     use super::{NewService, Service, ServiceSpec};
-    use crate::clock::rfc3339;
     use crate::error::{ApiError, ApiResult};
     use crate::identity::Principal;
-    use crate::ids::new_id;
-    use crate::storage::{Database, Row, StorageError};
+    use crate::platform::clock::rfc3339;
+    use crate::platform::ids::new_id;
+    use crate::platform::storage::{Database, Row, StorageError};
 
     fn from_row(row: &Row) -> Result<Service, StorageError> {
         let spec: NewService = serde_json::from_str(&row.text(2)?)

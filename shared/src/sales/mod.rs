@@ -4,12 +4,12 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::clock::rfc3339;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::listing::ProductStatus;
+use crate::listing::service::ServiceSpec;
 use crate::listing::steps::{BillableItem, PricingStep};
-use crate::service::ServiceSpec;
-use crate::storage::Database;
+use crate::platform::clock::rfc3339;
+use crate::platform::storage::Database;
 use crate::validate::Errors;
 
 /// Where the platform takes an item's usage from when it reports it itself.
@@ -135,7 +135,7 @@ impl ReportingRequest {
                             PROMETHEUS_QUERY_MAX,
                             Code::TooLong,
                         );
-                        if !crate::platform_usage::is_metric_selector(&p.query) {
+                        if !crate::metering::platform_usage::is_metric_selector(&p.query) {
                             e.add(
                                 "prometheus.query",
                                 bad,

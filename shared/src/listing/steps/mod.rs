@@ -17,10 +17,10 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
-use super::categories::{self, Category};
-use super::{Step, Warning, WarningCode};
 use crate::error::{ApiError, Code};
-use crate::service::{ServiceMethod, ServiceSpec, Visibility};
+use crate::listing::categories::{self, Category};
+use crate::listing::service::{ServiceMethod, ServiceSpec, Visibility};
+use crate::listing::{Step, Warning, WarningCode};
 use crate::validate::{Errors, parse_json};
 
 /// A step that passed validation: what to store and what to advise.
@@ -1296,7 +1296,7 @@ fn check_url(e: &mut Errors, field: &str, url: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::service::ServiceRequest;
+    use crate::listing::service::ServiceRequest;
     use http::StatusCode;
     use proptest::prelude::*;
     use serde_json::json;

@@ -1,0 +1,37 @@
+//! The entry points of the Spin components: each component's one line calls one of these, which
+//! wire Spin's adapters (`platform::spin`) into the HTTP API or the scheduled bill run.
+
+use crate::api::{self, Api};
+use crate::platform::spin::{SpinBackend, SpinOutbound, config};
+use crate::platform::storage::Storage;
+
+/// Serves one HTTP request of `api` with Spin's stores, variables and clock.
+pub fn serve(api: Api, req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+    match config() {
+        Ok(config) => {
+            let storage = Storage::new(SpinBackend);
+            api::handle(
+                api,
+                req,
+                &storage,
+                &SpinOutbound,
+                &config,
+                chrono::Utc::now(),
+            )
+        }
+        Err(e) => api::problem(&e),
+    }
+}
+
+/// The scheduled bill run of the `billing` cron component, with the event's timestamp as "now".
+pub fn scheduled_bill_run(timestamp: u64) -> Result<String, String> {
+    let config = config().map_err(|e| e.detail)?;
+    let storage = Storage::new(SpinBackend);
+    let now = i64::try_from(timestamp)
+        .ok()
+        .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
+        .ok_or_else(|| format!("timestamp {timestamp} is out of range"))?;
+    let report = crate::billing::scheduled_run(&storage, &SpinOutbound, &config, now)
+        .map_err(|e| e.detail)?;
+    serde_json::to_string(&report).map_err(|e| e.to_string())
+}

@@ -1,0 +1,9 @@
+//! The ports at the bottom of the crate: storage, the clock, ids, outbound HTTP and the Spin adapter.
+
+pub mod clock;
+pub mod config;
+pub mod ids;
+pub mod outbound;
+#[cfg(feature = "spin")]
+pub mod spin;
+pub mod storage;
