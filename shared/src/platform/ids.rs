@@ -11,7 +11,9 @@ pub fn new_id(prefix: &str, now: DateTime<Utc>) -> String {
 
 /// Ids for many rows written together (a bill run's bills and ledger entries). They share one
 /// random part and count up, so a batch's ids ascend and its primary-key inserts append to the
-/// index instead of touching a page per row; two batches still differ in their random part.
+/// index instead of touching a page per row. The random part is 64 bits: batches started in the
+/// same millisecond (cron events carry whole seconds; a posting per request) never collide, where
+/// 16 bits collided once in a few hundred batches.
 pub struct IdSequence {
     head: String,
     next: u32,
@@ -21,12 +23,12 @@ impl IdSequence {
     pub fn new(prefix: &str, now: DateTime<Utc>) -> Self {
         let millis = now.timestamp_millis().max(0) as u64;
         Self {
-            head: format!("{prefix}-{millis:012x}{}", hex::encode(random_bytes::<2>())),
+            head: format!("{prefix}-{millis:012x}{}", hex::encode(random_bytes::<8>())),
             next: 0,
         }
     }
 
-    /// The next id: the same length as [`new_id`]'s, with a 24-bit counter after the random part.
+    /// The next id: the sequence's time and random part, then a 24-bit counter.
     pub fn next_id(&mut self) -> String {
         let id = format!("{}{:06x}", self.head, self.next & 0xff_ffff);
         self.next += 1;
@@ -52,7 +54,10 @@ mod tests {
         let mut seq = IdSequence::new("bill", now);
         let ids: Vec<String> = (0..300).map(|_| seq.next_id()).collect();
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
-        assert_eq!(ids[0].len(), new_id("bill", now).len());
+        assert!(
+            ids[0].starts_with(&new_id("bill", now)[..17]),
+            "the creation time leads"
+        );
         assert_ne!(
             IdSequence::new("bill", now).next_id(),
             IdSequence::new("bill", now).next_id()
