@@ -14,3 +14,6 @@ pub mod platform;
 pub mod review;
 pub mod sales;
 pub mod validate;
+
+#[cfg(test)]
+mod tidy;

@@ -26,24 +26,6 @@ pub fn running_seconds(intervals: &[RunningInterval], period: &Period) -> i64 {
         .sum()
 }
 
-/// Whether `query` is a metric selector (`name` or `name{label="v",…}`): the form the instance
-/// label can be added to.
-pub fn is_metric_selector(query: &str) -> bool {
-    let (name, labels) = match query.find('{') {
-        Some(i) => (&query[..i], Some(&query[i..])),
-        None => (query, None),
-    };
-    let mut chars = name.chars();
-    let name_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
-    let labels_ok = labels.is_none_or(|l| {
-        l.ends_with('}') && l[1..l.len() - 1].chars().all(|c| c != '{' && c != '}')
-    });
-    name_ok && labels_ok
-}
-
 /// The PromQL asked of the provider's Prometheus: the increase of the selector, restricted to the
 /// instance, over the whole period. `increase` handles counter resets.
 pub fn promql(selector: &str, instance_id: &str, period: &Period) -> String {
@@ -167,15 +149,6 @@ mod tests {
             promql(r#"reqs_total{job="api"}"#, "si-1", &p),
             r#"sum(increase(reqs_total{job="api",service_instance_id="si-1"}[3600s]))"#
         );
-    }
-
-    #[test]
-    fn selectors_are_recognized() {
-        assert!(is_metric_selector("http_requests_total"));
-        assert!(is_metric_selector(r#"http_requests_total{job="api"}"#));
-        assert!(!is_metric_selector("sum(rate(x[5m]))"));
-        assert!(!is_metric_selector("9lives"));
-        assert!(!is_metric_selector(""));
     }
 
     #[test]

@@ -135,7 +135,7 @@ impl ReportingRequest {
                             PROMETHEUS_QUERY_MAX,
                             Code::TooLong,
                         );
-                        if !crate::metering::platform_usage::is_metric_selector(&p.query) {
+                        if !is_metric_selector(&p.query) {
                             e.add(
                                 "prometheus.query",
                                 bad,
@@ -168,6 +168,24 @@ impl ReportingRequest {
         e.finish()?;
         method.ok_or_else(|| ApiError::internal("reporting method missing after validation"))
     }
+}
+
+/// Whether `query` is a metric selector (`name` or `name{label="v",…}`): the form the instance
+/// label can be added to.
+fn is_metric_selector(query: &str) -> bool {
+    let (name, labels) = match query.find('{') {
+        Some(i) => (&query[..i], Some(&query[i..])),
+        None => (query, None),
+    };
+    let mut chars = name.chars();
+    let name_ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
+    let labels_ok = labels.is_none_or(|l| {
+        l.ends_with('}') && l[1..l.len() - 1].chars().all(|c| c != '{' && c != '}')
+    });
+    name_ok && labels_ok
 }
 
 /// A Prometheus endpoint outside the deployment's `prometheus_origin` could never be queried
@@ -472,6 +490,15 @@ mod tests {
         ] {
             assert!(reporting(body.clone()).is_err(), "{body}");
         }
+    }
+
+    #[test]
+    fn selectors_are_recognized() {
+        assert!(is_metric_selector("http_requests_total"));
+        assert!(is_metric_selector(r#"http_requests_total{job="api"}"#));
+        assert!(!is_metric_selector("sum(rate(x[5m]))"));
+        assert!(!is_metric_selector("9lives"));
+        assert!(!is_metric_selector(""));
     }
 
     #[test]

@@ -1,0 +1,358 @@
+//! The general step: the descriptions, highlights and support a customer reads before buying.
+
+use super::*;
+
+/// `edition_features` compare the product's editions (their screenshots are uploaded as media).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EditionFeatureRequest {
+    pub edition: Option<String>,
+    pub description: Option<String>,
+}
+
+/// A success story: `{title, description, url?}`; `url` links to the full story (http or https).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaseRequest {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SupportOfferedRequest {
+    pub service_scope: Option<String>,
+    pub time_range: Option<String>,
+    pub business_scope: Option<String>,
+    pub billing_scope: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneralRequest {
+    pub short_description: Option<String>,
+    pub highlights: Option<String>,
+    pub description: Option<String>,
+    pub edition_features: Option<Vec<EditionFeatureRequest>>,
+    pub live_stream_id: Option<String>,
+    pub cases: Option<Vec<CaseRequest>>,
+    pub support_offered: Option<SupportOfferedRequest>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct EditionFeature {
+    edition: String,
+    description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct Case {
+    title: String,
+    description: String,
+    url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+struct SupportOffered {
+    service_scope: String,
+    time_range: String,
+    business_scope: String,
+    billing_scope: String,
+}
+
+/// Step 2: how the product presents itself in the catalog.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GeneralStep {
+    short_description: String,
+    highlights: String,
+    description: String,
+    edition_features: Vec<EditionFeature>,
+    live_stream_id: Option<String>,
+    cases: Vec<Case>,
+    support_offered: SupportOffered,
+}
+
+/// Shown on the catalog's product list; the seed recommends "no more than 300 characters".
+const SHORT_DESCRIPTION_MAX: usize = 300;
+const HIGHLIGHTS_MAX: usize = 1_000;
+/// The product page's full text: the seed gives no limit; 20,000 characters is several pages,
+/// and keeps a product row a bounded size.
+const DESCRIPTION_MAX: usize = 20_000;
+/// Editions and cases are compared side by side on the product page: ten of each is plenty.
+const EDITION_FEATURES_MAX: usize = 10;
+const EDITION_NAME_MAX: usize = 60;
+const EDITION_DESCRIPTION_MAX: usize = 1_000;
+const CASES_MAX: usize = 10;
+const CASE_TITLE_MAX: usize = 100;
+const CASE_DESCRIPTION_MAX: usize = 2_000;
+/// Each part of "Support Offered" is a sentence or a short paragraph.
+const SUPPORT_FIELD_MAX: usize = 500;
+
+impl GeneralStep {
+    pub fn parse(request: GeneralRequest) -> Result<Self, ApiError> {
+        let mut e = Errors::new();
+        let short_description = required_text(
+            &mut e,
+            "short_description",
+            &request.short_description,
+            SHORT_DESCRIPTION_MAX,
+            Code::ShortDescriptionTooLong,
+        );
+        let highlights = required_text(
+            &mut e,
+            "highlights",
+            &request.highlights,
+            HIGHLIGHTS_MAX,
+            Code::HighlightsTooLong,
+        );
+        let description = required_text(
+            &mut e,
+            "description",
+            &request.description,
+            DESCRIPTION_MAX,
+            Code::TooLong,
+        );
+        optional_text(
+            &mut e,
+            "live_stream_id",
+            &request.live_stream_id,
+            EXTERNAL_ID_MAX,
+        );
+
+        let editions = request.edition_features.unwrap_or_default();
+        at_most(
+            &mut e,
+            "edition_features",
+            editions.len(),
+            EDITION_FEATURES_MAX,
+        );
+        let mut edition_features = Vec::new();
+        for (i, f) in editions.iter().enumerate() {
+            let at = format!("edition_features[{i}]");
+            let edition = required_text(
+                &mut e,
+                &format!("{at}.edition"),
+                &f.edition,
+                EDITION_NAME_MAX,
+                Code::TooLong,
+            );
+            let description = required_text(
+                &mut e,
+                &format!("{at}.description"),
+                &f.description,
+                EDITION_DESCRIPTION_MAX,
+                Code::TooLong,
+            );
+            if let (Some(edition), Some(description)) = (edition, description) {
+                edition_features.push(EditionFeature {
+                    edition: edition.to_owned(),
+                    description: description.to_owned(),
+                });
+            }
+        }
+
+        let case_requests = request.cases.unwrap_or_default();
+        at_most(&mut e, "cases", case_requests.len(), CASES_MAX);
+        let mut cases = Vec::new();
+        for (i, c) in case_requests.into_iter().enumerate() {
+            let at = format!("cases[{i}]");
+            let title = required_text(
+                &mut e,
+                &format!("{at}.title"),
+                &c.title,
+                CASE_TITLE_MAX,
+                Code::TooLong,
+            );
+            let description = required_text(
+                &mut e,
+                &format!("{at}.description"),
+                &c.description,
+                CASE_DESCRIPTION_MAX,
+                Code::TooLong,
+            );
+            if let Some(url) = &c.url {
+                check_url(&mut e, &format!("{at}.url"), url);
+            }
+            if let (Some(title), Some(description)) = (title, description) {
+                cases.push(Case {
+                    title: title.to_owned(),
+                    description: description.to_owned(),
+                    url: c.url,
+                });
+            }
+        }
+
+        let support_offered = e
+            .required("support_offered", &request.support_offered)
+            .and_then(|s| {
+                // Every part is checked before any is found missing, so all are reported.
+                let mut part = |name: &str, value: &Option<String>| {
+                    required_text(
+                        &mut e,
+                        &format!("support_offered.{name}"),
+                        value,
+                        SUPPORT_FIELD_MAX,
+                        Code::TooLong,
+                    )
+                    .map(str::to_owned)
+                };
+                let parts = (
+                    part("service_scope", &s.service_scope),
+                    part("time_range", &s.time_range),
+                    part("business_scope", &s.business_scope),
+                    part("billing_scope", &s.billing_scope),
+                );
+                Some(SupportOffered {
+                    service_scope: parts.0?,
+                    time_range: parts.1?,
+                    business_scope: parts.2?,
+                    billing_scope: parts.3?,
+                })
+            });
+
+        e.finish()?;
+        let (Some(short_description), Some(highlights), Some(description), Some(support_offered)) =
+            (short_description, highlights, description, support_offered)
+        else {
+            return Err(missing_after_validation(Step::General));
+        };
+        Ok(Self {
+            short_description: short_description.to_owned(),
+            highlights: highlights.to_owned(),
+            description: description.to_owned(),
+            edition_features,
+            live_stream_id: request.live_stream_id,
+            cases,
+            support_offered,
+        })
+    }
+
+    pub fn from_stored(stored: &Value) -> Result<Self, ApiError> {
+        Self::parse(stored_request(Step::General, stored)?)
+            .map_err(|e| stored_invalid(Step::General, &e))
+    }
+
+    pub fn short_description(&self) -> &str {
+        &self.short_description
+    }
+
+    pub fn highlights(&self) -> &str {
+        &self.highlights
+    }
+
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listing::steps::testing::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    #[test]
+    fn short_description_is_at_most_300_characters_of_any_script() {
+        let ok = check(
+            Step::General,
+            &with(general(), "short_description", json!(chinese(300))),
+        );
+        assert!(ok.is_ok());
+        let err = refusal(
+            Step::General,
+            &with(general(), "short_description", json!(chinese(301))),
+        );
+        assert_only(&err, "short_description", Code::ShortDescriptionTooLong);
+    }
+
+    #[test]
+    fn highlights_are_at_most_1000_characters() {
+        assert!(
+            check(
+                Step::General,
+                &with(general(), "highlights", json!(chinese(1000)))
+            )
+            .is_ok()
+        );
+        let err = refusal(
+            Step::General,
+            &with(general(), "highlights", json!(chinese(1001))),
+        );
+        assert_only(&err, "highlights", Code::HighlightsTooLong);
+    }
+
+    #[test]
+    fn every_part_of_support_offered_is_required() {
+        let body = with(general(), "support_offered", json!({"time_range": ""}));
+        let err = refusal(Step::General, &body);
+        assert_eq!(
+            errors_of(&err),
+            vec![
+                ("support_offered.service_scope", Code::Required),
+                ("support_offered.time_range", Code::Required),
+                ("support_offered.business_scope", Code::Required),
+                ("support_offered.billing_scope", Code::Required),
+            ]
+        );
+    }
+
+    #[test]
+    fn optional_general_lists_default_to_empty_and_are_checked_when_given() {
+        let stored = check(Step::General, &general()).unwrap();
+        assert_eq!(stored.data()["edition_features"], json!([]));
+        assert_eq!(stored.data()["cases"], json!([]));
+        assert_eq!(stored.data()["live_stream_id"], Value::Null);
+
+        let body = with(
+            with(
+                general(),
+                "edition_features",
+                json!([{"edition": "Pro", "description": "Replicas"}, {"edition": ""}]),
+            ),
+            "cases",
+            json!([
+                {"title": "Bank", "description": "1,000 nodes", "url": "https://acme.example/b"},
+                {"title": "Shop", "description": "Black Friday", "url": "ftp://acme.example"}
+            ]),
+        );
+        let err = refusal(Step::General, &body);
+        assert_eq!(
+            errors_of(&err),
+            vec![
+                ("edition_features[1].edition", Code::Required),
+                ("edition_features[1].description", Code::Required),
+                ("cases[1].url", Code::InvalidValue),
+            ]
+        );
+        let too_many = with(
+            general(),
+            "cases",
+            json!(vec![json!({"title": "t", "description": "d"}); 11]),
+        );
+        assert_only(&refusal(Step::General, &too_many), "cases", Code::TooMany);
+    }
+
+    /// Text of `len` arbitrary characters that is not blank (blank text counts as missing).
+    fn text_of_len(len: std::ops::Range<usize>) -> impl Strategy<Value = String> {
+        prop::collection::vec(any::<char>(), len)
+            .prop_map(|rest| format!("说{}", String::from_iter(rest)))
+    }
+
+    proptest! {
+        #[test]
+        fn any_short_description_of_at_most_300_characters_is_accepted(
+            text in text_of_len(0..300),
+        ) {
+            let body = with(general(), "short_description", json!(text));
+            prop_assert!(check(Step::General, &body).is_ok());
+        }
+
+        #[test]
+        fn any_short_description_over_300_characters_is_refused(text in text_of_len(300..600)) {
+            let err = refusal(Step::General, &with(general(), "short_description", json!(text)));
+            prop_assert_eq!(err.code, Code::ShortDescriptionTooLong);
+        }
+    }
+}

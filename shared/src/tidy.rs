@@ -1,0 +1,154 @@
+//! Architecture invariants, checked by reading the crate's own source (rust-analyzer's `tidy.rs`
+//! is the model): what `docs/ARCHITECTURE.md` promises about the layout is held by a test, not by
+//! review.
+
+use std::path::{Path, PathBuf};
+
+/// The crate's top-level modules from the bottom up. A module may name (`crate::…`) only modules
+/// below it, so dependencies point one way and no two modules can depend on each other:
+/// api → capabilities → ports.
+const LAYERS: &[&str] = &[
+    // The vocabulary every layer shares: the one error type and whole-body validation.
+    "error",
+    "validate",
+    // The ports: storage (and its migrations), the clock, ids, outbound HTTP, configuration and
+    // their Spin adapters.
+    "platform",
+    // The capabilities, each on the ones it builds on.
+    "identity",
+    "listing",
+    "sales",
+    "catalog",
+    "orders",
+    "review",
+    "metering",
+    "billing",
+    // The HTTP API as plain functions, and the components' entry points over it.
+    "api",
+    "components",
+];
+
+/// The longest a source file may grow before it is split (comments and tests included).
+const MAX_LINES: usize = 800;
+
+fn src_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("readable source dir") {
+        let path = entry.expect("readable dir entry").path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The top-level module a file belongs to: `src/billing/run.rs` → `billing`, `src/error.rs` →
+/// `error`.
+fn module_of(relative: &Path) -> String {
+    let first = relative
+        .components()
+        .next()
+        .expect("a path below src/")
+        .as_os_str()
+        .to_string_lossy();
+    first.trim_end_matches(".rs").to_owned()
+}
+
+/// The code of a file without its unit tests (`#[cfg(test)] mod tests`, always last): tests may
+/// reach across layers to set up a case.
+fn without_tests(text: &str) -> &str {
+    text.find("\n#[cfg(test)]\nmod tests")
+        .map_or(text, |cut| &text[..cut])
+}
+
+/// Every `crate::<module>` a file names outside comments.
+fn crate_references(code: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in code.lines() {
+        let line = line.split("//").next().unwrap_or_default();
+        let mut rest = line;
+        while let Some(i) = rest.find("crate::") {
+            rest = &rest[i + "crate::".len()..];
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() && !out.contains(&name) {
+                out.push(name);
+            }
+        }
+    }
+    out
+}
+
+/// The violations of the layering by one file of module `module` with this code.
+fn layering_violations(module: &str, code: &str) -> Vec<String> {
+    let rank = |m: &str| LAYERS.iter().position(|l| *l == m);
+    let Some(own) = rank(module) else {
+        return vec![format!(
+            "`{module}` is not in tidy::LAYERS: place it in a layer"
+        )];
+    };
+    crate_references(code)
+        .into_iter()
+        .filter(|used| used != module)
+        .filter_map(|used| match rank(&used) {
+            Some(r) if r < own => None,
+            Some(_) => Some(format!(
+                "`{module}` uses `crate::{used}`, which is above it"
+            )),
+            None => Some(format!(
+                "`{module}` uses `crate::{used}`, which is in no layer"
+            )),
+        })
+        .collect()
+}
+
+#[test]
+fn dependencies_point_down_the_layers() {
+    let mut files = Vec::new();
+    rust_files(&src_dir(), &mut files);
+    let mut violations = Vec::new();
+    for path in files {
+        let relative = path.strip_prefix(src_dir()).expect("below src/");
+        if relative == Path::new("lib.rs") || relative == Path::new("tidy.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable source");
+        for v in layering_violations(&module_of(relative), without_tests(&text)) {
+            violations.push(format!("{}: {v}", relative.display()));
+        }
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn an_import_against_the_direction_is_caught() {
+    let upward = "use crate::platform::storage::Database;\nuse crate::billing::Bill;\n";
+    assert_eq!(
+        layering_violations("orders", upward),
+        ["`orders` uses `crate::billing`, which is above it"]
+    );
+    assert!(layering_violations("billing", upward).is_empty());
+    let in_comment = "// unlike crate::api, this is fine\nuse crate::error::ApiError;\n";
+    assert!(layering_violations("platform", in_comment).is_empty());
+    assert_eq!(layering_violations("newcomer", "").len(), 1);
+}
+
+#[test]
+fn no_source_file_outgrows_a_screenful_of_screens() {
+    let mut files = Vec::new();
+    rust_files(&src_dir(), &mut files);
+    let long: Vec<String> = files
+        .iter()
+        .filter_map(|path| {
+            let lines = std::fs::read_to_string(path).ok()?.lines().count();
+            (lines > MAX_LINES).then(|| format!("{}: {lines} lines", path.display()))
+        })
+        .collect();
+    assert!(long.is_empty(), "split these files:\n{}", long.join("\n"));
+}
