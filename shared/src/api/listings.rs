@@ -8,9 +8,9 @@ use crate::catalog::{self, CatalogFilter};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
 use crate::listing::media::{self, MediaKind};
-use crate::listing::service::{self, ServiceRequest, ServiceSpec};
+use crate::listing::service::{ServiceRequest, ServiceSpec};
 use crate::listing::steps::PricingStep;
-use crate::listing::store::{self as product, Media, Product, StoredStep};
+use crate::listing::{self, Media, Product, StoredStep};
 use crate::listing::{ProductStatus, Step, Warning, categories, validate_step};
 use crate::platform::ids::new_id;
 use crate::platform::storage::{Database, transaction};
@@ -93,7 +93,7 @@ fn provider(ctx: &Ctx) -> ApiResult<Principal> {
 fn create_service(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = provider(ctx)?;
     let spec = ctx.json::<ServiceRequest>()?.validate()?;
-    created(&service::store::create(
+    created(&listing::store::create_service(
         ctx.storage.db()?,
         &caller,
         spec,
@@ -104,7 +104,7 @@ fn create_service(ctx: &Ctx) -> ApiResult<Resp> {
 fn list_services(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = provider_or_operator(ctx)?;
     let page = ctx.page()?;
-    let items = service::store::list(
+    let items = listing::store::list_services(
         ctx.storage.db()?,
         &caller,
         page.cursor.as_deref(),
@@ -115,7 +115,11 @@ fn list_services(ctx: &Ctx) -> ApiResult<Resp> {
 
 fn get_service(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     let caller = provider_or_operator(ctx)?;
-    ok(&service::store::find(ctx.storage.db()?, &caller, id)?)
+    ok(&listing::store::find_service(
+        ctx.storage.db()?,
+        &caller,
+        id,
+    )?)
 }
 
 #[derive(Deserialize)]
@@ -129,8 +133,8 @@ fn create_product(ctx: &Ctx) -> ApiResult<Resp> {
     let new: NewProduct = ctx.json()?;
     let db = ctx.storage.db()?;
     // Another provider's service is "not found", exactly like a service that does not exist.
-    let service = service::store::find(db, &caller, &new.service_id)?;
-    let product = product::create(db, &caller, &service.id, ctx.now)?;
+    let service = listing::store::find_service(db, &caller, &new.service_id)?;
+    let product = listing::store::create_product(db, &caller, &service.id, ctx.now)?;
     created(&view(ctx, product)?)
 }
 
@@ -149,7 +153,7 @@ fn list_products(ctx: &Ctx) -> ApiResult<Resp> {
             })
         })
         .transpose()?;
-    let items = product::list(
+    let items = listing::store::list_products(
         ctx.storage.db()?,
         &caller,
         status,
@@ -161,7 +165,7 @@ fn list_products(ctx: &Ctx) -> ApiResult<Resp> {
 
 fn get_product(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     let caller = provider_or_operator(ctx)?;
-    let product = product::find(ctx.storage.db()?, &caller, id)?;
+    let product = listing::store::find_product(ctx.storage.db()?, &caller, id)?;
     ok(&view(ctx, product)?)
 }
 
@@ -204,8 +208,8 @@ fn media_url(product_id: &str, m: &Media) -> String {
 
 fn view(ctx: &Ctx, product: Product) -> ApiResult<ProductView> {
     let db = ctx.storage.db()?;
-    let stored: Vec<(Step, StoredStep)> = product::steps(db, &product.id)?;
-    let media = product::media(db, &product.id)?;
+    let stored: Vec<(Step, StoredStep)> = listing::store::steps(db, &product.id)?;
+    let media = listing::store::media(db, &product.id)?;
     let mut steps = serde_json::Map::new();
     let mut completeness = serde_json::Map::new();
     let mut warnings = Vec::new();
@@ -213,7 +217,7 @@ fn view(ctx: &Ctx, product: Product) -> ApiResult<ProductView> {
         warnings.extend(stored.warnings.iter().cloned());
         steps.insert(step.as_str().to_owned(), stored.data.clone());
     }
-    let missing = product::missing_by_step(&stored, &media);
+    let missing = listing::missing_by_step(&stored, &media);
     let complete = missing.iter().all(|(_, m)| m.is_empty());
     for (step, missing) in missing {
         steps
@@ -256,28 +260,28 @@ fn media_warning(m: &Media) -> Option<Warning> {
 fn put_step(ctx: &Ctx, id: &str, step: Step) -> ApiResult<Resp> {
     let caller = provider(ctx)?;
     let db = ctx.storage.db()?;
-    let product = product::find(db, &caller, id)?;
+    let product = listing::store::find_product(db, &caller, id)?;
     if let Some(refusal) = product.status.edit_refusal() {
         return Err(refusal);
     }
-    let service = service::store::find(db, &caller, &product.service_id)?;
+    let service = listing::store::find_service(db, &caller, &product.service_id)?;
     let validated = validate_step(step, ctx.json_bytes()?, &service.spec)?;
     transaction(db, |db| {
-        product::lock_for_edit(db, &product.id, ctx.now)?;
+        listing::store::lock_for_edit(db, &product.id, ctx.now)?;
         if step == Step::Pricing {
-            product::check_billing_period_change(db, &product.id, validated.data())?;
+            listing::store::check_billing_period_change(db, &product.id, validated.data())?;
         }
-        product::save_step(db, &product.id, step, &validated, ctx.now)
+        listing::store::save_step(db, &product.id, step, &validated, ctx.now)
     })?;
-    let product = product::find(db, &caller, id)?;
+    let product = listing::store::find_product(db, &caller, id)?;
     ok(&view(ctx, product)?)
 }
 
 fn get_step(ctx: &Ctx, id: &str, step: Step) -> ApiResult<Resp> {
     let caller = provider_or_operator(ctx)?;
     let db = ctx.storage.db()?;
-    let product = product::find(db, &caller, id)?;
-    product::steps(db, &product.id)?
+    let product = listing::store::find_product(db, &caller, id)?;
+    listing::store::steps(db, &product.id)?
         .into_iter()
         .find(|(s, _)| *s == step)
         .map(|(_, stored)| ok(&stored))
@@ -287,8 +291,8 @@ fn get_step(ctx: &Ctx, id: &str, step: Step) -> ApiResult<Resp> {
 fn list_media(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     let caller = provider_or_operator(ctx)?;
     let db = ctx.storage.db()?;
-    let product = product::find(db, &caller, id)?;
-    let items: Vec<MediaView> = product::media(db, &product.id)?
+    let product = listing::store::find_product(db, &caller, id)?;
+    let items: Vec<MediaView> = listing::store::media(db, &product.id)?
         .into_iter()
         .map(|m| MediaView {
             url: media_url(&product.id, &m),
@@ -336,7 +340,7 @@ fn media_slot(
 fn put_media(ctx: &Ctx, id: &str, kind: MediaKind, index: Option<u32>) -> ApiResult<Resp> {
     let caller = provider(ctx)?;
     let db = ctx.storage.db()?;
-    let product = product::find(db, &caller, id)?;
+    let product = listing::store::find_product(db, &caller, id)?;
     if let Some(refusal) = product.status.edit_refusal() {
         return Err(refusal);
     }
@@ -347,8 +351,8 @@ fn put_media(ctx: &Ctx, id: &str, kind: MediaKind, index: Option<u32>) -> ApiRes
     let kv = ctx.storage.kv()?;
     kv.set(&blob_key, &ctx.body)?;
     let saved = transaction(db, |db| {
-        product::lock_for_edit(db, &product.id, ctx.now)?;
-        product::put_media(db, &product.id, kind, index, &checked, &blob_key, ctx.now)
+        listing::store::lock_for_edit(db, &product.id, ctx.now)?;
+        listing::store::put_media(db, &product.id, kind, index, &checked, &blob_key, ctx.now)
     });
     let (media, previous) = match saved {
         Ok(saved) => saved,
@@ -371,7 +375,7 @@ fn put_media(ctx: &Ctx, id: &str, kind: MediaKind, index: Option<u32>) -> ApiRes
 
 fn get_media(ctx: &Ctx, id: &str, kind: MediaKind, index: Option<u32>) -> ApiResult<Resp> {
     let caller = provider_or_operator(ctx)?;
-    let product = product::find(ctx.storage.db()?, &caller, id)?;
+    let product = listing::store::find_product(ctx.storage.db()?, &caller, id)?;
     serve_media(ctx, &product.id, kind, index)
 }
 
@@ -382,7 +386,7 @@ fn serve_media(
     kind: MediaKind,
     index: Option<u32>,
 ) -> ApiResult<Resp> {
-    let media = product::find_media(ctx.storage.db()?, product_id, kind, index)?;
+    let media = listing::store::find_media(ctx.storage.db()?, product_id, kind, index)?;
     let bytes = ctx
         .storage
         .kv()?
@@ -398,10 +402,10 @@ fn serve_media(
 fn delete_media(ctx: &Ctx, id: &str, kind: MediaKind, index: Option<u32>) -> ApiResult<Resp> {
     let caller = provider(ctx)?;
     let db = ctx.storage.db()?;
-    let product = product::find(db, &caller, id)?;
+    let product = listing::store::find_product(db, &caller, id)?;
     let blob_key = transaction(db, |db| {
-        product::lock_for_edit(db, &product.id, ctx.now)?;
-        product::delete_media(db, &product.id, kind, index)
+        listing::store::lock_for_edit(db, &product.id, ctx.now)?;
+        listing::store::delete_media(db, &product.id, kind, index)
     })?;
     let _ = ctx.storage.kv()?.delete(&blob_key);
     no_content()
@@ -409,7 +413,7 @@ fn delete_media(ctx: &Ctx, id: &str, kind: MediaKind, index: Option<u32>) -> Api
 
 /// The pricing step of a product, which defines its billable items.
 fn pricing(db: &dyn Database, product_id: &str) -> ApiResult<Option<PricingStep>> {
-    product::step_data(db, product_id, Step::Pricing)?
+    listing::store::step_data(db, product_id, Step::Pricing)?
         .map(|data| PricingStep::from_stored(&data))
         .transpose()
 }
@@ -417,8 +421,8 @@ fn pricing(db: &dyn Database, product_id: &str) -> ApiResult<Option<PricingStep>
 fn billable_items(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     let caller = provider_or_operator(ctx)?;
     let db = ctx.storage.db()?;
-    let product = product::find(db, &caller, id)?;
-    let service = service::store::find(db, &caller, &product.service_id)?;
+    let product = listing::store::find_product(db, &caller, id)?;
+    let service = listing::store::find_service(db, &caller, &product.service_id)?;
     let items = match pricing(db, &product.id)? {
         Some(p) => sales::item_settings(db, &product.id, &p, &service.spec)?,
         None => Vec::new(),
@@ -436,11 +440,11 @@ fn put_setting(
 ) -> ApiResult<Resp> {
     let caller = provider(ctx)?;
     let db = ctx.storage.db()?;
-    let product = product::find(db, &caller, id)?;
-    let service = service::store::find(db, &caller, &product.service_id)?;
+    let product = listing::store::find_product(db, &caller, id)?;
+    let service = listing::store::find_service(db, &caller, &product.service_id)?;
     let setting = setting(&service.spec)?;
     let item = transaction(db, |db| {
-        let product = product::find(db, &caller, id)?;
+        let product = listing::store::find_product(db, &caller, id)?;
         sales::settings_refusal(product.status).map_or(Ok(()), Err)?;
         let pricing =
             pricing(db, &product.id)?.ok_or_else(|| ApiError::not_found("billable item"))?;
@@ -503,13 +507,13 @@ fn catalog_list(ctx: &Ctx) -> ApiResult<Resp> {
 
 fn catalog_detail(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     let db = ctx.storage.db()?;
-    let product = product::find_published(db, id)?;
-    let service = service::store::find_unscoped(db, &product.service_id)?;
+    let product = listing::store::find_published_product(db, id)?;
+    let service = listing::store::find_service_unscoped(db, &product.service_id)?;
     ok(&catalog::detail(db, &product, &service.spec)?)
 }
 
 fn catalog_media(ctx: &Ctx, id: &str, kind: &str, index: Option<&str>) -> ApiResult<Resp> {
     let (kind, index) = media_path(kind, index)?;
-    let product = product::find_published(ctx.storage.db()?, id)?;
+    let product = listing::store::find_published_product(ctx.storage.db()?, id)?;
     serve_media(ctx, &product.id, kind, index)
 }

@@ -7,10 +7,9 @@ use super::{Ctx, Resp, created, not_allowed, not_found, ok};
 use crate::catalog;
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::Role;
-use crate::listing::service;
+use crate::listing::service::ServiceSpec;
 use crate::listing::steps::{CategoryStep, PricingStep};
-use crate::listing::store as product;
-use crate::listing::{ProductStatus, Step};
+use crate::listing::{self, Product, ProductStatus, Step};
 use crate::platform::storage::{Database, transaction};
 use crate::review::{self, Decision, ReviewFilter, ReviewStatus, Stage};
 use crate::sales;
@@ -41,16 +40,16 @@ struct Submission {
 /// submission's transaction so that a concurrent edit cannot slip between check and submit.
 fn check_submission(
     db: &dyn Database,
-    product: &product::Product,
+    product: &Product,
     stage: Stage,
-    service: &service::ServiceSpec,
+    service: &ServiceSpec,
 ) -> ApiResult<Option<String>> {
     match stage {
         Stage::Category => {
-            let steps = product::steps(db, &product.id)?;
-            let media = product::media(db, &product.id)?;
+            let steps = listing::store::steps(db, &product.id)?;
+            let media = listing::store::media(db, &product.id)?;
             let mut e = Errors::new();
-            for (step, missing) in product::missing_by_step(&steps, &media) {
+            for (step, missing) in listing::missing_by_step(&steps, &media) {
                 for m in missing {
                     e.add(
                         step.as_str(),
@@ -65,7 +64,7 @@ fn check_submission(
                 return Err(err);
             }
             let category = CategoryStep::from_stored(
-                &product::step_data(db, &product.id, Step::Category)?.unwrap_or_default(),
+                &listing::store::step_data(db, &product.id, Step::Category)?.unwrap_or_default(),
             )?
             .category()
             .id
@@ -84,7 +83,7 @@ fn check_submission(
         }
         Stage::Feature => {
             let pricing = PricingStep::from_stored(
-                &product::step_data(db, &product.id, Step::Pricing)?.unwrap_or_default(),
+                &listing::store::step_data(db, &product.id, Step::Pricing)?.unwrap_or_default(),
             )?;
             let items = sales::item_settings(db, &product.id, &pricing, service)?;
             let missing = sales::incomplete(&items);
@@ -102,11 +101,11 @@ fn submit(ctx: &Ctx) -> ApiResult<Resp> {
     let body: Submission = ctx.json()?;
     let db = ctx.storage.db()?;
     let review = transaction(db, |db| {
-        let product = product::find(db, &caller, &body.product_id)?;
+        let product = listing::store::find_product(db, &caller, &body.product_id)?;
         // The state machine first: a submission in the wrong state is a conflict whatever the
         // listing holds.
         review::transition(product.status, review::Event::Submit(body.stage))?;
-        let service = service::store::find(db, &caller, &product.service_id)?;
+        let service = listing::store::find_service(db, &caller, &product.service_id)?;
         let category = check_submission(db, &product, body.stage, &service.spec)?;
         review::submit(
             db,
@@ -158,7 +157,8 @@ fn get(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     let db = ctx.storage.db()?;
     let review = review::find(db, id)?;
     // A provider may read reviews of its own products only; the product lookup is scoped.
-    product::find(db, &caller, &review.product_id).map_err(|_| ApiError::not_found("review"))?;
+    listing::store::find_product(db, &caller, &review.product_id)
+        .map_err(|_| ApiError::not_found("review"))?;
     ok(&review)
 }
 
@@ -193,8 +193,8 @@ fn decide(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     let review = transaction(db, |db| {
         let review = review::decide(db, &caller, id, body.decision, reason, ctx.now)?;
         if review.stage == Stage::Feature && body.decision == Decision::Approve {
-            let product = product::find(db, &caller, &review.product_id)?;
-            let service = service::store::find(db, &caller, &product.service_id)?;
+            let product = listing::store::find_product(db, &caller, &review.product_id)?;
+            let service = listing::store::find_service(db, &caller, &product.service_id)?;
             catalog::publish(db, &product, &service.spec, ctx.now)?;
         }
         Ok::<_, ApiError>(review)

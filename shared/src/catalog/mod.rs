@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::listing::Step;
 use crate::listing::service::ServiceSpec;
 use crate::listing::steps::{AccessStep, CategoryStep, GeneralStep, PricingStep};
-use crate::listing::store::{self as product, Product};
+use crate::listing::{self, Product};
 use crate::platform::clock::rfc3339;
 use crate::platform::storage::{Database, Row};
 
@@ -34,7 +34,7 @@ fn stored<T>(
     step: Step,
     parse: impl FnOnce(&Value) -> ApiResult<T>,
 ) -> ApiResult<T> {
-    let data = product::step_data(db, product_id, step)?.ok_or_else(|| {
+    let data = listing::store::step_data(db, product_id, step)?.ok_or_else(|| {
         ApiError::internal(format!("published product {product_id} lacks {step:?}"))
     })?;
     parse(&data)
@@ -142,7 +142,7 @@ pub fn find(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
 /// the agreement, and the tier schedule of every billable item in effect.
 pub fn detail(db: &dyn Database, product: &Product, service: &ServiceSpec) -> ApiResult<Value> {
     let mut out = find(db, &product.id)?;
-    let steps = product::steps(db, &product.id)?;
+    let steps = listing::store::steps(db, &product.id)?;
     let data = |step: Step| {
         steps
             .iter()
@@ -165,7 +165,7 @@ pub fn detail(db: &dyn Database, product: &Product, service: &ServiceSpec) -> Ap
             })
         })
         .collect();
-    let media: Vec<Value> = product::media(db, &product.id)?
+    let media: Vec<Value> = listing::store::media(db, &product.id)?
         .into_iter()
         .map(|m| {
             let url = match m.index {

@@ -8,7 +8,9 @@ use sha2::{Digest, Sha256};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::{new_id, random_bytes};
-use crate::platform::storage::{Database, Row, StorageError};
+use crate::platform::storage::{Database, enum_from_str};
+
+mod store;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -24,19 +26,6 @@ pub enum Role {
 pub enum AccountType {
     Enterprise,
     Individual,
-}
-
-/// Stored enums round-trip through their JSON names, so the database holds the API's words.
-pub(crate) fn enum_to_str<T: Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        _ => unreachable!("unit enum variants serialize to strings"),
-    }
-}
-
-pub(crate) fn enum_from_str<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, StorageError> {
-    serde_json::from_value(serde_json::Value::String(s.to_owned()))
-        .map_err(|_| StorageError::other(format!("unexpected stored value {s:?}")))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -80,19 +69,6 @@ impl Principal {
     }
 }
 
-const COLUMNS: &str = "id, role, name, account_type, created_at";
-
-fn from_row(row: &Row) -> Result<Principal, StorageError> {
-    Ok(Principal {
-        id: row.text(0)?,
-        role: enum_from_str(&row.text(1)?)?,
-        name: row.text(2)?,
-        account_type: row.opt_text(3)?.map(|s| enum_from_str(&s)).transpose()?,
-        built_in: false,
-        created_at: row.text(4)?,
-    })
-}
-
 /// A freshly issued bearer token: 256 random bits. Only its hash is kept.
 pub struct IssuedToken(String);
 
@@ -132,17 +108,8 @@ pub fn principal_for_token(
     if !admin_token.is_empty() && same_secret(token, admin_token) {
         return Ok(Principal::built_in_operator());
     }
-    let rows = db.execute(
-        &format!("SELECT {COLUMNS} FROM principals WHERE token_hash = ?"),
-        &[token_hash(token).into()],
-    )?;
-    match rows.first() {
-        Some(row) => Ok(from_row(row)?),
-        None => Err(ApiError::new(
-            Code::Unauthorized,
-            "the bearer token is not valid",
-        )),
-    }
+    store::find_by_token_hash(db, &token_hash(token))?
+        .ok_or_else(|| ApiError::new(Code::Unauthorized, "the bearer token is not valid"))
 }
 
 /// Extracts the token from an `Authorization` header value.
@@ -240,6 +207,7 @@ impl NewPrincipal {
     }
 }
 
+/// Creates a principal and issues its first token, shown once.
 pub fn create_principal(
     db: &dyn Database,
     new: NewPrincipal,
@@ -255,43 +223,18 @@ pub fn create_principal(
         built_in: false,
         created_at: rfc3339(now),
     };
-    db.execute(
-        "INSERT INTO principals (id, role, name, account_type, token_hash, created_at, token_issued_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-        &[
-            principal.id.clone().into(),
-            enum_to_str(&principal.role).into(),
-            principal.name.clone().into(),
-            principal.account_type.map(|a| enum_to_str(&a)).into(),
-            token.hash().into(),
-            principal.created_at.clone().into(),
-            principal.created_at.clone().into(),
-        ],
-    )?;
+    store::insert(db, &principal, &token.hash())?;
     Ok((principal, token))
 }
 
 pub fn find_principal(db: &dyn Database, id: &str) -> ApiResult<Principal> {
-    let rows = db.execute(
-        &format!("SELECT {COLUMNS} FROM principals WHERE id = ?"),
-        &[id.into()],
-    )?;
-    match rows.first() {
-        Some(row) => Ok(from_row(row)?),
-        None => Err(ApiError::not_found("principal")),
-    }
+    store::find(db, id)
 }
 
-/// Replaces the principal's token: the old one stops working in the same statement.
+/// Issues a new token for the principal: the old one stops working at once.
 pub fn rotate_token(db: &dyn Database, id: &str, now: DateTime<Utc>) -> ApiResult<IssuedToken> {
     let token = IssuedToken::generate();
-    let rows = db.execute(
-        "UPDATE principals SET token_hash = ?, token_issued_at = ? WHERE id = ? RETURNING id",
-        &[token.hash().into(), rfc3339(now).into(), id.into()],
-    )?;
-    if rows.is_empty() {
-        return Err(ApiError::not_found("principal"));
-    }
+    store::replace_token(db, id, &token.hash(), &rfc3339(now))?;
     Ok(token)
 }
 
@@ -301,19 +244,7 @@ pub fn list_principals(
     after: Option<&str>,
     limit: usize,
 ) -> ApiResult<Vec<Principal>> {
-    let rows = db.execute(
-        &format!(
-            "SELECT {COLUMNS} FROM principals
-             WHERE (?1 IS NULL OR role = ?1) AND (?2 IS NULL OR id > ?2)
-             ORDER BY id LIMIT ?3"
-        ),
-        &[
-            role.map(|r| enum_to_str(&r)).into(),
-            after.map(str::to_owned).into(),
-            (limit as i64).into(),
-        ],
-    )?;
-    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    store::list(db, role, after, limit)
 }
 
 #[cfg(test)]

@@ -10,10 +10,12 @@
 
 pub mod categories;
 pub mod media;
+mod product;
 pub mod service;
 pub mod steps;
 pub mod store;
 
+pub use product::{Media, Product, StoredStep, missing_by_step};
 pub use steps::{ValidatedStep, validate_step};
 
 use serde::{Deserialize, Serialize};

@@ -1,30 +1,22 @@
-//! Products in the database: the listing's steps, its media metadata and its status. Blobs live in
-//! the key-value store; SQLite holds what points at them, so a listing is read from one place.
+//! Services and products in the database: a product's steps, its media metadata and its status.
+//! Every read is scoped to what the caller may see: a provider's query never returns another
+//! provider's service or product (404, not 403). Media bytes live in the key-value store; SQLite
+//! holds what points at them, so a listing is read from one place.
 
 use chrono::{DateTime, Utc};
-use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
 use crate::listing::media::{CheckedMedia, MediaKind};
-use crate::listing::{ProductStatus, Step, ValidatedStep, Warning};
+use crate::listing::service::{NewService, Service, ServiceSpec};
+use crate::listing::{Media, Product, ProductStatus, Step, StoredStep, ValidatedStep, Warning};
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::new_id;
 use crate::platform::storage::{Database, Row, StorageError};
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Product {
-    pub id: String,
-    pub service_id: String,
-    pub provider_id: String,
-    pub status: ProductStatus,
-    pub created_at: String,
-    pub updated_at: String,
-}
-
 const COLUMNS: &str = "id, service_id, provider_id, status, created_at, updated_at";
 
-fn from_row(row: &Row) -> Result<Product, StorageError> {
+fn product_from_row(row: &Row) -> Result<Product, StorageError> {
     let status = row.text(3)?;
     Ok(Product {
         id: row.text(0)?,
@@ -39,7 +31,7 @@ fn from_row(row: &Row) -> Result<Product, StorageError> {
 
 /// Creates the draft product of `service_id`. The UNIQUE constraint on `products.service_id`
 /// enforces "one product per service" even when two creations race: the loser gets 409.
-pub fn create(
+pub(crate) fn create_product(
     db: &dyn Database,
     provider: &Principal,
     service_id: &str,
@@ -80,12 +72,12 @@ fn scope(caller: &Principal) -> Option<String> {
 }
 
 /// The product if the caller may see it: its provider or an operator. Anyone else gets 404.
-pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Product> {
+pub(crate) fn find_product(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Product> {
     find_scoped(db, id, scope(caller))
 }
 
 /// A product as the public may see it: only once published, 404 before.
-pub fn find_published(db: &dyn Database, id: &str) -> ApiResult<Product> {
+pub(crate) fn find_published_product(db: &dyn Database, id: &str) -> ApiResult<Product> {
     let product = find_scoped(db, id, None)?;
     if product.status == ProductStatus::Published {
         Ok(product)
@@ -95,7 +87,7 @@ pub fn find_published(db: &dyn Database, id: &str) -> ApiResult<Product> {
 }
 
 /// A product whatever its status and owner, for internal reads (an instance's product).
-pub fn find_unscoped(db: &dyn Database, id: &str) -> ApiResult<Product> {
+pub(crate) fn find_product_unscoped(db: &dyn Database, id: &str) -> ApiResult<Product> {
     find_scoped(db, id, None)
 }
 
@@ -107,12 +99,12 @@ fn find_scoped(db: &dyn Database, id: &str, provider: Option<String>) -> ApiResu
         &[id.into(), provider.into()],
     )?;
     match rows.first() {
-        Some(row) => Ok(from_row(row)?),
+        Some(row) => Ok(product_from_row(row)?),
         None => Err(ApiError::not_found("product")),
     }
 }
 
-pub fn list(
+pub(crate) fn list_products(
     db: &dyn Database,
     caller: &Principal,
     status: Option<ProductStatus>,
@@ -133,13 +125,20 @@ pub fn list(
             (limit as i64).into(),
         ],
     )?;
-    Ok(rows.iter().map(from_row).collect::<Result<_, _>>()?)
+    Ok(rows
+        .iter()
+        .map(product_from_row)
+        .collect::<Result<_, _>>()?)
 }
 
 /// Re-reads the product's status inside the caller's transaction and refuses the edit (409) when
 /// the listing is frozen. Checking inside the transaction means a submission that commits first
 /// cannot be followed by an edit of the listing under review.
-pub fn lock_for_edit(db: &dyn Database, product_id: &str, now: DateTime<Utc>) -> ApiResult<()> {
+pub(crate) fn lock_for_edit(
+    db: &dyn Database,
+    product_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
     let rows = db.execute(
         "SELECT status FROM products WHERE id = ?",
         &[product_id.into()],
@@ -160,15 +159,7 @@ pub fn lock_for_edit(db: &dyn Database, product_id: &str, now: DateTime<Utc>) ->
     Ok(())
 }
 
-/// A step as stored: its normalized JSON and the warnings found when it was written.
-#[derive(Debug, Clone, Serialize)]
-pub struct StoredStep {
-    pub data: serde_json::Value,
-    pub warnings: Vec<Warning>,
-    pub updated_at: String,
-}
-
-pub fn save_step(
+pub(crate) fn save_step(
     db: &dyn Database,
     product_id: &str,
     step: Step,
@@ -189,7 +180,7 @@ pub fn save_step(
     Ok(())
 }
 
-pub fn steps(db: &dyn Database, product_id: &str) -> ApiResult<Vec<(Step, StoredStep)>> {
+pub(crate) fn steps(db: &dyn Database, product_id: &str) -> ApiResult<Vec<(Step, StoredStep)>> {
     let rows = db.execute(
         "SELECT step, data, updated_at FROM product_steps WHERE product_id = ?",
         &[product_id.into()],
@@ -217,32 +208,9 @@ pub fn steps(db: &dyn Database, product_id: &str) -> ApiResult<Vec<(Step, Stored
     Ok(out)
 }
 
-/// What the listing still lacks before it can be submitted, per step in wizard order: the step
-/// itself when it was never written, and for the General step the required media (the seed's
-/// wizard uploads the logo and the user guide there).
-pub fn missing_by_step(steps: &[(Step, StoredStep)], media: &[Media]) -> Vec<(Step, Vec<String>)> {
-    Step::ALL
-        .into_iter()
-        .map(|step| {
-            let mut missing = Vec::new();
-            if !steps.iter().any(|(s, _)| *s == step) {
-                missing.push(step.as_str().to_owned());
-            }
-            if step == Step::General {
-                for kind in MediaKind::ALL.into_iter().filter(|k| k.is_required()) {
-                    if !media.iter().any(|m| m.kind == kind) {
-                        missing.push(format!("media.{}", kind.as_str()));
-                    }
-                }
-            }
-            (step, missing)
-        })
-        .collect()
-}
-
 /// The billing period cannot change once the product has instances (test orders during the
 /// self-test): their billing cursors stand on the old period's boundaries.
-pub fn check_billing_period_change(
+pub(crate) fn check_billing_period_change(
     db: &dyn Database,
     product_id: &str,
     new_pricing: &serde_json::Value,
@@ -267,7 +235,7 @@ pub fn check_billing_period_change(
 }
 
 /// The stored data of one step, if written.
-pub fn step_data(
+pub(crate) fn step_data(
     db: &dyn Database,
     product_id: &str,
     step: Step,
@@ -276,23 +244,6 @@ pub fn step_data(
         .into_iter()
         .find(|(s, _)| *s == step)
         .map(|(_, stored)| stored.data))
-}
-
-/// Metadata of an uploaded medium; the bytes are in the key-value store under `blob_key`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Media {
-    pub kind: MediaKind,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub index: Option<u32>,
-    pub content_type: String,
-    pub size: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub width: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub height: Option<u32>,
-    pub uploaded_at: String,
-    #[serde(skip)]
-    pub blob_key: String,
 }
 
 /// Single-item kinds are stored at index 0; the API shows no index for them.
@@ -320,7 +271,7 @@ fn media_from_row(row: &Row) -> Result<Media, StorageError> {
 
 const MEDIA_COLUMNS: &str = "kind, idx, content_type, size, width, height, uploaded_at, blob_key";
 
-pub fn media(db: &dyn Database, product_id: &str) -> ApiResult<Vec<Media>> {
+pub(crate) fn media(db: &dyn Database, product_id: &str) -> ApiResult<Vec<Media>> {
     let rows = db.execute(
         &format!(
             "SELECT {MEDIA_COLUMNS} FROM product_media WHERE product_id = ? ORDER BY kind, idx"
@@ -330,7 +281,7 @@ pub fn media(db: &dyn Database, product_id: &str) -> ApiResult<Vec<Media>> {
     Ok(rows.iter().map(media_from_row).collect::<Result<_, _>>()?)
 }
 
-pub fn find_media(
+pub(crate) fn find_media(
     db: &dyn Database,
     product_id: &str,
     kind: MediaKind,
@@ -347,7 +298,7 @@ pub fn find_media(
 }
 
 /// Points the media slot at a new blob and returns the blob key it replaced, if any.
-pub fn put_media(
+pub(crate) fn put_media(
     db: &dyn Database,
     product_id: &str,
     kind: MediaKind,
@@ -381,7 +332,7 @@ pub fn put_media(
 }
 
 /// Removes the media slot and returns the key of the blob it pointed at.
-pub fn delete_media(
+pub(crate) fn delete_media(
     db: &dyn Database,
     product_id: &str,
     kind: MediaKind,
@@ -395,4 +346,89 @@ pub fn delete_media(
         Some(row) => Ok(row.text(0)?),
         None => Err(ApiError::not_found("media")),
     }
+}
+
+// Services
+
+fn service_from_row(row: &Row) -> Result<Service, StorageError> {
+    let spec: NewService = serde_json::from_str(&row.text(2)?)
+        .map_err(|e| StorageError::other(format!("stored service spec: {e}")))?;
+    Ok(Service {
+        id: row.text(0)?,
+        provider_id: row.text(1)?,
+        spec: ServiceSpec::from_stored(spec),
+        created_at: row.text(3)?,
+    })
+}
+
+pub(crate) fn create_service(
+    db: &dyn Database,
+    provider: &Principal,
+    spec: ServiceSpec,
+    now: DateTime<Utc>,
+) -> ApiResult<Service> {
+    let service = Service {
+        id: new_id("svc", now),
+        provider_id: provider.id.clone(),
+        spec,
+        created_at: rfc3339(now),
+    };
+    let json = serde_json::to_string(service.spec.get()).map_err(ApiError::internal)?;
+    db.execute(
+        "INSERT INTO services (id, provider_id, spec, created_at) VALUES (?, ?, ?, ?)",
+        &[
+            service.id.clone().into(),
+            service.provider_id.clone().into(),
+            json.into(),
+            service.created_at.clone().into(),
+        ],
+    )?;
+    Ok(service)
+}
+
+pub(crate) fn find_service(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Service> {
+    find_service_scoped(db, id, scope(caller))
+}
+
+/// The service behind a published product, for the public catalog and for customers.
+pub(crate) fn find_service_unscoped(db: &dyn Database, id: &str) -> ApiResult<Service> {
+    find_service_scoped(db, id, None)
+}
+
+fn find_service_scoped(
+    db: &dyn Database,
+    id: &str,
+    provider: Option<String>,
+) -> ApiResult<Service> {
+    let rows = db.execute(
+        "SELECT id, provider_id, spec, created_at FROM services
+         WHERE id = ?1 AND (?2 IS NULL OR provider_id = ?2)",
+        &[id.into(), provider.into()],
+    )?;
+    match rows.first() {
+        Some(row) => Ok(service_from_row(row)?),
+        None => Err(ApiError::not_found("service")),
+    }
+}
+
+pub(crate) fn list_services(
+    db: &dyn Database,
+    caller: &Principal,
+    after: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<Service>> {
+    let rows = db.execute(
+        "SELECT id, provider_id, spec, created_at FROM services
+         WHERE (?1 IS NULL OR provider_id = ?1) AND (?2 IS NULL OR id > ?2)
+         ORDER BY id LIMIT ?3",
+        &[
+            scope(caller).into(),
+            after.map(str::to_owned).into(),
+            (limit as i64).into(),
+        ],
+    )?;
+    Ok(rows
+        .iter()
+        .map(service_from_row)
+        .collect::<Result<_, _>>()?)
 }

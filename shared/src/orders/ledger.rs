@@ -178,7 +178,7 @@ pub fn post_many(
             params.extend([
                 e.id.clone().into(),
                 p.customer_id.into(),
-                crate::identity::enum_to_str(&e.kind).into(),
+                crate::platform::storage::enum_to_str(&e.kind).into(),
                 e.amount.0.into(),
                 e.balance_after.0.into(),
                 e.reference.clone().into(),

@@ -11,9 +11,9 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{AccountType, Principal, Role};
-use crate::listing::service::{self, Service, Template};
+use crate::listing::service::{Service, Template};
 use crate::listing::steps::{AccessStep, CategoryStep, PricingStep};
-use crate::listing::store::{self as product, Product};
+use crate::listing::{self, Product};
 use crate::listing::{ProductStatus, Step};
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::new_id;
@@ -49,9 +49,12 @@ pub fn purchasable(
     product_id: &str,
 ) -> ApiResult<Purchasable> {
     let (product, test) = match caller.role {
-        Role::Customer => (product::find_published(db, product_id)?, false),
+        Role::Customer => (
+            listing::store::find_published_product(db, product_id)?,
+            false,
+        ),
         Role::Provider => {
-            let product = product::find(db, caller, product_id)?;
+            let product = listing::store::find_product(db, caller, product_id)?;
             if !matches!(
                 product.status,
                 ProductStatus::SelfTest | ProductStatus::FeatureRejected
@@ -65,9 +68,9 @@ pub fn purchasable(
         }
         _ => return Err(ApiError::forbidden()),
     };
-    let service = service::store::find_unscoped(db, &product.service_id)?;
+    let service = listing::store::find_service_unscoped(db, &product.service_id)?;
     let step = |s: Step| -> ApiResult<Value> {
-        product::step_data(db, &product.id, s)?
+        listing::store::step_data(db, &product.id, s)?
             .ok_or_else(|| ApiError::internal(format!("{} lacks its {s:?} step", product.id)))
     };
     Ok(Purchasable {
@@ -342,7 +345,7 @@ fn from_row(row: &Row) -> Result<Instance, StorageError> {
         template_id: row.text(5)?,
         plan_id: row.opt_text(6)?,
         region: row.text(7)?,
-        status: crate::identity::enum_from_str(&row.text(8)?)?,
+        status: crate::platform::storage::enum_from_str(&row.text(8)?)?,
         test: row.int(9)? != 0,
         created_at: row.text(10)?,
         released_at: row.opt_text(11)?,
@@ -456,11 +459,11 @@ pub fn perform(
         "UPDATE instances SET status = ?, released_at = CASE WHEN ? = 'released' THEN ? ELSE released_at END
          WHERE id = ? AND status = ? RETURNING id",
         &[
-            crate::identity::enum_to_str(&to).into(),
-            crate::identity::enum_to_str(&to).into(),
+            crate::platform::storage::enum_to_str(&to).into(),
+            crate::platform::storage::enum_to_str(&to).into(),
             rfc3339(now).into(),
             id.into(),
-            crate::identity::enum_to_str(&instance.status).into(),
+            crate::platform::storage::enum_to_str(&instance.status).into(),
         ],
     )?;
     if moved.is_empty() {
@@ -511,10 +514,10 @@ pub fn billing_terms(
     String,
     Vec<ItemSettings>,
 )> {
-    let product = product::find_unscoped(db, &instance.product_id)?;
-    let service = service::store::find_unscoped(db, &product.service_id)?;
+    let product = listing::store::find_product_unscoped(db, &instance.product_id)?;
+    let service = listing::store::find_service_unscoped(db, &product.service_id)?;
     let pricing = PricingStep::from_stored(
-        &product::step_data(db, &product.id, Step::Pricing)?
+        &listing::store::step_data(db, &product.id, Step::Pricing)?
             .ok_or_else(|| ApiError::internal("an ordered product lacks its pricing step"))?,
     )?;
     let items = sales::item_settings(db, &product.id, &pricing, &service.spec)?

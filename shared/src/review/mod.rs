@@ -95,7 +95,7 @@ pub struct Review {
     pub history: Vec<TransitionRecord>,
 }
 
-use crate::identity::{enum_from_str, enum_to_str};
+use crate::platform::storage::{enum_from_str, enum_to_str};
 
 const COLUMNS: &str = "r.id, r.product_id, r.stage, r.status, r.submitted_by, r.submitted_at, \
                        r.decided_by, r.decided_at, r.reason";

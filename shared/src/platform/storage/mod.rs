@@ -5,6 +5,8 @@
 
 use std::cell::OnceCell;
 
+use serde::{Deserialize, Serialize};
+
 use crate::error::{ApiError, ApiResult};
 
 pub mod migrations;
@@ -152,6 +154,19 @@ impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
         ApiError::internal(e)
     }
+}
+
+/// Stored enums round-trip through their JSON names, so the database holds the API's words.
+pub(crate) fn enum_to_str<T: Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        _ => unreachable!("unit enum variants serialize to strings"),
+    }
+}
+
+pub(crate) fn enum_from_str<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, StorageError> {
+    serde_json::from_value(serde_json::Value::String(s.to_owned()))
+        .map_err(|_| StorageError::other(format!("unexpected stored value {s:?}")))
 }
 
 /// A connection to the SQLite database: one statement per call, parameters bound positionally.
