@@ -1,10 +1,9 @@
 //! `/api/v1/principals/...` and `/api/v1/me`.
 
 use http::Method;
-use serde::Deserialize;
 
 use super::{Ctx, Resp, created, not_allowed, not_found, ok};
-use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::{
     NewPrincipal, Principal, Role, create_principal, find_principal, list_principals, rotate_token,
 };
@@ -36,27 +35,10 @@ fn create(ctx: &Ctx) -> ApiResult<Resp> {
     created(&serde_json::json!({ "principal": principal, "token": token.reveal() }))
 }
 
-#[derive(Deserialize)]
-#[serde(rename_all = "snake_case")]
-struct RoleFilter(Role);
-
 fn list(ctx: &Ctx) -> ApiResult<Resp> {
     ctx.principal()?.require(&[Role::Operator])?;
     let page = ctx.page()?;
-    let role = ctx
-        .query("role")
-        .map(|r| {
-            serde_json::from_value::<RoleFilter>(serde_json::Value::String(r.to_owned()))
-                .map(|f| f.0)
-                .map_err(|_| {
-                    ApiError::validation(vec![FieldError::new(
-                        "role",
-                        Code::InvalidQuery,
-                        "one of operator, provider, customer, platform",
-                    )])
-                })
-        })
-        .transpose()?;
+    let role = ctx.query_enum::<Role>("role", "one of operator, provider, customer, platform")?;
     let items = list_principals(
         ctx.storage.db()?,
         role,

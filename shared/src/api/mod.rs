@@ -64,6 +64,22 @@ impl Ctx<'_> {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A query parameter naming one of an enum's values (`?status=pending`): absent is `None`,
+    /// anything but a value is 400 `InvalidQuery`, `expected` saying what would do.
+    pub fn query_enum<T: DeserializeOwned>(
+        &self,
+        name: &str,
+        expected: &str,
+    ) -> ApiResult<Option<T>> {
+        self.query(name)
+            .map(|v| {
+                serde_json::from_value(serde_json::Value::String(v.to_owned())).map_err(|_| {
+                    ApiError::validation(vec![FieldError::new(name, Code::InvalidQuery, expected)])
+                })
+            })
+            .transpose()
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }

@@ -5,12 +5,18 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::catalog;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
-use crate::listing::ProductStatus;
-use crate::platform::clock::rfc3339;
+use crate::listing::service::ServiceSpec;
+use crate::listing::steps::{CategoryStep, PricingStep};
+use crate::listing::{self, Product, ProductStatus, Step};
 use crate::platform::ids::new_id;
-use crate::platform::storage::{Database, Row, StorageError};
+use crate::platform::storage::{Database, transaction};
+use crate::sales;
+use crate::validate::Errors;
+
+mod store;
 
 /// Which review a submission asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,115 +101,119 @@ pub struct Review {
     pub history: Vec<TransitionRecord>,
 }
 
-use crate::platform::storage::{enum_from_str, enum_to_str};
-
-const COLUMNS: &str = "r.id, r.product_id, r.stage, r.status, r.submitted_by, r.submitted_at, \
-                       r.decided_by, r.decided_at, r.reason";
-
-fn from_row(row: &Row) -> Result<Review, StorageError> {
-    Ok(Review {
-        id: row.text(0)?,
-        product_id: row.text(1)?,
-        stage: enum_from_str(&row.text(2)?)?,
-        status: enum_from_str(&row.text(3)?)?,
-        submitted_by: row.text(4)?,
-        submitted_at: row.text(5)?,
-        decided_by: row.opt_text(6)?,
-        decided_at: row.opt_text(7)?,
-        reason: row.opt_text(8)?,
-        history: Vec::new(),
-    })
+/// Which reviews a caller lists.
+pub struct ReviewFilter<'a> {
+    /// Only reviews of this provider's products (`None` for operators).
+    pub provider_id: Option<&'a str>,
+    pub product_id: Option<&'a str>,
+    pub status: Option<ReviewStatus>,
 }
 
-fn status_of(s: &str) -> Result<ProductStatus, StorageError> {
-    ProductStatus::parse(s).ok_or_else(|| StorageError::other(format!("unknown status {s:?}")))
-}
-
-/// Moves the product from `from` to `to` if it is still in `from` (compare-and-set), and appends
-/// the history entry. Must run inside a transaction with the review row's change.
-fn record(
-    db: &dyn Database,
-    product_id: &str,
-    review_id: &str,
-    actor: &Principal,
-    (from, to): (ProductStatus, ProductStatus),
-    reason: Option<&str>,
-    now: DateTime<Utc>,
-) -> ApiResult<()> {
-    let moved = db.execute(
-        "UPDATE products SET status = ?, updated_at = ? WHERE id = ? AND status = ? RETURNING id",
-        &[
-            to.as_str().into(),
-            rfc3339(now).into(),
-            product_id.into(),
-            from.as_str().into(),
-        ],
-    )?;
-    if moved.is_empty() {
-        return Err(ApiError::new(
-            Code::InvalidTransition,
-            "the product's status changed meanwhile; reload it and try again",
-        ));
-    }
-    db.execute(
-        "INSERT INTO product_transitions (product_id, review_id, actor_id, at, from_status, to_status, reason)
-         VALUES (?, ?, ?, ?, ?, ?, ?)",
-        &[
-            product_id.into(),
-            review_id.into(),
-            actor.id.clone().into(),
-            rfc3339(now).into(),
-            from.as_str().into(),
-            to.as_str().into(),
-            reason.map(str::to_owned).into(),
-        ],
-    )?;
-    Ok(())
-}
-
-/// Opens a review: the product moves to `*_review` and a pending review row is created. The
-/// partial unique index on pending reviews makes a double submission fail in the database too.
-/// `category_snapshot` is the category at submission, compared on a later resubmission.
+/// A provider submits its product for review. The state machine decides first (a submission in
+/// the wrong state is a conflict whatever the listing holds); then the listing's own
+/// preconditions, all inside the transaction that opens the review, so a concurrent edit cannot
+/// slip between check and submission.
 pub fn submit(
     db: &dyn Database,
     provider: &Principal,
     product_id: &str,
-    from: ProductStatus,
     stage: Stage,
-    category_snapshot: Option<&str>,
     now: DateTime<Utc>,
 ) -> ApiResult<Review> {
-    let to = transition(from, Event::Submit(stage))?;
-    let id = new_id("rev", now);
-    let inserted = db.execute(
-        "INSERT INTO reviews (id, product_id, stage, status, submitted_by, submitted_at, category_snapshot)
-         VALUES (?, ?, ?, 'pending', ?, ?, ?)",
-        &[
-            id.clone().into(),
-            product_id.into(),
-            enum_to_str(&stage).into(),
-            provider.id.clone().into(),
-            rfc3339(now).into(),
-            category_snapshot.map(str::to_owned).into(),
-        ],
-    );
-    match inserted {
-        Err(e) if e.is_unique_violation() => {
-            return Err(ApiError::new(
-                Code::InvalidTransition,
-                "a review is already pending",
-            ));
-        }
-        other => {
-            other?;
-        }
-    }
-    record(db, product_id, &id, provider, (from, to), None, now)?;
-    find(db, &id)
+    transaction(db, |db| {
+        let product = listing::store::find_product(db, provider, product_id)?;
+        let to = transition(product.status, Event::Submit(stage))?;
+        let service = listing::store::find_service(db, provider, &product.service_id)?;
+        let category = match stage {
+            Stage::Category => Some(check_category_submission(db, &product)?),
+            Stage::Feature => {
+                check_feature_submission(db, &product, &service.spec)?;
+                None
+            }
+        };
+        let id = new_id("rev", now);
+        store::insert_pending(
+            db,
+            &id,
+            &product.id,
+            stage,
+            provider,
+            category.as_deref(),
+            now,
+        )?;
+        store::record_transition(
+            db,
+            &product.id,
+            &id,
+            provider,
+            (product.status, to),
+            None,
+            now,
+        )?;
+        store::find(db, &id)
+    })
 }
 
-/// Decides a pending review. The review row is the compare-and-set: of two operators deciding
-/// at once, the second finds it no longer pending and gets 409 `ReviewAlreadyDecided`.
+/// A category review needs the whole listing: all five steps and the logo and user guide. A
+/// resubmission after a rejection needs a changed category. Returns the category submitted.
+fn check_category_submission(db: &dyn Database, product: &Product) -> ApiResult<String> {
+    let steps = listing::store::steps(db, &product.id)?;
+    let media = listing::store::media(db, &product.id)?;
+    let mut e = Errors::new();
+    for (step, missing) in listing::missing_by_step(&steps, &media) {
+        for m in missing {
+            e.add(
+                step.as_str(),
+                Code::ListingIncomplete,
+                format!("missing: {m}"),
+            );
+        }
+    }
+    if let Err(mut err) = e.finish() {
+        err.detail =
+            "the listing is incomplete: every step and the logo and user guide are required".into();
+        return Err(err);
+    }
+    let category = CategoryStep::from_stored(
+        &listing::store::step_data(db, &product.id, Step::Category)?.unwrap_or_default(),
+    )?
+    .category()
+    .id
+    .to_owned();
+    if product.status == ProductStatus::CategoryRejected
+        && store::rejected_category(db, &product.id)?.as_deref() == Some(category.as_str())
+    {
+        return Err(ApiError::new(
+            Code::CategoryUnchanged,
+            format!("the category was rejected as `{category}`; change it before resubmitting"),
+        ));
+    }
+    Ok(category)
+}
+
+/// A feature review needs every billable item's reporting method and one item in effect.
+fn check_feature_submission(
+    db: &dyn Database,
+    product: &Product,
+    service: &ServiceSpec,
+) -> ApiResult<()> {
+    let pricing = PricingStep::from_stored(
+        &listing::store::step_data(db, &product.id, Step::Pricing)?.unwrap_or_default(),
+    )?;
+    let items = sales::item_settings(db, &product.id, &pricing, service)?;
+    let missing = sales::incomplete(&items);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(missing))
+    }
+}
+
+/// The longest reason an operator may give.
+const REASON_MAX: usize = 2_000;
+
+/// An operator decides a pending review. A rejection must say why. Approving a feature review
+/// publishes the product: its catalog entry is written in the same transaction.
 pub fn decide(
     db: &dyn Database,
     operator: &Principal,
@@ -212,128 +222,72 @@ pub fn decide(
     reason: Option<&str>,
     now: DateTime<Utc>,
 ) -> ApiResult<Review> {
-    let review = find(db, review_id)?;
-    let status = match decision {
-        Decision::Approve => ReviewStatus::Approved,
-        Decision::Reject => ReviewStatus::Rejected,
-    };
-    let decided = db.execute(
-        "UPDATE reviews SET status = ?, decided_by = ?, decided_at = ?, reason = ?
-         WHERE id = ? AND status = 'pending' RETURNING id",
-        &[
-            enum_to_str(&status).into(),
-            operator.id.clone().into(),
-            rfc3339(now).into(),
-            reason.map(str::to_owned).into(),
-            review_id.into(),
-        ],
-    )?;
-    if decided.is_empty() {
-        return Err(ApiError::new(
-            Code::ReviewAlreadyDecided,
-            format!("review {review_id} was already decided"),
-        ));
+    let reason = reason.map(str::trim).filter(|r| !r.is_empty());
+    let mut e = Errors::new();
+    match (decision, reason) {
+        (Decision::Reject, None) => {
+            e.add("reason", Code::ReasonRequired, "a rejection must say why")
+        }
+        (_, Some(r)) => e.text("reason", r, 1, REASON_MAX, Code::TooLong),
+        (Decision::Approve, None) => {}
     }
-    let from = match review.stage {
-        Stage::Category => ProductStatus::CategoryReview,
-        Stage::Feature => ProductStatus::FeatureReview,
-    };
-    let to = transition(from, Event::Decide(review.stage, decision))?;
-    record(
-        db,
-        &review.product_id,
-        review_id,
-        operator,
-        (from, to),
-        reason,
-        now,
-    )?;
-    find(db, review_id)
-}
-
-fn with_history(db: &dyn Database, mut reviews: Vec<Review>) -> ApiResult<Vec<Review>> {
-    for review in &mut reviews {
-        let rows = db.execute(
-            "SELECT actor_id, at, from_status, to_status, reason FROM product_transitions
-             WHERE review_id = ? ORDER BY seq",
-            &[review.id.clone().into()],
+    e.finish()?;
+    transaction(db, |db| {
+        let review = store::find(db, review_id)?;
+        let status = match decision {
+            Decision::Approve => ReviewStatus::Approved,
+            Decision::Reject => ReviewStatus::Rejected,
+        };
+        store::mark_decided(db, review_id, status, operator, reason, now)?;
+        let from = match review.stage {
+            Stage::Category => ProductStatus::CategoryReview,
+            Stage::Feature => ProductStatus::FeatureReview,
+        };
+        let to = transition(from, Event::Decide(review.stage, decision))?;
+        store::record_transition(
+            db,
+            &review.product_id,
+            review_id,
+            operator,
+            (from, to),
+            reason,
+            now,
         )?;
-        review.history = rows
-            .iter()
-            .map(|r| {
-                Ok(TransitionRecord {
-                    actor_id: r.text(0)?,
-                    at: r.text(1)?,
-                    from: status_of(&r.text(2)?)?,
-                    to: status_of(&r.text(3)?)?,
-                    reason: r.opt_text(4)?,
-                })
-            })
-            .collect::<Result<_, StorageError>>()?;
-    }
-    Ok(reviews)
+        if to == ProductStatus::Published {
+            let product = listing::store::find_product(db, operator, &review.product_id)?;
+            let service = listing::store::find_service(db, operator, &product.service_id)?;
+            catalog::publish(db, &product, &service.spec, now)?;
+        }
+        store::find(db, review_id)
+    })
 }
 
-pub fn find(db: &dyn Database, id: &str) -> ApiResult<Review> {
-    let rows = db.execute(
-        &format!("SELECT {COLUMNS} FROM reviews r WHERE r.id = ?"),
-        &[id.into()],
-    )?;
-    let review = rows
-        .first()
-        .map(from_row)
-        .transpose()?
-        .ok_or_else(|| ApiError::not_found("review"))?;
-    Ok(with_history(db, vec![review])?.remove(0))
+/// A review, if the caller may see it: operators all, a provider those of its own products
+/// (another provider's review is 404).
+pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Review> {
+    let review = store::find(db, id)?;
+    listing::store::find_product(db, caller, &review.product_id)
+        .map_err(|_| ApiError::not_found("review"))?;
+    Ok(review)
 }
 
-/// The category id the provider had when its last rejected category review was submitted.
-pub fn rejected_category(db: &dyn Database, product_id: &str) -> ApiResult<Option<String>> {
-    let rows = db.execute(
-        "SELECT category_snapshot FROM reviews
-         WHERE product_id = ? AND stage = 'category' AND status = 'rejected'
-         ORDER BY rowid DESC LIMIT 1",
-        &[product_id.into()],
-    )?;
-    Ok(rows.first().map(|r| r.opt_text(0)).transpose()?.flatten())
-}
-
-pub struct ReviewFilter<'a> {
-    /// Only reviews of this provider's products (`None` for operators).
-    pub provider_id: Option<&'a str>,
-    pub product_id: Option<&'a str>,
-    pub status: Option<ReviewStatus>,
-}
-
-/// Reviews in submission order (the table's insertion order: ids made in the same millisecond
-/// by different instances do not sort by time), so a product's list reads as its history.
+/// Reviews the caller may see, in submission order: operators all, a provider its own
+/// products'.
 pub fn list(
     db: &dyn Database,
-    filter: &ReviewFilter,
+    caller: &Principal,
+    product_id: Option<&str>,
+    status: Option<ReviewStatus>,
     after: Option<&str>,
     limit: usize,
 ) -> ApiResult<Vec<Review>> {
-    let rows = db.execute(
-        &format!(
-            "SELECT {COLUMNS} FROM reviews r JOIN products p ON p.id = r.product_id
-             WHERE (?1 IS NULL OR p.provider_id = ?1) AND (?2 IS NULL OR r.product_id = ?2)
-               AND (?3 IS NULL OR r.status = ?3)
-               AND (?4 IS NULL OR r.rowid > (SELECT r2.rowid FROM reviews r2 JOIN products p2 ON p2.id = r2.product_id
-                                    WHERE r2.id = ?4 AND (?1 IS NULL OR p2.provider_id = ?1)))
-             ORDER BY r.rowid LIMIT ?5"
-        ),
-        &[
-            filter.provider_id.map(str::to_owned).into(),
-            filter.product_id.map(str::to_owned).into(),
-            filter.status.map(|s| enum_to_str(&s)).into(),
-            after.map(str::to_owned).into(),
-            (limit as i64).into(),
-        ],
-    )?;
-    let reviews = rows.iter().map(from_row).collect::<Result<_, _>>()?;
-    with_history(db, reviews)
+    let filter = ReviewFilter {
+        provider_id: (!caller.is_operator()).then_some(caller.id.as_str()),
+        product_id,
+        status,
+    };
+    store::list(db, &filter, after, limit)
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;
