@@ -7,13 +7,14 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, ApiResult};
-use crate::listing::Step;
+use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::listing::service::ServiceSpec;
 use crate::listing::steps::{AccessStep, CategoryStep, GeneralStep, PricingStep};
 use crate::listing::{self, Product};
-use crate::platform::clock::rfc3339;
-use crate::platform::storage::{Database, Row};
+use crate::listing::{Step, categories};
+use crate::platform::storage::Database;
+
+mod store;
 
 /// The mark of the seed's "Verify the results": the product is a service deployed by the
 /// platform, whose stability the platform ensures.
@@ -73,19 +74,35 @@ pub fn publish(
     ]
     .join("\n")
     .to_lowercase();
-    db.execute(
-        "INSERT INTO catalog_entries (product_id, category, tags, search_text, summary, published_at)
-         VALUES (?, ?, ?, ?, ?, ?)",
-        &[
-            product.id.clone().into(),
-            category.category().id.into(),
-            json!(category.tags()).to_string().into(),
-            search_text.into(),
-            summary.to_string().into(),
-            rfc3339(now).into(),
-        ],
-    )?;
-    Ok(())
+    store::insert_entry(
+        db,
+        &product.id,
+        category.category().id,
+        &json!(category.tags()).to_string(),
+        &search_text,
+        &summary.to_string(),
+        now,
+    )
+}
+
+/// Published products matching the filter, in publication-id order. An unknown category is a
+/// 400, so a typo does not read as "nothing in this category".
+pub fn search(
+    db: &dyn Database,
+    filter: &CatalogFilter,
+    after: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<Value>> {
+    if let Some(c) = &filter.category
+        && categories::find(c).is_none()
+    {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "category",
+            Code::InvalidQuery,
+            "not one of GET /api/v1/catalog/categories",
+        )]));
+    }
+    store::list(db, filter, after, limit)
 }
 
 #[derive(Debug, Default)]
@@ -96,52 +113,12 @@ pub struct CatalogFilter {
     pub q: Option<String>,
 }
 
-fn summary(row: &Row) -> ApiResult<Value> {
-    let mut s: Value = serde_json::from_str(&row.text(0)?).map_err(ApiError::internal)?;
-    s["published_at"] = Value::String(row.text(1)?);
-    Ok(s)
-}
-
-pub fn list(
-    db: &dyn Database,
-    filter: &CatalogFilter,
-    after: Option<&str>,
-    limit: usize,
-) -> ApiResult<Vec<Value>> {
-    let rows = db.execute(
-        "SELECT summary, published_at FROM catalog_entries
-         WHERE (?1 IS NULL OR category = ?1)
-           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?2))
-           AND (?3 IS NULL OR instr(search_text, ?3) > 0)
-           AND (?4 IS NULL OR product_id > ?4)
-         ORDER BY product_id LIMIT ?5",
-        &[
-            filter.category.clone().into(),
-            filter.tag.clone().into(),
-            filter.q.as_ref().map(|q| q.to_lowercase()).into(),
-            after.map(str::to_owned).into(),
-            (limit as i64).into(),
-        ],
-    )?;
-    rows.iter().map(summary).collect()
-}
-
-/// The catalog summary of a published product, or 404 for anything not published.
-pub fn find(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
-    let rows = db.execute(
-        "SELECT summary, published_at FROM catalog_entries WHERE product_id = ?",
-        &[product_id.into()],
-    )?;
-    rows.first()
-        .map(summary)
-        .transpose()?
-        .ok_or_else(|| ApiError::not_found("product"))
-}
-
 /// The published listing a customer reads before ordering: general information, media links,
 /// the agreement, and the tier schedule of every billable item in effect.
-pub fn detail(db: &dyn Database, product: &Product, service: &ServiceSpec) -> ApiResult<Value> {
-    let mut out = find(db, &product.id)?;
+pub fn detail(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
+    let product = listing::store::find_published_product(db, product_id)?;
+    let service = &listing::store::find_service_unscoped(db, &product.service_id)?.spec;
+    let mut out = store::find(db, &product.id)?;
     let steps = listing::store::steps(db, &product.id)?;
     let data = |step: Step| {
         steps

@@ -10,7 +10,7 @@
 
 pub mod categories;
 pub mod media;
-mod product;
+pub mod product;
 pub mod service;
 pub mod steps;
 pub mod store;

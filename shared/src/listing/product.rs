@@ -1,10 +1,16 @@
 //! A product: the listing of one service, its status in the review lifecycle, its steps as
-//! stored and its media, and what it still lacks before review.
+//! stored and its media, what it still lacks before review — and what its provider does with
+//! it: create it, write its steps, upload its media.
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::listing::media::MediaKind;
-use crate::listing::{ProductStatus, Step, Warning};
+use crate::error::{ApiError, ApiResult};
+use crate::identity::Principal;
+use crate::listing::media::{self, MediaKind};
+use crate::listing::{ProductStatus, Step, Warning, store, validate_step};
+use crate::platform::ids::new_id;
+use crate::platform::storage::{Database, Storage, transaction};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Product {
@@ -62,4 +68,264 @@ pub fn missing_by_step(steps: &[(Step, StoredStep)], media: &[Media]) -> Vec<(St
             (step, missing)
         })
         .collect()
+}
+
+/// Whether one step is done, and what it still lacks.
+#[derive(Debug, Serialize)]
+pub struct Completeness {
+    pub complete: bool,
+    pub missing: Vec<String>,
+}
+
+/// A product as its provider (or an operator) sees it: every step, per-step completeness,
+/// warnings and media.
+#[derive(Debug, Serialize)]
+pub struct ProductView {
+    #[serde(flatten)]
+    pub product: Product,
+    pub steps: serde_json::Map<String, serde_json::Value>,
+    pub completeness: serde_json::Map<String, serde_json::Value>,
+    /// All five steps valid and the required media (logo, user guide) uploaded: ready to submit.
+    pub complete: bool,
+    pub warnings: Vec<Warning>,
+    pub media: Vec<MediaView>,
+}
+
+/// A medium with the address its bytes are served at.
+#[derive(Debug, Serialize)]
+pub struct MediaView {
+    #[serde(flatten)]
+    pub media: Media,
+    pub url: String,
+}
+
+impl MediaView {
+    fn of(product_id: &str, media: Media) -> Self {
+        let kind = media.kind.as_str();
+        let url = match media.index {
+            Some(i) => format!("/api/v1/products/{product_id}/media/{kind}/{i}"),
+            None => format!("/api/v1/products/{product_id}/media/{kind}"),
+        };
+        Self { media, url }
+    }
+
+    /// Advice about the medium: a logo that is not 290 × 290.
+    pub fn warning(&self) -> Option<Warning> {
+        match (self.media.kind, self.media.width, self.media.height) {
+            (MediaKind::Logo, Some(w), Some(h)) => media::logo_size_warning(w, h),
+            _ => None,
+        }
+    }
+}
+
+/// The product's view, read in one place.
+fn view(db: &dyn Database, product: Product) -> ApiResult<ProductView> {
+    let stored = store::steps(db, &product.id)?;
+    let media = store::media(db, &product.id)?;
+    let mut steps = serde_json::Map::new();
+    let mut completeness = serde_json::Map::new();
+    let mut warnings = Vec::new();
+    for (step, stored) in &stored {
+        warnings.extend(stored.warnings.iter().cloned());
+        steps.insert(step.as_str().to_owned(), stored.data.clone());
+    }
+    let missing = missing_by_step(&stored, &media);
+    let complete = missing.iter().all(|(_, m)| m.is_empty());
+    for (step, missing) in missing {
+        steps
+            .entry(step.as_str())
+            .or_insert(serde_json::Value::Null);
+        let c = Completeness {
+            complete: missing.is_empty(),
+            missing,
+        };
+        completeness.insert(
+            step.as_str().to_owned(),
+            serde_json::to_value(c).map_err(ApiError::internal)?,
+        );
+    }
+    let media: Vec<MediaView> = media
+        .into_iter()
+        .map(|m| MediaView::of(&product.id, m))
+        .collect();
+    warnings.extend(media.iter().filter_map(MediaView::warning));
+    Ok(ProductView {
+        product,
+        steps,
+        completeness,
+        complete,
+        warnings,
+        media,
+    })
+}
+
+/// A provider lists one of its services as a new draft product. Another provider's service is
+/// "not found", exactly like a service that does not exist.
+pub fn create(
+    db: &dyn Database,
+    provider: &Principal,
+    service_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<ProductView> {
+    let service = store::find_service(db, provider, service_id)?;
+    let product = store::create_product(db, provider, &service.id, now)?;
+    view(db, product)
+}
+
+/// The product as the caller may see it (its provider, or an operator).
+pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<ProductView> {
+    view(db, store::find_product(db, caller, id)?)
+}
+
+/// The products the caller may see, oldest first.
+pub fn list(
+    db: &dyn Database,
+    caller: &Principal,
+    status: Option<ProductStatus>,
+    after: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<Product>> {
+    store::list_products(db, caller, status, after, limit)
+}
+
+/// The provider writes one step whole: validated against the service before the transaction,
+/// the edit lock re-checked inside it.
+pub fn write_step(
+    db: &dyn Database,
+    provider: &Principal,
+    id: &str,
+    step: Step,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> ApiResult<ProductView> {
+    let product = store::find_product(db, provider, id)?;
+    if let Some(refusal) = product.status.edit_refusal() {
+        return Err(refusal);
+    }
+    let service = store::find_service(db, provider, &product.service_id)?;
+    let validated = validate_step(step, body, &service.spec)?;
+    transaction(db, |db| {
+        store::lock_for_edit(db, &product.id, now)?;
+        if step == Step::Pricing {
+            store::check_billing_period_change(db, &product.id, validated.data())?;
+        }
+        store::save_step(db, &product.id, step, &validated, now)
+    })?;
+    find(db, provider, id)
+}
+
+/// One step as stored, for its provider or an operator.
+pub fn stored_step(
+    db: &dyn Database,
+    caller: &Principal,
+    id: &str,
+    step: Step,
+) -> ApiResult<StoredStep> {
+    let product = store::find_product(db, caller, id)?;
+    store::steps(db, &product.id)?
+        .into_iter()
+        .find(|(s, _)| *s == step)
+        .map(|(_, stored)| stored)
+        .ok_or_else(|| ApiError::not_found("step"))
+}
+
+/// The product's media, for its provider or an operator.
+pub fn media_of(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Vec<MediaView>> {
+    let product = store::find_product(db, caller, id)?;
+    Ok(store::media(db, &product.id)?
+        .into_iter()
+        .map(|m| MediaView::of(&product.id, m))
+        .collect())
+}
+
+/// The provider uploads a medium into a slot (`{kind}[/{index}]`). The bytes are checked by
+/// their magic bytes and written under a fresh key: the slot's old blob stays intact until the
+/// metadata pointing at the new one has committed, so a failed upload leaves the listing
+/// exactly as it was.
+#[allow(clippy::too_many_arguments)]
+pub fn upload_media(
+    storage: &Storage,
+    provider: &Principal,
+    id: &str,
+    kind: MediaKind,
+    index: Option<u32>,
+    content_type: Option<&str>,
+    bytes: &[u8],
+    now: DateTime<Utc>,
+) -> ApiResult<MediaView> {
+    let db = storage.db()?;
+    let product = store::find_product(db, provider, id)?;
+    if let Some(refusal) = product.status.edit_refusal() {
+        return Err(refusal);
+    }
+    let checked = media::check_upload(kind, index, content_type, bytes)?;
+    let blob_key = format!("media/{}/{}", product.id, new_id("blob", now));
+    let kv = storage.kv()?;
+    kv.set(&blob_key, bytes)?;
+    let saved = transaction(db, |db| {
+        store::lock_for_edit(db, &product.id, now)?;
+        store::put_media(db, &product.id, kind, index, &checked, &blob_key, now)
+    });
+    let (media, previous) = match saved {
+        Ok(saved) => saved,
+        Err(e) => {
+            // Best effort: an orphaned blob is invisible (nothing points at it).
+            let _ = kv.delete(&blob_key);
+            return Err(e);
+        }
+    };
+    if let Some(previous) = previous {
+        let _ = kv.delete(&previous);
+    }
+    Ok(MediaView::of(&product.id, media))
+}
+
+/// The provider empties a media slot.
+pub fn delete_media(
+    storage: &Storage,
+    provider: &Principal,
+    id: &str,
+    kind: MediaKind,
+    index: Option<u32>,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let db = storage.db()?;
+    let product = store::find_product(db, provider, id)?;
+    let blob_key = transaction(db, |db| {
+        store::lock_for_edit(db, &product.id, now)?;
+        store::delete_media(db, &product.id, kind, index)
+    })?;
+    let _ = storage.kv()?.delete(&blob_key);
+    Ok(())
+}
+
+/// The bytes of a medium and the content type they were checked to have.
+pub struct MediaFile {
+    pub content_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// A medium of a product, for its provider or an operator; or, with no caller, of a published
+/// product, for anyone.
+pub fn media_file(
+    storage: &Storage,
+    caller: Option<&Principal>,
+    id: &str,
+    kind: MediaKind,
+    index: Option<u32>,
+) -> ApiResult<MediaFile> {
+    let db = storage.db()?;
+    let product = match caller {
+        Some(caller) => store::find_product(db, caller, id)?,
+        None => store::find_published_product(db, id)?,
+    };
+    let media = store::find_media(db, &product.id, kind, index)?;
+    let bytes = storage
+        .kv()?
+        .get(&media.blob_key)?
+        .ok_or_else(|| ApiError::internal(format!("blob {} is missing", media.blob_key)))?;
+    Ok(MediaFile {
+        content_type: media.content_type,
+        bytes,
+    })
 }

@@ -3,7 +3,12 @@
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ApiError, Code};
+use chrono::{DateTime, Utc};
+
+use crate::error::{ApiError, ApiResult, Code};
+use crate::identity::Principal;
+use crate::listing::store;
+use crate::platform::storage::Database;
 use crate::validate::Errors;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -211,6 +216,42 @@ impl NewService {
     }
 }
 
+/// A stored service and its owner.
+#[derive(Debug, Clone, Serialize)]
+pub struct Service {
+    pub id: String,
+    pub provider_id: String,
+    #[serde(flatten)]
+    pub spec: ServiceSpec,
+    pub created_at: String,
+}
+
+/// A provider registers a service it deploys on the platform.
+pub fn create(
+    db: &dyn Database,
+    provider: &Principal,
+    request: ServiceRequest,
+    now: DateTime<Utc>,
+) -> ApiResult<Service> {
+    let spec = request.validate()?;
+    store::create_service(db, provider, spec, now)
+}
+
+/// The service, if the caller may see it (its provider, or an operator).
+pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Service> {
+    store::find_service(db, caller, id)
+}
+
+/// The services the caller may see, oldest first.
+pub fn list(
+    db: &dyn Database,
+    caller: &Principal,
+    after: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<Service>> {
+    store::list_services(db, caller, after, limit)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -274,14 +315,4 @@ mod tests {
         s.templates.clear();
         assert_eq!(s.validate().unwrap_err().errors[0].field, "templates");
     }
-}
-
-/// A stored service and its owner.
-#[derive(Debug, Clone, Serialize)]
-pub struct Service {
-    pub id: String,
-    pub provider_id: String,
-    #[serde(flatten)]
-    pub spec: ServiceSpec,
-    pub created_at: String,
 }

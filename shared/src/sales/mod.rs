@@ -5,11 +5,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult, Code};
+use crate::identity::Principal;
 use crate::listing::ProductStatus;
 use crate::listing::service::ServiceSpec;
 use crate::listing::steps::{BillableItem, PricingStep};
-use crate::platform::clock::rfc3339;
-use crate::platform::storage::Database;
+use crate::listing::{self, Step};
+use crate::platform::storage::{Database, transaction};
+
+mod store;
 use crate::validate::Errors;
 
 /// Where the platform takes an item's usage from when it reports it itself.
@@ -213,7 +216,7 @@ pub fn check_reachable(method: &ReportingMethod, origin: Option<&str>) -> ApiRes
 }
 
 /// The body of `PUT .../billable-items/{code}/associations`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Associations {
     #[serde(default)]
@@ -305,62 +308,42 @@ pub fn item_settings(
     pricing: &PricingStep,
     service: &ServiceSpec,
 ) -> ApiResult<Vec<ItemSettings>> {
-    let rows = db.execute(
-        "SELECT code, reporting, associations FROM billable_item_settings WHERE product_id = ?",
-        &[product_id.into()],
-    )?;
+    let stored = store::settings(db, product_id)?;
     let single_template = match service.get().templates.as_slice() {
         [only] => Some(only.id.clone()),
         _ => None,
     };
-    let mut out = Vec::new();
-    for item in pricing.billable_items() {
-        let code = item.code().as_str();
-        let row = rows.iter().find(|r| r.text(0).is_ok_and(|c| c == code));
-        let parse = |i: usize| -> ApiResult<Option<serde_json::Value>> {
-            Ok(match row {
-                Some(r) => r
-                    .opt_text(i)?
-                    .map(|s| serde_json::from_str(&s).map_err(ApiError::internal))
-                    .transpose()?,
-                None => None,
-            })
-        };
-        let reporting: Option<ReportingMethod> = parse(1)?
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(ApiError::internal)?;
-        let explicit: Option<Associations> = parse(2)?
-            .map(serde_json::from_value)
-            .transpose()
-            .map_err(ApiError::internal)?;
-        let (associations, automatic_association) = match (explicit, &single_template) {
-            (Some(a), _) => (a, false),
-            (None, Some(t)) => (
-                Associations {
-                    templates: vec![t.clone()],
-                    plans: Vec::new(),
-                },
-                true,
-            ),
-            (None, None) => (
-                Associations {
-                    templates: Vec::new(),
-                    plans: Vec::new(),
-                },
-                false,
-            ),
-        };
-        out.push(ItemSettings {
-            price_unit: price_unit(code),
-            in_effect: !associations.is_empty(),
-            item: item.clone(),
-            reporting,
-            associations,
-            automatic_association,
-        });
-    }
-    Ok(out)
+    Ok(pricing
+        .billable_items()
+        .iter()
+        .map(|item| {
+            let code = item.code().as_str();
+            let (reporting, explicit) = stored
+                .iter()
+                .find(|s| s.code == code)
+                .map(|s| (s.reporting.clone(), s.associations.clone()))
+                .unwrap_or_default();
+            let (associations, automatic_association) = match (explicit, &single_template) {
+                (Some(a), _) => (a, false),
+                (None, Some(t)) => (
+                    Associations {
+                        templates: vec![t.clone()],
+                        plans: Vec::new(),
+                    },
+                    true,
+                ),
+                (None, None) => (Associations::default(), false),
+            };
+            ItemSettings {
+                price_unit: price_unit(code),
+                in_effect: !associations.is_empty(),
+                item: item.clone(),
+                reporting,
+                associations,
+                automatic_association,
+            }
+        })
+        .collect())
 }
 
 /// Which half of an item's settings a write replaces.
@@ -369,32 +352,56 @@ pub enum Setting {
     Associations(Associations),
 }
 
-pub fn save(
+/// The provider writes one half of an item's sales settings: only in `self_test` and
+/// `feature_rejected`, checked inside the transaction that writes. `setting` turns the request
+/// into the setting, against the product's service.
+pub fn configure(
     db: &dyn Database,
+    provider: &Principal,
     product_id: &str,
     code: &str,
-    setting: &Setting,
+    setting: impl FnOnce(&ServiceSpec) -> ApiResult<Setting>,
     now: DateTime<Utc>,
-) -> ApiResult<()> {
-    let (column, json) = match setting {
-        Setting::Reporting(r) => ("reporting", serde_json::to_string(r)),
-        Setting::Associations(a) => ("associations", serde_json::to_string(a)),
-    };
-    let json = json.map_err(ApiError::internal)?;
-    db.execute(
-        &format!(
-            "INSERT INTO billable_item_settings (product_id, code, {column}, updated_at)
-             VALUES (?1, ?2, ?3, ?4)
-             ON CONFLICT (product_id, code) DO UPDATE SET {column} = ?3, updated_at = ?4"
-        ),
-        &[
-            product_id.into(),
-            code.into(),
-            json.into(),
-            rfc3339(now).into(),
-        ],
-    )?;
-    Ok(())
+) -> ApiResult<ItemSettings> {
+    let product = listing::store::find_product(db, provider, product_id)?;
+    let service = listing::store::find_service(db, provider, &product.service_id)?;
+    let setting = setting(&service.spec)?;
+    transaction(db, |db| {
+        let product = listing::store::find_product(db, provider, product_id)?;
+        settings_refusal(product.status).map_or(Ok(()), Err)?;
+        let pricing =
+            pricing_of(db, &product.id)?.ok_or_else(|| ApiError::not_found("billable item"))?;
+        if pricing.billable_item(code).is_none() {
+            return Err(ApiError::not_found("billable item"));
+        }
+        store::save(db, &product.id, code, &setting, now)?;
+        item_settings(db, &product.id, &pricing, &service.spec)?
+            .into_iter()
+            .find(|s| s.item.code().as_str() == code)
+            .ok_or_else(|| ApiError::not_found("billable item"))
+    })
+}
+
+/// A product's billable items with their settings, as its provider or an operator sees them
+/// (none before the pricing step is written).
+pub fn items_of(
+    db: &dyn Database,
+    caller: &Principal,
+    product_id: &str,
+) -> ApiResult<Vec<ItemSettings>> {
+    let product = listing::store::find_product(db, caller, product_id)?;
+    let service = listing::store::find_service(db, caller, &product.service_id)?;
+    match pricing_of(db, &product.id)? {
+        Some(p) => item_settings(db, &product.id, &p, &service.spec),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The pricing step of a product, which defines its billable items.
+fn pricing_of(db: &dyn Database, product_id: &str) -> ApiResult<Option<PricingStep>> {
+    listing::store::step_data(db, product_id, Step::Pricing)?
+        .map(|data| PricingStep::from_stored(&data))
+        .transpose()
 }
 
 /// Sales settings are configured during the self-test (SPEC §8): 409 in any other state.

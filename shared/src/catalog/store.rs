@@ -1,0 +1,75 @@
+//! Catalog entries in the database: what publication wrote, read by the public catalog.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::catalog::CatalogFilter;
+use crate::error::{ApiError, ApiResult};
+use crate::platform::clock::rfc3339;
+use crate::platform::storage::{Database, Row};
+
+pub(crate) fn insert_entry(
+    db: &dyn Database,
+    product_id: &str,
+    category: &str,
+    tags_json: &str,
+    search_text: &str,
+    summary_json: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    db.execute(
+        "INSERT INTO catalog_entries (product_id, category, tags, search_text, summary, published_at)
+         VALUES (?, ?, ?, ?, ?, ?)",
+        &[
+            product_id.into(),
+            category.into(),
+            tags_json.into(),
+            search_text.into(),
+            summary_json.into(),
+            rfc3339(now).into(),
+        ],
+    )?;
+    Ok(())
+}
+
+fn summary(row: &Row) -> ApiResult<Value> {
+    let mut s: Value = serde_json::from_str(&row.text(0)?).map_err(ApiError::internal)?;
+    s["published_at"] = Value::String(row.text(1)?);
+    Ok(s)
+}
+
+pub(crate) fn list(
+    db: &dyn Database,
+    filter: &CatalogFilter,
+    after: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<Value>> {
+    let rows = db.execute(
+        "SELECT summary, published_at FROM catalog_entries
+         WHERE (?1 IS NULL OR category = ?1)
+           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?2))
+           AND (?3 IS NULL OR instr(search_text, ?3) > 0)
+           AND (?4 IS NULL OR product_id > ?4)
+         ORDER BY product_id LIMIT ?5",
+        &[
+            filter.category.clone().into(),
+            filter.tag.clone().into(),
+            filter.q.as_ref().map(|q| q.to_lowercase()).into(),
+            after.map(str::to_owned).into(),
+            (limit as i64).into(),
+        ],
+    )?;
+    rows.iter().map(summary).collect()
+}
+
+/// The catalog summary of a published product, or 404 for anything not published.
+pub(crate) fn find(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
+    let rows = db.execute(
+        "SELECT summary, published_at FROM catalog_entries WHERE product_id = ?",
+        &[product_id.into()],
+    )?;
+    rows.first()
+        .map(summary)
+        .transpose()?
+        .ok_or_else(|| ApiError::not_found("product"))
+}
