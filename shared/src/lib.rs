@@ -10,6 +10,7 @@ pub mod identity;
 pub mod listing;
 pub mod metering;
 pub mod orders;
+pub mod period;
 pub mod platform;
 pub mod review;
 pub mod sales;

@@ -14,6 +14,8 @@ const LAYERS: &[&str] = &[
     // The ports: storage (and its migrations), the clock, ids, outbound HTTP, configuration and
     // their Spin adapters.
     "platform",
+    // Billing periods, the calendar every capability from listing to billing cuts time by.
+    "period",
     // The capabilities, each on the ones it builds on.
     "identity",
     "listing",

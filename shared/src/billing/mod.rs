@@ -19,13 +19,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::Principal;
-use crate::listing::steps::{BillingPeriod, Tier, TierMode};
-use crate::metering::period::Period;
+use crate::listing::steps::{Tier, TierMode};
 use crate::metering::platform_usage::{self, PROMETHEUS_SCALE};
 use crate::metering::units::to_price_unit;
 use crate::metering::{self, UsageRecord};
 use crate::orders::ledger::{self as accounts, ACCOUNT_CURRENCY, Cents, EntryKind, Posting};
 use crate::orders::{self, Instance};
+use crate::period::BillingPeriod;
+use crate::period::Period;
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::IdSequence;
 use crate::platform::outbound::Outbound;

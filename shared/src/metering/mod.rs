@@ -5,7 +5,6 @@
 //! a record is identified by (instance, key, StartTime, EndTime), so a retried push counts once,
 //! and the same identity with another value is refused rather than silently overwritten.
 
-pub mod period;
 pub mod platform_usage;
 pub mod units;
 
@@ -17,10 +16,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
-use crate::listing::steps::BillingPeriod;
-use crate::metering::period::{Period, window_within_one_period};
 use crate::metering::units::parse_value;
 use crate::orders::Instance;
+use crate::period::BillingPeriod;
+use crate::period::{Period, window_within_one_period};
 use crate::platform::storage::{Database, Value as SqlValue};
 use crate::sales::{ItemSettings, ReportingMethod};
 use crate::validate::parse_json;

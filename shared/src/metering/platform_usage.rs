@@ -4,8 +4,8 @@
 
 use rust_decimal::Decimal;
 
-use crate::metering::period::Period;
 use crate::orders::RunningInterval;
+use crate::period::Period;
 use crate::platform::outbound::Outbound;
 use crate::sales::PrometheusQuery;
 

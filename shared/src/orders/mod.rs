@@ -509,11 +509,7 @@ pub fn check_account_type(caller: &Principal, p: &Purchasable) -> ApiResult<()> 
 pub fn billing_terms(
     db: &dyn Database,
     instance: &Instance,
-) -> ApiResult<(
-    crate::listing::steps::BillingPeriod,
-    String,
-    Vec<ItemSettings>,
-)> {
+) -> ApiResult<(crate::period::BillingPeriod, String, Vec<ItemSettings>)> {
     let product = listing::store::find_product_unscoped(db, &instance.product_id)?;
     let service = listing::store::find_service_unscoped(db, &product.service_id)?;
     let pricing = PricingStep::from_stored(

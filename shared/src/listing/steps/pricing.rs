@@ -2,6 +2,7 @@
 //! period and the currency — the terms every bill of the product is priced by.
 
 use super::*;
+use crate::period::BillingPeriod;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -37,23 +38,6 @@ pub struct PricingRequest {
 #[serde(rename_all = "snake_case")]
 pub enum PricingPlan {
     ByUsage,
-}
-
-/// The period usage is summed over and billed for: a clock hour, or a day in `billing_timezone`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BillingPeriod {
-    Hour,
-    Day,
-}
-
-impl BillingPeriod {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            BillingPeriod::Hour => "hour",
-            BillingPeriod::Day => "day",
-        }
-    }
 }
 
 /// How a period's quantity meets the tiers.

@@ -1,4 +1,5 @@
-//! Billing periods (SPEC §10–§11): usage is summed, closed and billed per period.
+//! Billing periods: usage is summed, closed and billed per period. A product's pricing step
+//! chooses the kind (hour or day); this module cuts time into periods of that kind.
 //!
 //! An hour period is a clock hour computed in UTC whatever the billing time zone: a UTC hour never
 //! has 59 or 61 minutes, and in the zones the marketplace serves (whole-hour offsets) it is also
@@ -15,9 +16,24 @@
 use chrono::{DateTime, Days, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, TimeDelta, Utc};
 use chrono::{TimeZone, Timelike};
 use chrono_tz::Tz;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::listing::steps::BillingPeriod;
+/// The period usage is summed over and billed for: a clock hour, or a day in `billing_timezone`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BillingPeriod {
+    Hour,
+    Day,
+}
+
+impl BillingPeriod {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BillingPeriod::Hour => "hour",
+            BillingPeriod::Day => "day",
+        }
+    }
+}
 
 /// The zone of `billing_timezone` when the deployment does not set it.
 pub const DEFAULT_BILLING_TIME_ZONE: Tz = Tz::Asia__Shanghai;
