@@ -8,10 +8,8 @@ use serde::Deserialize;
 use super::{Ctx, Resp, not_allowed, not_found, ok};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::Role;
-use crate::metering::{self, MeteringContext, PushMeteringData};
-use crate::orders;
+use crate::metering::{self, PlatformBill, PushMeteringData};
 use crate::platform::ids::new_id;
-use crate::platform::storage::transaction;
 
 pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
     let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
@@ -26,41 +24,19 @@ pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
     }
 }
 
-/// A provider pushes usage of an instance of one of its products. Validation and storage run in
-/// one transaction, so a release committed meanwhile is seen and nothing is half-stored.
 fn push(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Provider])?;
     let push: PushMeteringData = ctx.json()?;
     let request_id = new_id("req", ctx.now);
-    let db = ctx.storage.db()?;
-    let stored = transaction(db, |db| {
-        let instance = orders::find(db, &caller, &push.service_instance_id)?;
-        if instance.provider_id != caller.id {
-            // A customer's own instance is visible to it, but only the provider meters it.
-            return Err(ApiError::not_found("instance"));
-        }
-        let (billing_period, _, items) = orders::billing_terms(db, &instance)?;
-        let records = metering::validate(
-            push,
-            &MeteringContext {
-                instance: &instance,
-                items: &items,
-                billing_period,
-                tz: ctx.config.billing_timezone,
-                now: ctx.now,
-            },
-        )?;
-        metering::check_not_billed(db, &instance.id, &records)?;
-        metering::store(
-            db,
-            &instance.id,
-            &records,
-            "service_provider",
-            &request_id,
-            ctx.now,
-        )
-    })?;
+    let stored = metering::push(
+        ctx.storage.db()?,
+        &caller,
+        push,
+        &request_id,
+        ctx.config.billing_timezone,
+        ctx.now,
+    )?;
     push_result(&request_id, stored)
 }
 
@@ -75,48 +51,38 @@ fn usage(ctx: &Ctx) -> ApiResult<Resp> {
         )])
     })?;
     let (from, to) = (ctx.time_bound("from", 0)?, ctx.time_bound("to", i64::MAX)?);
-    let db = ctx.storage.db()?;
-    let instance = orders::find(db, &caller, instance_id)?;
-    let (records, totals) = metering::usage(db, &instance.id, from, to)?;
-    ok(&serde_json::json!({ "instance_id": instance.id, "records": records, "totals": totals }))
+    let (records, totals) = metering::usage(ctx.storage.db()?, &caller, instance_id, from, to)?;
+    ok(&serde_json::json!({ "instance_id": instance_id, "records": records, "totals": totals }))
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct PlatformBill {
+struct PlatformBillBody {
     instance_id: String,
     period_start: DateTime<Utc>,
-    /// The bill amount, at most 2 decimal places.
     amount: Decimal,
-    /// Which item it is for; optional when the instance has exactly one Bill-sourced item.
     item_code: Option<String>,
 }
 
-/// The platform reports an instance's bill data for one period (the Bill source). Idempotent per
-/// (instance, item, period): the same amount again is a duplicate, another amount a conflict.
 fn platform_bill(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Platform, Role::Operator])?;
-    let body: PlatformBill = ctx.json()?;
+    let body: PlatformBillBody = ctx.json()?;
     let request_id = new_id("req", ctx.now);
-    let db = ctx.storage.db()?;
-    let stored = transaction(db, |db| {
-        let instance = orders::find(db, &caller, &body.instance_id)?;
-        let (kind, _, items) = orders::billing_terms(db, &instance)?;
-        let record = metering::platform_bill_record(
-            &instance,
-            &items,
-            kind,
-            ctx.config.billing_timezone,
-            body.period_start,
-            body.amount,
-            body.item_code.as_deref(),
-            ctx.now,
-        )?;
-        let records = [record];
-        metering::check_not_billed(db, &instance.id, &records)?;
-        metering::store(db, &instance.id, &records, "bill", &request_id, ctx.now)
-    })?;
+    let bill = PlatformBill {
+        instance_id: body.instance_id,
+        period_start: body.period_start,
+        amount: body.amount,
+        item_code: body.item_code,
+    };
+    let stored = metering::report_platform_bill(
+        ctx.storage.db()?,
+        &caller,
+        &bill,
+        &request_id,
+        ctx.config.billing_timezone,
+        ctx.now,
+    )?;
     push_result(&request_id, stored)
 }
 

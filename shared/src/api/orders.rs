@@ -8,10 +8,9 @@ use serde::Deserialize;
 use super::{Ctx, Resp, created, not_allowed, not_found, ok};
 use crate::billing::{self, BillFilter};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
-use crate::identity::{self, Role};
-use crate::orders::ledger::{self as accounts, ACCOUNT_CURRENCY, EntryKind, Posting};
-use crate::orders::{self, Action, OrderRequest};
-use crate::platform::storage::transaction;
+use crate::identity::Role;
+use crate::orders::instance::{self, Action};
+use crate::orders::{self, OrderRequest, ledger};
 
 pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
     let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
@@ -44,59 +43,23 @@ fn quote(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider])?;
     let req: OrderRequest = ctx.json()?;
-    let db = ctx.storage.db()?;
-    let p = orders::purchasable(db, &caller, &req.product_id)?;
-    orders::check_account_type(&caller, &p)?;
-    let choice = p.choose(&req)?;
-    ok(&p.quote(db, &choice)?)
+    ok(&orders::quote(ctx.storage.db()?, &caller, &req)?)
 }
 
-/// Places an order. Checks run in SPEC §9's order: the product (404), the EULA, the account
-/// type, the region, the currency, then the balance — all inside the transaction that writes, so
-/// a concurrent deduction cannot slip between the arrears check and the order.
 fn order(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider])?;
     let req: OrderRequest = ctx.json()?;
-    let db = ctx.storage.db()?;
-    let (order_id, instance) = transaction(db, |db| {
-        let p = orders::purchasable(db, &caller, &req.product_id)?;
-        if req.accept_eula != Some(true) {
-            return Err(ApiError::validation(vec![crate::error::FieldError::new(
-                "accept_eula",
-                Code::EulaNotAccepted,
-                "the product's EULA must be accepted (`accept_eula: true`)",
-            )]));
-        }
-        orders::check_account_type(&caller, &p)?;
-        let choice = p.choose(&req)?;
-        if !p.test {
-            if p.pricing.currency() != ACCOUNT_CURRENCY {
-                return Err(ApiError::new(
-                    Code::CurrencyNotSupported,
-                    format!(
-                        "accounts are kept in {ACCOUNT_CURRENCY}; this product is priced in {}",
-                        p.pricing.currency()
-                    ),
-                ));
-            }
-            let account = accounts::account(db, &caller.id, ctx.now)?;
-            if account.balance.0 < 0 {
-                return Err(ApiError::new(
-                    Code::AccountInArrears,
-                    format!(
-                        "the account balance is {}: top up before ordering",
-                        account.balance.to_decimal()
-                    ),
-                ));
-            }
-        }
-        let placed = orders::place(db, &caller, &p, &choice, ctx.now)?;
-        billing::open_cursor(db, &placed.1, ctx.config.billing_timezone)?;
-        Ok(placed)
-    })?;
+    let placed = orders::place(
+        ctx.storage.db()?,
+        &caller,
+        &req,
+        ctx.config.billing_timezone,
+        ctx.now,
+    )?;
+    let instance = placed.instance;
     created(&serde_json::json!({
-        "order": {"id": order_id, "product_id": instance.product_id, "test": instance.test,
+        "order": {"id": placed.order_id, "product_id": instance.product_id, "test": instance.test,
                   "created_at": instance.created_at},
         "instance": instance,
     }))
@@ -105,7 +68,7 @@ fn order(ctx: &Ctx) -> ApiResult<Resp> {
 fn instance(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
-    ok(&orders::find(ctx.storage.db()?, &caller, id)?)
+    ok(&instance::find(ctx.storage.db()?, &caller, id)?)
 }
 
 #[derive(Deserialize)]
@@ -118,11 +81,13 @@ fn action(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider])?;
     let body: ActionBody = ctx.json()?;
-    let db = ctx.storage.db()?;
-    let instance = transaction(db, |db| {
-        orders::perform(db, &caller, id, body.action, ctx.now)
-    })?;
-    ok(&instance)
+    ok(&instance::perform(
+        ctx.storage.db()?,
+        &caller,
+        id,
+        body.action,
+        ctx.now,
+    )?)
 }
 
 fn my_account(ctx: &Ctx) -> ApiResult<Resp> {
@@ -130,8 +95,8 @@ fn my_account(ctx: &Ctx) -> ApiResult<Resp> {
     caller.require(&[Role::Customer])?;
     let page = ctx.page()?;
     let db = ctx.storage.db()?;
-    let account = accounts::account(db, &caller.id, ctx.now)?;
-    let entries = accounts::ledger(db, &caller.id, page.cursor.as_deref(), page.fetch())?;
+    let account = ledger::account(db, &caller.id, ctx.now)?;
+    let entries = ledger::ledger(db, &caller.id, page.cursor.as_deref(), page.fetch())?;
     ok(&serde_json::json!({
         "account": account,
         "ledger": page.envelope(entries, |e| &e.id),
@@ -148,22 +113,13 @@ fn top_up(ctx: &Ctx, customer_id: &str) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Operator])?;
     let body: TopUp = ctx.json()?;
-    let amount = accounts::top_up_amount(body.amount)?;
-    let db = ctx.storage.db()?;
-    let customer = identity::find_principal(db, customer_id)?;
-    if customer.role != Role::Customer {
-        return Err(ApiError::not_found("customer account"));
-    }
-    let entry = transaction(db, |db| {
-        let top_up = Posting {
-            customer_id: &customer.id,
-            kind: EntryKind::TopUp,
-            amount,
-            reference: None,
-        };
-        accounts::post(db, top_up, &caller.id, ctx.now)
-    })?;
-    let account = accounts::account(db, &customer.id, ctx.now)?;
+    let (account, entry) = ledger::top_up(
+        ctx.storage.db()?,
+        &caller,
+        customer_id,
+        body.amount,
+        ctx.now,
+    )?;
     created(&serde_json::json!({ "account": account, "entry": entry }))
 }
 
@@ -215,7 +171,7 @@ fn preview(ctx: &Ctx) -> ApiResult<Resp> {
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     let body: PreviewRequest = ctx.json()?;
     let db = ctx.storage.db()?;
-    let instance = orders::find(db, &caller, &body.instance_id)?;
+    let instance = instance::find(db, &caller, &body.instance_id)?;
     ok(&billing::preview(
         db,
         ctx.outbound,

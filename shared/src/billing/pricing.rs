@@ -11,7 +11,14 @@ use std::fmt;
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 
+use std::collections::HashMap;
+
+use crate::billing::BillLine;
+use crate::error::{ApiError, ApiResult};
 use crate::listing::steps::{Tier, TierMode};
+use crate::metering::units::to_price_unit;
+use crate::orders::Terms;
+use crate::orders::ledger::Cents;
 
 /// Money is charged in cents.
 const MONEY_SCALE: u32 = 2;
@@ -203,6 +210,38 @@ fn money(amount: Decimal) -> Result<Decimal, PricingError> {
     } else {
         Err(PricingError::Overflow)
     }
+}
+
+/// Prices raw usage totals per item code (in the units they were reported in) by the terms'
+/// in-effect items: a line per item, and the bill's total.
+pub fn price_usage(
+    terms: &Terms,
+    raw: &HashMap<String, Decimal>,
+) -> ApiResult<(Vec<BillLine>, Cents)> {
+    let mut lines = Vec::new();
+    for s in &terms.items {
+        let code = s.item.code().as_str();
+        let quantity = to_price_unit(code, raw.get(code).copied().unwrap_or_default());
+        let priced = price_line(s.item.tiers(), s.item.tier_mode(), quantity)?;
+        lines.push(BillLine {
+            code: code.to_owned(),
+            name: s.item.name().to_owned(),
+            price_unit: s.price_unit.to_owned(),
+            tier_mode: s.item.tier_mode(),
+            quantity,
+            amount: priced.amount,
+            breakdown: priced.breakdown,
+        });
+    }
+    let amounts: Vec<Decimal> = lines.iter().map(|l| l.amount).collect();
+    let total = bill_total(&amounts).map_err(ApiError::internal)?;
+    let total = Cents::from_decimal(total)
+        .ok_or_else(|| ApiError::internal("a bill total beyond cents"))?;
+    Ok((lines, total))
+}
+
+fn price_line(tiers: &[Tier], mode: TierMode, quantity: Decimal) -> ApiResult<PricedLine> {
+    price(tiers, mode, quantity).map_err(ApiError::internal)
 }
 
 #[cfg(test)]

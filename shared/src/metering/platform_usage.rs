@@ -4,10 +4,13 @@
 
 use rust_decimal::Decimal;
 
-use crate::orders::RunningInterval;
+use crate::metering::UsageRecord;
+use crate::orders::Terms;
+use crate::orders::instance::{Instance, RunningInterval};
 use crate::period::Period;
 use crate::platform::outbound::Outbound;
 use crate::sales::PrometheusQuery;
+use crate::sales::{PlatformSource, ReportingMethod};
 
 /// The label every provider's metrics carry to tell instances apart.
 pub const INSTANCE_LABEL: &str = "service_instance_id";
@@ -100,6 +103,49 @@ pub fn prometheus_increase(
         ));
     }
     Ok(parse_answer(&body)?.trunc_with_scale(PROMETHEUS_SCALE))
+}
+
+/// Usage the platform measured for one (instance, period), gathered before the write
+/// transaction (a Prometheus query must not run while holding the database's write lock).
+pub fn collect(
+    instance: &Instance,
+    terms: &Terms,
+    period: &Period,
+    out: &dyn Outbound,
+) -> Result<Vec<UsageRecord>, String> {
+    let mut records = Vec::new();
+    for s in &terms.items {
+        let Some(ReportingMethod::ComputeNest { source, prometheus }) = &s.reporting else {
+            continue;
+        };
+        let (value, scale) = match source {
+            PlatformSource::Time => (running_seconds(&instance.running_intervals, period), 0),
+            PlatformSource::Prometheus => {
+                let q = prometheus
+                    .as_ref()
+                    .ok_or("a Prometheus item without its query")?;
+                let d = prometheus_increase(out, q, &instance.id, period)?;
+                let mantissa = d
+                    .checked_mul(Decimal::from(10i64.pow(PROMETHEUS_SCALE)))
+                    .and_then(|m| i64::try_from(m.trunc()).ok())
+                    .filter(|m| *m <= crate::metering::MAX_VALUE)
+                    .ok_or_else(|| format!("an increase of {d} is out of range"))?;
+                (mantissa, PROMETHEUS_SCALE)
+            }
+            // Reported through POST /api/v1/metering/platform-bills.
+            PlatformSource::Bill => continue,
+        };
+        records.push(UsageRecord {
+            origin: "platform".to_owned(),
+            item_code: s.item.code().as_str().to_owned(),
+            start_time: period.start.timestamp(),
+            end_time: period.end.timestamp(),
+            value,
+            scale,
+            period_start: period.start.timestamp(),
+        });
+    }
+    Ok(records)
 }
 
 #[cfg(test)]

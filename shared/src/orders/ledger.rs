@@ -7,9 +7,11 @@ use rust_decimal::Decimal;
 use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult, Code};
+use crate::identity::{self, Principal, Role};
+use crate::orders::store;
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::IdSequence;
-use crate::platform::storage::{Database, Row, Value};
+use crate::platform::storage::{Database, transaction};
 
 /// The currency every account is kept in: the marketplace settles in CNY.
 pub const ACCOUNT_CURRENCY: &str = "CNY";
@@ -70,14 +72,8 @@ pub struct LedgerEntry {
 /// The customer's account; one that never moved money reads as an empty account (reads write
 /// nothing: the row is created by the first ledger entry).
 pub fn account(db: &dyn Database, customer_id: &str, now: DateTime<Utc>) -> ApiResult<Account> {
-    let rows = db.execute(
-        "SELECT balance_cents, updated_at FROM accounts WHERE customer_id = ?",
-        &[customer_id.into()],
-    )?;
-    let (balance, updated_at) = match rows.first() {
-        Some(row) => (Cents(row.int(0)?), row.text(1)?),
-        None => (Cents(0), rfc3339(now)),
-    };
+    let (balance, updated_at) =
+        store::balance(db, customer_id)?.unwrap_or_else(|| (Cents(0), rfc3339(now)));
     Ok(Account {
         customer_id: customer_id.to_owned(),
         currency: ACCOUNT_CURRENCY,
@@ -107,10 +103,6 @@ pub fn post(
         .ok_or_else(|| ApiError::internal("a posting without its entry"))
 }
 
-/// Accounts (and the rows it inserts or updates) per statement: well under SQLite's 999
-/// parameters.
-const ROWS_PER_STATEMENT: usize = 100;
-
 /// Posts many changes in the caller's transaction with a handful of statements: a bill run posts
 /// thousands at once. Entries of one customer are applied in the given order, so each entry's
 /// `balance_after` is the balance right after it, as if posted one by one.
@@ -124,32 +116,7 @@ pub fn post_many(
     let mut customers: Vec<&str> = postings.iter().map(|p| p.customer_id).collect();
     customers.sort_unstable();
     customers.dedup();
-    let mut balances: std::collections::HashMap<String, i64> = std::collections::HashMap::new();
-    for chunk in customers.chunks(ROWS_PER_STATEMENT) {
-        let mut params: Vec<Value> = Vec::with_capacity(2 * chunk.len());
-        for c in chunk {
-            params.extend([(*c).into(), at.clone().into()]);
-        }
-        db.execute(
-            &format!(
-                "INSERT INTO accounts (customer_id, balance_cents, updated_at) VALUES {}
-                 ON CONFLICT (customer_id) DO NOTHING",
-                vec!["(?, 0, ?)"; chunk.len()].join(", ")
-            ),
-            &params,
-        )?;
-        let ids: Vec<Value> = chunk.iter().map(|c| (*c).into()).collect();
-        let rows = db.execute(
-            &format!(
-                "SELECT customer_id, balance_cents FROM accounts WHERE customer_id IN ({})",
-                vec!["?"; chunk.len()].join(", ")
-            ),
-            &ids,
-        )?;
-        for row in &rows {
-            balances.insert(row.text(0)?, row.int(1)?);
-        }
-    }
+    let mut balances = store::open_accounts(db, &customers, &at)?;
     let mut ids = IdSequence::new("led", now);
     let mut entries = Vec::with_capacity(postings.len());
     for p in postings {
@@ -169,46 +136,10 @@ pub fn post_many(
             created_at: at.clone(),
         });
     }
-    for (chunk, posts) in entries
-        .chunks(ROWS_PER_STATEMENT)
-        .zip(postings.chunks(ROWS_PER_STATEMENT))
-    {
-        let mut params: Vec<Value> = Vec::with_capacity(8 * chunk.len());
-        for (e, p) in chunk.iter().zip(posts) {
-            params.extend([
-                e.id.clone().into(),
-                p.customer_id.into(),
-                crate::platform::storage::enum_to_str(&e.kind).into(),
-                e.amount.0.into(),
-                e.balance_after.0.into(),
-                e.reference.clone().into(),
-                actor_id.into(),
-                at.clone().into(),
-            ]);
-        }
-        db.execute(
-            &format!(
-                "INSERT INTO ledger_entries (id, customer_id, kind, amount_cents, balance_after_cents,
-                                             reference, created_by, created_at) VALUES {}",
-                vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
-            ),
-            &params,
-        )?;
-    }
-    for chunk in customers.chunks(ROWS_PER_STATEMENT) {
-        let mut params: Vec<Value> = vec![at.clone().into()];
-        for c in chunk {
-            params.extend([(*c).into(), balances[*c].into()]);
-        }
-        db.execute(
-            &format!(
-                "UPDATE accounts AS a SET balance_cents = v.column2, updated_at = ?
-                 FROM (VALUES {}) AS v WHERE a.customer_id = v.column1",
-                vec!["(?, ?)"; chunk.len()].join(", ")
-            ),
-            &params,
-        )?;
-    }
+    let owners: Vec<&str> = postings.iter().map(|p| p.customer_id).collect();
+    store::insert_entries(db, &entries, &owners)?;
+    let updated: Vec<(&str, i64)> = customers.iter().map(|c| (*c, balances[*c])).collect();
+    store::set_balances(db, &updated, &at)?;
     Ok(entries)
 }
 
@@ -234,21 +165,29 @@ pub fn top_up_amount(amount: Decimal) -> ApiResult<Cents> {
     Ok(cents)
 }
 
-fn entry_from_row(row: &Row) -> ApiResult<LedgerEntry> {
-    let kind = match row.text(1)?.as_str() {
-        "top_up" => EntryKind::TopUp,
-        "bill" => EntryKind::Bill,
-        other => return Err(ApiError::internal(format!("unknown ledger kind {other}"))),
-    };
-    Ok(LedgerEntry {
-        id: row.text(0)?,
-        kind,
-        amount: Cents(row.int(2)?),
-        balance_after: Cents(row.int(3)?),
-        reference: row.opt_text(4)?,
-        created_by: row.text(5)?,
-        created_at: row.text(6)?,
-    })
+/// An operator credits a customer's account. Only customers have accounts: anyone else is 404.
+pub fn top_up(
+    db: &dyn Database,
+    operator: &Principal,
+    customer_id: &str,
+    amount: Decimal,
+    now: DateTime<Utc>,
+) -> ApiResult<(Account, LedgerEntry)> {
+    let amount = top_up_amount(amount)?;
+    let customer = identity::find_principal(db, customer_id)?;
+    if customer.role != Role::Customer {
+        return Err(ApiError::not_found("customer account"));
+    }
+    let entry = transaction(db, |db| {
+        let top_up = Posting {
+            customer_id: &customer.id,
+            kind: EntryKind::TopUp,
+            amount,
+            reference: None,
+        };
+        post(db, top_up, &operator.id, now)
+    })?;
+    Ok((account(db, &customer.id, now)?, entry))
 }
 
 /// Ledger entries, newest first (`after` is the last id of the previous page).
@@ -258,19 +197,7 @@ pub fn ledger(
     after: Option<&str>,
     limit: usize,
 ) -> ApiResult<Vec<LedgerEntry>> {
-    let rows = db.execute(
-        "SELECT id, kind, amount_cents, balance_after_cents, reference, created_by, created_at
-         FROM ledger_entries
-         WHERE customer_id = ?1
-           AND (?2 IS NULL OR rowid < (SELECT rowid FROM ledger_entries WHERE id = ?2 AND customer_id = ?1))
-         ORDER BY rowid DESC LIMIT ?3",
-        &[
-            customer_id.into(),
-            after.map(str::to_owned).into(),
-            (limit as i64).into(),
-        ],
-    )?;
-    rows.iter().map(entry_from_row).collect()
+    store::ledger(db, customer_id, after, limit)
 }
 
 #[cfg(test)]

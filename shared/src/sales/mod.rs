@@ -299,6 +299,16 @@ pub struct ItemSettings {
     pub in_effect: bool,
 }
 
+impl ItemSettings {
+    /// Whether the item bills instances of this template or plan: it is in effect and associated
+    /// with either.
+    pub fn applies_to(&self, template_id: &str, plan_id: Option<&str>) -> bool {
+        self.in_effect
+            && (self.associations.templates.iter().any(|t| t == template_id)
+                || plan_id.is_some_and(|p| self.associations.plans.iter().any(|a| a == p)))
+    }
+}
+
 /// Every billable item of the pricing step with its settings. When the service has exactly one
 /// template and the provider has not set an item's associations, the item is associated with
 /// that template automatically; an explicit (even empty) association always wins.

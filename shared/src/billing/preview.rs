@@ -1,0 +1,107 @@
+//! Previews: what a period would cost now, priced as a bill run would but written nowhere.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+
+use crate::billing::{BillLine, pricing, store};
+use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::metering::{self, UsageRecord, platform_usage};
+use crate::orders::instance::Instance;
+use crate::orders::ledger::Cents;
+use crate::orders::{self, Terms};
+use crate::period::Period;
+use crate::platform::clock::rfc3339;
+use crate::platform::outbound::Outbound;
+use crate::platform::storage::Database;
+
+/// What a period would cost now, computed as a run would but written nowhere. For an open
+/// period, running time counts up to `now`.
+pub fn preview(
+    db: &dyn Database,
+    out: &dyn Outbound,
+    tz: Tz,
+    instance: &Instance,
+    period_start: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> ApiResult<serde_json::Value> {
+    let terms = orders::terms(db, instance)?;
+    let period = Period::from_start(terms.kind, tz, period_start).ok_or_else(|| {
+        ApiError::validation(vec![FieldError::new(
+            "period_start",
+            Code::InvalidPeriodStart,
+            "not the start of a billing period of this product",
+        )])
+    })?;
+    let summary = |lines: &[BillLine], total: Cents, bill_id: Option<&str>| {
+        serde_json::json!({
+            "instance_id": instance.id,
+            "period_start": rfc3339(period.start),
+            "period_end": rfc3339(period.end),
+            "closed": period.is_closed(terms.kind, tz, now),
+            "bill_id": bill_id,
+            "currency": terms.currency,
+            "total": total,
+            "test": instance.test,
+            "lines": lines,
+        })
+    };
+    // A billed period costs what its bill says; nothing is asked of the provider's Prometheus.
+    if let Some(bill) = store::find_by_period(db, &instance.id, period.start.timestamp())? {
+        return Ok(summary(&bill.lines, bill.total, Some(&bill.id)));
+    }
+    let mut clipped = instance.clone();
+    for i in &mut clipped.running_intervals {
+        i.ended_at = Some(i.ended_at.unwrap_or(now.timestamp()).min(now.timestamp()));
+    }
+    let collected = platform_usage::collect(&clipped, &terms, &period, out).map_err(|reason| {
+        // The reason names the provider's endpoint and the network error: for the log only.
+        eprintln!(
+            "preview of {} {}: {reason}",
+            instance.id,
+            rfc3339(period.start)
+        );
+        ApiError::new(
+            Code::PlatformSourceUnavailable,
+            "the usage metrics for this period could not be read; try again later",
+        )
+    })?;
+    // Usage already collected for a closed period is stored; do not count it twice.
+    let stored: Vec<String> = metering::period_totals(
+        db,
+        &instance.id,
+        period.start.timestamp(),
+        period.start.timestamp() + 1,
+    )?
+    .into_iter()
+    .map(|(_, code, _)| code)
+    .collect();
+    let extra: Vec<UsageRecord> = collected
+        .into_iter()
+        .filter(|r| !stored.contains(&r.item_code))
+        .collect();
+    let (lines, total) = price_period(db, instance, &terms, &period, &extra)?;
+    Ok(summary(&lines, total, None))
+}
+
+/// Prices one period from the stored usage plus `extra` (platform usage not stored, for previews).
+fn price_period(
+    db: &dyn Database,
+    instance: &Instance,
+    terms: &Terms,
+    period: &Period,
+    extra: &[UsageRecord],
+) -> ApiResult<(Vec<BillLine>, Cents)> {
+    let start = period.start.timestamp();
+    let mut raw: HashMap<String, Decimal> = HashMap::new();
+    for (_, code, total) in metering::period_totals(db, &instance.id, start, start + 1)? {
+        *raw.entry(code).or_default() += total;
+    }
+    for r in extra {
+        *raw.entry(r.item_code.clone()).or_default() +=
+            metering::amount(r.value, i64::from(r.scale));
+    }
+    pricing::price_usage(terms, &raw)
+}

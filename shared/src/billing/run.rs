@@ -1,0 +1,267 @@
+//! Bill runs: every closed, unbilled (instance, period) becomes exactly one bill, priced by the
+//! product's tiers, and — unless it is a test order's — one ledger deduction in the same
+//! transaction.
+//!
+//! Exactly-once rests on two guards, both in the database: each instance's billing cursor (the
+//! next period to bill) is advanced by compare-and-set in the transaction that writes the bill,
+//! and `bills` is UNIQUE on (instance, period). Two runs racing, a run repeated by the scheduler,
+//! or a run that died halfway all leave one bill per (instance, period).
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::billing::store::{self, CursorMove, DueCursor};
+use crate::billing::{Bill, BillLine, Failure, RunReport, pricing};
+use crate::error::{ApiError, ApiResult};
+use crate::identity::Principal;
+use crate::metering::{self, UsageRecord, platform_usage};
+use crate::orders::instance::Instance;
+use crate::orders::ledger::{self, ACCOUNT_CURRENCY, Cents, EntryKind, Posting};
+use crate::orders::{self, Terms};
+use crate::period::Period;
+use crate::platform::clock::rfc3339;
+use crate::platform::ids::IdSequence;
+use crate::platform::outbound::Outbound;
+use crate::platform::storage::{Database, transaction};
+
+/// How many (instance, period) pairs one transaction bills: large enough that commits do not
+/// dominate, small enough that a failed batch redoes little and the write lock is held for a
+/// fraction of a second (~0.1 s on the benchmark machine, docs/BENCHMARKS.md). Bill and ledger
+/// ids are random after their millisecond, so each batch writes into pages all over those
+/// indexes; fewer, larger batches rewrite each page fewer times (500 → 2,000 took 100,000
+/// instance-periods from ~95 to ~60 µs each).
+pub const BATCH: usize = 2_000;
+
+struct Prepared {
+    instance: Instance,
+    /// Shared by the batch's instances of one product, template and plan.
+    terms: Rc<Terms>,
+    period: Period,
+    next: Option<Period>,
+    collected: Vec<UsageRecord>,
+}
+
+/// Bills every closed, unbilled (instance, period) as of `as_of`, oldest first, in batches.
+/// `as_of` decides which periods are closed; `now` is when the bills and ledger entries are
+/// written (a run as of yesterday still records today).
+pub fn run(
+    db: &dyn Database,
+    out: &dyn Outbound,
+    tz: Tz,
+    as_of: DateTime<Utc>,
+    now: DateTime<Utc>,
+    actor: &Principal,
+) -> ApiResult<RunReport> {
+    transaction(db, |db| orders::open_missing_billing_cursors(db, tz))?;
+    let mut report = RunReport {
+        as_of: rfc3339(as_of),
+        ..RunReport::default()
+    };
+    // Keyset over (next_close_at, instance_id): a billed instance's cursor moves past the key
+    // and comes round again for its next closed period; a failed one stays behind it.
+    let mut key: (i64, String) = (i64::MIN, String::new());
+    loop {
+        let due = store::due_cursors(db, as_of.timestamp(), &key, BATCH)?;
+        let Some(last) = due.last() else { break };
+        key = (last.close_at, last.instance_id.clone());
+        let batch = prepare(db, out, tz, &due, &mut report.failures)?;
+        let (written, failed) = transaction(db, |db| write_batch(db, tz, &batch, actor, now))?;
+        report.failures.extend(failed);
+        for bill in written {
+            report.bills_written += 1;
+            if bill.test {
+                report.test_bills += 1;
+            } else {
+                report.deducted += bill.total.to_decimal();
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// Reads what billing a batch needs, before its write transaction: its instances (two queries),
+/// each distinct (product, template, plan)'s terms once, and the platform's usage. The terms are
+/// read per batch, as before per instance, so a change of terms is seen by the next batch.
+fn prepare(
+    db: &dyn Database,
+    out: &dyn Outbound,
+    tz: Tz,
+    due: &[DueCursor],
+    failures: &mut Vec<Failure>,
+) -> ApiResult<Vec<Prepared>> {
+    let ids: Vec<String> = due.iter().map(|c| c.instance_id.clone()).collect();
+    let mut instances = orders::find_instances(db, &ids)?;
+    let mut cache: HashMap<(String, String, Option<String>), Rc<Terms>> = HashMap::new();
+    let mut batch = Vec::with_capacity(due.len());
+    for (cursor, id) in due.iter().zip(&ids) {
+        let instance = instances
+            .remove(id)
+            .ok_or_else(|| ApiError::not_found("instance"))?;
+        let key = (
+            instance.product_id.clone(),
+            instance.template_id.clone(),
+            instance.plan_id.clone(),
+        );
+        let start = DateTime::from_timestamp(cursor.period_start, 0)
+            .ok_or_else(|| ApiError::internal("bad cursor"))?;
+        let mut fail = |reason: String| {
+            failures.push(Failure {
+                instance_id: instance.id.clone(),
+                period_start: rfc3339(start),
+                reason,
+            })
+        };
+        // One instance's problem is reported and left for the next run; it never stops the
+        // billing of the others.
+        let terms = match cache.get(&key) {
+            Some(t) => t.clone(),
+            None => match orders::terms(db, &instance) {
+                Ok(t) => {
+                    let t = Rc::new(t);
+                    cache.insert(key, t.clone());
+                    t
+                }
+                Err(e) => {
+                    fail(format!("its terms could not be read: {}", e.detail));
+                    continue;
+                }
+            },
+        };
+        let Some(period) = Period::from_start(terms.kind, tz, start) else {
+            fail(
+                "its next period does not start on a period boundary of the product (was the \
+                  billing period or time zone changed?)"
+                    .into(),
+            );
+            continue;
+        };
+        match platform_usage::collect(&instance, &terms, &period, out) {
+            Ok(collected) => batch.push(Prepared {
+                next: after(&instance, &terms, &period, tz),
+                instance,
+                terms,
+                period,
+                collected,
+            }),
+            Err(reason) => failures.push(Failure {
+                instance_id: instance.id.clone(),
+                period_start: rfc3339(period.start),
+                reason,
+            }),
+        }
+    }
+    Ok(batch)
+}
+
+/// Writes a batch in the caller's transaction. Exactly-once rests on the cursors: one
+/// compare-and-set per batch chunk moves each due cursor off its period, and only the instances
+/// whose cursor moved (RETURNING) are billed — a racing run that moved it first bills it instead.
+/// `bills`' UNIQUE (instance, period) backs that up: a second bill fails the whole batch.
+fn write_batch(
+    db: &dyn Database,
+    tz: Tz,
+    batch: &[Prepared],
+    actor: &Principal,
+    now: DateTime<Utc>,
+) -> ApiResult<(Vec<Bill>, Vec<Failure>)> {
+    // Price first, from the usage stored so far plus what the platform measured: nothing can be
+    // added meanwhile (this transaction holds the write lock, and pushes check the cursor). An
+    // instance whose usage cannot be priced is reported and keeps its cursor.
+    let periods: Vec<(&str, i64)> = batch
+        .iter()
+        .map(|p| (p.instance.id.as_str(), p.period.start.timestamp()))
+        .collect();
+    let totals = metering::totals_of_periods(db, &periods)?;
+    let none = HashMap::new();
+    let mut failures = Vec::new();
+    let mut priced: Vec<(&Prepared, Vec<BillLine>, Cents)> = Vec::with_capacity(batch.len());
+    for p in batch {
+        let mut raw = totals
+            .get(&(p.instance.id.clone(), p.period.start.timestamp()))
+            .unwrap_or(&none)
+            .clone();
+        for r in &p.collected {
+            *raw.entry(r.item_code.clone()).or_default() +=
+                metering::amount(r.value, i64::from(r.scale));
+        }
+        match pricing::price_usage(&p.terms, &raw) {
+            Ok((lines, total)) => priced.push((p, lines, total)),
+            Err(e) => failures.push(Failure {
+                instance_id: p.instance.id.clone(),
+                period_start: rfc3339(p.period.start),
+                reason: format!("its usage could not be priced: {}", e.detail),
+            }),
+        }
+    }
+    let moves: Vec<CursorMove> = priced
+        .iter()
+        .map(|(p, _, _)| {
+            let (next_start, next_close) = match &p.next {
+                Some(n) => (
+                    n.start.timestamp(),
+                    Some(n.closes_at(p.terms.kind, tz).timestamp()),
+                ),
+                None => (p.period.end.timestamp(), None),
+            };
+            CursorMove {
+                instance_id: &p.instance.id,
+                from: p.period.start.timestamp(),
+                next_start,
+                next_close,
+            }
+        })
+        .collect();
+    // The compare-and-set: only the run that moves the cursor off this period bills it.
+    let moved = store::move_cursors(db, &moves)?;
+    let billed: Vec<(&Prepared, Vec<BillLine>, Cents)> = priced
+        .into_iter()
+        .filter(|(p, _, _)| moved.contains(&p.instance.id))
+        .collect();
+    let mut ids = IdSequence::new("bill", now);
+    let mut written = Vec::with_capacity(billed.len());
+    for (p, lines, total) in &billed {
+        if !p.collected.is_empty() {
+            metering::store_platform_usage(db, &p.instance.id, &p.collected, now)?;
+        }
+        written.push(Bill {
+            id: ids.next_id(),
+            instance_id: p.instance.id.clone(),
+            owner_id: p.instance.owner_id.clone(),
+            provider_id: p.instance.provider_id.clone(),
+            product_id: p.instance.product_id.clone(),
+            period_start: rfc3339(p.period.start),
+            period_end: rfc3339(p.period.end),
+            currency: p.terms.currency.clone(),
+            total: *total,
+            test: p.instance.test,
+            lines: lines.clone(),
+            created_at: rfc3339(now),
+        });
+    }
+    let periods: Vec<&Period> = billed.iter().map(|(p, _, _)| &p.period).collect();
+    store::insert(db, &written, &periods)?;
+    let deductions: Vec<Posting> = written
+        .iter()
+        .filter(|b| !b.test && b.total.0 > 0 && b.currency == ACCOUNT_CURRENCY)
+        .map(|b| Posting {
+            customer_id: &b.owner_id,
+            kind: EntryKind::Bill,
+            amount: Cents(-b.total.0),
+            reference: Some(&b.id),
+        })
+        .collect();
+    ledger::post_many(db, &deductions, &actor.id, now)?;
+    Ok((written, failures))
+}
+
+/// The next period to bill after `period`, or `None` once the instance's last period is billed
+/// (the period in which it was released).
+fn after(instance: &Instance, terms: &Terms, period: &Period, tz: Tz) -> Option<Period> {
+    match instance.released() {
+        Some(r) if r < period.end => None,
+        _ => Some(period.next(terms.kind, tz)),
+    }
+}

@@ -1,0 +1,226 @@
+//! Bills and billing cursors in the database. Each instance's cursor is the next period to bill;
+//! a run moves it by compare-and-set in the transaction that writes the bill, and `bills` is
+//! UNIQUE on (instance, period): the two guards of exactly-once.
+
+use std::collections::HashSet;
+
+use chrono::DateTime;
+
+use crate::billing::{Bill, BillFilter};
+use crate::error::{ApiError, ApiResult};
+use crate::orders::ledger::Cents;
+use crate::period::Period;
+use crate::platform::clock::rfc3339;
+use crate::platform::storage::{Database, Row, Value};
+
+/// A cursor due for billing: its instance and the period start it stands on.
+pub(crate) struct DueCursor {
+    pub(crate) instance_id: String,
+    pub(crate) period_start: i64,
+    pub(crate) close_at: i64,
+}
+
+/// Up to `limit` cursors whose period closed by `as_of`, in keyset order after `after`
+/// (close time, instance id).
+pub(crate) fn due_cursors(
+    db: &dyn Database,
+    as_of: i64,
+    after: &(i64, String),
+    limit: usize,
+) -> ApiResult<Vec<DueCursor>> {
+    let rows = db.execute(
+        "SELECT instance_id, next_period_start, next_close_at FROM billing_cursors
+         WHERE next_close_at IS NOT NULL AND next_close_at <= ?1
+           AND (next_close_at > ?2 OR (next_close_at = ?2 AND instance_id > ?3))
+         ORDER BY next_close_at, instance_id LIMIT ?4",
+        &[
+            as_of.into(),
+            after.0.into(),
+            after.1.clone().into(),
+            (limit as i64).into(),
+        ],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(DueCursor {
+                instance_id: r.text(0)?,
+                period_start: r.int(1)?,
+                close_at: r.int(2)?,
+            })
+        })
+        .collect()
+}
+
+/// One cursor move: off `from` (a period start) onto `next_start`, closing at `next_close`
+/// (`None` once the instance is fully billed).
+pub(crate) struct CursorMove<'a> {
+    pub(crate) instance_id: &'a str,
+    pub(crate) from: i64,
+    pub(crate) next_start: i64,
+    pub(crate) next_close: Option<i64>,
+}
+
+/// Cursors per compare-and-set statement (4 parameters each, below SQLite's oldest limit of 999).
+const CURSORS_PER_STATEMENT: usize = 200;
+
+/// The compare-and-set: moves each cursor that still stands on its `from`, and returns the
+/// instances whose cursor moved — only the run that moved it bills that period.
+pub(crate) fn move_cursors(db: &dyn Database, moves: &[CursorMove]) -> ApiResult<HashSet<String>> {
+    let mut moved = HashSet::with_capacity(moves.len());
+    for chunk in moves.chunks(CURSORS_PER_STATEMENT) {
+        let mut params: Vec<Value> = Vec::with_capacity(4 * chunk.len());
+        for m in chunk {
+            params.extend([
+                m.instance_id.into(),
+                m.from.into(),
+                m.next_start.into(),
+                m.next_close.into(),
+            ]);
+        }
+        let rows = db.execute(
+            &format!(
+                "UPDATE billing_cursors AS c SET next_period_start = v.column3, next_close_at = v.column4
+                 FROM (VALUES {}) AS v
+                 WHERE c.instance_id = v.column1 AND c.next_period_start = v.column2
+                 RETURNING instance_id",
+                vec!["(?, ?, ?, ?)"; chunk.len()].join(", ")
+            ),
+            &params,
+        )?;
+        for row in &rows {
+            moved.insert(row.text(0)?);
+        }
+    }
+    Ok(moved)
+}
+
+/// Bills per INSERT statement (12 parameters each).
+const BILLS_PER_STATEMENT: usize = 80;
+
+/// Inserts bills, [`BILLS_PER_STATEMENT`] per statement; `periods[i]` is `bills[i]`'s period.
+pub(crate) fn insert(db: &dyn Database, bills: &[Bill], periods: &[&Period]) -> ApiResult<()> {
+    for (chunk, chunk_periods) in bills
+        .chunks(BILLS_PER_STATEMENT)
+        .zip(periods.chunks(BILLS_PER_STATEMENT))
+    {
+        let mut params: Vec<Value> = Vec::with_capacity(12 * chunk.len());
+        for (bill, period) in chunk.iter().zip(chunk_periods) {
+            let lines = serde_json::to_string(&bill.lines).map_err(ApiError::internal)?;
+            params.extend([
+                bill.id.clone().into(),
+                bill.instance_id.clone().into(),
+                bill.owner_id.clone().into(),
+                bill.provider_id.clone().into(),
+                bill.product_id.clone().into(),
+                period.start.timestamp().into(),
+                period.end.timestamp().into(),
+                bill.currency.clone().into(),
+                bill.total.0.into(),
+                i64::from(bill.test).into(),
+                lines.into(),
+                bill.created_at.clone().into(),
+            ]);
+        }
+        db.execute(
+            &format!(
+                "INSERT INTO bills (id, instance_id, owner_id, provider_id, product_id, period_start, period_end,
+                                    currency, total_cents, test, lines, created_at)
+                 VALUES {}",
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+            ),
+            &params,
+        )?;
+    }
+    Ok(())
+}
+
+/// The bill of one (instance, period), if it was billed.
+pub(crate) fn find_by_period(
+    db: &dyn Database,
+    instance_id: &str,
+    period_start: i64,
+) -> ApiResult<Option<Bill>> {
+    let rows = db.execute(
+        &format!("SELECT {COLUMNS} FROM bills WHERE instance_id = ? AND period_start = ?"),
+        &[instance_id.into(), period_start.into()],
+    )?;
+    rows.first().map(from_row).transpose()
+}
+
+const COLUMNS: &str = "id, instance_id, owner_id, provider_id, product_id, period_start, period_end, \
+                       currency, total_cents, test, lines, created_at";
+
+fn from_row(row: &Row) -> ApiResult<Bill> {
+    let ts = |i: usize| -> ApiResult<String> {
+        Ok(rfc3339(
+            DateTime::from_timestamp(row.int(i)?, 0)
+                .ok_or_else(|| ApiError::internal("bad time"))?,
+        ))
+    };
+    Ok(Bill {
+        id: row.text(0)?,
+        instance_id: row.text(1)?,
+        owner_id: row.text(2)?,
+        provider_id: row.text(3)?,
+        product_id: row.text(4)?,
+        period_start: ts(5)?,
+        period_end: ts(6)?,
+        currency: row.text(7)?,
+        total: Cents(row.int(8)?),
+        test: row.int(9)? != 0,
+        lines: serde_json::from_str(&row.text(10)?).map_err(ApiError::internal)?,
+        created_at: row.text(11)?,
+    })
+}
+
+/// A bill, if it is within the scope: `owner` and `provider` restrict it when given.
+pub(crate) fn find(
+    db: &dyn Database,
+    id: &str,
+    (owner, provider): (Option<String>, Option<String>),
+) -> ApiResult<Bill> {
+    let rows = db.execute(
+        &format!(
+            "SELECT {COLUMNS} FROM bills WHERE id = ?1
+               AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR provider_id = ?3)"
+        ),
+        &[id.into(), owner.into(), provider.into()],
+    )?;
+    rows.first()
+        .map(from_row)
+        .transpose()?
+        .ok_or_else(|| ApiError::not_found("bill"))
+}
+
+/// Bills oldest period first (then in the order they were written), so a list reads as a
+/// statement; the cursor is the last bill's id.
+pub(crate) fn list(
+    db: &dyn Database,
+    (owner, provider): (Option<String>, Option<String>),
+    filter: &BillFilter,
+    after: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<Bill>> {
+    let rows = db.execute(
+        &format!(
+            "SELECT {COLUMNS} FROM bills
+             WHERE (?1 IS NULL OR owner_id = ?1) AND (?2 IS NULL OR provider_id = ?2)
+               AND (?3 IS NULL OR instance_id = ?3) AND period_start >= ?4 AND period_start < ?5
+               AND (?6 IS NULL OR (period_start, rowid) >
+                                  (SELECT period_start, rowid FROM bills WHERE id = ?6
+                                   AND (?1 IS NULL OR owner_id = ?1)
+                                   AND (?2 IS NULL OR provider_id = ?2)))
+             ORDER BY period_start, rowid LIMIT ?7"
+        ),
+        &[
+            owner.into(),
+            provider.into(),
+            filter.instance_id.clone().into(),
+            filter.from.into(),
+            filter.to.into(),
+            after.map(str::to_owned).into(),
+            (limit as i64).into(),
+        ],
+    )?;
+    rows.iter().map(from_row).collect()
+}

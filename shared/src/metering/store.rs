@@ -1,0 +1,277 @@
+//! Usage records in the database. A record's identity (instance, item, window) is its primary
+//! key, so a retried push counts once; amounts are integer mantissas with a scale, so SQLite sums
+//! them exactly.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use rust_decimal::Decimal;
+
+use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::metering::{Stored, StoredUsage, UsageRecord, amount};
+use crate::platform::clock::rfc3339;
+use crate::platform::storage::{Database, Row, StorageError, Value as SqlValue};
+
+/// The start of the instance's first period not yet billed (its billing cursor), if it has one.
+pub(crate) fn billed_until(db: &dyn Database, instance_id: &str) -> ApiResult<Option<i64>> {
+    let rows = db.execute(
+        "SELECT next_period_start FROM billing_cursors WHERE instance_id = ?",
+        &[instance_id.into()],
+    )?;
+    Ok(rows.first().map(|r| r.int(0)).transpose()?)
+}
+
+/// Records per INSERT statement: 4 shared + 6 parameters a row stays under 999, the oldest
+/// SQLite limit on bound parameters.
+const ROWS_PER_STATEMENT: usize = 150;
+
+/// Writes validated records. Must run in one transaction: a conflicting duplicate aborts the
+/// whole push, naming the record.
+///
+/// The records go in with one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` per
+/// [`ROWS_PER_STATEMENT`] (a statement per record cost more to prepare than to run). The rows it
+/// returns are the accepted ones; every other record is compared with the stored row of its
+/// identity, which is the one stored before or the first of its identity in this push, exactly
+/// as if the records were inserted one by one.
+pub(crate) fn insert(
+    db: &dyn Database,
+    instance_id: &str,
+    records: &[UsageRecord],
+    source: &str,
+    request_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Stored> {
+    let mut stored = Stored {
+        accepted: 0,
+        duplicates: 0,
+    };
+    let received_at = rfc3339(now);
+    for chunk in records.chunks(ROWS_PER_STATEMENT) {
+        let mut sql = String::from(
+            "INSERT INTO usage_records (instance_id, item_code, start_time, end_time, value, scale, period_start, source, request_id, received_at) VALUES ",
+        );
+        let mut params: Vec<SqlValue> = Vec::with_capacity(4 + 6 * chunk.len());
+        params.extend([
+            instance_id.into(),
+            source.into(),
+            request_id.into(),
+            received_at.clone().into(),
+        ]);
+        for (i, r) in chunk.iter().enumerate() {
+            let p = 5 + 6 * i;
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!(
+                "(?1, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?2, ?3, ?4)",
+                p,
+                p + 1,
+                p + 2,
+                p + 3,
+                p + 4,
+                p + 5
+            ));
+            params.extend([
+                r.item_code.clone().into(),
+                r.start_time.into(),
+                r.end_time.into(),
+                r.value.into(),
+                i64::from(r.scale).into(),
+                r.period_start.into(),
+            ]);
+        }
+        sql.push_str(
+            " ON CONFLICT (instance_id, item_code, start_time, end_time) DO NOTHING
+              RETURNING item_code, start_time, end_time",
+        );
+        let inserted = db.execute(&sql, &params)?;
+        let mut inserted: HashSet<(String, i64, i64)> = inserted
+            .iter()
+            .map(|row| Ok((row.text(0)?, row.int(1)?, row.int(2)?)))
+            .collect::<Result<_, StorageError>>()?;
+        // Each identity is inserted at most once: its first record in the push is the accepted one.
+        let rest: Vec<&UsageRecord> = chunk
+            .iter()
+            .filter(|r| !inserted.remove(&(r.item_code.clone(), r.start_time, r.end_time)))
+            .collect();
+        stored.accepted += chunk.len() - rest.len();
+        if rest.is_empty() {
+            continue;
+        }
+        let existing = stored_values(db, instance_id, &rest)?;
+        for r in rest {
+            let found = existing
+                .get(&(r.item_code.clone(), r.start_time, r.end_time))
+                .copied();
+            if found == Some((r.value, i64::from(r.scale))) {
+                stored.duplicates += 1;
+                continue;
+            }
+            let stored_value = found.map_or_else(Default::default, |(v, s)| amount(v, s));
+            let mut e = ApiError::new(
+                Code::DuplicateRecordConflict,
+                format!(
+                    "{} ({} {}–{}) was already reported as {stored_value}; a record cannot change",
+                    r.origin, r.item_code, r.start_time, r.end_time,
+                ),
+            );
+            e.errors.push(FieldError::new(
+                r.origin.clone(),
+                Code::DuplicateRecordConflict,
+                format!(
+                    "{} conflicts with the stored value {stored_value}",
+                    r.item_code
+                ),
+            ));
+            return Err(e);
+        }
+    }
+    Ok(stored)
+}
+
+type Identity = (String, i64, i64);
+
+/// The stored (value, scale) of these records' identities, in one query.
+fn stored_values(
+    db: &dyn Database,
+    instance_id: &str,
+    records: &[&UsageRecord],
+) -> ApiResult<HashMap<Identity, (i64, i64)>> {
+    let mut sql = String::from(
+        "SELECT item_code, start_time, end_time, value, scale FROM usage_records
+         WHERE instance_id = ?1 AND (item_code, start_time, end_time) IN (VALUES ",
+    );
+    let mut params: Vec<SqlValue> = Vec::with_capacity(1 + 3 * records.len());
+    params.push(instance_id.into());
+    for (i, r) in records.iter().enumerate() {
+        let p = 2 + 3 * i;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!("(?{}, ?{}, ?{})", p, p + 1, p + 2));
+        params.extend([
+            r.item_code.clone().into(),
+            r.start_time.into(),
+            r.end_time.into(),
+        ]);
+    }
+    sql.push(')');
+    db.execute(&sql, &params)?
+        .iter()
+        .map(|row| {
+            Ok((
+                (row.text(0)?, row.int(1)?, row.int(2)?),
+                (row.int(3)?, row.int(4)?),
+            ))
+        })
+        .collect::<Result<_, StorageError>>()
+        .map_err(Into::into)
+}
+
+/// The records of an instance whose period starts in `[from, to)`, oldest period first.
+pub(crate) fn records(
+    db: &dyn Database,
+    instance_id: &str,
+    from: i64,
+    to: i64,
+) -> ApiResult<Vec<StoredUsage>> {
+    let rows = db.execute(
+        "SELECT item_code, start_time, end_time, value, period_start, source, received_at, scale
+         FROM usage_records WHERE instance_id = ? AND period_start >= ? AND period_start < ?
+         ORDER BY period_start, item_code, start_time",
+        &[instance_id.into(), from.into(), to.into()],
+    )?;
+    let records = rows
+        .iter()
+        .map(|r| {
+            Ok(StoredUsage {
+                item_code: r.text(0)?,
+                start_time: r.int(1)?,
+                end_time: r.int(2)?,
+                value: amount(r.int(3)?, r.int(7)?),
+                period_start: rfc3339(DateTime::from_timestamp(r.int(4)?, 0).unwrap_or_default()),
+                source: r.text(5)?,
+                received_at: r.text(6)?,
+            })
+        })
+        .collect::<Result<Vec<_>, StorageError>>()?;
+    Ok(records)
+}
+
+/// Raw usage totals per (period start, item) of an instance, in the units it was reported in.
+/// SQLite sums the integer mantissas per scale; the scales are combined here, exactly.
+pub(crate) fn period_totals(
+    db: &dyn Database,
+    instance_id: &str,
+    from: i64,
+    to: i64,
+) -> ApiResult<Vec<(i64, String, Decimal)>> {
+    let rows = db.execute(
+        "SELECT period_start, item_code, scale, SUM(value / 1000000000), SUM(value % 1000000000)
+         FROM usage_records
+         WHERE instance_id = ? AND period_start >= ? AND period_start < ?
+         GROUP BY period_start, item_code, scale ORDER BY period_start, item_code",
+        &[instance_id.into(), from.into(), to.into()],
+    )?;
+    let mut out: Vec<(i64, String, Decimal)> = Vec::new();
+    for r in &rows {
+        let (start, code, total) = (r.int(0)?, r.text(1)?, split_sum(r, 3, r.int(2)?)?);
+        match out.last_mut() {
+            Some((s, c, t)) if *s == start && *c == code => *t += total,
+            _ => out.push((start, code, total)),
+        }
+    }
+    Ok(out)
+}
+
+/// Raw usage totals per item of many (instance, period start) pairs, in the units they were
+/// reported in: for each pair, the sums [`period_totals`] gives for that one period. One query
+/// per period start and [`IDS_PER_QUERY`] instances (a bill run prices a whole batch at once,
+/// and its instances mostly share a period); SQLite walks `usage_records_totals` in order, so
+/// the GROUP BY needs no sort.
+pub(crate) fn totals_of_periods(
+    db: &dyn Database,
+    periods: &[(&str, i64)],
+) -> ApiResult<HashMap<(String, i64), HashMap<String, Decimal>>> {
+    let mut by_start: BTreeMap<i64, Vec<&str>> = BTreeMap::new();
+    for (id, start) in periods {
+        by_start.entry(*start).or_default().push(id);
+    }
+    let mut out: HashMap<(String, i64), HashMap<String, Decimal>> = HashMap::new();
+    for (start, ids) in by_start {
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let mut params: Vec<SqlValue> = Vec::with_capacity(1 + chunk.len());
+            params.push(start.into());
+            params.extend(chunk.iter().map(|id| SqlValue::from(*id)));
+            let rows = db.execute(
+                &format!(
+                    "SELECT instance_id, item_code, scale, SUM(value / 1000000000),
+                            SUM(value % 1000000000) FROM usage_records
+                     WHERE period_start = ? AND instance_id IN ({})
+                     GROUP BY instance_id, item_code, scale",
+                    vec!["?"; chunk.len()].join(", ")
+                ),
+                &params,
+            )?;
+            for r in &rows {
+                *out.entry((r.text(0)?, start))
+                    .or_default()
+                    .entry(r.text(1)?)
+                    .or_default() += split_sum(r, 3, r.int(2)?)?;
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A sum of mantissas that SQLite computed in two halves (`SUM(value / 10^9)` and
+/// `SUM(value % 10^9)`, at `col` and `col + 1`): each half stays far inside 64 bits however many
+/// records there are, where one `SUM(value)` could overflow and fail the query. Joined exactly.
+fn split_sum(row: &Row, col: usize, scale: i64) -> ApiResult<Decimal> {
+    let mantissa = i128::from(row.int(col)?) * 1_000_000_000 + i128::from(row.int(col + 1)?);
+    Decimal::try_from_i128_with_scale(mantissa, u32::try_from(scale).unwrap_or(0))
+        .map_err(|_| ApiError::internal("a usage total beyond 28 digits"))
+}
+
+/// Instances per totals query: below 999, the oldest SQLite limit on bound parameters.
+const IDS_PER_QUERY: usize = 500;

@@ -1,0 +1,150 @@
+//! Service instances: what an order deploys. An instance runs, stops, starts again and is
+//! released; its running intervals are recorded exactly, because they are the usage of items the
+//! platform's Time source reports.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ApiError, ApiResult, Code};
+use crate::identity::{Principal, Role};
+use crate::orders::store;
+use crate::platform::storage::{Database, transaction};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstanceStatus {
+    Running,
+    Stopped,
+    Released,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    Stop,
+    Start,
+    Release,
+}
+
+/// The instance lifecycle: running ⇄ stopped, either → released, released accepts nothing.
+pub fn act(from: InstanceStatus, action: Action) -> ApiResult<InstanceStatus> {
+    use Action::*;
+    use InstanceStatus::*;
+    match (from, action) {
+        (Released, _) => Err(ApiError::new(
+            Code::InstanceReleased,
+            "the instance is released",
+        )),
+        (Running, Stop) => Ok(Stopped),
+        (Stopped, Start) => Ok(Running),
+        (_, Release) => Ok(Released),
+        (s, a) => Err(ApiError::new(
+            Code::InvalidInstanceAction,
+            format!("a {s:?} instance cannot {a:?}").to_lowercase(),
+        )),
+    }
+}
+
+/// A half-open running interval `[started_at, ended_at)` in Unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RunningInterval {
+    pub started_at: i64,
+    pub ended_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Instance {
+    pub id: String,
+    pub order_id: String,
+    pub owner_id: String,
+    pub product_id: String,
+    pub provider_id: String,
+    pub template_id: String,
+    pub plan_id: Option<String>,
+    pub region: String,
+    pub status: InstanceStatus,
+    pub test: bool,
+    pub created_at: String,
+    pub released_at: Option<String>,
+    pub running_intervals: Vec<RunningInterval>,
+}
+
+impl Instance {
+    /// When the order deployed it: the start of its first running interval.
+    pub fn created(&self) -> Option<DateTime<Utc>> {
+        self.running_intervals
+            .first()
+            .and_then(|i| DateTime::from_timestamp(i.started_at, 0))
+    }
+
+    /// When it was released, if it was. Usage and billing end here, not at an earlier stop: a
+    /// stopped instance still holds resources (storage, reserved capacity) until released.
+    pub fn released(&self) -> Option<DateTime<Utc>> {
+        self.released_at
+            .as_deref()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.to_utc())
+    }
+}
+
+/// The instance if the caller may see it: its owner, the product's provider, an operator or the
+/// platform (which reports usage of any instance). Anyone else gets 404.
+pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Instance> {
+    let instance = store::find_instance(db, id)?;
+    let visible = caller.is_operator()
+        || caller.role == Role::Platform
+        || instance.owner_id == caller.id
+        || instance.provider_id == caller.id;
+    if visible {
+        Ok(instance)
+    } else {
+        Err(ApiError::not_found("instance"))
+    }
+}
+
+/// The owner stops, starts or releases its instance: a compare-and-set on the status, and the
+/// running interval closed or opened at `now`, in one transaction. The provider and operators see
+/// the instance; only its owner operates it.
+pub fn perform(
+    db: &dyn Database,
+    caller: &Principal,
+    id: &str,
+    action: Action,
+    now: DateTime<Utc>,
+) -> ApiResult<Instance> {
+    transaction(db, |db| {
+        let instance = find(db, caller, id)?;
+        if instance.owner_id != caller.id {
+            return Err(ApiError::forbidden());
+        }
+        let to = act(instance.status, action)?;
+        store::move_instance(db, &instance.id, instance.status, to, now)?;
+        store::find_instance(db, id)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Action::*;
+    use InstanceStatus::*;
+
+    #[test]
+    fn the_instance_lifecycle() {
+        assert_eq!(act(Running, Stop).unwrap(), Stopped);
+        assert_eq!(act(Stopped, Start).unwrap(), Running);
+        assert_eq!(act(Running, Release).unwrap(), Released);
+        assert_eq!(act(Stopped, Release).unwrap(), Released);
+        assert_eq!(
+            act(Running, Start).unwrap_err().code,
+            Code::InvalidInstanceAction
+        );
+        assert_eq!(
+            act(Stopped, Stop).unwrap_err().code,
+            Code::InvalidInstanceAction
+        );
+        for a in [Stop, Start, Release] {
+            assert_eq!(act(Released, a).unwrap_err().code, Code::InstanceReleased);
+        }
+    }
+}

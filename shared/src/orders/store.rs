@@ -1,0 +1,379 @@
+//! Orders, instances and their running intervals, and customers' accounts and ledger, in the
+//! database. Money is integer cents, so SQLite sums it exactly.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{ApiError, ApiResult, Code};
+use crate::identity::Principal;
+use crate::orders::instance::{Instance, InstanceStatus, RunningInterval};
+use crate::orders::ledger::{Cents, EntryKind, LedgerEntry};
+use crate::orders::{Choice, Purchasable};
+use crate::period::Period;
+use crate::platform::clock::rfc3339;
+use crate::platform::ids::new_id;
+use crate::platform::storage::{Database, Row, StorageError, Value, enum_from_str, enum_to_str};
+
+/// Writes an order, its running instance and the instance's first running interval; returns the
+/// order id and the instance.
+pub(crate) fn insert_order(
+    db: &dyn Database,
+    caller: &Principal,
+    p: &Purchasable,
+    choice: &Choice,
+    now: DateTime<Utc>,
+) -> ApiResult<(String, Instance)> {
+    let order_id = new_id("ord", now);
+    let instance_id = new_id("si", now);
+    db.execute(
+        "INSERT INTO orders (id, owner_id, product_id, template_id, plan_id, region, test, instance_id, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &[
+            order_id.clone().into(),
+            caller.id.clone().into(),
+            p.product.id.clone().into(),
+            choice.template.id.clone().into(),
+            choice.plan_id.clone().into(),
+            choice.region.clone().into(),
+            i64::from(p.test).into(),
+            instance_id.clone().into(),
+            rfc3339(now).into(),
+        ],
+    )?;
+    db.execute(
+        "INSERT INTO instances (id, order_id, owner_id, product_id, provider_id, template_id, plan_id, region, status, test, created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+        &[
+            instance_id.clone().into(),
+            order_id.clone().into(),
+            caller.id.clone().into(),
+            p.product.id.clone().into(),
+            p.product.provider_id.clone().into(),
+            choice.template.id.clone().into(),
+            choice.plan_id.clone().into(),
+            choice.region.clone().into(),
+            i64::from(p.test).into(),
+            rfc3339(now).into(),
+        ],
+    )?;
+    db.execute(
+        "INSERT INTO instance_intervals (instance_id, started_at) VALUES (?, ?)",
+        &[instance_id.clone().into(), now.timestamp().into()],
+    )?;
+    Ok((order_id, find_instance(db, &instance_id)?))
+}
+
+const COLUMNS: &str = "id, order_id, owner_id, product_id, provider_id, template_id, plan_id, \
+                       region, status, test, created_at, released_at";
+
+fn instance_from_row(row: &Row) -> Result<Instance, StorageError> {
+    Ok(Instance {
+        id: row.text(0)?,
+        order_id: row.text(1)?,
+        owner_id: row.text(2)?,
+        product_id: row.text(3)?,
+        provider_id: row.text(4)?,
+        template_id: row.text(5)?,
+        plan_id: row.opt_text(6)?,
+        region: row.text(7)?,
+        status: enum_from_str(&row.text(8)?)?,
+        test: row.int(9)? != 0,
+        created_at: row.text(10)?,
+        released_at: row.opt_text(11)?,
+        running_intervals: Vec::new(),
+    })
+}
+
+pub(crate) fn intervals(db: &dyn Database, instance_id: &str) -> ApiResult<Vec<RunningInterval>> {
+    let rows = db.execute(
+        "SELECT started_at, ended_at FROM instance_intervals WHERE instance_id = ? ORDER BY rowid",
+        &[instance_id.into()],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            Ok(RunningInterval {
+                started_at: r.int(0)?,
+                ended_at: r.opt_int(1)?,
+            })
+        })
+        .collect::<Result<_, StorageError>>()?)
+}
+
+/// An instance whatever its owner, for internal reads (bill runs).
+pub(crate) fn find_instance(db: &dyn Database, id: &str) -> ApiResult<Instance> {
+    let rows = db.execute(
+        &format!("SELECT {COLUMNS} FROM instances WHERE id = ?"),
+        &[id.into()],
+    )?;
+    let mut instance = rows
+        .first()
+        .map(instance_from_row)
+        .transpose()?
+        .ok_or_else(|| ApiError::not_found("instance"))?;
+    instance.running_intervals = intervals(db, id)?;
+    Ok(instance)
+}
+
+/// Instances whatever their owner, by id, with their running intervals: two queries per
+/// [`IDS_PER_QUERY`] ids instead of two per instance (bill runs read a batch at once). Ids not
+/// found are absent from the map.
+pub(crate) fn find_instances(
+    db: &dyn Database,
+    ids: &[String],
+) -> ApiResult<std::collections::HashMap<String, Instance>> {
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let params: Vec<Value> = chunk.iter().map(Into::into).collect();
+        for row in &db.execute(
+            &format!("SELECT {COLUMNS} FROM instances WHERE id IN ({marks})"),
+            &params,
+        )? {
+            let instance = instance_from_row(row)?;
+            found.insert(instance.id.clone(), instance);
+        }
+        // Ordered by rowid, as `intervals` reads them: the order they were opened in.
+        for row in &db.execute(
+            &format!(
+                "SELECT instance_id, started_at, ended_at FROM instance_intervals
+                 WHERE instance_id IN ({marks}) ORDER BY rowid"
+            ),
+            &params,
+        )? {
+            if let Some(instance) = found.get_mut(&row.text(0)?) {
+                instance.running_intervals.push(RunningInterval {
+                    started_at: row.int(1)?,
+                    ended_at: row.opt_int(2)?,
+                });
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Ids per `IN (…)` list: below 999, the oldest SQLite limit on bound parameters.
+const IDS_PER_QUERY: usize = 500;
+
+/// Moves an instance from `from` to `to` (compare-and-set: a concurrent action makes this one
+/// fail rather than act on a stale status) and closes or opens its running interval at `now`.
+pub(crate) fn move_instance(
+    db: &dyn Database,
+    id: &str,
+    from: InstanceStatus,
+    to: InstanceStatus,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let moved = db.execute(
+        "UPDATE instances SET status = ?, released_at = CASE WHEN ? = 'released' THEN ? ELSE released_at END
+         WHERE id = ? AND status = ? RETURNING id",
+        &[
+            enum_to_str(&to).into(),
+            enum_to_str(&to).into(),
+            rfc3339(now).into(),
+            id.into(),
+            enum_to_str(&from).into(),
+        ],
+    )?;
+    if moved.is_empty() {
+        return Err(ApiError::new(
+            Code::InvalidInstanceAction,
+            "the instance changed meanwhile; retry",
+        ));
+    }
+    let at = now.timestamp();
+    match to {
+        InstanceStatus::Running => {
+            db.execute(
+                "INSERT INTO instance_intervals (instance_id, started_at) VALUES (?, ?)",
+                &[id.into(), at.into()],
+            )?;
+        }
+        InstanceStatus::Stopped | InstanceStatus::Released => {
+            db.execute(
+                "UPDATE instance_intervals SET ended_at = MAX(started_at, ?) WHERE instance_id = ? AND ended_at IS NULL",
+                &[at.into(), id.into()],
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Starts billing an instance at `first`, its first period, closing at `closes_at`. A cursor
+/// already there is kept: a bill run may have opened it first.
+pub(crate) fn open_billing_cursor(
+    db: &dyn Database,
+    instance_id: &str,
+    first: &Period,
+    closes_at: DateTime<Utc>,
+) -> ApiResult<()> {
+    db.execute(
+        "INSERT INTO billing_cursors (instance_id, next_period_start, next_close_at) VALUES (?, ?, ?)
+         ON CONFLICT (instance_id) DO NOTHING",
+        &[
+            instance_id.into(),
+            first.start.timestamp().into(),
+            closes_at.timestamp().into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// The ids of instances without a billing cursor (ordered before cursors were opened at order
+/// time).
+pub(crate) fn instances_without_cursor(db: &dyn Database) -> ApiResult<Vec<String>> {
+    db.execute(
+        "SELECT id FROM instances WHERE id NOT IN (SELECT instance_id FROM billing_cursors)",
+        &[],
+    )?
+    .iter()
+    .map(|r| Ok(r.text(0)?))
+    .collect()
+}
+
+// Accounts and the ledger
+
+/// The customer's balance and when it last changed, if the account has a row (an account that
+/// never moved money has none: reads write nothing).
+pub(crate) fn balance(db: &dyn Database, customer_id: &str) -> ApiResult<Option<(Cents, String)>> {
+    let rows = db.execute(
+        "SELECT balance_cents, updated_at FROM accounts WHERE customer_id = ?",
+        &[customer_id.into()],
+    )?;
+    rows.first()
+        .map(|row| Ok((Cents(row.int(0)?), row.text(1)?)))
+        .transpose()
+}
+
+/// Accounts (and the rows it inserts or updates) per statement: well under SQLite's 999
+/// parameters.
+const ROWS_PER_STATEMENT: usize = 100;
+
+/// The balances of these customers, creating the accounts that have no row yet at 0.
+pub(crate) fn open_accounts(
+    db: &dyn Database,
+    customers: &[&str],
+    at: &str,
+) -> ApiResult<HashMap<String, i64>> {
+    let mut balances = HashMap::with_capacity(customers.len());
+    for chunk in customers.chunks(ROWS_PER_STATEMENT) {
+        let mut params: Vec<Value> = Vec::with_capacity(2 * chunk.len());
+        for c in chunk {
+            params.extend([(*c).into(), at.into()]);
+        }
+        db.execute(
+            &format!(
+                "INSERT INTO accounts (customer_id, balance_cents, updated_at) VALUES {}
+                 ON CONFLICT (customer_id) DO NOTHING",
+                vec!["(?, 0, ?)"; chunk.len()].join(", ")
+            ),
+            &params,
+        )?;
+        let ids: Vec<Value> = chunk.iter().map(|c| (*c).into()).collect();
+        let rows = db.execute(
+            &format!(
+                "SELECT customer_id, balance_cents FROM accounts WHERE customer_id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            ),
+            &ids,
+        )?;
+        for row in &rows {
+            balances.insert(row.text(0)?, row.int(1)?);
+        }
+    }
+    Ok(balances)
+}
+
+/// Appends ledger entries; `customers[i]` is `entries[i]`'s account.
+pub(crate) fn insert_entries(
+    db: &dyn Database,
+    entries: &[LedgerEntry],
+    customers: &[&str],
+) -> ApiResult<()> {
+    for (chunk, owners) in entries
+        .chunks(ROWS_PER_STATEMENT)
+        .zip(customers.chunks(ROWS_PER_STATEMENT))
+    {
+        let mut params: Vec<Value> = Vec::with_capacity(8 * chunk.len());
+        for (e, customer) in chunk.iter().zip(owners) {
+            params.extend([
+                e.id.clone().into(),
+                (*customer).into(),
+                enum_to_str(&e.kind).into(),
+                e.amount.0.into(),
+                e.balance_after.0.into(),
+                e.reference.clone().into(),
+                e.created_by.clone().into(),
+                e.created_at.clone().into(),
+            ]);
+        }
+        db.execute(
+            &format!(
+                "INSERT INTO ledger_entries (id, customer_id, kind, amount_cents, balance_after_cents,
+                                             reference, created_by, created_at) VALUES {}",
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+            ),
+            &params,
+        )?;
+    }
+    Ok(())
+}
+
+/// Sets the balances of these accounts.
+pub(crate) fn set_balances(db: &dyn Database, balances: &[(&str, i64)], at: &str) -> ApiResult<()> {
+    for chunk in balances.chunks(ROWS_PER_STATEMENT) {
+        let mut params: Vec<Value> = vec![at.into()];
+        for (c, cents) in chunk {
+            params.extend([(*c).into(), (*cents).into()]);
+        }
+        db.execute(
+            &format!(
+                "UPDATE accounts AS a SET balance_cents = v.column2, updated_at = ?
+                 FROM (VALUES {}) AS v WHERE a.customer_id = v.column1",
+                vec!["(?, ?)"; chunk.len()].join(", ")
+            ),
+            &params,
+        )?;
+    }
+    Ok(())
+}
+
+fn entry_from_row(row: &Row) -> ApiResult<LedgerEntry> {
+    let kind = match row.text(1)?.as_str() {
+        "top_up" => EntryKind::TopUp,
+        "bill" => EntryKind::Bill,
+        other => return Err(ApiError::internal(format!("unknown ledger kind {other}"))),
+    };
+    Ok(LedgerEntry {
+        id: row.text(0)?,
+        kind,
+        amount: Cents(row.int(2)?),
+        balance_after: Cents(row.int(3)?),
+        reference: row.opt_text(4)?,
+        created_by: row.text(5)?,
+        created_at: row.text(6)?,
+    })
+}
+
+/// Ledger entries, newest first (`after` is the last id of the previous page).
+pub(crate) fn ledger(
+    db: &dyn Database,
+    customer_id: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<LedgerEntry>> {
+    let rows = db.execute(
+        "SELECT id, kind, amount_cents, balance_after_cents, reference, created_by, created_at
+         FROM ledger_entries
+         WHERE customer_id = ?1
+           AND (?2 IS NULL OR rowid < (SELECT rowid FROM ledger_entries WHERE id = ?2 AND customer_id = ?1))
+         ORDER BY rowid DESC LIMIT ?3",
+        &[
+            customer_id.into(),
+            after.map(str::to_owned).into(),
+            (limit as i64).into(),
+        ],
+    )?;
+    rows.iter().map(entry_from_row).collect()
+}
