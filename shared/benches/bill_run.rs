@@ -1,5 +1,5 @@
 //! Bill runs (issue 6, item 5): one closed hour over N instances × 2 items × 10 usage records
-//! each, for N = 1,000, 10,000 and 100,000, timing `nestmarket::billing::run` as of the moment
+//! each, for N = 1,000, 10,000 and 100,000, timing `nestmarket::bill_run` as of the moment
 //! the hour closes, next to a raw `SELECT instance_id, item_code, SUM(value) … GROUP BY` over the
 //! same rows, measured in the same run on the same database file.
 //!
@@ -11,6 +11,9 @@
 //!
 //! `cargo bench -p nestmarket --bench bill_run`
 
+// Rates and timings are floats; no money is computed here.
+#![allow(clippy::float_arithmetic)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;
@@ -19,8 +22,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{ADMIN, Item, TestApp, at};
-use nestmarket::billing;
-use nestmarket::identity::Principal;
+
+use nestmarket::Principal;
 use nestmarket::platform::outbound::native::NativeOutbound;
 use nestmarket::platform::storage::native::NativeBackend;
 use nestmarket::platform::storage::{Backend, Storage};
@@ -324,7 +327,7 @@ fn main() {
             assert_eq!(groups, n * 2);
             let storage = Storage::new(NativeBackend::new(&path));
             let (run, report) = time(|| {
-                billing::run(
+                nestmarket::bill_run(
                     storage.db().unwrap(),
                     &NativeOutbound,
                     t.app.config.billing_timezone,

@@ -5,6 +5,9 @@
 //!
 //! `cargo bench -p nestmarket --bench ingestion`
 
+// Rates and timings are floats; no money is computed here.
+#![allow(clippy::float_arithmetic)]
+
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod support;

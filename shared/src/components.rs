@@ -31,7 +31,16 @@ pub fn scheduled_bill_run(timestamp: u64) -> Result<String, String> {
         .ok()
         .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
         .ok_or_else(|| format!("timestamp {timestamp} is out of range"))?;
-    let report = crate::billing::scheduled_run(&storage, &SpinOutbound, &config, now)
-        .map_err(|e| e.detail)?;
+    // As the built-in operator, as of the event's time: a late or repeated event bills exactly
+    // what it should.
+    let report = crate::billing::run::run(
+        storage.db().map_err(|e| e.detail)?,
+        &SpinOutbound,
+        config.billing_timezone,
+        now,
+        now,
+        &crate::identity::Principal::built_in_operator(),
+    )
+    .map_err(|e| e.detail)?;
     serde_json::to_string(&report).map_err(|e| e.to_string())
 }

@@ -10,76 +10,139 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Code {
     // 400: malformed or invalid input.
+    /// The body (or a field of it) is not the JSON this request takes.
     InvalidJson,
+    /// The body has a field this request does not know (typos do not pass silently).
     UnknownField,
+    /// A query parameter is missing or malformed.
     InvalidQuery,
+    /// Several fields are invalid, for different reasons: see `errors`.
     ValidationFailed,
+    /// A required field is missing or blank.
     Required,
+    /// A text is longer than its limit (counted in characters).
     TooLong,
+    /// A list has more items than its limit.
     TooMany,
+    /// A value is not one the field accepts.
     InvalidValue,
+    /// A value appears twice where each must be unique.
     Duplicate,
+    /// The short description is over 300 characters.
     ShortDescriptionTooLong,
+    /// The highlights are over 1,000 characters.
     HighlightsTooLong,
+    /// The listing's service method is not its service's.
     ServiceMethodMismatch,
+    /// No template of the service has this id.
     UnknownTemplate,
+    /// Not one of the catalog's categories.
     UnknownCategory,
+    /// Only pay-as-you-go (`by_usage`) is sold here.
     UnsupportedPricingPlan,
+    /// Tiers are not strictly ascending, or not unbounded last.
     InvalidTiers,
+    /// The media slot index is not a positive integer in range.
     InvalidMediaIndex,
+    /// The listing lacks a step or required media: it cannot be submitted.
     ListingIncomplete,
+    /// A billable item lacks a reporting method, or none is in effect.
     SalesSettingsIncomplete,
+    /// The reporting method is inconsistent (source, query, endpoint).
     InvalidReportingMethod,
+    /// No plan of the template has this id.
     UnknownPlan,
+    /// A rejection must give a reason.
     ReasonRequired,
+    /// An order must accept the product's EULA.
     EulaNotAccepted,
+    /// The region is not one of the service's.
     InvalidRegion,
+    /// The product's region is not selectable: no region may be given.
     RegionNotSelectable,
+    /// An amount is not positive, has more than 2 decimals, or is too large.
     InvalidAmount,
+    /// A push carries more than 100 records.
     TooManyRecords,
+    /// A usage window does not end after it starts.
     InvalidWindow,
+    /// A usage window of an hour or day product is 5 minutes or shorter.
     WindowTooShort,
+    /// A usage window crosses a billing period boundary.
     WindowSpansPeriods,
+    /// Usage cannot end (or a period start) in the future.
     WindowInFuture,
+    /// Usage from before the instance was ordered.
     UsageBeforeOrder,
+    /// Usage from after the instance was released.
     UsageAfterRelease,
+    /// The key is not a billable item in effect for the instance.
     UnknownBillableItem,
+    /// The item is reported by the platform, not pushed by the provider.
     ItemNotReportedByProvider,
+    /// The instant is not the start of a billing period of the product.
     InvalidPeriodStart,
+    /// A bill run cannot be dated in the future.
     AsOfInFuture,
     // 401 / 403 / 404 / 405.
+    /// No bearer token, or one nobody holds.
     Unauthorized,
+    /// The customer's balance is below zero: top up before ordering.
     AccountInArrears,
+    /// The caller's role may not perform this operation.
     Forbidden,
+    /// The product is sold to enterprise accounts only.
     EnterpriseOnly,
+    /// No such resource, or not the caller's (tenants never see each other).
     NotFound,
+    /// The resource does not take this method (`Allow` lists those it does).
     MethodNotAllowed,
     // 409: the request is well formed but the state does not allow it.
+    /// The service is already listed by a product.
     ServiceAlreadyAssociated,
+    /// The built-in operator is configured by the deployment, not the API.
     BuiltInPrincipal,
+    /// A published listing cannot be edited.
     ListingNotEditable,
+    /// The listing is under review: wait for the decision.
     ReviewPending,
+    /// The product's status does not allow this step of its lifecycle.
     InvalidTransition,
+    /// Another operator decided this review first.
     ReviewAlreadyDecided,
+    /// A rejected category must change before it is resubmitted.
     CategoryUnchanged,
+    /// Sales settings are configured during the self-test only.
     SalesSettingsNotEditable,
+    /// Test orders are placed during the self-test only.
     TestOrderNotAllowed,
+    /// The instance is released: it accepts nothing more.
     InstanceReleased,
+    /// The instance's status does not allow this action.
     InvalidInstanceAction,
+    /// Accounts are kept in CNY; the product is priced otherwise.
     CurrencyNotSupported,
+    /// The period is closed for late data, or already billed.
     PeriodClosed,
+    /// A usage record was already reported with another value.
     DuplicateRecordConflict,
+    /// The billing period cannot change once the product has instances.
     BillingPeriodLocked,
     // 413 / 415.
+    /// The body is larger than the endpoint accepts.
     PayloadTooLarge,
+    /// The body's content type is not one the endpoint accepts.
     UnsupportedMediaType,
     // 502: a provider's metrics endpoint could not be read.
+    /// A provider's metrics endpoint could not be read.
     PlatformSourceUnavailable,
     // 500: never carries internals in its detail.
+    /// Our failure; the detail never carries internals.
     Internal,
 }
 
 impl Code {
+    /// The HTTP status of every problem with this code: the only place statuses are set.
     pub fn status(self) -> StatusCode {
         use Code::*;
         match self {
@@ -147,6 +210,7 @@ impl Code {
         }
     }
 
+    /// The stable name clients match on (`ShortDescriptionTooLong`).
     pub fn as_str(self) -> String {
         format!("{self:?}")
     }
@@ -161,12 +225,16 @@ impl Serialize for Code {
 /// One invalid field of a request body, named by its JSON path (`billable_items[2].tiers[0].up_to`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct FieldError {
+    /// The field's JSON path (`billable_items[2].tiers[0].up_to`), or a header or query name.
     pub field: String,
+    /// Why the field is refused.
     pub code: Code,
+    /// What would be accepted, for a person.
     pub message: String,
 }
 
 impl FieldError {
+    /// A field error.
     pub fn new(field: impl Into<String>, code: Code, message: impl Into<String>) -> Self {
         Self {
             field: field.into(),
@@ -176,16 +244,21 @@ impl FieldError {
     }
 }
 
+/// A refusal or a failure: an RFC 9457 problem document with a stable [`Code`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
+    /// The stable code; it decides the HTTP status.
     pub code: Code,
+    /// What happened, for a person.
     pub detail: String,
+    /// Every invalid field, when the request is refused for its fields.
     pub errors: Vec<FieldError>,
     /// For 405: the methods the resource does accept (the `Allow` header).
     pub allow: Option<&'static str>,
 }
 
 impl ApiError {
+    /// A problem of this code.
     pub fn new(code: Code, detail: impl Into<String>) -> Self {
         Self {
             code,
@@ -215,14 +288,17 @@ impl ApiError {
         }
     }
 
+    /// 404 for `what`: missing, or another tenant's.
     pub fn not_found(what: &str) -> Self {
         Self::new(Code::NotFound, format!("{what} not found"))
     }
 
+    /// 403: the caller's role may not do this.
     pub fn forbidden() -> Self {
         Self::new(Code::Forbidden, "your role may not perform this operation")
     }
 
+    /// 405, with the methods the resource accepts.
     pub fn method_not_allowed(allow: &'static str) -> Self {
         Self {
             allow: Some(allow),
@@ -239,10 +315,12 @@ impl ApiError {
         )
     }
 
+    /// The HTTP status, from the code.
     pub fn status(&self) -> StatusCode {
         self.code.status()
     }
 
+    /// The `application/problem+json` body.
     pub fn to_problem_json(&self) -> Vec<u8> {
         let status = self.status();
         let body = serde_json::json!({
@@ -257,6 +335,7 @@ impl ApiError {
     }
 }
 
+/// The result of every domain operation.
 pub type ApiResult<T> = Result<T, ApiError>;
 
 #[cfg(test)]

@@ -1,20 +1,35 @@
-//! nestmarket's domain crate. See `docs/ARCHITECTURE.md` for the codemap and invariants.
+//! nestmarket's domain crate: a pay-as-you-go cloud marketplace as plain functions over ports.
+//!
+//! One folder per marketplace capability — `identity`, `listing`, `sales`, `catalog`, `orders`,
+//! `review`, `metering`, `billing` — each its rules and types with its SQL in a `store.rs`; the HTTP API ([`api`]) over them; the ports ([`platform`]: storage, clock,
+//! outbound HTTP, configuration, their Spin and native adapters) below them. Dependencies point
+//! one way, api → capabilities → ports (a test, `tidy.rs`, holds it). `docs/ARCHITECTURE.md` has
+//! the codemap and the invariants, `docs/RULES.md` the business rules and where each is held.
+//!
+//! What other crates use: the Spin components call `components` (with the `spin` feature); tests and benchmarks drive
+//! [`api::handle`] over the native adapters, and [`bill_run`] directly.
+
+#![warn(missing_docs, unreachable_pub)]
 
 pub mod api;
-pub mod billing;
-pub mod catalog;
+mod billing;
+mod catalog;
 #[cfg(feature = "spin")]
 pub mod components;
 pub mod error;
-pub mod identity;
-pub mod listing;
-pub mod metering;
-pub mod orders;
-pub mod period;
+mod identity;
+mod listing;
+mod metering;
+mod orders;
+mod period;
 pub mod platform;
-pub mod review;
-pub mod sales;
-pub mod validate;
+mod review;
+mod sales;
+mod validate;
 
 #[cfg(test)]
 mod tidy;
+
+pub use billing::run::run as bill_run;
+pub use billing::{Failure, RunReport};
+pub use identity::{AccountType, Principal, Role};

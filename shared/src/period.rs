@@ -21,22 +21,12 @@ use serde::{Deserialize, Serialize};
 /// The period usage is summed over and billed for: a clock hour, or a day in `billing_timezone`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum BillingPeriod {
+pub(crate) enum BillingPeriod {
     Hour,
     Day,
 }
 
-impl BillingPeriod {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            BillingPeriod::Hour => "hour",
-            BillingPeriod::Day => "day",
-        }
-    }
-}
-
-/// The zone of `billing_timezone` when the deployment does not set it.
-pub const DEFAULT_BILLING_TIME_ZONE: Tz = Tz::Asia__Shanghai;
+impl BillingPeriod {}
 
 /// 1900-01-01T00:00:00Z. [`EARLIEST`]..=[`LATEST`] bounds the instants periods are computed for:
 /// metering takes any Unix seconds, and a bogus one must not make the date arithmetic overflow.
@@ -48,14 +38,14 @@ const LATEST: DateTime<Utc> = DateTime::from_timestamp_nanos(7_258_118_400_000_0
 
 /// One billing period, `[start, end)`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub struct Period {
+pub(crate) struct Period {
     pub start: DateTime<Utc>,
     pub end: DateTime<Utc>,
 }
 
 impl Period {
     /// The period of `kind` that `instant` falls in.
-    pub fn containing(kind: BillingPeriod, tz: Tz, instant: DateTime<Utc>) -> Period {
+    pub(crate) fn containing(kind: BillingPeriod, tz: Tz, instant: DateTime<Utc>) -> Period {
         let instant = instant.clamp(EARLIEST, LATEST);
         match kind {
             BillingPeriod::Hour => {
@@ -84,30 +74,31 @@ impl Period {
 
     /// The period that starts at `start`, for APIs that name a period by its start; `None` when
     /// `start` is not a period boundary (e.g. 00:00 UTC for a Shanghai day).
-    pub fn from_start(kind: BillingPeriod, tz: Tz, start: DateTime<Utc>) -> Option<Period> {
+    pub(crate) fn from_start(kind: BillingPeriod, tz: Tz, start: DateTime<Utc>) -> Option<Period> {
         let period = Period::containing(kind, tz, start);
         (period.start == start).then_some(period)
     }
 
     /// The period right after this one.
-    pub fn next(&self, kind: BillingPeriod, tz: Tz) -> Period {
+    pub(crate) fn next(&self, kind: BillingPeriod, tz: Tz) -> Period {
         Period::containing(kind, tz, self.end)
     }
 
     /// The end of the late-data window: usage for this period is accepted until the end of the
     /// next period (hour H until H+2h; day D until the end of D+1 in the zone), and the period is
     /// billed once that has passed.
-    pub fn closes_at(&self, kind: BillingPeriod, tz: Tz) -> DateTime<Utc> {
+    pub(crate) fn closes_at(&self, kind: BillingPeriod, tz: Tz) -> DateTime<Utc> {
         self.next(kind, tz).end
     }
 
     /// Whether the late-data window has ended at `now`, so that the period can be billed and new
     /// usage for it is refused (`PeriodClosed`).
-    pub fn is_closed(&self, kind: BillingPeriod, tz: Tz, now: DateTime<Utc>) -> bool {
+    pub(crate) fn is_closed(&self, kind: BillingPeriod, tz: Tz, now: DateTime<Utc>) -> bool {
         now >= self.closes_at(kind, tz)
     }
 
-    pub fn contains(&self, instant: DateTime<Utc>) -> bool {
+    #[cfg(test)]
+    pub(crate) fn contains(&self, instant: DateTime<Utc>) -> bool {
         self.start <= instant && instant < self.end
     }
 }
@@ -115,7 +106,7 @@ impl Period {
 /// Whether the metering window `[start, end)` lies inside one period: `end` may equal the end of
 /// the period `start` is in. An empty or inverted window lies in no period; check
 /// `EndTime > StartTime` first to report that rule by its own name.
-pub fn window_within_one_period(
+pub(crate) fn window_within_one_period(
     kind: BillingPeriod,
     tz: Tz,
     start: DateTime<Utc>,
@@ -124,9 +115,10 @@ pub fn window_within_one_period(
     start < end && end <= Period::containing(kind, tz, start).end
 }
 
+#[cfg(test)]
 /// The consecutive periods covering `[from, to)`, oldest first: the first contains `from`, the
 /// last contains the instant just before `to`. Bill runs use it to catch up after a gap.
-pub fn periods_between(
+pub(crate) fn periods_between(
     kind: BillingPeriod,
     tz: Tz,
     from: DateTime<Utc>,
@@ -191,7 +183,7 @@ mod tests {
 
     const HOUR: BillingPeriod = BillingPeriod::Hour;
     const DAY: BillingPeriod = BillingPeriod::Day;
-    const SHANGHAI: Tz = DEFAULT_BILLING_TIME_ZONE;
+    const SHANGHAI: Tz = Tz::Asia__Shanghai;
 
     fn t(s: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)

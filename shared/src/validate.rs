@@ -7,22 +7,18 @@ use crate::error::{ApiError, Code, FieldError};
 
 /// Collects field errors; `finish` turns a non-empty collection into one 400 problem.
 #[derive(Debug, Default)]
-pub struct Errors(Vec<FieldError>);
+pub(crate) struct Errors(Vec<FieldError>);
 
 impl Errors {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
 
-    pub fn add(&mut self, field: impl Into<String>, code: Code, message: impl Into<String>) {
+    pub(crate) fn add(&mut self, field: impl Into<String>, code: Code, message: impl Into<String>) {
         self.0.push(FieldError::new(field, code, message));
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub fn finish(self) -> Result<(), ApiError> {
+    pub(crate) fn finish(self) -> Result<(), ApiError> {
         if self.0.is_empty() {
             Ok(())
         } else {
@@ -31,7 +27,7 @@ impl Errors {
     }
 
     /// A required field: reports `Required` when absent and hands back the value when present.
-    pub fn required<'a, T>(&mut self, field: &str, value: &'a Option<T>) -> Option<&'a T> {
+    pub(crate) fn required<'a, T>(&mut self, field: &str, value: &'a Option<T>) -> Option<&'a T> {
         if value.is_none() {
             self.add(field, Code::Required, "is required");
         }
@@ -40,7 +36,14 @@ impl Errors {
 
     /// Text of `min..=max` characters (Unicode scalar values, so Chinese text fits the same limits
     /// as Latin text). `too_long` is the code reported above `max`.
-    pub fn text(&mut self, field: &str, value: &str, min: usize, max: usize, too_long: Code) {
+    pub(crate) fn text(
+        &mut self,
+        field: &str,
+        value: &str,
+        min: usize,
+        max: usize,
+        too_long: Code,
+    ) {
         let n = value.chars().count();
         if n < min || value.trim().is_empty() && min > 0 {
             self.add(
@@ -59,7 +62,7 @@ impl Errors {
 }
 
 /// Parses a request body, naming the offending field's JSON path on failure.
-pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let parsed = serde_path_to_error::deserialize(&mut de).map_err(body_error)?;
     de.end()
@@ -116,9 +119,10 @@ mod tests {
         let mut e = Errors::new();
         e.text("f", &"价".repeat(300), 1, 300, Code::TooLong);
         assert!(
-            e.is_empty(),
+            e.finish().is_ok(),
             "300 three-byte characters fit a 300-character limit"
         );
+        let mut e = Errors::new();
         e.text("f", &"价".repeat(301), 1, 300, Code::TooLong);
         let err = e.finish().unwrap_err();
         assert_eq!(err.code, Code::TooLong);

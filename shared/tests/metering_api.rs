@@ -224,7 +224,7 @@ fn only_the_products_provider_pushes_and_only_for_live_instances() {
         .post("/api/v1/metering", &mallory, body.clone())
         .problem(404, "NotFound");
     f.app
-        .post("/api/v1/metering", &f.customer, body.clone())
+        .post("/api/v1/metering", &f.customer, body)
         .problem(403, "Forbidden");
     f.app
         .post(

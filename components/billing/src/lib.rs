@@ -1,6 +1,10 @@
 //! The `billing` Spin component: the scheduled bill run, triggered by the cron trigger plugin.
 //! The event's timestamp is "now", so a late or repeated event bills exactly what it should.
 
+// The bindings wit-bindgen generates for the cron world export raw symbols: unsafe code, and
+// the only unsafe code in this crate.
+#![allow(unsafe_code)]
+
 spin_sdk::wit_bindgen::generate!({
     world: "spin-cron",
     path: "wit/spin-cron.wit",

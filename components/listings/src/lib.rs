@@ -1,5 +1,8 @@
 //! The `listings` Spin component: a thin adapter from a Spin HTTP request to the domain crate.
 
+// The export glue `#[http_component]` generates is unsafe code; this crate has no other.
+#![allow(unsafe_code)]
+
 use spin_sdk::http_component;
 
 #[http_component]

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 /// `cargo bench` passes `--bench`; `cargo test --all-targets` runs bench binaries without it, and
 /// then a bench must do nothing (it takes minutes and is not a test).
-pub fn invoked_by_cargo_bench() -> bool {
+pub(crate) fn invoked_by_cargo_bench() -> bool {
     let yes = std::env::args().any(|a| a == "--bench");
     if !yes {
         println!("not run: this benchmark runs under `cargo bench -p nestmarket`");
@@ -13,22 +13,22 @@ pub fn invoked_by_cargo_bench() -> bool {
     yes
 }
 
-pub fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
+pub(crate) fn time<T>(f: impl FnOnce() -> T) -> (Duration, T) {
     let start = Instant::now();
     let out = f();
     (start.elapsed(), out)
 }
 
-pub fn median(mut xs: Vec<Duration>) -> Duration {
+pub(crate) fn median(mut xs: Vec<Duration>) -> Duration {
     xs.sort();
     xs[xs.len() / 2]
 }
 
-pub fn secs(d: Duration) -> String {
+pub(crate) fn secs(d: Duration) -> String {
     format!("{:.3} s", d.as_secs_f64())
 }
 
-pub fn machine() -> String {
+pub(crate) fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|c| {

@@ -8,7 +8,7 @@ use crate::identity::{
     NewPrincipal, Principal, Role, create_principal, find_principal, list_principals, rotate_token,
 };
 
-pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
+pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
     let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
     match (segs.as_slice(), &ctx.method) {
         (["me"], &Method::GET) => me(ctx),

@@ -13,7 +13,7 @@ use crate::listing::service::{self, ServiceRequest};
 use crate::listing::{ProductStatus, Step, Warning, categories};
 use crate::sales::{self, Associations, ReportingRequest, Setting};
 
-pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
+pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
     let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
     match (segs.as_slice(), &ctx.method) {
         (["services"], &Method::POST) => create_service(ctx),

@@ -11,7 +11,7 @@ use crate::identity::Role;
 use crate::metering::{self, PlatformBill, PushMeteringData};
 use crate::platform::ids::new_id;
 
-pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
+pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
     let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
     match (segs.as_slice(), &ctx.method) {
         (["metering"], &Method::POST) => push(ctx),

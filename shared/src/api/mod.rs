@@ -23,15 +23,20 @@ use crate::platform::storage::Storage;
 /// The HTTP components of `spin.toml`, one per API area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
+    /// `/api/v1/principals/...`, `/api/v1/me`.
     Identity,
+    /// `/api/v1/services/...`, `/api/v1/products/...`, `/api/v1/catalog/...`.
     Listings,
+    /// `/api/v1/reviews/...`.
     Reviews,
+    /// `/api/v1/orders/...`, `/api/v1/instances/...`, `/api/v1/accounts/...`, `/api/v1/bills/...`, `/api/v1/billing/...`.
     Orders,
+    /// `/api/v1/metering/...`.
     Metering,
 }
 
 /// Everything a handler needs about its request and its environment.
-pub struct Ctx<'a> {
+pub(crate) struct Ctx<'a> {
     pub storage: &'a Storage,
     pub outbound: &'a dyn Outbound,
     pub config: &'a Config,
@@ -48,7 +53,7 @@ pub struct Ctx<'a> {
 
 impl Ctx<'_> {
     /// The authenticated caller, or 401.
-    pub fn principal(&self) -> ApiResult<Principal> {
+    pub(crate) fn principal(&self) -> ApiResult<Principal> {
         let header = self
             .headers
             .get(header::AUTHORIZATION)
@@ -57,7 +62,7 @@ impl Ctx<'_> {
         principal_for_token(self.storage.db()?, token, &self.config.admin_token)
     }
 
-    pub fn query(&self, name: &str) -> Option<&str> {
+    pub(crate) fn query(&self, name: &str) -> Option<&str> {
         self.query
             .iter()
             .find(|(k, _)| k == name)
@@ -66,7 +71,7 @@ impl Ctx<'_> {
 
     /// A query parameter naming one of an enum's values (`?status=pending`): absent is `None`,
     /// anything but a value is 400 `InvalidQuery`, `expected` saying what would do.
-    pub fn query_enum<T: DeserializeOwned>(
+    pub(crate) fn query_enum<T: DeserializeOwned>(
         &self,
         name: &str,
         expected: &str,
@@ -80,18 +85,18 @@ impl Ctx<'_> {
             .transpose()
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     /// The JSON body as `T`. Unknown fields are refused (`deny_unknown_fields` on every request
     /// type) and the error names the offending path.
-    pub fn json<T: DeserializeOwned>(&self) -> ApiResult<T> {
+    pub(crate) fn json<T: DeserializeOwned>(&self) -> ApiResult<T> {
         crate::validate::parse_json(self.json_bytes()?)
     }
 
     /// The raw body of a JSON request; any declared content type but JSON is 415.
-    pub fn json_bytes(&self) -> ApiResult<&[u8]> {
+    pub(crate) fn json_bytes(&self) -> ApiResult<&[u8]> {
         if let Some(ct) = self.header("content-type")
             && !ct.to_ascii_lowercase().starts_with("application/json")
         {
@@ -104,7 +109,7 @@ impl Ctx<'_> {
     }
 
     /// A time bound in the query string (`from`, `to`): RFC 3339 or Unix seconds.
-    pub fn time_bound(&self, name: &str, default: i64) -> ApiResult<i64> {
+    pub(crate) fn time_bound(&self, name: &str, default: i64) -> ApiResult<i64> {
         let Some(v) = self.query(name) else {
             return Ok(default);
         };
@@ -121,7 +126,7 @@ impl Ctx<'_> {
     }
 
     /// `?limit=&cursor=` of a list endpoint.
-    pub fn page(&self) -> ApiResult<Page> {
+    pub(crate) fn page(&self) -> ApiResult<Page> {
         let limit = match self.query("limit") {
             None => DEFAULT_LIMIT,
             Some(v) => match v.parse::<usize>() {
@@ -142,10 +147,10 @@ impl Ctx<'_> {
     }
 }
 
-pub const DEFAULT_LIMIT: usize = 50;
-pub const MAX_LIMIT: usize = 500;
+pub(crate) const DEFAULT_LIMIT: usize = 50;
+pub(crate) const MAX_LIMIT: usize = 500;
 
-pub struct Page {
+pub(crate) struct Page {
     pub limit: usize,
     /// The id of the last item of the previous page.
     pub cursor: Option<String>,
@@ -153,12 +158,16 @@ pub struct Page {
 
 impl Page {
     /// Fetch `limit + 1` rows and pass them here: the extra row only tells there is a next page.
-    pub fn list<T: Serialize>(&self, items: Vec<T>, id: impl Fn(&T) -> &str) -> ApiResult<Resp> {
+    pub(crate) fn list<T: Serialize>(
+        &self,
+        items: Vec<T>,
+        id: impl Fn(&T) -> &str,
+    ) -> ApiResult<Resp> {
         ok(&self.envelope(items, id))
     }
 
     /// `{"items": [...], "next_cursor": ...}` from `limit + 1` fetched rows.
-    pub fn envelope<T: Serialize>(
+    pub(crate) fn envelope<T: Serialize>(
         &self,
         mut items: Vec<T>,
         id: impl Fn(&T) -> &str,
@@ -172,14 +181,15 @@ impl Page {
         serde_json::json!({ "items": items, "next_cursor": next_cursor })
     }
 
-    pub fn fetch(&self) -> usize {
+    pub(crate) fn fetch(&self) -> usize {
         self.limit + 1
     }
 }
 
+/// An HTTP response of the API.
 pub type Resp = Response<Vec<u8>>;
 
-pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> ApiResult<Resp> {
+pub(crate) fn json_response<T: Serialize>(status: StatusCode, body: &T) -> ApiResult<Resp> {
     let body = serde_json::to_vec(body).map_err(ApiError::internal)?;
     Response::builder()
         .status(status)
@@ -188,21 +198,22 @@ pub fn json_response<T: Serialize>(status: StatusCode, body: &T) -> ApiResult<Re
         .map_err(ApiError::internal)
 }
 
-pub fn ok<T: Serialize>(body: &T) -> ApiResult<Resp> {
+pub(crate) fn ok<T: Serialize>(body: &T) -> ApiResult<Resp> {
     json_response(StatusCode::OK, body)
 }
 
-pub fn created<T: Serialize>(body: &T) -> ApiResult<Resp> {
+pub(crate) fn created<T: Serialize>(body: &T) -> ApiResult<Resp> {
     json_response(StatusCode::CREATED, body)
 }
 
-pub fn no_content() -> ApiResult<Resp> {
+pub(crate) fn no_content() -> ApiResult<Resp> {
     Response::builder()
         .status(StatusCode::NO_CONTENT)
         .body(Vec::new())
         .map_err(ApiError::internal)
 }
 
+/// The problem document of a refusal or failure, with its status and headers.
 pub fn problem(err: &ApiError) -> Resp {
     let mut builder = Response::builder()
         .status(err.status())
@@ -218,7 +229,8 @@ pub fn problem(err: &ApiError) -> Resp {
         .expect("static headers are valid")
 }
 
-/// Serves one request for `api`. `real_now` is the wall clock; see [`effective_now`].
+/// Serves one request for `api`. `real_now` is the wall clock; a deployment that allows the test
+/// clock takes "now" from `X-Clock-Now` instead.
 pub fn handle(
     api: Api,
     req: Request<Vec<u8>>,
@@ -267,10 +279,10 @@ fn percent_decode(segment: &str) -> String {
 }
 
 /// The 405 for a known path with an unsupported method.
-pub fn not_allowed(allow: &'static str) -> ApiResult<Resp> {
+pub(crate) fn not_allowed(allow: &'static str) -> ApiResult<Resp> {
     Err(ApiError::method_not_allowed(allow))
 }
 
-pub fn not_found() -> ApiResult<Resp> {
+pub(crate) fn not_found() -> ApiResult<Resp> {
     Err(ApiError::not_found("route"))
 }

@@ -12,7 +12,7 @@ use crate::identity::Role;
 use crate::orders::instance::{self, Action};
 use crate::orders::{self, OrderRequest, ledger};
 
-pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
+pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
     let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
     match (segs.as_slice(), &ctx.method) {
         (["orders", "quote"], &Method::POST) => quote(ctx),

@@ -8,7 +8,7 @@ use crate::error::ApiResult;
 use crate::identity::Role;
 use crate::review::{self, Decision, ReviewStatus, Stage};
 
-pub fn route(ctx: &Ctx) -> ApiResult<Resp> {
+pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
     let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
     match (segs.as_slice(), &ctx.method) {
         (["reviews"], &Method::POST) => submit(ctx),

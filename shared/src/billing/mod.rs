@@ -3,15 +3,14 @@
 //! writing; bills are read by their customer, their product's provider and operators.
 //!
 //! - [`pricing`]: tiered pricing, exact, truncated to cents — where a bill is priced.
-//! - [`run`]: the bill run, exactly once per (instance, period).
-//! - [`preview`]: what a period would cost now.
+//! - [`mod@run`]: the bill run, exactly once per (instance, period).
+//! - [`mod@preview`]: what a period would cost now.
 
-pub mod preview;
-pub mod pricing;
-pub mod run;
+pub(crate) mod preview;
+pub(crate) mod pricing;
+pub(crate) mod run;
 mod store;
 
-use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -19,17 +18,15 @@ use crate::error::ApiResult;
 use crate::identity::{Principal, Role};
 use crate::listing::steps::TierMode;
 use crate::orders::ledger::Cents;
-use crate::platform::config::Config;
-use crate::platform::outbound::Outbound;
-use crate::platform::storage::{Database, Storage};
+use crate::platform::storage::Database;
 use pricing::TierCharge;
 
-pub use preview::preview;
-pub use run::{BATCH, run};
+pub(crate) use preview::preview;
+pub(crate) use run::run;
 
 /// One priced billable item of a bill.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct BillLine {
+pub(crate) struct BillLine {
     pub code: String,
     pub name: String,
     pub price_unit: String,
@@ -42,7 +39,7 @@ pub struct BillLine {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Bill {
+pub(crate) struct Bill {
     pub id: String,
     pub instance_id: String,
     pub owner_id: String,
@@ -61,19 +58,26 @@ pub struct Bill {
 /// An (instance, period) the run could not bill this time, and why; it is retried next run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Failure {
+    /// The instance whose period was not billed.
     pub instance_id: String,
+    /// The period left for the next run (RFC 3339).
     pub period_start: String,
+    /// Why, for an operator.
     pub reason: String,
 }
 
+/// What a bill run did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunReport {
+    /// The instant that decided which periods were closed.
     pub as_of: String,
+    /// Bills written by this run (none twice, whatever raced it).
     pub bills_written: usize,
     /// Test orders' bills among them (not deducted).
     pub test_bills: usize,
     /// Total deducted from customers' accounts.
     pub deducted: Decimal,
+    /// Periods this run could not bill; each is retried next run.
     pub failures: Vec<Failure>,
 }
 
@@ -87,11 +91,11 @@ fn scope(caller: &Principal) -> (Option<String>, Option<String>) {
 }
 
 /// A bill, if the caller may see it: its customer, its product's provider, or an operator.
-pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Bill> {
+pub(crate) fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Bill> {
     store::find(db, id, scope(caller))
 }
 
-pub struct BillFilter {
+pub(crate) struct BillFilter {
     pub instance_id: Option<String>,
     pub from: i64,
     pub to: i64,
@@ -99,7 +103,7 @@ pub struct BillFilter {
 
 /// The bills the caller may see, oldest period first (then in the order they were written), so
 /// a list reads as a statement; the cursor is the last bill's id.
-pub fn list(
+pub(crate) fn list(
     db: &dyn Database,
     caller: &Principal,
     filter: &BillFilter,
@@ -107,21 +111,4 @@ pub fn list(
     limit: usize,
 ) -> ApiResult<Vec<Bill>> {
     store::list(db, scope(caller), filter, after, limit)
-}
-
-/// The run the `billing` cron component makes: as the built-in operator, as of the event's time.
-pub fn scheduled_run(
-    storage: &Storage,
-    out: &dyn Outbound,
-    config: &Config,
-    now: DateTime<Utc>,
-) -> ApiResult<RunReport> {
-    run(
-        storage.db()?,
-        out,
-        config.billing_timezone,
-        now,
-        now,
-        &Principal::built_in_operator(),
-    )
 }

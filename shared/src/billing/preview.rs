@@ -19,7 +19,7 @@ use crate::platform::storage::Database;
 
 /// What a period would cost now, computed as a run would but written nowhere. For an open
 /// period, running time counts up to `now`.
-pub fn preview(
+pub(crate) fn preview(
     db: &dyn Database,
     out: &dyn Outbound,
     tz: Tz,

@@ -25,7 +25,7 @@ const MONEY_SCALE: u32 = 2;
 
 /// One billable item's charge for one period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PricedLine {
+pub(crate) struct PricedLine {
     /// The period's usage in the item's price unit.
     pub quantity: Decimal,
     /// The exact charge truncated toward zero to 2 decimal places (always 2, e.g. `"500.00"`).
@@ -37,15 +37,16 @@ pub struct PricedLine {
 }
 
 impl PricedLine {
+    #[cfg(test)]
     /// The untruncated charge: the sum of the breakdown's amounts.
-    pub fn exact_amount(&self) -> Result<Decimal, PricingError> {
+    pub(crate) fn exact_amount(&self) -> Result<Decimal, PricingError> {
         sum(self.breakdown.iter().map(|c| c.amount))
     }
 }
 
 /// The part of a line priced at one tier.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TierCharge {
+pub(crate) struct TierCharge {
     /// Position of the tier in the item's schedule, from 0.
     pub tier_index: usize,
     /// The tier's exclusive lower bound: the previous tier's `up_to`, or 0 for the first tier.
@@ -63,7 +64,7 @@ pub struct TierCharge {
 /// accepted and usage the metering rules accepted, short of absurd magnitudes; callers should
 /// treat them as internal errors of the bill run, not as customer input errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PricingError {
+pub(crate) enum PricingError {
     /// Usage is never negative.
     NegativeQuantity,
     /// The schedule breaks the listing's tier rules: empty, bounds not strictly ascending and
@@ -93,7 +94,7 @@ impl std::error::Error for PricingError {}
 /// `up_to` is inclusive in both modes: with tiers up to 1,000 and up to 5,000, a quantity of
 /// exactly 1,000 lies wholly in the first tier and 1,001 puts 1 unit in the second. Quantities
 /// may be fractional (half an hour is 0.5).
-pub fn price(
+pub(crate) fn price(
     tiers: &[Tier],
     mode: TierMode,
     quantity: Decimal,
@@ -116,7 +117,7 @@ pub fn price(
 
 /// A bill's total from its lines' (already truncated) amounts. A total under 0.01 is 0: the
 /// marketplace does not bill fractions of a cent.
-pub fn bill_total(lines: &[Decimal]) -> Result<Decimal, PricingError> {
+pub(crate) fn bill_total(lines: &[Decimal]) -> Result<Decimal, PricingError> {
     let total = sum(lines.iter().copied())?;
     if total < Decimal::new(1, MONEY_SCALE) {
         return money(Decimal::ZERO);
@@ -214,7 +215,7 @@ fn money(amount: Decimal) -> Result<Decimal, PricingError> {
 
 /// Prices raw usage totals per item code (in the units they were reported in) by the terms'
 /// in-effect items: a line per item, and the bill's total.
-pub fn price_usage(
+pub(crate) fn price_usage(
     terms: &Terms,
     raw: &HashMap<String, Decimal>,
 ) -> ApiResult<(Vec<BillLine>, Cents)> {

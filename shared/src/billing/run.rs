@@ -33,7 +33,7 @@ use crate::platform::storage::{Database, transaction};
 /// ids are random after their millisecond, so each batch writes into pages all over those
 /// indexes; fewer, larger batches rewrite each page fewer times (500 → 2,000 took 100,000
 /// instance-periods from ~95 to ~60 µs each).
-pub const BATCH: usize = 2_000;
+pub(crate) const BATCH: usize = 2_000;
 
 struct Prepared {
     instance: Instance,
@@ -112,7 +112,7 @@ fn prepare(
                 instance_id: instance.id.clone(),
                 period_start: rfc3339(start),
                 reason,
-            })
+            });
         };
         // One instance's problem is reported and left for the next run; it never stops the
         // billing of the others.

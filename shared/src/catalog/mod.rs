@@ -19,12 +19,12 @@ mod store;
 /// The mark of the seed's "Verify the results": the product is a service deployed by the
 /// platform, whose stability the platform ensures.
 #[derive(Debug, Clone, Copy, Serialize)]
-pub struct PlatformTag {
+pub(crate) struct PlatformTag {
     pub id: &'static str,
     pub label: &'static str,
 }
 
-pub const PLATFORM_TAG: PlatformTag = PlatformTag {
+pub(crate) const PLATFORM_TAG: PlatformTag = PlatformTag {
     id: "compute_nest_service",
     label: "Compute Nest service: deployed by the platform, stability ensured",
 };
@@ -42,7 +42,7 @@ fn stored<T>(
 }
 
 /// Adds the product to the catalog. Runs inside the feature-approval transaction.
-pub fn publish(
+pub(crate) fn publish(
     db: &dyn Database,
     product: &Product,
     service: &ServiceSpec,
@@ -87,7 +87,7 @@ pub fn publish(
 
 /// Published products matching the filter, in publication-id order. An unknown category is a
 /// 400, so a typo does not read as "nothing in this category".
-pub fn search(
+pub(crate) fn search(
     db: &dyn Database,
     filter: &CatalogFilter,
     after: Option<&str>,
@@ -106,7 +106,7 @@ pub fn search(
 }
 
 #[derive(Debug, Default)]
-pub struct CatalogFilter {
+pub(crate) struct CatalogFilter {
     pub category: Option<String>,
     pub tag: Option<String>,
     /// Case-insensitive substring of the name, short description, tags or SEO keywords.
@@ -115,7 +115,7 @@ pub struct CatalogFilter {
 
 /// The published listing a customer reads before ordering: general information, media links,
 /// the agreement, and the tier schedule of every billable item in effect.
-pub fn detail(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
+pub(crate) fn detail(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
     let product = listing::store::find_published_product(db, product_id)?;
     let service = &listing::store::find_service_unscoped(db, &product.service_id)?.spec;
     let mut out = store::find(db, &product.id)?;

@@ -12,38 +12,54 @@ use crate::platform::storage::{Database, enum_from_str};
 
 mod store;
 
+/// What a principal may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
+    /// Marketplace staff: review listings, manage principals, see everything.
     Operator,
+    /// Lists its services and pushes their usage.
     Provider,
+    /// Orders products and pays for their usage.
     Customer,
+    /// The deployment platform's reporters and schedulers: report usage, start bill runs.
     Platform,
 }
 
+/// What kind of customer account: some products are sold to enterprises only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountType {
+    /// A company's account.
     Enterprise,
+    /// A person's account.
     Individual,
 }
 
+/// Someone the API knows by a bearer token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Principal {
+    /// `usr-…`.
     pub id: String,
+    /// What it may do.
     pub role: Role,
+    /// Its display name.
     pub name: String,
+    /// A customer's kind of account; `None` for every other role.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub account_type: Option<AccountType>,
+    /// Whether it is the built-in operator of the `admin_token` variable.
     pub built_in: bool,
+    /// When it was created (RFC 3339).
     pub created_at: String,
 }
 
 /// The operator authenticated by the `admin_token` variable. It exists without a database row, so
 /// a fresh deployment can create its first principals.
-pub const BUILT_IN_OPERATOR_ID: &str = "usr-admin";
+pub(crate) const BUILT_IN_OPERATOR_ID: &str = "usr-admin";
 
 impl Principal {
+    /// The operator of the `admin_token` variable.
     pub fn built_in_operator() -> Self {
         Self {
             id: BUILT_IN_OPERATOR_ID.to_owned(),
@@ -55,6 +71,7 @@ impl Principal {
         }
     }
 
+    /// Whether it sees everything.
     pub fn is_operator(&self) -> bool {
         self.role == Role::Operator
     }
@@ -70,14 +87,14 @@ impl Principal {
 }
 
 /// A freshly issued bearer token: 256 random bits. Only its hash is kept.
-pub struct IssuedToken(String);
+pub(crate) struct IssuedToken(String);
 
 impl IssuedToken {
     fn generate() -> Self {
         Self(format!("nm_{}", hex::encode(random_bytes::<32>())))
     }
 
-    pub fn reveal(&self) -> &str {
+    pub(crate) fn reveal(&self) -> &str {
         &self.0
     }
 
@@ -100,7 +117,7 @@ fn same_secret(a: &str, b: &str) -> bool {
 }
 
 /// Resolves a bearer token to its principal: 401 when no principal holds it.
-pub fn principal_for_token(
+pub(crate) fn principal_for_token(
     db: &dyn Database,
     token: &str,
     admin_token: &str,
@@ -113,7 +130,7 @@ pub fn principal_for_token(
 }
 
 /// Extracts the token from an `Authorization` header value.
-pub fn bearer_token(authorization: Option<&str>) -> ApiResult<&str> {
+pub(crate) fn bearer_token(authorization: Option<&str>) -> ApiResult<&str> {
     authorization
         .and_then(|h| {
             h.strip_prefix("Bearer ")
@@ -132,7 +149,7 @@ pub fn bearer_token(authorization: Option<&str>) -> ApiResult<&str> {
 /// The body of `POST /api/v1/principals`, loose so that every mistake is reported at once.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewPrincipal {
+pub(crate) struct NewPrincipal {
     pub role: Option<String>,
     pub name: Option<String>,
     pub account_type: Option<String>,
@@ -208,7 +225,7 @@ impl NewPrincipal {
 }
 
 /// Creates a principal and issues its first token, shown once.
-pub fn create_principal(
+pub(crate) fn create_principal(
     db: &dyn Database,
     new: NewPrincipal,
     now: DateTime<Utc>,
@@ -227,18 +244,22 @@ pub fn create_principal(
     Ok((principal, token))
 }
 
-pub fn find_principal(db: &dyn Database, id: &str) -> ApiResult<Principal> {
+pub(crate) fn find_principal(db: &dyn Database, id: &str) -> ApiResult<Principal> {
     store::find(db, id)
 }
 
 /// Issues a new token for the principal: the old one stops working at once.
-pub fn rotate_token(db: &dyn Database, id: &str, now: DateTime<Utc>) -> ApiResult<IssuedToken> {
+pub(crate) fn rotate_token(
+    db: &dyn Database,
+    id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<IssuedToken> {
     let token = IssuedToken::generate();
     store::replace_token(db, id, &token.hash(), &rfc3339(now))?;
     Ok(token)
 }
 
-pub fn list_principals(
+pub(crate) fn list_principals(
     db: &dyn Database,
     role: Option<Role>,
     after: Option<&str>,

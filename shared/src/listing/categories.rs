@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Category {
+pub(crate) struct Category {
     /// What `category` in the category step holds, and what `?category=` filters by.
     pub id: &'static str,
     pub name: &'static str,
@@ -17,7 +17,7 @@ pub struct Category {
 
 /// Every category, in display order.
 #[rustfmt::skip]
-pub const CATEGORIES: &[Category] = &[
+pub(crate) const CATEGORIES: &[Category] = &[
     Category { id: "databases", name: "Databases", name_zh: "数据库" },
     Category { id: "ai_machine_learning", name: "AI & Machine Learning", name_zh: "人工智能" },
     Category { id: "big_data_analytics", name: "Big Data & Analytics", name_zh: "大数据" },
@@ -35,7 +35,7 @@ pub const CATEGORIES: &[Category] = &[
 ];
 
 /// The category with this id, if the marketplace has one.
-pub fn find(id: &str) -> Option<&'static Category> {
+pub(crate) fn find(id: &str) -> Option<&'static Category> {
     CATEGORIES.iter().find(|c| c.id == id)
 }
 

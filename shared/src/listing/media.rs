@@ -13,7 +13,7 @@ use crate::error::{ApiError, Code};
 /// The slots a listing has for files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum MediaKind {
+pub(crate) enum MediaKind {
     Logo,
     Screenshot,
     Certification,
@@ -65,7 +65,7 @@ impl FileType {
 }
 
 impl MediaKind {
-    pub const ALL: [MediaKind; 5] = [
+    pub(crate) const ALL: [MediaKind; 5] = [
         MediaKind::Logo,
         MediaKind::Screenshot,
         MediaKind::Certification,
@@ -73,7 +73,7 @@ impl MediaKind {
         MediaKind::UserGuide,
     ];
 
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             MediaKind::Logo => "logo",
             MediaKind::Screenshot => "screenshot",
@@ -84,17 +84,17 @@ impl MediaKind {
     }
 
     /// Parses the `{kind}` path segment; `None` means the route does not exist (404).
-    pub fn parse(segment: &str) -> Option<Self> {
+    pub(crate) fn parse(segment: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.as_str() == segment)
     }
 
     /// Kinds with several items are addressed by a 1-based index in the path.
-    pub const fn is_multi(self) -> bool {
+    pub(crate) const fn is_multi(self) -> bool {
         matches!(self, MediaKind::Screenshot | MediaKind::Certification)
     }
 
     /// How many items the kind holds: its indices are `1..=max_items()`.
-    pub const fn max_items(self) -> u32 {
+    pub(crate) const fn max_items(self) -> u32 {
         match self {
             MediaKind::Screenshot => 10,
             MediaKind::Certification => 6,
@@ -108,7 +108,7 @@ impl MediaKind {
     /// It gives no limit for screenshots, which we cap like the user guide at 10 MiB (ample for a
     /// full-resolution PNG), nor for the video, capped at 100 MiB: a short product video, and
     /// still small enough to keep in the key-value store.
-    pub const fn max_bytes(self) -> usize {
+    pub(crate) const fn max_bytes(self) -> usize {
         match self {
             MediaKind::Logo => 7_864_320,
             MediaKind::Screenshot => 10_485_760,
@@ -119,7 +119,7 @@ impl MediaKind {
     }
 
     /// Whether a listing must have this media before it is submitted for review.
-    pub const fn is_required(self) -> bool {
+    pub(crate) const fn is_required(self) -> bool {
         matches!(self, MediaKind::Logo | MediaKind::UserGuide)
     }
 
@@ -142,7 +142,7 @@ impl MediaKind {
 
 /// An upload that passed [`check_upload`]: what to record beside the stored bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct CheckedMedia {
+pub(crate) struct CheckedMedia {
     /// The type read from the magic bytes, in its canonical spelling: served back as the
     /// `Content-Type` of `GET`.
     pub content_type: &'static str,
@@ -158,7 +158,7 @@ pub struct CheckedMedia {
 /// (413 `PayloadTooLarge`; exactly the limit is accepted); no `Content-Type`, a file type the
 /// kind does not take, or a `Content-Type` that disagrees with the magic bytes (415
 /// `UnsupportedMediaType`).
-pub fn check_upload(
+pub(crate) fn check_upload(
     kind: MediaKind,
     index: Option<u32>,
     content_type: Option<&str>,
@@ -254,11 +254,11 @@ fn check_index(kind: MediaKind, index: Option<u32>) -> Result<(), ApiError> {
 }
 
 /// The size the marketplace displays logos at (the seed: "290 × 290 pixels").
-pub const LOGO_RECOMMENDED_SIZE: (u32, u32) = (290, 290);
+pub(crate) const LOGO_RECOMMENDED_SIZE: (u32, u32) = (290, 290);
 
 /// Advice for the product view about a stored logo of `width` × `height` px: another size than
 /// [`LOGO_RECOMMENDED_SIZE`] is accepted, but the catalog will scale it.
-pub fn logo_size_warning(width: u32, height: u32) -> Option<Warning> {
+pub(crate) fn logo_size_warning(width: u32, height: u32) -> Option<Warning> {
     let (w, h) = LOGO_RECOMMENDED_SIZE;
     ((width, height) != LOGO_RECOMMENDED_SIZE).then(|| Warning {
         field: "media.logo".to_owned(),

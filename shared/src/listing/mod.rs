@@ -8,15 +8,15 @@
 //! - [`categories`]: the fixed catalog categories a product is filed under.
 //! - [`media`]: logo, screenshots, certifications, video and user guide, checked by magic bytes.
 
-pub mod categories;
-pub mod media;
-pub mod product;
-pub mod service;
-pub mod steps;
-pub mod store;
+pub(crate) mod categories;
+pub(crate) mod media;
+pub(crate) mod product;
+pub(crate) mod service;
+pub(crate) mod steps;
+pub(crate) mod store;
 
-pub use product::{Media, Product, StoredStep, missing_by_step};
-pub use steps::{ValidatedStep, validate_step};
+pub(crate) use product::{Media, Product, StoredStep, missing_by_step};
+pub(crate) use steps::{ValidatedStep, validate_step};
 
 use serde::{Deserialize, Serialize};
 
@@ -25,7 +25,7 @@ use crate::error::{ApiError, Code};
 /// Where a product stands in its review lifecycle (SPEC §7).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ProductStatus {
+pub(crate) enum ProductStatus {
     Draft,
     CategoryReview,
     CategoryRejected,
@@ -36,7 +36,7 @@ pub enum ProductStatus {
 }
 
 impl ProductStatus {
-    pub const ALL: [ProductStatus; 7] = [
+    pub(crate) const ALL: [ProductStatus; 7] = [
         ProductStatus::Draft,
         ProductStatus::CategoryReview,
         ProductStatus::CategoryRejected,
@@ -46,7 +46,7 @@ impl ProductStatus {
         ProductStatus::Published,
     ];
 
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             ProductStatus::Draft => "draft",
             ProductStatus::CategoryReview => "category_review",
@@ -59,25 +59,12 @@ impl ProductStatus {
     }
 
     /// The inverse of [`as_str`](Self::as_str) (database column, `?status=` filter).
-    pub fn parse(s: &str) -> Option<Self> {
+    pub(crate) fn parse(s: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 
-    /// Whether the provider may change listing content (steps and media) in this state: while
-    /// nobody is reviewing it, before publication. Operators review a frozen listing, and a
-    /// published product changes only through a new review.
-    pub const fn listing_editable(self) -> bool {
-        matches!(
-            self,
-            ProductStatus::Draft
-                | ProductStatus::CategoryRejected
-                | ProductStatus::SelfTest
-                | ProductStatus::FeatureRejected
-        )
-    }
-
     /// Why an edit is refused in this state (409), or `None` when the listing is editable.
-    pub fn edit_refusal(self) -> Option<ApiError> {
+    pub(crate) fn edit_refusal(self) -> Option<ApiError> {
         match self {
             ProductStatus::CategoryReview | ProductStatus::FeatureReview => Some(ApiError::new(
                 Code::ReviewPending,
@@ -101,7 +88,7 @@ impl ProductStatus {
 /// One of the five listing steps, as named in `PUT /api/v1/products/{id}/{step}`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Step {
+pub(crate) enum Step {
     Access,
     General,
     Category,
@@ -111,7 +98,7 @@ pub enum Step {
 
 impl Step {
     /// The wizard's order; a product view lists its steps in this order.
-    pub const ALL: [Step; 5] = [
+    pub(crate) const ALL: [Step; 5] = [
         Step::Access,
         Step::General,
         Step::Category,
@@ -119,7 +106,7 @@ impl Step {
         Step::Agreement,
     ];
 
-    pub const fn as_str(self) -> &'static str {
+    pub(crate) const fn as_str(self) -> &'static str {
         match self {
             Step::Access => "access",
             Step::General => "general",
@@ -130,7 +117,7 @@ impl Step {
     }
 
     /// Parses a path segment; `None` means the route does not exist (404).
-    pub fn parse(segment: &str) -> Option<Self> {
+    pub(crate) fn parse(segment: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|step| step.as_str() == segment)
     }
 }
@@ -138,7 +125,7 @@ impl Step {
 /// Why a listing is accepted but not as the marketplace recommends it. Stable identifiers, like
 /// [`Code`], so clients can react to them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub enum WarningCode {
+pub(crate) enum WarningCode {
     /// The access step names a private service template; customers are better served by a
     /// public one (the seed: "We recommend that you select a public template").
     PrivateTemplateSelected,
@@ -148,7 +135,7 @@ pub enum WarningCode {
 
 /// Advice shown with an accepted listing (`GET /api/v1/products/{id}`): it never blocks a submit.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Warning {
+pub(crate) struct Warning {
     /// The JSON path (`service_template_id`) or media slot (`media.logo`) the advice is about.
     pub field: String,
     pub code: WarningCode,
@@ -174,9 +161,6 @@ mod tests {
 
     #[test]
     fn the_listing_is_editable_exactly_when_no_review_is_pending_and_it_is_not_published() {
-        for status in ProductStatus::ALL {
-            assert_eq!(status.listing_editable(), status.edit_refusal().is_none());
-        }
         let pending = ProductStatus::CategoryReview.edit_refusal().unwrap();
         assert_eq!(pending.code, Code::ReviewPending);
         assert_eq!(pending.status(), StatusCode::CONFLICT);
@@ -187,8 +171,14 @@ mod tests {
         let published = ProductStatus::Published.edit_refusal().unwrap();
         assert_eq!(published.code, Code::ListingNotEditable);
         assert_eq!(published.status(), StatusCode::CONFLICT);
-        assert!(ProductStatus::CategoryRejected.listing_editable());
-        assert!(ProductStatus::FeatureRejected.listing_editable());
+        for editable in [
+            ProductStatus::Draft,
+            ProductStatus::CategoryRejected,
+            ProductStatus::SelfTest,
+            ProductStatus::FeatureRejected,
+        ] {
+            assert!(editable.edit_refusal().is_none(), "{editable:?}");
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::platform::ids::new_id;
 use crate::platform::storage::{Database, Storage, transaction};
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Product {
+pub(crate) struct Product {
     pub id: String,
     pub service_id: String,
     pub provider_id: String,
@@ -24,7 +24,7 @@ pub struct Product {
 
 /// A step as stored: its normalized JSON and the warnings found when it was written.
 #[derive(Debug, Clone, Serialize)]
-pub struct StoredStep {
+pub(crate) struct StoredStep {
     pub data: serde_json::Value,
     pub warnings: Vec<Warning>,
     pub updated_at: String,
@@ -32,7 +32,7 @@ pub struct StoredStep {
 
 /// Metadata of an uploaded medium; the bytes are in the key-value store under `blob_key`.
 #[derive(Debug, Clone, Serialize)]
-pub struct Media {
+pub(crate) struct Media {
     pub kind: MediaKind,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index: Option<u32>,
@@ -50,7 +50,10 @@ pub struct Media {
 /// What the listing still lacks before it can be submitted, per step in wizard order: the step
 /// itself when it was never written, and for the General step the required media (the seed's
 /// wizard uploads the logo and the user guide there).
-pub fn missing_by_step(steps: &[(Step, StoredStep)], media: &[Media]) -> Vec<(Step, Vec<String>)> {
+pub(crate) fn missing_by_step(
+    steps: &[(Step, StoredStep)],
+    media: &[Media],
+) -> Vec<(Step, Vec<String>)> {
     Step::ALL
         .into_iter()
         .map(|step| {
@@ -72,7 +75,7 @@ pub fn missing_by_step(steps: &[(Step, StoredStep)], media: &[Media]) -> Vec<(St
 
 /// Whether one step is done, and what it still lacks.
 #[derive(Debug, Serialize)]
-pub struct Completeness {
+pub(crate) struct Completeness {
     pub complete: bool,
     pub missing: Vec<String>,
 }
@@ -80,7 +83,7 @@ pub struct Completeness {
 /// A product as its provider (or an operator) sees it: every step, per-step completeness,
 /// warnings and media.
 #[derive(Debug, Serialize)]
-pub struct ProductView {
+pub(crate) struct ProductView {
     #[serde(flatten)]
     pub product: Product,
     pub steps: serde_json::Map<String, serde_json::Value>,
@@ -93,7 +96,7 @@ pub struct ProductView {
 
 /// A medium with the address its bytes are served at.
 #[derive(Debug, Serialize)]
-pub struct MediaView {
+pub(crate) struct MediaView {
     #[serde(flatten)]
     pub media: Media,
     pub url: String,
@@ -110,7 +113,7 @@ impl MediaView {
     }
 
     /// Advice about the medium: a logo that is not 290 × 290.
-    pub fn warning(&self) -> Option<Warning> {
+    pub(crate) fn warning(&self) -> Option<Warning> {
         match (self.media.kind, self.media.width, self.media.height) {
             (MediaKind::Logo, Some(w), Some(h)) => media::logo_size_warning(w, h),
             _ => None,
@@ -161,7 +164,7 @@ fn view(db: &dyn Database, product: Product) -> ApiResult<ProductView> {
 
 /// A provider lists one of its services as a new draft product. Another provider's service is
 /// "not found", exactly like a service that does not exist.
-pub fn create(
+pub(crate) fn create(
     db: &dyn Database,
     provider: &Principal,
     service_id: &str,
@@ -173,12 +176,12 @@ pub fn create(
 }
 
 /// The product as the caller may see it (its provider, or an operator).
-pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<ProductView> {
+pub(crate) fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<ProductView> {
     view(db, store::find_product(db, caller, id)?)
 }
 
 /// The products the caller may see, oldest first.
-pub fn list(
+pub(crate) fn list(
     db: &dyn Database,
     caller: &Principal,
     status: Option<ProductStatus>,
@@ -190,7 +193,7 @@ pub fn list(
 
 /// The provider writes one step whole: validated against the service before the transaction,
 /// the edit lock re-checked inside it.
-pub fn write_step(
+pub(crate) fn write_step(
     db: &dyn Database,
     provider: &Principal,
     id: &str,
@@ -215,7 +218,7 @@ pub fn write_step(
 }
 
 /// One step as stored, for its provider or an operator.
-pub fn stored_step(
+pub(crate) fn stored_step(
     db: &dyn Database,
     caller: &Principal,
     id: &str,
@@ -230,7 +233,11 @@ pub fn stored_step(
 }
 
 /// The product's media, for its provider or an operator.
-pub fn media_of(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Vec<MediaView>> {
+pub(crate) fn media_of(
+    db: &dyn Database,
+    caller: &Principal,
+    id: &str,
+) -> ApiResult<Vec<MediaView>> {
     let product = store::find_product(db, caller, id)?;
     Ok(store::media(db, &product.id)?
         .into_iter()
@@ -243,7 +250,7 @@ pub fn media_of(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Ve
 /// metadata pointing at the new one has committed, so a failed upload leaves the listing
 /// exactly as it was.
 #[allow(clippy::too_many_arguments)]
-pub fn upload_media(
+pub(crate) fn upload_media(
     storage: &Storage,
     provider: &Principal,
     id: &str,
@@ -281,7 +288,7 @@ pub fn upload_media(
 }
 
 /// The provider empties a media slot.
-pub fn delete_media(
+pub(crate) fn delete_media(
     storage: &Storage,
     provider: &Principal,
     id: &str,
@@ -300,14 +307,14 @@ pub fn delete_media(
 }
 
 /// The bytes of a medium and the content type they were checked to have.
-pub struct MediaFile {
+pub(crate) struct MediaFile {
     pub content_type: String,
     pub bytes: Vec<u8>,
 }
 
 /// A medium of a product, for its provider or an operator; or, with no caller, of a published
 /// product, for anyone.
-pub fn media_file(
+pub(crate) fn media_file(
     storage: &Storage,
     caller: Option<&Principal>,
     id: &str,

@@ -13,14 +13,14 @@ use crate::validate::Errors;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ServiceMethod {
+pub(crate) enum ServiceMethod {
     Private,
     FullyManaged,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Visibility {
+pub(crate) enum Visibility {
     Public,
     Private,
 }
@@ -28,7 +28,7 @@ pub enum Visibility {
 /// A cloud resource a template deploys, with the hourly fee shown on the order confirmation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Resource {
+pub(crate) struct Resource {
     #[serde(rename = "type")]
     pub kind: String,
     pub spec: String,
@@ -38,14 +38,14 @@ pub struct Resource {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub id: String,
     pub name: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Template {
+pub(crate) struct Template {
     pub id: String,
     pub name: String,
     pub visibility: Visibility,
@@ -58,25 +58,25 @@ pub struct Template {
 /// The body of `POST /api/v1/services`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NewService {
+pub(crate) struct NewService {
     pub name: String,
     pub service_method: ServiceMethod,
     pub regions: Vec<String>,
     pub templates: Vec<Template>,
 }
 
-/// A service definition that passed [`NewService::validate`].
+/// A service definition that passed [`ServiceRequest::validate`].
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(transparent)]
-pub struct ServiceSpec(NewService);
+pub(crate) struct ServiceSpec(NewService);
 
 impl ServiceSpec {
-    pub fn get(&self) -> &NewService {
+    pub(crate) fn get(&self) -> &NewService {
         &self.0
     }
 
     /// Rebuilds a spec read back from our own database (validated when it was written).
-    pub fn from_stored(stored: NewService) -> Self {
+    pub(crate) fn from_stored(stored: NewService) -> Self {
         Self(stored)
     }
 }
@@ -91,7 +91,7 @@ const MAX_HOURLY_FEE: i64 = 1_000_000;
 /// the first.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ServiceRequest {
+pub(crate) struct ServiceRequest {
     pub name: Option<String>,
     pub service_method: Option<String>,
     #[serde(default)]
@@ -101,7 +101,7 @@ pub struct ServiceRequest {
 }
 
 impl ServiceRequest {
-    pub fn validate(self) -> Result<ServiceSpec, ApiError> {
+    pub(crate) fn validate(self) -> Result<ServiceSpec, ApiError> {
         let mut e = Errors::new();
         let name = e.required("name", &self.name).cloned();
         let service_method = match self.service_method.as_deref() {
@@ -211,14 +211,14 @@ impl NewService {
         }
     }
 
-    pub fn template(&self, id: &str) -> Option<&Template> {
+    pub(crate) fn template(&self, id: &str) -> Option<&Template> {
         self.templates.iter().find(|t| t.id == id)
     }
 }
 
 /// A stored service and its owner.
 #[derive(Debug, Clone, Serialize)]
-pub struct Service {
+pub(crate) struct Service {
     pub id: String,
     pub provider_id: String,
     #[serde(flatten)]
@@ -227,7 +227,7 @@ pub struct Service {
 }
 
 /// A provider registers a service it deploys on the platform.
-pub fn create(
+pub(crate) fn create(
     db: &dyn Database,
     provider: &Principal,
     request: ServiceRequest,
@@ -238,12 +238,12 @@ pub fn create(
 }
 
 /// The service, if the caller may see it (its provider, or an operator).
-pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Service> {
+pub(crate) fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Service> {
     store::find_service(db, caller, id)
 }
 
 /// The services the caller may see, oldest first.
-pub fn list(
+pub(crate) fn list(
     db: &dyn Database,
     caller: &Principal,
     after: Option<&str>,

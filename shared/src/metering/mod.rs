@@ -7,10 +7,10 @@
 //! a record is identified by (instance, key, StartTime, EndTime), so a retried push counts once,
 //! and the same identity with another value is refused rather than silently overwritten.
 
-pub mod platform_usage;
-pub mod push;
+pub(crate) mod platform_usage;
+pub(crate) mod push;
 mod store;
-pub mod units;
+pub(crate) mod units;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -26,20 +26,20 @@ use crate::platform::storage::{Database, transaction};
 use push::MeteringContext;
 
 /// The most records one push may carry, as in `PushMeteringData`.
-pub const MAX_RECORDS: usize = 100;
+pub(crate) const MAX_RECORDS: usize = 100;
 /// Windows of hour and day products are longer than this (seconds).
-pub const MIN_WINDOW_SECONDS: i64 = 300;
+pub(crate) const MIN_WINDOW_SECONDS: i64 = 300;
 /// The largest value one record may carry (10^15: a petabyte in bytes, a quadrillion calls).
 /// Bounding records keeps every period's sum far inside SQLite's 64-bit integers, so one
 /// provider's absurd report cannot make totals, reads or bill runs fail.
-pub const MAX_VALUE: i64 = 1_000_000_000_000_000;
+pub(crate) const MAX_VALUE: i64 = 1_000_000_000_000_000;
 /// How far in the future an `EndTime` may lie, for clock skew between provider and us.
-pub const FUTURE_SKEW_SECONDS: i64 = 60;
+pub(crate) const FUTURE_SKEW_SECONDS: i64 = 60;
 
 /// The body of `POST /api/v1/metering`, in the cloud API's own field names.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PushMeteringData {
+pub(crate) struct PushMeteringData {
     #[serde(rename = "ServiceInstanceId")]
     pub service_instance_id: String,
     /// The records, as the JSON string the cloud API sends or as the array itself.
@@ -49,7 +49,7 @@ pub struct PushMeteringData {
 
 /// One validated usage record: an amount of one item over one window.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct UsageRecord {
+pub(crate) struct UsageRecord {
     /// The request field this record came from (`Metering[3].Entities`, `amount`), to name it
     /// in a conflict.
     #[serde(skip)]
@@ -66,14 +66,14 @@ pub struct UsageRecord {
 
 /// Counts of one stored push.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Stored {
+pub(crate) struct Stored {
     pub accepted: usize,
     pub duplicates: usize,
 }
 
 /// One stored record, as `GET /api/v1/metering/usage` shows it.
 #[derive(Debug, Clone, Serialize)]
-pub struct StoredUsage {
+pub(crate) struct StoredUsage {
     pub item_code: String,
     pub start_time: i64,
     pub end_time: i64,
@@ -85,7 +85,7 @@ pub struct StoredUsage {
 
 /// An item's usage in one period: the raw sum as pushed, and the quantity in its price unit.
 #[derive(Debug, Clone, Serialize)]
-pub struct PeriodTotal {
+pub(crate) struct PeriodTotal {
     pub period_start: String,
     pub item_code: String,
     pub raw_total: Decimal,
@@ -94,13 +94,13 @@ pub struct PeriodTotal {
 }
 
 /// `value` × 10^-`scale`, exactly.
-pub fn amount(value: i64, scale: i64) -> Decimal {
+pub(crate) fn amount(value: i64, scale: i64) -> Decimal {
     Decimal::new(value, u32::try_from(scale).unwrap_or(0))
 }
 
 /// A provider pushes usage of an instance of one of its products. Validation and storage run in
 /// one transaction, so a release committed meanwhile is seen and nothing is half-stored.
-pub fn push(
+pub(crate) fn push(
     db: &dyn Database,
     provider: &Principal,
     request: PushMeteringData,
@@ -138,7 +138,7 @@ pub fn push(
 }
 
 /// The platform's bill data for one period of an instance (the Bill source).
-pub struct PlatformBill {
+pub(crate) struct PlatformBill {
     pub instance_id: String,
     pub period_start: DateTime<Utc>,
     /// The bill amount, at most 2 decimal places.
@@ -149,7 +149,7 @@ pub struct PlatformBill {
 
 /// The platform reports an instance's bill data for one period. Idempotent per (instance, item,
 /// period): the same amount again is a duplicate, another amount a conflict.
-pub fn report_platform_bill(
+pub(crate) fn report_platform_bill(
     db: &dyn Database,
     reporter: &Principal,
     bill: &PlatformBill,
@@ -212,7 +212,7 @@ fn check_not_billed(
 
 /// An instance's usage as the caller may see it (its provider, its owner, an operator): the
 /// records whose period starts in `[from, to)`, and their per-period totals.
-pub fn usage(
+pub(crate) fn usage(
     db: &dyn Database,
     caller: &Principal,
     instance_id: &str,
@@ -235,7 +235,7 @@ pub fn usage(
 }
 
 /// Raw usage totals per (period start, item) of an instance, in the units it was reported in.
-pub fn period_totals(
+pub(crate) fn period_totals(
     db: &dyn Database,
     instance_id: &str,
     from: i64,
@@ -245,7 +245,7 @@ pub fn period_totals(
 }
 
 /// Raw usage totals per item of many (instance, period start) pairs: what a bill run prices.
-pub fn totals_of_periods(
+pub(crate) fn totals_of_periods(
     db: &dyn Database,
     periods: &[(&str, i64)],
 ) -> ApiResult<std::collections::HashMap<(String, i64), std::collections::HashMap<String, Decimal>>>
@@ -255,7 +255,7 @@ pub fn totals_of_periods(
 
 /// Stores usage the platform measured (a bill run's Time and Prometheus records), in the
 /// caller's transaction.
-pub fn store_platform_usage(
+pub(crate) fn store_platform_usage(
     db: &dyn Database,
     instance_id: &str,
     records: &[UsageRecord],

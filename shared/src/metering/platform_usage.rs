@@ -13,11 +13,11 @@ use crate::sales::PrometheusQuery;
 use crate::sales::{PlatformSource, ReportingMethod};
 
 /// The label every provider's metrics carry to tell instances apart.
-pub const INSTANCE_LABEL: &str = "service_instance_id";
+pub(crate) const INSTANCE_LABEL: &str = "service_instance_id";
 
 /// Seconds the instance ran within the period: its intervals clipped to `[start, end)`, an open
 /// interval running until the end of the period.
-pub fn running_seconds(intervals: &[RunningInterval], period: &Period) -> i64 {
+pub(crate) fn running_seconds(intervals: &[RunningInterval], period: &Period) -> i64 {
     let (start, end) = (period.start.timestamp(), period.end.timestamp());
     intervals
         .iter()
@@ -31,7 +31,7 @@ pub fn running_seconds(intervals: &[RunningInterval], period: &Period) -> i64 {
 
 /// The PromQL asked of the provider's Prometheus: the increase of the selector, restricted to the
 /// instance, over the whole period. `increase` handles counter resets.
-pub fn promql(selector: &str, instance_id: &str, period: &Period) -> String {
+pub(crate) fn promql(selector: &str, instance_id: &str, period: &Period) -> String {
     let matcher = format!("{INSTANCE_LABEL}=\"{instance_id}\"");
     let selector = match selector.strip_suffix('}') {
         Some(open) if open.ends_with('{') => format!("{open}{matcher}}}"),
@@ -42,7 +42,7 @@ pub fn promql(selector: &str, instance_id: &str, period: &Period) -> String {
     format!("sum(increase({selector}[{seconds}s]))")
 }
 
-pub fn query_url(q: &PrometheusQuery, instance_id: &str, period: &Period) -> String {
+pub(crate) fn query_url(q: &PrometheusQuery, instance_id: &str, period: &Period) -> String {
     let query: String =
         form_urlencoded::byte_serialize(promql(&q.query, instance_id, period).as_bytes()).collect();
     format!(
@@ -53,7 +53,7 @@ pub fn query_url(q: &PrometheusQuery, instance_id: &str, period: &Period) -> Str
 }
 
 /// The scalar of an instant-vector answer; no series means no usage.
-pub fn parse_answer(body: &[u8]) -> Result<Decimal, String> {
+pub(crate) fn parse_answer(body: &[u8]) -> Result<Decimal, String> {
     let v: serde_json::Value =
         serde_json::from_slice(body).map_err(|e| format!("not Prometheus JSON: {e}"))?;
     if v["status"] != "success" {
@@ -83,10 +83,10 @@ pub fn parse_answer(body: &[u8]) -> Result<Decimal, String> {
 }
 
 /// Decimal places kept of a Prometheus increase (it extrapolates, so it is rarely whole).
-pub const PROMETHEUS_SCALE: u32 = 6;
+pub(crate) const PROMETHEUS_SCALE: u32 = 6;
 
 /// Queries the increase for one instance and period, truncated to [`PROMETHEUS_SCALE`] places.
-pub fn prometheus_increase(
+pub(crate) fn prometheus_increase(
     out: &dyn Outbound,
     q: &PrometheusQuery,
     instance_id: &str,
@@ -107,7 +107,7 @@ pub fn prometheus_increase(
 
 /// Usage the platform measured for one (instance, period), gathered before the write
 /// transaction (a Prometheus query must not run while holding the database's write lock).
-pub fn collect(
+pub(crate) fn collect(
     instance: &Instance,
     terms: &Terms,
     period: &Period,

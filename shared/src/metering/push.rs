@@ -39,7 +39,7 @@ struct EntityBody {
 }
 
 /// Everything the validation of a push needs to know about its instance.
-pub struct MeteringContext<'a> {
+pub(crate) struct MeteringContext<'a> {
     pub instance: &'a Instance,
     pub items: &'a [ItemSettings],
     pub billing_period: BillingPeriod,
@@ -67,7 +67,10 @@ fn records_of(metering: Value) -> ApiResult<Vec<Value>> {
 
 /// Validates a whole push. Input errors are one 400 listing every bad field; if the input is
 /// valid but a record's period is closed for late data, the push is a 409 `PeriodClosed`.
-pub fn validate(push: PushMeteringData, ctx: &MeteringContext) -> ApiResult<Vec<UsageRecord>> {
+pub(crate) fn validate(
+    push: PushMeteringData,
+    ctx: &MeteringContext,
+) -> ApiResult<Vec<UsageRecord>> {
     let records = records_of(push.metering)?;
     if records.len() > MAX_RECORDS {
         return Err(ApiError::validation(vec![FieldError::new(
@@ -260,7 +263,7 @@ impl MeteringContext<'_> {
 /// Validates a platform bill report into the usage record of its item and period: the period
 /// must be a period of the product, not closed for late data, and the amount whole cents.
 #[allow(clippy::too_many_arguments)]
-pub fn platform_bill_record(
+pub(crate) fn platform_bill_record(
     instance: &Instance,
     items: &[ItemSettings],
     kind: BillingPeriod,

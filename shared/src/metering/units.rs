@@ -34,7 +34,7 @@ fn base_units_per_price_unit(code: &str) -> u32 {
 }
 
 /// A period's summed raw usage of the item `code`, in the item's price unit.
-pub fn to_price_unit(code: &str, raw_total: Decimal) -> Decimal {
+pub(crate) fn to_price_unit(code: &str, raw_total: Decimal) -> Decimal {
     // Dividing by a constant of at least 1 cannot overflow. Normalized so that bills show
     // `0.5` hours, not `0.5000`.
     (raw_total / Decimal::from(base_units_per_price_unit(code))).normalize()
@@ -42,7 +42,7 @@ pub fn to_price_unit(code: &str, raw_total: Decimal) -> Decimal {
 
 /// Why a pushed `Value` is not a metering value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ValueError {
+pub(crate) enum ValueError {
     Empty,
     Negative,
     /// A fraction, an exponent, a sign, spaces or other characters: usage is pushed as a whole
@@ -78,7 +78,7 @@ impl std::error::Error for ValueError {}
 
 /// Reads `Entities[].Value` as `PushMeteringData` sends it: a non-negative integer, either as a
 /// JSON number (`10`) or a string of digits (`"10"`).
-pub fn parse_value(value: &Value) -> Result<u64, ValueError> {
+pub(crate) fn parse_value(value: &Value) -> Result<u64, ValueError> {
     match value {
         Value::Number(n) => match (n.as_u64(), n.as_f64()) {
             (Some(v), _) => Ok(v),

@@ -12,7 +12,7 @@ use crate::platform::storage::{Database, transaction};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum InstanceStatus {
+pub(crate) enum InstanceStatus {
     Running,
     Stopped,
     Released,
@@ -20,14 +20,14 @@ pub enum InstanceStatus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Action {
+pub(crate) enum Action {
     Stop,
     Start,
     Release,
 }
 
 /// The instance lifecycle: running ⇄ stopped, either → released, released accepts nothing.
-pub fn act(from: InstanceStatus, action: Action) -> ApiResult<InstanceStatus> {
+pub(crate) fn act(from: InstanceStatus, action: Action) -> ApiResult<InstanceStatus> {
     use Action::*;
     use InstanceStatus::*;
     match (from, action) {
@@ -47,13 +47,13 @@ pub fn act(from: InstanceStatus, action: Action) -> ApiResult<InstanceStatus> {
 
 /// A half-open running interval `[started_at, ended_at)` in Unix seconds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct RunningInterval {
+pub(crate) struct RunningInterval {
     pub started_at: i64,
     pub ended_at: Option<i64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Instance {
+pub(crate) struct Instance {
     pub id: String,
     pub order_id: String,
     pub owner_id: String,
@@ -71,7 +71,7 @@ pub struct Instance {
 
 impl Instance {
     /// When the order deployed it: the start of its first running interval.
-    pub fn created(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn created(&self) -> Option<DateTime<Utc>> {
         self.running_intervals
             .first()
             .and_then(|i| DateTime::from_timestamp(i.started_at, 0))
@@ -79,7 +79,7 @@ impl Instance {
 
     /// When it was released, if it was. Usage and billing end here, not at an earlier stop: a
     /// stopped instance still holds resources (storage, reserved capacity) until released.
-    pub fn released(&self) -> Option<DateTime<Utc>> {
+    pub(crate) fn released(&self) -> Option<DateTime<Utc>> {
         self.released_at
             .as_deref()
             .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
@@ -89,7 +89,7 @@ impl Instance {
 
 /// The instance if the caller may see it: its owner, the product's provider, an operator or the
 /// platform (which reports usage of any instance). Anyone else gets 404.
-pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Instance> {
+pub(crate) fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Instance> {
     let instance = store::find_instance(db, id)?;
     let visible = caller.is_operator()
         || caller.role == Role::Platform
@@ -105,7 +105,7 @@ pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Instan
 /// The owner stops, starts or releases its instance: a compare-and-set on the status, and the
 /// running interval closed or opened at `now`, in one transaction. The provider and operators see
 /// the instance; only its owner operates it.
-pub fn perform(
+pub(crate) fn perform(
     db: &dyn Database,
     caller: &Principal,
     id: &str,

@@ -14,15 +14,15 @@ use crate::platform::ids::IdSequence;
 use crate::platform::storage::{Database, transaction};
 
 /// The currency every account is kept in: the marketplace settles in CNY.
-pub const ACCOUNT_CURRENCY: &str = "CNY";
+pub(crate) const ACCOUNT_CURRENCY: &str = "CNY";
 
 /// An amount of money in whole cents: what balances and ledger entries hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Cents(pub i64);
+pub(crate) struct Cents(pub i64);
 
 impl Cents {
     /// Exact conversion: refuses amounts with more than 2 decimal places or out of range.
-    pub fn from_decimal(amount: Decimal) -> Option<Self> {
+    pub(crate) fn from_decimal(amount: Decimal) -> Option<Self> {
         let cents = amount.checked_mul(Decimal::ONE_HUNDRED)?;
         if cents.fract() != Decimal::ZERO {
             return None;
@@ -30,7 +30,7 @@ impl Cents {
         i64::try_from(cents).ok().map(Cents)
     }
 
-    pub fn to_decimal(self) -> Decimal {
+    pub(crate) fn to_decimal(self) -> Decimal {
         Decimal::new(self.0, 2)
     }
 }
@@ -42,7 +42,7 @@ impl Serialize for Cents {
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct Account {
+pub(crate) struct Account {
     pub customer_id: String,
     pub currency: &'static str,
     pub balance: Cents,
@@ -51,13 +51,13 @@ pub struct Account {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum EntryKind {
+pub(crate) enum EntryKind {
     TopUp,
     Bill,
 }
 
 #[derive(Debug, Clone, Serialize)]
-pub struct LedgerEntry {
+pub(crate) struct LedgerEntry {
     pub id: String,
     pub kind: EntryKind,
     /// Positive for top-ups, negative for bills.
@@ -71,7 +71,11 @@ pub struct LedgerEntry {
 
 /// The customer's account; one that never moved money reads as an empty account (reads write
 /// nothing: the row is created by the first ledger entry).
-pub fn account(db: &dyn Database, customer_id: &str, now: DateTime<Utc>) -> ApiResult<Account> {
+pub(crate) fn account(
+    db: &dyn Database,
+    customer_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Account> {
     let (balance, updated_at) =
         store::balance(db, customer_id)?.unwrap_or_else(|| (Cents(0), rfc3339(now)));
     Ok(Account {
@@ -83,7 +87,7 @@ pub fn account(db: &dyn Database, customer_id: &str, now: DateTime<Utc>) -> ApiR
 }
 
 /// One balance change to record: a top-up, or a bill's deduction (negative).
-pub struct Posting<'a> {
+pub(crate) struct Posting<'a> {
     pub customer_id: &'a str,
     pub kind: EntryKind,
     pub amount: Cents,
@@ -92,7 +96,7 @@ pub struct Posting<'a> {
 
 /// Adds `amount` (negative to deduct) to the balance and appends its ledger entry. Must run
 /// inside the caller's transaction, together with whatever the entry records (a bill).
-pub fn post(
+pub(crate) fn post(
     db: &dyn Database,
     posting: Posting,
     actor_id: &str,
@@ -106,7 +110,7 @@ pub fn post(
 /// Posts many changes in the caller's transaction with a handful of statements: a bill run posts
 /// thousands at once. Entries of one customer are applied in the given order, so each entry's
 /// `balance_after` is the balance right after it, as if posted one by one.
-pub fn post_many(
+pub(crate) fn post_many(
     db: &dyn Database,
     postings: &[Posting],
     actor_id: &str,
@@ -147,7 +151,7 @@ pub fn post_many(
 const TOP_UP_MAX: i64 = 10_000_000_000;
 
 /// Validates a top-up amount: positive, at most 2 decimal places, at most 100,000,000.00.
-pub fn top_up_amount(amount: Decimal) -> ApiResult<Cents> {
+pub(crate) fn top_up_amount(amount: Decimal) -> ApiResult<Cents> {
     let bad = |m: &str| {
         ApiError::validation(vec![crate::error::FieldError::new(
             "amount",
@@ -166,7 +170,7 @@ pub fn top_up_amount(amount: Decimal) -> ApiResult<Cents> {
 }
 
 /// An operator credits a customer's account. Only customers have accounts: anyone else is 404.
-pub fn top_up(
+pub(crate) fn top_up(
     db: &dyn Database,
     operator: &Principal,
     customer_id: &str,
@@ -191,7 +195,7 @@ pub fn top_up(
 }
 
 /// Ledger entries, newest first (`after` is the last id of the previous page).
-pub fn ledger(
+pub(crate) fn ledger(
     db: &dyn Database,
     customer_id: &str,
     after: Option<&str>,
@@ -237,7 +241,7 @@ mod tests {
         ) {
             use crate::platform::storage::Backend;
             use crate::platform::storage::native::NativeBackend;
-            let now = chrono::Utc::now();
+            let now = Utc::now();
             let customers = ["usr-a", "usr-b", "usr-c", "usr-d"];
             let run = |batched: bool| {
                 let dir = tempfile::tempdir().unwrap();
@@ -272,6 +276,38 @@ mod tests {
                 (entries, balances)
             };
             proptest::prop_assert_eq!(run(true), run(false));
+        }
+
+        /// Whatever the sequence of top-ups and deductions, the balance is the sum of the ledger.
+        #[test]
+        fn the_balance_is_always_the_sum_of_the_ledger(
+            changes in proptest::collection::vec((proptest::bool::ANY, 1i64..1_000_000), 1..12)
+        ) {
+            use crate::platform::storage::Backend;
+            use crate::platform::storage::native::NativeBackend;
+            let now = Utc::now();
+            let dir = tempfile::tempdir().unwrap();
+            let backend = NativeBackend::new(dir.path().join("db.sqlite"));
+            let db = backend.open_db().unwrap();
+            crate::platform::storage::migrations::migrate(db.as_ref()).unwrap();
+            // The customer is not a principal: only the ledger arithmetic is under test.
+            db.execute("PRAGMA foreign_keys = OFF", &[]).unwrap();
+            for (i, (top_up, cents)) in changes.iter().enumerate() {
+                let reference = format!("bill-{i}");
+                let posting = if *top_up {
+                    Posting { customer_id: "usr-c", kind: EntryKind::TopUp, amount: Cents(*cents), reference: None }
+                } else {
+                    Posting { customer_id: "usr-c", kind: EntryKind::Bill, amount: Cents(-cents), reference: Some(&reference) }
+                };
+                post(db.as_ref(), posting, "usr-admin", now).unwrap();
+            }
+            let entries = ledger(db.as_ref(), "usr-c", None, 500).unwrap();
+            let ledger_sum: i64 = entries.iter().map(|e| e.amount.0).sum();
+            let expected: i64 = changes.iter().map(|(up, c)| if *up { *c } else { -c }).sum();
+            let balance = account(db.as_ref(), "usr-c", now).unwrap().balance.0;
+            proptest::prop_assert_eq!(balance, ledger_sum);
+            proptest::prop_assert_eq!(balance, expected);
+            proptest::prop_assert_eq!(entries[0].balance_after.0, balance);
         }
     }
 }

@@ -1,8 +1,8 @@
 //! Quotes, orders and service instances, and customers' accounts. An order deploys a running
 //! instance and charges nothing; usage is billed later, per closed period.
 
-pub mod instance;
-pub mod ledger;
+pub(crate) mod instance;
+pub(crate) mod ledger;
 mod store;
 
 use chrono::{DateTime, Utc};
@@ -24,7 +24,7 @@ use ledger::ACCOUNT_CURRENCY;
 /// The body of `POST /api/v1/orders/quote` and, with `accept_eula`, of `POST /api/v1/orders`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct OrderRequest {
+pub(crate) struct OrderRequest {
     pub product_id: String,
     pub template_id: Option<String>,
     pub plan_id: Option<String>,
@@ -35,7 +35,7 @@ pub struct OrderRequest {
 
 /// A product as one caller may buy it: published for customers, or in its self-test for its own
 /// provider's test orders.
-pub struct Purchasable {
+pub(crate) struct Purchasable {
     pub product: Product,
     pub service: Service,
     pub pricing: PricingStep,
@@ -44,7 +44,7 @@ pub struct Purchasable {
     pub test: bool,
 }
 
-pub fn purchasable(
+pub(crate) fn purchasable(
     db: &dyn Database,
     caller: &Principal,
     product_id: &str,
@@ -85,7 +85,7 @@ pub fn purchasable(
 }
 
 /// What the customer chose, resolved against the service.
-pub struct Choice<'a> {
+pub(crate) struct Choice<'a> {
     pub template: &'a Template,
     pub plan_id: Option<String>,
     pub region: String,
@@ -98,7 +98,7 @@ fn invalid(field: &str, code: Code, message: impl Into<String>) -> ApiError {
 impl Purchasable {
     /// The template (the request's, else the listing's, else the service's only one), the plan
     /// and the region, under the listing's region rule.
-    pub fn choose(&self, req: &OrderRequest) -> ApiResult<Choice<'_>> {
+    pub(crate) fn choose(&self, req: &OrderRequest) -> ApiResult<Choice<'_>> {
         let spec = self.service.spec.get();
         let template_id = req
             .template_id
@@ -165,7 +165,7 @@ impl Purchasable {
     }
 
     /// The billable items in effect for this template or plan.
-    pub fn items(&self, db: &dyn Database, choice: &Choice) -> ApiResult<Vec<ItemSettings>> {
+    pub(crate) fn items(&self, db: &dyn Database, choice: &Choice) -> ApiResult<Vec<ItemSettings>> {
         Ok(
             sales::item_settings(db, &self.product.id, &self.pricing, &self.service.spec)?
                 .into_iter()
@@ -236,7 +236,7 @@ fn check_account_type(caller: &Principal, p: &Purchasable) -> ApiResult<()> {
 
 /// The order confirmation a customer sees before ordering (or a provider before a test order):
 /// resources with hourly fees, tier schedules, period, currency, and that nothing is charged.
-pub fn quote(db: &dyn Database, caller: &Principal, req: &OrderRequest) -> ApiResult<Value> {
+pub(crate) fn quote(db: &dyn Database, caller: &Principal, req: &OrderRequest) -> ApiResult<Value> {
     let p = purchasable(db, caller, &req.product_id)?;
     check_account_type(caller, &p)?;
     let choice = p.choose(req)?;
@@ -244,7 +244,7 @@ pub fn quote(db: &dyn Database, caller: &Principal, req: &OrderRequest) -> ApiRe
 }
 
 /// A placed order and the instance it deployed.
-pub struct Placed {
+pub(crate) struct Placed {
     pub order_id: String,
     pub instance: Instance,
 }
@@ -253,7 +253,7 @@ pub struct Placed {
 /// Checks run in this order — the product (404), the EULA, the account type, the template and
 /// region, the currency, then the balance — all inside the transaction that writes, so a
 /// concurrent deduction cannot slip between the arrears check and the order.
-pub fn place(
+pub(crate) fn place(
     db: &dyn Database,
     caller: &Principal,
     req: &OrderRequest,
@@ -299,7 +299,7 @@ pub fn place(
 }
 
 /// Starts billing an instance: its first period is the one it was ordered in.
-pub fn open_billing_cursor(
+pub(crate) fn open_billing_cursor(
     db: &dyn Database,
     instance: &Instance,
     kind: BillingPeriod,
@@ -313,7 +313,7 @@ pub fn open_billing_cursor(
 }
 
 /// Gives every instance without a billing cursor one at the period it was created in.
-pub fn open_missing_billing_cursors(db: &dyn Database, tz: Tz) -> ApiResult<()> {
+pub(crate) fn open_missing_billing_cursors(db: &dyn Database, tz: Tz) -> ApiResult<()> {
     for id in store::instances_without_cursor(db)? {
         let instance = store::find_instance(db, &id)?;
         let terms = terms(db, &instance)?;
@@ -322,14 +322,9 @@ pub fn open_missing_billing_cursors(db: &dyn Database, tz: Tz) -> ApiResult<()> 
     Ok(())
 }
 
-/// An instance whatever its owner, for internal reads (metering, bill runs).
-pub fn find_instance(db: &dyn Database, id: &str) -> ApiResult<Instance> {
-    store::find_instance(db, id)
-}
-
 /// Instances whatever their owner, by id, with their running intervals, read a batch at a time
 /// (bill runs). Ids not found are absent from the map.
-pub fn find_instances(
+pub(crate) fn find_instances(
     db: &dyn Database,
     ids: &[String],
 ) -> ApiResult<std::collections::HashMap<String, Instance>> {
@@ -338,7 +333,7 @@ pub fn find_instances(
 
 /// What an instance is billed by: its product's period kind and currency, and the billable
 /// items in effect for its template or plan.
-pub struct Terms {
+pub(crate) struct Terms {
     pub kind: BillingPeriod,
     pub currency: String,
     pub items: Vec<ItemSettings>,
@@ -346,7 +341,7 @@ pub struct Terms {
 
 /// The terms of an instance, read from its product as it is now: what its usage is validated
 /// against and billed by.
-pub fn terms(db: &dyn Database, instance: &Instance) -> ApiResult<Terms> {
+pub(crate) fn terms(db: &dyn Database, instance: &Instance) -> ApiResult<Terms> {
     let product = listing::store::find_product_unscoped(db, &instance.product_id)?;
     let service = listing::store::find_service_unscoped(db, &product.service_id)?;
     let pricing = PricingStep::from_stored(

@@ -122,8 +122,8 @@ pub(crate) fn find_instance(db: &dyn Database, id: &str) -> ApiResult<Instance> 
 pub(crate) fn find_instances(
     db: &dyn Database,
     ids: &[String],
-) -> ApiResult<std::collections::HashMap<String, Instance>> {
-    let mut found = std::collections::HashMap::with_capacity(ids.len());
+) -> ApiResult<HashMap<String, Instance>> {
+    let mut found = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(IDS_PER_QUERY) {
         let marks = vec!["?"; chunk.len()].join(", ");
         let params: Vec<Value> = chunk.iter().map(Into::into).collect();

@@ -6,9 +6,9 @@ use http::HeaderMap;
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 
-pub const CLOCK_HEADER: &str = "x-clock-now";
+pub(crate) const CLOCK_HEADER: &str = "x-clock-now";
 
-pub fn effective_now(
+pub(crate) fn effective_now(
     headers: &HeaderMap,
     allow_override: bool,
     real_now: DateTime<Utc>,
@@ -30,7 +30,7 @@ pub fn effective_now(
         })
 }
 
-pub fn rfc3339(t: DateTime<Utc>) -> String {
+pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 

@@ -5,8 +5,11 @@ use chrono_tz::Tz;
 /// Deployment configuration, from Spin variables.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// The built-in operator's bearer token (at least 16 characters).
     pub admin_token: String,
+    /// The zone day periods are cut in.
     pub billing_timezone: Tz,
+    /// Whether requests may carry `X-Clock-Now` (test deployments only).
     pub allow_clock_override: bool,
     /// The one origin bill runs may reach for Prometheus-reported items (`allowed_outbound_hosts`
     /// of the components that run bills); `None` where a component is not given the variable.

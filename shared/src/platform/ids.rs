@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 
-pub fn new_id(prefix: &str, now: DateTime<Utc>) -> String {
+pub(crate) fn new_id(prefix: &str, now: DateTime<Utc>) -> String {
     let millis = now.timestamp_millis().max(0) as u64;
     format!("{prefix}-{millis:012x}{}", hex::encode(random_bytes::<5>()))
 }
@@ -14,13 +14,13 @@ pub fn new_id(prefix: &str, now: DateTime<Utc>) -> String {
 /// index instead of touching a page per row. The random part is 64 bits: batches started in the
 /// same millisecond (cron events carry whole seconds; a posting per request) never collide, where
 /// 16 bits collided once in a few hundred batches.
-pub struct IdSequence {
+pub(crate) struct IdSequence {
     head: String,
     next: u32,
 }
 
 impl IdSequence {
-    pub fn new(prefix: &str, now: DateTime<Utc>) -> Self {
+    pub(crate) fn new(prefix: &str, now: DateTime<Utc>) -> Self {
         let millis = now.timestamp_millis().max(0) as u64;
         Self {
             head: format!("{prefix}-{millis:012x}{}", hex::encode(random_bytes::<8>())),
@@ -29,14 +29,14 @@ impl IdSequence {
     }
 
     /// The next id: the sequence's time and random part, then a 24-bit counter.
-    pub fn next_id(&mut self) -> String {
+    pub(crate) fn next_id(&mut self) -> String {
         let id = format!("{}{:06x}", self.head, self.next & 0xff_ffff);
         self.next += 1;
         id
     }
 }
 
-pub fn random_bytes<const N: usize>() -> [u8; N] {
+pub(crate) fn random_bytes<const N: usize>() -> [u8; N] {
     let mut buf = [0u8; N];
     // Both targets have an OS source (getrandom/WASI random_get); without one we cannot issue
     // tokens safely, so failing loudly is right.

@@ -1,8 +1,8 @@
 //! The ports at the bottom of the crate: storage, the clock, ids, outbound HTTP and the Spin adapter.
 
-pub mod clock;
+pub(crate) mod clock;
 pub mod config;
-pub mod ids;
+pub(crate) mod ids;
 pub mod outbound;
 #[cfg(feature = "spin")]
 pub mod spin;

@@ -21,21 +21,21 @@ mod store;
 /// Which review a submission asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Stage {
+pub(crate) enum Stage {
     Category,
     Feature,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum Decision {
+pub(crate) enum Decision {
     Approve,
     Reject,
 }
 
 /// What can happen to a product: a provider's submission or an operator's decision.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Event {
+pub(crate) enum Event {
     Submit(Stage),
     Decide(Stage, Decision),
 }
@@ -43,7 +43,7 @@ pub enum Event {
 /// The state machine of SPEC §7, and nothing else: which status `event` leads to from `from`.
 /// Preconditions that need the listing itself (completeness, a changed category, sales
 /// settings) are checked by the caller before the transition is written.
-pub fn transition(from: ProductStatus, event: Event) -> ApiResult<ProductStatus> {
+pub(crate) fn transition(from: ProductStatus, event: Event) -> ApiResult<ProductStatus> {
     use Decision::*;
     use Event::*;
     use ProductStatus::*;
@@ -70,7 +70,7 @@ pub fn transition(from: ProductStatus, event: Event) -> ApiResult<ProductStatus>
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ReviewStatus {
+pub(crate) enum ReviewStatus {
     Pending,
     Approved,
     Rejected,
@@ -78,7 +78,7 @@ pub enum ReviewStatus {
 
 /// One entry of the history: who moved the product from where to where, when and why.
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct TransitionRecord {
+pub(crate) struct TransitionRecord {
     pub actor_id: String,
     pub at: String,
     pub from: ProductStatus,
@@ -88,7 +88,7 @@ pub struct TransitionRecord {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Review {
+pub(crate) struct Review {
     pub id: String,
     pub product_id: String,
     pub stage: Stage,
@@ -102,7 +102,7 @@ pub struct Review {
 }
 
 /// Which reviews a caller lists.
-pub struct ReviewFilter<'a> {
+pub(crate) struct ReviewFilter<'a> {
     /// Only reviews of this provider's products (`None` for operators).
     pub provider_id: Option<&'a str>,
     pub product_id: Option<&'a str>,
@@ -113,7 +113,7 @@ pub struct ReviewFilter<'a> {
 /// the wrong state is a conflict whatever the listing holds); then the listing's own
 /// preconditions, all inside the transaction that opens the review, so a concurrent edit cannot
 /// slip between check and submission.
-pub fn submit(
+pub(crate) fn submit(
     db: &dyn Database,
     provider: &Principal,
     product_id: &str,
@@ -214,7 +214,7 @@ const REASON_MAX: usize = 2_000;
 
 /// An operator decides a pending review. A rejection must say why. Approving a feature review
 /// publishes the product: its catalog entry is written in the same transaction.
-pub fn decide(
+pub(crate) fn decide(
     db: &dyn Database,
     operator: &Principal,
     review_id: &str,
@@ -226,7 +226,7 @@ pub fn decide(
     let mut e = Errors::new();
     match (decision, reason) {
         (Decision::Reject, None) => {
-            e.add("reason", Code::ReasonRequired, "a rejection must say why")
+            e.add("reason", Code::ReasonRequired, "a rejection must say why");
         }
         (_, Some(r)) => e.text("reason", r, 1, REASON_MAX, Code::TooLong),
         (Decision::Approve, None) => {}
@@ -264,7 +264,7 @@ pub fn decide(
 
 /// A review, if the caller may see it: operators all, a provider those of its own products
 /// (another provider's review is 404).
-pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Review> {
+pub(crate) fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Review> {
     let review = store::find(db, id)?;
     listing::store::find_product(db, caller, &review.product_id)
         .map_err(|_| ApiError::not_found("review"))?;
@@ -273,7 +273,7 @@ pub fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Review
 
 /// Reviews the caller may see, in submission order: operators all, a provider its own
 /// products'.
-pub fn list(
+pub(crate) fn list(
     db: &dyn Database,
     caller: &Principal,
     product_id: Option<&str>,

@@ -18,7 +18,7 @@ use crate::validate::Errors;
 /// Where the platform takes an item's usage from when it reports it itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum PlatformSource {
+pub(crate) enum PlatformSource {
     /// The instance's running time.
     Time,
     /// Bill data the platform reports.
@@ -29,7 +29,7 @@ pub enum PlatformSource {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PrometheusQuery {
+pub(crate) struct PrometheusQuery {
     pub endpoint: String,
     pub query: String,
 }
@@ -38,7 +38,7 @@ pub struct PrometheusQuery {
 /// pushed by the provider (split it into two items instead).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "method", rename_all = "snake_case")]
-pub enum ReportingMethod {
+pub(crate) enum ReportingMethod {
     ServiceProvider,
     ComputeNest {
         source: PlatformSource,
@@ -50,7 +50,7 @@ pub enum ReportingMethod {
 /// The body of `PUT .../billable-items/{code}/reporting`, loose so every mistake is reported.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReportingRequest {
+pub(crate) struct ReportingRequest {
     method: Option<String>,
     source: Option<String>,
     prometheus: Option<PrometheusQuery>,
@@ -61,7 +61,7 @@ const PROMETHEUS_QUERY_MAX: usize = 2_000;
 impl ReportingRequest {
     /// Validates the method for the item `code`: the Time source reports running time, so it
     /// applies to the `Period` key (seconds, priced per hour) only.
-    pub fn validate(self, code: &str) -> ApiResult<ReportingMethod> {
+    pub(crate) fn validate(self, code: &str) -> ApiResult<ReportingMethod> {
         let mut e = Errors::new();
         let bad = Code::InvalidReportingMethod;
         let method = match self.method.as_deref() {
@@ -193,7 +193,7 @@ fn is_metric_selector(query: &str) -> bool {
 
 /// A Prometheus endpoint outside the deployment's `prometheus_origin` could never be queried
 /// (Spin denies the request), so every bill of the item would fail: refuse it up front.
-pub fn check_reachable(method: &ReportingMethod, origin: Option<&str>) -> ApiResult<()> {
+pub(crate) fn check_reachable(method: &ReportingMethod, origin: Option<&str>) -> ApiResult<()> {
     let (
         Some(origin),
         ReportingMethod::ComputeNest {
@@ -218,7 +218,7 @@ pub fn check_reachable(method: &ReportingMethod, origin: Option<&str>) -> ApiRes
 /// The body of `PUT .../billable-items/{code}/associations`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Associations {
+pub(crate) struct Associations {
     #[serde(default)]
     pub templates: Vec<String>,
     #[serde(default)]
@@ -226,7 +226,7 @@ pub struct Associations {
 }
 
 impl Associations {
-    pub fn validate(self, service: &ServiceSpec) -> ApiResult<Self> {
+    pub(crate) fn validate(self, service: &ServiceSpec) -> ApiResult<Self> {
         let mut e = Errors::new();
         let spec = service.get();
         for (i, t) in self.templates.iter().enumerate() {
@@ -274,7 +274,7 @@ impl Associations {
 }
 
 /// What customers pay per unit of an item is priced in, from its metering key (SPEC §8).
-pub fn price_unit(code: &str) -> &'static str {
+pub(crate) fn price_unit(code: &str) -> &'static str {
     match code {
         "Period" => "hour",
         "PeriodMin" => "minute",
@@ -288,7 +288,7 @@ pub fn price_unit(code: &str) -> &'static str {
 /// A billable item with its sales settings, as shown to the provider and used by the catalog,
 /// orders, metering and billing.
 #[derive(Debug, Clone, Serialize)]
-pub struct ItemSettings {
+pub(crate) struct ItemSettings {
     #[serde(flatten)]
     pub item: BillableItem,
     pub price_unit: &'static str,
@@ -302,7 +302,7 @@ pub struct ItemSettings {
 impl ItemSettings {
     /// Whether the item bills instances of this template or plan: it is in effect and associated
     /// with either.
-    pub fn applies_to(&self, template_id: &str, plan_id: Option<&str>) -> bool {
+    pub(crate) fn applies_to(&self, template_id: &str, plan_id: Option<&str>) -> bool {
         self.in_effect
             && (self.associations.templates.iter().any(|t| t == template_id)
                 || plan_id.is_some_and(|p| self.associations.plans.iter().any(|a| a == p)))
@@ -312,7 +312,7 @@ impl ItemSettings {
 /// Every billable item of the pricing step with its settings. When the service has exactly one
 /// template and the provider has not set an item's associations, the item is associated with
 /// that template automatically; an explicit (even empty) association always wins.
-pub fn item_settings(
+pub(crate) fn item_settings(
     db: &dyn Database,
     product_id: &str,
     pricing: &PricingStep,
@@ -357,7 +357,7 @@ pub fn item_settings(
 }
 
 /// Which half of an item's settings a write replaces.
-pub enum Setting {
+pub(crate) enum Setting {
     Reporting(ReportingMethod),
     Associations(Associations),
 }
@@ -365,7 +365,7 @@ pub enum Setting {
 /// The provider writes one half of an item's sales settings: only in `self_test` and
 /// `feature_rejected`, checked inside the transaction that writes. `setting` turns the request
 /// into the setting, against the product's service.
-pub fn configure(
+pub(crate) fn configure(
     db: &dyn Database,
     provider: &Principal,
     product_id: &str,
@@ -394,7 +394,7 @@ pub fn configure(
 
 /// A product's billable items with their settings, as its provider or an operator sees them
 /// (none before the pricing step is written).
-pub fn items_of(
+pub(crate) fn items_of(
     db: &dyn Database,
     caller: &Principal,
     product_id: &str,
@@ -415,7 +415,7 @@ fn pricing_of(db: &dyn Database, product_id: &str) -> ApiResult<Option<PricingSt
 }
 
 /// Sales settings are configured during the self-test (SPEC §8): 409 in any other state.
-pub fn settings_refusal(status: ProductStatus) -> Option<ApiError> {
+pub(crate) fn settings_refusal(status: ProductStatus) -> Option<ApiError> {
     match status {
         ProductStatus::SelfTest | ProductStatus::FeatureRejected => None,
         other => Some(ApiError::new(
@@ -430,7 +430,7 @@ pub fn settings_refusal(status: ProductStatus) -> Option<ApiError> {
 
 /// The feature review's precondition: every item has a reporting method and at least one is in
 /// effect. Returns the field errors, empty when the settings are complete.
-pub fn incomplete(items: &[ItemSettings]) -> Vec<crate::error::FieldError> {
+pub(crate) fn incomplete(items: &[ItemSettings]) -> Vec<crate::error::FieldError> {
     let mut e = Vec::new();
     for s in items {
         if s.reporting.is_none() {

@@ -5,7 +5,7 @@
 use serde_json::{Value as Json, json};
 
 /// A PNG of `width` × `height` pixels as far as its header says, padded to `size` bytes.
-pub fn png(width: u32, height: u32, size: usize) -> Vec<u8> {
+pub(crate) fn png(width: u32, height: u32, size: usize) -> Vec<u8> {
     let mut b = b"\x89PNG\r\n\x1a\n\x00\x00\x00\x0dIHDR".to_vec();
     b.extend(width.to_be_bytes());
     b.extend(height.to_be_bytes());
@@ -14,19 +14,19 @@ pub fn png(width: u32, height: u32, size: usize) -> Vec<u8> {
     b
 }
 
-pub fn jpeg(size: usize) -> Vec<u8> {
+pub(crate) fn jpeg(size: usize) -> Vec<u8> {
     let mut b = vec![0xFF, 0xD8, 0xFF, 0xE0];
     b.resize(size.max(b.len()), 0);
     b
 }
 
-pub fn pdf(size: usize) -> Vec<u8> {
+pub(crate) fn pdf(size: usize) -> Vec<u8> {
     let mut b = b"%PDF-1.7\n".to_vec();
     b.resize(size.max(b.len()), b' ');
     b
 }
 
-pub fn service_body() -> Json {
+pub(crate) fn service_body() -> Json {
     json!({
         "name": "Acme Vector DB",
         "service_method": "private",
@@ -42,7 +42,7 @@ pub fn service_body() -> Json {
 }
 
 /// A valid body for each of the five steps of a product of [`service_body`].
-pub fn step_bodies() -> Vec<(&'static str, Json)> {
+pub(crate) fn step_bodies() -> Vec<(&'static str, Json)> {
     vec![
         (
             "access",

@@ -13,11 +13,11 @@ use nestmarket::platform::storage::{Backend, Storage, Value};
 use serde_json::{Value as Json, json};
 
 mod fixtures;
-pub use fixtures::*;
+pub(crate) use fixtures::*;
 
-pub const ADMIN: &str = "test-admin-token-0123456789";
+pub(crate) const ADMIN: &str = "test-admin-token-0123456789";
 
-pub struct TestApp {
+pub(crate) struct TestApp {
     _dir: tempfile::TempDir,
     pub backend: NativeBackend,
     pub config: Config,
@@ -25,29 +25,29 @@ pub struct TestApp {
     now: std::sync::Mutex<DateTime<Utc>>,
 }
 
-pub struct TestResponse {
+pub(crate) struct TestResponse {
     pub status: u16,
     pub headers: http::HeaderMap,
     pub body: Vec<u8>,
 }
 
 impl TestResponse {
-    pub fn json(&self) -> Json {
+    pub(crate) fn json(&self) -> Json {
         serde_json::from_slice(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     /// The problem `code` of an error response.
-    pub fn code(&self) -> String {
+    pub(crate) fn code(&self) -> String {
         self.json()["code"].as_str().unwrap_or_default().to_owned()
     }
 
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 
     #[track_caller]
-    pub fn expect(self, status: u16) -> Self {
+    pub(crate) fn expect(self, status: u16) -> Self {
         assert_eq!(
             self.status,
             status,
@@ -59,7 +59,7 @@ impl TestResponse {
 
     /// Asserts a problem response with this status and code.
     #[track_caller]
-    pub fn problem(self, status: u16, code: &str) -> Json {
+    pub(crate) fn problem(self, status: u16, code: &str) -> Json {
         let r = self.expect(status);
         assert_eq!(r.header("content-type"), Some("application/problem+json"));
         assert_eq!(r.code(), code, "body: {}", String::from_utf8_lossy(&r.body));
@@ -80,12 +80,12 @@ fn api_for(path: &str) -> Api {
 }
 
 /// The `field` of each error of a problem document, in order.
-pub fn error_fields(problem: &Json) -> Vec<&str> {
+pub(crate) fn error_fields(problem: &Json) -> Vec<&str> {
     problem_errors(problem, "field")
 }
 
 /// The `message` of each error of a problem document, in order.
-pub fn error_messages(problem: &Json) -> Vec<&str> {
+pub(crate) fn error_messages(problem: &Json) -> Vec<&str> {
     problem_errors(problem, "message")
 }
 
@@ -102,24 +102,24 @@ fn problem_errors<'a>(problem: &'a Json, key: &str) -> Vec<&'a str> {
         .collect()
 }
 
-pub fn at(rfc3339: &str) -> DateTime<Utc> {
+pub(crate) fn at(rfc3339: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(rfc3339).unwrap().to_utc()
 }
 
 impl TestApp {
-    pub fn now(&self) -> DateTime<Utc> {
+    pub(crate) fn now(&self) -> DateTime<Utc> {
         *self.now.lock().unwrap()
     }
 
-    pub fn set_now(&self, now: DateTime<Utc>) {
+    pub(crate) fn set_now(&self, now: DateTime<Utc>) {
         *self.now.lock().unwrap() = now;
     }
 
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::with_config(|_| None)
     }
 
-    pub fn with_config(overrides: impl Fn(&str) -> Option<String>) -> Self {
+    pub(crate) fn with_config(overrides: impl Fn(&str) -> Option<String>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let backend = NativeBackend::new(dir.path().join("sqlite_db.db"));
         let config = Config::from_variables(|name| {
@@ -136,7 +136,7 @@ impl TestApp {
         }
     }
 
-    pub fn call(
+    pub(crate) fn call(
         &self,
         method: &str,
         path: &str,
@@ -169,11 +169,11 @@ impl TestApp {
         }
     }
 
-    pub fn get(&self, path: &str, token: &str) -> TestResponse {
+    pub(crate) fn get(&self, path: &str, token: &str) -> TestResponse {
         self.call("GET", path, Some(token), None, Vec::new())
     }
 
-    pub fn post(&self, path: &str, token: &str, body: Json) -> TestResponse {
+    pub(crate) fn post(&self, path: &str, token: &str, body: Json) -> TestResponse {
         self.call(
             "POST",
             path,
@@ -183,7 +183,7 @@ impl TestApp {
         )
     }
 
-    pub fn put(&self, path: &str, token: &str, body: Json) -> TestResponse {
+    pub(crate) fn put(&self, path: &str, token: &str, body: Json) -> TestResponse {
         self.call(
             "PUT",
             path,
@@ -193,7 +193,7 @@ impl TestApp {
         )
     }
 
-    pub fn put_bytes(
+    pub(crate) fn put_bytes(
         &self,
         path: &str,
         token: &str,
@@ -203,12 +203,12 @@ impl TestApp {
         self.call("PUT", path, Some(token), Some(content_type), body)
     }
 
-    pub fn delete(&self, path: &str, token: &str) -> TestResponse {
+    pub(crate) fn delete(&self, path: &str, token: &str) -> TestResponse {
         self.call("DELETE", path, Some(token), None, Vec::new())
     }
 
     /// Creates a principal through the API and returns (id, token).
-    pub fn principal(&self, role: &str, account_type: Option<&str>) -> (String, String) {
+    pub(crate) fn principal(&self, role: &str, account_type: Option<&str>) -> (String, String) {
         let mut body = json!({ "role": role, "name": format!("a {role}") });
         if let Some(a) = account_type {
             body["account_type"] = json!(a);
@@ -223,12 +223,12 @@ impl TestApp {
         )
     }
 
-    pub fn provider(&self) -> (String, String) {
+    pub(crate) fn provider(&self) -> (String, String) {
         self.principal("provider", None)
     }
 
     /// Every row of every table plus the number of blobs: equal snapshots mean nothing changed.
-    pub fn snapshot(&self) -> String {
+    pub(crate) fn snapshot(&self) -> String {
         let db = self.backend.open_db().unwrap();
         let tables = db
             .execute(
@@ -247,7 +247,7 @@ impl TestApp {
         out
     }
 
-    pub fn count(&self, table: &str) -> i64 {
+    pub(crate) fn count(&self, table: &str) -> i64 {
         let db = self.backend.open_db().unwrap();
         match db
             .execute(&format!("SELECT COUNT(*) FROM {table}"), &[])
@@ -262,7 +262,7 @@ impl TestApp {
 
 impl TestApp {
     /// A provider with a service and its draft product: (provider token, service id, product id).
-    pub fn draft_product(&self) -> (String, String, String) {
+    pub(crate) fn draft_product(&self) -> (String, String, String) {
         let (_, token) = self.provider();
         let service = self
             .post("/api/v1/services", &token, service_body())
@@ -285,7 +285,7 @@ impl TestApp {
     }
 
     /// Writes the product's status directly, for rules that depend on review states.
-    pub fn force_status(&self, product_id: &str, status: &str) {
+    pub(crate) fn force_status(&self, product_id: &str, status: &str) {
         let db = self.backend.open_db().unwrap();
         db.execute(
             "UPDATE products SET status = ? WHERE id = ?",
@@ -296,7 +296,7 @@ impl TestApp {
 }
 
 /// A billable item of a test product: its code, tier mode, tiers and reporting method.
-pub struct Item {
+pub(crate) struct Item {
     pub code: &'static str,
     pub tier_mode: &'static str,
     pub tiers: Json,
@@ -305,7 +305,7 @@ pub struct Item {
 
 impl Item {
     /// The seed-like graduated schedule: 0.5 up to 1,000, 0.4 up to 5,000, 0.2 above.
-    pub fn frequency() -> Self {
+    pub(crate) fn frequency() -> Self {
         Item {
             code: "Frequency",
             tier_mode: "graduated",
@@ -319,7 +319,7 @@ impl Item {
 impl TestApp {
     /// A draft product whose five steps ([`step_bodies`], passed through `adjust`) and required
     /// media are written: ready for category review. Returns (provider token, service, product).
-    pub fn complete_product_with(
+    pub(crate) fn complete_product_with(
         &self,
         adjust: impl Fn(&str, &mut Json),
     ) -> (String, String, String) {
@@ -347,12 +347,12 @@ impl TestApp {
         (token, service_id, id)
     }
 
-    pub fn complete_product(&self) -> (String, String, String) {
+    pub(crate) fn complete_product(&self) -> (String, String, String) {
         self.complete_product_with(|_, _| {})
     }
 
     /// Submits the product for `stage` review and returns the review id.
-    pub fn submit(&self, token: &str, product_id: &str, stage: &str) -> String {
+    pub(crate) fn submit(&self, token: &str, product_id: &str, stage: &str) -> String {
         let r = self
             .post(
                 "/api/v1/reviews",
@@ -364,7 +364,12 @@ impl TestApp {
         r["id"].as_str().unwrap().to_owned()
     }
 
-    pub fn decide(&self, review_id: &str, decision: &str, reason: Option<&str>) -> TestResponse {
+    pub(crate) fn decide(
+        &self,
+        review_id: &str,
+        decision: &str,
+        reason: Option<&str>,
+    ) -> TestResponse {
         let mut body = json!({ "decision": decision });
         if let Some(r) = reason {
             body["reason"] = json!(r);
@@ -403,14 +408,14 @@ impl TestApp {
     }
 
     /// A product taken through category review into `self_test`.
-    pub fn self_test_product(&self) -> (String, String, String) {
+    pub(crate) fn self_test_product(&self) -> (String, String, String) {
         let (token, service_id, id) = self.complete_product();
         self.pass_category_review(&token, &id);
         (token, service_id, id)
     }
 
     /// Like [`TestApp::published_product`], with the steps adjusted first.
-    pub fn published_product_with(
+    pub(crate) fn published_product_with(
         &self,
         adjust: impl Fn(&str, &mut Json),
     ) -> (String, String, String) {
@@ -421,13 +426,13 @@ impl TestApp {
     }
 
     /// The listing of [`step_bodies`], its `Frequency` item reported by the provider, published.
-    pub fn published_product(&self) -> (String, String, String) {
+    pub(crate) fn published_product(&self) -> (String, String, String) {
         self.published_product_with(|_, _| {})
     }
 
     /// A product with these items and billing period, taken through both reviews (or left in
     /// `self_test` when `publish` is false). Returns (provider token, product id).
-    pub fn product_with_items(
+    pub(crate) fn product_with_items(
         &self,
         period: &str,
         items: &[Item],
@@ -448,12 +453,12 @@ impl TestApp {
         (token, id)
     }
 
-    pub fn customer(&self, account_type: &str) -> (String, String) {
+    pub(crate) fn customer(&self, account_type: &str) -> (String, String) {
         self.principal("customer", Some(account_type))
     }
 
     /// Orders `product_id` in region cn-hangzhou and returns the instance id.
-    pub fn order(&self, token: &str, product_id: &str) -> String {
+    pub(crate) fn order(&self, token: &str, product_id: &str) -> String {
         let body = json!({"product_id": product_id, "region": "cn-hangzhou", "accept_eula": true});
         self.post("/api/v1/orders", token, body).expect(201).json()["instance"]["id"]
             .as_str()
@@ -465,7 +470,7 @@ impl TestApp {
 /// A JSON HTTP server on loopback for the tests' stand-ins of outside services (a provider's
 /// Prometheus): `answer` gets each request's target (path and query) and returns the body of a
 /// 200. It serves until the test process ends. Returns its `http://` origin.
-pub fn serve_json(answer: impl Fn(&str) -> Json + Send + 'static) -> String {
+pub(crate) fn serve_json(answer: impl Fn(&str) -> Json + Send + 'static) -> String {
     use std::io::{BufRead, BufReader, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();

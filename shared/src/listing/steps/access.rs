@@ -5,7 +5,7 @@ use super::*;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AccessRequest {
+pub(crate) struct AccessRequest {
     pub product_type: Option<String>,
     pub product_name: Option<String>,
     pub acceleration_plan_id: Option<String>,
@@ -17,20 +17,20 @@ pub struct AccessRequest {
 /// The only product type this marketplace accepts for platform-deployed services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum ProductType {
+pub(crate) enum ProductType {
     Saas,
 }
 
 /// How the product reaches customers: deployed by the platform (Compute Nest).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-pub enum AccessMethod {
+pub(crate) enum AccessMethod {
     ComputeNest,
 }
 
 /// Step 1: what is sold and how it is deployed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AccessStep {
+pub(crate) struct AccessStep {
     product_type: ProductType,
     product_name: String,
     acceleration_plan_id: Option<String>,
@@ -49,7 +49,7 @@ const SERVICE_METHODS: [(&str, ServiceMethod); 2] = [
 impl AccessStep {
     /// Validates the access step against the product's service: the service method must be the
     /// service's own, and a chosen template one of its templates.
-    pub fn parse(request: AccessRequest, service: &ServiceSpec) -> Result<Self, ApiError> {
+    pub(crate) fn parse(request: AccessRequest, service: &ServiceSpec) -> Result<Self, ApiError> {
         let service = service.get();
         let mut e = Errors::new();
         let product_type = choice(
@@ -128,14 +128,14 @@ impl AccessStep {
     }
 
     /// Rebuilds the stored access step, re-checking it against the service as it is now.
-    pub fn from_stored(stored: &Value, service: &ServiceSpec) -> Result<Self, ApiError> {
+    pub(crate) fn from_stored(stored: &Value, service: &ServiceSpec) -> Result<Self, ApiError> {
         Self::parse(stored_request(Step::Access, stored)?, service)
             .map_err(|e| stored_invalid(Step::Access, &e))
     }
 
     /// The seed recommends a public template ("If no public template is available, select a
     /// private template"): a private one is accepted, with this advice.
-    pub fn warnings(&self, service: &ServiceSpec) -> Vec<Warning> {
+    pub(crate) fn warnings(&self, service: &ServiceSpec) -> Vec<Warning> {
         let service = service.get();
         let Some(template) = self
             .service_template_id
@@ -168,20 +168,12 @@ impl AccessStep {
         }]
     }
 
-    pub fn product_name(&self) -> &str {
+    pub(crate) fn product_name(&self) -> &str {
         &self.product_name
     }
 
-    pub fn service_method(&self) -> ServiceMethod {
-        self.service_method
-    }
-
-    pub fn service_template_id(&self) -> Option<&str> {
+    pub(crate) fn service_template_id(&self) -> Option<&str> {
         self.service_template_id.as_deref()
-    }
-
-    pub fn acceleration_plan_id(&self) -> Option<&str> {
-        self.acceleration_plan_id.as_deref()
     }
 }
 

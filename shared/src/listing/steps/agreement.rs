@@ -6,7 +6,7 @@ use super::*;
 /// the provider) or the provider's own text.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case", deny_unknown_fields)]
-pub enum EulaRequest {
+pub(crate) enum EulaRequest {
     Template {
         template_id: Option<String>,
         amendments: Option<String>,
@@ -18,7 +18,7 @@ pub enum EulaRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct AgreementRequest {
+pub(crate) struct AgreementRequest {
     pub eula: Option<EulaRequest>,
     pub icp_filing: Option<String>,
 }
@@ -26,7 +26,7 @@ pub struct AgreementRequest {
 /// A validated EULA, as stored and shown on the order confirmation.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
-pub enum Eula {
+pub(crate) enum Eula {
     Template {
         template_id: String,
         amendments: Option<String>,
@@ -38,7 +38,7 @@ pub enum Eula {
 
 /// Step 5: the legal terms.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct AgreementStep {
+pub(crate) struct AgreementStep {
     eula: Eula,
     icp_filing: String,
 }
@@ -49,7 +49,7 @@ const EULA_TEXT_MAX: usize = 100_000;
 const ICP_FILING_MAX: usize = 200;
 
 impl AgreementStep {
-    pub fn parse(request: AgreementRequest) -> Result<Self, ApiError> {
+    pub(crate) fn parse(request: AgreementRequest) -> Result<Self, ApiError> {
         let mut e = Errors::new();
         let eula = e
             .required("eula", &request.eula)
@@ -96,17 +96,15 @@ impl AgreementStep {
         })
     }
 
-    pub fn from_stored(stored: &Value) -> Result<Self, ApiError> {
+    #[cfg(test)]
+    pub(crate) fn from_stored(stored: &Value) -> Result<Self, ApiError> {
         Self::parse(stored_request(Step::Agreement, stored)?)
             .map_err(|e| stored_invalid(Step::Agreement, &e))
     }
 
-    pub fn eula(&self) -> &Eula {
+    #[cfg(test)]
+    pub(crate) fn eula(&self) -> &Eula {
         &self.eula
-    }
-
-    pub fn icp_filing(&self) -> &str {
-        &self.icp_filing
     }
 }
 

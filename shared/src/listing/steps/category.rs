@@ -5,7 +5,7 @@ use super::*;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CategoryRequest {
+pub(crate) struct CategoryRequest {
     pub region_selectable: Option<bool>,
     pub category: Option<String>,
     pub tags: Option<Vec<String>>,
@@ -15,7 +15,7 @@ pub struct CategoryRequest {
 
 /// Step 3: where the product is filed and how it is found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct CategoryStep {
+pub(crate) struct CategoryStep {
     region_selectable: bool,
     #[serde(serialize_with = "category_id")]
     category: &'static Category,
@@ -32,7 +32,7 @@ const SEO_KEYWORD_MAX_CHARS: usize = 32;
 const SEO_DESCRIPTION_MAX: usize = 300;
 
 impl CategoryStep {
-    pub fn parse(request: CategoryRequest) -> Result<Self, ApiError> {
+    pub(crate) fn parse(request: CategoryRequest) -> Result<Self, ApiError> {
         let mut e = Errors::new();
         let category = e.required("category", &request.category).and_then(|id| {
             let found = categories::find(id);
@@ -79,31 +79,27 @@ impl CategoryStep {
         })
     }
 
-    pub fn from_stored(stored: &Value) -> Result<Self, ApiError> {
+    pub(crate) fn from_stored(stored: &Value) -> Result<Self, ApiError> {
         Self::parse(stored_request(Step::Category, stored)?)
             .map_err(|e| stored_invalid(Step::Category, &e))
     }
 
     /// Whether a customer chooses the region when ordering (then it must be one of the
     /// service's regions) or may not give one at all.
-    pub fn region_selectable(&self) -> bool {
+    pub(crate) fn region_selectable(&self) -> bool {
         self.region_selectable
     }
 
-    pub fn category(&self) -> &'static Category {
+    pub(crate) fn category(&self) -> &'static Category {
         self.category
     }
 
-    pub fn tags(&self) -> &[String] {
+    pub(crate) fn tags(&self) -> &[String] {
         &self.tags
     }
 
-    pub fn seo_keywords(&self) -> &[String] {
+    pub(crate) fn seo_keywords(&self) -> &[String] {
         &self.seo_keywords
-    }
-
-    pub fn seo_description(&self) -> Option<&str> {
-        self.seo_description.as_deref()
     }
 }
 

@@ -5,7 +5,7 @@ use super::*;
 /// `edition_features` compare the product's editions (their screenshots are uploaded as media).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct EditionFeatureRequest {
+pub(crate) struct EditionFeatureRequest {
     pub edition: Option<String>,
     pub description: Option<String>,
 }
@@ -13,7 +13,7 @@ pub struct EditionFeatureRequest {
 /// A success story: `{title, description, url?}`; `url` links to the full story (http or https).
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct CaseRequest {
+pub(crate) struct CaseRequest {
     pub title: Option<String>,
     pub description: Option<String>,
     pub url: Option<String>,
@@ -21,7 +21,7 @@ pub struct CaseRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SupportOfferedRequest {
+pub(crate) struct SupportOfferedRequest {
     pub service_scope: Option<String>,
     pub time_range: Option<String>,
     pub business_scope: Option<String>,
@@ -30,7 +30,7 @@ pub struct SupportOfferedRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct GeneralRequest {
+pub(crate) struct GeneralRequest {
     pub short_description: Option<String>,
     pub highlights: Option<String>,
     pub description: Option<String>,
@@ -63,7 +63,7 @@ struct SupportOffered {
 
 /// Step 2: how the product presents itself in the catalog.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct GeneralStep {
+pub(crate) struct GeneralStep {
     short_description: String,
     highlights: String,
     description: String,
@@ -90,7 +90,7 @@ const CASE_DESCRIPTION_MAX: usize = 2_000;
 const SUPPORT_FIELD_MAX: usize = 500;
 
 impl GeneralStep {
-    pub fn parse(request: GeneralRequest) -> Result<Self, ApiError> {
+    pub(crate) fn parse(request: GeneralRequest) -> Result<Self, ApiError> {
         let mut e = Errors::new();
         let short_description = required_text(
             &mut e,
@@ -228,21 +228,13 @@ impl GeneralStep {
         })
     }
 
-    pub fn from_stored(stored: &Value) -> Result<Self, ApiError> {
+    pub(crate) fn from_stored(stored: &Value) -> Result<Self, ApiError> {
         Self::parse(stored_request(Step::General, stored)?)
             .map_err(|e| stored_invalid(Step::General, &e))
     }
 
-    pub fn short_description(&self) -> &str {
+    pub(crate) fn short_description(&self) -> &str {
         &self.short_description
-    }
-
-    pub fn highlights(&self) -> &str {
-        &self.highlights
-    }
-
-    pub fn description(&self) -> &str {
-        &self.description
     }
 }
 

@@ -29,38 +29,35 @@ mod category;
 mod general;
 mod pricing;
 
-pub use access::*;
-pub use agreement::*;
-pub use category::*;
-pub use general::*;
-pub use pricing::*;
+pub(crate) use access::*;
+pub(crate) use agreement::*;
+pub(crate) use category::*;
+pub(crate) use general::*;
+pub(crate) use pricing::*;
 
 /// A step that passed validation: what to store and what to advise.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ValidatedStep {
+pub(crate) struct ValidatedStep {
     step: Step,
     data: Value,
     warnings: Vec<Warning>,
 }
 
 impl ValidatedStep {
-    pub fn step(&self) -> Step {
+    #[cfg(test)]
+    pub(crate) fn step(&self) -> Step {
         self.step
     }
 
     /// The normalized step to store: the request's shape, defaults filled in, decimals as
     /// strings. Reading it back with the step's `from_stored` yields the same step.
-    pub fn data(&self) -> &Value {
+    pub(crate) fn data(&self) -> &Value {
         &self.data
     }
 
     /// Advice that does not block the step (e.g. a private template was chosen).
-    pub fn warnings(&self) -> &[Warning] {
+    pub(crate) fn warnings(&self) -> &[Warning] {
         &self.warnings
-    }
-
-    pub fn into_parts(self) -> (Value, Vec<Warning>) {
-        (self.data, self.warnings)
     }
 }
 
@@ -69,7 +66,7 @@ impl ValidatedStep {
 /// Malformed JSON is 400 `InvalidJson` and an unknown field 400 `UnknownField`, both naming the
 /// field's path; otherwise every invalid field is reported at once (400, see
 /// [`ApiError::validation`]). The access step is checked against the product's service.
-pub fn validate_step(
+pub(crate) fn validate_step(
     step: Step,
     body: &[u8],
     service: &ServiceSpec,

@@ -6,7 +6,7 @@ use crate::period::BillingPeriod;
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct TierRequest {
+pub(crate) struct TierRequest {
     /// Inclusive upper bound of the tier in the item's price unit; `null` (or absent) for the
     /// last, unbounded tier. A decimal string (`"100"`) or a JSON number.
     pub up_to: Option<Decimal>,
@@ -16,7 +16,7 @@ pub struct TierRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BillableItemRequest {
+pub(crate) struct BillableItemRequest {
     pub code: Option<String>,
     pub name: Option<String>,
     pub tier_mode: Option<String>,
@@ -25,7 +25,7 @@ pub struct BillableItemRequest {
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct PricingRequest {
+pub(crate) struct PricingRequest {
     pub pricing_plan: Option<String>,
     pub enterprise_only: Option<bool>,
     pub billing_period: Option<String>,
@@ -36,33 +36,26 @@ pub struct PricingRequest {
 /// How the product is charged. Only pay-as-you-go is sold through this marketplace.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum PricingPlan {
+pub(crate) enum PricingPlan {
     ByUsage,
 }
 
 /// How a period's quantity meets the tiers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
-pub enum TierMode {
+pub(crate) enum TierMode {
     /// Each unit is priced by the tier it falls in.
     Graduated,
     /// Every unit is priced at the tier the whole quantity falls in.
     Volume,
 }
 
-impl TierMode {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            TierMode::Graduated => "graduated",
-            TierMode::Volume => "volume",
-        }
-    }
-}
+impl TierMode {}
 
 /// One price tier. Within a [`BillableItem`] the tiers ascend strictly by `up_to` and only the
 /// last is unbounded, so every quantity has exactly one tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct Tier {
+pub(crate) struct Tier {
     /// Inclusive upper bound in the item's price unit; `None` for the last tier.
     pub up_to: Option<Decimal>,
     /// Non-negative, at most 8 decimal places.
@@ -73,13 +66,13 @@ pub struct Tier {
 /// (`^[A-Za-z][A-Za-z0-9]{0,63}$`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(transparent)]
-pub struct ItemCode(String);
+pub(crate) struct ItemCode(String);
 
 impl ItemCode {
     const MAX_CHARS: usize = 64;
 
     /// Checks the pattern by hand: a letter, then letters and digits, 64 characters at most.
-    pub fn parse(code: &str) -> Result<Self, String> {
+    pub(crate) fn parse(code: &str) -> Result<Self, String> {
         let mut chars = code.chars();
         if !chars.next().is_some_and(|c| c.is_ascii_alphabetic()) {
             return Err("must start with a letter (A-Z or a-z)".to_owned());
@@ -98,7 +91,7 @@ impl ItemCode {
         Ok(Self(code.to_owned()))
     }
 
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         &self.0
     }
 }
@@ -111,7 +104,7 @@ impl fmt::Display for ItemCode {
 
 /// Something a customer pays for by usage, with its tier schedule.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct BillableItem {
+pub(crate) struct BillableItem {
     code: ItemCode,
     name: String,
     tier_mode: TierMode,
@@ -119,27 +112,27 @@ pub struct BillableItem {
 }
 
 impl BillableItem {
-    pub fn code(&self) -> &ItemCode {
+    pub(crate) fn code(&self) -> &ItemCode {
         &self.code
     }
 
-    pub fn name(&self) -> &str {
+    pub(crate) fn name(&self) -> &str {
         &self.name
     }
 
-    pub fn tier_mode(&self) -> TierMode {
+    pub(crate) fn tier_mode(&self) -> TierMode {
         self.tier_mode
     }
 
     /// Never empty; ascending by `up_to`; the last (and only the last) has `up_to: None`.
-    pub fn tiers(&self) -> &[Tier] {
+    pub(crate) fn tiers(&self) -> &[Tier] {
         &self.tiers
     }
 }
 
 /// Step 4: how usage is priced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PricingStep {
+pub(crate) struct PricingStep {
     pricing_plan: PricingPlan,
     enterprise_only: bool,
     billing_period: BillingPeriod,
@@ -162,7 +155,7 @@ const TIER_MODES: [(&str, TierMode); 2] = [
 ];
 
 impl PricingStep {
-    pub fn parse(request: PricingRequest) -> Result<Self, ApiError> {
+    pub(crate) fn parse(request: PricingRequest) -> Result<Self, ApiError> {
         let mut e = Errors::new();
         let pricing_plan = choice(
             &mut e,
@@ -232,36 +225,37 @@ impl PricingStep {
         })
     }
 
-    pub fn from_stored(stored: &Value) -> Result<Self, ApiError> {
+    pub(crate) fn from_stored(stored: &Value) -> Result<Self, ApiError> {
         Self::parse(stored_request(Step::Pricing, stored)?)
             .map_err(|e| stored_invalid(Step::Pricing, &e))
     }
 
-    pub fn pricing_plan(&self) -> PricingPlan {
-        self.pricing_plan
-    }
-
     /// Only customers with an enterprise account may order the product.
-    pub fn enterprise_only(&self) -> bool {
+    pub(crate) fn enterprise_only(&self) -> bool {
         self.enterprise_only
     }
 
-    pub fn billing_period(&self) -> BillingPeriod {
+    pub(crate) fn billing_period(&self) -> BillingPeriod {
         self.billing_period
     }
 
     /// ISO 4217 code; `CNY` unless the provider chose another.
-    pub fn currency(&self) -> &str {
+    pub(crate) fn currency(&self) -> &str {
         &self.currency
     }
 
     /// 1 to 20 items with unique codes.
-    pub fn billable_items(&self) -> &[BillableItem] {
+    pub(crate) fn billable_items(&self) -> &[BillableItem] {
         &self.billable_items
     }
 
-    pub fn billable_item(&self, code: &str) -> Option<&BillableItem> {
+    pub(crate) fn billable_item(&self, code: &str) -> Option<&BillableItem> {
         self.billable_items.iter().find(|i| i.code.as_str() == code)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pricing_plan(&self) -> PricingPlan {
+        self.pricing_plan
     }
 }
 

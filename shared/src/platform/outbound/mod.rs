@@ -4,6 +4,7 @@
 
 /// A blocking GET. `Err` carries a message for the run report (unreachable, denied, timeout).
 pub trait Outbound {
+    /// GETs `url`: its status and body, or why it could not be reached.
     fn get(&self, url: &str) -> Result<(u16, Vec<u8>), String>;
 }
 

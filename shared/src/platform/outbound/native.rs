@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::Outbound;
 
+/// Plain HTTP/1.1 over `std::net`.
 pub struct NativeOutbound;
 
 impl Outbound for NativeOutbound {

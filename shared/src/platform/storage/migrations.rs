@@ -249,7 +249,7 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-pub fn latest_version() -> i64 {
+pub(crate) fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
 
@@ -266,7 +266,7 @@ fn current_version(db: &dyn Database) -> Result<i64, StorageError> {
     }
 }
 
-pub fn migrate(db: &dyn Database) -> Result<(), StorageError> {
+pub(crate) fn migrate(db: &dyn Database) -> Result<(), StorageError> {
     // The fast path every request takes: one indexed read.
     if current_version(db)? >= latest_version() {
         return Ok(());

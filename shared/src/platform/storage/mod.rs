@@ -9,17 +9,22 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
 
-pub mod migrations;
+pub(crate) mod migrations;
 #[cfg(not(target_family = "wasm"))]
 pub mod native;
 
 /// A SQLite value, the same four types (plus NULL) on both adapters.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// SQL NULL.
     Null,
+    /// A 64-bit integer.
     Integer(i64),
+    /// A float (nestmarket stores none: money is integer cents).
     Real(f64),
+    /// UTF-8 text.
     Text(String),
+    /// Bytes.
     Blob(Vec<u8>),
 }
 
@@ -70,6 +75,7 @@ impl Row {
             .ok_or_else(|| StorageError::other(format!("column {i} out of range")))
     }
 
+    /// Column `i` as text.
     pub fn text(&self, i: usize) -> Result<String, StorageError> {
         match self.value(i)? {
             Value::Text(s) => Ok(s.clone()),
@@ -79,6 +85,7 @@ impl Row {
         }
     }
 
+    /// Column `i` as text, or `None` when NULL.
     pub fn opt_text(&self, i: usize) -> Result<Option<String>, StorageError> {
         match self.value(i)? {
             Value::Null => Ok(None),
@@ -86,6 +93,7 @@ impl Row {
         }
     }
 
+    /// Column `i` as an integer.
     pub fn int(&self, i: usize) -> Result<i64, StorageError> {
         match self.value(i)? {
             Value::Integer(n) => Ok(*n),
@@ -95,6 +103,7 @@ impl Row {
         }
     }
 
+    /// Column `i` as an integer, or `None` when NULL.
     pub fn opt_int(&self, i: usize) -> Result<Option<i64>, StorageError> {
         match self.value(i)? {
             Value::Null => Ok(None),
@@ -103,22 +112,28 @@ impl Row {
     }
 }
 
+/// What kind of storage failure: the one the domain reacts to is a constraint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StorageErrorKind {
     /// A UNIQUE or PRIMARY KEY constraint refused the write: the race-deciding signal.
     UniqueViolation,
     /// The component is not allowed to open this store (not declared in `spin.toml`).
     AccessDenied,
+    /// Anything else: I/O, a busy database, a schema mismatch.
     Other,
 }
 
+/// A failure of the storage port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageError {
+    /// Its kind.
     pub kind: StorageErrorKind,
+    /// SQLite's (or the store's) own words, for the log.
     pub message: String,
 }
 
 impl StorageError {
+    /// A failure of kind [`StorageErrorKind::Other`].
     pub fn other(message: impl Into<String>) -> Self {
         Self {
             kind: StorageErrorKind::Other,
@@ -139,6 +154,7 @@ impl StorageError {
         Self { kind, message }
     }
 
+    /// Whether a UNIQUE or PRIMARY KEY constraint refused the write.
     pub fn is_unique_violation(&self) -> bool {
         self.kind == StorageErrorKind::UniqueViolation
     }
@@ -171,20 +187,26 @@ pub(crate) fn enum_from_str<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, 
 
 /// A connection to the SQLite database: one statement per call, parameters bound positionally.
 pub trait Database {
+    /// Runs one statement and returns its rows.
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError>;
 }
 
 /// The media blob store.
 pub trait KeyValue {
+    /// The value under `key`.
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Stores `value` under `key`.
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StorageError>;
+    /// Removes `key`.
     fn delete(&self, key: &str) -> Result<(), StorageError>;
 }
 
 /// Opens the real stores. Opening is deferred until a handler needs a store, because a component
 /// may only open what `spin.toml` grants it (identity has no key-value store).
 pub trait Backend {
+    /// A new connection to the database `default`.
     fn open_db(&self) -> Result<Box<dyn Database>, StorageError>;
+    /// The key-value store `default`.
     fn open_kv(&self) -> Result<Box<dyn KeyValue>, StorageError>;
 }
 
@@ -196,6 +218,7 @@ pub struct Storage {
 }
 
 impl Storage {
+    /// The stores of one request over `backend`, nothing opened yet.
     pub fn new(backend: impl Backend + 'static) -> Self {
         Self {
             backend: Box::new(backend),
@@ -204,6 +227,7 @@ impl Storage {
         }
     }
 
+    /// The database, opened and migrated on first use.
     pub fn db(&self) -> ApiResult<&dyn Database> {
         if let Some(db) = self.db.get() {
             return Ok(db.as_ref());
@@ -213,6 +237,7 @@ impl Storage {
         Ok(self.db.get_or_init(|| db).as_ref())
     }
 
+    /// The key-value store, opened on first use.
     pub fn kv(&self) -> ApiResult<&dyn KeyValue> {
         if let Some(kv) = self.kv.get() {
             return Ok(kv.as_ref());

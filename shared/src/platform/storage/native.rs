@@ -15,6 +15,7 @@ use super::{Backend, Database, KeyValue, Row, StorageError, Value};
 /// failed wait turns into a 500 for the client.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// SQLite files through rusqlite and an in-memory key-value store, for tests and benchmarks.
 #[derive(Clone)]
 pub struct NativeBackend {
     db_path: PathBuf,
