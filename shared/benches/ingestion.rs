@@ -8,7 +8,9 @@
 // Rates and timings are floats; no money is computed here.
 #![allow(clippy::float_arithmetic)]
 
-#[path = "../tests/common/mod.rs"]
+// The API tests' harness; a bench uses part of it.
+#[allow(dead_code)]
+#[path = "../tests/api/helpers.rs"]
 mod common;
 mod support;
 

@@ -7,7 +7,7 @@ use spin_test_host::http::{Method, Request};
 use spin_test_host::{Response, ResponseExt, SpinApp};
 use std::sync::Mutex;
 
-#[path = "../../../../shared/tests/common/fixtures.rs"]
+#[path = "../../../../shared/tests/api/fixtures.rs"]
 mod fixtures;
 pub use fixtures::{pdf, png, service_body, step_bodies};
 

@@ -1,8 +1,6 @@
 //! SPEC §5–§6 through the HTTP handlers: services, products, the five steps and media.
 
-mod common;
-
-use common::{ADMIN, TestApp, error_fields, jpeg, pdf, png, service_body, step_bodies};
+use crate::helpers::{ADMIN, TestApp, error_fields, jpeg, pdf, png, service_body, step_bodies};
 use serde_json::{Value, json};
 
 const LOGO_MAX: usize = 7_864_320;

@@ -1,8 +1,6 @@
 //! One tenant's mistakes or extremes must never stop others' billing, lose usage or panic.
 
-mod common;
-
-use common::{ADMIN, Item, TestApp, at, step_bodies};
+use crate::helpers::{ADMIN, Item, TestApp, at, step_bodies};
 use serde_json::{Value, json};
 
 const T0: &str = "2026-03-27T08:00:00Z";
@@ -34,7 +32,7 @@ fn push(
     start: &str,
     end: &str,
     value: Value,
-) -> common::TestResponse {
+) -> crate::helpers::TestResponse {
     let body = json!({"ServiceInstanceId": instance, "Metering": [{
         "StartTime": at(start).timestamp(), "EndTime": at(end).timestamp(),
         "Entities": [{"Key": "Frequency", "Value": value}]}]});
@@ -204,7 +202,7 @@ fn usage_for_an_already_billed_period_is_refused() {
 
 /// A Prometheus endpoint answering every query with `value`.
 fn fixed_prometheus(value: &'static str) -> String {
-    common::serve_json(move |_| {
+    crate::helpers::serve_json(move |_| {
         json!({"status": "success", "data": {"resultType": "vector",
             "result": [{"metric": {}, "value": [0, value]}]}})
     })
@@ -259,7 +257,7 @@ fn hourly_fees_are_bounded() {
     let (_, token) = app.provider();
     let before = app.snapshot();
     for fee in ["79228162514264337593543950335", "1000000.01", "0.123456789"] {
-        let mut svc = common::service_body();
+        let mut svc = crate::helpers::service_body();
         svc["templates"][0]["resources"][0]["hourly_fee"] = json!(fee);
         app.post("/api/v1/services", &token, svc)
             .problem(400, "InvalidValue");

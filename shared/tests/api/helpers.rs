@@ -1,7 +1,6 @@
 //! The API test harness: the domain's HTTP handlers over the rusqlite adapter, with a new
 //! connection per request as Spin opens them, and helpers to show that a refused request
 //! changed nothing.
-#![allow(dead_code)] // Each test binary uses its own subset of the helpers.
 
 use chrono::{DateTime, Utc};
 use http::Request;
@@ -12,6 +11,7 @@ use nestmarket::platform::storage::native::NativeBackend;
 use nestmarket::platform::storage::{Backend, Storage, Value};
 use serde_json::{Value as Json, json};
 
+#[path = "fixtures.rs"]
 mod fixtures;
 pub(crate) use fixtures::*;
 

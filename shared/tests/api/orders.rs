@@ -1,9 +1,7 @@
 //! SPEC §9 through the HTTP handlers: quotes, orders, instances and accounts.
 
-mod common;
-
+use crate::helpers::{ADMIN, TestApp, at};
 use chrono::Duration;
-use common::{ADMIN, TestApp, at};
 use serde_json::{Value, json};
 
 fn order_body(product: &str) -> Value {

@@ -1,9 +1,7 @@
 //! SPEC §11 through the HTTP handlers and the bill-run operation: tiered, exactly-once bills.
 
-mod common;
-
+use crate::helpers::{ADMIN, Item, TestApp, at};
 use chrono::{DateTime, Duration, Utc};
-use common::{ADMIN, Item, TestApp, at};
 use nestmarket::platform::outbound::native::NativeOutbound;
 use nestmarket::platform::storage::{
     Backend, Database, Row, Storage, StorageError, Value as SqlValue,
@@ -554,7 +552,7 @@ fn two_runs_at_once_bill_each_period_once() {
 /// instance named in the query over per-instance counter samples, resets included, the way
 /// Prometheus does (without extrapolation).
 fn prometheus(samples: Vec<(String, Vec<(i64, f64)>)>) -> String {
-    common::serve_json(move |target| {
+    crate::helpers::serve_json(move |target| {
         let query: Vec<(String, String)> =
             form_urlencoded::parse(target.split_once('?').map_or("", |q| q.1).as_bytes())
                 .into_owned()

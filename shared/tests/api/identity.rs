@@ -1,8 +1,6 @@
 //! SPEC §4 through the HTTP handlers: principals, tokens, roles.
 
-mod common;
-
-use common::{ADMIN, TestApp, error_fields};
+use crate::helpers::{ADMIN, TestApp, error_fields};
 use serde_json::json;
 
 #[test]

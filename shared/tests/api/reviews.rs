@@ -1,8 +1,8 @@
 //! SPEC §7–§8 through the HTTP handlers: the review lifecycle, sales settings and the catalog.
 
-mod common;
-
-use common::{ADMIN, TestApp, error_fields, error_messages, png, service_body, step_bodies};
+use crate::helpers::{
+    ADMIN, TestApp, error_fields, error_messages, png, service_body, step_bodies,
+};
 use serde_json::{Value, json};
 
 fn status(app: &TestApp, token: &str, id: &str) -> String {

@@ -1,9 +1,7 @@
 //! SPEC §10 through the HTTP handlers: PushMeteringData ingestion and usage reads.
 
-mod common;
-
+use crate::helpers::{ADMIN, TestApp, at};
 use chrono::Duration;
-use common::{ADMIN, TestApp, at};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -33,7 +31,7 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    fn push(&self, metering: Value) -> common::TestResponse {
+    fn push(&self, metering: Value) -> crate::helpers::TestResponse {
         self.app.post(
             "/api/v1/metering",
             &self.provider,
@@ -355,7 +353,7 @@ fn a_misspelt_field_in_a_record_is_named() {
 
 #[test]
 fn platform_bills_are_refused_for_periods_the_instance_did_not_live_in() {
-    let fee = common::Item {
+    let fee = crate::helpers::Item {
         code: "BillFee",
         tier_mode: "volume",
         tiers: json!([{"up_to": null, "unit_price": "1"}]),
