@@ -10,5 +10,5 @@ mod response;
 
 pub use fixtures::{jpeg, pdf, png, service_body, step_bodies};
 pub use json_server::{JsonServer, prometheus_vector, query_param, serve_json};
-pub use market::{Item, Market, at, rfc3339, str_of, unix, usage};
+pub use market::{Item, Market, at, cents, rfc3339, str_of, unix, usage};
 pub use response::{Response, error_fields, error_messages};

@@ -411,6 +411,26 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// An amount of money as the API writes it (`"-500.40"`, `"0.4"`), in cents.
+#[track_caller]
+pub fn cents(amount: &str) -> i64 {
+    let (negative, digits) = match amount.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, amount),
+    };
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    assert!(
+        fraction.len() <= 2 && !whole.is_empty(),
+        "not an amount in cents: {amount:?}"
+    );
+    let parse = |s: &str| -> i64 {
+        s.parse()
+            .unwrap_or_else(|_| panic!("not an amount: {amount:?}"))
+    };
+    let value = parse(whole) * 100 + parse(&format!("{fraction:0<2}"));
+    if negative { -value } else { value }
+}
+
 /// A JSON string's value; panics (naming the value) on anything else.
 #[track_caller]
 pub fn str_of(value: &Json) -> String {
