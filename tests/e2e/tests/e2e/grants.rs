@@ -6,7 +6,7 @@ use serde_json::json;
 use testkit::{Market, Response, at, png, step_bodies};
 
 use crate::books::{Account, scheduled_runs};
-use crate::harness::{Manifest, Spin, SpinUp, eventually};
+use crate::harness::{Manifest, Spin, SpinUp, eventually, shared_app};
 use crate::prometheus::{ORDERED_AT, product_counted_by, prometheus_answering};
 
 /// A response is a server error, which says nothing of the cause; the component's log does.
@@ -23,17 +23,76 @@ fn assert_fails(app: &Spin, response: Response, component: &str, cause: &str) {
     assert!(log.contains(cause), "{component}'s log: {log}");
 }
 
+/// A request of `component` as the operator that needs its database.
+fn use_the_database(market: &impl Market, component: &str) -> Response {
+    let path = match component {
+        "identity" => "/api/v1/principals",
+        "listings" => "/api/v1/products",
+        "reviews" => "/api/v1/reviews",
+        "orders" => "/api/v1/bills",
+        "metering" => "/api/v1/metering/usage?instance_id=si-missing",
+        other => panic!("grants.rs does not know how {other:?} uses its database: add it"),
+    };
+    market.get(path, market.admin_token())
+}
+
 #[test]
-fn without_their_grants_media_metering_reviews_and_the_schedule_fail() {
+fn every_database_grant_is_needed() {
+    let granted = Manifest::repo().components_with("sqlite_databases");
+    assert!(granted.len() >= 6, "{granted:?}");
+    let http_components = || granted.iter().filter(|id| *id != "billing");
+    // With their grants, the requests are answered (the missing instance is a 404).
+    let shared = shared_app();
+    for id in http_components() {
+        let answered = use_the_database(&*shared, id);
+        assert!(
+            matches!(answered.status, 200 | 404),
+            "{id}: {}",
+            answered.text()
+        );
+    }
+    drop(shared);
+    let manifest = granted
+        .iter()
+        .fold(Manifest::repo().cron_every_two_seconds(), |m, id| {
+            m.without(id, "sqlite_databases")
+        });
+    let app = SpinUp::new(manifest).start();
+    let market = app.market();
+    for id in http_components() {
+        assert_fails(
+            &app,
+            use_the_database(&market, id),
+            id,
+            "sqlite database access denied",
+        );
+    }
+    // The schedule fires, and its runs fail.
+    eventually(
+        "a failed scheduled run",
+        std::time::Duration::from_secs(60),
+        || {
+            app.component_log("billing", "stderr")
+                .contains("sqlite database access denied")
+                .then_some(())
+        },
+    );
+    assert_eq!(
+        scheduled_runs(&app),
+        0,
+        "{}",
+        app.component_log("billing", "stdout")
+    );
+}
+
+#[test]
+fn media_need_the_key_value_grant_and_reviews_the_operators_token() {
     let manifest = Manifest::repo()
-        .cron_every_two_seconds()
+        .without_cron()
         .without("listings", "key_value_stores")
-        .without("metering", "sqlite_databases")
-        .without("billing", "sqlite_databases")
         .without_variable("reviews", "admin_token");
     let app = SpinUp::new(manifest).start();
     let market = app.market();
-    let admin = market.admin_token();
 
     // Listings keeps its database: the steps are written. Not its key-value store: a logo
     // upload fails and stores nothing.
@@ -64,30 +123,11 @@ fn without_their_grants_media_metering_reviews_and_the_schedule_fail() {
         "{view}"
     );
 
-    // Metering without its database, reviews without the operator's token: each fails whole,
-    // while the components that keep their grants answer.
-    let usage = market.get("/api/v1/metering/usage?instance_id=si-missing", &provider);
-    assert_fails(&app, usage, "metering", "sqlite database access denied");
-    let reviews = market.get("/api/v1/reviews", admin);
+    // Reviews without its mapping of the operator's token fails whole, a misconfigured
+    // deployment, while the components that keep theirs answer.
+    let reviews = market.get("/api/v1/reviews", market.admin_token());
     assert_fails(&app, reviews, "reviews", "admin_token");
-    market.get("/api/v1/bills", admin).expect(200);
-
-    // The schedule fires, and its runs fail without the database.
-    eventually(
-        "a failed scheduled run",
-        std::time::Duration::from_secs(60),
-        || {
-            app.component_log("billing", "stderr")
-                .contains("sqlite database access denied")
-                .then_some(())
-        },
-    );
-    assert_eq!(
-        scheduled_runs(&app),
-        0,
-        "{}",
-        app.component_log("billing", "stdout")
-    );
+    use_the_database(&market, "orders").expect(200);
 }
 
 #[test]

@@ -82,6 +82,17 @@ impl Manifest {
         self
     }
 
+    /// The components granted `key`, in manifest order.
+    pub fn components_with(&self, key: &str) -> Vec<String> {
+        self.doc["component"]
+            .as_table()
+            .expect("spin.toml has components")
+            .iter()
+            .filter(|(_, component)| component.get(key).is_some())
+            .map(|(id, _)| id.to_owned())
+            .collect()
+    }
+
     /// The public HTTP routes as (route, component), in manifest order.
     pub fn http_routes(&self) -> Vec<(String, String)> {
         self.doc["trigger"]["http"]
