@@ -10,10 +10,10 @@ use crate::books::{Account, assert_account_agrees, billed_once, scheduled_runs};
 use crate::harness::{Manifest, SpinUp, eventually};
 
 const CUSTOMERS: usize = 4;
-const INSTANCES_PER_CUSTOMER: usize = 25;
+const INSTANCES_PER_CUSTOMER: usize = 50;
 /// Each instance ran for this many periods (the last one half), two days ago: as many closed
-/// periods to bill.
-const HOURS: i64 = 30;
+/// periods to bill. (A run bills them in one batch per period: few, see known_app_bugs.rs.)
+const HOURS: i64 = 10;
 
 #[test]
 fn the_schedule_bills_every_closed_period_on_its_own_once_while_http_runs_race_it() {
@@ -118,7 +118,7 @@ fn the_schedule_bills_every_closed_period_on_its_own_once_while_http_runs_race_i
     );
     for account in &accounts {
         assert_account_agrees(&market, account, &bills);
-        // 2,000.00 − 25 instances × (29 × 1.50 + 0.75)
-        assert_eq!(market.balance(&account.token), "893.75");
+        // 2,000.00 − 50 instances × (9 × 1.50 + 0.75)
+        assert_eq!(market.balance(&account.token), "1287.50");
     }
 }

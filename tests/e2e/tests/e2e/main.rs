@@ -9,6 +9,7 @@ mod cron;
 mod full_path;
 mod grants;
 mod harness;
+mod known_app_bugs;
 mod prometheus;
 mod routes;
 mod walkthrough;
