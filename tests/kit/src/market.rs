@@ -277,6 +277,18 @@ pub trait Market {
         )
     }
 
+    /// The usage stored for an instance, per period and item (`totals` of the usage read).
+    fn usage_totals(&self, token: &str, instance: &str) -> Json {
+        let usage = self
+            .get(
+                &format!("/api/v1/metering/usage?instance_id={instance}"),
+                token,
+            )
+            .expect(200)
+            .json();
+        usage["totals"].clone()
+    }
+
     /// An operator's bill run as of `as_of` (RFC 3339); returns its report.
     fn bill_run(&self, as_of: &str) -> Json {
         self.post(

@@ -82,15 +82,8 @@ fn sixteen_meters_pushing_at_once_store_every_record_exactly_once() {
     assert_eq!(usize::try_from(accepted + duplicates).ok(), Some(sent));
 
     for instance in &instances {
-        let usage = market
-            .get(
-                &format!("/api/v1/metering/usage?instance_id={instance}"),
-                &provider,
-            )
-            .expect(200)
-            .json();
         assert_eq!(
-            usage["totals"],
+            market.usage_totals(&provider, instance),
             json!([{"period_start": "2026-03-27T08:00:00Z", "item_code": "Frequency",
                     "raw_total": "1001", "quantity": "1001", "price_unit": "count"}])
         );
@@ -263,14 +256,8 @@ fn frequency(bill: &Value) -> u64 {
 
 /// The API calls stored for an unbilled period.
 fn pushed_total(market: &impl Market, provider: &str, instance: &str, period: &str) -> u64 {
-    let usage = market
-        .get(
-            &format!("/api/v1/metering/usage?instance_id={instance}"),
-            provider,
-        )
-        .expect(200)
-        .json();
-    usage["totals"]
+    market
+        .usage_totals(provider, instance)
         .as_array()
         .expect("totals")
         .iter()

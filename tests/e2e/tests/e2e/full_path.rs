@@ -407,15 +407,8 @@ fn provider_operator_customer_metering_bill_run_bill() {
             json!({"ServiceInstanceId": instance, "Metering": "[]"}),
         )
         .problem(403, "Forbidden");
-    let usage = market
-        .get(
-            &format!("/api/v1/metering/usage?instance_id={instance}"),
-            &provider,
-        )
-        .expect(200)
-        .json();
     assert_eq!(
-        usage["totals"],
+        market.usage_totals(&provider, &instance),
         json!([{"period_start": "2026-03-27T08:00:00Z", "item_code": "Frequency",
                 "raw_total": "1001", "quantity": "1001", "price_unit": "count"}])
     );

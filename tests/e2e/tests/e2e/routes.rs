@@ -11,7 +11,7 @@
 use serde_json::{Value, json};
 use testkit::{Market, Response};
 
-use crate::harness::{HttpMarket, Manifest, SpinUp, readme_blocks, readme_deployment};
+use crate::harness::{HttpMarket, Manifest, SpinUp, readme_deployment, readme_run_command};
 use crate::walkthrough::readme_admin_token;
 
 /// The detail of the problem a component's router gives for a path it does not know.
@@ -416,9 +416,7 @@ fn check(probe: &Probe, response: Response) {
 
 #[test]
 fn the_run_command_serves_every_route_of_spin_toml_from_its_component() {
-    let run = readme_blocks("## Run");
-    assert_eq!(run.len(), 1, "{run:?}");
-    let app = readme_deployment("the README's Run command", &run[0], &[]);
+    let app = readme_deployment("the README's Run command", &readme_run_command(), &[]);
     // The whole app: the HTTP trigger and the cron trigger plugin.
     assert!(
         app.processes().iter().any(|p| p.contains("trigger-cron")),

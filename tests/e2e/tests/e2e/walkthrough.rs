@@ -6,7 +6,9 @@ use std::process::Command;
 
 use testkit::{Market, pdf, png};
 
-use crate::harness::{HttpMarket, Spin, readme_blocks, readme_command, readme_deployment};
+use crate::harness::{
+    HttpMarket, Spin, readme_blocks, readme_command, readme_deployment, readme_run_command,
+};
 
 /// The walk-through's settings, which the test replaces with its deployment's.
 const README_BASE: &str = "B=http://127.0.0.1:3000/api/v1";
@@ -81,13 +83,14 @@ fn the_walk_through_runs_as_written_without_the_cron_plugin() {
 
 #[test]
 fn the_run_command_needs_the_cron_plugin() {
-    let run = readme_blocks("## Run");
-    assert_eq!(run.len(), 1, "{run:?}");
     let no_plugins = tempfile::tempdir().expect("a temporary directory");
     let work = tempfile::tempdir().expect("a temporary directory");
     let state_dir = work.path().join("state");
-    let (command, listen) =
-        readme_command(&run[0], &[("SPIN_DATA_DIR", no_plugins.path())], &state_dir);
+    let (command, listen) = readme_command(
+        &readme_run_command(),
+        &[("SPIN_DATA_DIR", no_plugins.path())],
+        &state_dir,
+    );
     let output = Spin::refused(
         "the README's Run command without the plugin",
         command,

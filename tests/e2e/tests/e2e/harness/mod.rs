@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 pub use client::HttpMarket;
 pub use manifest::Manifest;
 pub use process::{Spin, SpinUp, build, free_loopback_address};
-pub use readme::{readme_blocks, readme_command, readme_deployment};
+pub use readme::{readme_blocks, readme_command, readme_deployment, readme_run_command};
 
 /// The `admin_token` of the apps the tests start.
 pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";

@@ -31,6 +31,13 @@ pub fn readme_blocks(heading: &str) -> Vec<String> {
     blocks
 }
 
+/// The README's Run command: the one ```sh block of `## Run`.
+pub fn readme_run_command() -> String {
+    let mut blocks = readme_blocks("## Run");
+    assert_eq!(blocks.len(), 1, "## Run has one command: {blocks:?}");
+    blocks.remove(0)
+}
+
 /// A README block that deploys the app, run by bash from the repository root with `--listen`
 /// and `--state-dir` appended to its last command (so the test's app has a port and a state
 /// of its own), and `env` set.
