@@ -1,0 +1,15 @@
+//! End-to-end tests: the app as `spin build` builds it and `spin up` runs it (the cron trigger
+//! plugin included), over HTTP only. One test binary, so that the tests which can share one
+//! `spin up` do; the others start processes of their own.
+
+mod books;
+mod concurrency;
+mod crash;
+mod cron;
+mod full_path;
+mod grants;
+mod harness;
+mod known_app_bugs;
+mod prometheus;
+mod routes;
+mod walkthrough;

@@ -1,0 +1,14 @@
+//! The marketplace's test vocabulary, one for every test layer: the API tests (the handlers over
+//! rusqlite) and the end-to-end tests (the app under Spin, over HTTP) say "a published product",
+//! "a customer's order", "a bill run" the same way. A layer implements [`Market::call`] (and the
+//! clock); every other step is written once, here.
+
+mod fixtures;
+mod json_server;
+mod market;
+mod response;
+
+pub use fixtures::{jpeg, pdf, png, service_body, step_bodies};
+pub use json_server::{JsonServer, prometheus_vector, query_param, serve_json};
+pub use market::{Item, Market, at, cents, rfc3339, str_of, unix, usage};
+pub use response::{Response, error_fields, error_messages};
