@@ -12,7 +12,7 @@ use crate::harness::{Manifest, SpinUp, eventually};
 const CUSTOMERS: usize = 4;
 const INSTANCES_PER_CUSTOMER: usize = 50;
 /// Each instance ran for this many periods (the last one half), two days ago: as many closed
-/// periods to bill. (A run bills them in one batch per period: few, see known_app_bugs.rs.)
+/// periods to bill (a run bills them in one batch per period).
 const HOURS: i64 = 10;
 
 #[test]

@@ -3,13 +3,14 @@
 //! `spin up` do; the others start processes of their own.
 
 mod books;
+mod catch_up;
+mod catch_up;
 mod concurrency;
 mod crash;
 mod cron;
 mod full_path;
 mod grants;
 mod harness;
-mod known_app_bugs;
 mod prometheus;
 mod routes;
 mod walkthrough;
