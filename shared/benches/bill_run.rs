@@ -14,16 +14,13 @@
 // Rates and timings are floats; no money is computed here.
 #![allow(clippy::float_arithmetic)]
 
-// The API tests' harness; a bench uses part of it.
-#[allow(dead_code)]
-#[path = "../tests/api/helpers.rs"]
-mod common;
 mod support;
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::{ADMIN, Item, TestApp, at};
+use testkit::native::{ADMIN, TestApp};
+use testkit::{Item, Market, at};
 
 use nestmarket::Principal;
 use nestmarket::platform::outbound::native::NativeOutbound;

@@ -8,22 +8,19 @@
 // Rates and timings are floats; no money is computed here.
 #![allow(clippy::float_arithmetic)]
 
-// The API tests' harness; a bench uses part of it.
-#[allow(dead_code)]
-#[path = "../tests/api/helpers.rs"]
-mod common;
 mod support;
 
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use common::{TestApp, at};
 use http::Request;
 use nestmarket::api::{self, Api};
 use nestmarket::platform::outbound::native::NativeOutbound;
 use nestmarket::platform::storage::{Backend, Storage};
 use serde_json::json;
 use support::{machine, median, time};
+use testkit::native::TestApp;
+use testkit::{Market, at};
 
 const RECORDS_PER_PUSH: usize = 100;
 const PUSHES_PER_REP: usize = 100;

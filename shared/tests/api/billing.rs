@@ -1,6 +1,5 @@
 //! SPEC §11 through the HTTP handlers and the bill-run operation: tiered, exactly-once bills.
 
-use crate::helpers::{ADMIN, Item, TestApp, at};
 use chrono::{DateTime, Duration, Utc};
 use nestmarket::platform::outbound::native::NativeOutbound;
 use nestmarket::platform::storage::{
@@ -9,6 +8,8 @@ use nestmarket::platform::storage::{
 use nestmarket::{Principal, bill_run};
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use testkit::native::{ADMIN, TestApp};
+use testkit::{Item, Market, at};
 
 const T0: &str = "2026-03-27T08:00:00Z";
 
@@ -552,7 +553,7 @@ fn two_runs_at_once_bill_each_period_once() {
 /// instance named in the query over per-instance counter samples, resets included, the way
 /// Prometheus does (without extrapolation).
 fn prometheus(samples: Vec<(String, Vec<(i64, f64)>)>) -> String {
-    crate::helpers::serve_json(move |target| {
+    testkit::serve_json(move |target| {
         let query: Vec<(String, String)> =
             form_urlencoded::parse(target.split_once('?').map_or("", |q| q.1).as_bytes())
                 .into_owned()

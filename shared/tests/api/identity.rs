@@ -1,7 +1,8 @@
 //! SPEC §4 through the HTTP handlers: principals, tokens, roles.
 
-use crate::helpers::{ADMIN, TestApp, error_fields};
 use serde_json::json;
+use testkit::native::{ADMIN, TestApp};
+use testkit::{Market, error_fields};
 
 #[test]
 fn the_admin_token_is_the_built_in_operator() {

@@ -1,7 +1,8 @@
 //! SPEC §5–§6 through the HTTP handlers: services, products, the five steps and media.
 
-use crate::helpers::{ADMIN, TestApp, error_fields, jpeg, pdf, png, service_body, step_bodies};
 use serde_json::{Value, json};
+use testkit::native::{ADMIN, TestApp};
+use testkit::{Market, error_fields, jpeg, pdf, png, service_body, step_bodies};
 
 const LOGO_MAX: usize = 7_864_320;
 const CERT_MAX: usize = 2_097_152;

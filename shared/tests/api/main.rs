@@ -1,9 +1,7 @@
 //! The API tests: the domain's HTTP handlers over real SQLite (the rusqlite adapter, a new
 //! connection per request as Spin opens them), request in, response out — every rule, every
-//! refusal (a clear 4xx, nothing changed), every tenant boundary. One binary, one vocabulary
-//! (`helpers`).
-
-mod helpers;
+//! refusal (a clear 4xx, nothing changed), every tenant boundary. One binary; the vocabulary is
+//! the test kit's (`testkit::Market`), over its in-process market (`testkit::native::TestApp`).
 
 mod billing;
 mod identity;

@@ -1,9 +1,10 @@
 //! SPEC §10 through the HTTP handlers: PushMeteringData ingestion and usage reads.
 
-use crate::helpers::{ADMIN, TestApp, at};
 use chrono::Duration;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use testkit::native::{ADMIN, TestApp};
+use testkit::{Market, at};
 
 /// A published hourly product, a customer's instance ordered at 08:00 UTC, the clock at 09:01.
 struct Fixture {
@@ -31,7 +32,7 @@ fn fixture() -> Fixture {
 }
 
 impl Fixture {
-    fn push(&self, metering: Value) -> crate::helpers::TestResponse {
+    fn push(&self, metering: Value) -> testkit::Response {
         self.app.post(
             "/api/v1/metering",
             &self.provider,
@@ -353,7 +354,7 @@ fn a_misspelt_field_in_a_record_is_named() {
 
 #[test]
 fn platform_bills_are_refused_for_periods_the_instance_did_not_live_in() {
-    let fee = crate::helpers::Item {
+    let fee = testkit::Item {
         code: "BillFee",
         tier_mode: "volume",
         tiers: json!([{"up_to": null, "unit_price": "1"}]),

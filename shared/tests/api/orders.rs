@@ -1,8 +1,9 @@
 //! SPEC §9 through the HTTP handlers: quotes, orders, instances and accounts.
 
-use crate::helpers::{ADMIN, TestApp, at};
 use chrono::Duration;
 use serde_json::{Value, json};
+use testkit::native::{ADMIN, TestApp};
+use testkit::{Market, at};
 
 fn order_body(product: &str) -> Value {
     json!({"product_id": product, "region": "cn-hangzhou", "accept_eula": true})

@@ -1,9 +1,8 @@
 //! SPEC §7–§8 through the HTTP handlers: the review lifecycle, sales settings and the catalog.
 
-use crate::helpers::{
-    ADMIN, TestApp, error_fields, error_messages, png, service_body, step_bodies,
-};
 use serde_json::{Value, json};
+use testkit::native::{ADMIN, TestApp};
+use testkit::{Market, error_fields, error_messages, png, service_body, step_bodies};
 
 fn status(app: &TestApp, token: &str, id: &str) -> String {
     app.get(&format!("/api/v1/products/{id}"), token)

@@ -1,7 +1,8 @@
 //! One tenant's mistakes or extremes must never stop others' billing, lose usage or panic.
 
-use crate::helpers::{ADMIN, Item, TestApp, at, step_bodies};
 use serde_json::{Value, json};
+use testkit::native::{ADMIN, TestApp};
+use testkit::{Item, Market, at, step_bodies};
 
 const T0: &str = "2026-03-27T08:00:00Z";
 
@@ -32,7 +33,7 @@ fn push(
     start: &str,
     end: &str,
     value: Value,
-) -> crate::helpers::TestResponse {
+) -> testkit::Response {
     let body = json!({"ServiceInstanceId": instance, "Metering": [{
         "StartTime": at(start).timestamp(), "EndTime": at(end).timestamp(),
         "Entities": [{"Key": "Frequency", "Value": value}]}]});
@@ -202,7 +203,7 @@ fn usage_for_an_already_billed_period_is_refused() {
 
 /// A Prometheus endpoint answering every query with `value`.
 fn fixed_prometheus(value: &'static str) -> String {
-    crate::helpers::serve_json(move |_| {
+    testkit::serve_json(move |_| {
         json!({"status": "success", "data": {"resultType": "vector",
             "result": [{"metric": {}, "value": [0, value]}]}})
     })
@@ -257,7 +258,7 @@ fn hourly_fees_are_bounded() {
     let (_, token) = app.provider();
     let before = app.snapshot();
     for fee in ["79228162514264337593543950335", "1000000.01", "0.123456789"] {
-        let mut svc = crate::helpers::service_body();
+        let mut svc = testkit::service_body();
         svc["templates"][0]["resources"][0]["hourly_fee"] = json!(fee);
         app.post("/api/v1/services", &token, svc)
             .problem(400, "InvalidValue");

@@ -6,6 +6,8 @@
 mod fixtures;
 mod json_server;
 mod market;
+#[cfg(feature = "native")]
+pub mod native;
 mod response;
 
 pub use fixtures::{jpeg, pdf, png, service_body, step_bodies};

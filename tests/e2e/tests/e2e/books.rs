@@ -10,7 +10,7 @@ use testkit::{Market, cents, str_of};
 use crate::harness::Spin;
 
 /// A customer whose account a test checks: the operator topped it up by `topped_up` (cents).
-pub struct Account {
+pub(crate) struct Account {
     pub id: String,
     pub token: String,
     pub topped_up: i64,
@@ -18,7 +18,7 @@ pub struct Account {
 
 impl Account {
     /// A new enterprise customer topped up with `amount`.
-    pub fn open(market: &impl Market, amount: &str) -> Self {
+    pub(crate) fn open(market: &impl Market, amount: &str) -> Self {
         let (id, token) = market.funded_customer(amount);
         Account {
             id,
@@ -30,7 +30,7 @@ impl Account {
 
 /// The bills by (instance, period start); fails if any (instance, period) has two.
 #[track_caller]
-pub fn billed_once(bills: &[Value]) -> BTreeMap<(String, String), &Value> {
+pub(crate) fn billed_once(bills: &[Value]) -> BTreeMap<(String, String), &Value> {
     let mut by_period = BTreeMap::new();
     for bill in bills {
         let key = (str_of(&bill["instance_id"]), str_of(&bill["period_start"]));
@@ -46,7 +46,7 @@ pub fn billed_once(bills: &[Value]) -> BTreeMap<(String, String), &Value> {
 /// `balance_after` follows from the one before, and the balance is the sum of the ledger — the
 /// top-ups less the bills.
 #[track_caller]
-pub fn assert_account_agrees(market: &impl Market, account: &Account, bills: &[Value]) {
+pub(crate) fn assert_account_agrees(market: &impl Market, account: &Account, bills: &[Value]) {
     let who = &account.id;
     let mut ledger = market.ledger(&account.token);
     ledger.reverse(); // oldest first
@@ -93,7 +93,7 @@ pub fn assert_account_agrees(market: &impl Market, account: &Account, bills: &[V
 
 /// The bill runs the schedule has made on the app's state directory (every host of it), from
 /// the line the billing component logs per run.
-pub fn scheduled_runs(app: &Spin) -> usize {
+pub(crate) fn scheduled_runs(app: &Spin) -> usize {
     app.component_log("billing", "stdout")
         .lines()
         .filter(|line| line.starts_with("bill run: "))

@@ -4,7 +4,6 @@
 
 mod books;
 mod catch_up;
-mod catch_up;
 mod concurrency;
 mod crash;
 mod cron;

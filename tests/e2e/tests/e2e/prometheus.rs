@@ -8,10 +8,10 @@ use testkit::{Item, JsonServer, Market, at, error_fields, prometheus_vector, que
 use crate::books::{Account, assert_account_agrees, billed_once};
 use crate::harness::{HttpMarket, Manifest, SpinUp};
 
-pub const ORDERED_AT: &str = "2026-03-27T08:00:00Z";
+pub(crate) const ORDERED_AT: &str = "2026-03-27T08:00:00Z";
 
 /// A stand-in Prometheus whose every query finds an increase of `increase`.
-pub fn prometheus_answering(increase: &'static str) -> JsonServer {
+pub(crate) fn prometheus_answering(increase: &'static str) -> JsonServer {
     JsonServer::start(move |target| {
         let time = query_param(target, "time").and_then(|t| t.parse().ok());
         prometheus_vector(time.unwrap_or_default(), Some(increase))
@@ -20,7 +20,7 @@ pub fn prometheus_answering(increase: &'static str) -> JsonServer {
 
 /// A product published with one item, requests counted by `prometheus` at 0.01 each: (provider
 /// token, product id).
-pub fn product_counted_by(market: &HttpMarket, prometheus: &JsonServer) -> (String, String) {
+pub(crate) fn product_counted_by(market: &HttpMarket, prometheus: &JsonServer) -> (String, String) {
     let requests = Item::prometheus_requests(prometheus.origin(), "0.01");
     market.product_with_items("hour", &[requests], true)
 }
@@ -79,7 +79,7 @@ fn bills_are_priced_from_the_prometheus_at_the_deployments_origin_and_no_other()
     assert_eq!(report["failures"], json!([]), "{report}");
     let bills = market.bills(&account.token, Some(&instance));
     let bill = billed_once(&bills)
-        .remove(&(instance.clone(), ORDERED_AT.to_owned()))
+        .remove(&(instance, ORDERED_AT.to_owned()))
         .unwrap_or_else(|| panic!("the 08:00 hour is not billed: {bills:?}"));
     assert_eq!(bill["total"], "12.34", "{bill}");
     assert_eq!(bill["lines"][0]["quantity"], "1234.5", "{bill}");

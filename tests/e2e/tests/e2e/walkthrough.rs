@@ -14,7 +14,7 @@ use crate::harness::{
 const README_BASE: &str = "B=http://127.0.0.1:3000/api/v1";
 
 /// The value of the README's `ADMIN='…'` line: the token its deployment commands set.
-pub fn readme_admin_token() -> String {
+pub(crate) fn readme_admin_token() -> String {
     let blocks = readme_blocks("## Walk-through").join("\n");
     let line = blocks
         .lines()

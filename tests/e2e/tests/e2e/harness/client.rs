@@ -15,7 +15,7 @@ const MAX_BODY: u64 = 128 * 1024 * 1024;
 
 /// A client of one app, with its own connections and its own clock: when set, every request
 /// carries `X-Clock-Now` (honoured by deployments with `allow_clock_override`).
-pub struct HttpMarket {
+pub(crate) struct HttpMarket {
     origin: String,
     admin_token: String,
     agent: ureq::Agent,
@@ -23,7 +23,7 @@ pub struct HttpMarket {
 }
 
 impl HttpMarket {
-    pub fn new(origin: &str, admin_token: &str) -> Self {
+    pub(crate) fn new(origin: &str, admin_token: &str) -> Self {
         let agent = ureq::Agent::new_with_config(
             ureq::Agent::config_builder()
                 .http_status_as_error(false)
@@ -39,20 +39,20 @@ impl HttpMarket {
     }
 
     /// Another client of the same app, with connections of its own, whose requests say `now`.
-    pub fn at(&self, now: DateTime<Utc>) -> Self {
+    pub(crate) fn at(&self, now: DateTime<Utc>) -> Self {
         let other = HttpMarket::new(&self.origin, &self.admin_token);
         other.set_now(now);
         other
     }
 
     /// Another client of the same app, with connections of its own, on the real clock.
-    pub fn on_real_clock(&self) -> Self {
+    pub(crate) fn on_real_clock(&self) -> Self {
         HttpMarket::new(&self.origin, &self.admin_token)
     }
 
     /// Like [`Market::call`], but a request that gets no response (the app died, say) is an
     /// error instead of a failed test.
-    pub fn try_call(
+    pub(crate) fn try_call(
         &self,
         method: &str,
         path: &str,

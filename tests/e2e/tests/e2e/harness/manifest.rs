@@ -8,14 +8,14 @@ use toml_edit::{DocumentMut, Item, Table, value};
 use super::repo_dir;
 
 #[derive(Clone)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     doc: DocumentMut,
 }
 
 impl Manifest {
     /// spin.toml as it is, with each component's `source` made absolute so that the copy runs
     /// from any directory.
-    pub fn repo() -> Self {
+    pub(crate) fn repo() -> Self {
         let path = repo_dir().join("spin.toml");
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
@@ -32,14 +32,14 @@ impl Manifest {
 
     /// Without the `[[trigger.cron]]` entries: nothing bills unless a test runs a bill run.
     /// Tests on a simulated clock need this, or the schedule bills their past periods.
-    pub fn without_cron(mut self) -> Self {
+    pub(crate) fn without_cron(mut self) -> Self {
         let removed = self.triggers().remove("cron");
         assert!(removed.is_some(), "spin.toml has no [[trigger.cron]]");
         self
     }
 
     /// Every `[[trigger.cron]]` fires every two seconds.
-    pub fn cron_every_two_seconds(mut self) -> Self {
+    pub(crate) fn cron_every_two_seconds(mut self) -> Self {
         let crons = self.triggers()["cron"]
             .as_array_of_tables_mut()
             .expect("spin.toml has [[trigger.cron]] entries");
@@ -51,14 +51,14 @@ impl Manifest {
 
     /// Without `key` (a grant: `sqlite_databases`, `key_value_stores`, `allowed_outbound_hosts`)
     /// in `[component.<id>]`.
-    pub fn without(mut self, id: &str, key: &str) -> Self {
+    pub(crate) fn without(mut self, id: &str, key: &str) -> Self {
         let removed = self.component(id).remove(key);
         assert!(removed.is_some(), "component {id} has no {key} to remove");
         self
     }
 
     /// Without the component's mapping of the app variable `name`.
-    pub fn without_variable(mut self, id: &str, name: &str) -> Self {
+    pub(crate) fn without_variable(mut self, id: &str, name: &str) -> Self {
         let variables = self.component(id)["variables"]
             .as_table_like_mut()
             .unwrap_or_else(|| panic!("component {id} maps no variables"));
@@ -70,7 +70,7 @@ impl Manifest {
     }
 
     /// The `[[trigger.http]]` of `route` sends its requests to `component` instead.
-    pub fn route_to(mut self, route: &str, component: &str) -> Self {
+    pub(crate) fn route_to(mut self, route: &str, component: &str) -> Self {
         let http = self.triggers()["http"]
             .as_array_of_tables_mut()
             .expect("[[trigger.http]] entries");
@@ -83,7 +83,7 @@ impl Manifest {
     }
 
     /// The components granted `key`, in manifest order.
-    pub fn components_with(&self, key: &str) -> Vec<String> {
+    pub(crate) fn components_with(&self, key: &str) -> Vec<String> {
         self.doc["component"]
             .as_table()
             .expect("spin.toml has components")
@@ -94,7 +94,7 @@ impl Manifest {
     }
 
     /// The public HTTP routes as (route, component), in manifest order.
-    pub fn http_routes(&self) -> Vec<(String, String)> {
+    pub(crate) fn http_routes(&self) -> Vec<(String, String)> {
         self.doc["trigger"]["http"]
             .as_array_of_tables()
             .expect("[[trigger.http]] entries")
@@ -109,7 +109,7 @@ impl Manifest {
     }
 
     /// Writes the manifest into `dir` and returns its path.
-    pub fn write(&self, dir: &Path) -> PathBuf {
+    pub(crate) fn write(&self, dir: &Path) -> PathBuf {
         let path = dir.join("spin.toml");
         std::fs::write(&path, self.doc.to_string()).expect("writing the manifest copy");
         path

@@ -11,16 +11,16 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-pub use client::HttpMarket;
-pub use manifest::Manifest;
-pub use process::{Spin, SpinUp, build, free_loopback_address};
-pub use readme::{readme_blocks, readme_command, readme_deployment, readme_run_command};
+pub(crate) use client::HttpMarket;
+pub(crate) use manifest::Manifest;
+pub(crate) use process::{Spin, SpinUp, build, free_loopback_address};
+pub(crate) use readme::{readme_blocks, readme_command, readme_deployment, readme_run_command};
 
 /// The `admin_token` of the apps the tests start.
-pub const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
+pub(crate) const ADMIN_TOKEN: &str = "e2e-admin-token-0123456789";
 
 /// The repository root: spin.toml, README.md and the build's `target/`.
-pub fn repo_dir() -> PathBuf {
+pub(crate) fn repo_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../.."))
         .canonicalize()
         .expect("the repository root")
@@ -32,7 +32,7 @@ pub fn repo_dir() -> PathBuf {
 /// Its database is shared, and a bill run bills every tenant's closed periods as of its own
 /// clock; so one test at a time has the app (the returned turn ends when it is dropped), and a
 /// test asserts only about its own principals, products and instances.
-pub fn shared_app() -> SharedApp {
+pub(crate) fn shared_app() -> SharedApp {
     static SHARED: OnceLock<Spin> = OnceLock::new();
     static TURN: Mutex<()> = Mutex::new(());
     // A failed test's turn is over all the same.
@@ -45,7 +45,7 @@ pub fn shared_app() -> SharedApp {
 }
 
 /// A test's turn with the shared app: a client of it (see [`shared_app`]).
-pub struct SharedApp {
+pub(crate) struct SharedApp {
     market: HttpMarket,
     _turn: MutexGuard<'static, ()>,
 }
@@ -61,7 +61,11 @@ impl Deref for SharedApp {
 /// Polls `check` until it returns a value, for at most `deadline`; panics naming `what` if it
 /// never does. This is how tests wait: on a condition, never for a time.
 #[track_caller]
-pub fn eventually<T>(what: &str, deadline: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+pub(crate) fn eventually<T>(
+    what: &str,
+    deadline: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
     let give_up = Instant::now() + deadline;
     loop {
         if let Some(value) = check() {

@@ -27,7 +27,7 @@ const NO_SPIN: &str = "`spin` is not on PATH: the end-to-end tests run the app u
 
 /// Builds the components with `spin build` from the repository root (which also proves the
 /// manifest's build commands), once per test process; every later caller gets the same outcome.
-pub fn build() {
+pub(crate) fn build() {
     static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
     let outcome = BUILT.get_or_init(|| {
         let output = Command::new("spin")
@@ -55,7 +55,7 @@ pub fn build() {
 }
 
 /// A `spin up` to start: the manifest, the variables and the state directory.
-pub struct SpinUp {
+pub(crate) struct SpinUp {
     manifest: Manifest,
     variables: Vec<(String, String)>,
     state_dir: Option<PathBuf>,
@@ -63,7 +63,7 @@ pub struct SpinUp {
 
 impl SpinUp {
     /// The manifest with the test operator's `admin_token` and the clock override allowed.
-    pub fn new(manifest: Manifest) -> Self {
+    pub(crate) fn new(manifest: Manifest) -> Self {
         SpinUp {
             manifest,
             variables: vec![
@@ -74,7 +74,7 @@ impl SpinUp {
         }
     }
 
-    pub fn variable(mut self, name: &str, value: &str) -> Self {
+    pub(crate) fn variable(mut self, name: &str, value: &str) -> Self {
         self.variables.retain(|(n, _)| n != name);
         self.variables.push((name.to_owned(), value.to_owned()));
         self
@@ -82,12 +82,12 @@ impl SpinUp {
 
     /// Keeps the app's state (database, key-value store, logs) in `dir` rather than a fresh one:
     /// for two hosts of one deployment, or a restart after a crash.
-    pub fn state_dir(mut self, dir: &Path) -> Self {
+    pub(crate) fn state_dir(mut self, dir: &Path) -> Self {
         self.state_dir = Some(dir.to_owned());
         self
     }
 
-    pub fn start(self) -> Spin {
+    pub(crate) fn start(self) -> Spin {
         build();
         let work = tempfile::tempdir().expect("a temporary directory");
         let manifest = self.manifest.write(work.path());
@@ -110,7 +110,7 @@ impl SpinUp {
 }
 
 /// A running app. Dropping it kills its whole process group.
-pub struct Spin {
+pub(crate) struct Spin {
     what: String,
     child: Child,
     watchdog: Child,
@@ -126,7 +126,7 @@ impl Spin {
     /// Runs `command` (described as `what`), which must serve the app on `listen` with its state
     /// in `state_dir`, in a process group of its own; returns once it answers HTTP. Its output
     /// goes to files in `work`, which lives as long as the process.
-    pub fn spawn(
+    pub(crate) fn spawn(
         what: &str,
         command: Command,
         work: TempDir,
@@ -146,7 +146,7 @@ impl Spin {
 
     /// Runs `command` like [`Spin::spawn`], for a deployment that must refuse to start: returns
     /// its output once it has exited, and fails the test if it serves HTTP instead.
-    pub fn refused(
+    pub(crate) fn refused(
         what: &str,
         command: Command,
         work: TempDir,
@@ -209,17 +209,17 @@ impl Spin {
     }
 
     /// `http://127.0.0.1:PORT`
-    pub fn origin(&self) -> &str {
+    pub(crate) fn origin(&self) -> &str {
         &self.origin
     }
 
     /// A client of this app as the test operator, on the real clock.
-    pub fn market(&self) -> HttpMarket {
+    pub(crate) fn market(&self) -> HttpMarket {
         HttpMarket::new(&self.origin, ADMIN_TOKEN)
     }
 
     /// What a component wrote to `stream` ("stdout" or "stderr"), from Spin's log directory.
-    pub fn component_log(&self, component: &str, stream: &str) -> String {
+    pub(crate) fn component_log(&self, component: &str, stream: &str) -> String {
         let path = self
             .state_dir
             .join("logs")
@@ -229,7 +229,7 @@ impl Spin {
 
     /// The command lines of the processes of this app's group (`spin up`, one `spin trigger …`
     /// per trigger type, the cron plugin), from /proc.
-    pub fn processes(&self) -> Vec<String> {
+    pub(crate) fn processes(&self) -> Vec<String> {
         let group = self.child.id().to_string();
         let Ok(entries) = std::fs::read_dir("/proc") else {
             return Vec::new();
@@ -250,7 +250,7 @@ impl Spin {
     }
 
     /// Spin's own stdout and stderr so far.
-    pub fn output(&self) -> String {
+    pub(crate) fn output(&self) -> String {
         let read =
             |name: &str| std::fs::read_to_string(self.work.path().join(name)).unwrap_or_default();
         format!(
@@ -261,7 +261,7 @@ impl Spin {
     }
 
     /// Kills the whole process group at once (SIGKILL: no shutdown, as in a crash) and reaps it.
-    pub fn kill(&mut self) {
+    pub(crate) fn kill(&mut self) {
         if self.stopped {
             return;
         }
@@ -269,8 +269,12 @@ impl Spin {
         let _ = self.watchdog.kill();
         let _ = self.watchdog.wait();
         let group = i32::try_from(self.child.id()).expect("a pid");
-        // SAFETY: kill(2) with a negative pid signals that process group; no memory is involved.
-        unsafe { libc::kill(-group, libc::SIGKILL) };
+        // std has no way to signal a process group. SAFETY: kill(2) with a negative pid signals
+        // that group; no memory is involved.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::kill(-group, libc::SIGKILL)
+        };
         let _ = self.child.wait();
     }
 
@@ -312,7 +316,7 @@ impl Drop for Spin {
 }
 
 /// A loopback address no one listens on right now.
-pub fn free_loopback_address() -> SocketAddr {
+pub(crate) fn free_loopback_address() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")

@@ -7,7 +7,7 @@ use super::{Spin, build, free_loopback_address, repo_dir};
 
 /// The ```sh blocks of the README section headed `heading` (a `## ` line), its subsections
 /// included, in order.
-pub fn readme_blocks(heading: &str) -> Vec<String> {
+pub(crate) fn readme_blocks(heading: &str) -> Vec<String> {
     let readme = std::fs::read_to_string(repo_dir().join("README.md")).expect("README.md");
     let start = readme
         .lines()
@@ -32,7 +32,7 @@ pub fn readme_blocks(heading: &str) -> Vec<String> {
 }
 
 /// The README's Run command: the one ```sh block of `## Run`.
-pub fn readme_run_command() -> String {
+pub(crate) fn readme_run_command() -> String {
     let mut blocks = readme_blocks("## Run");
     assert_eq!(blocks.len(), 1, "## Run has one command: {blocks:?}");
     blocks.remove(0)
@@ -41,7 +41,7 @@ pub fn readme_run_command() -> String {
 /// A README block that deploys the app, run by bash from the repository root with `--listen`
 /// and `--state-dir` appended to its last command (so the test's app has a port and a state
 /// of its own), and `env` set.
-pub fn readme_command(
+pub(crate) fn readme_command(
     block: &str,
     env: &[(&str, &Path)],
     state_dir: &Path,
@@ -66,7 +66,7 @@ pub fn readme_command(
 }
 
 /// Starts the app with a README block (see [`readme_command`]).
-pub fn readme_deployment(what: &str, block: &str, env: &[(&str, &Path)]) -> Spin {
+pub(crate) fn readme_deployment(what: &str, block: &str, env: &[(&str, &Path)]) -> Spin {
     let work = tempfile::tempdir().expect("a temporary directory");
     let state_dir = work.path().join("state");
     let (command, listen) = readme_command(block, env, &state_dir);

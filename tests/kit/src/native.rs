@@ -1,0 +1,164 @@
+//! The marketplace in-process: the domain's HTTP handlers (`nestmarket::api::handle`) over real
+//! SQLite through the rusqlite adapter, a new connection per request as Spin opens them, and a
+//! simulated clock passed as "now". The API tests and the benchmarks drive it; it can also look
+//! into the database, to show that a refused request changed nothing.
+
+use std::sync::Mutex;
+
+use chrono::{DateTime, Utc};
+use nestmarket::api::{self, Api};
+use nestmarket::platform::config::Config;
+use nestmarket::platform::outbound::native::NativeOutbound;
+use nestmarket::platform::storage::native::NativeBackend;
+use nestmarket::platform::storage::{Backend, Storage, Value};
+
+use crate::market::{Market, at};
+use crate::response::Response;
+
+/// The built-in operator's token of every in-process app.
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+/// One deployment: a database file in a temporary directory, its key-value store, its variables.
+pub struct TestApp {
+    _dir: tempfile::TempDir,
+    /// The stores, shared by every request as the instances of one Spin app share them.
+    pub backend: NativeBackend,
+    /// The deployment's variables.
+    pub config: Config,
+    now: Mutex<DateTime<Utc>>,
+}
+
+impl Default for TestApp {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestApp {
+    /// A fresh deployment with the default variables, its clock at 2026-03-27T08:00:00Z.
+    pub fn new() -> Self {
+        Self::with_config(|_| None)
+    }
+
+    /// A fresh deployment whose variables `overrides` returns (the rest default).
+    pub fn with_config(overrides: impl Fn(&str) -> Option<String>) -> Self {
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let backend = NativeBackend::new(dir.path().join("sqlite_db.db"));
+        let config = Config::from_variables(|name| {
+            overrides(name).or_else(|| (name == "admin_token").then(|| ADMIN.to_owned()))
+        })
+        .expect("valid variables");
+        // Migrate up front, so that snapshots taken before the first request see every table.
+        Storage::new(backend.clone())
+            .db()
+            .expect("a migrated database");
+        Self {
+            _dir: dir,
+            backend,
+            config,
+            now: Mutex::new(at("2026-03-27T08:00:00Z")),
+        }
+    }
+
+    /// Every row of every table plus the number of blobs: equal snapshots mean nothing changed.
+    pub fn snapshot(&self) -> String {
+        let db = self.backend.open_db().expect("a connection");
+        let tables = db
+            .execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
+                &[],
+            )
+            .expect("the schema");
+        let mut out = format!("kv blobs: {}\n", self.backend.kv_len());
+        for t in tables {
+            let name = t.text(0).expect("a table name");
+            let rows = db
+                .execute(&format!("SELECT * FROM \"{name}\" ORDER BY rowid"), &[])
+                .unwrap_or_default();
+            out.push_str(&format!("{name}: {rows:?}\n"));
+        }
+        out
+    }
+
+    /// The number of rows of `table`.
+    pub fn count(&self, table: &str) -> i64 {
+        let db = self.backend.open_db().expect("a connection");
+        match db
+            .execute(&format!("SELECT COUNT(*) FROM {table}"), &[])
+            .expect("a count")[0]
+            .0[0]
+        {
+            Value::Integer(n) => n,
+            ref v => panic!("count returned {v:?}"),
+        }
+    }
+
+    /// Writes the product's status directly, for rules that depend on review states.
+    pub fn force_status(&self, product_id: &str, status: &str) {
+        let db = self.backend.open_db().expect("a connection");
+        db.execute(
+            "UPDATE products SET status = ? WHERE id = ?",
+            &[status.into(), product_id.into()],
+        )
+        .expect("the status written");
+    }
+}
+
+/// Which component `spin.toml` routes a path to (the end-to-end tests check the manifest itself).
+fn api_for(path: &str) -> Api {
+    let rest = path.trim_start_matches("/api/v1/");
+    match rest.split(['/', '?']).next().unwrap_or_default() {
+        "principals" | "me" => Api::Identity,
+        "reviews" => Api::Reviews,
+        "metering" => Api::Metering,
+        "orders" | "instances" | "accounts" | "bills" | "billing" => Api::Orders,
+        _ => Api::Listings,
+    }
+}
+
+impl Market for TestApp {
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        content_type: Option<&str>,
+        body: Vec<u8>,
+    ) -> Response {
+        let mut req = http::Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        // A fresh Storage per request: a new connection, like a fresh Spin instance.
+        let storage = Storage::new(self.backend.clone());
+        let resp = api::handle(
+            api_for(path),
+            req.body(body).expect("a valid request"),
+            &storage,
+            &NativeOutbound,
+            &self.config,
+            self.now(),
+        );
+        let (parts, body) = resp.into_parts();
+        Response {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
+
+    fn admin_token(&self) -> &str {
+        ADMIN
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        *self.now.lock().expect("the clock")
+    }
+
+    fn set_now(&self, now: DateTime<Utc>) {
+        *self.now.lock().expect("the clock") = now;
+    }
+}
