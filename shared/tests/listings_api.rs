@@ -1,4 +1,4 @@
-//! SPEC §5–§6 through the HTTP handlers: services, products, the five steps and media.
+//! docs/RULES.md §3–§4 through the HTTP handlers: services, products, the five steps and media.
 
 mod common;
 
