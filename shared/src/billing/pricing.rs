@@ -1,4 +1,4 @@
-//! Tiered pricing of one billable item for one period (SPEC §11).
+//! Tiered pricing of one billable item for one period (docs/RULES.md R11.4, R11.5).
 //!
 //! A bill line is the period's quantity (already in the item's price unit, see
 //! [`crate::metering::units`]) priced by the item's tier schedule. Every tier charge is kept

@@ -1,4 +1,4 @@
-//! The public catalog (SPEC §7): published products only, readable without a token.
+//! The public catalog (docs/RULES.md §7): published products only, readable without a token.
 //!
 //! Publication writes a `catalog_entries` row in the transaction that publishes the product, so
 //! the listing, its filters and its search text are exactly those the operators approved.

@@ -1,5 +1,6 @@
-//! Principals and their API tokens (SPEC §4). Tokens are shown once, at creation or rotation, and
-//! stored only as SHA-256 hashes; the `admin_token` variable authenticates the built-in operator.
+//! Principals and their API tokens (docs/RULES.md §2). Tokens are shown once, at creation or
+//! rotation, and stored only as SHA-256 hashes; the `admin_token` variable authenticates the
+//! built-in operator.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

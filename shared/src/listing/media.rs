@@ -1,5 +1,6 @@
-//! Listing media (SPEC §6): uploaded as raw bodies to `PUT /api/v1/products/{id}/media/{kind}`
-//! (`.../{kind}/{index}` for kinds with several items) and checked before anything is stored.
+//! Listing media (docs/RULES.md R4.12–R4.16): uploaded as raw bodies to
+//! `PUT /api/v1/products/{id}/media/{kind}` (`.../{kind}/{index}` for kinds with several items)
+//! and checked before anything is stored.
 //!
 //! The file's type is decided by its magic bytes, never by the client's `Content-Type` alone:
 //! the header must be present and agree with the bytes, so a renamed or mislabelled file is

@@ -1,5 +1,5 @@
-//! The listing: what a provider fills in to sell a service on the marketplace (SPEC §6), and the
-//! lifecycle states that decide when it may be edited (SPEC §7).
+//! The listing: what a provider fills in to sell a service on the marketplace (docs/RULES.md §4),
+//! and the lifecycle states that decide when it may be edited (docs/RULES.md R5.2).
 //!
 //! Everything here is pure: request bodies and uploaded bytes go in, validated values, normalized
 //! JSON to store and warnings come out. Storage and HTTP live elsewhere.
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, Code};
 
-/// Where a product stands in its review lifecycle (SPEC §7).
+/// Where a product stands in its review lifecycle (docs/RULES.md R5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum ProductStatus {

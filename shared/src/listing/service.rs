@@ -1,4 +1,4 @@
-//! Services: what a provider deploys on the platform (SPEC §5). A product lists exactly one.
+//! Services (docs/RULES.md §3): what a provider deploys on the platform; a product lists one.
 
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -137,7 +137,8 @@ impl ServiceRequest {
 }
 
 impl NewService {
-    /// The rules of SPEC §5 over a whole service; `name` is checked only when it was given.
+    /// The rules of docs/RULES.md §3 over a whole service; `name` is checked only when it was
+    /// given.
     fn check(&self, e: &mut Errors, name_given: bool) {
         if name_given {
             e.text("name", &self.name, 1, 100, Code::TooLong);

@@ -1,5 +1,5 @@
-//! Usage the platform reports itself (SPEC §8, §10): Time from an instance's running intervals,
-//! Prometheus from the provider's metrics. Bill usage arrives through `POST
+//! Usage the platform reports itself (docs/RULES.md R9.13–R9.15): Time from an instance's running
+//! intervals, Prometheus from the provider's metrics. Bill usage arrives through `POST
 //! /api/v1/metering/platform-bills` and needs no collection.
 
 use rust_decimal::Decimal;

@@ -1,4 +1,4 @@
-//! From pushed metering values to the price unit (SPEC §8).
+//! From pushed metering values to the price unit (docs/RULES.md R9.12).
 //!
 //! Providers push whole numbers in the metering key's base unit (seconds, bytes, bits, counts);
 //! customers are charged per price unit (hours, MB, Mb, …), named by
@@ -17,8 +17,8 @@ use serde_json::Value;
 
 /// Seconds in an hour, for `Period`.
 const SECONDS_PER_HOUR: u32 = 3_600;
-/// Bytes in a MB and bits in a Mb: "MB" is MiB in this marketplace (SPEC §3), and network
-/// traffic follows the same binary multiple.
+/// Bytes in a MB and bits in a Mb: "MB" is MiB in this marketplace (docs/RULES.md R1.10), and
+/// network traffic follows the same binary multiple.
 const BINARY_MEGA: u32 = 1_048_576;
 
 /// How many of the pushed base unit make one price unit of `code`; counts and keys already in
@@ -136,7 +136,7 @@ mod tests {
     fn storage_bytes_become_mb() {
         assert_eq!(convert("Storage", 524_288), d("0.5"));
         assert_eq!(convert("Storage", 1_048_576), d("1"));
-        // SPEC §3: 7.5 MB is 7,864,320 bytes.
+        // docs/RULES.md R1.10: 7.5 MB is 7,864,320 bytes.
         assert_eq!(convert("Storage", 7_864_320), d("7.5"));
         assert_eq!(convert("Storage", 1), d("0.00000095367431640625"));
     }

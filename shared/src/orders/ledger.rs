@@ -1,6 +1,6 @@
-//! Customer accounts and their ledger (SPEC §9). Money is stored as integer cents so that SQLite
-//! sums it exactly; every balance change is a ledger entry written in the same transaction, so
-//! the balance always equals the sum of the ledger.
+//! Customer accounts and their ledger (docs/RULES.md R8.13–R8.15). Money is stored as integer cents
+//! so that SQLite sums it exactly; every balance change is a ledger entry written in the same
+//! transaction, so the balance always equals the sum of the ledger.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;

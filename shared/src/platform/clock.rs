@@ -1,5 +1,5 @@
-//! The clock port. "Now" is the real clock, unless the deployment allows the `X-Clock-Now`
-//! override (SPEC §11), in which case every time rule of the request uses the header's instant.
+//! The clock port. "Now" is the real clock, unless the deployment allows the `X-Clock-Now` override
+//! (docs/RULES.md §12), in which case every time rule of the request uses the header's instant.
 
 use chrono::{DateTime, Utc};
 use http::HeaderMap;

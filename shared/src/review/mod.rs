@@ -1,5 +1,5 @@
-//! The product lifecycle (SPEC §7): every status change goes through [`transition`], and every
-//! change is recorded in the append-only `product_transitions` history inside the transaction
+//! The product lifecycle (docs/RULES.md §5): every status change goes through [`transition`], and
+//! every change is recorded in the append-only `product_transitions` history inside the transaction
 //! that makes it.
 
 use chrono::{DateTime, Utc};
@@ -40,8 +40,8 @@ pub(crate) enum Event {
     Decide(Stage, Decision),
 }
 
-/// The state machine of SPEC §7, and nothing else: which status `event` leads to from `from`.
-/// Preconditions that need the listing itself (completeness, a changed category, sales
+/// The state machine of docs/RULES.md R5.1, and nothing else: which status `event` leads to from
+/// `from`. Preconditions that need the listing itself (completeness, a changed category, sales
 /// settings) are checked by the caller before the transition is written.
 pub(crate) fn transition(from: ProductStatus, event: Event) -> ApiResult<ProductStatus> {
     use Decision::*;

@@ -1,5 +1,6 @@
-//! Sales settings of billable items (SPEC §8): how each item's usage is reported, and which of
-//! the service's templates and plans it applies to. An item takes effect only once associated.
+//! Sales settings of billable items (docs/RULES.md §6): how each item's usage is reported, and
+//! which of the service's templates and plans it applies to. An item takes effect only once
+//! associated.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -273,7 +274,7 @@ impl Associations {
     }
 }
 
-/// What customers pay per unit of an item is priced in, from its metering key (SPEC §8).
+/// What customers pay per unit of an item is priced in, from its metering key (docs/RULES.md R6.9).
 pub(crate) fn price_unit(code: &str) -> &'static str {
     match code {
         "Period" => "hour",
@@ -414,7 +415,7 @@ fn pricing_of(db: &dyn Database, product_id: &str) -> ApiResult<Option<PricingSt
         .transpose()
 }
 
-/// Sales settings are configured during the self-test (SPEC §8): 409 in any other state.
+/// Sales settings are configured during the self-test (docs/RULES.md R6.1): 409 in any other state.
 pub(crate) fn settings_refusal(status: ProductStatus) -> Option<ApiError> {
     match status {
         ProductStatus::SelfTest | ProductStatus::FeatureRejected => None,

@@ -1,4 +1,5 @@
-//! SPEC §11 through the HTTP handlers and the bill-run operation: tiered, exactly-once bills.
+//! docs/RULES.md §10–§11 through the HTTP handlers and the bill-run operation: tiered, exactly-once
+//! bills.
 
 use chrono::{DateTime, Duration, Utc};
 use nestmarket::platform::outbound::native::NativeOutbound;

@@ -1,4 +1,4 @@
-//! SPEC §4 through the HTTP handlers: principals, tokens, roles.
+//! docs/RULES.md §2 through the HTTP handlers: principals, tokens, roles.
 
 use serde_json::json;
 use testkit::native::{ADMIN, TestApp};

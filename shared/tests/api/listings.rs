@@ -1,4 +1,4 @@
-//! SPEC §5–§6 through the HTTP handlers: services, products, the five steps and media.
+//! docs/RULES.md §3–§4 through the HTTP handlers: services, products, the five steps and media.
 
 use serde_json::{Value, json};
 use testkit::native::{ADMIN, TestApp};

@@ -1,4 +1,4 @@
-//! SPEC §10 through the HTTP handlers: PushMeteringData ingestion and usage reads.
+//! docs/RULES.md §9 through the HTTP handlers: PushMeteringData ingestion and usage reads.
 
 use chrono::Duration;
 use proptest::prelude::*;

@@ -1,4 +1,4 @@
-//! SPEC §9 through the HTTP handlers: quotes, orders, instances and accounts.
+//! docs/RULES.md §8 through the HTTP handlers: quotes, orders, instances and accounts.
 
 use chrono::Duration;
 use serde_json::{Value, json};

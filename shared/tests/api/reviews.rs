@@ -1,4 +1,5 @@
-//! SPEC §7–§8 through the HTTP handlers: the review lifecycle, sales settings and the catalog.
+//! docs/RULES.md §5–§7 through the HTTP handlers: the review lifecycle, sales settings and the
+//! catalog.
 
 use serde_json::{Value, json};
 use testkit::native::{ADMIN, TestApp};

@@ -1,5 +1,5 @@
-//! The five listing steps (SPEC §6): for each, the request body as the client sends it and the
-//! validated step that can only be built from a valid one.
+//! The five listing steps (docs/RULES.md §4): for each, the request body as the client sends it and
+//! the validated step that can only be built from a valid one.
 //!
 //! Request types keep required fields as `Option` and closed choices as `String`, so that serde
 //! accepts any well-formed body and [`Errors`] reports every missing or wrong field in one

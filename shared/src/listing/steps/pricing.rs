@@ -145,7 +145,7 @@ const ITEM_NAME_MAX: usize = 64;
 /// Not bounded by the seed; 20 tiers is far beyond any real price list and bounds the work per
 /// bill line.
 const TIERS_MAX: usize = 20;
-/// SPEC §3: unit prices may carry up to 8 decimal places.
+/// docs/RULES.md R4.9: unit prices carry at most 8 decimal places.
 const UNIT_PRICE_MAX_SCALE: u32 = 8;
 const DEFAULT_CURRENCY: &str = "CNY";
 
@@ -301,8 +301,8 @@ fn parse_billable_item(
     })
 }
 
-/// The tier schedule rules (SPEC §6): at least one tier, strictly ascending positive `up_to`,
-/// the last one unbounded — so that every quantity falls in exactly one tier.
+/// The tier schedule rules (docs/RULES.md R4.9): at least one tier, strictly ascending positive
+/// `up_to`, the last one unbounded — so that every quantity falls in exactly one tier.
 fn parse_tiers(e: &mut Errors, at: &str, tiers: &[TierRequest]) -> Option<Vec<Tier>> {
     let Some(last) = tiers.len().checked_sub(1) else {
         e.add(

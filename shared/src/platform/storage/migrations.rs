@@ -185,7 +185,8 @@ const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 4,
         statements: &[
-            // The primary key is the record's identity (SPEC §10): a retried push counts once.
+            // The primary key is the record's identity (docs/RULES.md R9.10): a retried push counts
+            // once.
             "CREATE TABLE usage_records (
                 instance_id TEXT NOT NULL REFERENCES instances(id),
                 item_code TEXT NOT NULL,
