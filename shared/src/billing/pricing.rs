@@ -265,7 +265,7 @@ mod tests {
         }
     }
 
-    /// The seed's graduated example: 0.5 up to 1,000, 0.4 up to 5,000, 0.2 beyond.
+    /// The publishing guide's graduated example: 0.5 up to 1,000, 0.4 up to 5,000, 0.2 beyond.
     fn schedule() -> Vec<Tier> {
         vec![
             tier(Some("1000"), "0.5"),

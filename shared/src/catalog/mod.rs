@@ -16,7 +16,7 @@ use crate::platform::storage::Database;
 
 mod store;
 
-/// The mark of the seed's "Verify the results": the product is a service deployed by the
+/// The mark of the publishing guide's "Verify the results": the product is a service deployed by the
 /// platform, whose stability the platform ensures.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub(crate) struct PlatformTag {

@@ -103,9 +103,9 @@ impl MediaKind {
         }
     }
 
-    /// The largest accepted file, per item, in bytes (`MB` in the seed is MiB).
+    /// The largest accepted file, per item, in bytes (`MB` in the publishing guide is MiB).
     ///
-    /// The seed sets the logo (7.5 MB), each certification (2 MB) and the user guide (10 MB).
+    /// The publishing guide sets the logo (7.5 MB), each certification (2 MB) and the user guide (10 MB).
     /// It gives no limit for screenshots, which we cap like the user guide at 10 MiB (ample for a
     /// full-resolution PNG), nor for the video, capped at 100 MiB: a short product video, and
     /// still small enough to keep in the key-value store.
@@ -254,7 +254,7 @@ fn check_index(kind: MediaKind, index: Option<u32>) -> Result<(), ApiError> {
     }
 }
 
-/// The size the marketplace displays logos at (the seed: "290 × 290 pixels").
+/// The size the marketplace displays logos at (the publishing guide: "290 × 290 pixels").
 pub(crate) const LOGO_RECOMMENDED_SIZE: (u32, u32) = (290, 290);
 
 /// Advice for the product view about a stored logo of `width` × `height` px: another size than

@@ -127,7 +127,7 @@ impl Step {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub(crate) enum WarningCode {
     /// The access step names a private service template; customers are better served by a
-    /// public one (the seed: "We recommend that you select a public template").
+    /// public one (the publishing guide: "We recommend that you select a public template").
     PrivateTemplateSelected,
     /// The logo is not 290 × 290 px, the size the catalog displays it at.
     LogoNotRecommendedSize,

@@ -48,7 +48,7 @@ pub(crate) struct Media {
 }
 
 /// What the listing still lacks before it can be submitted, per step in wizard order: the step
-/// itself when it was never written, and for the General step the required media (the seed's
+/// itself when it was never written, and for the General step the required media (the publishing guide's
 /// wizard uploads the logo and the user guide there).
 pub(crate) fn missing_by_step(
     steps: &[(Step, StoredStep)],

@@ -303,7 +303,7 @@ mod tests {
     ];
 
     #[test]
-    fn the_lifecycle_of_spec_7_exactly() {
+    fn the_lifecycle_exactly() {
         let allowed = [
             (Draft, EVENTS[0], CategoryReview),
             (CategoryRejected, EVENTS[0], CategoryReview),

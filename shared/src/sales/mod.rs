@@ -463,7 +463,7 @@ mod tests {
     }
 
     #[test]
-    fn the_reporting_methods_of_spec_8() {
+    fn the_reporting_methods() {
         assert_eq!(
             reporting(serde_json::json!({"method": "service_provider"})).unwrap(),
             ReportingMethod::ServiceProvider

@@ -85,7 +85,7 @@ fn an_order_deploys_a_running_instance_and_charges_nothing() {
 }
 
 #[test]
-fn every_refusal_of_spec_9_has_its_status_and_code_and_writes_nothing() {
+fn every_order_refusal_has_its_status_and_code_and_writes_nothing() {
     let app = TestApp::new();
     let (published_provider, _, published) = app.published_product();
     let (_, _, enterprise_only) = app.published_product_with(|step, body| {

@@ -245,7 +245,7 @@ fn an_incomplete_listing_cannot_be_submitted_and_the_refusal_says_what_is_missin
 }
 
 #[test]
-fn every_transition_outside_spec_7_is_refused_and_changes_nothing() {
+fn every_transition_outside_the_lifecycle_is_refused_and_changes_nothing() {
     let app = TestApp::new();
     let (token, _, id) = app.complete_product();
     // Submissions that the state machine does not allow from each status.

@@ -133,7 +133,7 @@ impl AccessStep {
             .map_err(|e| stored_invalid(Step::Access, &e))
     }
 
-    /// The seed recommends a public template ("If no public template is available, select a
+    /// The publishing guide recommends a public template ("If no public template is available, select a
     /// private template"): a private one is accepted, with this advice.
     pub(crate) fn warnings(&self, service: &ServiceSpec) -> Vec<Warning> {
         let service = service.get();

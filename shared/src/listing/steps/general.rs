@@ -73,10 +73,10 @@ pub(crate) struct GeneralStep {
     support_offered: SupportOffered,
 }
 
-/// Shown on the catalog's product list; the seed recommends "no more than 300 characters".
+/// Shown on the catalog's product list; the publishing guide recommends "no more than 300 characters".
 const SHORT_DESCRIPTION_MAX: usize = 300;
 const HIGHLIGHTS_MAX: usize = 1_000;
-/// The product page's full text: the seed gives no limit; 20,000 characters is several pages,
+/// The product page's full text: the publishing guide gives no limit; 20,000 characters is several pages,
 /// and keeps a product row a bounded size.
 const DESCRIPTION_MAX: usize = 20_000;
 /// Editions and cases are compared side by side on the product page: ten of each is plenty.

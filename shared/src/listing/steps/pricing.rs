@@ -142,7 +142,7 @@ pub(crate) struct PricingStep {
 
 const BILLABLE_ITEMS_MAX: usize = 20;
 const ITEM_NAME_MAX: usize = 64;
-/// Not bounded by the seed; 20 tiers is far beyond any real price list and bounds the work per
+/// Not bounded by the publishing guide; 20 tiers is far beyond any real price list and bounds the work per
 /// bill line.
 const TIERS_MAX: usize = 20;
 /// docs/RULES.md R4.9: unit prices carry at most 8 decimal places.
