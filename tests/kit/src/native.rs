@@ -102,6 +102,29 @@ impl TestApp {
         )
         .expect("the status written");
     }
+
+    /// Serves one request as it arrives, whatever its method, headers and path (the fuzzing
+    /// harness sends what no story would): routed to the component `spin.toml` routes its path
+    /// to, answered in-process.
+    pub fn send(&self, req: http::Request<Vec<u8>>) -> Response {
+        // A fresh Storage per request: a new connection, like a fresh Spin instance.
+        let storage = Storage::new(self.backend.clone());
+        let api = api_for(req.uri().path());
+        let resp = api::handle(
+            api,
+            req,
+            &storage,
+            &NativeOutbound,
+            &self.config,
+            self.now(),
+        );
+        let (parts, body) = resp.into_parts();
+        Response {
+            status: parts.status.as_u16(),
+            headers: parts.headers,
+            body,
+        }
+    }
 }
 
 /// Which component `spin.toml` routes a path to (the end-to-end tests check the manifest itself).
@@ -132,22 +155,7 @@ impl Market for TestApp {
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
-        // A fresh Storage per request: a new connection, like a fresh Spin instance.
-        let storage = Storage::new(self.backend.clone());
-        let resp = api::handle(
-            api_for(path),
-            req.body(body).expect("a valid request"),
-            &storage,
-            &NativeOutbound,
-            &self.config,
-            self.now(),
-        );
-        let (parts, body) = resp.into_parts();
-        Response {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        }
+        self.send(req.body(body).expect("a valid request"))
     }
 
     fn admin_token(&self) -> &str {
