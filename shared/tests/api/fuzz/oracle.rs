@@ -247,6 +247,15 @@ mod tests {
                "status": status, "detail": "d", "code": code, "errors": []})
     }
 
+    /// A problem document answered with its own status and code.
+    fn problem_response(status: u16, code: &str) -> Response {
+        response(
+            status,
+            Some("application/problem+json"),
+            &problem_body(status, code),
+        )
+    }
+
     fn me() -> Json {
         json!({"id": "usr-admin", "role": "operator", "name": "built-in operator",
                "built_in": true, "created_at": "1970-01-01T00:00:00Z"})
@@ -266,21 +275,13 @@ mod tests {
     fn a_documented_answer_passes() {
         let ok = response(200, Some("application/json"), &me());
         verdict("GET", "/api/v1/me", &ok).unwrap();
-        let unauthorized = response(
-            401,
-            Some("application/problem+json"),
-            &problem_body(401, "Unauthorized"),
-        );
+        let unauthorized = problem_response(401, "Unauthorized");
         verdict("GET", "/api/v1/me", &unauthorized).unwrap();
     }
 
     #[test]
     fn a_server_error_is_caught_even_when_documented() {
-        let r = response(
-            500,
-            Some("application/problem+json"),
-            &problem_body(500, "Internal"),
-        );
+        let r = problem_response(500, "Internal");
         assert!(
             verdict("GET", "/api/v1/me", &r)
                 .unwrap_err()
@@ -290,34 +291,24 @@ mod tests {
 
     #[test]
     fn an_undocumented_status_is_caught() {
-        let r = response(
-            409,
-            Some("application/problem+json"),
-            &problem_body(409, "InvalidTransition"),
-        );
+        let r = problem_response(409, "InvalidTransition");
         let e = verdict("GET", "/api/v1/me", &r).unwrap_err();
         assert!(e.contains("not documented"), "{e}");
     }
 
     #[test]
     fn a_body_off_its_schema_is_caught() {
+        let me_as = |body: &Json| {
+            let r = response(200, Some("application/json"), body);
+            verdict("GET", "/api/v1/me", &r).unwrap_err()
+        };
         let mut body = me();
         body.as_object_mut().unwrap().remove("created_at");
-        let e = verdict(
-            "GET",
-            "/api/v1/me",
-            &response(200, Some("application/json"), &body),
-        )
-        .unwrap_err();
+        let e = me_as(&body);
         assert!(e.contains("created_at"), "{e}");
         body = me();
         body["created_at"] = json!("yesterday");
-        let e = verdict(
-            "GET",
-            "/api/v1/me",
-            &response(200, Some("application/json"), &body),
-        )
-        .unwrap_err();
+        let e = me_as(&body);
         assert!(e.contains("date-time"), "{e}");
     }
 
@@ -332,29 +323,17 @@ mod tests {
 
     #[test]
     fn a_problem_code_off_the_list_or_its_status_is_caught() {
-        let unknown = response(
-            404,
-            Some("application/problem+json"),
-            &problem_body(404, "Gone"),
-        );
+        let unknown = problem_response(404, "Gone");
         assert!(verdict("GET", "/api/v1/principals/x", &unknown).is_err());
         // NotFound is filed under 404, not 400.
-        let misfiled = response(
-            400,
-            Some("application/problem+json"),
-            &problem_body(400, "NotFound"),
-        );
+        let misfiled = problem_response(400, "NotFound");
         let e = verdict("GET", "/api/v1/principals/x", &misfiled).unwrap_err();
         assert!(e.contains("files it under 404"), "{e}");
     }
 
     #[test]
     fn a_required_header_left_out_is_caught() {
-        let mut r = response(
-            401,
-            Some("application/problem+json"),
-            &problem_body(401, "Unauthorized"),
-        );
+        let mut r = problem_response(401, "Unauthorized");
         r.headers.remove("www-authenticate");
         let e = verdict("GET", "/api/v1/me", &r).unwrap_err();
         assert!(e.contains("WWW-Authenticate"), "{e}");
@@ -368,21 +347,13 @@ mod tests {
         verdict("DELETE", "/api/v1/me", &r).unwrap();
         r.headers.insert("allow", "GET, POST".parse().unwrap());
         assert!(verdict("DELETE", "/api/v1/me", &r).is_err());
-        let not_found = response(
-            404,
-            Some("application/problem+json"),
-            &problem_body(404, "NotFound"),
-        );
+        let not_found = problem_response(404, "NotFound");
         assert!(verdict("DELETE", "/api/v1/me", &not_found).is_err());
     }
 
     #[test]
     fn a_schema_valid_body_refused_as_malformed_is_caught() {
-        let refusal = response(
-            400,
-            Some("application/problem+json"),
-            &problem_body(400, "UnknownField"),
-        );
+        let refusal = problem_response(400, "UnknownField");
         fn posted(body: &[u8]) -> Request<'_> {
             Request {
                 method: "POST",

@@ -379,20 +379,11 @@ fn encode(text: &str) -> String {
 /// one, or a query string that is not well formed.
 fn query(values: &Values, op: &Operation, style: Style) -> BoxedStrategy<String> {
     let anything = style == Style::Anything;
-    let params: Vec<BoxedStrategy<Option<(String, String)>>> = op
-        .parameters
-        .iter()
-        .filter(|p| p.location == Location::Query)
-        .map(|p| {
-            let name = p.name.clone();
-            proptest::option::of(
-                values
-                    .of(&p.schema, &p.name, anything)
-                    .prop_map(move |v| (name.clone(), capped(plain(&v)))),
-            )
-            .boxed()
-        })
-        .collect();
+    let params: Vec<BoxedStrategy<Option<(String, String)>>> =
+        parameters(values, op, Location::Query, anything)
+            .into_iter()
+            .map(|p| proptest::option::of(p).boxed())
+            .collect();
     let extra = if anything {
         select(vec![
             "",
@@ -445,29 +436,40 @@ fn without_a_token() -> BoxedStrategy<Caller> {
     ])
 }
 
+/// Values of `op`'s parameters in `location`, named, as text.
+fn parameters(
+    values: &Values,
+    op: &Operation,
+    location: Location,
+    edgy: bool,
+) -> Vec<BoxedStrategy<(String, String)>> {
+    op.parameters
+        .iter()
+        .filter(|p| p.location == location)
+        .map(|p| {
+            let name = p.name.clone();
+            values
+                .of(&p.schema, &p.name, edgy)
+                .prop_map(move |v| (name.clone(), capped(plain(&v))))
+                .boxed()
+        })
+        .collect()
+}
+
 /// The documented header parameters (`X-Clock-Now`, …): mostly absent, else valid or not.
 fn headers(values: &Values, op: &Operation, style: Style) -> BoxedStrategy<Vec<(String, String)>> {
     if style == Style::ByTheBook {
         return Just(Vec::new()).boxed();
     }
-    let headers: Vec<BoxedStrategy<Option<(String, String)>>> = op
-        .parameters
-        .iter()
-        .filter(|p| p.location == Location::Header)
-        .map(|p| {
-            let name = p.name.clone();
-            let value = values
-                .of(&p.schema, &p.name, true)
-                .prop_map(move |v| {
-                    // What a header can carry: no control characters.
-                    let text = plain(&v).chars().filter(|c| !c.is_control()).collect();
-                    let text = capped(text);
-                    Some((name.clone(), text))
-                })
-                .boxed();
-            weighted(vec![(3, Just(None).boxed()), (1, value)])
-        })
-        .collect();
+    let headers: Vec<BoxedStrategy<Option<(String, String)>>> =
+        parameters(values, op, Location::Header, true)
+            .into_iter()
+            .map(|p| {
+                // What a header can carry: no control characters.
+                let value = p.prop_map(|(name, v)| Some((name, v.replace(char::is_control, ""))));
+                weighted(vec![(3, Just(None).boxed()), (1, value.boxed())])
+            })
+            .collect();
     headers
         .prop_map(|hs| hs.into_iter().flatten().collect())
         .boxed()
@@ -597,12 +599,12 @@ fn media(labels: Vec<String>, style: Style) -> BoxedStrategy<Body> {
         Vec::new(),
     ];
     // The limits of MediaKind's table: certification 2 MiB, logo 7.5 MiB, screenshot and
-    // user guide 10 MiB.
-    let limits = vec![
-        png(290, 290, 7_864_320),
-        png(290, 290, 7_864_321),
-        jpeg(2_097_153),
-        pdf(10_485_761),
+    // user guide 10 MiB; made when drawn, as they weigh megabytes.
+    let limits: Vec<(FileOfSize, usize)> = vec![
+        (MEDIA_FILES[0].1, 7_864_320),
+        (MEDIA_FILES[0].1, 7_864_321),
+        (jpeg, 2_097_153),
+        (pdf, 10_485_761),
     ];
     if style == Style::ByTheBook {
         let own = MEDIA_FILES
@@ -614,7 +616,10 @@ fn media(labels: Vec<String>, style: Style) -> BoxedStrategy<Body> {
         (12, select(small).boxed()),
         (3, select(odd).boxed()),
         (2, proptest::collection::vec(any::<u8>(), 1..256).boxed()),
-        (1, select(limits).boxed()),
+        (
+            1,
+            select(limits).prop_map(|(file, size)| file(size)).boxed(),
+        ),
     ]);
     let variants: Vec<Option<String>> = labels
         .iter()
