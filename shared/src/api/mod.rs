@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, bearer_token, principal_for_token};
+use crate::listing::media::MediaKind;
 use crate::platform::clock::effective_now;
 use crate::platform::config::Config;
 use crate::platform::outbound::Outbound;
@@ -229,6 +230,31 @@ pub fn problem(err: &ApiError) -> Resp {
         .expect("static headers are valid")
 }
 
+/// The largest JSON body any endpoint takes (1 MiB): far above any valid request (a full
+/// pricing step, a 100-record push), far below what would tie up an instance.
+pub const JSON_BODY_MAX: usize = 1_048_576;
+
+/// The largest body a request may carry: a media upload its kind's byte limit, anything else
+/// [`JSON_BODY_MAX`]. Known from the method and path alone, so a larger body is refused before
+/// it is read, routed or authenticated.
+pub fn body_limit(method: &Method, path: &str) -> usize {
+    let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
+    match (method, segments.as_slice()) {
+        (&Method::PUT, ["products", _, "media", kind, ..]) => {
+            MediaKind::parse(kind).map_or(JSON_BODY_MAX, MediaKind::max_bytes)
+        }
+        _ => JSON_BODY_MAX,
+    }
+}
+
+/// 413 for a body over `limit` bytes.
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        Code::PayloadTooLarge,
+        format!("the body is larger than this endpoint's limit of {limit} bytes"),
+    )
+}
+
 /// Serves one request for `api`. `real_now` is the wall clock; a deployment that allows the test
 /// clock takes "now" from `X-Clock-Now` instead.
 pub fn handle(
@@ -240,6 +266,10 @@ pub fn handle(
     real_now: DateTime<Utc>,
 ) -> Resp {
     let (parts, body) = req.into_parts();
+    let limit = body_limit(&parts.method, parts.uri.path());
+    if body.len() > limit {
+        return problem(&too_large(limit));
+    }
     let result =
         effective_now(&parts.headers, config.allow_clock_override, real_now).and_then(|now| {
             let path = parts.uri.path();

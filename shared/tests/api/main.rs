@@ -5,6 +5,7 @@
 
 mod billing;
 mod identity;
+mod limits;
 mod listings;
 mod metering;
 mod orders;
