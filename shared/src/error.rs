@@ -128,6 +128,8 @@ pub enum Code {
     DuplicateRecordConflict,
     /// The billing period cannot change once the product has instances.
     BillingPeriodLocked,
+    /// An item's reporting method cannot change once usage of another source is recorded.
+    ReportingMethodLocked,
     // 413 / 415.
     /// The body is larger than the endpoint accepts.
     PayloadTooLarge,
@@ -202,7 +204,8 @@ impl Code {
             | CurrencyNotSupported
             | PeriodClosed
             | DuplicateRecordConflict
-            | BillingPeriodLocked => StatusCode::CONFLICT,
+            | BillingPeriodLocked
+            | ReportingMethodLocked => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PlatformSourceUnavailable => StatusCode::BAD_GATEWAY,

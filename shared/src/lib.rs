@@ -33,5 +33,5 @@ mod validate;
 mod tidy;
 
 pub use billing::run::run as bill_run;
-pub use billing::{Failure, RunReport};
+pub use billing::{Failure, FailureCode, RunReport};
 pub use identity::{AccountType, Principal, Role};

@@ -62,8 +62,31 @@ pub struct Failure {
     pub instance_id: String,
     /// The period left for the next run (RFC 3339).
     pub period_start: String,
+    /// What went wrong, a stable name.
+    pub code: FailureCode,
     /// Why, for an operator.
     pub reason: String,
+}
+
+/// What kept one instance's period from being billed. Every kind is about that instance alone:
+/// the run bills everyone else and tries it again next time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCode {
+    /// Its product's terms (pricing step, sales settings) could not be read.
+    TermsUnreadable,
+    /// Its next period does not start on a boundary of its product's periods.
+    NotOnPeriodBoundary,
+    /// The platform's measure of its usage (a Prometheus query) could not be read.
+    PlatformUsageUnavailable,
+    /// Its usage cannot be priced by its tiers (beyond the range of money).
+    UsageUnpriceable,
+    /// The platform usage measured for the period could not be stored.
+    PlatformUsageNotStored,
+    /// Its bill could not be written.
+    BillNotWritten,
+    /// The bill's deduction could not be posted to the customer's account.
+    DeductionNotPosted,
 }
 
 /// What a bill run did.

@@ -23,6 +23,7 @@ use crate::identity::Principal;
 use crate::orders::{self, instance};
 use crate::platform::clock::rfc3339;
 use crate::platform::storage::{Database, transaction};
+use crate::sales::{PLATFORM_BILL_SOURCE, PLATFORM_MEASURED_SOURCE, SERVICE_PROVIDER_SOURCE};
 use push::MeteringContext;
 
 /// The most records one push may carry, as in `PushMeteringData`.
@@ -130,7 +131,7 @@ pub(crate) fn push(
             db,
             &instance.id,
             &records,
-            "service_provider",
+            SERVICE_PROVIDER_SOURCE,
             request_id,
             now,
         )
@@ -172,7 +173,14 @@ pub(crate) fn report_platform_bill(
         )?;
         let records = [record];
         check_not_billed(db, &instance.id, &records)?;
-        store::insert(db, &instance.id, &records, "bill", request_id, now)
+        store::insert(
+            db,
+            &instance.id,
+            &records,
+            PLATFORM_BILL_SOURCE,
+            request_id,
+            now,
+        )
     })
 }
 
@@ -261,5 +269,12 @@ pub(crate) fn store_platform_usage(
     records: &[UsageRecord],
     now: DateTime<Utc>,
 ) -> ApiResult<Stored> {
-    store::insert(db, instance_id, records, "platform", "bill-run", now)
+    store::insert(
+        db,
+        instance_id,
+        records,
+        PLATFORM_MEASURED_SOURCE,
+        "bill-run",
+        now,
+    )
 }

@@ -81,7 +81,7 @@ pub(crate) fn insert(
             ]);
         }
         sql.push_str(
-            " ON CONFLICT (instance_id, item_code, start_time, end_time) DO NOTHING
+            " ON CONFLICT (instance_id, item_code, source, start_time, end_time) DO NOTHING
               RETURNING item_code, start_time, end_time",
         );
         let inserted = db.execute(&sql, &params)?;
@@ -98,7 +98,7 @@ pub(crate) fn insert(
         if rest.is_empty() {
             continue;
         }
-        let existing = stored_values(db, instance_id, &rest)?;
+        let existing = stored_values(db, instance_id, source, &rest)?;
         for r in rest {
             let found = existing
                 .get(&(r.item_code.clone(), r.start_time, r.end_time))
@@ -135,16 +135,18 @@ type Identity = (String, i64, i64);
 fn stored_values(
     db: &dyn Database,
     instance_id: &str,
+    source: &str,
     records: &[&UsageRecord],
 ) -> ApiResult<HashMap<Identity, (i64, i64)>> {
     let mut sql = String::from(
         "SELECT item_code, start_time, end_time, value, scale FROM usage_records
-         WHERE instance_id = ?1 AND (item_code, start_time, end_time) IN (VALUES ",
+         WHERE instance_id = ?1 AND source = ?2 AND (item_code, start_time, end_time) IN (VALUES ",
     );
-    let mut params: Vec<SqlValue> = Vec::with_capacity(1 + 3 * records.len());
+    let mut params: Vec<SqlValue> = Vec::with_capacity(2 + 3 * records.len());
     params.push(instance_id.into());
+    params.push(source.into());
     for (i, r) in records.iter().enumerate() {
-        let p = 2 + 3 * i;
+        let p = 3 + 3 * i;
         if i > 0 {
             sql.push_str(", ");
         }

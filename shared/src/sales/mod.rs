@@ -14,7 +14,7 @@ use crate::listing::{self, Step};
 use crate::platform::storage::{Database, transaction};
 
 mod store;
-use crate::validate::Errors;
+use crate::validate::{Errors, Seen};
 
 /// Where the platform takes an item's usage from when it reports it itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -47,6 +47,28 @@ pub(crate) enum ReportingMethod {
         prometheus: Option<PrometheusQuery>,
     },
 }
+
+impl ReportingMethod {
+    /// The source its usage records are stored under: a record's source is part of its
+    /// identity, so the provider's and the platform's records of one window never collide.
+    pub(crate) fn record_source(&self) -> &'static str {
+        match self {
+            ReportingMethod::ServiceProvider => SERVICE_PROVIDER_SOURCE,
+            ReportingMethod::ComputeNest {
+                source: PlatformSource::Bill,
+                ..
+            } => PLATFORM_BILL_SOURCE,
+            ReportingMethod::ComputeNest { .. } => PLATFORM_MEASURED_SOURCE,
+        }
+    }
+}
+
+/// The source of usage the provider pushes.
+pub(crate) const SERVICE_PROVIDER_SOURCE: &str = "service_provider";
+/// The source of bill data the platform reports.
+pub(crate) const PLATFORM_BILL_SOURCE: &str = "bill";
+/// The source of usage the platform measures at bill time (running time, Prometheus).
+pub(crate) const PLATFORM_MEASURED_SOURCE: &str = "platform";
 
 /// The body of `PUT .../billable-items/{code}/reporting`, loose so every mistake is reported.
 #[derive(Debug, Deserialize)]
@@ -230,6 +252,14 @@ impl Associations {
     pub(crate) fn validate(self, service: &ServiceSpec) -> ApiResult<Self> {
         let mut e = Errors::new();
         let spec = service.get();
+        // An item is associated with at most every template and plan of its service.
+        let plan_count: usize = spec.templates.iter().map(|t| t.plans.len()).sum();
+        let templates_ok = e.list_within("templates", self.templates.len(), spec.templates.len());
+        let plans_ok = e.list_within("plans", self.plans.len(), plan_count);
+        if !(templates_ok && plans_ok) {
+            return e.finish().map(|()| self);
+        }
+        let mut templates = Seen::default();
         for (i, t) in self.templates.iter().enumerate() {
             if spec.template(t).is_none() {
                 e.add(
@@ -237,7 +267,7 @@ impl Associations {
                     Code::UnknownTemplate,
                     format!("the service has no template {t:?}"),
                 );
-            } else if self.templates[..i].contains(t) {
+            } else if !templates.first(t) {
                 e.add(
                     format!("templates[{i}]"),
                     Code::Duplicate,
@@ -245,6 +275,7 @@ impl Associations {
                 );
             }
         }
+        let mut plans = Seen::default();
         for (i, p) in self.plans.iter().enumerate() {
             if !spec
                 .templates
@@ -257,7 +288,7 @@ impl Associations {
                     Code::UnknownPlan,
                     format!("the service has no plan {p:?}"),
                 );
-            } else if self.plans[..i].contains(p) {
+            } else if !plans.first(p) {
                 e.add(
                     format!("plans[{i}]"),
                     Code::Duplicate,
@@ -375,6 +406,8 @@ pub(crate) fn configure(
     now: DateTime<Utc>,
 ) -> ApiResult<ItemSettings> {
     let product = listing::store::find_product(db, provider, product_id)?;
+    // The state first, as for listing steps: a frozen product refuses any body.
+    settings_refusal(product.status).map_or(Ok(()), Err)?;
     let service = listing::store::find_service(db, provider, &product.service_id)?;
     let setting = setting(&service.spec)?;
     transaction(db, |db| {
@@ -384,6 +417,19 @@ pub(crate) fn configure(
             pricing_of(db, &product.id)?.ok_or_else(|| ApiError::not_found("billable item"))?;
         if pricing.billable_item(code).is_none() {
             return Err(ApiError::not_found("billable item"));
+        }
+        if let Setting::Reporting(method) = &setting
+            && store::usage_from_other_sources(db, &product.id, code, method.record_source())?
+        {
+            // Usage of one source priced as if it were another's would be billed twice (or
+            // not at all): the test orders' records pin the method.
+            return Err(ApiError::new(
+                Code::ReportingMethodLocked,
+                format!(
+                    "usage of {code} is already recorded from another source (test orders): \
+                     the reporting method cannot change"
+                ),
+            ));
         }
         store::save(db, &product.id, code, &setting, now)?;
         item_settings(db, &product.id, &pricing, &service.spec)?

@@ -425,8 +425,11 @@ fn as_of(s: &str) -> DateTime<Utc> {
     at(s)
 }
 
+/// A write that fails inside a run (a disk error on one bill) is that instance's failure: the
+/// run reports it and stops billing that instance there (its periods are billed in order), the
+/// bills before it stay, and the next run bills the rest — each period once.
 #[test]
-fn a_run_that_fails_halfway_then_reruns_leaves_one_bill_and_one_deduction_per_period() {
+fn a_bill_that_cannot_be_written_is_reported_and_the_next_run_bills_the_rest_once() {
     let w = world("hour", &[Item::frequency()]);
     for h in 8..20 {
         w.push(
@@ -443,20 +446,24 @@ fn a_run_that_fails_halfway_then_reruns_leaves_one_bill_and_one_deduction_per_pe
     };
     let operator = Principal::built_in_operator();
     let tz = w.app.config.billing_timezone;
-    let err = bill_run(
+    let first = bill_run(
         &failing,
         &NativeOutbound,
         tz,
         as_of("2026-03-28T00:00:00Z"),
         as_of("2026-03-28T00:00:00Z"),
         &operator,
-    );
-    assert!(err.is_err());
+    )
+    .unwrap();
+    assert_eq!(first.bills_written, 4, "the four bills before the failure");
+    assert_eq!(first.failures.len(), 1, "{:?}", first.failures);
+    assert_eq!(first.failures[0].instance_id, w.instance);
+    assert_eq!(first.failures[0].period_start, "2026-03-27T12:00:00Z");
     assert_eq!(
-        w.bills().len(),
-        4,
-        "the four bills before the failure committed"
+        serde_json::to_value(first.failures[0].code).unwrap(),
+        "bill_not_written"
     );
+    assert_eq!(w.bills().len(), 4, "the four bills before the failure stay");
     let report = bill_run(
         w.app.backend.open_db().unwrap().as_ref(),
         &NativeOutbound,

@@ -1,5 +1,6 @@
 //! One tenant's mistakes or extremes must never stop others' billing, lose usage or panic.
 
+use nestmarket::platform::storage::Backend;
 use serde_json::{Value, json};
 use testkit::native::{ADMIN, TestApp};
 use testkit::{Item, Market, at, step_bodies};
@@ -115,7 +116,7 @@ fn an_instance_that_cannot_be_priced_is_reported_and_others_are_billed() {
     let extreme = Item {
         code: "Frequency",
         tier_mode: "graduated",
-        tiers: json!([{"up_to": null, "unit_price": "9999999999999999"}]),
+        tiers: json!([{"up_to": null, "unit_price": "1000000"}]),
         reporting: json!({"method": "service_provider"}),
     };
     let (p2, product2) = app.product_with_items("hour", &[extreme], true);
@@ -264,4 +265,126 @@ fn hourly_fees_are_bounded() {
             .problem(400, "InvalidValue");
     }
     assert_eq!(app.snapshot(), before);
+}
+
+/// Makes the database refuse one tenant's writes to `table` (those `when` matches), as a corrupt
+/// page or a full disk would, for the faults no input can cause any more.
+fn refuse_writes(app: &TestApp, table: &str, when: &str) {
+    let db = app.backend.open_db().unwrap();
+    db.execute(
+        &format!(
+            "CREATE TRIGGER refuse_{table} BEFORE INSERT ON {table} WHEN {when}
+             BEGIN SELECT RAISE(ABORT, 'injected fault'); END"
+        ),
+        &[],
+    )
+    .unwrap();
+}
+
+fn accept_writes(app: &TestApp, table: &str) {
+    let db = app.backend.open_db().unwrap();
+    db.execute(&format!("DROP TRIGGER refuse_{table}"), &[])
+        .unwrap();
+}
+
+/// Whatever fails for one instance inside a bill run's batch — storing the platform's usage,
+/// writing the bill, posting its deduction — is that instance's failure, reported with a stable
+/// code; the other instances of the batch are billed in the same run, and the next run bills
+/// the failed one, once.
+#[test]
+fn a_fault_in_one_instances_bill_leaves_the_others_billed_in_the_same_run() {
+    for (table, fault, code) in [
+        (
+            "usage_records",
+            "NEW.source = 'platform'",
+            "platform_usage_not_stored",
+        ),
+        ("bills", "1", "bill_not_written"),
+        (
+            "ledger_entries",
+            "NEW.kind = 'bill'",
+            "deduction_not_posted",
+        ),
+    ] {
+        let app = app();
+        let items = [Item::frequency(), Item::running_time("1.00")];
+        let (provider, product) = app.product_with_items("hour", &items, true);
+        let (_, bystander) = app.funded_customer("1000.00");
+        let (troubled_id, troubled) = app.funded_customer("1000.00");
+        let bystander_instance = app.order(&bystander, &product);
+        let troubled_instance = app.order(&troubled, &product);
+        app.set_now(at("2026-03-27T09:00:00Z"));
+        for instance in [&bystander_instance, &troubled_instance] {
+            push(
+                &app,
+                &provider,
+                instance,
+                "2026-03-27T08:00:00Z",
+                "2026-03-27T08:30:00Z",
+                json!("10"),
+            )
+            .expect(200);
+        }
+        let whose = match table {
+            "ledger_entries" => format!("NEW.customer_id = '{troubled_id}'"),
+            _ => format!("NEW.instance_id = '{troubled_instance}'"),
+        };
+        refuse_writes(&app, table, &format!("{whose} AND {fault}"));
+        let report = app.bill_run("2026-03-27T10:00:00Z");
+        assert_eq!(report["bills_written"], 1, "{table}: {report}");
+        assert_eq!(report["failures"].as_array().unwrap().len(), 1, "{report}");
+        let failure = &report["failures"][0];
+        assert_eq!(failure["instance_id"], troubled_instance.as_str());
+        assert_eq!(failure["period_start"], "2026-03-27T08:00:00Z");
+        assert_eq!(failure["code"], code, "{table}");
+        // 10 calls at 0.5 and an hour of running time at 1.00.
+        assert_eq!(bill_total(&app, &bystander, &bystander_instance), "6.00");
+        assert!(app.bills(&troubled, Some(&troubled_instance)).is_empty());
+        assert_eq!(
+            app.balance(&troubled),
+            "1000.00",
+            "{table}: nothing half-written"
+        );
+
+        accept_writes(&app, table);
+        let rerun = app.bill_run("2026-03-27T10:00:00Z");
+        assert_eq!(rerun["bills_written"], 1, "{table}: {rerun}");
+        assert_eq!(rerun["failures"], json!([]));
+        assert_eq!(bill_total(&app, &troubled, &troubled_instance), "6.00");
+        assert_eq!(app.bills(&bystander, Some(&bystander_instance)).len(), 1);
+        assert_eq!(app.balance(&troubled), "994.00");
+    }
+}
+
+/// Once usage of an item is recorded from one source (a provider's test pushes), its reporting
+/// method cannot switch to another source: the two sources' records of one window would both be
+/// priced.
+#[test]
+fn a_reporting_method_is_locked_once_another_source_has_recorded_usage() {
+    let app = app();
+    let items = [Item::frequency()];
+    let (provider, product) = app.product_with_items("hour", &items, false);
+    let test_instance = app.order(&provider, &product);
+    app.set_now(at("2026-03-27T09:00:00Z"));
+    push(
+        &app,
+        &provider,
+        &test_instance,
+        "2026-03-27T08:00:00Z",
+        "2026-03-27T08:30:00Z",
+        json!("10"),
+    )
+    .expect(200);
+    let reporting = format!("/api/v1/products/{product}/billable-items/Frequency/reporting");
+    let before = app.snapshot();
+    app.put(
+        &reporting,
+        &provider,
+        json!({"method": "compute_nest", "source": "bill"}),
+    )
+    .problem(409, "ReportingMethodLocked");
+    assert_eq!(app.snapshot(), before);
+    // The same source again is no change.
+    app.put(&reporting, &provider, json!({"method": "service_provider"}))
+        .expect(200);
 }

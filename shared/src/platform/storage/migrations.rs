@@ -248,6 +248,36 @@ const MIGRATIONS: &[Migration] = &[
             "DROP INDEX usage_records_by_period",
         ],
     },
+    Migration {
+        version: 7,
+        statements: &[
+            // A record's source is part of what it is: a platform record for a window never
+            // collides with one the provider pushed for the same window (a collision inside a
+            // bill run's batch once stopped every run). SQLite cannot change a primary key, so
+            // the table is rebuilt.
+            "CREATE TABLE usage_records_by_source (
+                instance_id TEXT NOT NULL REFERENCES instances(id),
+                item_code TEXT NOT NULL,
+                source TEXT NOT NULL,
+                start_time INTEGER NOT NULL,
+                end_time INTEGER NOT NULL,
+                value INTEGER NOT NULL CHECK (value >= 0),
+                scale INTEGER NOT NULL CHECK (scale BETWEEN 0 AND 8),
+                period_start INTEGER NOT NULL,
+                request_id TEXT NOT NULL,
+                received_at TEXT NOT NULL,
+                PRIMARY KEY (instance_id, item_code, source, start_time, end_time)
+            ) WITHOUT ROWID",
+            "INSERT INTO usage_records_by_source (instance_id, item_code, source, start_time,
+                end_time, value, scale, period_start, request_id, received_at)
+             SELECT instance_id, item_code, source, start_time, end_time, value, scale,
+                period_start, request_id, received_at FROM usage_records",
+            "DROP TABLE usage_records",
+            "ALTER TABLE usage_records_by_source RENAME TO usage_records",
+            "CREATE INDEX usage_records_totals ON usage_records
+                (instance_id, period_start, item_code, scale, value)",
+        ],
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {
