@@ -13,8 +13,11 @@ use crate::listing::steps::{BillableItem, PricingStep};
 use crate::listing::{self, Step};
 use crate::platform::storage::{Database, transaction};
 
+mod prometheus;
 mod store;
+
 use crate::validate::{Errors, Seen};
+pub(crate) use prometheus::{Endpoint, Selector};
 
 /// Where the platform takes an item's usage from when it reports it itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -79,8 +82,6 @@ pub(crate) struct ReportingRequest {
     prometheus: Option<PrometheusQuery>,
 }
 
-const PROMETHEUS_QUERY_MAX: usize = 2_000;
-
 impl ReportingRequest {
     /// Validates the method for the item `code`: the Time source reports running time, so it
     /// applies to the `Period` key (seconds, priced per hour) only.
@@ -142,32 +143,11 @@ impl ReportingRequest {
                         "`{endpoint, query}` of the Prometheus HTTP API",
                     ),
                     (Some(PlatformSource::Prometheus), Some(p)) => {
-                        let scheme_ok = ["http://", "https://"].iter().any(|s| {
-                            p.endpoint
-                                .strip_prefix(s)
-                                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
-                        });
-                        if !scheme_ok {
-                            e.add(
-                                "prometheus.endpoint",
-                                bad,
-                                "an http:// or https:// URL of the Prometheus server",
-                            );
+                        if let Err(why) = Endpoint::parse(&p.endpoint) {
+                            e.add("prometheus.endpoint", bad, why);
                         }
-                        e.text(
-                            "prometheus.query",
-                            &p.query,
-                            1,
-                            PROMETHEUS_QUERY_MAX,
-                            Code::TooLong,
-                        );
-                        if !is_metric_selector(&p.query) {
-                            e.add(
-                                "prometheus.query",
-                                bad,
-                                "a metric selector such as `requests_total{job=\"api\"}`: \
-                                 the instance label is added to it",
-                            );
+                        if let Err(why) = Selector::parse(&p.query) {
+                            e.add("prometheus.query", bad, why);
                         }
                     }
                     (_, Some(_)) => e.add(
@@ -194,24 +174,6 @@ impl ReportingRequest {
         e.finish()?;
         method.ok_or_else(|| ApiError::internal("reporting method missing after validation"))
     }
-}
-
-/// Whether `query` is a metric selector (`name` or `name{label="v",…}`): the form the instance
-/// label can be added to.
-fn is_metric_selector(query: &str) -> bool {
-    let (name, labels) = match query.find('{') {
-        Some(i) => (&query[..i], Some(&query[i..])),
-        None => (query, None),
-    };
-    let mut chars = name.chars();
-    let name_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
-    let labels_ok = labels.is_none_or(|l| {
-        l.ends_with('}') && l[1..l.len() - 1].chars().all(|c| c != '{' && c != '}')
-    });
-    name_ok && labels_ok
 }
 
 /// A Prometheus endpoint outside the deployment's `prometheus_origin` could never be queried
@@ -554,15 +516,6 @@ mod tests {
         ] {
             assert!(reporting(body.clone()).is_err(), "{body}");
         }
-    }
-
-    #[test]
-    fn selectors_are_recognized() {
-        assert!(is_metric_selector("http_requests_total"));
-        assert!(is_metric_selector(r#"http_requests_total{job="api"}"#));
-        assert!(!is_metric_selector("sum(rate(x[5m]))"));
-        assert!(!is_metric_selector("9lives"));
-        assert!(!is_metric_selector(""));
     }
 
     #[test]

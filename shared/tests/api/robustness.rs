@@ -388,3 +388,73 @@ fn a_reporting_method_is_locked_once_another_source_has_recorded_usage() {
     app.put(&reporting, &provider, json!({"method": "service_provider"}))
         .expect(200);
 }
+
+/// A provider's Prometheus settings cannot smuggle a query of their own: the endpoint is an
+/// origin and a plain path (a query string in it is refused), the query a selector (anything
+/// else is refused), and what reaches Prometheus is the app's own query — the instance's
+/// increase, its label always matched — with nothing but `query` and `time`.
+#[test]
+fn a_prometheus_setting_cannot_query_another_tenants_metrics() {
+    let app = app();
+    let prometheus = testkit::JsonServer::start(|_| testkit::prometheus_vector(0, Some("12")));
+    let (provider, product) = app.product_with_items(
+        "hour",
+        &[Item::prometheus_requests(prometheus.origin(), "0.10")],
+        false,
+    );
+    let reporting = format!("/api/v1/products/{product}/billable-items/Requests/reporting");
+    let before = app.snapshot();
+    for (endpoint, query, field) in [
+        (
+            format!(
+                "{}/api/v1/query?query=sum(other_tenant_metric)&x=",
+                prometheus.origin()
+            ),
+            "http_requests_total",
+            "prometheus.endpoint",
+        ),
+        (
+            prometheus.origin().to_owned(),
+            "http_requests_total{job=\"api\"} or sum(other_tenant_metric)",
+            "prometheus.query",
+        ),
+        (
+            prometheus.origin().to_owned(),
+            "http_requests_total{service_instance_id=~\".*\"}",
+            "prometheus.query",
+        ),
+    ] {
+        let body = json!({"method": "compute_nest", "source": "prometheus",
+                          "prometheus": {"endpoint": endpoint, "query": query}});
+        let problem = app
+            .put(&reporting, &provider, body)
+            .problem(400, "InvalidReportingMethod");
+        assert_eq!(testkit::error_fields(&problem), [field]);
+    }
+    assert_eq!(app.snapshot(), before);
+
+    let instance = app.order(&provider, &product);
+    app.set_now(at("2026-03-27T08:40:00Z"));
+    let preview = app.preview(&provider, &instance, T0).expect(200).json();
+    assert_eq!(preview["total"], "1.20", "{preview}");
+    let requests = prometheus.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let (path, query) = requests[0].split_once('?').unwrap();
+    assert_eq!(path, "/api/v1/query");
+    let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
+    let expected_query = format!(
+        "sum(increase(http_requests_total{{job=\"api\",service_instance_id=\"{instance}\"}}[3600s]))"
+    );
+    assert_eq!(
+        params,
+        [
+            ("query".to_owned(), expected_query),
+            (
+                "time".to_owned(),
+                at("2026-03-27T09:00:00Z").timestamp().to_string()
+            ),
+        ]
+    );
+}
