@@ -99,8 +99,10 @@ pub(crate) fn amount(value: i64, scale: i64) -> Decimal {
     Decimal::new(value, u32::try_from(scale).unwrap_or(0))
 }
 
-/// A provider pushes usage of an instance of one of its products. Validation and storage run in
-/// one transaction, so a release committed meanwhile is seen and nothing is half-stored.
+/// A provider pushes usage of an instance of one of its products. The push is read and
+/// validated whole before the write transaction — its cost, proportional to the push, never
+/// holds the database's write lock —; inside it, only what may have changed meanwhile is checked
+/// again (a release, a bill run), and the records are stored, all or none.
 pub(crate) fn push(
     db: &dyn Database,
     provider: &Principal,
@@ -109,23 +111,24 @@ pub(crate) fn push(
     tz: Tz,
     now: DateTime<Utc>,
 ) -> ApiResult<Stored> {
+    let instance = instance::find(db, provider, &request.service_instance_id)?;
+    if instance.provider_id != provider.id {
+        // A customer's own instance is visible to it, but only the provider meters it.
+        return Err(ApiError::not_found("instance"));
+    }
+    let terms = orders::terms(db, &instance)?;
+    let records = push::validate(
+        request,
+        &MeteringContext {
+            instance: &instance,
+            items: &terms.items,
+            billing_period: terms.kind,
+            tz,
+            now,
+        },
+    )?;
     transaction(db, |db| {
-        let instance = instance::find(db, provider, &request.service_instance_id)?;
-        if instance.provider_id != provider.id {
-            // A customer's own instance is visible to it, but only the provider meters it.
-            return Err(ApiError::not_found("instance"));
-        }
-        let terms = orders::terms(db, &instance)?;
-        let records = push::validate(
-            request,
-            &MeteringContext {
-                instance: &instance,
-                items: &terms.items,
-                billing_period: terms.kind,
-                tz,
-                now,
-            },
-        )?;
+        check_not_released(db, &instance.id, &records)?;
         check_not_billed(db, &instance.id, &records)?;
         store::insert(
             db,
@@ -136,6 +139,33 @@ pub(crate) fn push(
             now,
         )
     })
+}
+
+/// Refuses records that end after a release committed since the push was validated.
+fn check_not_released(
+    db: &dyn Database,
+    instance_id: &str,
+    records: &[UsageRecord],
+) -> ApiResult<()> {
+    let Some(released) = orders::release_time(db, instance_id)? else {
+        return Ok(());
+    };
+    let after: Vec<FieldError> = records
+        .iter()
+        .filter(|r| r.end_time > released.timestamp())
+        .map(|r| {
+            FieldError::new(
+                r.origin.clone(),
+                Code::UsageAfterRelease,
+                "the instance was released before this window ended",
+            )
+        })
+        .collect();
+    if after.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(after))
+    }
 }
 
 /// The platform's bill data for one period of an instance (the Bill source).

@@ -147,3 +147,45 @@ fn a_keep_alive_client_gets_each_response_whole_in_one_read() {
         );
     }
 }
+
+/// A push as large as a body may be (1 MiB: one record, tens of thousands of entities) is
+/// refused from its size alone, outside the database's write lock, while an order placed at the
+/// same moment goes through.
+#[test]
+fn a_huge_push_is_refused_while_a_concurrent_order_succeeds() {
+    use testkit::{Market, at};
+    let app = shared_app();
+    let market = app.at(at("2026-03-27T08:00:00Z"));
+    let (provider, _, product) = market.published_product();
+    let (_, customer) = market.funded_customer("100.00");
+    let instance = market.order(&customer, &product);
+    market.set_now(at("2026-03-27T08:40:00Z"));
+    let entity = serde_json::json!({"Key": "Frequency", "Value": "1"}).to_string();
+    let count = (1_000_000 - 200) / (entity.len() + 1);
+    let entities = vec![entity; count].join(",");
+    let huge = format!(
+        r#"{{"ServiceInstanceId":"{instance}","Metering":[{{"StartTime":{},"EndTime":{},"Entities":[{entities}]}}]}}"#,
+        testkit::unix("2026-03-27T08:00:00Z"),
+        testkit::unix("2026-03-27T08:30:00Z"),
+    );
+    assert!(huge.len() <= 1_048_576, "{} bytes", huge.len());
+    let (pushed, ordered) = std::thread::scope(|s| {
+        let push = s.spawn(|| {
+            market.call(
+                "POST",
+                "/api/v1/metering",
+                Some(&provider),
+                Some("application/json"),
+                huge.into_bytes(),
+            )
+        });
+        let order = s.spawn(|| {
+            let body = serde_json::json!({"product_id": product, "region": "cn-hangzhou",
+                                          "accept_eula": true});
+            market.post("/api/v1/orders", &customer, body)
+        });
+        (push.join().unwrap(), order.join().unwrap())
+    });
+    pushed.problem(400, "TooMany");
+    ordered.expect(201);
+}
