@@ -130,6 +130,8 @@ pub enum Code {
     BillingPeriodLocked,
     /// An item's reporting method cannot change once usage of another source is recorded.
     ReportingMethodLocked,
+    /// The `Idempotency-Key` was used before for another request.
+    IdempotencyKeyReused,
     // 413 / 415.
     /// The body is larger than the endpoint accepts.
     PayloadTooLarge,
@@ -205,7 +207,8 @@ impl Code {
             | PeriodClosed
             | DuplicateRecordConflict
             | BillingPeriodLocked
-            | ReportingMethodLocked => StatusCode::CONFLICT,
+            | ReportingMethodLocked
+            | IdempotencyKeyReused => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PlatformSourceUnavailable => StatusCode::BAD_GATEWAY,

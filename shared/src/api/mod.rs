@@ -2,6 +2,7 @@
 //! Each Spin component serves one [`Api`]; it only knows its own routes, so a request that
 //! `spin.toml` sends to the wrong component gets a 404 instead of silently working.
 
+mod idempotency;
 mod identity;
 mod listings;
 mod metering;
@@ -20,6 +21,7 @@ use crate::platform::clock::effective_now;
 use crate::platform::config::Config;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::Storage;
+use idempotency::{Guard, IdempotencyKey};
 
 /// The HTTP components of `spin.toml`, one per API area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,6 +278,9 @@ pub fn handle(
             let Some(rest) = path.strip_prefix("/api/v1/") else {
                 return Err(ApiError::not_found("route"));
             };
+            let target = parts.uri.path_and_query().map_or(path, |t| t.as_str());
+            let fingerprint =
+                idempotency::fingerprint(&parts.method, target, &parts.headers, &body);
             let ctx = Ctx {
                 storage,
                 outbound,
@@ -290,15 +295,62 @@ pub fn handle(
                 headers: parts.headers.clone(),
                 body,
             };
-            match api {
-                Api::Identity => identity::route(&ctx),
-                Api::Listings => listings::route(&ctx),
-                Api::Reviews => reviews::route(&ctx),
-                Api::Orders => orders::route(&ctx),
-                Api::Metering => metering::route(&ctx),
+            let serve = || {
+                match api {
+                    Api::Identity => identity::route(&ctx),
+                    Api::Listings => listings::route(&ctx),
+                    Api::Reviews => reviews::route(&ctx),
+                    Api::Orders => orders::route(&ctx),
+                    Api::Metering => metering::route(&ctx),
+                }
+                .unwrap_or_else(|e| problem(&e))
+            };
+            match idempotency_guard(&ctx)? {
+                Some((key, guard)) => {
+                    let caller = ctx.principal()?;
+                    idempotency::run(
+                        storage.db()?,
+                        &caller.id,
+                        &key,
+                        &fingerprint,
+                        guard,
+                        now,
+                        serve,
+                    )
+                }
+                None => Ok(serve()),
             }
         });
     result.unwrap_or_else(|e| problem(&e))
+}
+
+/// Whether this request is guarded by an idempotency key, and how: every POST may carry one,
+/// but those that issue a token (it is shown once, and never stored).
+fn idempotency_guard(ctx: &Ctx<'_>) -> ApiResult<Option<(IdempotencyKey, Guard)>> {
+    let Some(value) = ctx.headers.get(idempotency::HEADER) else {
+        return Ok(None);
+    };
+    if ctx.method != Method::POST {
+        return Ok(None);
+    }
+    let key = IdempotencyKey::parse(value.as_bytes())?;
+    let segments: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
+    match segments.as_slice() {
+        ["principals"] | ["principals", _, "tokens"] => {
+            Err(ApiError::validation(vec![FieldError::new(
+                "Idempotency-Key",
+                Code::InvalidValue,
+                "not accepted on requests that issue a token: a token is shown once",
+            )]))
+        }
+        // Idempotent by construction — a bill run bills each period once, a usage record counts
+        // once — and better not held in one transaction: a run commits batch by batch, a push
+        // is validated before it takes the write lock.
+        ["billing", "runs"] | ["metering"] | ["metering", "platform-bills"] => {
+            Ok(Some((key, Guard::Recorded)))
+        }
+        _ => Ok(Some((key, Guard::Atomic))),
+    }
 }
 
 fn percent_decode(segment: &str) -> String {

@@ -117,20 +117,20 @@ fn api_for(path: &str) -> Api {
 }
 
 impl Market for TestApp {
-    fn call(
+    fn call_with_headers(
         &self,
         method: &str,
         path: &str,
         token: Option<&str>,
-        content_type: Option<&str>,
+        headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Response {
         let mut req = http::Request::builder().method(method).uri(path);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        if let Some(ct) = content_type {
-            req = req.header("content-type", ct);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         // A fresh Storage per request: a new connection, like a fresh Spin instance.
         let storage = Storage::new(self.backend.clone());

@@ -278,6 +278,22 @@ const MIGRATIONS: &[Migration] = &[
                 (instance_id, period_start, item_code, scale, value)",
         ],
     },
+    Migration {
+        version: 8,
+        statements: &[
+            // Responses of requests sent with an Idempotency-Key, replayed to their retries.
+            "CREATE TABLE idempotency_keys (
+                principal_id TEXT NOT NULL,
+                key TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                status INTEGER NOT NULL,
+                content_type TEXT,
+                body BLOB NOT NULL,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (principal_id, key)
+            ) WITHOUT ROWID",
+        ],
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {
