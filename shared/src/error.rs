@@ -317,7 +317,7 @@ impl ApiError {
         eprintln!("internal error: {cause}");
         Self::new(
             Code::Internal,
-            "the request could not be completed; nothing was changed",
+            "the request could not be completed; it can be retried",
         )
     }
 
