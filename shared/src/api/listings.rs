@@ -248,7 +248,10 @@ fn media_response(file: MediaFile) -> ApiResult<Resp> {
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, file.content_type)
         .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-        .header(header::CONTENT_SECURITY_POLICY, "sandbox; default-src 'none'")
+        .header(
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'",
+        )
         .header(
             header::CONTENT_DISPOSITION,
             format!("inline; filename=\"{}\"", file.file_name),

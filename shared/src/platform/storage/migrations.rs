@@ -294,6 +294,13 @@ const MIGRATIONS: &[Migration] = &[
             ) WITHOUT ROWID",
         ],
     },
+    Migration {
+        version: 9,
+        statements: &[
+            // A disabled principal's token no longer authenticates; what it made stays.
+            "ALTER TABLE principals ADD COLUMN disabled_at TEXT",
+        ],
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {
