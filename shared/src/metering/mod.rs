@@ -10,6 +10,8 @@
 pub(crate) mod platform_usage;
 pub(crate) mod push;
 mod store;
+
+use store::RecordKey;
 pub(crate) mod units;
 
 use chrono::{DateTime, Utc};
@@ -248,18 +250,37 @@ fn check_not_billed(
     Err(e)
 }
 
-/// An instance's usage as the caller may see it (its provider, its owner, an operator): the
-/// records whose period starts in `[from, to)`, and their per-period totals.
+/// A page of an instance's usage: records and the totals of the periods they belong to.
+pub(crate) struct UsagePage {
+    pub(crate) records: Vec<StoredUsage>,
+    pub(crate) totals: Vec<PeriodTotal>,
+    /// Where the next page starts, if there is one.
+    pub(crate) next_cursor: Option<String>,
+}
+
+/// An instance's usage as the caller may see it (its provider, its owner, an operator): a page
+/// of the records whose period starts in `[from, to)`, in order of period, item, source and
+/// window, after `cursor`; and the complete totals of the periods the page's records are in.
 pub(crate) fn usage(
     db: &dyn Database,
     caller: &Principal,
     instance_id: &str,
-    from: i64,
-    to: i64,
-) -> ApiResult<(Vec<StoredUsage>, Vec<PeriodTotal>)> {
+    (from, to): (i64, i64),
+    cursor: Option<&str>,
+    limit: usize,
+) -> ApiResult<UsagePage> {
     let instance = instance::find(db, caller, instance_id)?;
-    let records = store::records(db, &instance.id, from, to)?;
-    let totals = store::period_totals(db, &instance.id, from, to)?
+    let after = cursor.map(parse_cursor).transpose()?;
+    let mut page = store::records(db, &instance.id, (from, to), after.as_ref(), limit + 1)?;
+    let next_cursor = (page.len() > limit).then(|| {
+        page.truncate(limit);
+        page.last().map(|(_, key)| format_cursor(key))
+    });
+    let periods = match (page.first(), page.last()) {
+        (Some((_, first)), Some((_, last))) => (first.period_start, last.period_start + 1),
+        _ => (0, 0),
+    };
+    let totals = store::period_totals(db, &instance.id, periods.0, periods.1)?
         .into_iter()
         .map(|(period_start, code, raw_total)| PeriodTotal {
             period_start: rfc3339(DateTime::from_timestamp(period_start, 0).unwrap_or_default()),
@@ -269,7 +290,43 @@ pub(crate) fn usage(
             raw_total,
         })
         .collect();
-    Ok((records, totals))
+    Ok(UsagePage {
+        records: page.into_iter().map(|(record, _)| record).collect(),
+        totals,
+        next_cursor: next_cursor.flatten(),
+    })
+}
+
+/// A record's place as a cursor: `period.item.source.start.end` (item codes and sources are
+/// letters, digits and underscores).
+fn format_cursor(key: &RecordKey) -> String {
+    format!(
+        "{}.{}.{}.{}.{}",
+        key.period_start, key.item_code, key.source, key.start_time, key.end_time
+    )
+}
+
+fn parse_cursor(cursor: &str) -> ApiResult<RecordKey> {
+    let parts: Vec<&str> = cursor.split('.').collect();
+    let key = match parts.as_slice() {
+        [period, item, source, start, end] => (|| {
+            Some(RecordKey {
+                period_start: period.parse().ok()?,
+                item_code: (*item).to_owned(),
+                source: (*source).to_owned(),
+                start_time: start.parse().ok()?,
+                end_time: end.parse().ok()?,
+            })
+        })(),
+        _ => None,
+    };
+    key.ok_or_else(|| {
+        ApiError::validation(vec![FieldError::new(
+            "cursor",
+            Code::InvalidQuery,
+            "the next_cursor of a previous page",
+        )])
+    })
 }
 
 /// Raw usage totals per (period start, item) of an instance, in the units it was reported in.
