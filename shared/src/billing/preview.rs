@@ -28,6 +28,7 @@ pub(crate) fn preview(
     now: DateTime<Utc>,
 ) -> ApiResult<serde_json::Value> {
     let terms = orders::terms(db, instance)?;
+    let tz = instance.zone(tz);
     let period = Period::from_start(terms.kind, tz, period_start).ok_or_else(|| {
         ApiError::validation(vec![FieldError::new(
             "period_start",

@@ -134,6 +134,7 @@ fn prepare(
                 }
             },
         };
+        let tz = instance.zone(tz);
         let Some(period) = Period::from_start(terms.kind, tz, start) else {
             fail(
                 FailureCode::NotOnPeriodBoundary,
@@ -270,7 +271,7 @@ fn write_batch(
             let (next_start, next_close) = match &p.next {
                 Some(n) => (
                     n.start.timestamp(),
-                    Some(n.closes_at(p.terms.kind, tz).timestamp()),
+                    Some(n.closes_at(p.terms.kind, p.instance.zone(tz)).timestamp()),
                 ),
                 None => (p.period.end.timestamp(), None),
             };

@@ -125,7 +125,7 @@ pub(crate) fn push(
             instance: &instance,
             items: &terms.items,
             billing_period: terms.kind,
-            tz,
+            tz: instance.zone(tz),
             now,
         },
     )?;
@@ -197,7 +197,7 @@ pub(crate) fn report_platform_bill(
             &instance,
             &terms.items,
             terms.kind,
-            tz,
+            instance.zone(tz),
             bill.period_start,
             bill.amount,
             bill.item_code.as_deref(),

@@ -292,7 +292,7 @@ pub(crate) fn place(
                 ));
             }
         }
-        let (order_id, instance) = store::insert_order(db, caller, &p, &choice, now)?;
+        let (order_id, instance) = store::insert_order(db, caller, &p, &choice, tz, now)?;
         open_billing_cursor(db, &instance, p.pricing.billing_period(), tz)?;
         Ok(Placed { order_id, instance })
     })
@@ -317,7 +317,7 @@ pub(crate) fn open_missing_billing_cursors(db: &dyn Database, tz: Tz) -> ApiResu
     for id in store::instances_without_cursor(db)? {
         let instance = store::find_instance(db, &id)?;
         let terms = terms(db, &instance)?;
-        open_billing_cursor(db, &instance, terms.kind, tz)?;
+        open_billing_cursor(db, &instance, terms.kind, instance.zone(tz))?;
     }
     Ok(())
 }

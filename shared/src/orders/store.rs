@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
@@ -22,6 +23,7 @@ pub(crate) fn insert_order(
     caller: &Principal,
     p: &Purchasable,
     choice: &Choice,
+    tz: Tz,
     now: DateTime<Utc>,
 ) -> ApiResult<(String, Instance)> {
     let order_id = new_id("ord", now);
@@ -42,8 +44,8 @@ pub(crate) fn insert_order(
         ],
     )?;
     db.execute(
-        "INSERT INTO instances (id, order_id, owner_id, product_id, provider_id, template_id, plan_id, region, status, test, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+        "INSERT INTO instances (id, order_id, owner_id, product_id, provider_id, template_id, plan_id, region, status, test, created_at, billing_timezone)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
         &[
             instance_id.clone().into(),
             order_id.clone().into(),
@@ -55,6 +57,7 @@ pub(crate) fn insert_order(
             choice.region.clone().into(),
             i64::from(p.test).into(),
             rfc3339(now).into(),
+            tz.name().into(),
         ],
     )?;
     db.execute(
@@ -65,7 +68,7 @@ pub(crate) fn insert_order(
 }
 
 const COLUMNS: &str = "id, order_id, owner_id, product_id, provider_id, template_id, plan_id, \
-                       region, status, test, created_at, released_at";
+                       region, status, test, created_at, released_at, billing_timezone";
 
 fn instance_from_row(row: &Row) -> Result<Instance, StorageError> {
     Ok(Instance {
@@ -81,6 +84,7 @@ fn instance_from_row(row: &Row) -> Result<Instance, StorageError> {
         test: row.int(9)? != 0,
         created_at: row.text(10)?,
         released_at: row.opt_text(11)?,
+        billing_timezone: row.opt_text(12)?,
         running_intervals: Vec::new(),
     })
 }

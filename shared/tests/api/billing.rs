@@ -445,7 +445,7 @@ fn a_bill_that_cannot_be_written_is_reported_and_the_next_run_bills_the_rest_onc
         fail_at: std::cell::Cell::new(5),
     };
     let operator = Principal::built_in_operator();
-    let tz = w.app.config.billing_timezone;
+    let tz = w.app.config().billing_timezone;
     let first = bill_run(
         &failing,
         &NativeOutbound,

@@ -458,3 +458,46 @@ fn a_prometheus_setting_cannot_query_another_tenants_metrics() {
         ]
     );
 }
+
+/// An instance's day periods are cut in the zone it was ordered under: when the deployment's
+/// `billing_timezone` changes, its billing cursor still stands on its own boundaries and its
+/// days are billed as before, while an instance ordered afterwards is cut in the new zone.
+#[test]
+fn a_change_of_the_billing_time_zone_strands_no_instance() {
+    let app = TestApp::with_config(|n| match n {
+        "allow_clock_override" => Some("true".to_owned()),
+        "billing_timezone" => Some("Asia/Shanghai".to_owned()),
+        _ => None,
+    });
+    // A Shanghai day runs from 16:00 UTC to 16:00 UTC.
+    app.set_now(at("2026-03-26T16:00:00Z"));
+    let (_, product) = app.product_with_items("day", &[Item::running_time("24.00")], true);
+    let (_, before_change) = app.funded_customer("1000.00");
+    let shanghai = app.order(&before_change, &product);
+    app.redeploy(|n| match n {
+        "allow_clock_override" => Some("true".to_owned()),
+        "billing_timezone" => Some("UTC".to_owned()),
+        _ => None,
+    });
+    app.set_now(at("2026-03-27T00:00:00Z"));
+    let (_, after_change) = app.funded_customer("1000.00");
+    let utc = app.order(&after_change, &product);
+
+    // By 2026-03-29T00:00Z the Shanghai day of 03-27 (from 03-26T16:00Z) and the UTC day of
+    // 03-27 have both closed (a day closes at the end of the next).
+    let report = app.bill_run("2026-03-29T00:00:00Z");
+    assert_eq!(report["failures"], json!([]), "{report}");
+    let starts = |token: &str, instance: &str| -> Vec<String> {
+        app.bills(token, Some(instance))
+            .iter()
+            .map(|b| b["period_start"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(starts(&before_change, &shanghai), ["2026-03-26T16:00:00Z"]);
+    assert_eq!(starts(&after_change, &utc), ["2026-03-27T00:00:00Z"]);
+    let instance = app
+        .get(&format!("/api/v1/instances/{shanghai}"), &before_change)
+        .expect(200)
+        .json();
+    assert_eq!(instance["billing_timezone"], "Asia/Shanghai");
+}

@@ -23,8 +23,7 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
     /// The stores, shared by every request as the instances of one Spin app share them.
     pub backend: NativeBackend,
-    /// The deployment's variables.
-    pub config: Config,
+    config: Mutex<Config>,
     now: Mutex<DateTime<Utc>>,
 }
 
@@ -44,10 +43,6 @@ impl TestApp {
     pub fn with_config(overrides: impl Fn(&str) -> Option<String>) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let backend = NativeBackend::new(dir.path().join("sqlite_db.db"));
-        let config = Config::from_variables(|name| {
-            overrides(name).or_else(|| (name == "admin_token").then(|| ADMIN.to_owned()))
-        })
-        .expect("valid variables");
         // Migrate up front, so that snapshots taken before the first request see every table.
         Storage::new(backend.clone())
             .db()
@@ -55,9 +50,20 @@ impl TestApp {
         Self {
             _dir: dir,
             backend,
-            config,
+            config: Mutex::new(variables(overrides)),
             now: Mutex::new(at("2026-03-27T08:00:00Z")),
         }
+    }
+
+    /// The deployment's variables.
+    pub fn config(&self) -> Config {
+        self.config.lock().expect("the variables").clone()
+    }
+
+    /// Deploys the app again over the same stores with other variables (the rest default), as
+    /// an operator changing a Spin variable would.
+    pub fn redeploy(&self, overrides: impl Fn(&str) -> Option<String>) {
+        *self.config.lock().expect("the variables") = variables(overrides);
     }
 
     /// Every row of every table plus the number of blobs: equal snapshots mean nothing changed.
@@ -104,6 +110,13 @@ impl TestApp {
     }
 }
 
+fn variables(overrides: impl Fn(&str) -> Option<String>) -> Config {
+    Config::from_variables(|name| {
+        overrides(name).or_else(|| (name == "admin_token").then(|| ADMIN.to_owned()))
+    })
+    .expect("valid variables")
+}
+
 /// Which component `spin.toml` routes a path to (the end-to-end tests check the manifest itself).
 fn api_for(path: &str) -> Api {
     let rest = path.trim_start_matches("/api/v1/");
@@ -139,7 +152,7 @@ impl Market for TestApp {
             req.body(body).expect("a valid request"),
             &storage,
             &NativeOutbound,
-            &self.config,
+            &self.config(),
             self.now(),
         );
         let (parts, body) = resp.into_parts();

@@ -301,6 +301,15 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE principals ADD COLUMN disabled_at TEXT",
         ],
     },
+    Migration {
+        version: 10,
+        statements: &[
+            // The zone an instance's day periods are cut in, fixed when it is ordered: changing
+            // the deployment's billing_timezone must not move the boundaries its billing cursor
+            // stands on. NULL for instances ordered before: they keep the deployment's zone.
+            "ALTER TABLE instances ADD COLUMN billing_timezone TEXT",
+        ],
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {
