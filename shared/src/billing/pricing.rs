@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
-use crate::billing::BillLine;
+use crate::billing::{BillLine, Priced, ResourceLine};
 use crate::error::{ApiError, ApiResult};
+use crate::listing::service::Resource;
 use crate::listing::steps::{Tier, TierMode};
 use crate::metering::units::to_price_unit;
 use crate::orders::Terms;
@@ -213,12 +214,67 @@ fn money(amount: Decimal) -> Result<Decimal, PricingError> {
     }
 }
 
-/// Prices raw usage totals per item code (in the units they were reported in) by the terms'
-/// in-effect items: a line per item, and the bill's total.
-pub(crate) fn price_usage(
+/// Prices one period of an instance: its usage — raw totals per item code, in the units they
+/// were reported in — by the terms' in-effect items, and its cloud resources by the seconds it
+/// ran in the period.
+pub(crate) fn price_period(
     terms: &Terms,
     raw: &HashMap<String, Decimal>,
-) -> ApiResult<(Vec<BillLine>, Cents)> {
+    resources: &[Resource],
+    running_seconds: i64,
+) -> ApiResult<Priced> {
+    let (lines, product_fees) = price_usage(terms, raw)?;
+    let (resource_lines, resource_fees) = price_resources(resources, running_seconds)?;
+    let total = product_fees
+        .0
+        .checked_add(resource_fees.0)
+        .map(Cents)
+        .ok_or_else(|| ApiError::internal("a bill total beyond cents"))?;
+    Ok(Priced {
+        lines,
+        product_fees,
+        resource_lines,
+        resource_fees,
+        total,
+    })
+}
+
+/// Seconds in an hour, the unit resource fees are quoted per.
+const SECONDS_PER_HOUR: i64 = 3_600;
+
+/// A line per resource: `count × hourly_fee × running_seconds / 3600`, exact, each line
+/// truncated (never rounded) to cents; and their sum.
+pub(crate) fn price_resources(
+    resources: &[Resource],
+    running_seconds: i64,
+) -> ApiResult<(Vec<ResourceLine>, Cents)> {
+    let lines = resources
+        .iter()
+        .map(|r| {
+            let exact = Decimal::from(r.count)
+                .checked_mul(r.hourly_fee)
+                .and_then(|fee| fee.checked_mul(Decimal::from(running_seconds)))
+                .and_then(|fee| fee.checked_div(Decimal::from(SECONDS_PER_HOUR)))
+                .ok_or_else(|| ApiError::internal("a resource fee beyond exact arithmetic"))?;
+            Ok(ResourceLine {
+                kind: r.kind.clone(),
+                spec: r.spec.clone(),
+                count: r.count,
+                hourly_fee: r.hourly_fee,
+                running_seconds,
+                amount: money(exact).map_err(ApiError::internal)?,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let total = sum(lines.iter().map(|l| l.amount)).map_err(ApiError::internal)?;
+    let total = Cents::from_decimal(total)
+        .ok_or_else(|| ApiError::internal("resource fees beyond cents"))?;
+    Ok((lines, total))
+}
+
+/// Prices raw usage totals per item code (in the units they were reported in) by the terms'
+/// in-effect items: a line per item, and their total.
+fn price_usage(terms: &Terms, raw: &HashMap<String, Decimal>) -> ApiResult<(Vec<BillLine>, Cents)> {
     let mut lines = Vec::new();
     for s in &terms.items {
         let code = s.item.code().as_str();

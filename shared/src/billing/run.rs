@@ -14,10 +14,11 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::billing::store::{self, CursorMove, DueCursor};
-use crate::billing::{Bill, BillLine, Failure, FailureCode, RunReport, pricing};
+use crate::billing::{Bill, Failure, FailureCode, Priced, RunReport, pricing};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::Principal;
-use crate::metering::{self, UsageRecord, platform_usage};
+use crate::metering::platform_usage::{self, running_seconds};
+use crate::metering::{self, UsageRecord};
 use crate::orders::instance::Instance;
 use crate::orders::ledger::{self, ACCOUNT_CURRENCY, Cents, EntryKind, Posting};
 use crate::orders::{self, Terms};
@@ -245,7 +246,7 @@ fn write_batch(
     )?;
     let none = HashMap::new();
     let mut failures = Vec::new();
-    let mut priced: Vec<(&Prepared, Vec<BillLine>, Cents)> = Vec::with_capacity(batch.len());
+    let mut priced: Vec<(&Prepared, Priced)> = Vec::with_capacity(batch.len());
     for p in batch {
         let mut raw = totals
             .get(&(p.instance.id.clone(), p.period.start.timestamp()))
@@ -255,8 +256,9 @@ fn write_batch(
             *raw.entry(r.item_code.clone()).or_default() +=
                 metering::amount(r.value, i64::from(r.scale));
         }
-        match pricing::price_usage(&p.terms, &raw) {
-            Ok((lines, total)) => priced.push((p, lines, total)),
+        let running = running_seconds(&p.instance.running_intervals, &p.period);
+        match pricing::price_period(&p.terms, &raw, &p.instance.resources, running) {
+            Ok(period) => priced.push((p, period)),
             Err(e) => failures.push(Failure {
                 instance_id: p.instance.id.clone(),
                 period_start: rfc3339(p.period.start),
@@ -267,7 +269,7 @@ fn write_batch(
     }
     let moves: Vec<CursorMove> = priced
         .iter()
-        .map(|(p, _, _)| {
+        .map(|(p, _)| {
             let (next_start, next_close) = match &p.next {
                 Some(n) => (
                     n.start.timestamp(),
@@ -285,13 +287,13 @@ fn write_batch(
         .collect();
     // The compare-and-set: only the run that moves the cursor off this period bills it.
     let moved = step(FailureCode::BillNotWritten, store::move_cursors(db, &moves))?;
-    let billed: Vec<(&Prepared, Vec<BillLine>, Cents)> = priced
+    let billed: Vec<(&Prepared, Priced)> = priced
         .into_iter()
-        .filter(|(p, _, _)| moved.contains(&p.instance.id))
+        .filter(|(p, _)| moved.contains(&p.instance.id))
         .collect();
     let mut ids = IdSequence::new("bill", now);
     let mut written = Vec::with_capacity(billed.len());
-    for (p, lines, total) in &billed {
+    for (p, priced) in billed.iter().cloned() {
         if !p.collected.is_empty() {
             step(
                 FailureCode::PlatformUsageNotStored,
@@ -307,13 +309,16 @@ fn write_batch(
             period_start: rfc3339(p.period.start),
             period_end: rfc3339(p.period.end),
             currency: p.terms.currency.clone(),
-            total: *total,
+            product_fees: priced.product_fees,
+            resource_fees: priced.resource_fees,
+            total: priced.total,
             test: p.instance.test,
-            lines: lines.clone(),
+            lines: priced.lines,
+            resource_lines: priced.resource_lines,
             created_at: rfc3339(now),
         });
     }
-    let periods: Vec<&Period> = billed.iter().map(|(p, _, _)| &p.period).collect();
+    let periods: Vec<&Period> = billed.iter().map(|(p, _)| &p.period).collect();
     step(
         FailureCode::BillNotWritten,
         store::insert(db, &written, &periods),

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::{Principal, Role};
+use crate::listing::service::Resource;
 use crate::orders::store;
 use crate::platform::storage::{Database, transaction};
 
@@ -72,6 +73,9 @@ pub(crate) struct Instance {
     /// standing on its own period boundaries.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub billing_timezone: Option<String>,
+    /// The cloud resources it deploys and their hourly fees, as its template had them when it
+    /// was ordered: what its bills charge per running hour.
+    pub resources: Vec<Resource>,
     pub running_intervals: Vec<RunningInterval>,
 }
 

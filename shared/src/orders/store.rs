@@ -44,8 +44,8 @@ pub(crate) fn insert_order(
         ],
     )?;
     db.execute(
-        "INSERT INTO instances (id, order_id, owner_id, product_id, provider_id, template_id, plan_id, region, status, test, created_at, billing_timezone)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+        "INSERT INTO instances (id, order_id, owner_id, product_id, provider_id, template_id, plan_id, region, status, test, created_at, billing_timezone, resources)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
         &[
             instance_id.clone().into(),
             order_id.clone().into(),
@@ -58,6 +58,9 @@ pub(crate) fn insert_order(
             i64::from(p.test).into(),
             rfc3339(now).into(),
             tz.name().into(),
+            serde_json::to_string(&choice.template.resources)
+                .map_err(ApiError::internal)?
+                .into(),
         ],
     )?;
     db.execute(
@@ -68,7 +71,7 @@ pub(crate) fn insert_order(
 }
 
 const COLUMNS: &str = "id, order_id, owner_id, product_id, provider_id, template_id, plan_id, \
-                       region, status, test, created_at, released_at, billing_timezone";
+                       region, status, test, created_at, released_at, billing_timezone, resources";
 
 fn instance_from_row(row: &Row) -> Result<Instance, StorageError> {
     Ok(Instance {
@@ -85,6 +88,11 @@ fn instance_from_row(row: &Row) -> Result<Instance, StorageError> {
         created_at: row.text(10)?,
         released_at: row.opt_text(11)?,
         billing_timezone: row.opt_text(12)?,
+        resources: match row.opt_text(13)? {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StorageError::other(format!("stored resources: {e}")))?,
+            None => Vec::new(),
+        },
         running_intervals: Vec::new(),
     })
 }

@@ -41,12 +41,18 @@ fn push(
     app.post("/api/v1/metering", provider, body)
 }
 
-fn bill_total(app: &TestApp, customer: &str, instance: &str) -> Value {
+/// The first bill of an instance, as its customer reads it.
+fn first_bill(app: &TestApp, customer: &str, instance: &str) -> Value {
     let bills = app
         .get(&format!("/api/v1/bills?instance_id={instance}"), customer)
         .expect(200)
         .json();
-    bills["items"][0]["total"].clone()
+    bills["items"][0].clone()
+}
+
+/// What the usage of an instance's first bill came to (its resources aside).
+fn product_fees(app: &TestApp, customer: &str, instance: &str) -> Value {
+    first_bill(app, customer, instance)["product_fees"].clone()
 }
 
 #[test]
@@ -151,7 +157,7 @@ fn an_instance_that_cannot_be_priced_is_reported_and_others_are_billed() {
         .json();
     assert_eq!(report["bills_written"], 1, "{report}");
     assert_eq!(report["failures"][0]["instance_id"], inst2.as_str());
-    assert_eq!(bill_total(&app, &customer, &instance), "5.00");
+    assert_eq!(product_fees(&app, &customer, &instance), "5.00");
     // The failed period stays first in line: the next run reports it again and bills nothing twice.
     let again = app
         .post(
@@ -189,7 +195,7 @@ fn usage_for_an_already_billed_period_is_refused() {
     )
     .problem(409, "PeriodClosed");
     assert_eq!(app.snapshot(), before);
-    assert_eq!(bill_total(&app, &customer, &instance), "0.00");
+    assert_eq!(product_fees(&app, &customer, &instance), "0.00");
     // The open 09:00 hour still takes usage.
     push(
         &app,
@@ -250,7 +256,7 @@ fn an_absurd_prometheus_answer_is_a_reported_failure_not_a_crash() {
         .expect(200)
         .json();
     assert_eq!(report["failures"][0]["instance_id"], inst.as_str());
-    assert_eq!(bill_total(&app, &customer, &instance), "5.00");
+    assert_eq!(product_fees(&app, &customer, &instance), "5.00");
 }
 
 #[test]
@@ -337,8 +343,11 @@ fn a_fault_in_one_instances_bill_leaves_the_others_billed_in_the_same_run() {
         assert_eq!(failure["instance_id"], troubled_instance.as_str());
         assert_eq!(failure["period_start"], "2026-03-27T08:00:00Z");
         assert_eq!(failure["code"], code, "{table}");
-        // 10 calls at 0.5 and an hour of running time at 1.00.
-        assert_eq!(bill_total(&app, &bystander, &bystander_instance), "6.00");
+        // 10 calls at 0.5, an hour of running time at 1.00 and of the resources (2 × 0.80).
+        assert_eq!(
+            first_bill(&app, &bystander, &bystander_instance)["total"],
+            "7.60"
+        );
         assert!(app.bills(&troubled, Some(&troubled_instance)).is_empty());
         assert_eq!(
             app.balance(&troubled),
@@ -350,9 +359,12 @@ fn a_fault_in_one_instances_bill_leaves_the_others_billed_in_the_same_run() {
         let rerun = app.bill_run("2026-03-27T10:00:00Z");
         assert_eq!(rerun["bills_written"], 1, "{table}: {rerun}");
         assert_eq!(rerun["failures"], json!([]));
-        assert_eq!(bill_total(&app, &troubled, &troubled_instance), "6.00");
+        assert_eq!(
+            first_bill(&app, &troubled, &troubled_instance)["total"],
+            "7.60"
+        );
         assert_eq!(app.bills(&bystander, Some(&bystander_instance)).len(), 1);
-        assert_eq!(app.balance(&troubled), "994.00");
+        assert_eq!(app.balance(&troubled), "992.40");
     }
 }
 
@@ -436,7 +448,7 @@ fn a_prometheus_setting_cannot_query_another_tenants_metrics() {
     let instance = app.order(&provider, &product);
     app.set_now(at("2026-03-27T08:40:00Z"));
     let preview = app.preview(&provider, &instance, T0).expect(200).json();
-    assert_eq!(preview["total"], "1.20", "{preview}");
+    assert_eq!(preview["product_fees"], "1.20", "{preview}");
     let requests = prometheus.requests();
     assert_eq!(requests.len(), 1, "{requests:?}");
     let (path, query) = requests[0].split_once('?').unwrap();

@@ -310,6 +310,22 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE instances ADD COLUMN billing_timezone TEXT",
         ],
     },
+    Migration {
+        version: 11,
+        statements: &[
+            // The cloud resources an instance deploys, with their hourly fees, as its template
+            // had them when it was ordered (JSON): a later edit of the service reprices nothing
+            // running. NULL for instances ordered before resource fees were billed.
+            "ALTER TABLE instances ADD COLUMN resources TEXT",
+            // A bill's two parts: the product's fees (the provider's) and the cloud resources'
+            // fees (the cloud's); the total is their sum. Bills written before were product fees
+            // only.
+            "ALTER TABLE bills ADD COLUMN product_fees_cents INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE bills ADD COLUMN resource_fees_cents INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE bills ADD COLUMN resource_lines TEXT NOT NULL DEFAULT '[]'",
+            "UPDATE bills SET product_fees_cents = total_cents",
+        ],
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {

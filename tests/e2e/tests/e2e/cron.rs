@@ -106,8 +106,8 @@ fn the_schedule_bills_every_closed_period_on_its_own_once_while_http_runs_race_i
             let bill = billed
                 .get(&(instance.clone(), period.clone()))
                 .unwrap_or_else(|| panic!("{instance} {period} is not billed"));
-            let total = if hour < HOURS - 1 { "1.50" } else { "0.75" };
-            assert_eq!(bill["total"], total, "{bill}");
+            let fees = if hour < HOURS - 1 { "1.50" } else { "0.75" };
+            assert_eq!(bill["product_fees"], fees, "{bill}");
         }
     }
     assert!(
@@ -118,7 +118,8 @@ fn the_schedule_bills_every_closed_period_on_its_own_once_while_http_runs_race_i
     );
     for account in &accounts {
         assert_account_agrees(&market, account, &bills);
-        // 2,000.00 − 50 instances × (9 × 1.50 + 0.75)
-        assert_eq!(market.balance(&account.token), "1287.50");
+        // 2,000.00 − 50 instances × (9 × (1.50 + 1.60) + (0.75 + 0.80)): running time and the
+        // template's resources, 2 × 0.80/h
+        assert_eq!(market.balance(&account.token), "527.50");
     }
 }

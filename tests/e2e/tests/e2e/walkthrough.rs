@@ -78,7 +78,7 @@ fn the_walk_through_runs_as_written_without_the_cron_plugin() {
     let market = HttpMarket::new(app.origin(), &readme_admin_token());
     let bills = market.bills(&readme_admin_token(), None);
     assert_eq!(bills.len(), 1, "{bills:?}");
-    assert_eq!(bills[0]["total"], "500.40");
+    assert_eq!(bills[0]["total"], "502.00");
 }
 
 #[test]
