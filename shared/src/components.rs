@@ -143,7 +143,8 @@ fn send(out: ResponseOutparam, response: http::Response<Vec<u8>>) {
     let _ = OutgoingBody::finish(outgoing_body, None);
 }
 
-/// The scheduled bill run of the `billing` cron component, with the event's timestamp as "now".
+/// The `billing` cron component's run ([`crate::settlement::scheduled_run`]) with the event's
+/// timestamp as "now"; its report as JSON.
 pub fn scheduled_bill_run(timestamp: u64) -> Result<String, String> {
     let config = config().map_err(|e| e.detail)?;
     let storage = Storage::new(SpinBackend);
@@ -151,16 +152,8 @@ pub fn scheduled_bill_run(timestamp: u64) -> Result<String, String> {
         .ok()
         .and_then(|t| chrono::DateTime::from_timestamp(t, 0))
         .ok_or_else(|| format!("timestamp {timestamp} is out of range"))?;
-    // As the built-in operator, as of the event's time: a late or repeated event bills exactly
-    // what it should.
-    let report = crate::billing::run::run(
-        storage.db().map_err(|e| e.detail)?,
-        &SpinOutbound,
-        config.billing_timezone,
-        now,
-        now,
-        &crate::identity::Principal::built_in_operator(),
-    )
-    .map_err(|e| e.detail)?;
-    serde_json::to_string(&report).map_err(|e| e.to_string())
+    let db = storage.db().map_err(|e| e.detail)?;
+    let report =
+        crate::settlement::scheduled_run(db, &SpinOutbound, &config, now).map_err(|e| e.detail)?;
+    Ok(report.to_string())
 }

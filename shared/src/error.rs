@@ -132,6 +132,10 @@ pub enum Code {
     ReportingMethodLocked,
     /// The `Idempotency-Key` was used before for another request.
     IdempotencyKeyReused,
+    /// The month cannot be closed yet: a period in it is not closed or not billed.
+    MonthNotClosable,
+    /// The statement was already paid.
+    AlreadyPaid,
     // 413 / 415.
     /// The body is larger than the endpoint accepts.
     PayloadTooLarge,
@@ -208,7 +212,9 @@ impl Code {
             | DuplicateRecordConflict
             | BillingPeriodLocked
             | ReportingMethodLocked
-            | IdempotencyKeyReused => StatusCode::CONFLICT,
+            | IdempotencyKeyReused
+            | MonthNotClosable
+            | AlreadyPaid => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PlatformSourceUnavailable => StatusCode::BAD_GATEWAY,

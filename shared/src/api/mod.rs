@@ -8,6 +8,7 @@ mod listings;
 mod metering;
 mod orders;
 mod reviews;
+mod settlements;
 
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
@@ -32,7 +33,8 @@ pub enum Api {
     Listings,
     /// `/api/v1/reviews/...`.
     Reviews,
-    /// `/api/v1/orders/...`, `/api/v1/instances/...`, `/api/v1/accounts/...`, `/api/v1/bills/...`, `/api/v1/billing/...`.
+    /// `/api/v1/orders/...`, `/api/v1/instances/...`, `/api/v1/accounts/...`, `/api/v1/bills/...`,
+    /// `/api/v1/billing/...`, `/api/v1/settlements/...`.
     Orders,
     /// `/api/v1/metering/...`.
     Metering,
@@ -300,6 +302,7 @@ pub fn handle(
                     Api::Identity => identity::route(&ctx),
                     Api::Listings => listings::route(&ctx),
                     Api::Reviews => reviews::route(&ctx),
+                    Api::Orders if ctx.segments[0] == "settlements" => settlements::route(&ctx),
                     Api::Orders => orders::route(&ctx),
                     Api::Metering => metering::route(&ctx),
                 }
@@ -343,12 +346,14 @@ fn idempotency_guard(ctx: &Ctx<'_>) -> ApiResult<Option<(IdempotencyKey, Guard)>
                 "not accepted on requests that issue a token: a token is shown once",
             )]))
         }
-        // Idempotent by construction — a bill run bills each period once, a usage record counts
-        // once — and better not held in one transaction: a run commits batch by batch, a push
-        // is validated before it takes the write lock.
-        ["billing", "runs"] | ["metering"] | ["metering", "platform-bills"] => {
-            Ok(Some((key, Guard::Recorded)))
-        }
+        // Idempotent by construction — a bill run bills each period once, a month's statements
+        // are written once, a usage record counts once — and better not held in one
+        // transaction: a run commits batch by batch, a push is validated before it takes the
+        // write lock.
+        ["billing", "runs"]
+        | ["settlements", "runs"]
+        | ["metering"]
+        | ["metering", "platform-bills"] => Ok(Some((key, Guard::Recorded))),
         _ => Ok(Some((key, Guard::Atomic))),
     }
 }

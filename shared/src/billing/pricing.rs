@@ -603,5 +603,48 @@ mod tests {
             prop_assert!(c.from < q || c.tier_index == 0);
             prop_assert!(c.up_to.is_none_or(|top| q <= top));
         }
+
+        #[test]
+        fn a_resource_line_is_its_exact_fee_for_the_seconds_run_truncated_to_cents(
+            count in 1u32..=10_000,
+            fee_units in 0i64..=100_000_000_000_000,
+            seconds in 0i64..=90_000,
+        ) {
+            let hourly_fee = Decimal::new(fee_units, 8);
+            let resource = Resource {
+                kind: "ecs".into(), spec: "ecs.g7.large".into(), count, hourly_fee,
+            };
+            let (lines, total) = price_resources(&[resource.clone(), resource], seconds).unwrap();
+            let exact = Decimal::from(count) * hourly_fee * Decimal::from(seconds)
+                / Decimal::from(3_600);
+            for line in &lines {
+                prop_assert!(line.amount <= exact);
+                prop_assert!(exact < line.amount + Decimal::new(1, 2));
+                prop_assert_eq!(line.amount.scale(), 2);
+            }
+            prop_assert_eq!(total.to_decimal(), lines[0].amount + lines[1].amount);
+        }
+    }
+
+    #[test]
+    fn resources_are_priced_by_the_second_and_each_line_truncated() {
+        let resource = |count, fee: &str| Resource {
+            kind: "ecs".into(),
+            spec: "s".into(),
+            count,
+            hourly_fee: d(fee),
+        };
+        // 3 × 0.33333333/h for half an hour is 0.499999995: 0.49, not 0.50.
+        let (lines, total) =
+            price_resources(&[resource(3, "0.33333333"), resource(2, "0.80")], 1800).unwrap();
+        assert_eq!(lines[0].amount, d("0.49"));
+        assert_eq!(lines[1].amount, d("0.80"));
+        assert_eq!(total, Cents(129));
+        // A period it did not run costs nothing, and no resource nothing.
+        assert_eq!(
+            price_resources(&[resource(2, "0.80")], 0).unwrap().1,
+            Cents(0)
+        );
+        assert_eq!(price_resources(&[], 3600).unwrap().1, Cents(0));
     }
 }

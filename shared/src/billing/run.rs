@@ -340,11 +340,12 @@ fn write_batch(
     Ok((written, failures))
 }
 
-/// The next period to bill after `period`, or `None` once the instance's last period is billed
-/// (the period in which it was released).
+/// The next period to bill after `period`, or `None` once the instance's last period is billed:
+/// the one in which it was released, or the one its release ends exactly (nothing runs, and no
+/// usage is accepted, from the release on).
 fn after(instance: &Instance, terms: &Terms, period: &Period, tz: Tz) -> Option<Period> {
     match instance.released() {
-        Some(r) if r < period.end => None,
+        Some(r) if r <= period.end => None,
         _ => Some(period.next(terms.kind, tz)),
     }
 }

@@ -937,3 +937,23 @@ fn a_bill_charges_the_resources_for_the_seconds_the_instance_ran() {
     }
     assert_eq!(app.balance(&customer), "94.60");
 }
+
+#[test]
+fn an_instance_released_on_a_period_boundary_is_billed_through_the_period_before() {
+    let w = world("hour", &[Item::running_time("1.00")]);
+    w.app.set_now(at("2026-03-27T10:00:00Z"));
+    w.app.act(&w.customer, &w.instance, "release");
+    let report = w.run("2026-03-27T14:00:00Z");
+    assert_eq!(report["bills_written"], 2, "{report}");
+    let periods: Vec<Value> = w
+        .bills()
+        .iter()
+        .map(|b| b["period_start"].clone())
+        .collect();
+    assert_eq!(
+        periods,
+        [json!("2026-03-27T08:00:00Z"), json!("2026-03-27T09:00:00Z")]
+    );
+    // Nothing is left to bill: the next run finds nothing due.
+    assert_eq!(w.run("2026-03-28T14:00:00Z")["bills_written"], 0);
+}

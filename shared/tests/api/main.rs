@@ -12,3 +12,4 @@ mod metering;
 mod orders;
 mod reviews;
 mod robustness;
+mod settlements;

@@ -124,7 +124,7 @@ fn api_for(path: &str) -> Api {
         "principals" | "me" => Api::Identity,
         "reviews" => Api::Reviews,
         "metering" => Api::Metering,
-        "orders" | "instances" | "accounts" | "bills" | "billing" => Api::Orders,
+        "orders" | "instances" | "accounts" | "bills" | "billing" | "settlements" => Api::Orders,
         _ => Api::Listings,
     }
 }

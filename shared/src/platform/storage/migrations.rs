@@ -326,6 +326,46 @@ const MIGRATIONS: &[Migration] = &[
             "UPDATE bills SET product_fees_cents = total_cents",
         ],
     },
+    Migration {
+        version: 12,
+        statements: &[
+            // A provider's own commission rate (a decimal in [0, 1), as text: never a float);
+            // providers without a row pay the deployment's commission_rate.
+            "CREATE TABLE provider_commissions (
+                provider_id TEXT PRIMARY KEY REFERENCES principals(id),
+                rate TEXT NOT NULL,
+                set_by TEXT NOT NULL,
+                set_at TEXT NOT NULL
+            )",
+            // One row per closed month: the row is what makes a month closed, and its primary
+            // key what makes two racing closes write its statements once.
+            "CREATE TABLE settlement_months (
+                month TEXT PRIMARY KEY,
+                closed_by TEXT NOT NULL,
+                closed_at TEXT NOT NULL
+            )",
+            "CREATE TABLE settlements (
+                id TEXT PRIMARY KEY,
+                provider_id TEXT NOT NULL,
+                month TEXT NOT NULL REFERENCES settlement_months(month),
+                rate TEXT NOT NULL,
+                products TEXT NOT NULL,
+                gross_cents INTEGER NOT NULL CHECK (gross_cents >= 0),
+                commission_cents INTEGER NOT NULL CHECK (commission_cents >= 0),
+                net_cents INTEGER NOT NULL CHECK (net_cents = gross_cents - commission_cents),
+                bill_count INTEGER NOT NULL,
+                closed_at TEXT NOT NULL,
+                paid_at TEXT,
+                paid_by TEXT,
+                payout_reference TEXT,
+                UNIQUE (provider_id, month)
+            )",
+            // A month's statements sum the product fees of the bills of its periods: this index
+            // holds everything that sum reads, so it is one range scan without table lookups.
+            "CREATE INDEX bills_by_period_for_settlement
+                 ON bills (period_start, provider_id, product_id, test, product_fees_cents)",
+        ],
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {

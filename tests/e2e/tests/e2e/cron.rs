@@ -2,7 +2,7 @@
 //! cron trigger plugin runs the billing component with the event's time as "now"; it bills
 //! every closed period on its own, exactly once, however its runs and HTTP bill runs overlap.
 
-use chrono::{Duration, DurationRound, Utc};
+use chrono::{Datelike, Duration, DurationRound, Utc};
 use serde_json::json;
 use testkit::{Item, Market, rfc3339};
 
@@ -122,4 +122,22 @@ fn the_schedule_bills_every_closed_period_on_its_own_once_while_http_runs_race_i
         // template's resources, 2 × 0.80/h
         assert_eq!(market.balance(&account.token), "527.50");
     }
+
+    // The schedule also closes the month before, from the end of the 1st day after it
+    // (Asia/Shanghai, UTC+8 all year): these bills are this month's, so it settles nothing.
+    let local = Utc::now() + Duration::hours(8);
+    let previous = (local.date_naive().with_day(1).expect("a first day") - Duration::days(1))
+        .format("%Y-%m")
+        .to_string();
+    let statements = market
+        .get(&format!("/api/v1/settlements?month={previous}"), admin)
+        .expect(200)
+        .json();
+    let closable = local.day() > 1;
+    assert_eq!(
+        statements["status"],
+        if closable { "closed" } else { "open" },
+        "{statements}"
+    );
+    assert_eq!(statements["items"], json!([]));
 }
