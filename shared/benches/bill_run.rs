@@ -329,7 +329,7 @@ fn main() {
                 nestmarket::bill_run(
                     storage.db().unwrap(),
                     &NativeOutbound,
-                    t.app.config.billing_timezone,
+                    t.app.config().billing_timezone,
                     as_of,
                     as_of,
                     &operator,

@@ -79,7 +79,7 @@ fn push(app: &TestApp, token: &str, body: Vec<u8>, now: DateTime<Utc>) {
         req,
         &storage,
         &NativeOutbound,
-        &app.config,
+        &app.config(),
         now,
     );
     assert_eq!(

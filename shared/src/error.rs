@@ -128,6 +128,14 @@ pub enum Code {
     DuplicateRecordConflict,
     /// The billing period cannot change once the product has instances.
     BillingPeriodLocked,
+    /// An item's reporting method cannot change once usage of another source is recorded.
+    ReportingMethodLocked,
+    /// The `Idempotency-Key` was used before for another request.
+    IdempotencyKeyReused,
+    /// The month cannot be closed yet: a period in it is not closed or not billed.
+    MonthNotClosable,
+    /// The statement was already paid.
+    AlreadyPaid,
     // 413 / 415.
     /// The body is larger than the endpoint accepts.
     PayloadTooLarge,
@@ -202,7 +210,11 @@ impl Code {
             | CurrencyNotSupported
             | PeriodClosed
             | DuplicateRecordConflict
-            | BillingPeriodLocked => StatusCode::CONFLICT,
+            | BillingPeriodLocked
+            | ReportingMethodLocked
+            | IdempotencyKeyReused
+            | MonthNotClosable
+            | AlreadyPaid => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PlatformSourceUnavailable => StatusCode::BAD_GATEWAY,
@@ -311,7 +323,7 @@ impl ApiError {
         eprintln!("internal error: {cause}");
         Self::new(
             Code::Internal,
-            "the request could not be completed; nothing was changed",
+            "the request could not be completed; it can be retried",
         )
     }
 

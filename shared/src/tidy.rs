@@ -25,6 +25,7 @@ const LAYERS: &[&str] = &[
     "review",
     "metering",
     "billing",
+    "settlement",
     // The HTTP API as plain functions, and the components' entry points over it.
     "api",
     "components",

@@ -1,6 +1,8 @@
 //! Building blocks for whole-body validation: every check appends to one list of field errors,
 //! so a client learns about all of its mistakes in one round trip.
 
+use std::collections::HashSet;
+
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, Code, FieldError};
@@ -24,6 +26,20 @@ impl Errors {
         } else {
             Err(ApiError::validation(self.0))
         }
+    }
+
+    /// Whether a list of `len` items is within `max`; reports `TooMany` when it is not. Check it
+    /// before looking at the items and skip them when it says no, so that the work a request
+    /// causes stays proportional to the limits, never to what the client sent.
+    pub(crate) fn list_within(&mut self, field: &str, len: usize, max: usize) -> bool {
+        if len > max {
+            self.add(
+                field,
+                Code::TooMany,
+                format!("at most {max} items, got {len}"),
+            );
+        }
+        len <= max
     }
 
     /// A required field: reports `Required` when absent and hands back the value when present.
@@ -58,6 +74,18 @@ impl Errors {
                 format!("at most {max} characters, got {n}"),
             );
         }
+    }
+}
+
+/// The values of a list seen so far, to find repeats in one pass (a set, not a scan of the
+/// items before each one).
+#[derive(Debug, Default)]
+pub(crate) struct Seen<'a>(HashSet<&'a str>);
+
+impl<'a> Seen<'a> {
+    /// Whether `value` is seen for the first time.
+    pub(crate) fn first(&mut self, value: &'a str) -> bool {
+        self.0.insert(value)
     }
 }
 

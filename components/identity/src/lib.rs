@@ -3,9 +3,10 @@
 // The export glue `#[http_component]` generates is unsafe code; this crate has no other.
 #![allow(unsafe_code)]
 
+use spin_sdk::http::{IncomingRequest, ResponseOutparam};
 use spin_sdk::http_component;
 
 #[http_component]
-fn handle(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
-    nestmarket::components::serve(nestmarket::api::Api::Identity, req)
+async fn handle(req: IncomingRequest, out: ResponseOutparam) {
+    nestmarket::components::serve(nestmarket::api::Api::Identity, req, out).await;
 }

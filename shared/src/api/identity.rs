@@ -6,6 +6,7 @@ use super::{Ctx, Resp, created, not_allowed, not_found, ok};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::{
     NewPrincipal, Principal, Role, create_principal, find_principal, list_principals, rotate_token,
+    set_disabled,
 };
 
 pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
@@ -20,6 +21,16 @@ pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
         (["principals", _], _) => not_allowed("GET"),
         (["principals", id, "tokens"], &Method::POST) => rotate(ctx, id),
         (["principals", _, "tokens"], _) => not_allowed("POST"),
+        (["principals", id, action @ ("disable" | "enable")], &Method::POST) => {
+            ctx.principal()?.require(&[Role::Operator])?;
+            ok(&set_disabled(
+                ctx.storage.db()?,
+                id,
+                *action == "disable",
+                ctx.now,
+            )?)
+        }
+        (["principals", _, "disable" | "enable"], _) => not_allowed("POST"),
         _ => not_found(),
     }
 }

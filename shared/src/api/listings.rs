@@ -240,11 +240,22 @@ fn media_slot(
     }
 }
 
-/// The bytes of a medium, with the content type they were checked to have.
+/// The bytes of a medium, with the content type they were checked to have. A provider chose
+/// these bytes: browsers must not sniff them into another type, render them as a page of this
+/// origin, or run anything they contain.
 fn media_response(file: MediaFile) -> ApiResult<Resp> {
     Response::builder()
         .status(StatusCode::OK)
         .header(header::CONTENT_TYPE, file.content_type)
+        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
+        .header(
+            header::CONTENT_SECURITY_POLICY,
+            "sandbox; default-src 'none'",
+        )
+        .header(
+            header::CONTENT_DISPOSITION,
+            format!("inline; filename=\"{}\"", file.file_name),
+        )
         .body(file.bytes)
         .map_err(ApiError::internal)
 }

@@ -50,9 +50,22 @@ fn usage(ctx: &Ctx) -> ApiResult<Resp> {
             "is required",
         )])
     })?;
-    let (from, to) = (ctx.time_bound("from", 0)?, ctx.time_bound("to", i64::MAX)?);
-    let (records, totals) = metering::usage(ctx.storage.db()?, &caller, instance_id, from, to)?;
-    ok(&serde_json::json!({ "instance_id": instance_id, "records": records, "totals": totals }))
+    let range = (ctx.time_bound("from", 0)?, ctx.time_bound("to", i64::MAX)?);
+    let page = ctx.page()?;
+    let usage = metering::usage(
+        ctx.storage.db()?,
+        &caller,
+        instance_id,
+        range,
+        page.cursor.as_deref(),
+        page.limit,
+    )?;
+    ok(&serde_json::json!({
+        "instance_id": instance_id,
+        "records": usage.records,
+        "totals": usage.totals,
+        "next_cursor": usage.next_cursor,
+    }))
 }
 
 #[derive(Deserialize)]

@@ -2,11 +2,13 @@
 //! Each Spin component serves one [`Api`]; it only knows its own routes, so a request that
 //! `spin.toml` sends to the wrong component gets a 404 instead of silently working.
 
+mod idempotency;
 mod identity;
 mod listings;
 mod metering;
 mod orders;
 mod reviews;
+mod settlements;
 
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
@@ -15,10 +17,12 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, bearer_token, principal_for_token};
+use crate::listing::media::MediaKind;
 use crate::platform::clock::effective_now;
 use crate::platform::config::Config;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::Storage;
+use idempotency::{Guard, IdempotencyKey};
 
 /// The HTTP components of `spin.toml`, one per API area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +33,8 @@ pub enum Api {
     Listings,
     /// `/api/v1/reviews/...`.
     Reviews,
-    /// `/api/v1/orders/...`, `/api/v1/instances/...`, `/api/v1/accounts/...`, `/api/v1/bills/...`, `/api/v1/billing/...`.
+    /// `/api/v1/orders/...`, `/api/v1/instances/...`, `/api/v1/accounts/...`, `/api/v1/bills/...`,
+    /// `/api/v1/billing/...`, `/api/v1/settlements/...`.
     Orders,
     /// `/api/v1/metering/...`.
     Metering,
@@ -229,6 +234,31 @@ pub fn problem(err: &ApiError) -> Resp {
         .expect("static headers are valid")
 }
 
+/// The largest JSON body any endpoint takes (1 MiB): far above any valid request (a full
+/// pricing step, a 100-record push), far below what would tie up an instance.
+pub const JSON_BODY_MAX: usize = 1_048_576;
+
+/// The largest body a request may carry: a media upload its kind's byte limit, anything else
+/// [`JSON_BODY_MAX`]. Known from the method and path alone, so a larger body is refused before
+/// it is read, routed or authenticated.
+pub fn body_limit(method: &Method, path: &str) -> usize {
+    let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
+    match (method, segments.as_slice()) {
+        (&Method::PUT, ["products", _, "media", kind, ..]) => {
+            MediaKind::parse(kind).map_or(JSON_BODY_MAX, MediaKind::max_bytes)
+        }
+        _ => JSON_BODY_MAX,
+    }
+}
+
+/// 413 for a body over `limit` bytes.
+pub fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        Code::PayloadTooLarge,
+        format!("the body is larger than this endpoint's limit of {limit} bytes"),
+    )
+}
+
 /// Serves one request for `api`. `real_now` is the wall clock; a deployment that allows the test
 /// clock takes "now" from `X-Clock-Now` instead.
 pub fn handle(
@@ -240,12 +270,19 @@ pub fn handle(
     real_now: DateTime<Utc>,
 ) -> Resp {
     let (parts, body) = req.into_parts();
+    let limit = body_limit(&parts.method, parts.uri.path());
+    if body.len() > limit {
+        return problem(&too_large(limit));
+    }
     let result =
         effective_now(&parts.headers, config.allow_clock_override, real_now).and_then(|now| {
             let path = parts.uri.path();
             let Some(rest) = path.strip_prefix("/api/v1/") else {
                 return Err(ApiError::not_found("route"));
             };
+            let target = parts.uri.path_and_query().map_or(path, |t| t.as_str());
+            let fingerprint =
+                idempotency::fingerprint(&parts.method, target, &parts.headers, &body);
             let ctx = Ctx {
                 storage,
                 outbound,
@@ -260,15 +297,65 @@ pub fn handle(
                 headers: parts.headers.clone(),
                 body,
             };
-            match api {
-                Api::Identity => identity::route(&ctx),
-                Api::Listings => listings::route(&ctx),
-                Api::Reviews => reviews::route(&ctx),
-                Api::Orders => orders::route(&ctx),
-                Api::Metering => metering::route(&ctx),
+            let serve = || {
+                match api {
+                    Api::Identity => identity::route(&ctx),
+                    Api::Listings => listings::route(&ctx),
+                    Api::Reviews => reviews::route(&ctx),
+                    Api::Orders if ctx.segments[0] == "settlements" => settlements::route(&ctx),
+                    Api::Orders => orders::route(&ctx),
+                    Api::Metering => metering::route(&ctx),
+                }
+                .unwrap_or_else(|e| problem(&e))
+            };
+            match idempotency_guard(&ctx)? {
+                Some((key, guard)) => {
+                    let caller = ctx.principal()?;
+                    idempotency::run(
+                        storage.db()?,
+                        &caller.id,
+                        &key,
+                        &fingerprint,
+                        guard,
+                        now,
+                        serve,
+                    )
+                }
+                None => Ok(serve()),
             }
         });
     result.unwrap_or_else(|e| problem(&e))
+}
+
+/// Whether this request is guarded by an idempotency key, and how: every POST may carry one,
+/// but those that issue a token (it is shown once, and never stored).
+fn idempotency_guard(ctx: &Ctx<'_>) -> ApiResult<Option<(IdempotencyKey, Guard)>> {
+    let Some(value) = ctx.headers.get(idempotency::HEADER) else {
+        return Ok(None);
+    };
+    if ctx.method != Method::POST {
+        return Ok(None);
+    }
+    let key = IdempotencyKey::parse(value.as_bytes())?;
+    let segments: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
+    match segments.as_slice() {
+        ["principals"] | ["principals", _, "tokens"] => {
+            Err(ApiError::validation(vec![FieldError::new(
+                "Idempotency-Key",
+                Code::InvalidValue,
+                "not accepted on requests that issue a token: a token is shown once",
+            )]))
+        }
+        // Idempotent by construction — a bill run bills each period once, a month's statements
+        // are written once, a usage record counts once — and better not held in one
+        // transaction: a run commits batch by batch, a push is validated before it takes the
+        // write lock.
+        ["billing", "runs"]
+        | ["settlements", "runs"]
+        | ["metering"]
+        | ["metering", "platform-bills"] => Ok(Some((key, Guard::Recorded))),
+        _ => Ok(Some((key, Guard::Atomic))),
+    }
 }
 
 fn percent_decode(segment: &str) -> String {

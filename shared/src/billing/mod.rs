@@ -38,6 +38,44 @@ pub(crate) struct BillLine {
     pub breakdown: Vec<TierCharge>,
 }
 
+/// One cloud resource of a bill: what the instance's template deploys, charged for the seconds
+/// the instance ran in the period.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct ResourceLine {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub spec: String,
+    pub count: u32,
+    pub hourly_fee: Decimal,
+    /// Seconds the instance ran within the period (stops excluded).
+    pub running_seconds: i64,
+    /// `count × hourly_fee × running_seconds / 3600`, truncated to cents.
+    pub amount: Decimal,
+}
+
+/// What one period of an instance costs: the product's fees (its billable items' lines, the
+/// provider's revenue) and the cloud resources' fees (the cloud's), and their sum.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Priced {
+    pub lines: Vec<BillLine>,
+    pub product_fees: Cents,
+    pub resource_lines: Vec<ResourceLine>,
+    pub resource_fees: Cents,
+    pub total: Cents,
+}
+
+impl From<Bill> for Priced {
+    fn from(bill: Bill) -> Self {
+        Priced {
+            lines: bill.lines,
+            product_fees: bill.product_fees,
+            resource_lines: bill.resource_lines,
+            resource_fees: bill.resource_fees,
+            total: bill.total,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Bill {
     pub id: String,
@@ -48,10 +86,16 @@ pub(crate) struct Bill {
     pub period_start: String,
     pub period_end: String,
     pub currency: String,
+    /// The sum of the billable items' lines: what the provider earns (less commission).
+    pub product_fees: Cents,
+    /// The sum of the cloud resources' lines: what the cloud earns.
+    pub resource_fees: Cents,
+    /// `product_fees + resource_fees`: what is deducted.
     pub total: Cents,
     /// A test order's bill: shown, never deducted.
     pub test: bool,
     pub lines: Vec<BillLine>,
+    pub resource_lines: Vec<ResourceLine>,
     pub created_at: String,
 }
 
@@ -62,8 +106,31 @@ pub struct Failure {
     pub instance_id: String,
     /// The period left for the next run (RFC 3339).
     pub period_start: String,
+    /// What went wrong, a stable name.
+    pub code: FailureCode,
     /// Why, for an operator.
     pub reason: String,
+}
+
+/// What kept one instance's period from being billed. Every kind is about that instance alone:
+/// the run bills everyone else and tries it again next time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureCode {
+    /// Its product's terms (pricing step, sales settings) could not be read.
+    TermsUnreadable,
+    /// Its next period does not start on a boundary of its product's periods.
+    NotOnPeriodBoundary,
+    /// The platform's measure of its usage (a Prometheus query) could not be read.
+    PlatformUsageUnavailable,
+    /// Its usage cannot be priced by its tiers (beyond the range of money).
+    UsageUnpriceable,
+    /// The platform usage measured for the period could not be stored.
+    PlatformUsageNotStored,
+    /// Its bill could not be written.
+    BillNotWritten,
+    /// The bill's deduction could not be posted to the customer's account.
+    DeductionNotPosted,
 }
 
 /// What a bill run did.

@@ -6,11 +6,11 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 
-use crate::billing::{BillLine, pricing, store};
+use crate::billing::{Priced, pricing, store};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
-use crate::metering::{self, UsageRecord, platform_usage};
+use crate::metering::platform_usage::{self, running_seconds};
+use crate::metering::{self, UsageRecord};
 use crate::orders::instance::Instance;
-use crate::orders::ledger::Cents;
 use crate::orders::{self, Terms};
 use crate::period::Period;
 use crate::platform::clock::rfc3339;
@@ -28,6 +28,7 @@ pub(crate) fn preview(
     now: DateTime<Utc>,
 ) -> ApiResult<serde_json::Value> {
     let terms = orders::terms(db, instance)?;
+    let tz = instance.zone(tz);
     let period = Period::from_start(terms.kind, tz, period_start).ok_or_else(|| {
         ApiError::validation(vec![FieldError::new(
             "period_start",
@@ -35,7 +36,7 @@ pub(crate) fn preview(
             "not the start of a billing period of this product",
         )])
     })?;
-    let summary = |lines: &[BillLine], total: Cents, bill_id: Option<&str>| {
+    let summary = |priced: Priced, bill_id: Option<&str>| {
         serde_json::json!({
             "instance_id": instance.id,
             "period_start": rfc3339(period.start),
@@ -43,14 +44,18 @@ pub(crate) fn preview(
             "closed": period.is_closed(terms.kind, tz, now),
             "bill_id": bill_id,
             "currency": terms.currency,
-            "total": total,
+            "product_fees": priced.product_fees,
+            "resource_fees": priced.resource_fees,
+            "total": priced.total,
             "test": instance.test,
-            "lines": lines,
+            "lines": priced.lines,
+            "resource_lines": priced.resource_lines,
         })
     };
     // A billed period costs what its bill says; nothing is asked of the provider's Prometheus.
     if let Some(bill) = store::find_by_period(db, &instance.id, period.start.timestamp())? {
-        return Ok(summary(&bill.lines, bill.total, Some(&bill.id)));
+        let id = bill.id.clone();
+        return Ok(summary(bill.into(), Some(&id)));
     }
     let mut clipped = instance.clone();
     for i in &mut clipped.running_intervals {
@@ -82,18 +87,23 @@ pub(crate) fn preview(
         .into_iter()
         .filter(|r| !stored.contains(&r.item_code))
         .collect();
-    let (lines, total) = price_period(db, instance, &terms, &period, &extra)?;
-    Ok(summary(&lines, total, None))
+    let running = running_seconds(&clipped.running_intervals, &period);
+    Ok(summary(
+        price_period(db, instance, &terms, &period, &extra, running)?,
+        None,
+    ))
 }
 
-/// Prices one period from the stored usage plus `extra` (platform usage not stored, for previews).
+/// Prices one period from the stored usage plus `extra` (platform usage not stored, for
+/// previews) and the seconds the instance ran in it.
 fn price_period(
     db: &dyn Database,
     instance: &Instance,
     terms: &Terms,
     period: &Period,
     extra: &[UsageRecord],
-) -> ApiResult<(Vec<BillLine>, Cents)> {
+    running: i64,
+) -> ApiResult<Priced> {
     let start = period.start.timestamp();
     let mut raw: HashMap<String, Decimal> = HashMap::new();
     for (_, code, total) in metering::period_totals(db, &instance.id, start, start + 1)? {
@@ -103,5 +113,5 @@ fn price_period(
         *raw.entry(r.item_code.clone()).or_default() +=
             metering::amount(r.value, i64::from(r.scale));
     }
-    pricing::price_usage(terms, &raw)
+    pricing::price_period(terms, &raw, &instance.resources, running)
 }

@@ -13,8 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
-use crate::billing::BillLine;
+use crate::billing::{BillLine, Priced, ResourceLine};
 use crate::error::{ApiError, ApiResult};
+use crate::listing::service::Resource;
 use crate::listing::steps::{Tier, TierMode};
 use crate::metering::units::to_price_unit;
 use crate::orders::Terms;
@@ -213,12 +214,67 @@ fn money(amount: Decimal) -> Result<Decimal, PricingError> {
     }
 }
 
-/// Prices raw usage totals per item code (in the units they were reported in) by the terms'
-/// in-effect items: a line per item, and the bill's total.
-pub(crate) fn price_usage(
+/// Prices one period of an instance: its usage — raw totals per item code, in the units they
+/// were reported in — by the terms' in-effect items, and its cloud resources by the seconds it
+/// ran in the period.
+pub(crate) fn price_period(
     terms: &Terms,
     raw: &HashMap<String, Decimal>,
-) -> ApiResult<(Vec<BillLine>, Cents)> {
+    resources: &[Resource],
+    running_seconds: i64,
+) -> ApiResult<Priced> {
+    let (lines, product_fees) = price_usage(terms, raw)?;
+    let (resource_lines, resource_fees) = price_resources(resources, running_seconds)?;
+    let total = product_fees
+        .0
+        .checked_add(resource_fees.0)
+        .map(Cents)
+        .ok_or_else(|| ApiError::internal("a bill total beyond cents"))?;
+    Ok(Priced {
+        lines,
+        product_fees,
+        resource_lines,
+        resource_fees,
+        total,
+    })
+}
+
+/// Seconds in an hour, the unit resource fees are quoted per.
+const SECONDS_PER_HOUR: i64 = 3_600;
+
+/// A line per resource: `count × hourly_fee × running_seconds / 3600`, exact, each line
+/// truncated (never rounded) to cents; and their sum.
+pub(crate) fn price_resources(
+    resources: &[Resource],
+    running_seconds: i64,
+) -> ApiResult<(Vec<ResourceLine>, Cents)> {
+    let lines = resources
+        .iter()
+        .map(|r| {
+            let exact = Decimal::from(r.count)
+                .checked_mul(r.hourly_fee)
+                .and_then(|fee| fee.checked_mul(Decimal::from(running_seconds)))
+                .and_then(|fee| fee.checked_div(Decimal::from(SECONDS_PER_HOUR)))
+                .ok_or_else(|| ApiError::internal("a resource fee beyond exact arithmetic"))?;
+            Ok(ResourceLine {
+                kind: r.kind.clone(),
+                spec: r.spec.clone(),
+                count: r.count,
+                hourly_fee: r.hourly_fee,
+                running_seconds,
+                amount: money(exact).map_err(ApiError::internal)?,
+            })
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
+    let total = sum(lines.iter().map(|l| l.amount)).map_err(ApiError::internal)?;
+    let total = Cents::from_decimal(total)
+        .ok_or_else(|| ApiError::internal("resource fees beyond cents"))?;
+    Ok((lines, total))
+}
+
+/// Prices raw usage totals per item code (in the units they were reported in) by the terms'
+/// in-effect items: a line per item, and their total.
+fn price_usage(terms: &Terms, raw: &HashMap<String, Decimal>) -> ApiResult<(Vec<BillLine>, Cents)> {
     let mut lines = Vec::new();
     for s in &terms.items {
         let code = s.item.code().as_str();
@@ -547,5 +603,48 @@ mod tests {
             prop_assert!(c.from < q || c.tier_index == 0);
             prop_assert!(c.up_to.is_none_or(|top| q <= top));
         }
+
+        #[test]
+        fn a_resource_line_is_its_exact_fee_for_the_seconds_run_truncated_to_cents(
+            count in 1u32..=10_000,
+            fee_units in 0i64..=100_000_000_000_000,
+            seconds in 0i64..=90_000,
+        ) {
+            let hourly_fee = Decimal::new(fee_units, 8);
+            let resource = Resource {
+                kind: "ecs".into(), spec: "ecs.g7.large".into(), count, hourly_fee,
+            };
+            let (lines, total) = price_resources(&[resource.clone(), resource], seconds).unwrap();
+            let exact = Decimal::from(count) * hourly_fee * Decimal::from(seconds)
+                / Decimal::from(3_600);
+            for line in &lines {
+                prop_assert!(line.amount <= exact);
+                prop_assert!(exact < line.amount + Decimal::new(1, 2));
+                prop_assert_eq!(line.amount.scale(), 2);
+            }
+            prop_assert_eq!(total.to_decimal(), lines[0].amount + lines[1].amount);
+        }
+    }
+
+    #[test]
+    fn resources_are_priced_by_the_second_and_each_line_truncated() {
+        let resource = |count, fee: &str| Resource {
+            kind: "ecs".into(),
+            spec: "s".into(),
+            count,
+            hourly_fee: d(fee),
+        };
+        // 3 × 0.33333333/h for half an hour is 0.499999995: 0.49, not 0.50.
+        let (lines, total) =
+            price_resources(&[resource(3, "0.33333333"), resource(2, "0.80")], 1800).unwrap();
+        assert_eq!(lines[0].amount, d("0.49"));
+        assert_eq!(lines[1].amount, d("0.80"));
+        assert_eq!(total, Cents(129));
+        // A period it did not run costs nothing, and no resource nothing.
+        assert_eq!(
+            price_resources(&[resource(2, "0.80")], 0).unwrap().1,
+            Cents(0)
+        );
+        assert_eq!(price_resources(&[], 3600).unwrap().1, Cents(0));
     }
 }

@@ -14,10 +14,11 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::billing::store::{self, CursorMove, DueCursor};
-use crate::billing::{Bill, BillLine, Failure, RunReport, pricing};
+use crate::billing::{Bill, Failure, FailureCode, Priced, RunReport, pricing};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::Principal;
-use crate::metering::{self, UsageRecord, platform_usage};
+use crate::metering::platform_usage::{self, running_seconds};
+use crate::metering::{self, UsageRecord};
 use crate::orders::instance::Instance;
 use crate::orders::ledger::{self, ACCOUNT_CURRENCY, Cents, EntryKind, Posting};
 use crate::orders::{self, Terms};
@@ -25,7 +26,7 @@ use crate::period::Period;
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::IdSequence;
 use crate::platform::outbound::Outbound;
-use crate::platform::storage::{Database, transaction};
+use crate::platform::storage::{Database, StorageError, transaction};
 
 /// How many (instance, period) pairs one transaction bills: large enough that commits do not
 /// dominate, small enough that a failed batch redoes little and the write lock is held for a
@@ -68,7 +69,7 @@ pub fn run(
         let Some(last) = due.last() else { break };
         key = (last.close_at, last.instance_id.clone());
         let batch = prepare(db, out, tz, &due, &mut report.failures)?;
-        let (written, failed) = transaction(db, |db| write_batch(db, tz, &batch, actor, now))?;
+        let (written, failed) = bill(db, tz, &batch, actor, now)?;
         report.failures.extend(failed);
         for bill in written {
             report.bills_written += 1;
@@ -107,10 +108,11 @@ fn prepare(
         );
         let start = DateTime::from_timestamp(cursor.period_start, 0)
             .ok_or_else(|| ApiError::internal("bad cursor"))?;
-        let mut fail = |reason: String| {
+        let mut fail = |code: FailureCode, reason: String| {
             failures.push(Failure {
                 instance_id: instance.id.clone(),
                 period_start: rfc3339(start),
+                code,
                 reason,
             });
         };
@@ -125,13 +127,18 @@ fn prepare(
                     t
                 }
                 Err(e) => {
-                    fail(format!("its terms could not be read: {}", e.detail));
+                    fail(
+                        FailureCode::TermsUnreadable,
+                        format!("its terms could not be read: {}", e.detail),
+                    );
                     continue;
                 }
             },
         };
+        let tz = instance.zone(tz);
         let Some(period) = Period::from_start(terms.kind, tz, start) else {
             fail(
+                FailureCode::NotOnPeriodBoundary,
                 "its next period does not start on a period boundary of the product (was the \
                   billing period or time zone changed?)"
                     .into(),
@@ -149,11 +156,70 @@ fn prepare(
             Err(reason) => failures.push(Failure {
                 instance_id: instance.id.clone(),
                 period_start: rfc3339(period.start),
+                code: FailureCode::PlatformUsageUnavailable,
                 reason,
             }),
         }
     }
     Ok(batch)
+}
+
+/// Why a batch's transaction failed: the transaction itself (the database: no instance is to
+/// blame), or one of its steps, which some instance of the batch made fail.
+enum BatchError {
+    Transaction(StorageError),
+    Step(FailureCode, ApiError),
+}
+
+impl From<StorageError> for BatchError {
+    fn from(e: StorageError) -> Self {
+        BatchError::Transaction(e)
+    }
+}
+
+/// A step of writing a batch, failing as `code`.
+fn step<T>(code: FailureCode, result: ApiResult<T>) -> Result<T, BatchError> {
+    result.map_err(|e| BatchError::Step(code, e))
+}
+
+/// Bills a batch in one transaction. Should a step fail, the batch is halved and each half billed
+/// on its own, down to the one instance that fails it, which is reported: one tenant's fault —
+/// absurd usage, a conflicting record, a balance at its limit — never keeps the others unbilled,
+/// and costs a few more transactions rather than one per instance.
+fn bill(
+    db: &dyn Database,
+    tz: Tz,
+    batch: &[Prepared],
+    actor: &Principal,
+    now: DateTime<Utc>,
+) -> ApiResult<(Vec<Bill>, Vec<Failure>)> {
+    if batch.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    match transaction(db, |db| write_batch(db, tz, batch, actor, now)) {
+        Ok(done) => Ok(done),
+        Err(BatchError::Transaction(e)) => Err(e.into()),
+        Err(BatchError::Step(code, e)) if batch.len() == 1 => {
+            let p = &batch[0];
+            Ok((
+                Vec::new(),
+                vec![Failure {
+                    instance_id: p.instance.id.clone(),
+                    period_start: rfc3339(p.period.start),
+                    code,
+                    reason: e.detail,
+                }],
+            ))
+        }
+        Err(BatchError::Step(..)) => {
+            let (first, second) = batch.split_at(batch.len() / 2);
+            let (mut bills, mut failures) = bill(db, tz, first, actor, now)?;
+            let (more_bills, more_failures) = bill(db, tz, second, actor, now)?;
+            bills.extend(more_bills);
+            failures.extend(more_failures);
+            Ok((bills, failures))
+        }
+    }
 }
 
 /// Writes a batch in the caller's transaction. Exactly-once rests on the cursors: one
@@ -166,7 +232,7 @@ fn write_batch(
     batch: &[Prepared],
     actor: &Principal,
     now: DateTime<Utc>,
-) -> ApiResult<(Vec<Bill>, Vec<Failure>)> {
+) -> Result<(Vec<Bill>, Vec<Failure>), BatchError> {
     // Price first, from the usage stored so far plus what the platform measured: nothing can be
     // added meanwhile (this transaction holds the write lock, and pushes check the cursor). An
     // instance whose usage cannot be priced is reported and keeps its cursor.
@@ -174,10 +240,13 @@ fn write_batch(
         .iter()
         .map(|p| (p.instance.id.as_str(), p.period.start.timestamp()))
         .collect();
-    let totals = metering::totals_of_periods(db, &periods)?;
+    let totals = step(
+        FailureCode::UsageUnpriceable,
+        metering::totals_of_periods(db, &periods),
+    )?;
     let none = HashMap::new();
     let mut failures = Vec::new();
-    let mut priced: Vec<(&Prepared, Vec<BillLine>, Cents)> = Vec::with_capacity(batch.len());
+    let mut priced: Vec<(&Prepared, Priced)> = Vec::with_capacity(batch.len());
     for p in batch {
         let mut raw = totals
             .get(&(p.instance.id.clone(), p.period.start.timestamp()))
@@ -187,22 +256,24 @@ fn write_batch(
             *raw.entry(r.item_code.clone()).or_default() +=
                 metering::amount(r.value, i64::from(r.scale));
         }
-        match pricing::price_usage(&p.terms, &raw) {
-            Ok((lines, total)) => priced.push((p, lines, total)),
+        let running = running_seconds(&p.instance.running_intervals, &p.period);
+        match pricing::price_period(&p.terms, &raw, &p.instance.resources, running) {
+            Ok(period) => priced.push((p, period)),
             Err(e) => failures.push(Failure {
                 instance_id: p.instance.id.clone(),
                 period_start: rfc3339(p.period.start),
+                code: FailureCode::UsageUnpriceable,
                 reason: format!("its usage could not be priced: {}", e.detail),
             }),
         }
     }
     let moves: Vec<CursorMove> = priced
         .iter()
-        .map(|(p, _, _)| {
+        .map(|(p, _)| {
             let (next_start, next_close) = match &p.next {
                 Some(n) => (
                     n.start.timestamp(),
-                    Some(n.closes_at(p.terms.kind, tz).timestamp()),
+                    Some(n.closes_at(p.terms.kind, p.instance.zone(tz)).timestamp()),
                 ),
                 None => (p.period.end.timestamp(), None),
             };
@@ -215,16 +286,19 @@ fn write_batch(
         })
         .collect();
     // The compare-and-set: only the run that moves the cursor off this period bills it.
-    let moved = store::move_cursors(db, &moves)?;
-    let billed: Vec<(&Prepared, Vec<BillLine>, Cents)> = priced
+    let moved = step(FailureCode::BillNotWritten, store::move_cursors(db, &moves))?;
+    let billed: Vec<(&Prepared, Priced)> = priced
         .into_iter()
-        .filter(|(p, _, _)| moved.contains(&p.instance.id))
+        .filter(|(p, _)| moved.contains(&p.instance.id))
         .collect();
     let mut ids = IdSequence::new("bill", now);
     let mut written = Vec::with_capacity(billed.len());
-    for (p, lines, total) in &billed {
+    for (p, priced) in billed.iter().cloned() {
         if !p.collected.is_empty() {
-            metering::store_platform_usage(db, &p.instance.id, &p.collected, now)?;
+            step(
+                FailureCode::PlatformUsageNotStored,
+                metering::store_platform_usage(db, &p.instance.id, &p.collected, now),
+            )?;
         }
         written.push(Bill {
             id: ids.next_id(),
@@ -235,14 +309,20 @@ fn write_batch(
             period_start: rfc3339(p.period.start),
             period_end: rfc3339(p.period.end),
             currency: p.terms.currency.clone(),
-            total: *total,
+            product_fees: priced.product_fees,
+            resource_fees: priced.resource_fees,
+            total: priced.total,
             test: p.instance.test,
-            lines: lines.clone(),
+            lines: priced.lines,
+            resource_lines: priced.resource_lines,
             created_at: rfc3339(now),
         });
     }
-    let periods: Vec<&Period> = billed.iter().map(|(p, _, _)| &p.period).collect();
-    store::insert(db, &written, &periods)?;
+    let periods: Vec<&Period> = billed.iter().map(|(p, _)| &p.period).collect();
+    step(
+        FailureCode::BillNotWritten,
+        store::insert(db, &written, &periods),
+    )?;
     let deductions: Vec<Posting> = written
         .iter()
         .filter(|b| !b.test && b.total.0 > 0 && b.currency == ACCOUNT_CURRENCY)
@@ -253,15 +333,19 @@ fn write_batch(
             reference: Some(&b.id),
         })
         .collect();
-    ledger::post_many(db, &deductions, &actor.id, now)?;
+    step(
+        FailureCode::DeductionNotPosted,
+        ledger::post_many(db, &deductions, &actor.id, now),
+    )?;
     Ok((written, failures))
 }
 
-/// The next period to bill after `period`, or `None` once the instance's last period is billed
-/// (the period in which it was released).
+/// The next period to bill after `period`, or `None` once the instance's last period is billed:
+/// the one in which it was released, or the one its release ends exactly (nothing runs, and no
+/// usage is accepted, from the release on).
 fn after(instance: &Instance, terms: &Terms, period: &Period, tz: Tz) -> Option<Period> {
     match instance.released() {
-        Some(r) if r < period.end => None,
+        Some(r) if r <= period.end => None,
         _ => Some(period.next(terms.kind, tz)),
     }
 }

@@ -94,8 +94,8 @@ pub(crate) fn move_cursors(db: &dyn Database, moves: &[CursorMove]) -> ApiResult
     Ok(moved)
 }
 
-/// Bills per INSERT statement (12 parameters each).
-const BILLS_PER_STATEMENT: usize = 80;
+/// Bills per INSERT statement (15 parameters each, below SQLite's oldest limit of 999).
+const BILLS_PER_STATEMENT: usize = 60;
 
 /// Inserts bills, [`BILLS_PER_STATEMENT`] per statement; `periods[i]` is `bills[i]`'s period.
 pub(crate) fn insert(db: &dyn Database, bills: &[Bill], periods: &[&Period]) -> ApiResult<()> {
@@ -103,9 +103,11 @@ pub(crate) fn insert(db: &dyn Database, bills: &[Bill], periods: &[&Period]) -> 
         .chunks(BILLS_PER_STATEMENT)
         .zip(periods.chunks(BILLS_PER_STATEMENT))
     {
-        let mut params: Vec<Value> = Vec::with_capacity(12 * chunk.len());
+        let mut params: Vec<Value> = Vec::with_capacity(15 * chunk.len());
         for (bill, period) in chunk.iter().zip(chunk_periods) {
             let lines = serde_json::to_string(&bill.lines).map_err(ApiError::internal)?;
+            let resource_lines =
+                serde_json::to_string(&bill.resource_lines).map_err(ApiError::internal)?;
             params.extend([
                 bill.id.clone().into(),
                 bill.instance_id.clone().into(),
@@ -119,14 +121,18 @@ pub(crate) fn insert(db: &dyn Database, bills: &[Bill], periods: &[&Period]) -> 
                 i64::from(bill.test).into(),
                 lines.into(),
                 bill.created_at.clone().into(),
+                bill.product_fees.0.into(),
+                bill.resource_fees.0.into(),
+                resource_lines.into(),
             ]);
         }
         db.execute(
             &format!(
                 "INSERT INTO bills (id, instance_id, owner_id, provider_id, product_id, period_start, period_end,
-                                    currency, total_cents, test, lines, created_at)
+                                    currency, total_cents, test, lines, created_at,
+                                    product_fees_cents, resource_fees_cents, resource_lines)
                  VALUES {}",
-                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
             ),
             &params,
         )?;
@@ -148,7 +154,8 @@ pub(crate) fn find_by_period(
 }
 
 const COLUMNS: &str = "id, instance_id, owner_id, provider_id, product_id, period_start, period_end, \
-                       currency, total_cents, test, lines, created_at";
+                       currency, total_cents, test, lines, created_at, product_fees_cents, \
+                       resource_fees_cents, resource_lines";
 
 fn from_row(row: &Row) -> ApiResult<Bill> {
     let ts = |i: usize| -> ApiResult<String> {
@@ -170,6 +177,9 @@ fn from_row(row: &Row) -> ApiResult<Bill> {
         test: row.int(9)? != 0,
         lines: serde_json::from_str(&row.text(10)?).map_err(ApiError::internal)?,
         created_at: row.text(11)?,
+        product_fees: Cents(row.int(12)?),
+        resource_fees: Cents(row.int(13)?),
+        resource_lines: serde_json::from_str(&row.text(14)?).map_err(ApiError::internal)?,
     })
 }
 

@@ -53,6 +53,9 @@ pub struct Principal {
     pub built_in: bool,
     /// When it was created (RFC 3339).
     pub created_at: String,
+    /// When an operator disabled it (RFC 3339): its token no longer works; its data stays.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<String>,
 }
 
 /// The operator authenticated by the `admin_token` variable. It exists without a database row, so
@@ -69,6 +72,7 @@ impl Principal {
             account_type: None,
             built_in: true,
             created_at: "1970-01-01T00:00:00Z".to_owned(),
+            disabled_at: None,
         }
     }
 
@@ -240,12 +244,31 @@ pub(crate) fn create_principal(
         account_type: new.account_type,
         built_in: false,
         created_at: rfc3339(now),
+        disabled_at: None,
     };
     store::insert(db, &principal, &token.hash())?;
     Ok((principal, token))
 }
 
 pub(crate) fn find_principal(db: &dyn Database, id: &str) -> ApiResult<Principal> {
+    store::find(db, id)
+}
+
+/// An operator disables a principal (its token stops working at once; everything it made stays)
+/// or enables it again. The built-in operator is the deployment's: 409 `BuiltInPrincipal`.
+pub(crate) fn set_disabled(
+    db: &dyn Database,
+    id: &str,
+    disabled: bool,
+    now: DateTime<Utc>,
+) -> ApiResult<Principal> {
+    if id == BUILT_IN_OPERATOR_ID {
+        return Err(ApiError::new(
+            Code::BuiltInPrincipal,
+            "the built-in operator is the admin_token variable; change it in the deployment",
+        ));
+    }
+    store::set_disabled(db, id, disabled.then(|| rfc3339(now)).as_deref())?;
     store::find(db, id)
 }
 

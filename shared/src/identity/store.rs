@@ -4,7 +4,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::identity::{Principal, Role};
 use crate::platform::storage::{Database, Row, StorageError, enum_from_str, enum_to_str};
 
-const COLUMNS: &str = "id, role, name, account_type, created_at";
+const COLUMNS: &str = "id, role, name, account_type, created_at, disabled_at";
 
 fn from_row(row: &Row) -> Result<Principal, StorageError> {
     Ok(Principal {
@@ -14,6 +14,7 @@ fn from_row(row: &Row) -> Result<Principal, StorageError> {
         account_type: row.opt_text(3)?.map(|s| enum_from_str(&s)).transpose()?,
         built_in: false,
         created_at: row.text(4)?,
+        disabled_at: row.opt_text(5)?,
     })
 }
 
@@ -23,7 +24,7 @@ pub(crate) fn find_by_token_hash(
     token_hash: &str,
 ) -> ApiResult<Option<Principal>> {
     let rows = db.execute(
-        &format!("SELECT {COLUMNS} FROM principals WHERE token_hash = ?"),
+        &format!("SELECT {COLUMNS} FROM principals WHERE token_hash = ? AND disabled_at IS NULL"),
         &[token_hash.into()],
     )?;
     Ok(rows.first().map(from_row).transpose()?)
@@ -55,6 +56,18 @@ pub(crate) fn find(db: &dyn Database, id: &str) -> ApiResult<Principal> {
         Some(row) => Ok(from_row(row)?),
         None => Err(ApiError::not_found("principal")),
     }
+}
+
+/// Marks the principal disabled at `at`, or enabled (`None`).
+pub(crate) fn set_disabled(db: &dyn Database, id: &str, at: Option<&str>) -> ApiResult<()> {
+    let rows = db.execute(
+        "UPDATE principals SET disabled_at = ? WHERE id = ? RETURNING id",
+        &[at.map(str::to_owned).into(), id.into()],
+    )?;
+    if rows.is_empty() {
+        return Err(ApiError::not_found("principal"));
+    }
+    Ok(())
 }
 
 /// Replaces the principal's token hash: the old token stops working in the same statement.

@@ -309,6 +309,9 @@ pub(crate) fn delete_media(
 /// The bytes of a medium and the content type they were checked to have.
 pub(crate) struct MediaFile {
     pub content_type: String,
+    /// A name to save it under, made of the slot alone (`logo.png`, `screenshot-2.jpg`): nothing
+    /// the provider typed reaches the header.
+    pub file_name: String,
     pub bytes: Vec<u8>,
 }
 
@@ -331,8 +334,20 @@ pub(crate) fn media_file(
         .kv()?
         .get(&media.blob_key)?
         .ok_or_else(|| ApiError::internal(format!("blob {} is missing", media.blob_key)))?;
+    let extension = match media.content_type.as_str() {
+        "image/png" => "png",
+        "image/jpeg" => "jpg",
+        "application/pdf" => "pdf",
+        "video/mp4" => "mp4",
+        _ => "bin",
+    };
+    let file_name = match media.index {
+        Some(i) => format!("{}-{i}.{extension}", media.kind.as_str()),
+        None => format!("{}.{extension}", media.kind.as_str()),
+    };
     Ok(MediaFile {
         content_type: media.content_type,
+        file_name,
         bytes,
     })
 }

@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
 use crate::listing::store;
 use crate::platform::storage::Database;
-use crate::validate::Errors;
+use crate::validate::{Errors, Seen};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -83,6 +83,12 @@ impl ServiceSpec {
 
 /// How many of one resource a template may deploy.
 const MAX_RESOURCE_COUNT: u32 = 10_000;
+/// Regions a service deploys to; templates it offers; resources a template deploys; plans a
+/// template sells. Generous for any real service, and checked before any item is looked at.
+const MAX_REGIONS: usize = 50;
+const MAX_TEMPLATES: usize = 20;
+const MAX_RESOURCES: usize = 50;
+const MAX_PLANS: usize = 20;
 /// The largest hourly fee of one resource.
 const MAX_HOURLY_FEE: i64 = 1_000_000;
 
@@ -146,9 +152,15 @@ impl NewService {
         if self.regions.is_empty() {
             e.add("regions", Code::Required, "at least one region");
         }
-        for (i, r) in self.regions.iter().enumerate() {
+        let regions: &[String] = if e.list_within("regions", self.regions.len(), MAX_REGIONS) {
+            &self.regions
+        } else {
+            &[]
+        };
+        let mut seen_regions = Seen::default();
+        for (i, r) in regions.iter().enumerate() {
             e.text(&format!("regions[{i}]"), r, 1, 64, Code::TooLong);
-            if self.regions[..i].contains(r) {
+            if !seen_regions.first(r) {
                 e.add(
                     format!("regions[{i}]"),
                     Code::Duplicate,
@@ -159,19 +171,32 @@ impl NewService {
         if self.templates.is_empty() {
             e.add("templates", Code::Required, "at least one template");
         }
-        let mut plan_ids: Vec<&str> = Vec::new();
-        for (i, t) in self.templates.iter().enumerate() {
+        let templates: &[Template] =
+            if e.list_within("templates", self.templates.len(), MAX_TEMPLATES) {
+                &self.templates
+            } else {
+                &[]
+            };
+        let mut template_ids = Seen::default();
+        let mut plan_ids = Seen::default();
+        for (i, t) in templates.iter().enumerate() {
             let at = format!("templates[{i}]");
             e.text(&format!("{at}.id"), &t.id, 1, 64, Code::TooLong);
             e.text(&format!("{at}.name"), &t.name, 1, 100, Code::TooLong);
-            if self.templates[..i].iter().any(|o| o.id == t.id) {
+            if !template_ids.first(&t.id) {
                 e.add(
                     format!("{at}.id"),
                     Code::Duplicate,
                     format!("template id {:?} is used twice", t.id),
                 );
             }
-            for (j, r) in t.resources.iter().enumerate() {
+            let resources: &[Resource] =
+                if e.list_within(&format!("{at}.resources"), t.resources.len(), MAX_RESOURCES) {
+                    &t.resources
+                } else {
+                    &[]
+                };
+            for (j, r) in resources.iter().enumerate() {
                 let at = format!("{at}.resources[{j}]");
                 e.text(&format!("{at}.type"), &r.kind, 1, 64, Code::TooLong);
                 e.text(&format!("{at}.spec"), &r.spec, 1, 200, Code::TooLong);
@@ -196,18 +221,23 @@ impl NewService {
             }
             // Plans are referenced by id alone (billable-item associations), so ids are unique
             // across the whole service, not only within their template.
-            for (j, p) in t.plans.iter().enumerate() {
+            let plans: &[Plan] = if e.list_within(&format!("{at}.plans"), t.plans.len(), MAX_PLANS)
+            {
+                &t.plans
+            } else {
+                &[]
+            };
+            for (j, p) in plans.iter().enumerate() {
                 let at = format!("{at}.plans[{j}]");
                 e.text(&format!("{at}.id"), &p.id, 1, 64, Code::TooLong);
                 e.text(&format!("{at}.name"), &p.name, 1, 100, Code::TooLong);
-                if plan_ids.contains(&p.id.as_str()) {
+                if !plan_ids.first(&p.id) {
                     e.add(
                         format!("{at}.id"),
                         Code::Duplicate,
                         format!("plan id {:?} is used twice", p.id),
                     );
                 }
-                plan_ids.push(&p.id);
             }
         }
     }

@@ -10,6 +10,8 @@
 pub(crate) mod platform_usage;
 pub(crate) mod push;
 mod store;
+
+use store::RecordKey;
 pub(crate) mod units;
 
 use chrono::{DateTime, Utc};
@@ -23,6 +25,7 @@ use crate::identity::Principal;
 use crate::orders::{self, instance};
 use crate::platform::clock::rfc3339;
 use crate::platform::storage::{Database, transaction};
+use crate::sales::{PLATFORM_BILL_SOURCE, PLATFORM_MEASURED_SOURCE, SERVICE_PROVIDER_SOURCE};
 use push::MeteringContext;
 
 /// The most records one push may carry, as in `PushMeteringData`.
@@ -98,8 +101,10 @@ pub(crate) fn amount(value: i64, scale: i64) -> Decimal {
     Decimal::new(value, u32::try_from(scale).unwrap_or(0))
 }
 
-/// A provider pushes usage of an instance of one of its products. Validation and storage run in
-/// one transaction, so a release committed meanwhile is seen and nothing is half-stored.
+/// A provider pushes usage of an instance of one of its products. The push is read and
+/// validated whole before the write transaction — its cost, proportional to the push, never
+/// holds the database's write lock —; inside it, only what may have changed meanwhile is checked
+/// again (a release, a bill run), and the records are stored, all or none.
 pub(crate) fn push(
     db: &dyn Database,
     provider: &Principal,
@@ -108,33 +113,61 @@ pub(crate) fn push(
     tz: Tz,
     now: DateTime<Utc>,
 ) -> ApiResult<Stored> {
+    let instance = instance::find(db, provider, &request.service_instance_id)?;
+    if instance.provider_id != provider.id {
+        // A customer's own instance is visible to it, but only the provider meters it.
+        return Err(ApiError::not_found("instance"));
+    }
+    let terms = orders::terms(db, &instance)?;
+    let records = push::validate(
+        request,
+        &MeteringContext {
+            instance: &instance,
+            items: &terms.items,
+            billing_period: terms.kind,
+            tz: instance.zone(tz),
+            now,
+        },
+    )?;
     transaction(db, |db| {
-        let instance = instance::find(db, provider, &request.service_instance_id)?;
-        if instance.provider_id != provider.id {
-            // A customer's own instance is visible to it, but only the provider meters it.
-            return Err(ApiError::not_found("instance"));
-        }
-        let terms = orders::terms(db, &instance)?;
-        let records = push::validate(
-            request,
-            &MeteringContext {
-                instance: &instance,
-                items: &terms.items,
-                billing_period: terms.kind,
-                tz,
-                now,
-            },
-        )?;
+        check_not_released(db, &instance.id, &records)?;
         check_not_billed(db, &instance.id, &records)?;
         store::insert(
             db,
             &instance.id,
             &records,
-            "service_provider",
+            SERVICE_PROVIDER_SOURCE,
             request_id,
             now,
         )
     })
+}
+
+/// Refuses records that end after a release committed since the push was validated.
+fn check_not_released(
+    db: &dyn Database,
+    instance_id: &str,
+    records: &[UsageRecord],
+) -> ApiResult<()> {
+    let Some(released) = orders::release_time(db, instance_id)? else {
+        return Ok(());
+    };
+    let after: Vec<FieldError> = records
+        .iter()
+        .filter(|r| r.end_time > released.timestamp())
+        .map(|r| {
+            FieldError::new(
+                r.origin.clone(),
+                Code::UsageAfterRelease,
+                "the instance was released before this window ended",
+            )
+        })
+        .collect();
+    if after.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(after))
+    }
 }
 
 /// The platform's bill data for one period of an instance (the Bill source).
@@ -164,7 +197,7 @@ pub(crate) fn report_platform_bill(
             &instance,
             &terms.items,
             terms.kind,
-            tz,
+            instance.zone(tz),
             bill.period_start,
             bill.amount,
             bill.item_code.as_deref(),
@@ -172,7 +205,14 @@ pub(crate) fn report_platform_bill(
         )?;
         let records = [record];
         check_not_billed(db, &instance.id, &records)?;
-        store::insert(db, &instance.id, &records, "bill", request_id, now)
+        store::insert(
+            db,
+            &instance.id,
+            &records,
+            PLATFORM_BILL_SOURCE,
+            request_id,
+            now,
+        )
     })
 }
 
@@ -210,18 +250,37 @@ fn check_not_billed(
     Err(e)
 }
 
-/// An instance's usage as the caller may see it (its provider, its owner, an operator): the
-/// records whose period starts in `[from, to)`, and their per-period totals.
+/// A page of an instance's usage: records and the totals of the periods they belong to.
+pub(crate) struct UsagePage {
+    pub(crate) records: Vec<StoredUsage>,
+    pub(crate) totals: Vec<PeriodTotal>,
+    /// Where the next page starts, if there is one.
+    pub(crate) next_cursor: Option<String>,
+}
+
+/// An instance's usage as the caller may see it (its provider, its owner, an operator): a page
+/// of the records whose period starts in `[from, to)`, in order of period, item, source and
+/// window, after `cursor`; and the complete totals of the periods the page's records are in.
 pub(crate) fn usage(
     db: &dyn Database,
     caller: &Principal,
     instance_id: &str,
-    from: i64,
-    to: i64,
-) -> ApiResult<(Vec<StoredUsage>, Vec<PeriodTotal>)> {
+    (from, to): (i64, i64),
+    cursor: Option<&str>,
+    limit: usize,
+) -> ApiResult<UsagePage> {
     let instance = instance::find(db, caller, instance_id)?;
-    let records = store::records(db, &instance.id, from, to)?;
-    let totals = store::period_totals(db, &instance.id, from, to)?
+    let after = cursor.map(parse_cursor).transpose()?;
+    let mut page = store::records(db, &instance.id, (from, to), after.as_ref(), limit + 1)?;
+    let next_cursor = (page.len() > limit).then(|| {
+        page.truncate(limit);
+        page.last().map(|(_, key)| format_cursor(key))
+    });
+    let periods = match (page.first(), page.last()) {
+        (Some((_, first)), Some((_, last))) => (first.period_start, last.period_start + 1),
+        _ => (0, 0),
+    };
+    let totals = store::period_totals(db, &instance.id, periods.0, periods.1)?
         .into_iter()
         .map(|(period_start, code, raw_total)| PeriodTotal {
             period_start: rfc3339(DateTime::from_timestamp(period_start, 0).unwrap_or_default()),
@@ -231,7 +290,43 @@ pub(crate) fn usage(
             raw_total,
         })
         .collect();
-    Ok((records, totals))
+    Ok(UsagePage {
+        records: page.into_iter().map(|(record, _)| record).collect(),
+        totals,
+        next_cursor: next_cursor.flatten(),
+    })
+}
+
+/// A record's place as a cursor: `period.item.source.start.end` (item codes and sources are
+/// letters, digits and underscores).
+fn format_cursor(key: &RecordKey) -> String {
+    format!(
+        "{}.{}.{}.{}.{}",
+        key.period_start, key.item_code, key.source, key.start_time, key.end_time
+    )
+}
+
+fn parse_cursor(cursor: &str) -> ApiResult<RecordKey> {
+    let parts: Vec<&str> = cursor.split('.').collect();
+    let key = match parts.as_slice() {
+        [period, item, source, start, end] => (|| {
+            Some(RecordKey {
+                period_start: period.parse().ok()?,
+                item_code: (*item).to_owned(),
+                source: (*source).to_owned(),
+                start_time: start.parse().ok()?,
+                end_time: end.parse().ok()?,
+            })
+        })(),
+        _ => None,
+    };
+    key.ok_or_else(|| {
+        ApiError::validation(vec![FieldError::new(
+            "cursor",
+            Code::InvalidQuery,
+            "the next_cursor of a previous page",
+        )])
+    })
 }
 
 /// Raw usage totals per (period start, item) of an instance, in the units it was reported in.
@@ -261,5 +356,12 @@ pub(crate) fn store_platform_usage(
     records: &[UsageRecord],
     now: DateTime<Utc>,
 ) -> ApiResult<Stored> {
-    store::insert(db, instance_id, records, "platform", "bill-run", now)
+    store::insert(
+        db,
+        instance_id,
+        records,
+        PLATFORM_MEASURED_SOURCE,
+        "bill-run",
+        now,
+    )
 }

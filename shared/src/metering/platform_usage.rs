@@ -9,11 +9,8 @@ use crate::orders::Terms;
 use crate::orders::instance::{Instance, RunningInterval};
 use crate::period::Period;
 use crate::platform::outbound::Outbound;
-use crate::sales::PrometheusQuery;
+use crate::sales::{Endpoint, PrometheusQuery, Selector};
 use crate::sales::{PlatformSource, ReportingMethod};
-
-/// The label every provider's metrics carry to tell instances apart.
-pub(crate) const INSTANCE_LABEL: &str = "service_instance_id";
 
 /// Seconds the instance ran within the period: its intervals clipped to `[start, end)`, an open
 /// interval running until the end of the period.
@@ -31,25 +28,27 @@ pub(crate) fn running_seconds(intervals: &[RunningInterval], period: &Period) ->
 
 /// The PromQL asked of the provider's Prometheus: the increase of the selector, restricted to the
 /// instance, over the whole period. `increase` handles counter resets.
-pub(crate) fn promql(selector: &str, instance_id: &str, period: &Period) -> String {
-    let matcher = format!("{INSTANCE_LABEL}=\"{instance_id}\"");
-    let selector = match selector.strip_suffix('}') {
-        Some(open) if open.ends_with('{') => format!("{open}{matcher}}}"),
-        Some(open) => format!("{open},{matcher}}}"),
-        None => format!("{selector}{{{matcher}}}"),
-    };
+pub(crate) fn promql(selector: &Selector, instance_id: &str, period: &Period) -> String {
     let seconds = (period.end - period.start).num_seconds();
-    format!("sum(increase({selector}[{seconds}s]))")
+    format!(
+        "sum(increase({}[{seconds}s]))",
+        selector.for_instance(instance_id)
+    )
 }
 
-pub(crate) fn query_url(q: &PrometheusQuery, instance_id: &str, period: &Period) -> String {
-    let query: String =
-        form_urlencoded::byte_serialize(promql(&q.query, instance_id, period).as_bytes()).collect();
-    format!(
-        "{}/api/v1/query?query={query}&time={}",
-        q.endpoint.trim_end_matches('/'),
-        period.end.timestamp()
-    )
+/// The instant query of the period's increase, at the period's end. Both parameters are
+/// encoded: nothing the provider wrote reaches the URL as it was written.
+pub(crate) fn query_url(
+    endpoint: &Endpoint,
+    selector: &Selector,
+    instance_id: &str,
+    period: &Period,
+) -> String {
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .append_pair("query", &promql(selector, instance_id, period))
+        .append_pair("time", &period.end.timestamp().to_string())
+        .finish();
+    format!("{}?{query}", endpoint.query_api())
 }
 
 /// The scalar of an instant-vector answer; no series means no usage.
@@ -92,14 +91,20 @@ pub(crate) fn prometheus_increase(
     instance_id: &str,
     period: &Period,
 ) -> Result<Decimal, String> {
-    let url = query_url(q, instance_id, period);
+    // Settings stored before the current rules are checked again: a query is only ever built
+    // from parsed parts.
+    let endpoint = Endpoint::parse(&q.endpoint)
+        .map_err(|why| format!("its Prometheus endpoint is not accepted: {why}"))?;
+    let selector = Selector::parse(&q.query)
+        .map_err(|why| format!("its Prometheus query is not accepted: {why}"))?;
+    let url = query_url(&endpoint, &selector, instance_id, period);
     let (status, body) = out
         .get(&url)
-        .map_err(|e| format!("Prometheus at {} unreachable: {e}", q.endpoint))?;
+        .map_err(|e| format!("Prometheus at {} unreachable: {e}", endpoint.as_str()))?;
     if status != 200 {
         return Err(format!(
             "Prometheus at {} answered HTTP {status}",
-            q.endpoint
+            endpoint.as_str()
         ));
     }
     Ok(parse_answer(&body)?.trunc_with_scale(PROMETHEUS_SCALE))
@@ -183,17 +188,41 @@ mod tests {
     #[test]
     fn the_instance_label_is_added_to_any_selector() {
         let p = hour(0);
+        let promql = |selector: &str| promql(&Selector::parse(selector).unwrap(), "si-1", &p);
         assert_eq!(
-            promql("reqs_total", "si-1", &p),
+            promql("reqs_total"),
             r#"sum(increase(reqs_total{service_instance_id="si-1"}[3600s]))"#
         );
         assert_eq!(
-            promql("reqs_total{}", "si-1", &p),
+            promql("reqs_total{}"),
             r#"sum(increase(reqs_total{service_instance_id="si-1"}[3600s]))"#
         );
         assert_eq!(
-            promql(r#"reqs_total{job="api"}"#, "si-1", &p),
+            promql(r#"reqs_total{job="api"}"#),
             r#"sum(increase(reqs_total{job="api",service_instance_id="si-1"}[3600s]))"#
+        );
+    }
+
+    #[test]
+    fn the_query_url_is_the_endpoints_query_api_with_encoded_parameters_only() {
+        let endpoint = Endpoint::parse("http://prom:9090/tenant-a/").unwrap();
+        let selector = Selector::parse(r#"reqs_total{path="/a&b=c"}"#).unwrap();
+        let url = query_url(&endpoint, &selector, "si-1", &hour(0));
+        let (api, query) = url.split_once('?').unwrap();
+        assert_eq!(api, "http://prom:9090/tenant-a/api/v1/query");
+        let params: Vec<(String, String)> = form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect();
+        assert_eq!(
+            params,
+            [
+                (
+                    "query".to_owned(),
+                    r#"sum(increase(reqs_total{path="/a&b=c",service_instance_id="si-1"}[3600s]))"#
+                        .to_owned()
+                ),
+                ("time".to_owned(), "3600".to_owned()),
+            ]
         );
     }
 

@@ -16,7 +16,7 @@ use crate::orders::instance::Instance;
 use crate::orders::ledger::Cents;
 use crate::period::{BillingPeriod, Period, window_within_one_period};
 use crate::sales::{ItemSettings, PlatformSource, ReportingMethod};
-use crate::validate::parse_json;
+use crate::validate::{Seen, parse_json};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -174,8 +174,25 @@ pub(crate) fn validate(
         if record.entities.is_empty() {
             err("Entities", Code::Required, "at least one entity".into());
         }
+        // At most one entity per billable item in effect: more is refused before any is looked
+        // at, so a record's work is bounded by the product, not by the push.
+        let max_entities = ctx.items.len().max(1);
+        let entities = if record.entities.len() > max_entities {
+            err(
+                "Entities",
+                Code::TooMany,
+                format!(
+                    "at most {max_entities} entities (one per billable item), got {}",
+                    record.entities.len()
+                ),
+            );
+            &[][..]
+        } else {
+            &record.entities[..]
+        };
+        let mut keys = Seen::default();
         let period = Period::containing(ctx.billing_period, ctx.tz, start_at);
-        for (j, entity) in record.entities.iter().enumerate() {
+        for (j, entity) in entities.iter().enumerate() {
             let field = format!("Entities[{j}]");
             match ctx
                 .items
@@ -197,7 +214,7 @@ pub(crate) fn validate(
                 ),
                 Some(_) => {}
             }
-            if record.entities[..j].iter().any(|o| o.key == entity.key) {
+            if !keys.first(&entity.key) {
                 err(
                     &format!("{field}.Key"),
                     Code::Duplicate,

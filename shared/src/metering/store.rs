@@ -81,7 +81,7 @@ pub(crate) fn insert(
             ]);
         }
         sql.push_str(
-            " ON CONFLICT (instance_id, item_code, start_time, end_time) DO NOTHING
+            " ON CONFLICT (instance_id, item_code, source, start_time, end_time) DO NOTHING
               RETURNING item_code, start_time, end_time",
         );
         let inserted = db.execute(&sql, &params)?;
@@ -98,7 +98,7 @@ pub(crate) fn insert(
         if rest.is_empty() {
             continue;
         }
-        let existing = stored_values(db, instance_id, &rest)?;
+        let existing = stored_values(db, instance_id, source, &rest)?;
         for r in rest {
             let found = existing
                 .get(&(r.item_code.clone(), r.start_time, r.end_time))
@@ -135,16 +135,18 @@ type Identity = (String, i64, i64);
 fn stored_values(
     db: &dyn Database,
     instance_id: &str,
+    source: &str,
     records: &[&UsageRecord],
 ) -> ApiResult<HashMap<Identity, (i64, i64)>> {
     let mut sql = String::from(
         "SELECT item_code, start_time, end_time, value, scale FROM usage_records
-         WHERE instance_id = ?1 AND (item_code, start_time, end_time) IN (VALUES ",
+         WHERE instance_id = ?1 AND source = ?2 AND (item_code, start_time, end_time) IN (VALUES ",
     );
-    let mut params: Vec<SqlValue> = Vec::with_capacity(1 + 3 * records.len());
+    let mut params: Vec<SqlValue> = Vec::with_capacity(2 + 3 * records.len());
     params.push(instance_id.into());
+    params.push(source.into());
     for (i, r) in records.iter().enumerate() {
-        let p = 2 + 3 * i;
+        let p = 3 + 3 * i;
         if i > 0 {
             sql.push_str(", ");
         }
@@ -168,34 +170,72 @@ fn stored_values(
         .map_err(Into::into)
 }
 
-/// The records of an instance whose period starts in `[from, to)`, oldest period first.
+/// Where a page of usage records ends: the last record's place in their order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RecordKey {
+    pub(crate) period_start: i64,
+    pub(crate) item_code: String,
+    pub(crate) source: String,
+    pub(crate) start_time: i64,
+    pub(crate) end_time: i64,
+}
+
+/// Up to `limit` records of an instance whose period starts in `[from, to)`, after `after`, in
+/// the order (period, item, source, window), with each one's place.
 pub(crate) fn records(
     db: &dyn Database,
     instance_id: &str,
-    from: i64,
-    to: i64,
-) -> ApiResult<Vec<StoredUsage>> {
+    (from, to): (i64, i64),
+    after: Option<&RecordKey>,
+    limit: usize,
+) -> ApiResult<Vec<(StoredUsage, RecordKey)>> {
+    let after = after.cloned().unwrap_or(RecordKey {
+        period_start: i64::MIN,
+        item_code: String::new(),
+        source: String::new(),
+        start_time: i64::MIN,
+        end_time: i64::MIN,
+    });
     let rows = db.execute(
         "SELECT item_code, start_time, end_time, value, period_start, source, received_at, scale
-         FROM usage_records WHERE instance_id = ? AND period_start >= ? AND period_start < ?
-         ORDER BY period_start, item_code, start_time",
-        &[instance_id.into(), from.into(), to.into()],
+         FROM usage_records WHERE instance_id = ?1 AND period_start >= ?2 AND period_start < ?3
+           AND (period_start, item_code, source, start_time, end_time) > (?4, ?5, ?6, ?7, ?8)
+         ORDER BY period_start, item_code, source, start_time, end_time LIMIT ?9",
+        &[
+            instance_id.into(),
+            from.into(),
+            to.into(),
+            after.period_start.into(),
+            after.item_code.into(),
+            after.source.into(),
+            after.start_time.into(),
+            after.end_time.into(),
+            (limit as i64).into(),
+        ],
     )?;
-    let records = rows
-        .iter()
+    rows.iter()
         .map(|r| {
-            Ok(StoredUsage {
+            let key = RecordKey {
+                period_start: r.int(4)?,
                 item_code: r.text(0)?,
+                source: r.text(5)?,
                 start_time: r.int(1)?,
                 end_time: r.int(2)?,
+            };
+            let record = StoredUsage {
+                item_code: key.item_code.clone(),
+                start_time: key.start_time,
+                end_time: key.end_time,
                 value: amount(r.int(3)?, r.int(7)?),
-                period_start: rfc3339(DateTime::from_timestamp(r.int(4)?, 0).unwrap_or_default()),
-                source: r.text(5)?,
+                period_start: rfc3339(
+                    DateTime::from_timestamp(key.period_start, 0).unwrap_or_default(),
+                ),
+                source: key.source.clone(),
                 received_at: r.text(6)?,
-            })
+            };
+            Ok((record, key))
         })
-        .collect::<Result<Vec<_>, StorageError>>()?;
-    Ok(records)
+        .collect()
 }
 
 /// Raw usage totals per (period start, item) of an instance, in the units it was reported in.

@@ -3,10 +3,12 @@
 //! platform's Time source reports.
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::{Principal, Role};
+use crate::listing::service::Resource;
 use crate::orders::store;
 use crate::platform::storage::{Database, transaction};
 
@@ -66,6 +68,14 @@ pub(crate) struct Instance {
     pub test: bool,
     pub created_at: String,
     pub released_at: Option<String>,
+    /// The zone its day periods are cut in: the deployment's `billing_timezone` when it was
+    /// ordered. A later change of the variable leaves it alone, so its billing cursor keeps
+    /// standing on its own period boundaries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub billing_timezone: Option<String>,
+    /// The cloud resources it deploys and their hourly fees, as its template had them when it
+    /// was ordered: what its bills charge per running hour.
+    pub resources: Vec<Resource>,
     pub running_intervals: Vec<RunningInterval>,
 }
 
@@ -75,6 +85,15 @@ impl Instance {
         self.running_intervals
             .first()
             .and_then(|i| DateTime::from_timestamp(i.started_at, 0))
+    }
+
+    /// The zone its periods are cut in; `deployment` for an instance ordered before instances
+    /// recorded theirs.
+    pub(crate) fn zone(&self, deployment: Tz) -> Tz {
+        self.billing_timezone
+            .as_deref()
+            .and_then(|z| z.parse().ok())
+            .unwrap_or(deployment)
     }
 
     /// When it was released, if it was. Usage and billing end here, not at an earlier stop: a

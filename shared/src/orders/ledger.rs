@@ -41,6 +41,17 @@ impl Serialize for Cents {
     }
 }
 
+/// The inverse of its serialization (`"12.34"`), for what the database keeps as JSON.
+impl<'de> serde::Deserialize<'de> for Cents {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse::<Decimal>()
+            .ok()
+            .and_then(Cents::from_decimal)
+            .ok_or_else(|| serde::de::Error::custom(format!("not an amount of cents: {text}")))
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Account {
     pub customer_id: String,

@@ -292,7 +292,7 @@ pub(crate) fn place(
                 ));
             }
         }
-        let (order_id, instance) = store::insert_order(db, caller, &p, &choice, now)?;
+        let (order_id, instance) = store::insert_order(db, caller, &p, &choice, tz, now)?;
         open_billing_cursor(db, &instance, p.pricing.billing_period(), tz)?;
         Ok(Placed { order_id, instance })
     })
@@ -317,7 +317,7 @@ pub(crate) fn open_missing_billing_cursors(db: &dyn Database, tz: Tz) -> ApiResu
     for id in store::instances_without_cursor(db)? {
         let instance = store::find_instance(db, &id)?;
         let terms = terms(db, &instance)?;
-        open_billing_cursor(db, &instance, terms.kind, tz)?;
+        open_billing_cursor(db, &instance, terms.kind, instance.zone(tz))?;
     }
     Ok(())
 }
@@ -329,6 +329,12 @@ pub(crate) fn find_instances(
     ids: &[String],
 ) -> ApiResult<std::collections::HashMap<String, Instance>> {
     store::find_instances(db, ids)
+}
+
+/// When the instance was released, if it was: one read, for checks repeated inside a write
+/// transaction.
+pub(crate) fn release_time(db: &dyn Database, id: &str) -> ApiResult<Option<DateTime<Utc>>> {
+    store::release_time(db, id)
 }
 
 /// What an instance is billed by: its product's period kind and currency, and the billable

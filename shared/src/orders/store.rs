@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
@@ -22,6 +23,7 @@ pub(crate) fn insert_order(
     caller: &Principal,
     p: &Purchasable,
     choice: &Choice,
+    tz: Tz,
     now: DateTime<Utc>,
 ) -> ApiResult<(String, Instance)> {
     let order_id = new_id("ord", now);
@@ -42,8 +44,8 @@ pub(crate) fn insert_order(
         ],
     )?;
     db.execute(
-        "INSERT INTO instances (id, order_id, owner_id, product_id, provider_id, template_id, plan_id, region, status, test, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?)",
+        "INSERT INTO instances (id, order_id, owner_id, product_id, provider_id, template_id, plan_id, region, status, test, created_at, billing_timezone, resources)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
         &[
             instance_id.clone().into(),
             order_id.clone().into(),
@@ -55,6 +57,10 @@ pub(crate) fn insert_order(
             choice.region.clone().into(),
             i64::from(p.test).into(),
             rfc3339(now).into(),
+            tz.name().into(),
+            serde_json::to_string(&choice.template.resources)
+                .map_err(ApiError::internal)?
+                .into(),
         ],
     )?;
     db.execute(
@@ -65,7 +71,7 @@ pub(crate) fn insert_order(
 }
 
 const COLUMNS: &str = "id, order_id, owner_id, product_id, provider_id, template_id, plan_id, \
-                       region, status, test, created_at, released_at";
+                       region, status, test, created_at, released_at, billing_timezone, resources";
 
 fn instance_from_row(row: &Row) -> Result<Instance, StorageError> {
     Ok(Instance {
@@ -81,6 +87,12 @@ fn instance_from_row(row: &Row) -> Result<Instance, StorageError> {
         test: row.int(9)? != 0,
         created_at: row.text(10)?,
         released_at: row.opt_text(11)?,
+        billing_timezone: row.opt_text(12)?,
+        resources: match row.opt_text(13)? {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StorageError::other(format!("stored resources: {e}")))?,
+            None => Vec::new(),
+        },
         running_intervals: Vec::new(),
     })
 }
@@ -114,6 +126,17 @@ pub(crate) fn find_instance(db: &dyn Database, id: &str) -> ApiResult<Instance> 
         .ok_or_else(|| ApiError::not_found("instance"))?;
     instance.running_intervals = intervals(db, id)?;
     Ok(instance)
+}
+
+pub(crate) fn release_time(db: &dyn Database, id: &str) -> ApiResult<Option<DateTime<Utc>>> {
+    let rows = db.execute(
+        "SELECT released_at FROM instances WHERE id = ?",
+        &[id.into()],
+    )?;
+    let released = rows.first().map(|r| r.opt_text(0)).transpose()?.flatten();
+    Ok(released
+        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+        .map(|t| t.to_utc()))
 }
 
 /// Instances whatever their owner, by id, with their running intervals: two queries per

@@ -1,6 +1,7 @@
 //! The deployment's configuration: the Spin variables every component reads.
 
 use chrono_tz::Tz;
+use rust_decimal::Decimal;
 
 /// Deployment configuration, from Spin variables.
 #[derive(Debug, Clone)]
@@ -14,6 +15,18 @@ pub struct Config {
     /// The one origin bill runs may reach for Prometheus-reported items (`allowed_outbound_hosts`
     /// of the components that run bills); `None` where a component is not given the variable.
     pub prometheus_origin: Option<String>,
+    /// The marketplace's share of a provider's product fees, in [0, 1): the rate of providers an
+    /// operator has not given one of their own.
+    pub commission_rate: Decimal,
+}
+
+/// Parses a commission rate: a decimal in [0, 1) with at most 6 decimal places.
+pub fn commission_rate(text: &str) -> Option<Decimal> {
+    text.trim()
+        .parse::<Decimal>()
+        .ok()
+        .filter(|r| *r >= Decimal::ZERO && *r < Decimal::ONE && r.normalize().scale() <= 6)
+        .map(|r| r.normalize())
 }
 
 impl Config {
@@ -36,7 +49,14 @@ impl Config {
                 ));
             }
         };
+        let rate = get("commission_rate").unwrap_or_else(|| "0".into());
+        let commission_rate = commission_rate(&rate).ok_or_else(|| {
+            format!(
+                "commission_rate must be a decimal from 0 up to (not including) 1, got {rate:?}"
+            )
+        })?;
         Ok(Self {
+            commission_rate,
             admin_token,
             billing_timezone,
             allow_clock_override,

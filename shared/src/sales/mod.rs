@@ -13,8 +13,11 @@ use crate::listing::steps::{BillableItem, PricingStep};
 use crate::listing::{self, Step};
 use crate::platform::storage::{Database, transaction};
 
+mod prometheus;
 mod store;
-use crate::validate::Errors;
+
+use crate::validate::{Errors, Seen};
+pub(crate) use prometheus::{Endpoint, Selector};
 
 /// Where the platform takes an item's usage from when it reports it itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -48,6 +51,28 @@ pub(crate) enum ReportingMethod {
     },
 }
 
+impl ReportingMethod {
+    /// The source its usage records are stored under: a record's source is part of its
+    /// identity, so the provider's and the platform's records of one window never collide.
+    pub(crate) fn record_source(&self) -> &'static str {
+        match self {
+            ReportingMethod::ServiceProvider => SERVICE_PROVIDER_SOURCE,
+            ReportingMethod::ComputeNest {
+                source: PlatformSource::Bill,
+                ..
+            } => PLATFORM_BILL_SOURCE,
+            ReportingMethod::ComputeNest { .. } => PLATFORM_MEASURED_SOURCE,
+        }
+    }
+}
+
+/// The source of usage the provider pushes.
+pub(crate) const SERVICE_PROVIDER_SOURCE: &str = "service_provider";
+/// The source of bill data the platform reports.
+pub(crate) const PLATFORM_BILL_SOURCE: &str = "bill";
+/// The source of usage the platform measures at bill time (running time, Prometheus).
+pub(crate) const PLATFORM_MEASURED_SOURCE: &str = "platform";
+
 /// The body of `PUT .../billable-items/{code}/reporting`, loose so every mistake is reported.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,8 +81,6 @@ pub(crate) struct ReportingRequest {
     source: Option<String>,
     prometheus: Option<PrometheusQuery>,
 }
-
-const PROMETHEUS_QUERY_MAX: usize = 2_000;
 
 impl ReportingRequest {
     /// Validates the method for the item `code`: the Time source reports running time, so it
@@ -120,32 +143,11 @@ impl ReportingRequest {
                         "`{endpoint, query}` of the Prometheus HTTP API",
                     ),
                     (Some(PlatformSource::Prometheus), Some(p)) => {
-                        let scheme_ok = ["http://", "https://"].iter().any(|s| {
-                            p.endpoint
-                                .strip_prefix(s)
-                                .is_some_and(|rest| !rest.is_empty() && !rest.starts_with('/'))
-                        });
-                        if !scheme_ok {
-                            e.add(
-                                "prometheus.endpoint",
-                                bad,
-                                "an http:// or https:// URL of the Prometheus server",
-                            );
+                        if let Err(why) = Endpoint::parse(&p.endpoint) {
+                            e.add("prometheus.endpoint", bad, why);
                         }
-                        e.text(
-                            "prometheus.query",
-                            &p.query,
-                            1,
-                            PROMETHEUS_QUERY_MAX,
-                            Code::TooLong,
-                        );
-                        if !is_metric_selector(&p.query) {
-                            e.add(
-                                "prometheus.query",
-                                bad,
-                                "a metric selector such as `requests_total{job=\"api\"}`: \
-                                 the instance label is added to it",
-                            );
+                        if let Err(why) = Selector::parse(&p.query) {
+                            e.add("prometheus.query", bad, why);
                         }
                     }
                     (_, Some(_)) => e.add(
@@ -172,24 +174,6 @@ impl ReportingRequest {
         e.finish()?;
         method.ok_or_else(|| ApiError::internal("reporting method missing after validation"))
     }
-}
-
-/// Whether `query` is a metric selector (`name` or `name{label="v",…}`): the form the instance
-/// label can be added to.
-fn is_metric_selector(query: &str) -> bool {
-    let (name, labels) = match query.find('{') {
-        Some(i) => (&query[..i], Some(&query[i..])),
-        None => (query, None),
-    };
-    let mut chars = name.chars();
-    let name_ok = chars
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
-    let labels_ok = labels.is_none_or(|l| {
-        l.ends_with('}') && l[1..l.len() - 1].chars().all(|c| c != '{' && c != '}')
-    });
-    name_ok && labels_ok
 }
 
 /// A Prometheus endpoint outside the deployment's `prometheus_origin` could never be queried
@@ -230,6 +214,14 @@ impl Associations {
     pub(crate) fn validate(self, service: &ServiceSpec) -> ApiResult<Self> {
         let mut e = Errors::new();
         let spec = service.get();
+        // An item is associated with at most every template and plan of its service.
+        let plan_count: usize = spec.templates.iter().map(|t| t.plans.len()).sum();
+        let templates_ok = e.list_within("templates", self.templates.len(), spec.templates.len());
+        let plans_ok = e.list_within("plans", self.plans.len(), plan_count);
+        if !(templates_ok && plans_ok) {
+            return e.finish().map(|()| self);
+        }
+        let mut templates = Seen::default();
         for (i, t) in self.templates.iter().enumerate() {
             if spec.template(t).is_none() {
                 e.add(
@@ -237,7 +229,7 @@ impl Associations {
                     Code::UnknownTemplate,
                     format!("the service has no template {t:?}"),
                 );
-            } else if self.templates[..i].contains(t) {
+            } else if !templates.first(t) {
                 e.add(
                     format!("templates[{i}]"),
                     Code::Duplicate,
@@ -245,6 +237,7 @@ impl Associations {
                 );
             }
         }
+        let mut plans = Seen::default();
         for (i, p) in self.plans.iter().enumerate() {
             if !spec
                 .templates
@@ -257,7 +250,7 @@ impl Associations {
                     Code::UnknownPlan,
                     format!("the service has no plan {p:?}"),
                 );
-            } else if self.plans[..i].contains(p) {
+            } else if !plans.first(p) {
                 e.add(
                     format!("plans[{i}]"),
                     Code::Duplicate,
@@ -375,6 +368,8 @@ pub(crate) fn configure(
     now: DateTime<Utc>,
 ) -> ApiResult<ItemSettings> {
     let product = listing::store::find_product(db, provider, product_id)?;
+    // The state first, as for listing steps: a frozen product refuses any body.
+    settings_refusal(product.status).map_or(Ok(()), Err)?;
     let service = listing::store::find_service(db, provider, &product.service_id)?;
     let setting = setting(&service.spec)?;
     transaction(db, |db| {
@@ -384,6 +379,19 @@ pub(crate) fn configure(
             pricing_of(db, &product.id)?.ok_or_else(|| ApiError::not_found("billable item"))?;
         if pricing.billable_item(code).is_none() {
             return Err(ApiError::not_found("billable item"));
+        }
+        if let Setting::Reporting(method) = &setting
+            && store::usage_from_other_sources(db, &product.id, code, method.record_source())?
+        {
+            // Usage of one source priced as if it were another's would be billed twice (or
+            // not at all): the test orders' records pin the method.
+            return Err(ApiError::new(
+                Code::ReportingMethodLocked,
+                format!(
+                    "usage of {code} is already recorded from another source (test orders): \
+                     the reporting method cannot change"
+                ),
+            ));
         }
         store::save(db, &product.id, code, &setting, now)?;
         item_settings(db, &product.id, &pricing, &service.spec)?
@@ -508,15 +516,6 @@ mod tests {
         ] {
             assert!(reporting(body.clone()).is_err(), "{body}");
         }
-    }
-
-    #[test]
-    fn selectors_are_recognized() {
-        assert!(is_metric_selector("http_requests_total"));
-        assert!(is_metric_selector(r#"http_requests_total{job="api"}"#));
-        assert!(!is_metric_selector("sum(rate(x[5m]))"));
-        assert!(!is_metric_selector("9lives"));
-        assert!(!is_metric_selector(""));
     }
 
     #[test]

@@ -64,3 +64,20 @@ pub(crate) fn save(
     )?;
     Ok(())
 }
+
+/// Whether any instance of the product has usage of item `code` recorded from a source other
+/// than `source`.
+pub(crate) fn usage_from_other_sources(
+    db: &dyn Database,
+    product_id: &str,
+    code: &str,
+    source: &str,
+) -> ApiResult<bool> {
+    Ok(!db
+        .execute(
+            "SELECT 1 FROM usage_records u JOIN instances i ON i.id = u.instance_id
+             WHERE i.product_id = ? AND u.item_code = ? AND u.source != ? LIMIT 1",
+            &[product_id.into(), code.into(), source.into()],
+        )?
+        .is_empty())
+}

@@ -118,7 +118,10 @@ fn a_closed_hour_becomes_one_bill_with_its_tier_breakdown_and_ledger_deduction()
     let report = w.run("2026-03-27T10:00:00Z");
     assert_eq!(report["bills_written"], 1);
     let bill = w.bill_for("2026-03-27T08:00:00Z");
-    assert_eq!(bill["total"], "500.40");
+    // The usage (1,000 × 0.5 + 1 × 0.4) and an hour of the template's resources (2 × 0.80).
+    assert_eq!(bill["product_fees"], "500.40");
+    assert_eq!(bill["resource_fees"], "1.60");
+    assert_eq!(bill["total"], "502.00");
     assert_eq!(bill["period_end"], "2026-03-27T09:00:00Z");
     assert_eq!(bill["test"], false);
     let line = &bill["lines"][0];
@@ -126,14 +129,14 @@ fn a_closed_hour_becomes_one_bill_with_its_tier_breakdown_and_ledger_deduction()
     assert_eq!(line["amount"], "500.40");
     assert_eq!(line["breakdown"][0]["quantity"], "1000");
     assert_eq!(line["breakdown"][1]["quantity"], "1");
-    assert_eq!(w.balance(), "499.60");
+    assert_eq!(w.balance(), "498.00");
     let me = w
         .app
         .get("/api/v1/accounts/me", &w.customer)
         .expect(200)
         .json();
     assert_eq!(me["ledger"]["items"][0]["kind"], "bill");
-    assert_eq!(me["ledger"]["items"][0]["amount"], "-500.40");
+    assert_eq!(me["ledger"]["items"][0]["amount"], "-502.00");
     assert_eq!(me["ledger"]["items"][0]["reference"], bill["id"]);
     // The customer and the provider see it; a stranger does not.
     let id = bill["id"].as_str().unwrap();
@@ -193,15 +196,17 @@ fn catch_up_after_days_bills_every_hour_once_and_oldest_first() {
         .map(|b| b["period_start"].as_str().unwrap())
         .collect();
     assert_eq!(starts.len(), 71);
-    assert_eq!(w.bill_for("2026-03-27T09:00:00Z")["total"], "1.00");
-    assert_eq!(w.balance(), "999.00");
+    let nine = w.bill_for("2026-03-27T09:00:00Z");
+    assert_eq!(nine["product_fees"], "1.00");
+    assert_eq!(nine["total"], "2.60");
+    // Every hour ran: each deducts its resources (1.60), the 09:00 hour its usage too.
+    assert_eq!(w.balance(), "885.40");
     assert_eq!(
         scalar(
             &w.app,
             "SELECT COUNT(*) FROM ledger_entries WHERE kind = 'bill'"
         ),
-        1,
-        "zero bills deduct nothing"
+        71
     );
 }
 
@@ -225,9 +230,9 @@ fn day_periods_turn_at_midnight_in_the_billing_time_zone() {
     // end of the next day: 16:00 UTC on the 28th.
     assert_eq!(w.run("2026-03-28T15:59:59Z")["bills_written"], 0);
     w.run("2026-03-28T16:00:00Z");
-    assert_eq!(w.bill_for("2026-03-26T16:00:00Z")["total"], "1.50");
+    assert_eq!(w.bill_for("2026-03-26T16:00:00Z")["product_fees"], "1.50");
     w.run("2026-03-29T16:00:00Z");
-    assert_eq!(w.bill_for("2026-03-27T16:00:00Z")["total"], "2.50");
+    assert_eq!(w.bill_for("2026-03-27T16:00:00Z")["product_fees"], "2.50");
 }
 
 #[test]
@@ -259,13 +264,13 @@ fn running_time_is_billed_from_the_instance_intervals() {
         report["bills_written"], 3,
         "08:00, 09:00 and 10:00; nothing after the release"
     );
-    assert_eq!(
-        w.bill_for("2026-03-27T08:00:00Z")["total"],
-        "0.50",
-        "1,800 s of Period at 1.00/h"
-    );
-    assert_eq!(w.bill_for("2026-03-27T09:00:00Z")["total"], "0.25");
-    assert_eq!(w.bill_for("2026-03-27T10:00:00Z")["total"], "0.25");
+    // 1,800 s of Period at 1.00/h, and of the resources (2 × 0.80/h) for as long.
+    let eight = w.bill_for("2026-03-27T08:00:00Z");
+    assert_eq!(eight["product_fees"], "0.50");
+    assert_eq!(eight["resource_lines"][0]["running_seconds"], 1800);
+    assert_eq!(eight["resource_fees"], "0.80");
+    assert_eq!(w.bill_for("2026-03-27T09:00:00Z")["total"], "0.65");
+    assert_eq!(w.bill_for("2026-03-27T10:00:00Z")["total"], "0.65");
     assert_eq!(w.run("2026-03-29T00:00:00Z")["bills_written"], 0);
     let usage = w
         .app
@@ -321,7 +326,7 @@ fn platform_bills_are_reported_once_and_billed() {
     assert_eq!(w.app.snapshot(), before);
     w.run("2026-03-27T10:00:00Z");
     assert_eq!(
-        w.bill_for("2026-03-27T08:00:00Z")["total"],
+        w.bill_for("2026-03-27T08:00:00Z")["product_fees"],
         "13.57",
         "12.34 × 1.1 = 13.574, truncated"
     );
@@ -350,7 +355,7 @@ fn test_orders_are_billed_as_test_and_deduct_nothing() {
     assert_eq!(report["deducted"], "0");
     let bills = app.get("/api/v1/bills", &provider).expect(200).json();
     assert_eq!(bills["items"][0]["test"], true);
-    assert_eq!(bills["items"][0]["total"], "50.00");
+    assert_eq!(bills["items"][0]["total"], "51.60");
     assert_eq!(scalar(&app, "SELECT COUNT(*) FROM ledger_entries"), 0);
 }
 
@@ -390,7 +395,10 @@ fn a_preview_prices_an_open_period_and_writes_nothing() {
         )
         .expect(200)
         .json();
-    assert_eq!(p["total"], "2100.20");
+    // Running time counts up to now in an open period: 40 minutes of the resources.
+    assert_eq!(p["product_fees"], "2100.20");
+    assert_eq!(p["resource_fees"], "1.06");
+    assert_eq!(p["total"], "2101.26");
     assert_eq!(p["closed"], false);
     assert_eq!(w.app.snapshot(), before);
     w.app
@@ -425,8 +433,11 @@ fn as_of(s: &str) -> DateTime<Utc> {
     at(s)
 }
 
+/// A write that fails inside a run (a disk error on one bill) is that instance's failure: the
+/// run reports it and stops billing that instance there (its periods are billed in order), the
+/// bills before it stay, and the next run bills the rest — each period once.
 #[test]
-fn a_run_that_fails_halfway_then_reruns_leaves_one_bill_and_one_deduction_per_period() {
+fn a_bill_that_cannot_be_written_is_reported_and_the_next_run_bills_the_rest_once() {
     let w = world("hour", &[Item::frequency()]);
     for h in 8..20 {
         w.push(
@@ -442,21 +453,25 @@ fn a_run_that_fails_halfway_then_reruns_leaves_one_bill_and_one_deduction_per_pe
         fail_at: std::cell::Cell::new(5),
     };
     let operator = Principal::built_in_operator();
-    let tz = w.app.config.billing_timezone;
-    let err = bill_run(
+    let tz = w.app.config().billing_timezone;
+    let first = bill_run(
         &failing,
         &NativeOutbound,
         tz,
         as_of("2026-03-28T00:00:00Z"),
         as_of("2026-03-28T00:00:00Z"),
         &operator,
-    );
-    assert!(err.is_err());
+    )
+    .unwrap();
+    assert_eq!(first.bills_written, 4, "the four bills before the failure");
+    assert_eq!(first.failures.len(), 1, "{:?}", first.failures);
+    assert_eq!(first.failures[0].instance_id, w.instance);
+    assert_eq!(first.failures[0].period_start, "2026-03-27T12:00:00Z");
     assert_eq!(
-        w.bills().len(),
-        4,
-        "the four bills before the failure committed"
+        serde_json::to_value(first.failures[0].code).unwrap(),
+        "bill_not_written"
     );
+    assert_eq!(w.bills().len(), 4, "the four bills before the failure stay");
     let report = bill_run(
         w.app.backend.open_db().unwrap().as_ref(),
         &NativeOutbound,
@@ -476,14 +491,15 @@ fn a_run_that_fails_halfway_then_reruns_leaves_one_bill_and_one_deduction_per_pe
         scalar(&w.app, "SELECT COUNT(DISTINCT period_start) FROM bills"),
         15
     );
+    // Each of the 15 hours is deducted once: its resources (1.60), and 5.00 of usage in twelve.
     assert_eq!(
         scalar(
             &w.app,
             "SELECT COUNT(*) FROM ledger_entries WHERE kind = 'bill'"
         ),
-        12
+        15
     );
-    assert_eq!(w.balance(), "940.00");
+    assert_eq!(w.balance(), "916.00");
 }
 
 #[test]
@@ -546,7 +562,8 @@ fn two_runs_at_once_bill_each_period_once() {
             &w.app,
             "SELECT COUNT(*) FROM ledger_entries WHERE kind = 'bill'"
         ),
-        6
+        30,
+        "one deduction per bill"
     );
 }
 
@@ -640,7 +657,7 @@ fn prometheus_usage_is_the_increase_over_the_period_counter_resets_included() {
     w.run("2026-03-27T10:00:00Z");
     let bill = w.bill_for("2026-03-27T08:00:00Z");
     assert_eq!(bill["lines"][0]["quantity"], "550");
-    assert_eq!(bill["total"], "5.50");
+    assert_eq!(bill["product_fees"], "5.50");
 }
 
 #[test]
@@ -756,7 +773,7 @@ fn a_preview_of_a_billed_period_is_its_bill_and_an_unreadable_source_says_nothin
         .json();
     assert_eq!(p["bill_id"], bill["id"]);
     assert_eq!(p["total"], bill["total"]);
-    assert_eq!(p["total"], "0.03");
+    assert_eq!(p["product_fees"], "0.03");
 }
 
 #[test]
@@ -825,4 +842,118 @@ fn another_tenants_bill_id_is_no_cursor() {
         .expect(200)
         .json();
     assert_eq!(page["items"], json!([]));
+}
+
+/// Every bill has two parts: the product's fees (its usage lines) and the cloud resources'
+/// fees — one line per resource of the template the instance was ordered with, charged
+/// `count × hourly_fee` for the seconds it ran in the period, stops excluded. One deduction
+/// takes the total; a period without usage or running time costs 0.00 and deducts nothing; and
+/// the fees are the template's at order time, whatever the service says later.
+#[test]
+fn a_bill_charges_the_resources_for_the_seconds_the_instance_ran() {
+    let app =
+        TestApp::with_config(|name| (name == "allow_clock_override").then(|| "true".to_owned()));
+    app.set_now(at(T0));
+    let (provider, product) = app.product_with_items("hour", &[Item::frequency()], true);
+    let (_, customer) = app.funded_customer("100.00");
+    app.set_now(at("2026-03-27T08:30:00Z"));
+    let instance = app.order(&customer, &product);
+    // The provider raises the template's fee afterwards: running instances are not repriced.
+    let db = app.backend.open_db().unwrap();
+    db.execute(
+        "UPDATE services SET spec = replace(spec, '\"0.80\"', '\"9.99\"')",
+        &[],
+    )
+    .unwrap();
+    app.set_now(at("2026-03-27T09:40:00Z"));
+    app.push_usage(
+        &provider,
+        &instance,
+        &[
+            testkit::usage(
+                "2026-03-27T08:30:00Z",
+                "2026-03-27T09:00:00Z",
+                "Frequency",
+                4,
+            ),
+            testkit::usage(
+                "2026-03-27T09:00:00Z",
+                "2026-03-27T09:30:00Z",
+                "Frequency",
+                2,
+            ),
+        ],
+    )
+    .expect(200);
+    app.set_now(at("2026-03-27T10:00:00Z"));
+    app.act(&customer, &instance, "stop");
+    // By 12:00 the hours 08:00 to 10:00 have closed.
+    let report = app.bill_run("2026-03-27T12:00:00Z");
+    assert_eq!(report["bills_written"], 3, "{report}");
+
+    let bills = app.bills(&customer, Some(&instance));
+    let hour = |start: &str| {
+        bills
+            .iter()
+            .find(|b| b["period_start"] == start)
+            .unwrap()
+            .clone()
+    };
+    // 08:00: from the order at 08:30, 1,800 s of 2 × ecs at 0.80/h.
+    let eight = hour("2026-03-27T08:00:00Z");
+    assert_eq!(eight["lines"][0]["code"], "Frequency");
+    assert_eq!(eight["product_fees"], "2.00");
+    assert_eq!(
+        eight["resource_lines"],
+        json!([{"type": "ecs", "spec": "ecs.g7.large", "count": 2, "hourly_fee": "0.80",
+                "running_seconds": 1800, "amount": "0.80"}])
+    );
+    assert_eq!(eight["resource_fees"], "0.80");
+    assert_eq!(eight["total"], "2.80");
+    // 09:00: the whole hour.
+    let nine = hour("2026-03-27T09:00:00Z");
+    assert_eq!(nine["product_fees"], "1.00");
+    assert_eq!(nine["resource_fees"], "1.60");
+    assert_eq!(nine["total"], "2.60");
+    // 10:00: stopped all hour, no usage.
+    let ten = hour("2026-03-27T10:00:00Z");
+    assert_eq!(ten["resource_lines"][0]["running_seconds"], 0);
+    assert_eq!(ten["total"], "0.00");
+
+    // One deduction per bill that costs something, of its total.
+    let deductions: Vec<(Value, Value)> = app
+        .ledger(&customer)
+        .into_iter()
+        .filter(|e| e["kind"] == "bill")
+        .map(|e| (e["reference"].clone(), e["amount"].clone()))
+        .collect();
+    assert_eq!(deductions.len(), 2, "{deductions:?}");
+    for bill in [&eight, &nine] {
+        let amount = format!("-{}", bill["total"].as_str().unwrap());
+        assert!(
+            deductions.contains(&(bill["id"].clone(), json!(amount))),
+            "{deductions:?}"
+        );
+    }
+    assert_eq!(app.balance(&customer), "94.60");
+}
+
+#[test]
+fn an_instance_released_on_a_period_boundary_is_billed_through_the_period_before() {
+    let w = world("hour", &[Item::running_time("1.00")]);
+    w.app.set_now(at("2026-03-27T10:00:00Z"));
+    w.app.act(&w.customer, &w.instance, "release");
+    let report = w.run("2026-03-27T14:00:00Z");
+    assert_eq!(report["bills_written"], 2, "{report}");
+    let periods: Vec<Value> = w
+        .bills()
+        .iter()
+        .map(|b| b["period_start"].clone())
+        .collect();
+    assert_eq!(
+        periods,
+        [json!("2026-03-27T08:00:00Z"), json!("2026-03-27T09:00:00Z")]
+    );
+    // Nothing is left to bill: the next run finds nothing due.
+    assert_eq!(w.run("2026-03-28T14:00:00Z")["bills_written"], 0);
 }

@@ -269,3 +269,56 @@ fn wrong_methods_are_405_with_allow() {
     app.get("/api/v1/principals/x/y/z", ADMIN)
         .problem(404, "NotFound");
 }
+
+/// An operator disables a principal: its token stops working at once, what it made stays (its
+/// published product is still sold), and enabling it gives the same token back its use.
+#[test]
+fn a_disabled_principals_token_stops_working_and_its_data_stays() {
+    let app = TestApp::new();
+    let (provider, _, product) = app.published_product();
+    let provider_id = app.get("/api/v1/me", &provider).expect(200).json()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let disabled = app
+        .post(
+            &format!("/api/v1/principals/{provider_id}/disable"),
+            ADMIN,
+            json!({}),
+        )
+        .expect(200)
+        .json();
+    assert!(disabled["disabled_at"].is_string(), "{disabled}");
+    app.get("/api/v1/me", &provider)
+        .problem(401, "Unauthorized");
+    app.get(&format!("/api/v1/products/{product}"), &provider)
+        .problem(401, "Unauthorized");
+    app.get_anonymous(&format!("/api/v1/catalog/{product}"))
+        .expect(200);
+    app.get(&format!("/api/v1/products/{product}"), ADMIN)
+        .expect(200);
+
+    // Only operators disable; the built-in operator is the deployment's.
+    let (_, customer) = app.customer("individual");
+    app.post(
+        &format!("/api/v1/principals/{provider_id}/enable"),
+        &customer,
+        json!({}),
+    )
+    .problem(403, "Forbidden");
+    app.post("/api/v1/principals/usr-admin/disable", ADMIN, json!({}))
+        .problem(409, "BuiltInPrincipal");
+    app.post("/api/v1/principals/usr-missing/disable", ADMIN, json!({}))
+        .problem(404, "NotFound");
+
+    let enabled = app
+        .post(
+            &format!("/api/v1/principals/{provider_id}/enable"),
+            ADMIN,
+            json!({}),
+        )
+        .expect(200)
+        .json();
+    assert!(enabled.get("disabled_at").is_none(), "{enabled}");
+    app.get("/api/v1/me", &provider).expect(200);
+}

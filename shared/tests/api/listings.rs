@@ -406,6 +406,16 @@ fn media_are_stored_served_replaced_and_deleted() {
     let got = app.get(&logo, &token).expect(200);
     assert_eq!(got.header("content-type"), Some("image/png"));
     assert_eq!(got.body, png(512, 256, 1000));
+    // A provider's bytes are never sniffed, rendered as a page of ours, or run.
+    assert_eq!(got.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(
+        got.header("content-security-policy"),
+        Some("sandbox; default-src 'none'")
+    );
+    assert_eq!(
+        got.header("content-disposition"),
+        Some("inline; filename=\"logo.png\"")
+    );
     // Replacing keeps one blob, not two.
     app.put_bytes(&logo, &token, "image/png", png(290, 290, 900))
         .expect(200);

@@ -5,9 +5,12 @@
 
 mod billing;
 mod fuzz;
+mod idempotency;
 mod identity;
+mod limits;
 mod listings;
 mod metering;
 mod orders;
 mod reviews;
 mod robustness;
+mod settlements;

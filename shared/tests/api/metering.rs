@@ -409,3 +409,68 @@ fn platform_bills_are_refused_for_periods_the_instance_did_not_live_in() {
         "{conflict}"
     );
 }
+
+/// Usage reads come in pages (`limit`, `next_cursor`) in order of period, item and window; each
+/// page carries the complete totals of the periods its records are in, even a period split
+/// across pages.
+#[test]
+fn usage_reads_are_paginated_with_the_totals_of_their_periods() {
+    let f = fixture();
+    f.app.set_now(at("2026-03-27T09:30:00Z"));
+    // Three records in the 08:00 hour, two in the 09:00 hour.
+    let records = json!([
+        f.record(0, 600, "Frequency", json!("1")),
+        f.record(600, 1200, "Frequency", json!("2")),
+        f.record(1200, 1800, "Frequency", json!("4")),
+        f.record(3600, 4200, "Frequency", json!("8")),
+        f.record(4200, 4800, "Frequency", json!("16")),
+    ]);
+    f.push(records).expect(200);
+    let path = format!("/api/v1/metering/usage?instance_id={}&limit=2", f.instance);
+    let mut values = Vec::new();
+    let mut totals = Vec::new();
+    let mut next = Some(path.clone());
+    while let Some(page_path) = next {
+        let page = f.app.get(&page_path, &f.provider).expect(200).json();
+        assert!(page["records"].as_array().unwrap().len() <= 2, "{page}");
+        values.extend(
+            page["records"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| r["value"].clone()),
+        );
+        totals.push(page["totals"].clone());
+        next = page["next_cursor"]
+            .as_str()
+            .map(|c| format!("{path}&cursor={c}"));
+    }
+    assert_eq!(
+        values,
+        [json!("1"), json!("2"), json!("4"), json!("8"), json!("16")]
+    );
+    let raw = |t: &Value| -> Vec<(String, String)> {
+        t.as_array()
+            .unwrap()
+            .iter()
+            .map(|p| {
+                (
+                    p["period_start"].as_str().unwrap().to_owned(),
+                    p["raw_total"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    let eight = "2026-03-27T08:00:00Z".to_owned();
+    let nine = "2026-03-27T09:00:00Z".to_owned();
+    assert_eq!(raw(&totals[0]), [(eight.clone(), "7".to_owned())]);
+    assert_eq!(
+        raw(&totals[1]),
+        [(eight, "7".to_owned()), (nine.clone(), "24".to_owned())]
+    );
+    assert_eq!(raw(&totals[2]), [(nine, "24".to_owned())]);
+
+    f.app
+        .get(&format!("{path}&cursor=not-a-cursor"), &f.provider)
+        .problem(400, "InvalidQuery");
+}

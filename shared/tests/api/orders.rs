@@ -102,7 +102,8 @@ fn every_order_refusal_has_its_status_and_code_and_writes_nothing() {
     let (_, individual) = app.customer("individual");
     let (_, enterprise) = app.customer("enterprise");
     let (_, broke) = app.customer("enterprise");
-    // A bill of 0.50 deducted from an empty account left this customer in arrears.
+    // A bill of 2.10 (0.50 of usage, 1.60 of an hour's resources) deducted from an empty account
+    // left this customer in arrears.
     {
         let ordered_at = app.now();
         let instance = app.order(&broke, &published);
@@ -116,7 +117,7 @@ fn every_order_refusal_has_its_status_and_code_and_writes_nothing() {
         app.post("/api/v1/billing/runs", ADMIN, json!({}))
             .expect(200);
         let me = app.get("/api/v1/accounts/me", &broke).expect(200).json();
-        assert_eq!(me["account"]["balance"], "-0.50");
+        assert_eq!(me["account"]["balance"], "-2.10");
         app.set_now(ordered_at);
     }
     let before = app.snapshot();

@@ -8,9 +8,21 @@ use crate::response::Response;
 
 /// A marketplace the tests talk to: the API handlers in-process, or the app under Spin.
 ///
-/// An implementation provides [`Market::call`], the operator's token and the clock ("now" of the
-/// requests it sends); every other method is a step of the marketplace's stories built on those.
+/// An implementation provides [`Market::call_with_headers`], the operator's token and the clock
+/// ("now" of the requests it sends); every other method is a step of the marketplace's stories
+/// built on those.
 pub trait Market {
+    /// Sends one request with these headers (and the bearer `token`, if any) and returns the
+    /// response, whatever its status.
+    fn call_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Response;
+
     /// Sends one request and returns the response, whatever its status.
     fn call(
         &self,
@@ -19,7 +31,13 @@ pub trait Market {
         token: Option<&str>,
         content_type: Option<&str>,
         body: Vec<u8>,
-    ) -> Response;
+    ) -> Response {
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|ct| ("content-type", ct))
+            .into_iter()
+            .collect();
+        self.call_with_headers(method, path, token, &headers, body)
+    }
 
     /// The token of the deployment's built-in operator (the `admin_token` variable).
     fn admin_token(&self) -> &str;

@@ -23,8 +23,7 @@ pub struct TestApp {
     _dir: tempfile::TempDir,
     /// The stores, shared by every request as the instances of one Spin app share them.
     pub backend: NativeBackend,
-    /// The deployment's variables.
-    pub config: Config,
+    config: Mutex<Config>,
     now: Mutex<DateTime<Utc>>,
 }
 
@@ -44,10 +43,6 @@ impl TestApp {
     pub fn with_config(overrides: impl Fn(&str) -> Option<String>) -> Self {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let backend = NativeBackend::new(dir.path().join("sqlite_db.db"));
-        let config = Config::from_variables(|name| {
-            overrides(name).or_else(|| (name == "admin_token").then(|| ADMIN.to_owned()))
-        })
-        .expect("valid variables");
         // Migrate up front, so that snapshots taken before the first request see every table.
         Storage::new(backend.clone())
             .db()
@@ -55,9 +50,20 @@ impl TestApp {
         Self {
             _dir: dir,
             backend,
-            config,
+            config: Mutex::new(variables(overrides)),
             now: Mutex::new(at("2026-03-27T08:00:00Z")),
         }
+    }
+
+    /// The deployment's variables.
+    pub fn config(&self) -> Config {
+        self.config.lock().expect("the variables").clone()
+    }
+
+    /// Deploys the app again over the same stores with other variables (the rest default), as
+    /// an operator changing a Spin variable would.
+    pub fn redeploy(&self, overrides: impl Fn(&str) -> Option<String>) {
+        *self.config.lock().expect("the variables") = variables(overrides);
     }
 
     /// Every row of every table plus the number of blobs: equal snapshots mean nothing changed.
@@ -115,7 +121,7 @@ impl TestApp {
             req,
             &storage,
             &NativeOutbound,
-            &self.config,
+            &self.config(),
             self.now(),
         );
         let (parts, body) = resp.into_parts();
@@ -127,6 +133,13 @@ impl TestApp {
     }
 }
 
+fn variables(overrides: impl Fn(&str) -> Option<String>) -> Config {
+    Config::from_variables(|name| {
+        overrides(name).or_else(|| (name == "admin_token").then(|| ADMIN.to_owned()))
+    })
+    .expect("valid variables")
+}
+
 /// Which component `spin.toml` routes a path to (the end-to-end tests check the manifest itself).
 fn api_for(path: &str) -> Api {
     let rest = path.trim_start_matches("/api/v1/");
@@ -134,26 +147,26 @@ fn api_for(path: &str) -> Api {
         "principals" | "me" => Api::Identity,
         "reviews" => Api::Reviews,
         "metering" => Api::Metering,
-        "orders" | "instances" | "accounts" | "bills" | "billing" => Api::Orders,
+        "orders" | "instances" | "accounts" | "bills" | "billing" | "settlements" => Api::Orders,
         _ => Api::Listings,
     }
 }
 
 impl Market for TestApp {
-    fn call(
+    fn call_with_headers(
         &self,
         method: &str,
         path: &str,
         token: Option<&str>,
-        content_type: Option<&str>,
+        headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Response {
         let mut req = http::Request::builder().method(method).uri(path);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
-        if let Some(ct) = content_type {
-            req = req.header("content-type", ct);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         self.send(req.body(body).expect("a valid request"))
     }

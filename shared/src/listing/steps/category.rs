@@ -116,11 +116,14 @@ fn check_word_list(
     max_items: usize,
     max_chars: usize,
 ) {
-    at_most(e, field, words.len(), max_items);
+    if !e.list_within(field, words.len(), max_items) {
+        return;
+    }
+    let mut seen = Seen::default();
     for (i, word) in words.iter().enumerate() {
         let at = format!("{field}[{i}]");
         e.text(&at, word, 1, max_chars, Code::TooLong);
-        if words[..i].contains(word) {
+        if !seen.first(word) {
             e.add(at, Code::Duplicate, format!("`{word}` is listed twice"));
         }
     }

@@ -120,13 +120,10 @@ impl GeneralStep {
             EXTERNAL_ID_MAX,
         );
 
-        let editions = request.edition_features.unwrap_or_default();
-        at_most(
-            &mut e,
-            "edition_features",
-            editions.len(),
-            EDITION_FEATURES_MAX,
-        );
+        let mut editions = request.edition_features.unwrap_or_default();
+        if !e.list_within("edition_features", editions.len(), EDITION_FEATURES_MAX) {
+            editions.clear();
+        }
         let mut edition_features = Vec::new();
         for (i, f) in editions.iter().enumerate() {
             let at = format!("edition_features[{i}]");
@@ -152,8 +149,10 @@ impl GeneralStep {
             }
         }
 
-        let case_requests = request.cases.unwrap_or_default();
-        at_most(&mut e, "cases", case_requests.len(), CASES_MAX);
+        let mut case_requests = request.cases.unwrap_or_default();
+        if !e.list_within("cases", case_requests.len(), CASES_MAX) {
+            case_requests.clear();
+        }
         let mut cases = Vec::new();
         for (i, c) in case_requests.into_iter().enumerate() {
             let at = format!("cases[{i}]");

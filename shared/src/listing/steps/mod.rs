@@ -21,7 +21,7 @@ use crate::error::{ApiError, Code};
 use crate::listing::categories::{self, Category};
 use crate::listing::service::{ServiceMethod, ServiceSpec, Visibility};
 use crate::listing::{Step, Warning, WarningCode};
-use crate::validate::{Errors, parse_json};
+use crate::validate::{Errors, Seen, parse_json};
 
 mod access;
 mod agreement;
@@ -156,16 +156,6 @@ fn required_text<'a>(
 fn optional_text(e: &mut Errors, field: &str, value: &Option<String>, max: usize) {
     if let Some(text) = value {
         e.text(field, text, 1, max, Code::TooLong);
-    }
-}
-
-fn at_most(e: &mut Errors, field: &str, count: usize, max: usize) {
-    if count > max {
-        e.add(
-            field,
-            Code::TooMany,
-            format!("at most {max} items, got {count}"),
-        );
     }
 }
 

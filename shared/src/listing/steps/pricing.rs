@@ -147,6 +147,9 @@ const ITEM_NAME_MAX: usize = 64;
 const TIERS_MAX: usize = 20;
 /// docs/RULES.md R4.9: unit prices carry at most 8 decimal places.
 const UNIT_PRICE_MAX_SCALE: u32 = 8;
+/// The highest price of one unit (1,000,000): with pushed values bounded too, any period's
+/// charge stays far inside the range of exact decimal arithmetic.
+const UNIT_PRICE_MAX: i64 = 1_000_000;
 const DEFAULT_CURRENCY: &str = "CNY";
 
 const TIER_MODES: [(&str, TierMode); 2] = [
@@ -192,11 +195,16 @@ impl PricingStep {
                     "at least one billable item",
                 );
             }
-            at_most(&mut e, "billable_items", items.len(), BILLABLE_ITEMS_MAX);
+            let items = if e.list_within("billable_items", items.len(), BILLABLE_ITEMS_MAX) {
+                items.as_slice()
+            } else {
+                &[]
+            };
+            let mut codes = Seen::default();
             for (i, item) in items.iter().enumerate() {
                 let at = format!("billable_items[{i}]");
                 if let Some(code) = &item.code
-                    && items[..i].iter().any(|o| o.code.as_ref() == Some(code))
+                    && !codes.first(code)
                 {
                     e.add(
                         format!("{at}.code"),
@@ -312,7 +320,9 @@ fn parse_tiers(e: &mut Errors, at: &str, tiers: &[TierRequest]) -> Option<Vec<Ti
         );
         return None;
     };
-    at_most(e, at, tiers.len(), TIERS_MAX);
+    if !e.list_within(at, tiers.len(), TIERS_MAX) {
+        return None;
+    }
     let mut valid = Vec::with_capacity(tiers.len());
     let mut previous_bound: Option<Decimal> = None;
     for (j, tier) in tiers.iter().enumerate() {
@@ -362,6 +372,13 @@ fn parse_tiers(e: &mut Errors, at: &str, tiers: &[TierRequest]) -> Option<Vec<Ti
                 if price < Decimal::ZERO {
                     e.add(&price_field, Code::InvalidValue, "must not be negative");
                     None
+                } else if price > Decimal::from(UNIT_PRICE_MAX) {
+                    e.add(
+                        &price_field,
+                        Code::InvalidValue,
+                        format!("at most {UNIT_PRICE_MAX}"),
+                    );
+                    None
                 } else if price.scale() > UNIT_PRICE_MAX_SCALE {
                     e.add(
                         &price_field,
@@ -383,7 +400,7 @@ fn parse_tiers(e: &mut Errors, at: &str, tiers: &[TierRequest]) -> Option<Vec<Ti
             });
         }
     }
-    (valid.len() == tiers.len() && tiers.len() <= TIERS_MAX).then_some(valid)
+    (valid.len() == tiers.len()).then_some(valid)
 }
 
 #[cfg(test)]
@@ -578,17 +595,23 @@ mod tests {
     }
 
     #[test]
-    fn unit_prices_are_non_negative_with_at_most_8_decimal_places() {
+    fn unit_prices_are_0_to_a_million_with_at_most_8_decimal_places() {
         let price = |p: Value| pricing_with_tiers(json!([{"up_to": null, "unit_price": p}]));
         for ok in [
             json!("0.00000001"),
             json!("12.12345678"),
             json!("0.100000000"),
             json!(0),
+            json!("1000000"),
         ] {
             assert!(check(Step::Pricing, &price(ok.clone())).is_ok(), "{ok}");
         }
-        for bad in [json!("0.000000001"), json!(0.000000001), json!("-0.01")] {
+        for bad in [
+            json!("0.000000001"),
+            json!(0.000000001),
+            json!("-0.01"),
+            json!("1000000.00000001"),
+        ] {
             let err = refusal(Step::Pricing, &price(bad.clone()));
             assert_only(
                 &err,
@@ -625,11 +648,13 @@ mod tests {
         );
     }
 
-    /// Strictly ascending tier bounds and prices of up to 8 decimal places.
+    /// Strictly ascending tier bounds and prices of up to 8 decimal places, up to the highest.
     fn ascending_tiers() -> impl Strategy<Value = Value> {
+        let price = (0u32..=8)
+            .prop_flat_map(|scale| (0i64..=UNIT_PRICE_MAX * 10i64.pow(scale), Just(scale)));
         (
             prop::collection::btree_set(1u64..1_000_000_000, 0..19),
-            prop::collection::vec((0i64..1_000_000_000_000, 0u32..=8), 20),
+            prop::collection::vec(price, 20),
         )
             .prop_map(|(bounds, prices)| {
                 let bounds: Vec<Option<Decimal>> = bounds

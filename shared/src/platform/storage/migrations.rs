@@ -248,6 +248,124 @@ const MIGRATIONS: &[Migration] = &[
             "DROP INDEX usage_records_by_period",
         ],
     },
+    Migration {
+        version: 7,
+        statements: &[
+            // A record's source is part of what it is: a platform record for a window never
+            // collides with one the provider pushed for the same window (a collision inside a
+            // bill run's batch once stopped every run). SQLite cannot change a primary key, so
+            // the table is rebuilt.
+            "CREATE TABLE usage_records_by_source (
+                instance_id TEXT NOT NULL REFERENCES instances(id),
+                item_code TEXT NOT NULL,
+                source TEXT NOT NULL,
+                start_time INTEGER NOT NULL,
+                end_time INTEGER NOT NULL,
+                value INTEGER NOT NULL CHECK (value >= 0),
+                scale INTEGER NOT NULL CHECK (scale BETWEEN 0 AND 8),
+                period_start INTEGER NOT NULL,
+                request_id TEXT NOT NULL,
+                received_at TEXT NOT NULL,
+                PRIMARY KEY (instance_id, item_code, source, start_time, end_time)
+            ) WITHOUT ROWID",
+            "INSERT INTO usage_records_by_source (instance_id, item_code, source, start_time,
+                end_time, value, scale, period_start, request_id, received_at)
+             SELECT instance_id, item_code, source, start_time, end_time, value, scale,
+                period_start, request_id, received_at FROM usage_records",
+            "DROP TABLE usage_records",
+            "ALTER TABLE usage_records_by_source RENAME TO usage_records",
+            "CREATE INDEX usage_records_totals ON usage_records
+                (instance_id, period_start, item_code, scale, value)",
+        ],
+    },
+    Migration {
+        version: 8,
+        statements: &[
+            // Responses of requests sent with an Idempotency-Key, replayed to their retries.
+            "CREATE TABLE idempotency_keys (
+                principal_id TEXT NOT NULL,
+                key TEXT NOT NULL,
+                fingerprint TEXT NOT NULL,
+                status INTEGER NOT NULL,
+                content_type TEXT,
+                body BLOB NOT NULL,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (principal_id, key)
+            ) WITHOUT ROWID",
+        ],
+    },
+    Migration {
+        version: 9,
+        statements: &[
+            // A disabled principal's token no longer authenticates; what it made stays.
+            "ALTER TABLE principals ADD COLUMN disabled_at TEXT",
+        ],
+    },
+    Migration {
+        version: 10,
+        statements: &[
+            // The zone an instance's day periods are cut in, fixed when it is ordered: changing
+            // the deployment's billing_timezone must not move the boundaries its billing cursor
+            // stands on. NULL for instances ordered before: they keep the deployment's zone.
+            "ALTER TABLE instances ADD COLUMN billing_timezone TEXT",
+        ],
+    },
+    Migration {
+        version: 11,
+        statements: &[
+            // The cloud resources an instance deploys, with their hourly fees, as its template
+            // had them when it was ordered (JSON): a later edit of the service reprices nothing
+            // running. NULL for instances ordered before resource fees were billed.
+            "ALTER TABLE instances ADD COLUMN resources TEXT",
+            // A bill's two parts: the product's fees (the provider's) and the cloud resources'
+            // fees (the cloud's); the total is their sum. Bills written before were product fees
+            // only.
+            "ALTER TABLE bills ADD COLUMN product_fees_cents INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE bills ADD COLUMN resource_fees_cents INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE bills ADD COLUMN resource_lines TEXT NOT NULL DEFAULT '[]'",
+            "UPDATE bills SET product_fees_cents = total_cents",
+        ],
+    },
+    Migration {
+        version: 12,
+        statements: &[
+            // A provider's own commission rate (a decimal in [0, 1), as text: never a float);
+            // providers without a row pay the deployment's commission_rate.
+            "CREATE TABLE provider_commissions (
+                provider_id TEXT PRIMARY KEY REFERENCES principals(id),
+                rate TEXT NOT NULL,
+                set_by TEXT NOT NULL,
+                set_at TEXT NOT NULL
+            )",
+            // One row per closed month: the row is what makes a month closed, and its primary
+            // key what makes two racing closes write its statements once.
+            "CREATE TABLE settlement_months (
+                month TEXT PRIMARY KEY,
+                closed_by TEXT NOT NULL,
+                closed_at TEXT NOT NULL
+            )",
+            "CREATE TABLE settlements (
+                id TEXT PRIMARY KEY,
+                provider_id TEXT NOT NULL,
+                month TEXT NOT NULL REFERENCES settlement_months(month),
+                rate TEXT NOT NULL,
+                products TEXT NOT NULL,
+                gross_cents INTEGER NOT NULL CHECK (gross_cents >= 0),
+                commission_cents INTEGER NOT NULL CHECK (commission_cents >= 0),
+                net_cents INTEGER NOT NULL CHECK (net_cents = gross_cents - commission_cents),
+                bill_count INTEGER NOT NULL,
+                closed_at TEXT NOT NULL,
+                paid_at TEXT,
+                paid_by TEXT,
+                payout_reference TEXT,
+                UNIQUE (provider_id, month)
+            )",
+            // A month's statements sum the product fees of the bills of its periods: this index
+            // holds everything that sum reads, so it is one range scan without table lookups.
+            "CREATE INDEX bills_by_period_for_settlement
+                 ON bills (period_start, provider_id, product_id, test, product_fees_cents)",
+        ],
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {

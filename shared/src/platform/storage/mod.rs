@@ -3,7 +3,7 @@
 //! rusqlite's (`native`, used by the tests). Both run the same SQL, so native tests exercise the
 //! real queries.
 
-use std::cell::OnceCell;
+use std::cell::{Cell, OnceCell};
 
 use serde::{Deserialize, Serialize};
 
@@ -90,6 +90,16 @@ impl Row {
         match self.value(i)? {
             Value::Null => Ok(None),
             _ => self.text(i).map(Some),
+        }
+    }
+
+    /// Column `i` as bytes.
+    pub fn blob(&self, i: usize) -> Result<Vec<u8>, StorageError> {
+        match self.value(i)? {
+            Value::Blob(b) => Ok(b.clone()),
+            v => Err(StorageError::other(format!(
+                "column {i}: expected a blob, got {v:?}"
+            ))),
         }
     }
 
@@ -189,6 +199,75 @@ pub(crate) fn enum_from_str<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, 
 pub trait Database {
     /// Runs one statement and returns its rows.
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError>;
+
+    /// Opens a transaction ([`transaction`]). `BEGIN IMMEDIATE` takes the write lock up front,
+    /// so two instances racing on the same rows serialize instead of failing halfway with a lock
+    /// upgrade error. Inside an open transaction of the same connection, a savepoint.
+    fn begin(&self) -> Result<(), StorageError> {
+        self.execute("BEGIN IMMEDIATE", &[]).map(drop)
+    }
+
+    /// Commits what [`Database::begin`] opened.
+    fn commit(&self) -> Result<(), StorageError> {
+        self.execute("COMMIT", &[]).map(drop)
+    }
+
+    /// Undoes what [`Database::begin`] opened.
+    fn rollback(&self) -> Result<(), StorageError> {
+        self.execute("ROLLBACK", &[]).map(drop)
+    }
+}
+
+/// A connection that knows how deep in transactions it is: a transaction opened inside another
+/// (a domain operation inside an idempotent request's transaction) is a savepoint of it, so the
+/// whole commits or rolls back as one.
+struct Nesting {
+    inner: Box<dyn Database>,
+    depth: Cell<u32>,
+}
+
+impl Database for Nesting {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError> {
+        self.inner.execute(sql, params)
+    }
+
+    fn begin(&self) -> Result<(), StorageError> {
+        let depth = self.depth.get();
+        match depth {
+            0 => self.inner.begin()?,
+            _ => self
+                .execute(&format!("SAVEPOINT nested_{depth}"), &[])
+                .map(drop)?,
+        }
+        self.depth.set(depth + 1);
+        Ok(())
+    }
+
+    fn commit(&self) -> Result<(), StorageError> {
+        // The level stays open when its commit fails: the rollback that follows closes it.
+        let depth = self.depth.get().saturating_sub(1);
+        match depth {
+            0 => self.inner.commit()?,
+            _ => self
+                .execute(&format!("RELEASE nested_{depth}"), &[])
+                .map(drop)?,
+        }
+        self.depth.set(depth);
+        Ok(())
+    }
+
+    fn rollback(&self) -> Result<(), StorageError> {
+        let depth = self.depth.get().saturating_sub(1);
+        self.depth.set(depth);
+        match depth {
+            0 => self.inner.rollback(),
+            _ => {
+                self.execute(&format!("ROLLBACK TO nested_{depth}"), &[])?;
+                self.execute(&format!("RELEASE nested_{depth}"), &[])
+                    .map(drop)
+            }
+        }
+    }
 }
 
 /// The media blob store.
@@ -213,7 +292,7 @@ pub trait Backend {
 /// The stores of one request: opened on first use, the schema migrated on first database use.
 pub struct Storage {
     backend: Box<dyn Backend>,
-    db: OnceCell<Box<dyn Database>>,
+    db: OnceCell<Nesting>,
     kv: OnceCell<Box<dyn KeyValue>>,
 }
 
@@ -230,11 +309,14 @@ impl Storage {
     /// The database, opened and migrated on first use.
     pub fn db(&self) -> ApiResult<&dyn Database> {
         if let Some(db) = self.db.get() {
-            return Ok(db.as_ref());
+            return Ok(db);
         }
         let db = self.backend.open_db()?;
         migrations::migrate(db.as_ref())?;
-        Ok(self.db.get_or_init(|| db).as_ref())
+        Ok(self.db.get_or_init(|| Nesting {
+            inner: db,
+            depth: Cell::new(0),
+        }))
     }
 
     /// The key-value store, opened on first use.
@@ -247,22 +329,74 @@ impl Storage {
     }
 }
 
-/// Runs `f` inside `BEGIN IMMEDIATE … COMMIT`, rolling back on any error. IMMEDIATE takes the
-/// write lock up front, so two instances racing on the same rows serialize instead of failing
-/// halfway with a lock upgrade error.
+/// Runs `f` in a transaction ([`Database::begin`]), committing what it did or, on any error,
+/// rolling all of it back.
 pub fn transaction<T, E: From<StorageError>>(
     db: &dyn Database,
     f: impl FnOnce(&dyn Database) -> Result<T, E>,
 ) -> Result<T, E> {
-    db.execute("BEGIN IMMEDIATE", &[])?;
+    db.begin()?;
     let result = f(db).and_then(|v| {
-        db.execute("COMMIT", &[])?;
+        db.commit()?;
         Ok(v)
     });
     if result.is_err() {
         // Nothing to do if the rollback fails too: the connection is dropped with the request,
         // and SQLite rolls back an open transaction when its connection closes.
-        let _ = db.execute("ROLLBACK", &[]);
+        let _ = db.rollback();
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::platform::storage::native::NativeBackend;
+
+    fn count(db: &dyn Database) -> i64 {
+        db.execute("SELECT COUNT(*) FROM principals", &[]).unwrap()[0]
+            .int(0)
+            .unwrap()
+    }
+
+    fn insert(db: &dyn Database, id: &str) -> ApiResult<()> {
+        db.execute(
+            "INSERT INTO principals (id, role, name, token_hash, created_at, token_issued_at)
+             VALUES (?, 'provider', 'p', ?, '', '')",
+            &[id.into(), id.into()],
+        )?;
+        Ok(())
+    }
+
+    /// A transaction inside another is a savepoint: its failure undoes only itself, and the
+    /// outer one's failure undoes everything, the inner work included.
+    #[test]
+    fn a_transaction_inside_another_commits_and_rolls_back_with_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = Storage::new(NativeBackend::new(dir.path().join("db.sqlite")));
+        let db = storage.db().unwrap();
+        let outcome: ApiResult<()> = transaction(db, |db| {
+            insert(db, "usr-outer")?;
+            let inner: ApiResult<()> = transaction(db, |db| {
+                insert(db, "usr-inner")?;
+                Err(ApiError::internal("the inner step fails"))
+            });
+            assert!(inner.is_err());
+            assert_eq!(count(db), 1, "only the inner work is undone");
+            transaction(db, |db| insert(db, "usr-kept"))
+        });
+        outcome.unwrap();
+        assert_eq!(count(db), 2);
+
+        let outcome: ApiResult<()> = transaction(db, |db| {
+            transaction(db, |db| insert(db, "usr-gone"))?;
+            Err(ApiError::internal("the outer step fails"))
+        });
+        assert!(outcome.is_err());
+        assert_eq!(
+            count(db),
+            2,
+            "the committed inner work is undone with the outer"
+        );
+    }
 }

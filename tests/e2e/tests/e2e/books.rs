@@ -96,6 +96,6 @@ pub(crate) fn assert_account_agrees(market: &impl Market, account: &Account, bil
 pub(crate) fn scheduled_runs(app: &Spin) -> usize {
     app.component_log("billing", "stdout")
         .lines()
-        .filter(|line| line.starts_with("bill run: "))
+        .filter(|line| line.starts_with("scheduled run: "))
         .count()
 }

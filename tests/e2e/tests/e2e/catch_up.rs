@@ -24,5 +24,6 @@ fn a_three_month_catch_up_bills_every_hour_in_one_run() {
     let bills = market.bills(&account.token, None);
     assert_eq!(billed_once(&bills).len(), 2_159);
     assert_account_agrees(&market, &account, &bills);
-    assert_eq!(market.balance(&account.token), "7841.00");
+    // Each hour an hour of running time (1.00) and of the template's resources (2 × 0.80).
+    assert_eq!(market.balance(&account.token), "4386.60");
 }

@@ -92,10 +92,12 @@ fn sixteen_meters_pushing_at_once_store_every_record_exactly_once() {
     let bills = market.bills(&account.token, None);
     assert_eq!(bills.len(), instances.len(), "{bills:?}");
     for bill in billed_once(&bills).values() {
-        assert_eq!(bill["total"], "500.40", "{bill}");
+        // The usage, and an hour of the template's resources (2 × 0.80).
+        assert_eq!(bill["product_fees"], "500.40", "{bill}");
+        assert_eq!(bill["total"], "502.00", "{bill}");
     }
     assert_account_agrees(&market, &account, &bills);
-    assert_eq!(market.balance(&account.token), "7998.40");
+    assert_eq!(market.balance(&account.token), "7992.00");
 }
 
 /// Usage windows pushed into an instance: six in the first hour, three in the second.

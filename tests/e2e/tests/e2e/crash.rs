@@ -95,13 +95,14 @@ fn a_crash_in_the_middle_of_a_bill_run_loses_nothing_and_bills_nothing_twice() {
     for ((_, period), bill) in &billed {
         assert_eq!(period, ORDERED_AT);
         // 10 requests × 0.01
-        assert_eq!(bill["total"], "0.10", "{bill}");
+        assert_eq!(bill["product_fees"], "0.10", "{bill}");
     }
     for before in &at_the_crash {
         assert!(bills.contains(before), "changed after the crash: {before}");
     }
     for account in &accounts {
         assert_account_agrees(&market, account, &bills);
-        assert_eq!(market.balance(&account.token), "970.00");
+        // 300 instances × (0.10 of requests + 1.60 of an hour's resources)
+        assert_eq!(market.balance(&account.token), "490.00");
     }
 }

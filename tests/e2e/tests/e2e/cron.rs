@@ -2,7 +2,7 @@
 //! cron trigger plugin runs the billing component with the event's time as "now"; it bills
 //! every closed period on its own, exactly once, however its runs and HTTP bill runs overlap.
 
-use chrono::{Duration, DurationRound, Utc};
+use chrono::{Datelike, Duration, DurationRound, Utc};
 use serde_json::json;
 use testkit::{Item, Market, rfc3339};
 
@@ -106,8 +106,8 @@ fn the_schedule_bills_every_closed_period_on_its_own_once_while_http_runs_race_i
             let bill = billed
                 .get(&(instance.clone(), period.clone()))
                 .unwrap_or_else(|| panic!("{instance} {period} is not billed"));
-            let total = if hour < HOURS - 1 { "1.50" } else { "0.75" };
-            assert_eq!(bill["total"], total, "{bill}");
+            let fees = if hour < HOURS - 1 { "1.50" } else { "0.75" };
+            assert_eq!(bill["product_fees"], fees, "{bill}");
         }
     }
     assert!(
@@ -118,7 +118,26 @@ fn the_schedule_bills_every_closed_period_on_its_own_once_while_http_runs_race_i
     );
     for account in &accounts {
         assert_account_agrees(&market, account, &bills);
-        // 2,000.00 − 50 instances × (9 × 1.50 + 0.75)
-        assert_eq!(market.balance(&account.token), "1287.50");
+        // 2,000.00 − 50 instances × (9 × (1.50 + 1.60) + (0.75 + 0.80)): running time and the
+        // template's resources, 2 × 0.80/h
+        assert_eq!(market.balance(&account.token), "527.50");
     }
+
+    // The schedule also closes the month before, from the end of the 1st day after it
+    // (Asia/Shanghai, UTC+8 all year): these bills are this month's, so it settles nothing.
+    let local = Utc::now() + Duration::hours(8);
+    let previous = (local.date_naive().with_day(1).expect("a first day") - Duration::days(1))
+        .format("%Y-%m")
+        .to_string();
+    let statements = market
+        .get(&format!("/api/v1/settlements?month={previous}"), admin)
+        .expect(200)
+        .json();
+    let closable = local.day() > 1;
+    assert_eq!(
+        statements["status"],
+        if closable { "closed" } else { "open" },
+        "{statements}"
+    );
+    assert_eq!(statements["items"], json!([]));
 }

@@ -420,7 +420,8 @@ fn provider_operator_customer_metering_bill_run_bill() {
         )
         .expect(200)
         .json();
-    assert_eq!(preview["total"], "500.40", "{preview}");
+    assert_eq!(preview["product_fees"], "500.40", "{preview}");
+    assert_eq!(preview["resource_fees"], "1.60", "{preview}");
     assert!(
         market.bills(&customer, Some(&instance)).is_empty(),
         "a preview writes nothing"
@@ -453,7 +454,11 @@ fn provider_operator_customer_metering_bill_run_bill() {
     assert_eq!(bill["period_start"], "2026-03-27T08:00:00Z");
     assert_eq!(bill["period_end"], "2026-03-27T09:00:00Z");
     assert_eq!(bill["test"], false);
-    assert_eq!(bill["total"], "500.40");
+    // The usage and an hour of the template's resources (2 × ecs at 0.80/h).
+    assert_eq!(bill["product_fees"], "500.40");
+    assert_eq!(bill["resource_fees"], "1.60");
+    assert_eq!(bill["resource_lines"][0]["running_seconds"], 3600);
+    assert_eq!(bill["total"], "502.00");
     let lines = bill["lines"].as_array().expect("lines");
     assert_eq!(lines.len(), 1, "{bill}");
     assert_eq!(lines[0]["code"], "Frequency", "{bill}");
@@ -490,16 +495,16 @@ fn provider_operator_customer_metering_bill_run_bill() {
         .get("/api/v1/accounts/me", &customer)
         .expect(200)
         .json();
-    assert_eq!(account["account"]["balance"], "499.60", "{account}");
+    assert_eq!(account["account"]["balance"], "498.00", "{account}");
     let last = &account["ledger"]["items"][0];
     assert_eq!(last["kind"], "bill", "{account}");
-    assert_eq!(last["amount"], "-500.40");
+    assert_eq!(last["amount"], "-502.00");
     assert_eq!(last["reference"], bill_id.as_str());
 
     // A second run at the same instant bills nothing more.
     market.bill_run("2026-03-27T10:00:00Z");
     assert_eq!(market.bills(&customer, Some(&instance)), bills);
-    assert_eq!(market.balance(&customer), "499.60");
+    assert_eq!(market.balance(&customer), "498.00");
 
     // ---- The review history, oldest first ----
     let history = market

@@ -13,3 +13,4 @@ mod harness;
 mod prometheus;
 mod routes;
 mod walkthrough;
+mod wire;

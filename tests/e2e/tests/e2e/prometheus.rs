@@ -59,7 +59,7 @@ fn bills_are_priced_from_the_prometheus_at_the_deployments_origin_and_no_other()
         .preview(&account.token, &instance, ORDERED_AT)
         .expect(200)
         .json();
-    assert_eq!(preview["total"], "12.34", "{preview}");
+    assert_eq!(preview["product_fees"], "12.34", "{preview}");
     let queries = prometheus.requests();
     assert_eq!(queries.len(), 1, "{queries:?}");
     assert!(queries[0].starts_with("/api/v1/query?"), "{queries:?}");
@@ -81,7 +81,7 @@ fn bills_are_priced_from_the_prometheus_at_the_deployments_origin_and_no_other()
     let bill = billed_once(&bills)
         .remove(&(instance, ORDERED_AT.to_owned()))
         .unwrap_or_else(|| panic!("the 08:00 hour is not billed: {bills:?}"));
-    assert_eq!(bill["total"], "12.34", "{bill}");
+    assert_eq!(bill["product_fees"], "12.34", "{bill}");
     assert_eq!(bill["lines"][0]["quantity"], "1234.5", "{bill}");
     assert_eq!(prometheus.requests().len(), 2, "the bill run asked too");
     assert_eq!(elsewhere.requests(), Vec::<String>::new());

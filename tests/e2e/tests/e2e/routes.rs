@@ -279,6 +279,41 @@ fn route_probes(route: &str, provider_id: &str) -> Option<(&'static str, Vec<Pro
                 },
             ],
         ),
+        "/api/v1/settlements/..." => (
+            "orders",
+            vec![
+                probe(
+                    "GET",
+                    "/api/v1/settlements?month=2026-03",
+                    Operator,
+                    Ok("/month", json!("2026-03")),
+                ),
+                probe(
+                    "GET",
+                    "/api/v1/settlements?month=2026-03",
+                    Customer,
+                    Problem(403, "Forbidden"),
+                ),
+                probe(
+                    "GET",
+                    "/api/v1/settlements/runs",
+                    Operator,
+                    NotAllowed("POST"),
+                ),
+                probe(
+                    "GET",
+                    "/api/v1/settlements/stl-missing",
+                    Operator,
+                    Problem(404, "NotFound"),
+                ),
+                probe(
+                    "GET",
+                    &format!("/api/v1/settlements/commissions/{provider_id}"),
+                    Provider,
+                    Ok("/source", json!("default")),
+                ),
+            ],
+        ),
         "/api/v1/metering/..." => (
             "metering",
             vec![
@@ -318,6 +353,7 @@ const KNOWN_ROUTES: &[&str] = &[
     "/api/v1/accounts/...",
     "/api/v1/bills/...",
     "/api/v1/billing/...",
+    "/api/v1/settlements/...",
     "/api/v1/metering/...",
 ];
 
@@ -471,6 +507,7 @@ fn the_run_command_serves_every_route_of_spin_toml_from_its_component() {
         "/api/v1/catalog/prod-x/media/logo/1/2",
         "/api/v1/orders/bills",
         "/api/v1/billing/accounts/me",
+        "/api/v1/settlements/stl-x/principals",
         "/api/v1/metering/principals",
         "/api/v1/reviews/rev-x/history/1",
         "/api/v1/principals/usr-x/tokens/1",

@@ -74,11 +74,21 @@ fn the_walk_through_runs_as_written_without_the_cron_plugin() {
         app.output()
     );
 
-    // It ran to its end: the bill it made is the deployment's only one.
-    let market = HttpMarket::new(app.origin(), &readme_admin_token());
-    let bills = market.bills(&readme_admin_token(), None);
-    assert_eq!(bills.len(), 1, "{bills:?}");
-    assert_eq!(bills[0]["total"], "500.40");
+    // It ran to its end: the bills it made are the deployment's only ones, and its statement
+    // was paid.
+    let admin = readme_admin_token();
+    let market = HttpMarket::new(app.origin(), &admin);
+    let bills = market.bills(&admin, None);
+    let totals: Vec<&str> = bills.iter().map(|b| b["total"].as_str().unwrap()).collect();
+    assert_eq!(totals, ["502.00", "1.60"], "{bills:?}");
+    let march = market
+        .get("/api/v1/settlements?month=2026-03", &admin)
+        .expect(200)
+        .json();
+    assert_eq!(
+        march["items"][0]["payout_reference"], "BANK-2026-04-0001",
+        "{march}"
+    );
 }
 
 #[test]

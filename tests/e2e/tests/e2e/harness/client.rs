@@ -38,6 +38,11 @@ impl HttpMarket {
         }
     }
 
+    /// `http://127.0.0.1:PORT` of the app.
+    pub(crate) fn origin(&self) -> &str {
+        &self.origin
+    }
+
     /// Another client of the same app, with connections of its own, whose requests say `now`.
     pub(crate) fn at(&self, now: DateTime<Utc>) -> Self {
         let other = HttpMarket::new(&self.origin, &self.admin_token);
@@ -60,6 +65,21 @@ impl HttpMarket {
         content_type: Option<&str>,
         body: Vec<u8>,
     ) -> Result<Response, String> {
+        let headers: Vec<(&str, &str)> = content_type
+            .map(|ct| ("content-type", ct))
+            .into_iter()
+            .collect();
+        self.try_call_with_headers(method, path, token, &headers, body)
+    }
+
+    fn try_call_with_headers(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Result<Response, String> {
         let mut request = http::Request::builder()
             .method(method)
             .uri(format!("{}{path}", self.origin));
@@ -69,8 +89,8 @@ impl HttpMarket {
         if let Some(token) = token {
             request = request.header("authorization", format!("Bearer {token}"));
         }
-        if let Some(content_type) = content_type {
-            request = request.header("content-type", content_type);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
         }
         let request = request.body(body).map_err(|e| e.to_string())?;
         let response = self.agent.run(request).map_err(|e| e.to_string())?;
@@ -89,15 +109,15 @@ impl HttpMarket {
 }
 
 impl Market for HttpMarket {
-    fn call(
+    fn call_with_headers(
         &self,
         method: &str,
         path: &str,
         token: Option<&str>,
-        content_type: Option<&str>,
+        headers: &[(&str, &str)],
         body: Vec<u8>,
     ) -> Response {
-        self.try_call(method, path, token, content_type, body)
+        self.try_call_with_headers(method, path, token, headers, body)
             .unwrap_or_else(|e| panic!("{method} {}{path} got no response: {e}", self.origin))
     }
 

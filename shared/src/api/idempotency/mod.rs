@@ -1,0 +1,123 @@
+//! Idempotency keys: a client that retries a request which moves money or creates a resource
+//! (a top-up, an order, a bill run) sends the same `Idempotency-Key` and gets the first
+//! response again instead of a second effect. The same key with another request is a conflict
+//! (409 `IdempotencyKeyReused`): the Stripe semantics, zero2prod's shape (a key type built valid,
+//! its persistence apart).
+//!
+//! A request that writes in one transaction runs inside the transaction that records its key, so
+//! its effect and its recorded response commit together or not at all, and a concurrent retry
+//! waits for the first and then replays it. A bill run commits batch by batch and reads the
+//! network between them, so it is not wrapped: it is idempotent by construction (each period is
+//! billed once), and its report is recorded after the run for the retries to replay.
+//!
+//! Only successful responses are recorded: a refused request changed nothing, so running it
+//! again is harmless.
+
+mod key;
+mod store;
+
+pub(crate) use key::IdempotencyKey;
+
+use http::{HeaderMap, Method};
+use sha2::{Digest, Sha256};
+
+use crate::error::{ApiError, ApiResult, Code};
+use crate::platform::clock::rfc3339;
+use crate::platform::storage::{Database, transaction};
+
+use super::Resp;
+
+/// The header a client names its request with.
+pub(crate) const HEADER: &str = "idempotency-key";
+
+/// How a request with a key is run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Guard {
+    /// In the transaction that records the key: effect and record commit together.
+    Atomic,
+    /// Run as it is (it is idempotent itself), its response recorded afterwards.
+    Recorded,
+}
+
+/// What a request with a key amounts to, from its method, path, headers and body: the same key
+/// may only ever stand for the same request.
+pub(crate) fn fingerprint(
+    method: &Method,
+    target: &str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        method.as_str().as_bytes(),
+        target.as_bytes(),
+        headers
+            .get(http::header::CONTENT_TYPE)
+            .map_or(&b""[..], |v| v.as_bytes()),
+    ] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
+    hash.update(body);
+    hex::encode(hash.finalize())
+}
+
+/// Runs `serve` once per (principal, key): the first time for real, then as a replay.
+pub(crate) fn run(
+    db: &dyn Database,
+    principal_id: &str,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+    guard: Guard,
+    now: chrono::DateTime<chrono::Utc>,
+    serve: impl FnOnce() -> Resp,
+) -> ApiResult<Resp> {
+    let replay = |db: &dyn Database| -> ApiResult<Option<Resp>> {
+        match store::find(db, principal_id, key)? {
+            Some(saved) if saved.fingerprint == fingerprint => Ok(Some(saved.response()?)),
+            Some(_) => Err(ApiError::new(
+                Code::IdempotencyKeyReused,
+                "this Idempotency-Key was used for another request; use a new key",
+            )),
+            None => Ok(None),
+        }
+    };
+    let record = |db: &dyn Database, response: &Resp| -> ApiResult<()> {
+        if response.status().is_success() {
+            store::insert(db, principal_id, key, fingerprint, response, &rfc3339(now))?;
+        }
+        Ok(())
+    };
+    match guard {
+        Guard::Atomic => transaction(db, |db| {
+            if let Some(saved) = replay(db)? {
+                return Ok(saved);
+            }
+            let response = serve();
+            if response.status().is_server_error() {
+                // Our failure: nothing of it is kept, and the client may retry.
+                return Err(ApiError::internal(format!(
+                    "an idempotent request failed with {}",
+                    response.status()
+                )));
+            }
+            record(db, &response)?;
+            Ok(response)
+        }),
+        Guard::Recorded => {
+            if let Some(saved) = replay(db)? {
+                return Ok(saved);
+            }
+            let response = serve();
+            if !response.status().is_success() {
+                return Ok(response);
+            }
+            // Should a retry have run at the same time and recorded first, its response is the
+            // one every later retry gets: answer with it too.
+            transaction(db, |db| {
+                record(db, &response)?;
+                Ok(replay(db)?.unwrap_or(response))
+            })
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! Recorded responses of requests sent with an idempotency key, per principal and key.
+
+use http::{Response, StatusCode, header};
+
+use super::IdempotencyKey;
+use crate::api::Resp;
+use crate::error::{ApiError, ApiResult};
+use crate::platform::storage::Database;
+
+/// A recorded response and the fingerprint of the request it answered.
+pub(super) struct Saved {
+    pub(super) fingerprint: String,
+    status: i64,
+    content_type: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Saved {
+    pub(super) fn response(self) -> ApiResult<Resp> {
+        let status = u16::try_from(self.status)
+            .ok()
+            .and_then(|s| StatusCode::from_u16(s).ok())
+            .ok_or_else(|| ApiError::internal("a recorded status out of range"))?;
+        let mut response = Response::builder().status(status);
+        if let Some(ct) = self.content_type {
+            response = response.header(header::CONTENT_TYPE, ct);
+        }
+        response.body(self.body).map_err(ApiError::internal)
+    }
+}
+
+pub(super) fn find(
+    db: &dyn Database,
+    principal_id: &str,
+    key: &IdempotencyKey,
+) -> ApiResult<Option<Saved>> {
+    let rows = db.execute(
+        "SELECT fingerprint, status, content_type, body FROM idempotency_keys
+         WHERE principal_id = ? AND key = ?",
+        &[principal_id.into(), key.as_str().into()],
+    )?;
+    rows.first()
+        .map(|r| {
+            Ok(Saved {
+                fingerprint: r.text(0)?,
+                status: r.int(1)?,
+                content_type: r.opt_text(2)?,
+                body: r.blob(3)?,
+            })
+        })
+        .transpose()
+}
+
+pub(super) fn insert(
+    db: &dyn Database,
+    principal_id: &str,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+    response: &Resp,
+    at: &str,
+) -> ApiResult<()> {
+    let content_type = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    db.execute(
+        "INSERT INTO idempotency_keys (principal_id, key, fingerprint, status, content_type, body,
+                                       created_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (principal_id, key) DO NOTHING",
+        &[
+            principal_id.into(),
+            key.as_str().into(),
+            fingerprint.into(),
+            i64::from(response.status().as_u16()).into(),
+            content_type.into(),
+            response.body().clone().into(),
+            at.into(),
+        ],
+    )?;
+    Ok(())
+}

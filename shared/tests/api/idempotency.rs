@@ -1,0 +1,161 @@
+//! Idempotency keys: a retried request that moves money or creates a resource has its effect
+//! once, and gets the first response again; the same key with another request is refused.
+
+use serde_json::json;
+use testkit::native::{ADMIN, TestApp};
+use testkit::{Market, Response, at};
+
+fn post_with_key(
+    app: &TestApp,
+    path: &str,
+    token: &str,
+    key: &str,
+    body: serde_json::Value,
+) -> Response {
+    app.call_with_headers(
+        "POST",
+        path,
+        Some(token),
+        &[
+            ("content-type", "application/json"),
+            ("idempotency-key", key),
+        ],
+        body.to_string().into_bytes(),
+    )
+}
+
+#[test]
+fn a_retried_top_up_credits_once_and_answers_as_the_first_time() {
+    let app = TestApp::new();
+    let (customer_id, customer) = app.customer("individual");
+    let path = format!("/api/v1/accounts/{customer_id}/top-ups");
+    let first = post_with_key(
+        &app,
+        &path,
+        ADMIN,
+        "top-up-7f3a",
+        json!({"amount": "25.00"}),
+    )
+    .expect(201);
+    let retry = post_with_key(
+        &app,
+        &path,
+        ADMIN,
+        "top-up-7f3a",
+        json!({"amount": "25.00"}),
+    )
+    .expect(201);
+    assert_eq!(retry.json(), first.json());
+    assert_eq!(app.balance(&customer), "25.00");
+    assert_eq!(app.ledger(&customer).len(), 1);
+
+    // The same key for another request is refused, and changes nothing.
+    let before = app.snapshot();
+    post_with_key(
+        &app,
+        &path,
+        ADMIN,
+        "top-up-7f3a",
+        json!({"amount": "26.00"}),
+    )
+    .problem(409, "IdempotencyKeyReused");
+    assert_eq!(app.snapshot(), before);
+
+    // Keys are the caller's own: another operator's same key is another request.
+    let (_, other_operator) = app.principal("operator", None);
+    post_with_key(
+        &app,
+        &path,
+        &other_operator,
+        "top-up-7f3a",
+        json!({"amount": "25.00"}),
+    )
+    .expect(201);
+    assert_eq!(app.balance(&customer), "50.00");
+}
+
+#[test]
+fn retries_racing_each_other_credit_once() {
+    let app = TestApp::new();
+    let (customer_id, customer) = app.customer("individual");
+    let path = format!("/api/v1/accounts/{customer_id}/top-ups");
+    let responses: Vec<Response> = std::thread::scope(|s| {
+        let racers: Vec<_> = (0..8)
+            .map(|_| {
+                s.spawn(|| post_with_key(&app, &path, ADMIN, "race", json!({"amount": "1.00"})))
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    for r in &responses {
+        assert_eq!(r.status, 201, "{}", r.text());
+        assert_eq!(r.json(), responses[0].json());
+    }
+    assert_eq!(app.balance(&customer), "1.00");
+}
+
+#[test]
+fn a_retried_order_deploys_one_instance_and_a_retried_bill_run_replays_its_report() {
+    let app = TestApp::with_config(|n| (n == "allow_clock_override").then(|| "true".to_owned()));
+    let (_, _, product) = app.published_product();
+    let (_, customer) = app.funded_customer("100.00");
+    let order = json!({"product_id": product, "region": "cn-hangzhou", "accept_eula": true});
+    let first =
+        post_with_key(&app, "/api/v1/orders", &customer, "order-1", order.clone()).expect(201);
+    let retry = post_with_key(&app, "/api/v1/orders", &customer, "order-1", order).expect(201);
+    assert_eq!(
+        retry.json()["instance"]["id"],
+        first.json()["instance"]["id"]
+    );
+    assert_eq!(app.count("instances"), 1);
+
+    app.set_now(at("2026-03-27T10:00:00Z"));
+    let run = json!({"as_of": "2026-03-27T10:00:00Z"});
+    let report =
+        post_with_key(&app, "/api/v1/billing/runs", ADMIN, "run-10", run.clone()).expect(200);
+    assert_eq!(report.json()["bills_written"], 1);
+    let replay = post_with_key(&app, "/api/v1/billing/runs", ADMIN, "run-10", run).expect(200);
+    assert_eq!(
+        replay.json(),
+        report.json(),
+        "the first report, not a run of nothing"
+    );
+    assert_eq!(app.count("bills"), 1);
+}
+
+#[test]
+fn a_refused_request_is_not_recorded_and_keys_are_checked() {
+    let app = TestApp::new();
+    let (customer_id, customer) = app.customer("individual");
+    let path = format!("/api/v1/accounts/{customer_id}/top-ups");
+    // A refusal changed nothing and is not replayed: the same request is refused again, for
+    // what it is.
+    for _ in 0..2 {
+        post_with_key(&app, &path, ADMIN, "k", json!({"amount": "-1"}))
+            .problem(400, "InvalidAmount");
+    }
+    assert_eq!(app.balance(&customer), "0.00");
+    post_with_key(&app, &path, ADMIN, "with space", json!({"amount": "1.00"}))
+        .problem(400, "InvalidValue");
+    // A token is shown once: requests that issue one take no key.
+    post_with_key(
+        &app,
+        "/api/v1/principals",
+        ADMIN,
+        "p-1",
+        json!({"role": "provider", "name": "P"}),
+    )
+    .problem(400, "InvalidValue");
+    // Without a token the key changes nothing: 401 as ever.
+    app.call_with_headers(
+        "POST",
+        &path,
+        None,
+        &[
+            ("content-type", "application/json"),
+            ("idempotency-key", "k"),
+        ],
+        b"{}".to_vec(),
+    )
+    .problem(401, "Unauthorized");
+}
