@@ -40,7 +40,7 @@ pub async fn serve(api: Api, req: IncomingRequest, out: ResponseOutparam) {
 async fn read(req: IncomingRequest) -> Result<http::Request<Vec<u8>>, ApiError> {
     let method = method_of(&req.method());
     let target = req.path_with_query().unwrap_or_else(|| "/".to_owned());
-    let limit = api::body_limit(&method, target.split('?').next().unwrap_or_default());
+    let limit = api::body_limit(target.split('?').next().unwrap_or_default());
     let mut builder = http::Request::builder().method(method).uri(target);
     let mut declared: Option<usize> = None;
     for (name, value) in req.headers().entries() {

@@ -238,13 +238,15 @@ pub fn problem(err: &ApiError) -> Resp {
 /// pricing step, a 100-record push), far below what would tie up an instance.
 pub const JSON_BODY_MAX: usize = 1_048_576;
 
-/// The largest body a request may carry: a media upload its kind's byte limit, anything else
-/// [`JSON_BODY_MAX`]. Known from the method and path alone, so a larger body is refused before
-/// it is read, routed or authenticated.
-pub fn body_limit(method: &Method, path: &str) -> usize {
+/// The largest body a request may carry: on a media slot's path (`/products/{id}/media/{kind}`
+/// and `…/{kind}/{index}`) its kind's byte limit, whatever the method — a `POST` of a file to a
+/// slot is a `405`, as for a body of any size the slot would take —, anything else
+/// [`JSON_BODY_MAX`]. Known from the path alone, so a larger body is refused before it is read,
+/// routed or authenticated.
+pub fn body_limit(path: &str) -> usize {
     let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
-    match (method, segments.as_slice()) {
-        (&Method::PUT, ["products", _, "media", kind, ..]) => {
+    match segments.as_slice() {
+        ["products", _, "media", kind] | ["products", _, "media", kind, _] => {
             MediaKind::parse(kind).map_or(JSON_BODY_MAX, MediaKind::max_bytes)
         }
         _ => JSON_BODY_MAX,
@@ -270,7 +272,7 @@ pub fn handle(
     real_now: DateTime<Utc>,
 ) -> Resp {
     let (parts, body) = req.into_parts();
-    let limit = body_limit(&parts.method, parts.uri.path());
+    let limit = body_limit(parts.uri.path());
     if body.len() > limit {
         return problem(&too_large(limit));
     }

@@ -189,6 +189,41 @@ fn associations_are_bounded_by_what_a_service_may_have_and_extra_ids_refused_eac
     assert_eq!(app.snapshot(), before);
 }
 
+/// A media slot's path takes a body up to its kind's limit whatever the method, so another
+/// method with a file the slot would take is told the methods it has (405), and only a body
+/// over the kind's limit is 413.
+#[test]
+fn another_method_on_a_media_slot_is_405_for_any_body_the_slot_would_take() {
+    let app = TestApp::new();
+    let (provider, _, product) = app.draft_product();
+    let before = app.snapshot();
+    let over_json = vec![0; JSON_LIMIT + 1];
+    for path in [
+        format!("/api/v1/products/{product}/media/logo"),
+        format!("/api/v1/products/{product}/media/screenshot/1"),
+    ] {
+        for method in ["POST", "PATCH"] {
+            let r = app.call(
+                method,
+                &path,
+                Some(&provider),
+                Some("image/png"),
+                over_json.clone(),
+            );
+            assert_eq!(
+                r.header("allow"),
+                Some("GET, PUT, DELETE"),
+                "{method} {path}"
+            );
+            r.problem(405, "MethodNotAllowed");
+        }
+    }
+    let logo = format!("/api/v1/products/{product}/media/logo");
+    app.call("POST", &logo, None, Some("image/png"), vec![0; 7_864_321])
+        .problem(413, "PayloadTooLarge");
+    assert_eq!(app.snapshot(), before);
+}
+
 /// The `code` of each error of a problem document, in order.
 fn error_codes(problem: &serde_json::Value) -> Vec<&str> {
     problem["errors"]
