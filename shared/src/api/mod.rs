@@ -311,42 +311,45 @@ pub fn handle(
                 .unwrap_or_else(|e| problem(&e))
             };
             match idempotency_guard(&ctx)? {
-                Some((key, guard)) => {
-                    let caller = ctx.principal()?;
-                    idempotency::run(
-                        storage.db()?,
-                        &caller.id,
-                        &key,
-                        &fingerprint,
-                        guard,
-                        now,
-                        serve,
-                    )
-                }
+                Some((caller, key, guard)) => idempotency::run(
+                    storage.db()?,
+                    &caller.id,
+                    &key,
+                    &fingerprint,
+                    guard,
+                    now,
+                    serve,
+                ),
                 None => Ok(serve()),
             }
         });
     result.unwrap_or_else(|e| problem(&e))
 }
 
-/// Whether this request is guarded by an idempotency key, and how: every POST may carry one,
-/// but those that issue a token (it is shown once, and never stored).
-fn idempotency_guard(ctx: &Ctx<'_>) -> ApiResult<Option<(IdempotencyKey, Guard)>> {
+/// Whether this request is guarded by an idempotency key, for whom, and how: every POST may
+/// carry one, but those that issue a token (it is shown once, and never stored). The key is
+/// looked at only once the caller is authenticated: a request without a valid token is served
+/// as if it had none — routed first (404, 405), then refused (401) —, as nothing it could do
+/// would be recorded.
+fn idempotency_guard(ctx: &Ctx<'_>) -> ApiResult<Option<(Principal, IdempotencyKey, Guard)>> {
     let Some(value) = ctx.headers.get(idempotency::HEADER) else {
         return Ok(None);
     };
     if ctx.method != Method::POST {
         return Ok(None);
     }
+    let Ok(caller) = ctx.principal() else {
+        return Ok(None);
+    };
     let key = IdempotencyKey::parse(value.as_bytes())?;
     let segments: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
-    match segments.as_slice() {
+    let guard = match segments.as_slice() {
         ["principals"] | ["principals", _, "tokens"] => {
-            Err(ApiError::validation(vec![FieldError::new(
+            return Err(ApiError::validation(vec![FieldError::new(
                 "Idempotency-Key",
                 Code::InvalidValue,
                 "not accepted on requests that issue a token: a token is shown once",
-            )]))
+            )]));
         }
         // Idempotent by construction — a bill run bills each period once, a month's statements
         // are written once, a usage record counts once — and better not held in one
@@ -355,9 +358,10 @@ fn idempotency_guard(ctx: &Ctx<'_>) -> ApiResult<Option<(IdempotencyKey, Guard)>
         ["billing", "runs"]
         | ["settlements", "runs"]
         | ["metering"]
-        | ["metering", "platform-bills"] => Ok(Some((key, Guard::Recorded))),
-        _ => Ok(Some((key, Guard::Atomic))),
-    }
+        | ["metering", "platform-bills"] => Guard::Recorded,
+        _ => Guard::Atomic,
+    };
+    Ok(Some((caller, key, guard)))
 }
 
 fn percent_decode(segment: &str) -> String {

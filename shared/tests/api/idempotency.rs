@@ -159,3 +159,28 @@ fn a_refused_request_is_not_recorded_and_keys_are_checked() {
     )
     .problem(401, "Unauthorized");
 }
+
+/// Routing comes before the token, key or no key: a request without a valid token is answered
+/// as if it had none (404 for an unknown path, 405 for another method, then 401), and its key is
+/// not looked at.
+#[test]
+fn a_key_does_not_put_the_token_before_routing() {
+    let app = TestApp::new();
+    for token in [None, Some("nm_not-a-token")] {
+        for key in ["k", "with space"] {
+            let headers = [
+                ("content-type", "application/json"),
+                ("idempotency-key", key),
+            ];
+            let send =
+                |path: &str| app.call_with_headers("POST", path, token, &headers, b"{}".to_vec());
+            let r = send("/api/v1/me");
+            assert_eq!(r.header("allow"), Some("GET"));
+            r.problem(405, "MethodNotAllowed");
+            send("/api/v1/services/").problem(405, "MethodNotAllowed");
+            send("/api/v1/no-such-route").problem(404, "NotFound");
+            send("/api/v1/services").problem(401, "Unauthorized");
+            send("/api/v1/principals").problem(401, "Unauthorized");
+        }
+    }
+}
