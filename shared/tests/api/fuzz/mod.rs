@@ -93,6 +93,9 @@ fn fuzz(tag: &str) {
                 ))
             })
         });
+        if op.id == "disablePrincipal" {
+            world.enable_all();
+        }
         seen.push_str(&format!(
             "{:>28}: {:?} {:?}\n",
             op.id,
@@ -131,6 +134,17 @@ macro_rules! fuzz_tags {
 }
 
 fuzz_tags!(
-    identity, services, products, media, sales, catalog, reviews, orders, instances, accounts,
-    metering, billing,
+    identity,
+    services,
+    products,
+    media,
+    sales,
+    catalog,
+    reviews,
+    orders,
+    instances,
+    accounts,
+    metering,
+    billing,
+    settlements,
 );

@@ -1,8 +1,9 @@
 //! The marketplace the fuzzer talks to, built through the API with the kit's stories: principals
 //! of every role (and both customer account types), products in every listing state, billable
 //! items with each reporting method, instances running, stopped, released and under test,
-//! usage, platform bills and bills. Generated ids are drawn from it, so requests hit real
-//! resources, other tenants' and missing ones.
+//! usage, platform bills and bills, and a closed month with a provider's statement, unpaid.
+//! Generated ids are drawn from it, so requests hit real resources, other tenants' and missing
+//! ones.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -16,6 +17,11 @@ use testkit::{Item, Market, at, png, prometheus_vector, serve_json, str_of, usag
 const BUILT_AT: &str = "2026-03-27T08:00:00Z";
 /// Two hours later: hour 08 is closed and billed, hour 09 still takes late usage, hour 10 runs.
 const FUZZ_NOW: &str = "2026-03-27T10:30:00Z";
+/// The hour of February (Asia/Shanghai: 23:00 on the 28th) an instance lived in: the world closes
+/// February, so its provider has a statement written.
+const FEBRUARY_HOUR: (&str, &str) = ("2026-02-28T15:00:00Z", "2026-02-28T15:30:00Z");
+/// The closed month and the open one.
+const MONTHS: [&str; 2] = ["2026-02", "2026-03"];
 
 /// One principal the fuzzer may call as.
 pub(crate) struct Principal {
@@ -69,6 +75,9 @@ pub(crate) fn pool_for(name: &str) -> Option<&'static str> {
         "tag" | "tags" => "tag",
         "endpoint" => "prometheus",
         "query" => "selector",
+        "settlement_id" => "settlement",
+        "provider_id" => "provider",
+        "month" => "month",
         _ => return None,
     })
 }
@@ -164,6 +173,20 @@ impl World {
         self.retired.lock().expect("the retired").last().cloned()
     }
 
+    /// Enables every principal of the world again (an operation that disables them was
+    /// fuzzed), so the operations after it keep their callers.
+    pub(crate) fn enable_all(&self) {
+        for p in self.principals.iter().filter(|p| p.id != "usr-admin") {
+            self.app
+                .post(
+                    &format!("/api/v1/principals/{}/enable", p.id),
+                    ADMIN,
+                    json!({}),
+                )
+                .expect(200);
+        }
+    }
+
     /// Learns from a rotation's answer: the principal's new token replaces the old one, which
     /// joins the retired.
     pub(crate) fn rotated(&self, answer: &Json) {
@@ -180,13 +203,14 @@ impl World {
 }
 
 /// The pools of ids (what a cursor may name).
-const ID_POOLS: [&str; 6] = [
+const ID_POOLS: [&str; 7] = [
     "principal",
     "service",
     "product",
     "review",
     "instance",
     "bill",
+    "settlement",
 ];
 
 struct Builder<'a> {
@@ -221,6 +245,9 @@ impl Builder<'_> {
         self.owned_by(&id, std::slice::from_ref(&id));
         if me["role"] == "customer" {
             self.add("customer", id.clone());
+        }
+        if me["role"] == "provider" {
+            self.add("provider", id.clone());
         }
         self.principals.push(Principal {
             name,
@@ -295,6 +322,9 @@ impl Builder<'_> {
         }
         self.add("prometheus", prometheus);
         self.add("selector", "requests_total{job=\"api\"}");
+        for m in MONTHS {
+            self.add("month", m);
+        }
 
         self.principal("the built-in operator", ADMIN);
         self.created("an operator", "operator", None);
@@ -333,15 +363,28 @@ impl Builder<'_> {
             .put_bytes(&screenshot, &tester, "image/png", png(800, 600, 256))
             .expect(200);
         self.listed("the provider of a listing in self-test", &tester, &testing);
+        // The hourly product sold since February: an hour of it was used and released then.
+        app.set_now(at(FEBRUARY_HOUR.0));
         let (seller, hourly) = app.product_with_items("hour", &items, true);
         self.listed("the provider of the hourly product", &seller, &hourly);
+        let (_, enterprise) = app.funded_customer("1000.00");
+        self.principal("an enterprise customer", &enterprise);
+        let february = self.order(&enterprise, &seller, &hourly);
+        app.set_now(at(FEBRUARY_HOUR.1) + Duration::minutes(10));
+        app.push_usage(
+            &seller,
+            &february,
+            &[usage(FEBRUARY_HOUR.0, FEBRUARY_HOUR.1, "Frequency", 300)],
+        )
+        .expect(200);
+        app.act(&enterprise, &february, "release");
+        app.set_now(at(BUILT_AT));
+
         let (daily_seller, daily) = self
             .app
             .product_with_items("day", &[Item::frequency()], true);
         self.listed("the provider of the daily product", &daily_seller, &daily);
 
-        let (_, enterprise) = app.funded_customer("1000.00");
-        self.principal("an enterprise customer", &enterprise);
         let individual = self.created("an individual customer", "customer", Some("individual"));
 
         let running = self.order(&enterprise, &seller, &hourly);
@@ -372,5 +415,24 @@ impl Builder<'_> {
         // Hour 08 closes at 10:00: a run then bills it for every instance.
         app.set_now(at(FUZZ_NOW) - Duration::minutes(20));
         app.bill_run(&testkit::rfc3339(app.now()));
+        // February closed (on March 1st's end in Asia/Shanghai) and billed: its statement is
+        // written, not paid.
+        let closed = app
+            .post(
+                "/api/v1/settlements/runs",
+                ADMIN,
+                json!({"month": MONTHS[0]}),
+            )
+            .expect(200)
+            .json();
+        for statement in closed["items"].as_array().into_iter().flatten() {
+            let id = str_of(&statement["id"]);
+            self.add("settlement", &id);
+            self.owned_by(&id, &[str_of(&statement["provider_id"])]);
+        }
+        assert!(
+            !self.pools.get("settlement").is_none_or(Vec::is_empty),
+            "February has a statement: {closed}"
+        );
     }
 }
