@@ -153,6 +153,32 @@ impl Contract {
         }
     }
 
+    /// The largest body a request to `path` may carry: the `x-body-limit` of the path item
+    /// whose template the path matches (by the value of the path parameter it names), else the
+    /// document's `x-body-limit`.
+    pub(crate) fn body_limit(&self, path: &str) -> usize {
+        let default = self.doc["x-body-limit"]
+            .as_u64()
+            .expect("openapi.yaml states its x-body-limit");
+        let segments: Vec<&str> = path.split('/').collect();
+        let template = self
+            .operations
+            .iter()
+            .filter_map(|op| literal_matches(&op.template, &segments).map(|s| (s, &op.template)))
+            .max_by(|a, b| a.0.cmp(&b.0))
+            .map(|(_, t)| t);
+        let by_parameter = template.and_then(|t| {
+            let limits = self.doc["paths"][t.as_str()]["x-body-limit"].as_object()?;
+            let (name, values) = limits.iter().next()?;
+            let at = t
+                .split('/')
+                .position(|part| part == format!("{{{name}}}"))?;
+            let value = percent_decoded(segments.get(at)?);
+            values[value.as_str()].as_u64()
+        });
+        usize::try_from(by_parameter.unwrap_or(default)).expect("a limit in bytes")
+    }
+
     /// A documented response of `components/responses` (those no operation names, for the
     /// answers every path gives: 404 for unknown paths, 405 for other methods).
     pub(crate) fn shared_answer(&self, name: &str) -> Answer {

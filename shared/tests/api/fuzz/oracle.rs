@@ -1,7 +1,8 @@
 //! What every response must be, whatever was asked: never a 5xx; a status the contract
 //! documents for the operation; a body of a documented media type that validates against the
-//! documented schema; headers as documented; a problem document whose `code` is a documented
-//! one filed under the response's status.
+//! documented schema and names no property the schema does not; headers as documented; a
+//! problem document whose `code` is a documented one filed under the response's status; `413`
+//! exactly for a body over its path's limit.
 
 use serde_json::Value as Json;
 use testkit::Response;
@@ -30,6 +31,29 @@ pub(crate) fn check(
     let (method, path) = (request.method, request.path);
     if response.status >= 500 {
         return Err(format!("a server error, {}", response.status));
+    }
+    // A body over the path's limit is refused before anything else, whatever the path and
+    // method; no body within it ever is.
+    let limit = contract.body_limit(path);
+    match (request.body.len() > limit, response.status) {
+        (true, 413) => {
+            return conforms(
+                contract,
+                &contract.shared_answer("PayloadTooLarge"),
+                response,
+            );
+        }
+        (true, s) => {
+            return Err(format!(
+                "a body over the path's limit of {limit} bytes, yet {s}"
+            ));
+        }
+        (false, 413) => {
+            return Err(format!(
+                "413 for a body within the path's limit of {limit} bytes"
+            ));
+        }
+        (false, _) => {}
     }
     // A malformed X-Clock-Now is refused before routing, wherever the request goes.
     let clock = || contract.shared_answer("ClockHeaderInvalid");
@@ -181,11 +205,88 @@ fn conforms(contract: &Contract, answer: &Answer, response: &Response) -> Result
         contract
             .validate(schema, &body)
             .map_err(|e| format!("the body does not match the documented schema: {e}"))?;
+        let mut extra = Vec::new();
+        undocumented(contract, schema, &body, "", &mut extra);
+        if !extra.is_empty() {
+            return Err(format!(
+                "the body has properties openapi.yaml does not document: {}",
+                extra.join(", ")
+            ));
+        }
     }
     if media == "application/problem+json" {
         problem(contract, response.status, &body)?;
     }
     Ok(())
+}
+
+/// The object schemas that describe `value` under `schema`: `$ref`s followed, every part of an
+/// `allOf`, and of a `oneOf`/`anyOf` the first branch `value` validates against.
+fn shapes<'a>(contract: &'a Contract, schema: &'a Json, value: &Json) -> Vec<&'a Json> {
+    let schema = resolve(&contract.doc, schema);
+    let mut out = Vec::new();
+    for key in ["oneOf", "anyOf"] {
+        if let Some(branches) = schema[key].as_array()
+            && let Some(branch) = branches
+                .iter()
+                .find(|b| contract.validate(b, value).is_ok())
+        {
+            out.extend(shapes(contract, branch, value));
+        }
+    }
+    for part in schema["allOf"].as_array().into_iter().flatten() {
+        out.extend(shapes(contract, part, value));
+    }
+    out.push(schema);
+    out
+}
+
+/// Collects, into `out`, the paths of the properties of a response body that its schema does
+/// not name: a schema that lists an object's `properties` documents all of them (unless it says
+/// `additionalProperties`), so a field the code sends and the contract does not mention is a
+/// gap in the contract, not a liberty of the code.
+fn undocumented(contract: &Contract, schema: &Json, value: &Json, at: &str, out: &mut Vec<String>) {
+    let shapes = shapes(contract, schema, value);
+    match value {
+        Json::Object(object) => {
+            let listed = shapes.iter().any(|s| s.get("properties").is_some());
+            let open = shapes.iter().any(|s| s["additionalProperties"] == true);
+            for (name, field) in object {
+                let path = format!("{at}/{name}");
+                let declared: Vec<&Json> = shapes
+                    .iter()
+                    .filter_map(|s| s["properties"].get(name))
+                    .collect();
+                if !declared.is_empty() {
+                    for d in declared {
+                        undocumented(contract, d, field, &path, out);
+                    }
+                    continue;
+                }
+                let extra: Vec<&Json> = shapes
+                    .iter()
+                    .filter_map(|s| s.get("additionalProperties").filter(|a| a.is_object()))
+                    .collect();
+                if !extra.is_empty() {
+                    for d in extra {
+                        undocumented(contract, d, field, &path, out);
+                    }
+                } else if listed && !open {
+                    out.push(path);
+                }
+            }
+        }
+        Json::Array(items) => {
+            for s in &shapes {
+                if let Some(item_schema) = s.get("items") {
+                    for (i, item) in items.iter().enumerate() {
+                        undocumented(contract, item_schema, item, &format!("{at}/{i}"), out);
+                    }
+                }
+            }
+        }
+        _ => {}
+    }
 }
 
 /// A problem's `status` is the response's, its `code` is filed under that status, and its
@@ -310,6 +411,61 @@ mod tests {
         body["created_at"] = json!("yesterday");
         let e = me_as(&body);
         assert!(e.contains("date-time"), "{e}");
+    }
+
+    #[test]
+    fn a_property_the_schema_does_not_name_is_caught() {
+        let mut body = me();
+        body["secret"] = json!("x");
+        let r = response(200, Some("application/json"), &body);
+        let e = verdict("GET", "/api/v1/me", &r).unwrap_err();
+        assert!(e.contains("/secret"), "{e}");
+        let mut problem = problem_body(401, "Unauthorized");
+        problem["errors"] = json!([{"field": "f", "code": "Required", "message": "m", "hint": 1}]);
+        let mut r = response(401, Some("application/problem+json"), &problem);
+        r.headers
+            .insert("www-authenticate", "Bearer".parse().unwrap());
+        let e = verdict("GET", "/api/v1/me", &r).unwrap_err();
+        assert!(e.contains("/errors/0/hint"), "{e}");
+    }
+
+    #[test]
+    fn a_body_is_413_exactly_when_it_is_over_its_paths_limit() {
+        let too_large = problem_response(413, "PayloadTooLarge");
+        let limit = |path: &str| Contract::get().body_limit(path);
+        assert_eq!(limit("/api/v1/metering"), 1_048_576);
+        assert_eq!(limit("/api/v1/products/p/media/logo"), 7_864_320);
+        assert_eq!(limit("/api/v1/products/p/media/certification/7"), 2_097_152);
+        assert_eq!(limit("/api/v1/products/p/media/nope"), 1_048_576);
+        let sent = |method: &'static str, path: &'static str, size: usize, r: &Response| {
+            let body = vec![0; size];
+            let request = Request {
+                method,
+                path,
+                content_type: None,
+                body: &body,
+            };
+            check(Contract::get(), &request, r)
+        };
+        sent("POST", "/api/v1/nowhere", 1_048_577, &too_large).unwrap();
+        sent(
+            "POST",
+            "/api/v1/products/p/media/logo",
+            7_864_321,
+            &too_large,
+        )
+        .unwrap();
+        let e = sent(
+            "POST",
+            "/api/v1/products/p/media/logo",
+            2_000_000,
+            &too_large,
+        )
+        .unwrap_err();
+        assert!(e.contains("within the path's limit"), "{e}");
+        let not_found = problem_response(404, "NotFound");
+        let e = sent("GET", "/api/v1/nowhere", 1_048_577, &not_found).unwrap_err();
+        assert!(e.contains("over the path's limit"), "{e}");
     }
 
     #[test]
