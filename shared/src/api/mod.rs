@@ -299,18 +299,18 @@ pub fn handle(
                 headers: parts.headers.clone(),
                 body,
             };
-            let serve = || {
+            let route = |ctx: &Ctx| {
                 match api {
-                    Api::Identity => identity::route(&ctx),
-                    Api::Listings => listings::route(&ctx),
-                    Api::Reviews => reviews::route(&ctx),
-                    Api::Orders if ctx.segments[0] == "settlements" => settlements::route(&ctx),
-                    Api::Orders => orders::route(&ctx),
-                    Api::Metering => metering::route(&ctx),
+                    Api::Identity => identity::route(ctx),
+                    Api::Listings => listings::route(ctx),
+                    Api::Reviews => reviews::route(ctx),
+                    Api::Orders if ctx.segments[0] == "settlements" => settlements::route(ctx),
+                    Api::Orders => orders::route(ctx),
+                    Api::Metering => metering::route(ctx),
                 }
                 .unwrap_or_else(|e| problem(&e))
             };
-            match idempotency_guard(&ctx)? {
+            match idempotency_guard(&ctx, route)? {
                 Some((caller, key, guard)) => idempotency::run(
                     storage.db()?,
                     &caller.id,
@@ -318,9 +318,9 @@ pub fn handle(
                     &fingerprint,
                     guard,
                     now,
-                    serve,
+                    || route(&ctx),
                 ),
-                None => Ok(serve()),
+                None => Ok(route(&ctx)),
             }
         });
     result.unwrap_or_else(|e| problem(&e))
@@ -328,10 +328,13 @@ pub fn handle(
 
 /// Whether this request is guarded by an idempotency key, for whom, and how: every POST may
 /// carry one, but those that issue a token (it is shown once, and never stored). The key is
-/// looked at only once the caller is authenticated: a request without a valid token is served
-/// as if it had none — routed first (404, 405), then refused (401) —, as nothing it could do
-/// would be recorded.
-fn idempotency_guard(ctx: &Ctx<'_>) -> ApiResult<Option<(Principal, IdempotencyKey, Guard)>> {
+/// looked at only once the request is routed and its caller authenticated, as the documented
+/// order of checks puts routing (404, 405) before the token (401): a request without a valid
+/// token, or that no route takes, is served as if it had no key — nothing it does is recorded.
+fn idempotency_guard(
+    ctx: &Ctx<'_>,
+    route: impl Fn(&Ctx<'_>) -> Resp,
+) -> ApiResult<Option<(Principal, IdempotencyKey, Guard)>> {
     let Some(value) = ctx.headers.get(idempotency::HEADER) else {
         return Ok(None);
     };
@@ -341,6 +344,9 @@ fn idempotency_guard(ctx: &Ctx<'_>) -> ApiResult<Option<(Principal, IdempotencyK
     let Ok(caller) = ctx.principal() else {
         return Ok(None);
     };
+    if !routed(ctx, route) {
+        return Ok(None);
+    }
     let key = IdempotencyKey::parse(value.as_bytes())?;
     let segments: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
     let guard = match segments.as_slice() {
@@ -362,6 +368,27 @@ fn idempotency_guard(ctx: &Ctx<'_>) -> ApiResult<Option<(Principal, IdempotencyK
         _ => Guard::Atomic,
     };
     Ok(Some((caller, key, guard)))
+}
+
+/// Whether a route takes this request's method and path. Every route that takes a `POST`
+/// authenticates before it does anything, and routing answers 404 and 405 before the token is
+/// looked at: the request served without its token (nor its body) says which, with no effect.
+fn routed(ctx: &Ctx<'_>, route: impl Fn(&Ctx<'_>) -> Resp) -> bool {
+    let mut headers = ctx.headers.clone();
+    headers.remove(header::AUTHORIZATION);
+    let anonymous = Ctx {
+        storage: ctx.storage,
+        outbound: ctx.outbound,
+        config: ctx.config,
+        now: ctx.now,
+        method: ctx.method.clone(),
+        real_now: ctx.real_now,
+        segments: ctx.segments.clone(),
+        query: ctx.query.clone(),
+        headers,
+        body: Vec::new(),
+    };
+    route(&anonymous).status() == StatusCode::UNAUTHORIZED
 }
 
 fn percent_decode(segment: &str) -> String {

@@ -184,3 +184,31 @@ fn a_key_does_not_put_the_token_before_routing() {
         }
     }
 }
+
+/// Routing comes before the key too: a key used before, or a malformed one, sent by an
+/// authenticated caller to a path or method no route takes is answered 404 or 405, not 409 or
+/// 400; on a route, the key is checked.
+#[test]
+fn a_key_on_a_request_no_route_takes_is_not_looked_at() {
+    let app = TestApp::new();
+    let (customer_id, _) = app.customer("individual");
+    let path = format!("/api/v1/accounts/{customer_id}/top-ups");
+    post_with_key(&app, &path, ADMIN, "used", json!({"amount": "1.00"})).expect(201);
+    for key in ["used", "with space"] {
+        post_with_key(
+            &app,
+            &format!("{path}/"),
+            ADMIN,
+            key,
+            json!({"amount": "1.00"}),
+        )
+        .problem(404, "NotFound");
+        let r = post_with_key(&app, "/api/v1/me", ADMIN, key, json!({}));
+        assert_eq!(r.header("allow"), Some("GET"));
+        r.problem(405, "MethodNotAllowed");
+    }
+    post_with_key(&app, &path, ADMIN, "used", json!({"amount": "2.00"}))
+        .problem(409, "IdempotencyKeyReused");
+    post_with_key(&app, &path, ADMIN, "with space", json!({"amount": "2.00"}))
+        .problem(400, "InvalidValue");
+}
