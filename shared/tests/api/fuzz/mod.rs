@@ -74,7 +74,7 @@ fn fuzz(tag: &str) {
     let mut seen = String::new();
     let rounds = own
         .map(|op| (op, cases))
-        .chain(aftermath.map(|op| (op, (cases / 16).max(1))));
+        .chain(aftermath.map(|op| (op, (cases / 32).max(1))));
     for (op, cases) in rounds {
         let started = std::time::Instant::now();
         let statuses = std::cell::RefCell::new(BTreeMap::<u16, u32>::new());
