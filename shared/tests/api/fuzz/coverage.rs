@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use testkit::native::{ADMIN, TestApp};
 
-use super::contract::{Contract, Location, Operation};
+use super::contract::{Contract, Location, Operation, resolve};
 use super::{FUZZED_TAGS, oracle, requests};
 
 #[test]
@@ -178,4 +178,58 @@ fn the_problem_codes_are_the_documented_ones_with_their_statuses() {
             "{code}'s {status} is not in Problem.status"
         );
     }
+}
+
+/// The examples of `openapi.yaml` (of responses and request bodies) are valid by their schemas:
+/// a reader who copies one gets what the contract says.
+#[test]
+fn every_example_matches_its_schema() {
+    let contract = Contract::get();
+    let doc = &contract.doc;
+    let mut wrong = Vec::new();
+    let mut checked = 0;
+    let mut check = |content: &serde_json::Value, at: String| {
+        let Some(schema) = content.get("schema") else {
+            return;
+        };
+        let mut examples: Vec<(String, &serde_json::Value)> = Vec::new();
+        if let Some(example) = content.get("example") {
+            examples.push((at.clone(), example));
+        }
+        for (name, e) in content["examples"].as_object().into_iter().flatten() {
+            let e = resolve(doc, e);
+            if let Some(value) = e.get("value") {
+                examples.push((format!("{at} {name}"), value));
+            }
+        }
+        for (at, example) in examples {
+            checked += 1;
+            if let Err(e) = contract.validate(schema, example) {
+                wrong.push(format!("{at}: {e}"));
+            }
+        }
+    };
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("a path item") {
+            let Some(responses) = op.get("responses").and_then(|r| r.as_object()) else {
+                continue;
+            };
+            for (status, response) in responses {
+                let response = resolve(doc, response);
+                for (media, content) in response["content"].as_object().into_iter().flatten() {
+                    check(content, format!("{method} {path} {status} {media}"));
+                }
+            }
+            let body = op.get("requestBody").map(|b| resolve(doc, b));
+            for (media, content) in body
+                .and_then(|b| b["content"].as_object())
+                .into_iter()
+                .flatten()
+            {
+                check(content, format!("{method} {path} request {media}"));
+            }
+        }
+    }
+    assert!(checked > 300, "the examples were read: {checked}");
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
 }
