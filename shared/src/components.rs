@@ -1,5 +1,6 @@
 //! The entry points of the Spin components: each component's one line calls one of these, which
-//! wire Spin's adapters (`platform::spin`) into the HTTP API or the scheduled bill run.
+//! wire Spin's adapters (`platform::spin`) into the HTTP API, the web console or the scheduled
+//! bill run.
 
 use crate::api::{self, Api};
 use crate::platform::spin::{SpinBackend, SpinOutbound, config};
@@ -18,6 +19,17 @@ pub fn serve(api: Api, req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
                 &config,
                 chrono::Utc::now(),
             )
+        }
+        Err(e) => api::problem(&e),
+    }
+}
+
+/// Serves one request of the web console with Spin's stores, variables and clock.
+pub fn console(req: http::Request<Vec<u8>>) -> http::Response<Vec<u8>> {
+    match config() {
+        Ok(config) => {
+            let storage = Storage::new(SpinBackend);
+            crate::console::handle(req, &storage, &SpinOutbound, &config, chrono::Utc::now())
         }
         Err(e) => api::problem(&e),
     }

@@ -2,14 +2,14 @@
 //!
 //! One folder per marketplace capability — `identity`, `listing`, `sales`, `catalog`, `orders`,
 //! `review`, `metering`, `billing` — each its rules and types, with its SQL in a `store.rs`; the
-//! HTTP API ([`api`]) over them; the ports ([`platform`]: storage, clock, outbound HTTP,
+//! HTTP API ([`api`]) and the web console ([`console`]) over them; the ports ([`platform`]: storage, clock, outbound HTTP,
 //! configuration, their Spin and native adapters) below them. Dependencies point one way,
 //! api → capabilities → ports (a test, `tidy.rs`, holds it). `docs/ARCHITECTURE.md` has the
 //! codemap and the invariants, `docs/RULES.md` the business rules and where each is held.
 //!
 //! What other crates use: the Spin components call `components` (with the `spin` feature);
-//! tests and benchmarks drive [`api::handle`] over the native adapters, and [`bill_run`]
-//! directly.
+//! tests and benchmarks drive [`api::handle`] and [`console::handle`] over the native adapters,
+//! and [`bill_run`] directly.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -18,6 +18,7 @@ mod billing;
 mod catalog;
 #[cfg(feature = "spin")]
 pub mod components;
+pub mod console;
 pub mod error;
 mod identity;
 mod listing;
