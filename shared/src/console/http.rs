@@ -96,14 +96,16 @@ fn secured(status: StatusCode) -> http::response::Builder {
 
 /// A page. Pages show a tenant's own data, so no cache may keep them.
 pub(crate) fn html(status: StatusCode, markup: Markup) -> Resp {
-    html_with_cookies(status, markup, &[])
+    html_with_cookie(status, markup, None)
 }
 
-pub(crate) fn html_with_cookies(status: StatusCode, markup: Markup, cookies: &[String]) -> Resp {
+/// A page that sets a cookie. One cookie per response: Spin 4.0.2 passes on only the last
+/// `Set-Cookie` header of a response.
+pub(crate) fn html_with_cookie(status: StatusCode, markup: Markup, cookie: Option<String>) -> Resp {
     let mut builder = secured(status)
         .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
         .header(header::CACHE_CONTROL, "no-store");
-    for c in cookies {
+    if let Some(c) = cookie {
         builder = builder.header(header::SET_COOKIE, c);
     }
     builder
@@ -113,17 +115,18 @@ pub(crate) fn html_with_cookies(status: StatusCode, markup: Markup, cookies: &[S
 
 /// 303 See Other: where a browser goes after a form was accepted (post/redirect/get).
 pub(crate) fn redirect(to: &str) -> ApiResult<Resp> {
-    redirect_with_cookies(to, &[])
+    redirect_with_cookie(to, None)
 }
 
-pub(crate) fn redirect_with_cookies(to: &str, cookies: &[String]) -> ApiResult<Resp> {
+/// A redirect that sets a cookie (one, as [`html_with_cookie`]).
+pub(crate) fn redirect_with_cookie(to: &str, cookie: Option<String>) -> ApiResult<Resp> {
     let mut builder = secured(StatusCode::SEE_OTHER)
         .header(header::CACHE_CONTROL, "no-store")
         .header(
             header::LOCATION,
             HeaderValue::from_str(to).map_err(ApiError::internal)?,
         );
-    for c in cookies {
+    if let Some(c) = cookie {
         builder = builder.header(header::SET_COOKIE, c);
     }
     builder.body(Vec::new()).map_err(ApiError::internal)

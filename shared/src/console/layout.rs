@@ -86,6 +86,7 @@ pub(crate) fn page(chrome: &Chrome, title: &str, content: Markup) -> Markup {
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · nestmarket console" }
                 link rel="stylesheet" href=(assets::stylesheet_url());
+                link rel="icon" type="image/svg+xml" href=(assets::icon_url());
             }
             body {
                 a.skip href="#main" { "Skip to content" }

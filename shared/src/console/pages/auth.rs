@@ -3,7 +3,7 @@
 use http::StatusCode;
 use maud::html;
 
-use crate::console::http::{Req, Resp, cookie, html_with_cookies, redirect, redirect_with_cookies};
+use crate::console::http::{Req, Resp, cookie, html_with_cookie, redirect, redirect_with_cookie};
 use crate::console::layout::{Chrome, page};
 use crate::console::{SESSION_COOKIE, csrf_refusal, home_of};
 use crate::error::{ApiError, ApiResult, Code};
@@ -79,10 +79,10 @@ pub(crate) fn sign_in_form(req: &Req, chrome: &Chrome) -> ApiResult<Resp> {
         return redirect(home_of(p));
     }
     let nonce = new_nonce();
-    Ok(html_with_cookies(
+    Ok(html_with_cookie(
         StatusCode::OK,
         sign_in_page(req, chrome, &nonce, None),
-        &[nonce_cookie(req, &nonce)],
+        Some(nonce_cookie(req, &nonce)),
     ))
 }
 
@@ -107,18 +107,17 @@ pub(crate) fn sign_in(req: &Req, chrome: &Chrome) -> ApiResult<Resp> {
         Ok(session) => {
             let to = local_path(value("next").filter(|n| !n.is_empty()))
                 .unwrap_or(home_of(&session.principal));
-            redirect_with_cookies(
+            // The sign-in form's cookie is left to expire within the hour: a response sets
+            // one cookie (see `html_with_cookie`).
+            redirect_with_cookie(
                 to,
-                &[
-                    cookie(
-                        SESSION_COOKIE,
-                        session.id.reveal(),
-                        "/",
-                        SESSION_HOURS * 3600,
-                        req.is_tls(),
-                    ),
-                    cookie(SIGN_IN_COOKIE, "", "/sign-in", 0, req.is_tls()),
-                ],
+                Some(cookie(
+                    SESSION_COOKIE,
+                    session.id.reveal(),
+                    "/",
+                    SESSION_HOURS * 3600,
+                    req.is_tls(),
+                )),
             )
         }
         Err(e) if matches!(e.code, Code::Unauthorized | Code::Forbidden) => {
@@ -128,10 +127,10 @@ pub(crate) fn sign_in(req: &Req, chrome: &Chrome) -> ApiResult<Resp> {
                 e
             };
             let nonce = new_nonce();
-            Ok(html_with_cookies(
+            Ok(html_with_cookie(
                 problem.status(),
                 sign_in_page(req, chrome, &nonce, Some(&problem)),
-                &[nonce_cookie(req, &nonce)],
+                Some(nonce_cookie(req, &nonce)),
             ))
         }
         Err(e) => Err(e),
@@ -141,9 +140,9 @@ pub(crate) fn sign_in(req: &Req, chrome: &Chrome) -> ApiResult<Resp> {
 /// `POST /sign-out`: the session ends on the server, not only in this browser.
 pub(crate) fn sign_out(req: &Req, session: &Session) -> ApiResult<Resp> {
     session::sign_out(req.db()?, &session.id)?;
-    redirect_with_cookies(
+    redirect_with_cookie(
         "/sign-in",
-        &[cookie(SESSION_COOKIE, "", "/", 0, req.is_tls())],
+        Some(cookie(SESSION_COOKIE, "", "/", 0, req.is_tls())),
     )
 }
 

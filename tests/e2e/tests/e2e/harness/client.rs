@@ -38,6 +38,11 @@ impl HttpMarket {
         }
     }
 
+    /// `http://127.0.0.1:PORT`
+    pub(crate) fn origin(&self) -> &str {
+        &self.origin
+    }
+
     /// Another client of the same app, with connections of its own, whose requests say `now`.
     pub(crate) fn at(&self, now: DateTime<Utc>) -> Self {
         let other = HttpMarket::new(&self.origin, &self.admin_token);
