@@ -321,7 +321,8 @@ fn route_probes(route: &str, provider_id: &str) -> Option<(&'static str, Vec<Pro
                     Anonymous,
                     Page(403, "this form expired"),
                 ),
-                probe("GET", "/nowhere", Anonymous, Page(404, "Not found")),
+                // A signed-out visitor is sent to sign in (the redirect is followed).
+                probe("GET", "/instances", Anonymous, Page(200, "API token")),
                 probe("GET", "/api/v1/unknown", Operator, RouteNotFound),
             ],
         ),
