@@ -253,7 +253,7 @@ pub fn handle(
                 now,
                 real_now,
                 method: parts.method.clone(),
-                segments: rest.split('/').map(percent_decode).collect(),
+                segments: rest.split('/').map(crate::validate::path_segment).collect(),
                 query: form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
                     .into_owned()
                     .collect(),
@@ -269,13 +269,6 @@ pub fn handle(
             }
         });
     result.unwrap_or_else(|e| problem(&e))
-}
-
-fn percent_decode(segment: &str) -> String {
-    form_urlencoded::parse(format!("s={}", segment.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 /// The 405 for a known path with an unsupported method.

@@ -67,7 +67,7 @@ pub fn handle(
             .split('/')
             .skip(1)
             .filter(|s| !s.is_empty())
-            .map(percent_decode)
+            .map(crate::validate::path_segment)
             .collect(),
         query: form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
             .into_owned()
@@ -204,11 +204,4 @@ pub(crate) fn home_of(principal: &Principal) -> &'static str {
         Role::Provider => "/products",
         Role::Customer | Role::Platform => "/catalog",
     }
-}
-
-fn percent_decode(segment: &str) -> String {
-    form_urlencoded::parse(format!("s={}", segment.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }

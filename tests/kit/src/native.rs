@@ -107,19 +107,13 @@ impl TestApp {
             req = req.header(*name, *value);
         }
         let storage = Storage::new(self.backend.clone());
-        let resp = nestmarket::console::handle(
+        response(nestmarket::console::handle(
             req.body(body).expect("a valid request"),
             &storage,
             &NativeOutbound,
             &self.config,
             self.now(),
-        );
-        let (parts, body) = resp.into_parts();
-        Response {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        }
+        ))
     }
 
     /// Writes the product's status directly, for rules that depend on review states.
@@ -130,6 +124,16 @@ impl TestApp {
             &[status.into(), product_id.into()],
         )
         .expect("the status written");
+    }
+}
+
+/// The kit's response of a handler's.
+fn response(resp: http::Response<Vec<u8>>) -> Response {
+    let (parts, body) = resp.into_parts();
+    Response {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
     }
 }
 
@@ -163,20 +167,14 @@ impl Market for TestApp {
         }
         // A fresh Storage per request: a new connection, like a fresh Spin instance.
         let storage = Storage::new(self.backend.clone());
-        let resp = api::handle(
+        response(api::handle(
             api_for(path),
             req.body(body).expect("a valid request"),
             &storage,
             &NativeOutbound,
             &self.config,
             self.now(),
-        );
-        let (parts, body) = resp.into_parts();
-        Response {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        }
+        ))
     }
 
     fn admin_token(&self) -> &str {
