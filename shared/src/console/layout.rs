@@ -56,6 +56,7 @@ fn nav(role: Option<Role>) -> &'static [(&'static str, &'static str)] {
             ("/services", "Services"),
             ("/instances", "Instances"),
             ("/bills", "Bills"),
+            ("/settlements", "Settlements"),
         ],
         Some(Role::Operator) => &[
             ("/reviews", "Review queue"),

@@ -8,10 +8,10 @@
 //! every value), styled by one embedded stylesheet; no script runs, so the content security
 //! policy allows nothing inline.
 //!
-//! - [`http`]: requests, cookies, responses and their security headers;
-//! - [`layout`]: the page around every page, its navigation, the error pages;
-//! - [`form`]: HTML forms to the domain's JSON bodies and back, field errors beside their fields;
-//! - [`chart`]: usage as server-rendered SVG;
+//! - `http`: requests, cookies, responses and their security headers;
+//! - `layout`: the page around every page, its navigation, the error pages;
+//! - `form`: HTML forms to the domain's JSON bodies and back, field errors beside their fields;
+//! - `chart`: usage as server-rendered SVG;
 //! - `pages/`: one module per area, each page parse → authorize → one domain call → render.
 
 mod assets;
