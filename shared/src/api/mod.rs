@@ -290,7 +290,7 @@ pub fn handle(
                 now,
                 real_now,
                 method: parts.method.clone(),
-                segments: rest.split('/').map(percent_decode).collect(),
+                segments: rest.split('/').map(crate::validate::path_segment).collect(),
                 query: form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
                     .into_owned()
                     .collect(),
@@ -356,13 +356,6 @@ fn idempotency_guard(ctx: &Ctx<'_>) -> ApiResult<Option<(IdempotencyKey, Guard)>
         | ["metering", "platform-bills"] => Ok(Some((key, Guard::Recorded))),
         _ => Ok(Some((key, Guard::Atomic))),
     }
-}
-
-fn percent_decode(segment: &str) -> String {
-    form_urlencoded::parse(format!("s={}", segment.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 /// The 405 for a known path with an unsupported method.

@@ -121,6 +121,24 @@ pub(crate) fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult
     }
 }
 
+/// The instances the caller may see, oldest first: a customer its own, a provider those of its
+/// products, operators every one.
+pub(crate) fn list(
+    db: &dyn Database,
+    caller: &Principal,
+    after: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<Instance>> {
+    let scope = match caller.role {
+        Role::Operator => (None, None),
+        Role::Provider => (None, Some(caller.id.clone())),
+        _ => (Some(caller.id.clone()), None),
+    };
+    let ids = store::list_instance_ids(db, scope, after, limit)?;
+    let mut found = store::find_instances(db, &ids)?;
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+}
+
 /// The owner stops, starts or releases its instance: a compare-and-set on the status, and the
 /// running interval closed or opened at `now`, in one transaction. The provider and operators see
 /// the instance; only its owner operates it.

@@ -400,3 +400,26 @@ pub(crate) fn ledger(
     )?;
     rows.iter().map(entry_from_row).collect()
 }
+
+/// Instance ids, oldest first after `after`: those of `owner` and/or of `provider`'s products
+/// when given (the caller's scope), every instance when neither is.
+pub(crate) fn list_instance_ids(
+    db: &dyn Database,
+    (owner, provider): (Option<String>, Option<String>),
+    after: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<String>> {
+    let rows = db.execute(
+        "SELECT id FROM instances
+         WHERE (?1 IS NULL OR owner_id = ?1) AND (?2 IS NULL OR provider_id = ?2)
+           AND (?3 IS NULL OR id > ?3)
+         ORDER BY id LIMIT ?4",
+        &[
+            owner.into(),
+            provider.into(),
+            after.map(str::to_owned).into(),
+            (limit as i64).into(),
+        ],
+    )?;
+    Ok(rows.iter().map(|r| r.text(0)).collect::<Result<_, _>>()?)
+}

@@ -16,7 +16,7 @@ use crate::platform::storage::{Database, transaction};
 mod prometheus;
 mod store;
 
-use crate::validate::{Errors, Seen};
+use crate::validate::{Errors, Seen, parse_json};
 pub(crate) use prometheus::{Endpoint, Selector};
 
 /// Where the platform takes an item's usage from when it reports it itself.
@@ -399,6 +399,53 @@ pub(crate) fn configure(
             .find(|s| s.item.code().as_str() == code)
             .ok_or_else(|| ApiError::not_found("billable item"))
     })
+}
+
+/// The provider sets an item's reporting method from its JSON body: a Prometheus endpoint
+/// outside the deployment's `prometheus_origin` is refused, since no bill run could reach it.
+pub(crate) fn set_reporting(
+    db: &dyn Database,
+    provider: &Principal,
+    product_id: &str,
+    code: &str,
+    body: &[u8],
+    prometheus_origin: Option<&str>,
+    now: DateTime<Utc>,
+) -> ApiResult<ItemSettings> {
+    configure(
+        db,
+        provider,
+        product_id,
+        code,
+        |_| {
+            let method = parse_json::<ReportingRequest>(body)?.validate(code)?;
+            check_reachable(&method, prometheus_origin)?;
+            Ok(Setting::Reporting(method))
+        },
+        now,
+    )
+}
+
+/// The provider sets the templates and plans an item applies to, from its JSON body.
+pub(crate) fn set_associations(
+    db: &dyn Database,
+    provider: &Principal,
+    product_id: &str,
+    code: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> ApiResult<ItemSettings> {
+    configure(
+        db,
+        provider,
+        product_id,
+        code,
+        |service| {
+            let request: Associations = parse_json(body)?;
+            Ok(Setting::Associations(request.validate(service)?))
+        },
+        now,
+    )
 }
 
 /// A product's billable items with their settings, as its provider or an operator sees them

@@ -4,6 +4,7 @@
 //! the test kit's (`testkit::Market`), over its in-process market (`testkit::native::TestApp`).
 
 mod billing;
+mod console;
 mod idempotency;
 mod identity;
 mod limits;

@@ -366,6 +366,22 @@ const MIGRATIONS: &[Migration] = &[
                  ON bills (period_start, provider_id, product_id, test, product_fees_cents)",
         ],
     },
+    Migration {
+        version: 13,
+        statements: &[
+            // Web console sessions (identity::session): the SHA-256 of the session id the
+            // browser's cookie holds, and of the token the principal signed in with, so a
+            // rotated token ends the session. Neither secret itself is stored.
+            "CREATE TABLE console_sessions (
+                id_hash TEXT PRIMARY KEY,
+                principal_id TEXT NOT NULL,
+                token_hash TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                expires_at INTEGER NOT NULL
+            )",
+            "CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at)",
+        ],
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {
