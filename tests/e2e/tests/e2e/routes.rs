@@ -93,6 +93,12 @@ fn route_probes(route: &str, provider_id: &str) -> Option<(&'static str, Vec<Pro
                     Operator,
                     NotAllowed("GET, POST"),
                 ),
+                probe(
+                    "GET",
+                    &format!("/api/v1/principals/{provider_id}/commission"),
+                    Provider,
+                    Ok("/source", json!("default")),
+                ),
             ],
         ),
         "/api/v1/me" => (
@@ -309,12 +315,6 @@ fn route_probes(route: &str, provider_id: &str) -> Option<(&'static str, Vec<Pro
                     "/api/v1/settlements/stl-missing",
                     Operator,
                     Problem(404, "NotFound"),
-                ),
-                probe(
-                    "GET",
-                    &format!("/api/v1/settlements/commissions/{provider_id}"),
-                    Provider,
-                    Ok("/source", json!("default")),
                 ),
             ],
         ),
