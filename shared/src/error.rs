@@ -104,6 +104,9 @@ pub enum Code {
     BuiltInPrincipal,
     /// A published listing cannot be edited.
     ListingNotEditable,
+    /// This part of the listing is locked by its review: an approved category, or a required
+    /// medium of a submitted listing (which may be replaced, not removed).
+    StepLocked,
     /// The listing is under review: wait for the decision.
     ReviewPending,
     /// The product's status does not allow this step of its lifecycle.
@@ -120,8 +123,6 @@ pub enum Code {
     InstanceReleased,
     /// The instance's status does not allow this action.
     InvalidInstanceAction,
-    /// Accounts are kept in CNY; the product is priced otherwise.
-    CurrencyNotSupported,
     /// The period is closed for late data, or already billed.
     PeriodClosed,
     /// A usage record was already reported with another value.
@@ -199,6 +200,7 @@ impl Code {
             ServiceAlreadyAssociated
             | BuiltInPrincipal
             | ListingNotEditable
+            | StepLocked
             | ReviewPending
             | InvalidTransition
             | ReviewAlreadyDecided
@@ -207,7 +209,6 @@ impl Code {
             | TestOrderNotAllowed
             | InstanceReleased
             | InvalidInstanceAction
-            | CurrencyNotSupported
             | PeriodClosed
             | DuplicateRecordConflict
             | BillingPeriodLocked

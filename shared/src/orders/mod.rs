@@ -20,7 +20,6 @@ use crate::period::{BillingPeriod, Period};
 use crate::platform::storage::{Database, transaction};
 use crate::sales::{self, ItemSettings};
 use instance::Instance;
-use ledger::ACCOUNT_CURRENCY;
 /// The body of `POST /api/v1/orders/quote` and, with `accept_eula`, of `POST /api/v1/orders`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -272,15 +271,6 @@ pub(crate) fn place(
         check_account_type(caller, &p)?;
         let choice = p.choose(req)?;
         if !p.test {
-            if p.pricing.currency() != ACCOUNT_CURRENCY {
-                return Err(ApiError::new(
-                    Code::CurrencyNotSupported,
-                    format!(
-                        "accounts are kept in {ACCOUNT_CURRENCY}; this product is priced in {}",
-                        p.pricing.currency()
-                    ),
-                ));
-            }
             let account = ledger::account(db, &caller.id, now)?;
             if account.balance.0 < 0 {
                 return Err(ApiError::new(

@@ -157,23 +157,7 @@ pub(crate) fn submit(
 /// A category review needs the whole listing: all five steps and the logo and user guide. A
 /// resubmission after a rejection needs a changed category. Returns the category submitted.
 fn check_category_submission(db: &dyn Database, product: &Product) -> ApiResult<String> {
-    let steps = listing::store::steps(db, &product.id)?;
-    let media = listing::store::media(db, &product.id)?;
-    let mut e = Errors::new();
-    for (step, missing) in listing::missing_by_step(&steps, &media) {
-        for m in missing {
-            e.add(
-                step.as_str(),
-                Code::ListingIncomplete,
-                format!("missing: {m}"),
-            );
-        }
-    }
-    if let Err(mut err) = e.finish() {
-        err.detail =
-            "the listing is incomplete: every step and the logo and user guide are required".into();
-        return Err(err);
-    }
+    check_complete(db, product)?;
     let category = CategoryStep::from_stored(
         &listing::store::step_data(db, &product.id, Step::Category)?.unwrap_or_default(),
     )?
@@ -191,12 +175,36 @@ fn check_category_submission(db: &dyn Database, product: &Product) -> ApiResult<
     Ok(category)
 }
 
-/// A feature review needs every billable item's reporting method and one item in effect.
+/// Every step written, and the logo and user guide uploaded (400 `ListingIncomplete` per
+/// missing part otherwise).
+fn check_complete(db: &dyn Database, product: &Product) -> ApiResult<()> {
+    let steps = listing::store::steps(db, &product.id)?;
+    let media = listing::store::media(db, &product.id)?;
+    let mut e = Errors::new();
+    for (step, missing) in listing::missing_by_step(&steps, &media) {
+        for m in missing {
+            e.add(
+                step.as_str(),
+                Code::ListingIncomplete,
+                format!("missing: {m}"),
+            );
+        }
+    }
+    e.finish().map_err(|mut err| {
+        err.detail =
+            "the listing is incomplete: every step and the logo and user guide are required".into();
+        err
+    })
+}
+
+/// A feature review needs the whole listing still (the self-test edits it), every billable
+/// item's reporting method and one item in effect.
 fn check_feature_submission(
     db: &dyn Database,
     product: &Product,
     service: &ServiceSpec,
 ) -> ApiResult<()> {
+    check_complete(db, product)?;
     let pricing = PricingStep::from_stored(
         &listing::store::step_data(db, &product.id, Step::Pricing)?.unwrap_or_default(),
     )?;
