@@ -119,6 +119,8 @@ pub enum Code {
     SalesSettingsNotEditable,
     /// Test orders are placed during the self-test only.
     TestOrderNotAllowed,
+    /// No billable item applies to the chosen template (or plan): it is not sold.
+    TemplateNotOrderable,
     /// The instance is released: it accepts nothing more.
     InstanceReleased,
     /// The instance's status does not allow this action.
@@ -207,6 +209,7 @@ impl Code {
             | CategoryUnchanged
             | SalesSettingsNotEditable
             | TestOrderNotAllowed
+            | TemplateNotOrderable
             | InstanceReleased
             | InvalidInstanceAction
             | PeriodClosed

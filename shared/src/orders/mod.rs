@@ -163,6 +163,34 @@ impl Purchasable {
         })
     }
 
+    /// The choice ([`Purchasable::choose`]) and the billable items in effect for it. A customer
+    /// may not order a template (or plan) no item bills: 409 `TemplateNotOrderable`; a
+    /// provider's test order may try any.
+    pub(crate) fn choose_billed(
+        &self,
+        db: &dyn Database,
+        req: &OrderRequest,
+    ) -> ApiResult<(Choice<'_>, Vec<ItemSettings>)> {
+        let choice = self.choose(req)?;
+        let items = self.items(db, &choice)?;
+        if items.is_empty() && !self.test {
+            let plan = choice
+                .plan_id
+                .as_deref()
+                .map(|p| format!(" with plan {p}"))
+                .unwrap_or_default();
+            return Err(ApiError::new(
+                Code::TemplateNotOrderable,
+                format!(
+                    "template {}{plan} is not sold: no billable item of the product applies to it \
+                     (the product's page lists the templates it offers)",
+                    choice.template.id
+                ),
+            ));
+        }
+        Ok((choice, items))
+    }
+
     /// The billable items in effect for this template or plan.
     pub(crate) fn items(&self, db: &dyn Database, choice: &Choice) -> ApiResult<Vec<ItemSettings>> {
         Ok(
@@ -174,7 +202,7 @@ impl Purchasable {
     }
 
     /// The order confirmation: resources with hourly fees, tier schedules, period, currency.
-    fn confirmation(&self, db: &dyn Database, choice: &Choice) -> ApiResult<Value> {
+    fn confirmation(&self, choice: &Choice, items: &[ItemSettings]) -> Value {
         let resources: Vec<Value> = choice
             .template
             .resources
@@ -190,15 +218,14 @@ impl Purchasable {
             .iter()
             .map(|r| r.hourly_fee * Decimal::from(r.count))
             .sum();
-        let items: Vec<Value> = self
-            .items(db, choice)?
+        let items: Vec<Value> = items
             .iter()
             .map(|s| {
                 json!({"code": s.item.code(), "name": s.item.name(), "price_unit": s.price_unit,
                        "tier_mode": s.item.tier_mode(), "tiers": s.item.tiers()})
             })
             .collect();
-        Ok(json!({
+        json!({
             "product_id": self.product.id,
             "product_name": self.access.product_name(),
             "test": self.test,
@@ -212,10 +239,10 @@ impl Purchasable {
             "enterprise_only": self.pricing.enterprise_only(),
             "billable_items": items,
             "charged_at_confirmation": "0.00",
-            "statement": "Nothing is charged when you confirm this order. Cloud resource fees are \
-                          charged by the cloud when the resources are deployed; the billable items \
-                          above are billed per closed billing period from your metered usage.",
-        }))
+            "statement": "Nothing is charged when you confirm this order. From deployment on, \
+                          each closed billing period is billed: the cloud resources for the time \
+                          the instance ran, and the billable items above for your metered usage.",
+        })
     }
 }
 
@@ -238,8 +265,8 @@ fn check_account_type(caller: &Principal, p: &Purchasable) -> ApiResult<()> {
 pub(crate) fn quote(db: &dyn Database, caller: &Principal, req: &OrderRequest) -> ApiResult<Value> {
     let p = purchasable(db, caller, &req.product_id)?;
     check_account_type(caller, &p)?;
-    let choice = p.choose(req)?;
-    p.confirmation(db, &choice)
+    let (choice, items) = p.choose_billed(db, req)?;
+    Ok(p.confirmation(&choice, &items))
 }
 
 /// A placed order and the instance it deployed.
@@ -250,7 +277,7 @@ pub(crate) struct Placed {
 
 /// Places an order: a running instance, billed from the period it starts in; nothing is charged.
 /// Checks run in this order — the product (404), the EULA, the account type, the template and
-/// region, the currency, then the balance — all inside the transaction that writes, so a
+/// region, whether the template is sold, then the balance — all inside the transaction that writes, so a
 /// concurrent deduction cannot slip between the arrears check and the order.
 pub(crate) fn place(
     db: &dyn Database,
@@ -269,7 +296,7 @@ pub(crate) fn place(
             ));
         }
         check_account_type(caller, &p)?;
-        let choice = p.choose(req)?;
+        let (choice, _) = p.choose_billed(db, req)?;
         if !p.test {
             let account = ledger::account(db, &caller.id, now)?;
             if account.balance.0 < 0 {

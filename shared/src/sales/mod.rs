@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
 use crate::listing::ProductStatus;
-use crate::listing::service::ServiceSpec;
+use crate::listing::service::{ServiceSpec, Template};
 use crate::listing::steps::{BillableItem, PricingStep};
 use crate::listing::{self, Step};
 use crate::platform::storage::{Database, transaction};
@@ -301,6 +301,26 @@ impl ItemSettings {
             && (self.associations.templates.iter().any(|t| t == template_id)
                 || plan_id.is_some_and(|p| self.associations.plans.iter().any(|a| a == p)))
     }
+}
+
+/// The templates customers may order, given the product's items: those with at least one item
+/// in effect for them (without a plan, or with one of their plans), each with the plans that
+/// have one. A template nothing would bill deploys resources the provider is never paid for.
+pub(crate) fn orderable_templates(items: &[ItemSettings], templates: &[Template]) -> Vec<Template> {
+    let any_item =
+        |template: &str, plan: Option<&str>| items.iter().any(|i| i.applies_to(template, plan));
+    templates
+        .iter()
+        .filter_map(|t| {
+            let plans: Vec<_> = t
+                .plans
+                .iter()
+                .filter(|p| any_item(&t.id, Some(&p.id)))
+                .cloned()
+                .collect();
+            (any_item(&t.id, None) || !plans.is_empty()).then(|| Template { plans, ..t.clone() })
+        })
+        .collect()
 }
 
 /// Every billable item of the pricing step with its settings. When the service has exactly one

@@ -41,16 +41,13 @@ fn the_quote_is_the_order_confirmation() {
             .unwrap()
             .starts_with("Nothing is charged")
     );
-    // The other template has no billable item in effect.
-    let q = app
-        .post(
-            "/api/v1/orders/quote",
-            &customer,
-            json!({"product_id": product, "region": "cn-shanghai", "template_id": "tpl-internal"}),
-        )
-        .expect(200)
-        .json();
-    assert_eq!(q["billable_items"], json!([]));
+    // The other template has no billable item in effect: it is not sold.
+    app.post(
+        "/api/v1/orders/quote",
+        &customer,
+        json!({"product_id": product, "region": "cn-shanghai", "template_id": "tpl-internal"}),
+    )
+    .problem(409, "TemplateNotOrderable");
 }
 
 #[test]
@@ -424,4 +421,81 @@ fn reading_an_account_writes_nothing() {
     assert_eq!(me["account"]["balance"], "0.00");
     assert_eq!(me["ledger"]["items"], json!([]));
     assert_eq!(app.snapshot(), before);
+}
+
+#[test]
+fn customers_order_only_templates_some_item_bills() {
+    let app = TestApp::new();
+    // The service has two templates; the item is associated with `tpl-standard` alone.
+    let (_, _, product) = app.published_product();
+    let page = app
+        .get_anonymous(&format!("/api/v1/catalog/{product}"))
+        .expect(200)
+        .json();
+    let offered: Vec<&str> = page["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["tpl-standard"]);
+    let (_, customer) = app.funded_customer("100.00");
+    let internal = json!({"product_id": product, "region": "cn-hangzhou", "accept_eula": true,
+                          "template_id": "tpl-internal"});
+    let before = app.snapshot();
+    let refused = app
+        .post("/api/v1/orders", &customer, internal.clone())
+        .problem(409, "TemplateNotOrderable");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("tpl-internal"),
+        "{refused}"
+    );
+    app.post("/api/v1/orders/quote", &customer, internal)
+        .problem(409, "TemplateNotOrderable");
+    assert_eq!(app.snapshot(), before);
+
+    // An item of one plan only: the template is sold with that plan, not without.
+    let per_plan = {
+        let (token, _, id) = app.self_test_product();
+        let item = format!("/api/v1/products/{id}/billable-items/Frequency");
+        app.put(
+            &format!("{item}/reporting"),
+            &token,
+            json!({"method": "service_provider"}),
+        )
+        .expect(200);
+        app.put(
+            &format!("{item}/associations"),
+            &token,
+            json!({"templates": [], "plans": ["plan-pro"]}),
+        )
+        .expect(200);
+        // During the self-test the provider may try any template.
+        let test_order = json!({"product_id": id, "region": "cn-hangzhou", "accept_eula": true,
+                                "template_id": "tpl-internal"});
+        app.post("/api/v1/orders", &token, test_order).expect(201);
+        let review = app.submit(&token, &id, "feature");
+        app.decide(&review, "approve", None).expect(200);
+        id
+    };
+    let page = app
+        .get_anonymous(&format!("/api/v1/catalog/{per_plan}"))
+        .expect(200)
+        .json();
+    assert_eq!(page["templates"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        page["templates"][0]["plans"],
+        json!([{"id": "plan-pro", "name": "Pro"}])
+    );
+    let order = |plan: Option<&str>| {
+        let mut body = json!({"product_id": per_plan, "region": "cn-hangzhou",
+                              "accept_eula": true, "template_id": "tpl-standard"});
+        if let Some(p) = plan {
+            body["plan_id"] = json!(p);
+        }
+        app.post("/api/v1/orders", &customer, body)
+    };
+    order(None).problem(409, "TemplateNotOrderable");
+    order(Some("plan-basic")).problem(409, "TemplateNotOrderable");
+    order(Some("plan-pro")).expect(201);
 }

@@ -228,7 +228,7 @@ pub(crate) fn product(req: &Req, chrome: &Chrome, id: &str) -> ApiResult<Resp> {
             }
             section {
                 h2 { "Cloud resources and their hourly fees" }
-                @for t in p["templates"].as_array().into_iter().flatten().filter(|t| t["visibility"] == "public") {
+                @for t in p["templates"].as_array().into_iter().flatten() {
                     h3 { "Template " (s(&t["name"])) }
                     (resources_table(&t["resources"], currency))
                 }
@@ -250,7 +250,7 @@ pub(crate) fn product(req: &Req, chrome: &Chrome, id: &str) -> ApiResult<Resp> {
                         div.field {
                             label for="template_id" { "Template" }
                             select id="template_id" name="template_id" {
-                                @for t in p["templates"].as_array().into_iter().flatten().filter(|t| t["visibility"] == "public") {
+                                @for t in p["templates"].as_array().into_iter().flatten() {
                                     option value=(s(&t["id"])) { (s(&t["name"])) }
                                 }
                             }
