@@ -143,7 +143,7 @@ pub(crate) fn push(
     })
 }
 
-/// Refuses records that end after a release committed since the push was validated.
+/// Refuses records that start at or after a release committed since the push was validated.
 fn check_not_released(
     db: &dyn Database,
     instance_id: &str,
@@ -154,12 +154,12 @@ fn check_not_released(
     };
     let after: Vec<FieldError> = records
         .iter()
-        .filter(|r| r.end_time > released.timestamp())
+        .filter(|r| r.start_time >= released.timestamp())
         .map(|r| {
             FieldError::new(
                 r.origin.clone(),
                 Code::UsageAfterRelease,
-                "the instance was released before this window ended",
+                "the window starts after the instance was released",
             )
         })
         .collect();
