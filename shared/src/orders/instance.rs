@@ -160,6 +160,19 @@ pub(crate) fn perform(
     })
 }
 
+/// Ends a product's self-test: its test instances still alive are released at `now`, so their
+/// last bill is the period of the publication and no free instance outlives the self-test.
+pub(crate) fn release_test_instances(
+    db: &dyn Database,
+    product_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    for (id, status) in store::live_test_instances(db, product_id)? {
+        store::move_instance(db, &id, status, InstanceStatus::Released, now)?;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

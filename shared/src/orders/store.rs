@@ -423,3 +423,18 @@ pub(crate) fn list_instance_ids(
     )?;
     Ok(rows.iter().map(|r| r.text(0)).collect::<Result<_, _>>()?)
 }
+
+/// A product's test instances not yet released, with their status.
+pub(crate) fn live_test_instances(
+    db: &dyn Database,
+    product_id: &str,
+) -> ApiResult<Vec<(String, InstanceStatus)>> {
+    let rows = db.execute(
+        "SELECT id, status FROM instances
+         WHERE product_id = ? AND test = 1 AND status != 'released' ORDER BY id",
+        &[product_id.into()],
+    )?;
+    rows.iter()
+        .map(|r| Ok((r.text(0)?, enum_from_str(&r.text(1)?)?)))
+        .collect()
+}

@@ -11,6 +11,7 @@ use crate::identity::Principal;
 use crate::listing::service::ServiceSpec;
 use crate::listing::steps::{CategoryStep, PricingStep};
 use crate::listing::{self, Product, ProductStatus, Step};
+use crate::orders;
 use crate::platform::ids::new_id;
 use crate::platform::storage::{Database, transaction};
 use crate::sales;
@@ -265,6 +266,7 @@ pub(crate) fn decide(
             let product = listing::store::find_product(db, operator, &review.product_id)?;
             let service = listing::store::find_service(db, operator, &product.service_id)?;
             catalog::publish(db, &product, &service.spec, now)?;
+            orders::instance::release_test_instances(db, &product.id, now)?;
         }
         store::find(db, review_id)
     })

@@ -499,3 +499,56 @@ fn customers_order_only_templates_some_item_bills() {
     order(Some("plan-basic")).problem(409, "TemplateNotOrderable");
     order(Some("plan-pro")).expect(201);
 }
+
+#[test]
+fn publication_releases_the_test_instances() {
+    let app = TestApp::with_config(|name| (name == "allow_clock_override").then(|| "true".into()));
+    app.set_now(at("2026-03-27T08:00:00Z"));
+    let items = [testkit::Item::running_time("1.00")];
+    let (token, product) = app.product_with_items("hour", &items, false);
+    let running = app.order(&token, &product);
+    let stopped = app.order(&token, &product);
+    app.set_now(at("2026-03-27T08:10:00Z"));
+    app.act(&token, &stopped, "stop");
+    let released = app.order(&token, &product);
+    app.act(&token, &released, "release");
+    // Published at 09:30: the self-test ends, and so do its instances.
+    app.set_now(at("2026-03-27T09:30:00Z"));
+    let review = app.submit(&token, &product, "feature");
+    app.decide(&review, "approve", None).expect(200);
+    for instance in [&running, &stopped] {
+        let after = app
+            .get(&format!("/api/v1/instances/{instance}"), &token)
+            .expect(200)
+            .json();
+        assert_eq!(after["status"], "released", "{after}");
+        assert_eq!(after["released_at"], "2026-03-27T09:30:00Z");
+    }
+    let kept = app
+        .get(&format!("/api/v1/instances/{released}"), &token)
+        .expect(200)
+        .json();
+    assert_eq!(
+        kept["released_at"], "2026-03-27T08:10:00Z",
+        "released before, untouched"
+    );
+    // Their last bills are of the hour of the publication: 08:00 and 09:00.
+    app.bill_run("2026-03-28T00:00:00Z");
+    let periods = |instance: &str| -> Vec<String> {
+        app.bills(&token, Some(instance))
+            .iter()
+            .map(|b| b["period_start"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        periods(&running),
+        ["2026-03-27T08:00:00Z", "2026-03-27T09:00:00Z"]
+    );
+    assert_eq!(
+        periods(&stopped),
+        ["2026-03-27T08:00:00Z", "2026-03-27T09:00:00Z"]
+    );
+    // The running one ran until the publication: 1.5 hours of running time over the two bills.
+    let running_bills = app.bills(&token, Some(&running));
+    assert_eq!(running_bills[1]["product_fees"], "0.50");
+}
