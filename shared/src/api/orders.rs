@@ -60,7 +60,7 @@ fn order(ctx: &Ctx) -> ApiResult<Resp> {
     let instance = placed.instance;
     created(&serde_json::json!({
         "order": {"id": placed.order_id, "product_id": instance.product_id, "test": instance.test,
-                  "created_at": instance.created_at},
+                  "created_at": instance.created_at, "eula": placed.eula},
         "instance": instance,
     }))
 }

@@ -8,15 +8,16 @@ mod store;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{AccountType, Principal, Role};
 use crate::listing::service::{Service, Template};
-use crate::listing::steps::{AccessStep, CategoryStep, PricingStep};
+use crate::listing::steps::{AccessStep, AgreementStep, CategoryStep, PricingStep};
 use crate::listing::{self, Product, ProductStatus, Step};
 use crate::period::{BillingPeriod, Period};
+use crate::platform::clock::rfc3339;
 use crate::platform::storage::{Database, transaction};
 use crate::sales::{self, ItemSettings};
 use instance::Instance;
@@ -40,6 +41,7 @@ pub(crate) struct Purchasable {
     pub pricing: PricingStep,
     pub category: CategoryStep,
     pub access: AccessStep,
+    pub agreement: AgreementStep,
     pub test: bool,
 }
 
@@ -77,6 +79,7 @@ pub(crate) fn purchasable(
         pricing: PricingStep::from_stored(&step(Step::Pricing)?)?,
         category: CategoryStep::from_stored(&step(Step::Category)?)?,
         access: AccessStep::from_stored(&step(Step::Access)?, &service.spec)?,
+        agreement: AgreementStep::from_stored(&step(Step::Agreement)?)?,
         product,
         service,
         test,
@@ -238,6 +241,9 @@ impl Purchasable {
             "currency": self.pricing.currency(),
             "enterprise_only": self.pricing.enterprise_only(),
             "billable_items": items,
+            // What ordering accepts; the order records its digest.
+            "eula": self.agreement.eula(),
+            "eula_digest": self.agreement.eula().digest(),
             "charged_at_confirmation": "0.00",
             "statement": "Nothing is charged when you confirm this order. From deployment on, \
                           each closed billing period is billed: the cloud resources for the time \
@@ -273,6 +279,17 @@ pub(crate) fn quote(db: &dyn Database, caller: &Principal, req: &OrderRequest) -
 pub(crate) struct Placed {
     pub order_id: String,
     pub instance: Instance,
+    pub eula: AcceptedEula,
+}
+
+/// The EULA an order accepted, as the order records it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AcceptedEula {
+    pub source: &'static str,
+    pub template_id: Option<String>,
+    /// SHA-256 (hex) of the EULA as the quote showed it.
+    pub digest: String,
+    pub accepted_at: String,
 }
 
 /// Places an order: a running instance, billed from the period it starts in; nothing is charged.
@@ -311,7 +328,17 @@ pub(crate) fn place(
         }
         let (order_id, instance) = store::insert_order(db, caller, &p, &choice, tz, now)?;
         open_billing_cursor(db, &instance, p.pricing.billing_period(), tz)?;
-        Ok(Placed { order_id, instance })
+        let eula = p.agreement.eula();
+        Ok(Placed {
+            order_id,
+            instance,
+            eula: AcceptedEula {
+                source: eula.source(),
+                template_id: eula.template_id().map(str::to_owned),
+                digest: eula.digest(),
+                accepted_at: rfc3339(now),
+            },
+        })
     })
 }
 

@@ -28,9 +28,11 @@ pub(crate) fn insert_order(
 ) -> ApiResult<(String, Instance)> {
     let order_id = new_id("ord", now);
     let instance_id = new_id("si", now);
+    let eula = p.agreement.eula();
     db.execute(
-        "INSERT INTO orders (id, owner_id, product_id, template_id, plan_id, region, test, instance_id, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO orders (id, owner_id, product_id, template_id, plan_id, region, test, instance_id,
+                             created_at, eula_source, eula_template_id, eula_digest, eula_accepted_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             order_id.clone().into(),
             caller.id.clone().into(),
@@ -40,6 +42,10 @@ pub(crate) fn insert_order(
             choice.region.clone().into(),
             i64::from(p.test).into(),
             instance_id.clone().into(),
+            rfc3339(now).into(),
+            eula.source().into(),
+            eula.template_id().into(),
+            eula.digest().into(),
             rfc3339(now).into(),
         ],
     )?;

@@ -552,3 +552,54 @@ fn publication_releases_the_test_instances() {
     let running_bills = app.bills(&token, Some(&running));
     assert_eq!(running_bills[1]["product_fees"], "0.50");
 }
+
+#[test]
+fn an_order_records_the_eula_it_accepted() {
+    let app = TestApp::new();
+    let (_, _, custom) = app.published_product();
+    let (_, _, templated) = app.published_product_with(|step, body| {
+        if step == "agreement" {
+            body["eula"] = json!({"source": "template", "template_id": "eula-standard-v3",
+                                  "amendments": "Support in English and Chinese."});
+        }
+    });
+    let (_, customer) = app.funded_customer("10.00");
+    for (product, source, template_id) in [
+        (&custom, "custom", Value::Null),
+        (&templated, "template", json!("eula-standard-v3")),
+    ] {
+        // The confirmation shows what ordering accepts…
+        let quote = app
+            .post("/api/v1/orders/quote", &customer, order_body(product))
+            .expect(200)
+            .json();
+        assert_eq!(quote["eula"]["source"], source, "{quote}");
+        let digest = quote["eula_digest"].as_str().unwrap().to_owned();
+        assert_eq!(digest.len(), 64);
+        // …and the order keeps which EULA was accepted, and when.
+        let placed = app
+            .post("/api/v1/orders", &customer, order_body(product))
+            .expect(201)
+            .json();
+        let eula = &placed["order"]["eula"];
+        assert_eq!(
+            (&eula["source"], &eula["template_id"], &eula["digest"]),
+            (&json!(source), &template_id, &json!(digest))
+        );
+        assert_eq!(eula["accepted_at"], placed["order"]["created_at"]);
+    }
+    let quoted = |p: &str| {
+        app.post("/api/v1/orders/quote", &customer, order_body(p))
+            .expect(200)
+            .json()
+    };
+    assert_eq!(quoted(&custom)["eula"]["text"], "You agree.");
+    assert_eq!(
+        quoted(&templated)["eula"]["amendments"],
+        "Support in English and Chinese."
+    );
+    assert_ne!(
+        quoted(&custom)["eula_digest"],
+        quoted(&templated)["eula_digest"]
+    );
+}

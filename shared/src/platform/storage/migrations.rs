@@ -382,6 +382,18 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at)",
         ],
     },
+    Migration {
+        version: 14,
+        statements: &[
+            // The EULA the customer accepted with the order, and when: its source, the
+            // marketplace template's id if it is one, and the SHA-256 of the EULA as shown.
+            // NULL for orders placed before they were recorded.
+            "ALTER TABLE orders ADD COLUMN eula_source TEXT",
+            "ALTER TABLE orders ADD COLUMN eula_template_id TEXT",
+            "ALTER TABLE orders ADD COLUMN eula_digest TEXT",
+            "ALTER TABLE orders ADD COLUMN eula_accepted_at TEXT",
+        ],
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {
