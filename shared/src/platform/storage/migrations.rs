@@ -394,6 +394,12 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE orders ADD COLUMN eula_accepted_at TEXT",
         ],
     },
+    Migration {
+        version: 15,
+        // No statement: this version brings databases created before it through `migrate`'s
+        // switch to write-ahead logging.
+        statements: &[],
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {
@@ -418,6 +424,12 @@ pub(crate) fn migrate(db: &dyn Database) -> Result<(), StorageError> {
     if current_version(db)? >= latest_version() {
         return Ok(());
     }
+    // Write-ahead logging: a commit appends to the log and syncs it once (the rollback journal is
+    // created, synced and deleted per commit), and readers never wait for the writer, nor it for
+    // them. Still durable: the log is synced at every commit (`synchronous = FULL`, SQLite's
+    // default). It is a property of the file, set outside any transaction; a database that
+    // cannot take it (a remote one) keeps its own mode and works as before.
+    let _ = db.execute("PRAGMA journal_mode = WAL", &[]);
     transaction(db, |db| {
         db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)",
@@ -451,6 +463,19 @@ mod tests {
         migrate(db.as_ref()).unwrap();
         migrate(db.as_ref()).unwrap();
         assert_eq!(current_version(db.as_ref()).unwrap(), latest_version());
+    }
+
+    /// A 200 means the write is on disk: write-ahead logging, the log synced at every commit.
+    #[test]
+    fn a_migrated_database_logs_ahead_and_syncs_every_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = NativeBackend::new(dir.path().join("db.sqlite"));
+        migrate(backend.open_db().unwrap().as_ref()).unwrap();
+        let db = backend.open_db().unwrap();
+        let pragma = |name: &str| db.execute(&format!("PRAGMA {name}"), &[]).unwrap()[0].clone();
+        assert_eq!(pragma("journal_mode").text(0).unwrap(), "wal");
+        // 2 = FULL: the log is synced before a commit returns.
+        assert_eq!(pragma("synchronous").int(0).unwrap(), 2);
     }
 
     #[test]
