@@ -1,5 +1,6 @@
 //! The entry points of the Spin components: each component's one line calls one of these, which
-//! wire Spin's adapters (`platform::spin`) into the HTTP API or the scheduled bill run.
+//! wire Spin's adapters (`platform::spin`) into the HTTP API, the web console or the scheduled
+//! bill run.
 
 use futures::StreamExt;
 use spin_sdk::http::{
@@ -16,7 +17,7 @@ use crate::platform::storage::Storage;
 /// The body is read as Spin streams it, and no further than the endpoint's limit: a larger one
 /// is refused with 413 before it is read whole, before routing and authentication.
 pub async fn serve(api: Api, req: IncomingRequest, out: ResponseOutparam) {
-    let response = match read(req).await {
+    let response = match read(req, api::body_limit).await {
         Ok(req) => match config() {
             Ok(config) => {
                 let storage = Storage::new(SpinBackend);
@@ -36,11 +37,30 @@ pub async fn serve(api: Api, req: IncomingRequest, out: ResponseOutparam) {
     send(out, response);
 }
 
-/// The request as the API takes it, its body read up to the endpoint's limit.
-async fn read(req: IncomingRequest) -> Result<http::Request<Vec<u8>>, ApiError> {
+/// Serves one request of the web console with Spin's stores, variables and clock, its body
+/// bounded as the API's are.
+pub async fn serve_console(req: IncomingRequest, out: ResponseOutparam) {
+    let response = match read(req, crate::console::body_limit).await {
+        Ok(req) => match config() {
+            Ok(config) => {
+                let storage = Storage::new(SpinBackend);
+                crate::console::handle(req, &storage, &SpinOutbound, &config, chrono::Utc::now())
+            }
+            Err(e) => api::problem(&e),
+        },
+        Err(refusal) => api::problem(&refusal),
+    };
+    send(out, response);
+}
+
+/// The request as a handler takes it, its body read up to `limit`'s for its method and path.
+async fn read(
+    req: IncomingRequest,
+    limit: fn(&http::Method, &str) -> usize,
+) -> Result<http::Request<Vec<u8>>, ApiError> {
     let method = method_of(&req.method());
     let target = req.path_with_query().unwrap_or_else(|| "/".to_owned());
-    let limit = api::body_limit(target.split('?').next().unwrap_or_default());
+    let limit = limit(&method, target.split('?').next().unwrap_or_default());
     let mut builder = http::Request::builder().method(method).uri(target);
     let mut declared: Option<usize> = None;
     for (name, value) in req.headers().entries() {

@@ -104,6 +104,9 @@ pub enum Code {
     BuiltInPrincipal,
     /// A published listing cannot be edited.
     ListingNotEditable,
+    /// This part of the listing is locked by its review: an approved category, or a required
+    /// medium of a submitted listing (which may be replaced, not removed).
+    StepLocked,
     /// The listing is under review: wait for the decision.
     ReviewPending,
     /// The product's status does not allow this step of its lifecycle.
@@ -116,12 +119,12 @@ pub enum Code {
     SalesSettingsNotEditable,
     /// Test orders are placed during the self-test only.
     TestOrderNotAllowed,
+    /// No billable item applies to the chosen template (or plan): it is not sold.
+    TemplateNotOrderable,
     /// The instance is released: it accepts nothing more.
     InstanceReleased,
     /// The instance's status does not allow this action.
     InvalidInstanceAction,
-    /// Accounts are kept in CNY; the product is priced otherwise.
-    CurrencyNotSupported,
     /// The period is closed for late data, or already billed.
     PeriodClosed,
     /// A usage record was already reported with another value.
@@ -199,15 +202,16 @@ impl Code {
             ServiceAlreadyAssociated
             | BuiltInPrincipal
             | ListingNotEditable
+            | StepLocked
             | ReviewPending
             | InvalidTransition
             | ReviewAlreadyDecided
             | CategoryUnchanged
             | SalesSettingsNotEditable
             | TestOrderNotAllowed
+            | TemplateNotOrderable
             | InstanceReleased
             | InvalidInstanceAction
-            | CurrencyNotSupported
             | PeriodClosed
             | DuplicateRecordConflict
             | BillingPeriodLocked

@@ -1,15 +1,16 @@
 //! nestmarket's domain crate: a pay-as-you-go cloud marketplace as plain functions over ports.
 //!
 //! One folder per marketplace capability — `identity`, `listing`, `sales`, `catalog`, `orders`,
-//! `review`, `metering`, `billing`, `settlement` — each its rules and types, with its SQL in a `store.rs`; the
-//! HTTP API ([`api`]) over them; the ports ([`platform`]: storage, clock, outbound HTTP,
-//! configuration, their Spin and native adapters) below them. Dependencies point one way,
-//! api → capabilities → ports (a test, `tidy.rs`, holds it). `docs/ARCHITECTURE.md` has the
+//! `review`, `metering`, `billing`, `settlement` — each its rules and types, with its SQL in a
+//! `store.rs`; the HTTP API ([`api`]) and the web console ([`console`]) over them; the ports
+//! ([`platform`]: storage, clock, outbound HTTP, configuration, their Spin and native adapters)
+//! below them. Dependencies point one way, api → capabilities → ports (a test, `tidy.rs`, holds
+//! it). `docs/ARCHITECTURE.md` has the
 //! codemap and the invariants, `docs/RULES.md` the business rules and where each is held.
 //!
 //! What other crates use: the Spin components call `components` (with the `spin` feature);
-//! tests and benchmarks drive [`api::handle`] over the native adapters, and [`bill_run`] and
-//! [`scheduled_run`] (what the cron component runs) directly.
+//! tests and benchmarks drive [`api::handle`] and [`console::handle`] over the native adapters,
+//! and [`bill_run`] and [`scheduled_run`] (what the cron component runs) directly.
 
 #![warn(missing_docs, unreachable_pub)]
 
@@ -18,6 +19,7 @@ mod billing;
 mod catalog;
 #[cfg(feature = "spin")]
 pub mod components;
+pub mod console;
 pub mod error;
 mod identity;
 mod listing;

@@ -26,7 +26,10 @@ const LAYERS: &[&str] = &[
     "metering",
     "billing",
     "settlement",
-    // The HTTP API as plain functions, and the components' entry points over it.
+    // The web console: pages over the capabilities, beside the API and independent of it (it
+    // sits below `api` so that it cannot reach into the API's handlers).
+    "console",
+    // The HTTP API as plain functions, and the components' entry points over it and the console.
     "api",
     "components",
 ];

@@ -132,6 +132,14 @@ fn body_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError 
     }
 }
 
+/// A percent-encoded path segment, decoded (`%2F` → `/`); a `+` stays a plus, as in paths.
+pub(crate) fn path_segment(segment: &str) -> String {
+    form_urlencoded::parse(format!("s={}", segment.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
 /// The field serde's "unknown field `name`, expected ..." message is about.
 fn unknown_field_name(message: &str) -> Option<&str> {
     let rest = message.strip_prefix("unknown field `")?;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 pub(crate) fn invoked_by_cargo_bench() -> bool {
     let yes = std::env::args().any(|a| a == "--bench");
     if !yes {
-        println!("not run: this benchmark runs under `cargo bench -p nestmarket`");
+        println!("not run: this benchmark runs under `cargo bench`");
     }
     yes
 }

@@ -31,6 +31,11 @@ pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
             )?)
         }
         (["principals", _, "disable" | "enable"], _) => not_allowed("POST"),
+        (["principals", id, "commission"], &Method::GET) => super::settlements::commission(ctx, id),
+        (["principals", id, "commission"], &Method::PUT) => {
+            super::settlements::set_commission(ctx, id)
+        }
+        (["principals", _, "commission"], _) => not_allowed("GET, PUT"),
         _ => not_found(),
     }
 }

@@ -11,7 +11,7 @@ use crate::listing::media::MediaKind;
 use crate::listing::product::{self, MediaFile};
 use crate::listing::service::{self, ServiceRequest};
 use crate::listing::{ProductStatus, Step, Warning, categories};
-use crate::sales::{self, Associations, ReportingRequest, Setting};
+use crate::sales;
 
 pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
     let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
@@ -268,35 +268,27 @@ fn billable_items(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
 
 fn put_reporting(ctx: &Ctx, id: &str, code: &str) -> ApiResult<Resp> {
     let caller = provider(ctx)?;
-    let item = sales::configure(
+    ok(&sales::set_reporting(
         ctx.storage.db()?,
         &caller,
         id,
         code,
-        |_| {
-            let method = ctx.json::<ReportingRequest>()?.validate(code)?;
-            sales::check_reachable(&method, ctx.config.prometheus_origin.as_deref())?;
-            Ok(Setting::Reporting(method))
-        },
+        ctx.json_bytes()?,
+        ctx.config.prometheus_origin.as_deref(),
         ctx.now,
-    )?;
-    ok(&item)
+    )?)
 }
 
 fn put_associations(ctx: &Ctx, id: &str, code: &str) -> ApiResult<Resp> {
     let caller = provider(ctx)?;
-    let item = sales::configure(
+    ok(&sales::set_associations(
         ctx.storage.db()?,
         &caller,
         id,
         code,
-        |service| {
-            let request: Associations = ctx.json()?;
-            Ok(Setting::Associations(request.validate(service)?))
-        },
+        ctx.json_bytes()?,
         ctx.now,
-    )?;
-    ok(&item)
+    )?)
 }
 
 fn catalog_list(ctx: &Ctx) -> ApiResult<Resp> {

@@ -241,9 +241,10 @@ pub const JSON_BODY_MAX: usize = 1_048_576;
 /// The largest body a request may carry: on a media slot's path (`/products/{id}/media/{kind}`
 /// and `…/{kind}/{index}`) its kind's byte limit, whatever the method — a `POST` of a file to a
 /// slot is a `405`, as for a body of any size the slot would take —, anything else
-/// [`JSON_BODY_MAX`]. Known from the path alone, so a larger body is refused before it is read,
-/// routed or authenticated.
-pub fn body_limit(path: &str) -> usize {
+/// [`JSON_BODY_MAX`]. Known from the path alone (the method is taken for the components' common
+/// signature, and does not matter), so a larger body is refused before it is read, routed or
+/// authenticated.
+pub fn body_limit(_method: &Method, path: &str) -> usize {
     let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
     match segments.as_slice() {
         ["products", _, "media", kind] | ["products", _, "media", kind, _] => {
@@ -272,7 +273,7 @@ pub fn handle(
     real_now: DateTime<Utc>,
 ) -> Resp {
     let (parts, body) = req.into_parts();
-    let limit = body_limit(parts.uri.path());
+    let limit = body_limit(&parts.method, parts.uri.path());
     if body.len() > limit {
         return problem(&too_large(limit));
     }
@@ -292,7 +293,7 @@ pub fn handle(
                 now,
                 real_now,
                 method: parts.method.clone(),
-                segments: rest.split('/').map(percent_decode).collect(),
+                segments: rest.split('/').map(crate::validate::path_segment).collect(),
                 query: form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
                     .into_owned()
                     .collect(),
@@ -389,13 +390,6 @@ fn routed(ctx: &Ctx<'_>, route: impl Fn(&Ctx<'_>) -> Resp) -> bool {
         body: Vec::new(),
     };
     route(&anonymous).status() == StatusCode::UNAUTHORIZED
-}
-
-fn percent_decode(segment: &str) -> String {
-    form_urlencoded::parse(format!("s={}", segment.replace('+', "%2B")).as_bytes())
-        .next()
-        .map(|(_, v)| v.into_owned())
-        .unwrap_or_default()
 }
 
 /// The 405 for a known path with an unsupported method.

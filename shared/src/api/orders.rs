@@ -7,7 +7,7 @@ use serde::Deserialize;
 
 use super::{Ctx, Resp, created, not_allowed, not_found, ok};
 use crate::billing::{self, BillFilter};
-use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::error::ApiResult;
 use crate::identity::Role;
 use crate::orders::instance::{self, Action};
 use crate::orders::{self, OrderRequest, ledger};
@@ -60,7 +60,7 @@ fn order(ctx: &Ctx) -> ApiResult<Resp> {
     let instance = placed.instance;
     created(&serde_json::json!({
         "order": {"id": placed.order_id, "product_id": instance.product_id, "test": instance.test,
-                  "created_at": instance.created_at},
+                  "created_at": instance.created_at, "eula": placed.eula},
         "instance": instance,
     }))
 }
@@ -141,13 +141,7 @@ fn bill_run(ctx: &Ctx) -> ApiResult<Resp> {
         ctx.json()?
     };
     let as_of = body.as_of.unwrap_or(ctx.now);
-    if as_of > ctx.real_now && !ctx.config.allow_clock_override {
-        return Err(ApiError::validation(vec![FieldError::new(
-            "as_of",
-            Code::AsOfInFuture,
-            "a bill run cannot be dated in the future",
-        )]));
-    }
+    billing::check_as_of(as_of, ctx.real_now, ctx.config.allow_clock_override)?;
     let report = billing::run(
         ctx.storage.db()?,
         ctx.outbound,

@@ -1,4 +1,5 @@
-//! `/api/v1/settlements/...`: providers' monthly statements, their payout, and commission rates.
+//! `/api/v1/settlements/...`: providers' monthly statements and their payout; and a provider's
+//! commission rate, `/api/v1/principals/{id}/commission` (routed here by the identity API).
 
 use http::Method;
 use serde::Deserialize;
@@ -15,9 +16,6 @@ pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
         (["settlements"], _) => not_allowed("GET"),
         (["settlements", "runs"], &Method::POST) => close(ctx),
         (["settlements", "runs"], _) => not_allowed("POST"),
-        (["settlements", "commissions", id], &Method::GET) => commission(ctx, id),
-        (["settlements", "commissions", id], &Method::PUT) => set_commission(ctx, id),
-        (["settlements", "commissions", _], _) => not_allowed("GET, PUT"),
         (["settlements", id], &Method::GET) => statement(ctx, id),
         (["settlements", _], _) => not_allowed("GET"),
         (["settlements", id, "payout"], &Method::POST) => payout(ctx, id),
@@ -92,7 +90,7 @@ fn payout(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     )?)
 }
 
-fn commission(ctx: &Ctx, provider_id: &str) -> ApiResult<Resp> {
+pub(super) fn commission(ctx: &Ctx, provider_id: &str) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Provider, Role::Operator])?;
     ok(&settlement::find_commission(
@@ -111,7 +109,7 @@ struct CommissionRequest {
     rate: Option<String>,
 }
 
-fn set_commission(ctx: &Ctx, provider_id: &str) -> ApiResult<Resp> {
+pub(super) fn set_commission(ctx: &Ctx, provider_id: &str) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Operator])?;
     let body: CommissionRequest = ctx.json()?;

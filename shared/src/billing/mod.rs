@@ -11,10 +11,11 @@ pub(crate) mod pricing;
 pub(crate) mod run;
 mod store;
 
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
 use crate::listing::steps::TierMode;
 use crate::orders::ledger::Cents;
@@ -146,6 +147,24 @@ pub struct RunReport {
     pub deducted: Decimal,
     /// Periods this run could not bill; each is retried next run.
     pub failures: Vec<Failure>,
+}
+
+/// A bill run's `as_of` may not lie ahead of the wall clock (`real_now`, whatever `X-Clock-Now`
+/// says): it would bill periods whose late data may still arrive. Only a deployment that allows
+/// the test clock runs bills ahead.
+pub(crate) fn check_as_of(
+    as_of: DateTime<Utc>,
+    real_now: DateTime<Utc>,
+    allow_clock_override: bool,
+) -> ApiResult<()> {
+    if as_of > real_now && !allow_clock_override {
+        return Err(ApiError::validation(vec![FieldError::new(
+            "as_of",
+            Code::AsOfInFuture,
+            "a bill run cannot be dated in the future",
+        )]));
+    }
+    Ok(())
 }
 
 /// Who sees which bills: a customer its own, a provider its products', operators all.

@@ -20,7 +20,7 @@ use crate::identity::Principal;
 use crate::metering::platform_usage::{self, running_seconds};
 use crate::metering::{self, UsageRecord};
 use crate::orders::instance::Instance;
-use crate::orders::ledger::{self, ACCOUNT_CURRENCY, Cents, EntryKind, Posting};
+use crate::orders::ledger::{self, Cents, EntryKind, Posting};
 use crate::orders::{self, Terms};
 use crate::period::Period;
 use crate::platform::clock::rfc3339;
@@ -325,7 +325,7 @@ fn write_batch(
     )?;
     let deductions: Vec<Posting> = written
         .iter()
-        .filter(|b| !b.test && b.total.0 > 0 && b.currency == ACCOUNT_CURRENCY)
+        .filter(|b| !b.test && b.total.0 > 0)
         .map(|b| Posting {
             customer_id: &b.owner_id,
             kind: EntryKind::Bill,

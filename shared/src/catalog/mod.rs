@@ -129,8 +129,9 @@ pub(crate) fn detail(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
     };
     let pricing = PricingStep::from_stored(&data(Step::Pricing))?;
     let category = CategoryStep::from_stored(&data(Step::Category))?;
-    let items: Vec<_> = crate::sales::item_settings(db, &product.id, &pricing, service)?
-        .into_iter()
+    let settings = crate::sales::item_settings(db, &product.id, &pricing, service)?;
+    let items: Vec<_> = settings
+        .iter()
         .filter(|s| s.in_effect)
         .map(|s| {
             json!({
@@ -162,9 +163,12 @@ pub(crate) fn detail(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
     out["service_method"] = json!(service.get().service_method);
     out["region_selectable"] = json!(category.region_selectable());
     out["regions"] = json!(service.get().regions);
-    // What a quote or an order may name as `template_id` / `plan_id`, with the resources each
-    // template deploys.
-    out["templates"] = json!(service.get().templates);
+    // What a quote or an order may name as `template_id` / `plan_id` (the templates and plans
+    // some item bills), with the resources each template deploys.
+    out["templates"] = json!(crate::sales::orderable_templates(
+        &settings,
+        &service.get().templates
+    ));
     out["pricing"] = json!({
         "pricing_plan": "by_usage",
         "billing_period": pricing.billing_period(),

@@ -11,6 +11,7 @@ use crate::platform::clock::rfc3339;
 use crate::platform::ids::{new_id, random_bytes};
 use crate::platform::storage::{Database, enum_from_str};
 
+pub(crate) mod session;
 mod store;
 
 /// What a principal may do.

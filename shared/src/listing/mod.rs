@@ -21,6 +21,7 @@ pub(crate) use steps::{ValidatedStep, validate_step};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, Code};
+use media::MediaKind;
 
 /// Where a product stands in its review lifecycle (docs/RULES.md R5.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -63,8 +64,39 @@ impl ProductStatus {
         Self::ALL.into_iter().find(|status| status.as_str() == s)
     }
 
-    /// Why an edit is refused in this state (409), or `None` when the listing is editable.
-    pub(crate) fn edit_refusal(self) -> Option<ApiError> {
+    /// Why `edit` is refused in this state (409), or `None` when it may be made: nothing is
+    /// edited under review or once published; the category is locked once a category review
+    /// approved it (nobody reviewed another); a required medium (logo, user guide) may be
+    /// replaced but no longer removed once the listing was submitted, so no published listing
+    /// lacks one.
+    pub(crate) fn refusal(self, edit: Edit) -> Option<ApiError> {
+        if let Some(refusal) = self.edit_refusal() {
+            return Some(refusal);
+        }
+        let category_approved = matches!(
+            self,
+            ProductStatus::SelfTest | ProductStatus::FeatureRejected
+        );
+        match edit {
+            Edit::Step(Step::Category) if category_approved => Some(ApiError::new(
+                Code::StepLocked,
+                "the category was approved in its review: it cannot change any more",
+            )),
+            Edit::RemoveMedia(kind) if kind.is_required() && self != ProductStatus::Draft => {
+                Some(ApiError::new(
+                    Code::StepLocked,
+                    format!(
+                        "the listing was submitted: its {} can be replaced but not removed",
+                        kind.as_str()
+                    ),
+                ))
+            }
+            _ => None,
+        }
+    }
+
+    /// Why any edit is refused in this state (409), or `None` when the listing is editable.
+    fn edit_refusal(self) -> Option<ApiError> {
         match self {
             ProductStatus::CategoryReview | ProductStatus::FeatureReview => Some(ApiError::new(
                 Code::ReviewPending,
@@ -83,6 +115,17 @@ impl ProductStatus {
             | ProductStatus::FeatureRejected => None,
         }
     }
+}
+
+/// An edit of a listing, as its lifecycle may refuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Edit {
+    /// A step written whole.
+    Step(Step),
+    /// A medium uploaded into a slot (new or replacing).
+    PutMedia,
+    /// A media slot emptied.
+    RemoveMedia(MediaKind),
 }
 
 /// One of the five listing steps, as named in `PUT /api/v1/products/{id}/{step}`.
@@ -179,6 +222,47 @@ mod tests {
         ] {
             assert!(editable.edit_refusal().is_none(), "{editable:?}");
         }
+    }
+
+    #[test]
+    fn the_category_is_locked_once_approved_and_required_media_once_submitted() {
+        let code = |status: ProductStatus, edit| status.refusal(edit).map(|e| e.code);
+        for status in [ProductStatus::SelfTest, ProductStatus::FeatureRejected] {
+            assert_eq!(
+                code(status, Edit::Step(Step::Category)),
+                Some(Code::StepLocked)
+            );
+            assert_eq!(code(status, Edit::Step(Step::Pricing)), None);
+        }
+        for status in [ProductStatus::Draft, ProductStatus::CategoryRejected] {
+            assert_eq!(code(status, Edit::Step(Step::Category)), None);
+        }
+        for kind in [MediaKind::Logo, MediaKind::UserGuide] {
+            assert_eq!(code(ProductStatus::Draft, Edit::RemoveMedia(kind)), None);
+            for status in [
+                ProductStatus::CategoryRejected,
+                ProductStatus::SelfTest,
+                ProductStatus::FeatureRejected,
+            ] {
+                assert_eq!(
+                    code(status, Edit::RemoveMedia(kind)),
+                    Some(Code::StepLocked)
+                );
+                assert_eq!(code(status, Edit::PutMedia), None);
+            }
+        }
+        assert_eq!(
+            code(
+                ProductStatus::SelfTest,
+                Edit::RemoveMedia(MediaKind::Screenshot)
+            ),
+            None
+        );
+        // Under review or published, the lifecycle's own refusal comes first.
+        assert_eq!(
+            code(ProductStatus::Published, Edit::RemoveMedia(MediaKind::Logo)),
+            Some(Code::ListingNotEditable)
+        );
     }
 
     #[test]

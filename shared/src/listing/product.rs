@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::error::{ApiError, ApiResult};
 use crate::identity::Principal;
 use crate::listing::media::{self, MediaKind};
-use crate::listing::{ProductStatus, Step, Warning, store, validate_step};
+use crate::listing::{Edit, ProductStatus, Step, Warning, store, validate_step};
 use crate::platform::ids::new_id;
 use crate::platform::storage::{Database, Storage, transaction};
 
@@ -202,13 +202,13 @@ pub(crate) fn write_step(
     now: DateTime<Utc>,
 ) -> ApiResult<ProductView> {
     let product = store::find_product(db, provider, id)?;
-    if let Some(refusal) = product.status.edit_refusal() {
+    if let Some(refusal) = product.status.refusal(Edit::Step(step)) {
         return Err(refusal);
     }
     let service = store::find_service(db, provider, &product.service_id)?;
     let validated = validate_step(step, body, &service.spec)?;
     transaction(db, |db| {
-        store::lock_for_edit(db, &product.id, now)?;
+        store::lock_for_edit(db, &product.id, Edit::Step(step), now)?;
         if step == Step::Pricing {
             store::check_billing_period_change(db, &product.id, validated.data())?;
         }
@@ -262,7 +262,7 @@ pub(crate) fn upload_media(
 ) -> ApiResult<MediaView> {
     let db = storage.db()?;
     let product = store::find_product(db, provider, id)?;
-    if let Some(refusal) = product.status.edit_refusal() {
+    if let Some(refusal) = product.status.refusal(Edit::PutMedia) {
         return Err(refusal);
     }
     let checked = media::check_upload(kind, index, content_type, bytes)?;
@@ -270,7 +270,7 @@ pub(crate) fn upload_media(
     let kv = storage.kv()?;
     kv.set(&blob_key, bytes)?;
     let saved = transaction(db, |db| {
-        store::lock_for_edit(db, &product.id, now)?;
+        store::lock_for_edit(db, &product.id, Edit::PutMedia, now)?;
         store::put_media(db, &product.id, kind, index, &checked, &blob_key, now)
     });
     let (media, previous) = match saved {
@@ -287,7 +287,7 @@ pub(crate) fn upload_media(
     Ok(MediaView::of(&product.id, media))
 }
 
-/// The provider empties a media slot.
+/// The provider empties a media slot (a required one only before the listing is submitted).
 pub(crate) fn delete_media(
     storage: &Storage,
     provider: &Principal,
@@ -299,7 +299,7 @@ pub(crate) fn delete_media(
     let db = storage.db()?;
     let product = store::find_product(db, provider, id)?;
     let blob_key = transaction(db, |db| {
-        store::lock_for_edit(db, &product.id, now)?;
+        store::lock_for_edit(db, &product.id, Edit::RemoveMedia(kind), now)?;
         store::delete_media(db, &product.id, kind, index)
     })?;
     let _ = storage.kv()?.delete(&blob_key);

@@ -9,7 +9,9 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
 use crate::listing::media::{CheckedMedia, MediaKind};
 use crate::listing::service::{NewService, Service, ServiceSpec};
-use crate::listing::{Media, Product, ProductStatus, Step, StoredStep, ValidatedStep, Warning};
+use crate::listing::{
+    Edit, Media, Product, ProductStatus, Step, StoredStep, ValidatedStep, Warning,
+};
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::new_id;
 use crate::platform::storage::{Database, Row, StorageError};
@@ -137,6 +139,7 @@ pub(crate) fn list_products(
 pub(crate) fn lock_for_edit(
     db: &dyn Database,
     product_id: &str,
+    edit: Edit,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
     let rows = db.execute(
@@ -149,7 +152,7 @@ pub(crate) fn lock_for_edit(
         .transpose()?
         .and_then(|s| ProductStatus::parse(&s))
         .ok_or_else(|| ApiError::not_found("product"))?;
-    if let Some(refusal) = status.edit_refusal() {
+    if let Some(refusal) = status.refusal(edit) {
         return Err(refusal);
     }
     db.execute(

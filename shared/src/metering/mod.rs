@@ -143,7 +143,7 @@ pub(crate) fn push(
     })
 }
 
-/// Refuses records that end after a release committed since the push was validated.
+/// Refuses records that start at or after a release committed since the push was validated.
 fn check_not_released(
     db: &dyn Database,
     instance_id: &str,
@@ -154,12 +154,12 @@ fn check_not_released(
     };
     let after: Vec<FieldError> = records
         .iter()
-        .filter(|r| r.end_time > released.timestamp())
+        .filter(|r| r.start_time >= released.timestamp())
         .map(|r| {
             FieldError::new(
                 r.origin.clone(),
                 Code::UsageAfterRelease,
-                "the instance was released before this window ended",
+                "the window starts after the instance was released",
             )
         })
         .collect();
@@ -258,6 +258,35 @@ pub(crate) struct UsagePage {
     pub(crate) next_cursor: Option<String>,
 }
 
+/// The totals per period and item of an instance's periods starting in `[from, to)`, oldest
+/// first, as the caller may see them (its provider, its owner, an operator).
+pub(crate) fn usage_totals(
+    db: &dyn Database,
+    caller: &Principal,
+    instance_id: &str,
+    periods: (i64, i64),
+) -> ApiResult<Vec<PeriodTotal>> {
+    let instance = instance::find(db, caller, instance_id)?;
+    totals_of(db, &instance.id, periods)
+}
+
+fn totals_of(
+    db: &dyn Database,
+    instance_id: &str,
+    (from, to): (i64, i64),
+) -> ApiResult<Vec<PeriodTotal>> {
+    Ok(store::period_totals(db, instance_id, from, to)?
+        .into_iter()
+        .map(|(period_start, code, raw_total)| PeriodTotal {
+            period_start: rfc3339(DateTime::from_timestamp(period_start, 0).unwrap_or_default()),
+            quantity: units::to_price_unit(&code, raw_total),
+            price_unit: crate::sales::price_unit(&code),
+            item_code: code,
+            raw_total,
+        })
+        .collect())
+}
+
 /// An instance's usage as the caller may see it (its provider, its owner, an operator): a page
 /// of the records whose period starts in `[from, to)`, in order of period, item, source and
 /// window, after `cursor`; and the complete totals of the periods the page's records are in.
@@ -280,16 +309,7 @@ pub(crate) fn usage(
         (Some((_, first)), Some((_, last))) => (first.period_start, last.period_start + 1),
         _ => (0, 0),
     };
-    let totals = store::period_totals(db, &instance.id, periods.0, periods.1)?
-        .into_iter()
-        .map(|(period_start, code, raw_total)| PeriodTotal {
-            period_start: rfc3339(DateTime::from_timestamp(period_start, 0).unwrap_or_default()),
-            quantity: units::to_price_unit(&code, raw_total),
-            price_unit: crate::sales::price_unit(&code),
-            item_code: code,
-            raw_total,
-        })
-        .collect();
+    let totals = totals_of(db, &instance.id, periods)?;
     Ok(UsagePage {
         records: page.into_iter().map(|(record, _)| record).collect(),
         totals,

@@ -156,19 +156,21 @@ pub(crate) fn validate(
             );
             window_ok = false;
         }
-        if start_at < created {
+        // A window overlapping the instance's life is its usage, even when it is the whole
+        // first (or last) hour a meter aligns its windows to; only one wholly outside it is not.
+        if end_at <= created {
             err(
-                "StartTime",
+                "EndTime",
                 Code::UsageBeforeOrder,
-                "the instance did not exist yet".into(),
+                "the window ends before the instance was ordered".into(),
             );
             window_ok = false;
         }
-        if released.is_some_and(|r| end_at > r) {
+        if released.is_some_and(|r| start_at >= r) {
             err(
-                "EndTime",
+                "StartTime",
                 Code::UsageAfterRelease,
-                "the instance was released before this window ended".into(),
+                "the window starts after the instance was released".into(),
             );
             window_ok = false;
         }

@@ -121,6 +121,24 @@ pub(crate) fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult
     }
 }
 
+/// The instances the caller may see, oldest first: a customer its own, a provider those of its
+/// products, operators every one.
+pub(crate) fn list(
+    db: &dyn Database,
+    caller: &Principal,
+    after: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<Instance>> {
+    let scope = match caller.role {
+        Role::Operator => (None, None),
+        Role::Provider => (None, Some(caller.id.clone())),
+        _ => (Some(caller.id.clone()), None),
+    };
+    let ids = store::list_instance_ids(db, scope, after, limit)?;
+    let mut found = store::find_instances(db, &ids)?;
+    Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
+}
+
 /// The owner stops, starts or releases its instance: a compare-and-set on the status, and the
 /// running interval closed or opened at `now`, in one transaction. The provider and operators see
 /// the instance; only its owner operates it.
@@ -140,6 +158,19 @@ pub(crate) fn perform(
         store::move_instance(db, &instance.id, instance.status, to, now)?;
         store::find_instance(db, id)
     })
+}
+
+/// Ends a product's self-test: its test instances still alive are released at `now`, so their
+/// last bill is the period of the publication and no free instance outlives the self-test.
+pub(crate) fn release_test_instances(
+    db: &dyn Database,
+    product_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    for (id, status) in store::live_test_instances(db, product_id)? {
+        store::move_instance(db, &id, status, InstanceStatus::Released, now)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

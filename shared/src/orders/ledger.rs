@@ -13,8 +13,8 @@ use crate::platform::clock::rfc3339;
 use crate::platform::ids::IdSequence;
 use crate::platform::storage::{Database, transaction};
 
-/// The currency every account is kept in: the marketplace settles in CNY.
-pub(crate) const ACCOUNT_CURRENCY: &str = "CNY";
+/// The currency every account is kept in: the marketplace's, the one products are priced in.
+pub(crate) const ACCOUNT_CURRENCY: &str = crate::listing::steps::CURRENCY;
 
 /// An amount of money in whole cents: what balances and ledger entries hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -8,19 +8,19 @@ mod store;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{AccountType, Principal, Role};
 use crate::listing::service::{Service, Template};
-use crate::listing::steps::{AccessStep, CategoryStep, PricingStep};
+use crate::listing::steps::{AccessStep, AgreementStep, CategoryStep, PricingStep};
 use crate::listing::{self, Product, ProductStatus, Step};
 use crate::period::{BillingPeriod, Period};
+use crate::platform::clock::rfc3339;
 use crate::platform::storage::{Database, transaction};
 use crate::sales::{self, ItemSettings};
 use instance::Instance;
-use ledger::ACCOUNT_CURRENCY;
 /// The body of `POST /api/v1/orders/quote` and, with `accept_eula`, of `POST /api/v1/orders`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +41,7 @@ pub(crate) struct Purchasable {
     pub pricing: PricingStep,
     pub category: CategoryStep,
     pub access: AccessStep,
+    pub agreement: AgreementStep,
     pub test: bool,
 }
 
@@ -78,6 +79,7 @@ pub(crate) fn purchasable(
         pricing: PricingStep::from_stored(&step(Step::Pricing)?)?,
         category: CategoryStep::from_stored(&step(Step::Category)?)?,
         access: AccessStep::from_stored(&step(Step::Access)?, &service.spec)?,
+        agreement: AgreementStep::from_stored(&step(Step::Agreement)?)?,
         product,
         service,
         test,
@@ -164,6 +166,34 @@ impl Purchasable {
         })
     }
 
+    /// The choice ([`Purchasable::choose`]) and the billable items in effect for it. A customer
+    /// may not order a template (or plan) no item bills: 409 `TemplateNotOrderable`; a
+    /// provider's test order may try any.
+    pub(crate) fn choose_billed(
+        &self,
+        db: &dyn Database,
+        req: &OrderRequest,
+    ) -> ApiResult<(Choice<'_>, Vec<ItemSettings>)> {
+        let choice = self.choose(req)?;
+        let items = self.items(db, &choice)?;
+        if items.is_empty() && !self.test {
+            let plan = choice
+                .plan_id
+                .as_deref()
+                .map(|p| format!(" with plan {p}"))
+                .unwrap_or_default();
+            return Err(ApiError::new(
+                Code::TemplateNotOrderable,
+                format!(
+                    "template {}{plan} is not sold: no billable item of the product applies to it \
+                     (the product's page lists the templates it offers)",
+                    choice.template.id
+                ),
+            ));
+        }
+        Ok((choice, items))
+    }
+
     /// The billable items in effect for this template or plan.
     pub(crate) fn items(&self, db: &dyn Database, choice: &Choice) -> ApiResult<Vec<ItemSettings>> {
         Ok(
@@ -175,7 +205,7 @@ impl Purchasable {
     }
 
     /// The order confirmation: resources with hourly fees, tier schedules, period, currency.
-    fn confirmation(&self, db: &dyn Database, choice: &Choice) -> ApiResult<Value> {
+    fn confirmation(&self, choice: &Choice, items: &[ItemSettings]) -> Value {
         let resources: Vec<Value> = choice
             .template
             .resources
@@ -191,15 +221,14 @@ impl Purchasable {
             .iter()
             .map(|r| r.hourly_fee * Decimal::from(r.count))
             .sum();
-        let items: Vec<Value> = self
-            .items(db, choice)?
+        let items: Vec<Value> = items
             .iter()
             .map(|s| {
                 json!({"code": s.item.code(), "name": s.item.name(), "price_unit": s.price_unit,
                        "tier_mode": s.item.tier_mode(), "tiers": s.item.tiers()})
             })
             .collect();
-        Ok(json!({
+        json!({
             "product_id": self.product.id,
             "product_name": self.access.product_name(),
             "test": self.test,
@@ -212,11 +241,14 @@ impl Purchasable {
             "currency": self.pricing.currency(),
             "enterprise_only": self.pricing.enterprise_only(),
             "billable_items": items,
+            // What ordering accepts; the order records its digest.
+            "eula": self.agreement.eula(),
+            "eula_digest": self.agreement.eula().digest(),
             "charged_at_confirmation": "0.00",
-            "statement": "Nothing is charged when you confirm this order. Cloud resource fees are \
-                          charged by the cloud when the resources are deployed; the billable items \
-                          above are billed per closed billing period from your metered usage.",
-        }))
+            "statement": "Nothing is charged when you confirm this order. From deployment on, \
+                          each closed billing period is billed: the cloud resources for the time \
+                          the instance ran, and the billable items above for your metered usage.",
+        })
     }
 }
 
@@ -239,19 +271,30 @@ fn check_account_type(caller: &Principal, p: &Purchasable) -> ApiResult<()> {
 pub(crate) fn quote(db: &dyn Database, caller: &Principal, req: &OrderRequest) -> ApiResult<Value> {
     let p = purchasable(db, caller, &req.product_id)?;
     check_account_type(caller, &p)?;
-    let choice = p.choose(req)?;
-    p.confirmation(db, &choice)
+    let (choice, items) = p.choose_billed(db, req)?;
+    Ok(p.confirmation(&choice, &items))
 }
 
 /// A placed order and the instance it deployed.
 pub(crate) struct Placed {
     pub order_id: String,
     pub instance: Instance,
+    pub eula: AcceptedEula,
+}
+
+/// The EULA an order accepted, as the order records it.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct AcceptedEula {
+    pub source: &'static str,
+    pub template_id: Option<String>,
+    /// SHA-256 (hex) of the EULA as the quote showed it.
+    pub digest: String,
+    pub accepted_at: String,
 }
 
 /// Places an order: a running instance, billed from the period it starts in; nothing is charged.
 /// Checks run in this order — the product (404), the EULA, the account type, the template and
-/// region, the currency, then the balance — all inside the transaction that writes, so a
+/// region, whether the template is sold, then the balance — all inside the transaction that writes, so a
 /// concurrent deduction cannot slip between the arrears check and the order.
 pub(crate) fn place(
     db: &dyn Database,
@@ -270,17 +313,8 @@ pub(crate) fn place(
             ));
         }
         check_account_type(caller, &p)?;
-        let choice = p.choose(req)?;
+        let (choice, _) = p.choose_billed(db, req)?;
         if !p.test {
-            if p.pricing.currency() != ACCOUNT_CURRENCY {
-                return Err(ApiError::new(
-                    Code::CurrencyNotSupported,
-                    format!(
-                        "accounts are kept in {ACCOUNT_CURRENCY}; this product is priced in {}",
-                        p.pricing.currency()
-                    ),
-                ));
-            }
             let account = ledger::account(db, &caller.id, now)?;
             if account.balance.0 < 0 {
                 return Err(ApiError::new(
@@ -294,7 +328,17 @@ pub(crate) fn place(
         }
         let (order_id, instance) = store::insert_order(db, caller, &p, &choice, tz, now)?;
         open_billing_cursor(db, &instance, p.pricing.billing_period(), tz)?;
-        Ok(Placed { order_id, instance })
+        let eula = p.agreement.eula();
+        Ok(Placed {
+            order_id,
+            instance,
+            eula: AcceptedEula {
+                source: eula.source(),
+                template_id: eula.template_id().map(str::to_owned),
+                digest: eula.digest(),
+                accepted_at: rfc3339(now),
+            },
+        })
     })
 }
 

@@ -28,9 +28,11 @@ pub(crate) fn insert_order(
 ) -> ApiResult<(String, Instance)> {
     let order_id = new_id("ord", now);
     let instance_id = new_id("si", now);
+    let eula = p.agreement.eula();
     db.execute(
-        "INSERT INTO orders (id, owner_id, product_id, template_id, plan_id, region, test, instance_id, created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO orders (id, owner_id, product_id, template_id, plan_id, region, test, instance_id,
+                             created_at, eula_source, eula_template_id, eula_digest, eula_accepted_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             order_id.clone().into(),
             caller.id.clone().into(),
@@ -40,6 +42,10 @@ pub(crate) fn insert_order(
             choice.region.clone().into(),
             i64::from(p.test).into(),
             instance_id.clone().into(),
+            rfc3339(now).into(),
+            eula.source().into(),
+            eula.template_id().into(),
+            eula.digest().into(),
             rfc3339(now).into(),
         ],
     )?;
@@ -399,4 +405,42 @@ pub(crate) fn ledger(
         ],
     )?;
     rows.iter().map(entry_from_row).collect()
+}
+
+/// Instance ids, oldest first after `after`: those of `owner` and/or of `provider`'s products
+/// when given (the caller's scope), every instance when neither is.
+pub(crate) fn list_instance_ids(
+    db: &dyn Database,
+    (owner, provider): (Option<String>, Option<String>),
+    after: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<String>> {
+    let rows = db.execute(
+        "SELECT id FROM instances
+         WHERE (?1 IS NULL OR owner_id = ?1) AND (?2 IS NULL OR provider_id = ?2)
+           AND (?3 IS NULL OR id > ?3)
+         ORDER BY id LIMIT ?4",
+        &[
+            owner.into(),
+            provider.into(),
+            after.map(str::to_owned).into(),
+            (limit as i64).into(),
+        ],
+    )?;
+    Ok(rows.iter().map(|r| r.text(0)).collect::<Result<_, _>>()?)
+}
+
+/// A product's test instances not yet released, with their status.
+pub(crate) fn live_test_instances(
+    db: &dyn Database,
+    product_id: &str,
+) -> ApiResult<Vec<(String, InstanceStatus)>> {
+    let rows = db.execute(
+        "SELECT id, status FROM instances
+         WHERE product_id = ? AND test = 1 AND status != 'released' ORDER BY id",
+        &[product_id.into()],
+    )?;
+    rows.iter()
+        .map(|r| Ok((r.text(0)?, enum_from_str(&r.text(1)?)?)))
+        .collect()
 }

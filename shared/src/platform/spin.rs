@@ -7,7 +7,7 @@ use crate::error::ApiError;
 use crate::platform::config::Config;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::{
-    Backend, Database, KeyValue, Row, StorageError, StorageErrorKind, Value,
+    Backend, Database, KeyValue, Row, StorageError, StorageErrorKind, Value, wait_while_busy,
 };
 
 /// The database and store label every component uses (`spin.toml`: `sqlite_databases` and
@@ -20,9 +20,10 @@ impl Backend for SpinBackend {
     fn open_db(&self) -> Result<Box<dyn Database>, StorageError> {
         let conn = sqlite::Connection::open(LABEL).map_err(sqlite_error)?;
         let db = SpinDb(conn);
-        // Concurrent instances each hold their own connection; wait for a writer's lock instead
-        // of failing at once with SQLITE_BUSY.
-        db.execute("PRAGMA busy_timeout = 10000", &[])?;
+        // Concurrent instances each hold their own connection. A lock another holds is waited
+        // for by `wait_while_busy`, which polls; SQLite's own handler (whatever the host set)
+        // would back off to 100 ms sleeps.
+        db.execute("PRAGMA busy_timeout = 0", &[])?;
         Ok(Box::new(db))
     }
 
@@ -57,6 +58,12 @@ struct SpinDb(sqlite::Connection);
 
 impl Database for SpinDb {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError> {
+        wait_while_busy(|| self.run(sql, params))
+    }
+}
+
+impl SpinDb {
+    fn run(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError> {
         let params: Vec<sqlite::Value> = params
             .iter()
             .map(|p| match p {

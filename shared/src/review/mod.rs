@@ -11,6 +11,7 @@ use crate::identity::Principal;
 use crate::listing::service::ServiceSpec;
 use crate::listing::steps::{CategoryStep, PricingStep};
 use crate::listing::{self, Product, ProductStatus, Step};
+use crate::orders;
 use crate::platform::ids::new_id;
 use crate::platform::storage::{Database, transaction};
 use crate::sales;
@@ -157,23 +158,7 @@ pub(crate) fn submit(
 /// A category review needs the whole listing: all five steps and the logo and user guide. A
 /// resubmission after a rejection needs a changed category. Returns the category submitted.
 fn check_category_submission(db: &dyn Database, product: &Product) -> ApiResult<String> {
-    let steps = listing::store::steps(db, &product.id)?;
-    let media = listing::store::media(db, &product.id)?;
-    let mut e = Errors::new();
-    for (step, missing) in listing::missing_by_step(&steps, &media) {
-        for m in missing {
-            e.add(
-                step.as_str(),
-                Code::ListingIncomplete,
-                format!("missing: {m}"),
-            );
-        }
-    }
-    if let Err(mut err) = e.finish() {
-        err.detail =
-            "the listing is incomplete: every step and the logo and user guide are required".into();
-        return Err(err);
-    }
+    check_complete(db, product)?;
     let category = CategoryStep::from_stored(
         &listing::store::step_data(db, &product.id, Step::Category)?.unwrap_or_default(),
     )?
@@ -191,12 +176,36 @@ fn check_category_submission(db: &dyn Database, product: &Product) -> ApiResult<
     Ok(category)
 }
 
-/// A feature review needs every billable item's reporting method and one item in effect.
+/// Every step written, and the logo and user guide uploaded (400 `ListingIncomplete` per
+/// missing part otherwise).
+fn check_complete(db: &dyn Database, product: &Product) -> ApiResult<()> {
+    let steps = listing::store::steps(db, &product.id)?;
+    let media = listing::store::media(db, &product.id)?;
+    let mut e = Errors::new();
+    for (step, missing) in listing::missing_by_step(&steps, &media) {
+        for m in missing {
+            e.add(
+                step.as_str(),
+                Code::ListingIncomplete,
+                format!("missing: {m}"),
+            );
+        }
+    }
+    e.finish().map_err(|mut err| {
+        err.detail =
+            "the listing is incomplete: every step and the logo and user guide are required".into();
+        err
+    })
+}
+
+/// A feature review needs the whole listing still (the self-test edits it), every billable
+/// item's reporting method and one item in effect.
 fn check_feature_submission(
     db: &dyn Database,
     product: &Product,
     service: &ServiceSpec,
 ) -> ApiResult<()> {
+    check_complete(db, product)?;
     let pricing = PricingStep::from_stored(
         &listing::store::step_data(db, &product.id, Step::Pricing)?.unwrap_or_default(),
     )?;
@@ -257,6 +266,7 @@ pub(crate) fn decide(
             let product = listing::store::find_product(db, operator, &review.product_id)?;
             let service = listing::store::find_service(db, operator, &product.service_id)?;
             catalog::publish(db, &product, &service.spec, now)?;
+            orders::instance::release_test_instances(db, &product.id, now)?;
         }
         store::find(db, review_id)
     })

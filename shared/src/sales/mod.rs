@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
 use crate::listing::ProductStatus;
-use crate::listing::service::{MAX_PLANS, MAX_TEMPLATES, ServiceSpec};
+use crate::listing::service::{MAX_PLANS, MAX_TEMPLATES, ServiceSpec, Template};
 use crate::listing::steps::{BillableItem, PricingStep};
 use crate::listing::{self, Step};
 use crate::platform::storage::{Database, transaction};
@@ -16,7 +16,7 @@ use crate::platform::storage::{Database, transaction};
 mod prometheus;
 mod store;
 
-use crate::validate::{Errors, Seen};
+use crate::validate::{Errors, Seen, parse_json};
 pub(crate) use prometheus::{Endpoint, Selector};
 
 /// Where the platform takes an item's usage from when it reports it itself.
@@ -305,6 +305,26 @@ impl ItemSettings {
     }
 }
 
+/// The templates customers may order, given the product's items: those with at least one item
+/// in effect for them (without a plan, or with one of their plans), each with the plans that
+/// have one. A template nothing would bill deploys resources the provider is never paid for.
+pub(crate) fn orderable_templates(items: &[ItemSettings], templates: &[Template]) -> Vec<Template> {
+    let any_item =
+        |template: &str, plan: Option<&str>| items.iter().any(|i| i.applies_to(template, plan));
+    templates
+        .iter()
+        .filter_map(|t| {
+            let plans: Vec<_> = t
+                .plans
+                .iter()
+                .filter(|p| any_item(&t.id, Some(&p.id)))
+                .cloned()
+                .collect();
+            (any_item(&t.id, None) || !plans.is_empty()).then(|| Template { plans, ..t.clone() })
+        })
+        .collect()
+}
+
 /// Every billable item of the pricing step with its settings. When the service has exactly one
 /// template and the provider has not set an item's associations, the item is associated with
 /// that template automatically; an explicit (even empty) association always wins.
@@ -401,6 +421,53 @@ pub(crate) fn configure(
             .find(|s| s.item.code().as_str() == code)
             .ok_or_else(|| ApiError::not_found("billable item"))
     })
+}
+
+/// The provider sets an item's reporting method from its JSON body: a Prometheus endpoint
+/// outside the deployment's `prometheus_origin` is refused, since no bill run could reach it.
+pub(crate) fn set_reporting(
+    db: &dyn Database,
+    provider: &Principal,
+    product_id: &str,
+    code: &str,
+    body: &[u8],
+    prometheus_origin: Option<&str>,
+    now: DateTime<Utc>,
+) -> ApiResult<ItemSettings> {
+    configure(
+        db,
+        provider,
+        product_id,
+        code,
+        |_| {
+            let method = parse_json::<ReportingRequest>(body)?.validate(code)?;
+            check_reachable(&method, prometheus_origin)?;
+            Ok(Setting::Reporting(method))
+        },
+        now,
+    )
+}
+
+/// The provider sets the templates and plans an item applies to, from its JSON body.
+pub(crate) fn set_associations(
+    db: &dyn Database,
+    provider: &Principal,
+    product_id: &str,
+    code: &str,
+    body: &[u8],
+    now: DateTime<Utc>,
+) -> ApiResult<ItemSettings> {
+    configure(
+        db,
+        provider,
+        product_id,
+        code,
+        |service| {
+            let request: Associations = parse_json(body)?;
+            Ok(Setting::Associations(request.validate(service)?))
+        },
+        now,
+    )
 }
 
 /// A product's billable items with their settings, as its provider or an operator sees them

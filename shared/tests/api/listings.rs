@@ -284,6 +284,12 @@ fn step_rules_carry_their_own_codes() {
     let mut pricing = step("pricing");
     pricing["pricing_plan"] = json!("subscription");
     put("pricing", pricing).problem(400, "UnsupportedPricingPlan");
+    // Priced in a currency no account could pay: refused at the step, not by the first order.
+    let mut pricing = step("pricing");
+    pricing["currency"] = json!("USD");
+    let usd = put("pricing", pricing).problem(400, "InvalidValue");
+    assert_eq!(error_fields(&usd), ["currency"]);
+    assert!(usd["detail"].as_str().unwrap().contains("CNY"), "{usd}");
     let mut category = step("category");
     category["category"] = json!("toys");
     put("category", category).problem(400, "UnknownCategory");

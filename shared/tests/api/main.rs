@@ -4,6 +4,7 @@
 //! the test kit's (`testkit::Market`), over its in-process market (`testkit::native::TestApp`).
 
 mod billing;
+mod console;
 mod fuzz;
 mod idempotency;
 mod identity;

@@ -4,7 +4,7 @@ use chrono::Duration;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use testkit::native::{ADMIN, TestApp};
-use testkit::{Market, at};
+use testkit::{Market, at, error_fields, usage};
 
 /// A published hourly product, a customer's instance ordered at 08:00 UTC, the clock at 09:01.
 struct Fixture {
@@ -246,7 +246,7 @@ fn only_the_products_provider_pushes_and_only_for_live_instances() {
         )
         .problem(404, "NotFound");
     assert_eq!(f.app.snapshot(), before);
-    // Released at 08:40: usage ending later is refused, earlier usage is accepted.
+    // Released at 08:40: usage starting later is refused, usage before is accepted.
     f.app.set_now(at("2026-03-27T08:40:00Z"));
     f.app
         .post(
@@ -256,10 +256,41 @@ fn only_the_products_provider_pushes_and_only_for_live_instances() {
         )
         .expect(200);
     f.app.set_now(at("2026-03-27T09:01:00Z"));
-    f.push(json!([f.record(0, 2700, "Frequency", json!(1))]))
+    f.push(json!([f.record(2400, 3000, "Frequency", json!(1))]))
         .problem(400, "UsageAfterRelease");
     f.push(json!([f.record(0, 2400, "Frequency", json!(1))]))
         .expect(200);
+}
+
+#[test]
+fn usage_windows_overlapping_the_instances_life_are_its_usage() {
+    let app = TestApp::new();
+    app.set_now(at("2026-03-27T08:00:00Z"));
+    let (provider, _, product) = app.published_product();
+    let (_, customer) = app.customer("individual");
+    // Ordered at 08:20, released at 08:40.
+    app.set_now(at("2026-03-27T08:20:00Z"));
+    let instance = app.order(&customer, &product);
+    app.set_now(at("2026-03-27T08:40:00Z"));
+    app.act(&customer, &instance, "release");
+    app.set_now(at("2026-03-27T09:01:00Z"));
+    let push = |start: &str, end: &str| {
+        app.push_usage(&provider, &instance, &[usage(start, end, "Frequency", 1)])
+    };
+    let before = app.snapshot();
+    // Wholly before the order, or wholly after the release: not the instance's.
+    let early =
+        push("2026-03-27T08:05:00Z", "2026-03-27T08:20:00Z").problem(400, "UsageBeforeOrder");
+    assert_eq!(error_fields(&early), ["Metering[0].EndTime"]);
+    let late =
+        push("2026-03-27T08:40:00Z", "2026-03-27T08:50:00Z").problem(400, "UsageAfterRelease");
+    assert_eq!(error_fields(&late), ["Metering[0].StartTime"]);
+    assert_eq!(app.snapshot(), before);
+    // The meter's hour-aligned window of the first hour, and one across the release: accepted.
+    push("2026-03-27T08:00:00Z", "2026-03-27T08:30:00Z").expect(200);
+    push("2026-03-27T08:30:00Z", "2026-03-27T09:00:00Z").expect(200);
+    let totals = app.usage_totals(&customer, &instance);
+    assert_eq!(totals[0]["raw_total"], "2", "{totals}");
 }
 
 #[test]
@@ -338,9 +369,9 @@ fn a_stopped_instance_is_metered_until_its_release() {
     act("2026-03-27T08:20:00Z", "stop");
     act("2026-03-27T08:40:00Z", "release");
     f.app.set_now(at("2026-03-27T09:01:00Z"));
-    f.push(json!([f.record(0, 2100, "Frequency", json!(1))]))
+    f.push(json!([f.record(1500, 2100, "Frequency", json!(1))]))
         .expect(200);
-    f.push(json!([f.record(0, 2700, "Frequency", json!(1))]))
+    f.push(json!([f.record(2400, 3300, "Frequency", json!(1))]))
         .problem(400, "UsageAfterRelease");
 }
 

@@ -41,16 +41,13 @@ fn the_quote_is_the_order_confirmation() {
             .unwrap()
             .starts_with("Nothing is charged")
     );
-    // The other template has no billable item in effect.
-    let q = app
-        .post(
-            "/api/v1/orders/quote",
-            &customer,
-            json!({"product_id": product, "region": "cn-shanghai", "template_id": "tpl-internal"}),
-        )
-        .expect(200)
-        .json();
-    assert_eq!(q["billable_items"], json!([]));
+    // The other template has no billable item in effect: it is not sold.
+    app.post(
+        "/api/v1/orders/quote",
+        &customer,
+        json!({"product_id": product, "region": "cn-shanghai", "template_id": "tpl-internal"}),
+    )
+    .problem(409, "TemplateNotOrderable");
 }
 
 #[test]
@@ -424,4 +421,185 @@ fn reading_an_account_writes_nothing() {
     assert_eq!(me["account"]["balance"], "0.00");
     assert_eq!(me["ledger"]["items"], json!([]));
     assert_eq!(app.snapshot(), before);
+}
+
+#[test]
+fn customers_order_only_templates_some_item_bills() {
+    let app = TestApp::new();
+    // The service has two templates; the item is associated with `tpl-standard` alone.
+    let (_, _, product) = app.published_product();
+    let page = app
+        .get_anonymous(&format!("/api/v1/catalog/{product}"))
+        .expect(200)
+        .json();
+    let offered: Vec<&str> = page["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(offered, ["tpl-standard"]);
+    let (_, customer) = app.funded_customer("100.00");
+    let internal = json!({"product_id": product, "region": "cn-hangzhou", "accept_eula": true,
+                          "template_id": "tpl-internal"});
+    let before = app.snapshot();
+    let refused = app
+        .post("/api/v1/orders", &customer, internal.clone())
+        .problem(409, "TemplateNotOrderable");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("tpl-internal"),
+        "{refused}"
+    );
+    app.post("/api/v1/orders/quote", &customer, internal)
+        .problem(409, "TemplateNotOrderable");
+    assert_eq!(app.snapshot(), before);
+
+    // An item of one plan only: the template is sold with that plan, not without.
+    let per_plan = {
+        let (token, _, id) = app.self_test_product();
+        let item = format!("/api/v1/products/{id}/billable-items/Frequency");
+        app.put(
+            &format!("{item}/reporting"),
+            &token,
+            json!({"method": "service_provider"}),
+        )
+        .expect(200);
+        app.put(
+            &format!("{item}/associations"),
+            &token,
+            json!({"templates": [], "plans": ["plan-pro"]}),
+        )
+        .expect(200);
+        // During the self-test the provider may try any template.
+        let test_order = json!({"product_id": id, "region": "cn-hangzhou", "accept_eula": true,
+                                "template_id": "tpl-internal"});
+        app.post("/api/v1/orders", &token, test_order).expect(201);
+        let review = app.submit(&token, &id, "feature");
+        app.decide(&review, "approve", None).expect(200);
+        id
+    };
+    let page = app
+        .get_anonymous(&format!("/api/v1/catalog/{per_plan}"))
+        .expect(200)
+        .json();
+    assert_eq!(page["templates"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        page["templates"][0]["plans"],
+        json!([{"id": "plan-pro", "name": "Pro"}])
+    );
+    let order = |plan: Option<&str>| {
+        let mut body = json!({"product_id": per_plan, "region": "cn-hangzhou",
+                              "accept_eula": true, "template_id": "tpl-standard"});
+        if let Some(p) = plan {
+            body["plan_id"] = json!(p);
+        }
+        app.post("/api/v1/orders", &customer, body)
+    };
+    order(None).problem(409, "TemplateNotOrderable");
+    order(Some("plan-basic")).problem(409, "TemplateNotOrderable");
+    order(Some("plan-pro")).expect(201);
+}
+
+#[test]
+fn publication_releases_the_test_instances() {
+    let app = TestApp::with_config(|name| (name == "allow_clock_override").then(|| "true".into()));
+    app.set_now(at("2026-03-27T08:00:00Z"));
+    let items = [testkit::Item::running_time("1.00")];
+    let (token, product) = app.product_with_items("hour", &items, false);
+    let running = app.order(&token, &product);
+    let stopped = app.order(&token, &product);
+    app.set_now(at("2026-03-27T08:10:00Z"));
+    app.act(&token, &stopped, "stop");
+    let released = app.order(&token, &product);
+    app.act(&token, &released, "release");
+    // Published at 09:30: the self-test ends, and so do its instances.
+    app.set_now(at("2026-03-27T09:30:00Z"));
+    let review = app.submit(&token, &product, "feature");
+    app.decide(&review, "approve", None).expect(200);
+    for instance in [&running, &stopped] {
+        let after = app
+            .get(&format!("/api/v1/instances/{instance}"), &token)
+            .expect(200)
+            .json();
+        assert_eq!(after["status"], "released", "{after}");
+        assert_eq!(after["released_at"], "2026-03-27T09:30:00Z");
+    }
+    let kept = app
+        .get(&format!("/api/v1/instances/{released}"), &token)
+        .expect(200)
+        .json();
+    assert_eq!(
+        kept["released_at"], "2026-03-27T08:10:00Z",
+        "released before, untouched"
+    );
+    // Their last bills are of the hour of the publication: 08:00 and 09:00.
+    app.bill_run("2026-03-28T00:00:00Z");
+    let periods = |instance: &str| -> Vec<String> {
+        app.bills(&token, Some(instance))
+            .iter()
+            .map(|b| b["period_start"].as_str().unwrap().to_owned())
+            .collect()
+    };
+    assert_eq!(
+        periods(&running),
+        ["2026-03-27T08:00:00Z", "2026-03-27T09:00:00Z"]
+    );
+    assert_eq!(
+        periods(&stopped),
+        ["2026-03-27T08:00:00Z", "2026-03-27T09:00:00Z"]
+    );
+    // The running one ran until the publication: 1.5 hours of running time over the two bills.
+    let running_bills = app.bills(&token, Some(&running));
+    assert_eq!(running_bills[1]["product_fees"], "0.50");
+}
+
+#[test]
+fn an_order_records_the_eula_it_accepted() {
+    let app = TestApp::new();
+    let (_, _, custom) = app.published_product();
+    let (_, _, templated) = app.published_product_with(|step, body| {
+        if step == "agreement" {
+            body["eula"] = json!({"source": "template", "template_id": "eula-standard-v3",
+                                  "amendments": "Support in English and Chinese."});
+        }
+    });
+    let (_, customer) = app.funded_customer("10.00");
+    for (product, source, template_id) in [
+        (&custom, "custom", Value::Null),
+        (&templated, "template", json!("eula-standard-v3")),
+    ] {
+        // The confirmation shows what ordering accepts…
+        let quote = app
+            .post("/api/v1/orders/quote", &customer, order_body(product))
+            .expect(200)
+            .json();
+        assert_eq!(quote["eula"]["source"], source, "{quote}");
+        let digest = quote["eula_digest"].as_str().unwrap().to_owned();
+        assert_eq!(digest.len(), 64);
+        // …and the order keeps which EULA was accepted, and when.
+        let placed = app
+            .post("/api/v1/orders", &customer, order_body(product))
+            .expect(201)
+            .json();
+        let eula = &placed["order"]["eula"];
+        assert_eq!(
+            (&eula["source"], &eula["template_id"], &eula["digest"]),
+            (&json!(source), &template_id, &json!(digest))
+        );
+        assert_eq!(eula["accepted_at"], placed["order"]["created_at"]);
+    }
+    let quoted = |p: &str| {
+        app.post("/api/v1/orders/quote", &customer, order_body(p))
+            .expect(200)
+            .json()
+    };
+    assert_eq!(quoted(&custom)["eula"]["text"], "You agree.");
+    assert_eq!(
+        quoted(&templated)["eula"]["amendments"],
+        "Support in English and Chinese."
+    );
+    assert_ne!(
+        quoted(&custom)["eula_digest"],
+        quoted(&templated)["eula_digest"]
+    );
 }

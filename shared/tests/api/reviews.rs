@@ -1,6 +1,7 @@
 //! docs/RULES.md §5–§7 through the HTTP handlers: the review lifecycle, sales settings and the
 //! catalog.
 
+use nestmarket::platform::storage::Backend;
 use serde_json::{Value, json};
 use testkit::native::{ADMIN, TestApp};
 use testkit::{Market, error_fields, error_messages, png, service_body, step_bodies};
@@ -631,7 +632,7 @@ fn the_history_is_append_only_in_the_database() {
     let app = TestApp::new();
     let (token, _, id) = app.complete_product();
     app.submit(&token, &id, "category");
-    let db = nestmarket::platform::storage::Backend::open_db(&app.backend).unwrap();
+    let db = app.backend.open_db().unwrap();
     let update = db.execute("UPDATE product_transitions SET reason = 'rewritten'", &[]);
     assert!(update.unwrap_err().message.contains("append-only"));
     assert!(db.execute("DELETE FROM product_transitions", &[]).is_err());
@@ -757,4 +758,98 @@ fn prometheus_endpoints_must_be_reachable_by_bill_runs() {
         .expect(200);
     app.put(&path, &token, prometheus("http://127.0.0.1:9090/prom"))
         .expect(200);
+}
+
+#[test]
+fn a_submitted_listing_keeps_its_logo_and_user_guide() {
+    let app = TestApp::new();
+    let (token, _, id) = app.complete_product();
+    let logo = format!("/api/v1/products/{id}/media/logo");
+    let guide = format!("/api/v1/products/{id}/media/user_guide");
+    // A draft's media come and go.
+    app.delete(&logo, &token).expect(204);
+    app.put_bytes(&logo, &token, "image/png", png(290, 290, 64))
+        .expect(200);
+    let review = app.submit(&token, &id, "category");
+    app.decide(&review, "reject", Some("Filed under the wrong category"))
+        .expect(200);
+    let screenshot = format!("/api/v1/products/{id}/media/screenshot/1");
+    app.put_bytes(&screenshot, &token, "image/png", png(800, 600, 64))
+        .expect(200);
+    let before = app.snapshot();
+    for required in [&logo, &guide] {
+        let refused = app.delete(required, &token).problem(409, "StepLocked");
+        assert!(
+            refused["detail"].as_str().unwrap().contains("replaced"),
+            "{refused}"
+        );
+    }
+    assert_eq!(app.snapshot(), before, "nothing removed");
+    // Replaced, yes; and optional media still go.
+    app.put_bytes(&logo, &token, "image/png", png(290, 290, 96))
+        .expect(200);
+    app.delete(&screenshot, &token).expect(204);
+    app.put(
+        &format!("/api/v1/products/{id}/category"),
+        &token,
+        json!({"category": "ai_machine_learning", "tags": ["vector"], "region_selectable": true}),
+    )
+    .expect(200);
+    app.pass_category_review(&token, &id);
+    app.delete(&guide, &token).problem(409, "StepLocked");
+}
+
+#[test]
+fn an_approved_category_is_locked() {
+    let app = TestApp::new();
+    let (token, _, id) = app.self_test_product();
+    let mut category = step_bodies()
+        .into_iter()
+        .find(|(name, _)| *name == "category")
+        .unwrap()
+        .1;
+    category["category"] = json!("ai_machine_learning");
+    let before = app.snapshot();
+    let refused = app
+        .put(&format!("/api/v1/products/{id}/category"), &token, category)
+        .problem(409, "StepLocked");
+    assert!(
+        refused["detail"].as_str().unwrap().contains("approved"),
+        "{refused}"
+    );
+    assert_eq!(app.snapshot(), before);
+    // The rest of the listing is still the provider's to improve during the self-test.
+    let general = step_bodies()
+        .into_iter()
+        .find(|(name, _)| *name == "general")
+        .unwrap()
+        .1;
+    app.put(&format!("/api/v1/products/{id}/general"), &token, general)
+        .expect(200);
+}
+
+#[test]
+fn a_feature_review_needs_the_whole_listing() {
+    let app = TestApp::new();
+    let (token, _, id) = app.self_test_product();
+    app.configure_and_publish(&token, &id, &[testkit::Item::frequency()], false);
+    // A listing that lost its logo before removal was locked (written by an older version).
+    app.backend
+        .open_db()
+        .unwrap()
+        .execute(
+            "DELETE FROM product_media WHERE product_id = ? AND kind = 'logo'",
+            &[id.as_str().into()],
+        )
+        .unwrap();
+    let before = app.snapshot();
+    let refused = app
+        .post(
+            "/api/v1/reviews",
+            &token,
+            json!({"product_id": id, "stage": "feature"}),
+        )
+        .problem(400, "ListingIncomplete");
+    assert_eq!(error_messages(&refused), ["missing: media.logo"]);
+    assert_eq!(app.snapshot(), before);
 }

@@ -78,7 +78,7 @@ fn a_closed_month_settles_each_providers_product_fees_less_its_commission() {
     let w = world();
     w.app
         .put(
-            &format!("/api/v1/settlements/commissions/{}", w.provider_b.0),
+            &format!("/api/v1/principals/{}/commission", w.provider_b.0),
             ADMIN,
             json!({"rate": "0.15"}),
         )
@@ -257,7 +257,7 @@ fn a_rate_changed_after_closing_changes_no_written_statement() {
     let w = world();
     w.at(MARCH_CLOSES);
     w.close("2026-03").expect(200);
-    let path = format!("/api/v1/settlements/commissions/{}", w.provider_a.0);
+    let path = format!("/api/v1/principals/{}/commission", w.provider_a.0);
     let set = w
         .app
         .put(&path, ADMIN, json!({"rate": "0.5"}))
@@ -295,7 +295,7 @@ fn a_rate_changed_after_closing_changes_no_written_statement() {
 #[test]
 fn a_commission_rate_is_a_fraction_below_one() {
     let w = world();
-    let path = format!("/api/v1/settlements/commissions/{}", w.provider_a.0);
+    let path = format!("/api/v1/principals/{}/commission", w.provider_a.0);
     let (customer, _) = w.app.customer("individual");
     let before = w.app.snapshot();
     for bad in ["1", "1.5", "-0.1", "0.1234567", "ten percent", ""] {
@@ -308,7 +308,7 @@ fn a_commission_rate_is_a_fraction_below_one() {
         .problem(403, "Forbidden");
     w.app
         .put(
-            &format!("/api/v1/settlements/commissions/{customer}"),
+            &format!("/api/v1/principals/{customer}/commission"),
             ADMIN,
             json!({"rate": "0.2"}),
         )
@@ -352,7 +352,7 @@ fn a_providers_statements_and_rate_are_its_own() {
         .problem(404, "NotFound");
     w.app
         .get(
-            &format!("/api/v1/settlements/commissions/{}", w.provider_b.0),
+            &format!("/api/v1/principals/{}/commission", w.provider_b.0),
             &w.provider_a.1,
         )
         .problem(404, "NotFound");

@@ -99,6 +99,29 @@ impl TestApp {
         }
     }
 
+    /// One request to the web console, as a browser sends it: `headers` such as `cookie` and
+    /// `content-type`.
+    pub fn console(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Vec<u8>,
+    ) -> Response {
+        let mut req = http::Request::builder().method(method).uri(path);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        let storage = Storage::new(self.backend.clone());
+        response(nestmarket::console::handle(
+            req.body(body).expect("a valid request"),
+            &storage,
+            &NativeOutbound,
+            &self.config(),
+            self.now(),
+        ))
+    }
+
     /// Writes the product's status directly, for rules that depend on review states.
     pub fn force_status(&self, product_id: &str, status: &str) {
         let db = self.backend.open_db().expect("a connection");
@@ -116,20 +139,24 @@ impl TestApp {
         // A fresh Storage per request: a new connection, like a fresh Spin instance.
         let storage = Storage::new(self.backend.clone());
         let api = api_for(req.uri().path());
-        let resp = api::handle(
+        response(api::handle(
             api,
             req,
             &storage,
             &NativeOutbound,
             &self.config(),
             self.now(),
-        );
-        let (parts, body) = resp.into_parts();
-        Response {
-            status: parts.status.as_u16(),
-            headers: parts.headers,
-            body,
-        }
+        ))
+    }
+}
+
+/// The kit's response of a handler's.
+fn response(resp: http::Response<Vec<u8>>) -> Response {
+    let (parts, body) = resp.into_parts();
+    Response {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body,
     }
 }
 

@@ -1,5 +1,7 @@
 //! The agreement step: the EULA customers accept when they order, and the compliance filing.
 
+use sha2::{Digest, Sha256};
+
 use super::*;
 
 /// The EULA customers accept when ordering: the marketplace's template (optionally amended by
@@ -96,15 +98,38 @@ impl AgreementStep {
         })
     }
 
-    #[cfg(test)]
     pub(crate) fn from_stored(stored: &Value) -> Result<Self, ApiError> {
         Self::parse(stored_request(Step::Agreement, stored)?)
             .map_err(|e| stored_invalid(Step::Agreement, &e))
     }
 
-    #[cfg(test)]
+    /// The EULA a customer accepts by ordering.
     pub(crate) fn eula(&self) -> &Eula {
         &self.eula
+    }
+}
+
+impl Eula {
+    /// Which agreement this is, in a form an order keeps: the marketplace template's id, if it
+    /// is one, and the SHA-256 of the whole EULA as shown (template and amendments, or the
+    /// custom text), so a later edit of the listing cannot change what a customer accepted.
+    pub(crate) fn digest(&self) -> String {
+        let shown = serde_json::to_vec(self).unwrap_or_default();
+        hex::encode(Sha256::digest(&shown))
+    }
+
+    pub(crate) fn template_id(&self) -> Option<&str> {
+        match self {
+            Eula::Template { template_id, .. } => Some(template_id),
+            Eula::Custom { .. } => None,
+        }
+    }
+
+    pub(crate) fn source(&self) -> &'static str {
+        match self {
+            Eula::Template { .. } => "template",
+            Eula::Custom { .. } => "custom",
+        }
     }
 }
 

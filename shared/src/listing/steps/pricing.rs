@@ -152,7 +152,9 @@ const UNIT_PRICE_MAX_SCALE: u32 = 8;
 /// The highest price of one unit (1,000,000): with pushed values bounded too, any period's
 /// charge stays far inside the range of exact decimal arithmetic.
 const UNIT_PRICE_MAX: i64 = 1_000_000;
-const DEFAULT_CURRENCY: &str = "CNY";
+/// The one currency of the marketplace: customers' accounts are kept in it, so a product is
+/// priced in it (docs/RULES.md R4.8).
+pub(crate) const CURRENCY: &str = "CNY";
 
 const TIER_MODES: [(&str, TierMode); 2] = [
     ("graduated", TierMode::Graduated),
@@ -179,12 +181,13 @@ impl PricingStep {
             &[("hour", BillingPeriod::Hour), ("day", BillingPeriod::Day)],
             Code::InvalidValue,
         );
-        let currency = request.currency.as_deref().unwrap_or(DEFAULT_CURRENCY);
-        if !(currency.len() == 3 && currency.bytes().all(|b| b.is_ascii_uppercase())) {
+        // Refused here, not discovered by the first customer: no account could pay another.
+        let currency = request.currency.as_deref().unwrap_or(CURRENCY);
+        if currency != CURRENCY {
             e.add(
                 "currency",
                 Code::InvalidValue,
-                "an ISO 4217 code: three uppercase letters, e.g. `CNY`",
+                format!("accounts are kept in {CURRENCY}: a product is priced in {CURRENCY}"),
             );
         }
 
@@ -249,7 +252,7 @@ impl PricingStep {
         self.billing_period
     }
 
-    /// ISO 4217 code; `CNY` unless the provider chose another.
+    /// ISO 4217 code: [`CURRENCY`], the only one a step accepts.
     pub(crate) fn currency(&self) -> &str {
         &self.currency
     }
@@ -459,12 +462,13 @@ mod tests {
     }
 
     #[test]
-    fn the_currency_is_three_uppercase_letters() {
-        let usd = check(Step::Pricing, &with(pricing(), "currency", json!("USD"))).unwrap();
-        assert_eq!(usd.data()["currency"], json!("USD"));
-        for bad in ["cny", "CN", "CNYY", "C1Y", "人民币"] {
-            let err = refusal(Step::Pricing, &with(pricing(), "currency", json!(bad)));
+    fn the_currency_is_the_one_accounts_are_kept_in() {
+        let cny = check(Step::Pricing, &with(pricing(), "currency", json!("CNY"))).unwrap();
+        assert_eq!(cny.data()["currency"], json!("CNY"));
+        for other in ["USD", "cny", "CN", "CNYY", "人民币"] {
+            let err = refusal(Step::Pricing, &with(pricing(), "currency", json!(other)));
             assert_only(&err, "currency", Code::InvalidValue);
+            assert!(err.errors[0].message.contains("CNY"), "{err:?}");
         }
     }
 

@@ -366,6 +366,40 @@ const MIGRATIONS: &[Migration] = &[
                  ON bills (period_start, provider_id, product_id, test, product_fees_cents)",
         ],
     },
+    Migration {
+        version: 13,
+        statements: &[
+            // Web console sessions (identity::session): the SHA-256 of the session id the
+            // browser's cookie holds, and of the token the principal signed in with, so a
+            // rotated token ends the session. Neither secret itself is stored.
+            "CREATE TABLE console_sessions (
+                id_hash TEXT PRIMARY KEY,
+                principal_id TEXT NOT NULL,
+                token_hash TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                expires_at INTEGER NOT NULL
+            )",
+            "CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at)",
+        ],
+    },
+    Migration {
+        version: 14,
+        statements: &[
+            // The EULA the customer accepted with the order, and when: its source, the
+            // marketplace template's id if it is one, and the SHA-256 of the EULA as shown.
+            // NULL for orders placed before they were recorded.
+            "ALTER TABLE orders ADD COLUMN eula_source TEXT",
+            "ALTER TABLE orders ADD COLUMN eula_template_id TEXT",
+            "ALTER TABLE orders ADD COLUMN eula_digest TEXT",
+            "ALTER TABLE orders ADD COLUMN eula_accepted_at TEXT",
+        ],
+    },
+    Migration {
+        version: 15,
+        // No statement: this version brings databases created before it through `migrate`'s
+        // switch to write-ahead logging.
+        statements: &[],
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {
@@ -390,6 +424,12 @@ pub(crate) fn migrate(db: &dyn Database) -> Result<(), StorageError> {
     if current_version(db)? >= latest_version() {
         return Ok(());
     }
+    // Write-ahead logging: a commit appends to the log and syncs it once (the rollback journal is
+    // created, synced and deleted per commit), and readers never wait for the writer, nor it for
+    // them. Still durable: the log is synced at every commit (`synchronous = FULL`, SQLite's
+    // default). It is a property of the file, set outside any transaction; a database that
+    // cannot take it (a remote one) keeps its own mode and works as before.
+    let _ = db.execute("PRAGMA journal_mode = WAL", &[]);
     transaction(db, |db| {
         db.execute(
             "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)",
@@ -423,6 +463,19 @@ mod tests {
         migrate(db.as_ref()).unwrap();
         migrate(db.as_ref()).unwrap();
         assert_eq!(current_version(db.as_ref()).unwrap(), latest_version());
+    }
+
+    /// A 200 means the write is on disk: write-ahead logging, the log synced at every commit.
+    #[test]
+    fn a_migrated_database_logs_ahead_and_syncs_every_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = NativeBackend::new(dir.path().join("db.sqlite"));
+        migrate(backend.open_db().unwrap().as_ref()).unwrap();
+        let db = backend.open_db().unwrap();
+        let pragma = |name: &str| db.execute(&format!("PRAGMA {name}"), &[]).unwrap()[0].clone();
+        assert_eq!(pragma("journal_mode").text(0).unwrap(), "wal");
+        // 2 = FULL: the log is synced before a commit returns.
+        assert_eq!(pragma("synchronous").int(0).unwrap(), 2);
     }
 
     #[test]

@@ -9,11 +9,7 @@ use std::time::Duration;
 
 use rusqlite::types::ValueRef;
 
-use super::{Backend, Database, KeyValue, Row, StorageError, Value};
-
-/// How long a connection waits for another's write lock before failing. Generous, because a
-/// failed wait turns into a 500 for the client.
-pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+use super::{Backend, Database, KeyValue, Row, StorageError, Value, wait_while_busy};
 
 /// SQLite files through rusqlite and an in-memory key-value store, for tests and benchmarks.
 #[derive(Clone)]
@@ -41,7 +37,8 @@ impl NativeBackend {
 impl Backend for NativeBackend {
     fn open_db(&self) -> Result<Box<dyn Database>, StorageError> {
         let conn = rusqlite::Connection::open(&self.db_path).map_err(sqlite_error)?;
-        conn.busy_timeout(BUSY_TIMEOUT).map_err(sqlite_error)?;
+        // Locks are waited for by `wait_while_busy`, not SQLite's backing-off handler.
+        conn.busy_timeout(Duration::ZERO).map_err(sqlite_error)?;
         Ok(Box::new(NativeDb(conn)))
     }
 
@@ -58,6 +55,12 @@ fn sqlite_error(e: rusqlite::Error) -> StorageError {
 
 impl Database for NativeDb {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError> {
+        wait_while_busy(|| self.run(sql, params))
+    }
+}
+
+impl NativeDb {
+    fn run(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError> {
         let mut stmt = self.0.prepare(sql).map_err(sqlite_error)?;
         for (i, p) in params.iter().enumerate() {
             let i = i + 1;

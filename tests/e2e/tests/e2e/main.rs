@@ -5,6 +5,7 @@
 mod books;
 mod catch_up;
 mod concurrency;
+mod console;
 mod crash;
 mod cron;
 mod full_path;

@@ -1,6 +1,6 @@
 //! A request to every `[[trigger.http]]` route of spin.toml, answered by the component meant to
 //! own it, in the app the README's Run command starts (the manifest as it is, cron plugin and
-//! all); and the paths no route matches, refused by Spin itself.
+//! all); and the paths no API route matches, which the console's catch-all route takes.
 //!
 //! The routes are read from spin.toml itself: a route added without probes here, a probe for a
 //! route that no longer exists, or a route pointed at another component fails. Each component's
@@ -35,6 +35,10 @@ enum Expectation {
     Problem(u16, &'static str),
     /// 405 with this `Allow`.
     NotAllowed(&'static str),
+    /// A console page (`text/html`) with this status and this text in it.
+    Page(u16, &'static str),
+    /// The API's 404 for a route it does not know.
+    RouteNotFound,
 }
 
 #[derive(Debug)]
@@ -88,6 +92,12 @@ fn route_probes(route: &str, provider_id: &str) -> Option<(&'static str, Vec<Pro
                     "/api/v1/principals",
                     Operator,
                     NotAllowed("GET, POST"),
+                ),
+                probe(
+                    "GET",
+                    &format!("/api/v1/principals/{provider_id}/commission"),
+                    Provider,
+                    Ok("/source", json!("default")),
                 ),
             ],
         ),
@@ -306,12 +316,6 @@ fn route_probes(route: &str, provider_id: &str) -> Option<(&'static str, Vec<Pro
                     Operator,
                     Problem(404, "NotFound"),
                 ),
-                probe(
-                    "GET",
-                    &format!("/api/v1/settlements/commissions/{provider_id}"),
-                    Provider,
-                    Ok("/source", json!("default")),
-                ),
             ],
         ),
         "/api/v1/metering/..." => (
@@ -335,6 +339,28 @@ fn route_probes(route: &str, provider_id: &str) -> Option<(&'static str, Vec<Pro
                 ),
             ],
         ),
+        "/..." => (
+            "console",
+            vec![
+                probe("GET", "/sign-in", Anonymous, Page(200, "API token")),
+                probe("GET", "/catalog", Anonymous, Page(200, "Catalog")),
+                probe(
+                    "GET",
+                    "/catalog/prod-missing",
+                    Anonymous,
+                    Page(404, "Not found"),
+                ),
+                probe(
+                    "POST",
+                    "/sign-in",
+                    Anonymous,
+                    Page(403, "this form expired"),
+                ),
+                // A signed-out visitor is sent to sign in (the redirect is followed).
+                probe("GET", "/instances", Anonymous, Page(200, "API token")),
+                probe("GET", "/api/v1/unknown", Operator, RouteNotFound),
+            ],
+        ),
         _ => return None,
     };
     Some(probes)
@@ -355,6 +381,7 @@ const KNOWN_ROUTES: &[&str] = &[
     "/api/v1/billing/...",
     "/api/v1/settlements/...",
     "/api/v1/metering/...",
+    "/...",
 ];
 
 /// The route Spin picks for `path`: the exact route, else the longest matching wildcard prefix.
@@ -419,6 +446,19 @@ fn send(market: &HttpMarket, tokens: &Tokens, probe: &Probe) -> Response {
 fn check(probe: &Probe, response: Response) {
     let what = format!("{} {} as {:?}", probe.method, probe.path, probe.who);
     let content_type = response.header("content-type").unwrap_or_default();
+    if let Expectation::Page(status, text) = &probe.expect {
+        assert_eq!(response.status, *status, "{what}: {}", response.text());
+        assert!(
+            content_type.starts_with("text/html"),
+            "{what}: {content_type}"
+        );
+        assert!(
+            response.text().contains(text),
+            "{what}: {}",
+            response.text()
+        );
+        return;
+    }
     assert!(
         content_type.starts_with("application/json") || content_type == "application/problem+json",
         "{what}: not from a component (content-type {content_type:?}, status {}): {}",
@@ -447,6 +487,11 @@ fn check(probe: &Probe, response: Response) {
             response.problem(405, "MethodNotAllowed");
             assert_eq!(allowed.as_deref(), Some(*allow), "{what}");
         }
+        Expectation::RouteNotFound => {
+            let body = response.problem(404, "NotFound");
+            assert_eq!(body["detail"], ROUTE_NOT_FOUND, "{what}: {body}");
+        }
+        Expectation::Page(..) => unreachable!("pages are checked above"),
     }
 }
 
@@ -519,10 +564,10 @@ fn the_run_command_serves_every_route_of_spin_toml_from_its_component() {
             .problem(404, "NotFound");
         assert_eq!(body["detail"], ROUTE_NOT_FOUND, "{path}: {body}");
     }
-    // Paths no route matches are refused by Spin itself, with its empty 404: exact routes do not
-    // match below themselves, and a wildcard matches whole segments only.
+    // Every other path is the console's (`/...`): exact API routes do not match below
+    // themselves, and a wildcard matches whole segments only, so these reach it. Under /api/ it
+    // answers as the API would, with the problem of an unknown route; elsewhere with pages.
     for path in [
-        "/",
         "/api",
         "/api/v1/unknown",
         "/api/v1/me/principals",
@@ -531,10 +576,15 @@ fn the_run_command_serves_every_route_of_spin_toml_from_its_component() {
         "/api/v1/catalogue",
         "/api/v2/me",
     ] {
-        let response = market.get(path, &tokens.provider);
-        assert_eq!(response.status, 404, "{path}: {}", response.text());
-        assert!(response.body.is_empty(), "{path}: {}", response.text());
+        let body = market.get(path, &tokens.provider).problem(404, "NotFound");
+        assert_eq!(body["detail"], ROUTE_NOT_FOUND, "{path}: {body}");
     }
+    let home = market.get_anonymous("/");
+    assert_eq!(home.status, 200, "{}", home.text());
+    assert!(
+        home.text().contains("<h1>Catalog</h1>"),
+        "/ leads to the catalog"
+    );
 }
 
 /// Every route re-pointed at another component: each probe then gets the wrong component's

@@ -1,6 +1,7 @@
 //! Running the app under real Spin for a test: build, manifest copies, `spin up` processes and
 //! an HTTP client that speaks the test kit's vocabulary.
 
+mod browser;
 mod client;
 mod manifest;
 mod process;
@@ -11,6 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+pub(crate) use browser::Browser;
 pub(crate) use client::HttpMarket;
 pub(crate) use manifest::Manifest;
 pub(crate) use process::{Spin, SpinUp, build, free_loopback_address};

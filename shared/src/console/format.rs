@@ -1,0 +1,42 @@
+//! How the console writes times, money and statuses for people.
+
+use chrono::DateTime;
+
+/// An RFC 3339 instant as `2026-03-27 08:00 UTC`; anything else as it is.
+pub(crate) fn time(rfc3339: &str) -> String {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.to_utc().format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|_| rfc3339.to_owned())
+}
+
+/// Unix seconds as `2026-03-27 08:00:00 UTC`.
+pub(crate) fn unix_time(seconds: i64) -> String {
+    DateTime::from_timestamp(seconds, 0)
+        .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
+        .unwrap_or_else(|| seconds.to_string())
+}
+
+/// A snake_case status or name as words: `category_review` → `category review`.
+pub(crate) fn words(snake: &str) -> String {
+    snake.replace('_', " ")
+}
+
+/// A serde enum's name as words.
+pub(crate) fn name_of<T: serde::Serialize>(value: &T) -> String {
+    match serde_json::to_value(value) {
+        Ok(serde_json::Value::String(s)) => words(&s),
+        _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_read_in_utc() {
+        assert_eq!(time("2026-03-27T16:00:00+08:00"), "2026-03-27 08:00 UTC");
+        assert_eq!(time("not a time"), "not a time");
+        assert_eq!(unix_time(0), "1970-01-01 00:00:00 UTC");
+    }
+}

@@ -1,0 +1,178 @@
+//! Bills: a customer's own, a provider's products', every bill for operators. A bill shows each
+//! line's tier breakdown and the usage records it was priced from.
+
+use chrono::DateTime;
+use maud::html;
+
+use super::catalog::{next_page, paged};
+use crate::billing::{self, BillFilter};
+use crate::console::format::{name_of, time, unix_time};
+use crate::console::http::{Req, Resp};
+use crate::console::layout::{Chrome, ok};
+use crate::error::ApiResult;
+use crate::identity::{Principal, Role};
+use crate::metering;
+
+const PAGE: usize = 50;
+
+/// `GET /bills[?instance_id=]`, oldest period first.
+pub(crate) fn list(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Resp> {
+    me.require(&[Role::Customer, Role::Provider, Role::Operator])?;
+    let filter = BillFilter {
+        instance_id: req.query("instance_id").map(str::to_owned),
+        from: 0,
+        to: i64::MAX,
+    };
+    let found = billing::list(req.db()?, me, &filter, req.query("cursor"), PAGE + 1)?;
+    let (bills, next) = paged(found, PAGE, |b| b.id.clone());
+    let title = match &filter.instance_id {
+        Some(i) => format!("Bills of {i}"),
+        None if me.role == Role::Provider => "Bills of your products".to_owned(),
+        None => "Bills".to_owned(),
+    };
+    Ok(ok(
+        chrome,
+        &title,
+        html! {
+            @if bills.is_empty() { p { "No bill yet: bills are written once a billing period has closed." } }
+            @else {
+                div.table-wrap {
+                    table {
+                        thead { tr {
+                            th scope="col" { "Bill" } th scope="col" { "Instance" } th scope="col" { "Period" }
+                            th scope="col" { "Total" }
+                        } }
+                        tbody {
+                            @for b in &bills {
+                                tr {
+                                    td { a href={ "/bills/" (b.id) } { (b.id) } @if b.test { " (test)" } }
+                                    td { a href={ "/instances/" (b.instance_id) } { (b.instance_id) } }
+                                    td { (time(&b.period_start)) " – " (time(&b.period_end)) }
+                                    td.num { (b.total.to_decimal()) " " (b.currency) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            (next_page(req, next.as_deref()))
+        },
+    ))
+}
+
+/// The most usage records a bill's page lists (the API pages through them all).
+const RECORDS_SHOWN: usize = 500;
+
+/// `GET /bills/{id}`: the lines, each with its tier breakdown, and the usage behind them.
+pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiResult<Resp> {
+    me.require(&[Role::Customer, Role::Provider, Role::Operator])?;
+    let db = req.db()?;
+    let bill = billing::find(db, me, id)?;
+    let start = DateTime::parse_from_rfc3339(&bill.period_start)
+        .map(|t| t.timestamp())
+        .unwrap_or_default();
+    // The records behind the bill: its period's, the first RECORDS_SHOWN of them.
+    let records = metering::usage(
+        db,
+        me,
+        &bill.instance_id,
+        (start, start + 1),
+        None,
+        RECORDS_SHOWN,
+    )?
+    .records;
+    Ok(ok(
+        chrome,
+        &format!("Bill {}", bill.id),
+        html! {
+            dl {
+                dt { "Instance" } dd { a href={ "/instances/" (bill.instance_id) } { (bill.instance_id) } }
+                dt { "Period" } dd { (time(&bill.period_start)) " – " (time(&bill.period_end)) }
+                dt { "Product fees" } dd { (bill.product_fees.to_decimal()) " " (bill.currency) }
+                dt { "Cloud resources" } dd { (bill.resource_fees.to_decimal()) " " (bill.currency) }
+                dt { "Total" } dd { strong { (bill.total.to_decimal()) " " (bill.currency) } }
+                @if bill.test { dt { "Test order" } dd { "Shown, never deducted" } }
+                dt { "Written" } dd { (time(&bill.created_at)) }
+            }
+            @for line in &bill.lines {
+                section.line {
+                    h2 { (line.name) " (" code { (line.code) } ")" }
+                    p { (line.quantity.normalize()) " " (line.price_unit) ", " (name_of(&line.tier_mode))
+                        " tiers: " strong { (line.amount) " " (bill.currency) } }
+                    div.table-wrap {
+                        table {
+                            caption { "Tier breakdown of " (line.code) }
+                            thead { tr {
+                                th scope="col" { "Tier" } th scope="col" { "Range (" (line.price_unit) ")" }
+                                th scope="col" { "Quantity" } th scope="col" { "Unit price" } th scope="col" { "Amount" }
+                            } }
+                            tbody {
+                                @for c in &line.breakdown {
+                                    tr {
+                                        td { (c.tier_index + 1) }
+                                        td { "over " (c.from.normalize())
+                                            @if let Some(up_to) = c.up_to { " up to " (up_to.normalize()) } }
+                                        td.num { (c.quantity.normalize()) }
+                                        td.num { (c.unit_price.normalize()) }
+                                        td.num { (c.amount.normalize()) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    p.hint { "The line's amount is the breakdown's sum truncated to cents." }
+                }
+            }
+            @if !bill.resource_lines.is_empty() {
+                section.line {
+                    h2 { "Cloud resources" }
+                    div.table-wrap {
+                        table {
+                            caption { "The template's resources, for the time the instance ran" }
+                            thead { tr {
+                                th scope="col" { "Resource" } th scope="col" { "Count" }
+                                th scope="col" { "Hourly fee" } th scope="col" { "Ran (s)" }
+                                th scope="col" { "Amount" }
+                            } }
+                            tbody {
+                                @for r in &bill.resource_lines {
+                                    tr {
+                                        td { (r.kind) " " code { (r.spec) } }
+                                        td.num { (r.count) }
+                                        td.num { (r.hourly_fee.normalize()) }
+                                        td.num { (r.running_seconds) }
+                                        td.num { (r.amount) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                    p.hint { "Each amount is count × hourly fee × seconds run ÷ 3,600, truncated to cents." }
+                }
+            }
+            h2 { "Usage behind this bill" }
+            @if records.is_empty() { p { "No usage record in this period." } }
+            @else {
+                div.table-wrap {
+                    table {
+                        thead { tr {
+                            th scope="col" { "Item" } th scope="col" { "From" } th scope="col" { "To" }
+                            th scope="col" { "Value (as reported)" } th scope="col" { "Reported by" }
+                        } }
+                        tbody {
+                            @for r in &records {
+                                tr {
+                                    td { code { (r.item_code) } }
+                                    td { (unix_time(r.start_time)) }
+                                    td { (unix_time(r.end_time)) }
+                                    td.num { (r.value.normalize()) }
+                                    td { (r.source.replace('_', " ")) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        },
+    ))
+}

@@ -1,0 +1,152 @@
+//! Instances: a customer's own (with stop, start and release), a provider's products' (with their
+//! usage), and, for operators, all of them.
+
+use std::collections::BTreeMap;
+
+use chrono::DateTime;
+use maud::html;
+
+use super::catalog::{next_page, paged};
+use crate::console::chart::{Bar, bar_chart};
+use crate::console::format::{name_of, time, unix_time};
+use crate::console::http::{Req, Resp, redirect};
+use crate::console::layout::{Chrome, ok};
+use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::identity::{Principal, Role};
+use crate::metering;
+use crate::orders::instance::{self, Action, InstanceStatus};
+
+const PAGE: usize = 50;
+/// The most recent periods a usage chart shows.
+const CHART_PERIODS: usize = 48;
+
+/// `GET /instances`.
+pub(crate) fn list(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Resp> {
+    me.require(&[Role::Customer, Role::Provider, Role::Operator])?;
+    let found = instance::list(req.db()?, me, req.query("cursor"), PAGE + 1)?;
+    let (items, next) = paged(found, PAGE, |i| i.id.clone());
+    Ok(ok(
+        chrome,
+        "Instances",
+        html! {
+            @if items.is_empty() {
+                p { "No instance yet." @if me.role == Role::Customer { " " a href="/catalog" { "Find a product to order." } } }
+            } @else {
+                div.table-wrap {
+                    table {
+                        thead { tr {
+                            th scope="col" { "Instance" } th scope="col" { "Product" } th scope="col" { "Status" }
+                            th scope="col" { "Region" } th scope="col" { "Ordered" }
+                        } }
+                        tbody {
+                            @for i in &items {
+                                tr {
+                                    td { a href={ "/instances/" (i.id) } { (i.id) } @if i.test { " (test)" } }
+                                    td { (i.product_id) }
+                                    td { span.status { (name_of(&i.status)) } }
+                                    td { (i.region) }
+                                    td { (time(&i.created_at)) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            (next_page(req, next.as_deref()))
+        },
+    ))
+}
+
+/// `GET /instances/{id}`: the instance, what its owner may do with it, and its usage per period.
+pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiResult<Resp> {
+    me.require(&[Role::Customer, Role::Provider, Role::Operator])?;
+    let db = req.db()?;
+    let found = instance::find(db, me, id)?;
+    // The chart shows the last 31 days' periods.
+    let since = (req.now - chrono::Duration::days(31)).timestamp();
+    let totals = metering::usage_totals(db, me, id, (since, i64::MAX))?;
+    // Per item, its periods in order (the totals come oldest first).
+    let mut by_item: BTreeMap<&str, (&str, Vec<Bar>)> = BTreeMap::new();
+    for t in &totals {
+        let entry = by_item
+            .entry(t.item_code.as_str())
+            .or_insert_with(|| (t.price_unit, Vec::new()));
+        entry.1.push(Bar {
+            label: period_label(&t.period_start),
+            value: t.quantity,
+        });
+    }
+    let owner = found.owner_id == me.id;
+    let actions: &[(Action, &str)] = match found.status {
+        InstanceStatus::Running => &[(Action::Stop, "Stop"), (Action::Release, "Release")],
+        InstanceStatus::Stopped => &[(Action::Start, "Start"), (Action::Release, "Release")],
+        InstanceStatus::Released => &[],
+    };
+    Ok(ok(
+        chrome,
+        &format!("Instance {}", found.id),
+        html! {
+            dl {
+                dt { "Status" } dd { span.status { (name_of(&found.status)) } @if found.test { " (test order)" } }
+                dt { "Product" } dd { (found.product_id) }
+                dt { "Template" } dd { (found.template_id) }
+                @if let Some(plan) = &found.plan_id { dt { "Plan" } dd { (plan) } }
+                dt { "Region" } dd { (found.region) }
+                dt { "Ordered" } dd { (time(&found.created_at)) }
+                @if let Some(r) = &found.released_at { dt { "Released" } dd { (time(r)) } }
+            }
+            @if owner && !actions.is_empty() {
+                div.actions {
+                    @for (action, label) in actions {
+                        form method="post" action={ "/instances/" (found.id) "/actions" } {
+                            (chrome.csrf_field())
+                            input type="hidden" name="action" value=(name_of(action));
+                            button type="submit" class=[(*action == Action::Release).then_some("danger")] { (label) }
+                        }
+                    }
+                }
+            }
+            h2 { "Running time" }
+            ul {
+                @for i in &found.running_intervals {
+                    li { "From " (unix_time(i.started_at)) " to "
+                        @match i.ended_at { Some(end) => (unix_time(end)), None => "now" } }
+                }
+            }
+            h2 { "Usage" }
+            @if by_item.is_empty() { p { "No usage reported yet." } }
+            @for (n, (code, (unit, bars))) in by_item.into_iter().enumerate() {
+                @let recent = &bars[bars.len().saturating_sub(CHART_PERIODS)..];
+                h3 { (code) }
+                (bar_chart(&format!("usage-{n}"), code, unit, recent))
+            }
+            p { a href={ "/bills?instance_id=" (found.id) } { "Bills of this instance" } }
+        },
+    ))
+}
+
+/// A period start as it labels a bar: `03-27 08:00`.
+fn period_label(rfc3339: &str) -> String {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.to_utc().format("%m-%d %H:%M").to_string())
+        .unwrap_or_else(|_| rfc3339.to_owned())
+}
+
+/// `POST /instances/{id}/actions`: the owner stops, starts or releases it.
+pub(crate) fn act(req: &Req, me: &Principal, id: &str) -> ApiResult<Resp> {
+    me.require(&[Role::Customer])?;
+    let action = match crate::console::form::field(req, "action").as_deref() {
+        Some("stop") => Action::Stop,
+        Some("start") => Action::Start,
+        Some("release") => Action::Release,
+        _ => {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "action",
+                Code::InvalidValue,
+                "one of stop, start, release",
+            )]));
+        }
+    };
+    instance::perform(req.db()?, me, id, action, req.now)?;
+    redirect(&format!("/instances/{id}"))
+}

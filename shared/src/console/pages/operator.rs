@@ -1,0 +1,411 @@
+//! The operators' pages: the review queue and decisions, principals and their tokens, bill runs.
+
+use chrono::DateTime;
+use http::StatusCode;
+use maud::{Markup, html};
+use rust_decimal::Decimal;
+
+use super::catalog::{next_page, paged};
+use super::listing::{product_name, whole};
+use crate::billing;
+use crate::console::form::{Form, field};
+use crate::console::format::{name_of, time};
+use crate::console::http::{Req, Resp, html, redirect};
+use crate::console::layout::{Chrome, ok, page};
+use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::identity::{self, NewPrincipal, Principal, Role};
+use crate::listing::product;
+use crate::orders::ledger;
+use crate::review::{self, Decision, ReviewStatus};
+
+const PAGE: usize = 50;
+
+/// `GET /reviews`: pending reviews, oldest first: the order they are worked in.
+pub(crate) fn queue(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Resp> {
+    me.require(&[Role::Operator])?;
+    let db = req.db()?;
+    let found = review::list(
+        db,
+        me,
+        None,
+        Some(ReviewStatus::Pending),
+        req.query("cursor"),
+        PAGE + 1,
+    )?;
+    let (reviews, next) = paged(found, PAGE, |r| r.id.clone());
+    let mut rows = Vec::with_capacity(reviews.len());
+    for r in &reviews {
+        rows.push((r, product_name(&product::find(db, me, &r.product_id)?)));
+    }
+    Ok(ok(
+        chrome,
+        "Review queue",
+        html! {
+            p { "Pending reviews, oldest first." }
+            @if rows.is_empty() { p { "Nothing waits for review." } }
+            @else {
+                div.table-wrap {
+                    table {
+                        thead { tr {
+                            th scope="col" { "Submitted" } th scope="col" { "Product" } th scope="col" { "Review" }
+                        } }
+                        tbody {
+                            @for (r, name) in &rows {
+                                tr {
+                                    td { (time(&r.submitted_at)) }
+                                    td { (name) }
+                                    td { a href={ "/reviews/" (r.id) } { (name_of(&r.stage)) " review" } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            (next_page(req, next.as_deref()))
+        },
+    ))
+}
+
+fn review_page(
+    req: &Req,
+    chrome: &Chrome,
+    me: &Principal,
+    id: &str,
+    problem: Option<&ApiError>,
+    reason: &str,
+) -> ApiResult<Resp> {
+    let db = req.db()?;
+    let r = review::find(db, me, id)?;
+    let view = product::find(db, me, &r.product_id)?;
+    let values = serde_json::json!({ "reason": reason });
+    let errors = problem.map_or(&[][..], |p| p.errors.as_slice());
+    let form = Form::new(&values, errors);
+    let content = html! {
+        dl {
+            dt { "Product" } dd { (product_name(&view)) " (" (view.product.id) ")" }
+            dt { "Stage" } dd { (name_of(&r.stage)) }
+            dt { "Status" } dd { span.status { (name_of(&r.status)) } }
+            dt { "Submitted" } dd { (time(&r.submitted_at)) " by " (r.submitted_by) }
+            @if let Some(reason) = &r.reason { dt { "Reason" } dd { (reason) } }
+        }
+        @if r.status == ReviewStatus::Pending {
+            section.decide {
+                h2 { "Decision" }
+                (form.summary(problem))
+                form.narrow method="post" action={ "/reviews/" (r.id) "/decision" } {
+                    (chrome.csrf_field())
+                    (form.textarea("reason", "Reason", Some("Required to reject; shown to the provider.")))
+                    div.actions {
+                        button type="submit" name="decision" value="approve" { "Approve" }
+                        button.danger type="submit" name="decision" value="reject" { "Reject" }
+                    }
+                }
+            }
+        }
+        h2 { "History" }
+        (history(&r.history))
+        (whole(&view))
+    };
+    let status = problem.map_or(StatusCode::OK, ApiError::status);
+    Ok(html(
+        status,
+        page(
+            chrome,
+            &format!("Review of {}", product_name(&view)),
+            content,
+        ),
+    ))
+}
+
+/// A review's transitions: who moved the product from where to where, when and why.
+pub(crate) fn history(records: &[review::TransitionRecord]) -> Markup {
+    html! {
+        ol.history {
+            @for t in records {
+                li {
+                    (time(&t.at)) ": " (name_of(&t.from)) " → " strong { (name_of(&t.to)) } " by " (t.actor_id)
+                    @if let Some(reason) = &t.reason { br; "Reason: " q { (reason) } }
+                }
+            }
+        }
+    }
+}
+
+/// `GET /reviews/{id}`: the listing under review, its media and user guide, and the decision.
+pub(crate) fn review(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiResult<Resp> {
+    me.require(&[Role::Operator])?;
+    review_page(req, chrome, me, id, None, "")
+}
+
+/// `POST /reviews/{id}/decision`: approve, or reject with a reason.
+pub(crate) fn decide(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiResult<Resp> {
+    me.require(&[Role::Operator])?;
+    let decision = match field(req, "decision").as_deref() {
+        Some("approve") => Decision::Approve,
+        Some("reject") => Decision::Reject,
+        _ => {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "decision",
+                Code::InvalidValue,
+                "approve or reject",
+            )]));
+        }
+    };
+    let reason = field(req, "reason").unwrap_or_default();
+    match review::decide(req.db()?, me, id, decision, Some(&reason), req.now) {
+        Ok(_) => redirect("/reviews"),
+        Err(e) if e.status() == StatusCode::BAD_REQUEST || e.status() == StatusCode::CONFLICT => {
+            review_page(req, chrome, me, id, Some(&e), &reason)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn principals_page(
+    req: &Req,
+    chrome: &Chrome,
+    values: &serde_json::Value,
+    problem: Option<&ApiError>,
+    issued: Option<(&Principal, &str)>,
+) -> ApiResult<Resp> {
+    let role = req
+        .query("role")
+        .and_then(|r| crate::platform::storage::enum_from_str::<Role>(r).ok());
+    let found = identity::list_principals(req.db()?, role, req.query("cursor"), PAGE + 1)?;
+    let (principals, next) = paged(found, PAGE, |p| p.id.clone());
+    let errors = problem.map_or(&[][..], |p| p.errors.as_slice());
+    let form = Form::new(values, errors);
+    let content = html! {
+        @if let Some((p, token)) = issued {
+            div.notice role="status" {
+                p { "The token of " strong { (p.name) } " (" (p.id) "). It is shown this once: hand it over now." }
+                p { code.token { (token) } }
+            }
+        }
+        section {
+            h2 { "New principal" }
+            (form.summary(problem))
+            form.narrow method="post" action="/principals" {
+                (chrome.csrf_field())
+                (form.select("role", "Role", &[("provider", "Provider"), ("customer", "Customer"), ("operator", "Operator"), ("platform", "Platform")]))
+                (form.text("name", "Name", None))
+                (form.select("account_type", "Account type (customers only)", &[("", "None"), ("enterprise", "Enterprise"), ("individual", "Individual")]))
+                button type="submit" { "Create and issue a token" }
+            }
+        }
+        section {
+            h2 { "Principals" }
+            div.table-wrap {
+                table {
+                    thead { tr {
+                        th scope="col" { "Name" } th scope="col" { "Role" } th scope="col" { "Since" }
+                        th scope="col" { "Token" } th scope="col" { "Account" }
+                    } }
+                    tbody {
+                        @for p in &principals {
+                            tr {
+                                td { (p.name) br; small { (p.id) } }
+                                td { (name_of(&p.role)) @if let Some(a) = p.account_type { " (" (name_of(&a)) ")" } }
+                                td { (time(&p.created_at)) }
+                                td {
+                                    form method="post" action={ "/principals/" (p.id) "/tokens" } {
+                                        (chrome.csrf_field())
+                                        button.secondary type="submit" aria-label={ "Rotate the token of " (p.name) } { "Rotate" }
+                                    }
+                                }
+                                td {
+                                    @if p.role == Role::Customer {
+                                        form.inline method="post" action={ "/principals/" (p.id) "/top-ups" } {
+                                            (chrome.csrf_field())
+                                            label for={ "amount-" (p.id) } { "Top up (CNY)" }
+                                            input id={ "amount-" (p.id) } name="amount" type="text" inputmode="decimal" size="8";
+                                            button.secondary type="submit" { "Top up" }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            (next_page(req, next.as_deref()))
+            p.hint { "Disabling a principal is not offered yet: it is being added to the API." }
+        }
+    };
+    let status = problem.map_or(StatusCode::OK, ApiError::status);
+    Ok(html(status, page(chrome, "Principals", content)))
+}
+
+/// `GET /principals`.
+pub(crate) fn principals(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Resp> {
+    me.require(&[Role::Operator])?;
+    principals_page(req, chrome, &serde_json::json!({}), None, None)
+}
+
+/// `POST /principals`: the new principal's token is shown once, on the answer.
+pub(crate) fn create_principal(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Resp> {
+    me.require(&[Role::Operator])?;
+    let form = req.form();
+    let value = |name: &str| {
+        form.iter()
+            .find(|(k, v)| k == name && !v.trim().is_empty())
+            .map(|(_, v)| v.clone())
+    };
+    let new = NewPrincipal {
+        role: value("role"),
+        name: value("name"),
+        account_type: value("account_type"),
+    };
+    let values =
+        serde_json::json!({"role": new.role, "name": new.name, "account_type": new.account_type});
+    match identity::create_principal(req.db()?, new, req.now) {
+        Ok((p, token)) => principals_page(
+            req,
+            chrome,
+            &serde_json::json!({}),
+            None,
+            Some((&p, token.reveal())),
+        ),
+        Err(e) if e.status() == StatusCode::BAD_REQUEST => {
+            principals_page(req, chrome, &values, Some(&e), None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /principals/{id}/tokens`: a new token, shown once; the old one and every console
+/// session opened with it stop working.
+pub(crate) fn rotate(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiResult<Resp> {
+    me.require(&[Role::Operator])?;
+    let db = req.db()?;
+    let target = identity::find_principal(db, id)?;
+    let token = identity::rotate_token(db, &target.id, req.now)?;
+    principals_page(
+        req,
+        chrome,
+        &serde_json::json!({}),
+        None,
+        Some((&target, token.reveal())),
+    )
+}
+
+/// `POST /principals/{id}/top-ups`.
+pub(crate) fn top_up(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiResult<Resp> {
+    me.require(&[Role::Operator])?;
+    let amount = field(req, "amount").unwrap_or_default();
+    let amount: Decimal = amount.trim().parse().map_err(|_| {
+        ApiError::validation(vec![FieldError::new(
+            "amount",
+            Code::InvalidAmount,
+            "an amount such as 100.00",
+        )])
+    })?;
+    match ledger::top_up(req.db()?, me, id, amount, req.now) {
+        Ok(_) => redirect("/principals"),
+        Err(e) if e.status() == StatusCode::BAD_REQUEST => {
+            principals_page(req, chrome, &serde_json::json!({}), Some(&e), None)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn bill_runs_page(
+    chrome: &Chrome,
+    values: &serde_json::Value,
+    problem: Option<&ApiError>,
+    report: Option<&billing::RunReport>,
+) -> Resp {
+    let errors = problem.map_or(&[][..], |p| p.errors.as_slice());
+    let form = Form::new(values, errors);
+    let content = html! {
+        p { "The schedule bills every closed period every five minutes. A run started here does the same at once: every period closed by its date is billed exactly once, whatever else runs." }
+        p.hint { "Past runs are not kept yet: a run's report is shown once, here." }
+        (form.summary(problem))
+        form.narrow method="post" action="/bill-runs" {
+            (chrome.csrf_field())
+            (form.text("as_of", "Bill periods closed by (RFC 3339; empty for now)", Some("e.g. 2026-03-27T10:00:00Z")))
+            button type="submit" { "Run bills now" }
+        }
+        @if let Some(r) = report {
+            section.report role="status" {
+                h2 { "Run as of " (time(&r.as_of)) }
+                dl {
+                    dt { "Bills written" } dd { (r.bills_written) }
+                    dt { "Test bills among them" } dd { (r.test_bills) }
+                    dt { "Deducted" } dd { (r.deducted) " CNY" }
+                    dt { "Failures" } dd { (r.failures.len()) }
+                }
+                @if !r.failures.is_empty() {
+                    h3 { "Not billed this time (retried next run)" }
+                    div.table-wrap {
+                        table {
+                            thead { tr { th scope="col" { "Instance" } th scope="col" { "Period" } th scope="col" { "Why" } } }
+                            tbody {
+                                @for f in &r.failures {
+                                    tr { td { (f.instance_id) } td { (time(&f.period_start)) } td { (f.reason) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    let status = problem.map_or(StatusCode::OK, ApiError::status);
+    html(status, page(chrome, "Bill runs", content))
+}
+
+/// `GET /bill-runs`.
+pub(crate) fn bill_runs(_req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Resp> {
+    me.require(&[Role::Operator])?;
+    Ok(bill_runs_page(chrome, &serde_json::json!({}), None, None))
+}
+
+/// `POST /bill-runs`: a run now, or as of a given instant.
+pub(crate) fn run_bills(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Resp> {
+    me.require(&[Role::Operator])?;
+    let given = field(req, "as_of").filter(|v| !v.trim().is_empty());
+    let values = serde_json::json!({ "as_of": given });
+    let as_of = match &given {
+        None => Ok(req.now),
+        Some(v) => DateTime::parse_from_rfc3339(v.trim())
+            .map(|t| t.to_utc())
+            .map_err(|_| {
+                ApiError::validation(vec![FieldError::new(
+                    "as_of",
+                    Code::InvalidValue,
+                    "an RFC 3339 instant",
+                )])
+            }),
+    };
+    let report = as_of.and_then(|as_of| {
+        billing::check_as_of(as_of, req.real_now, req.config.allow_clock_override)?;
+        billing::run(
+            req.db()?,
+            req.outbound,
+            req.config.billing_timezone,
+            as_of,
+            req.now,
+            me,
+        )
+    });
+    match report {
+        Ok(report) => Ok(bill_runs_page(chrome, &values, None, Some(&report))),
+        Err(e) if e.status() == StatusCode::BAD_REQUEST => {
+            Ok(bill_runs_page(chrome, &values, Some(&e), None))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `GET /settlements`: a marked place for providers' settlement statements and commission.
+pub(crate) fn settlements(chrome: &Chrome, me: &Principal) -> ApiResult<Resp> {
+    me.require(&[Role::Operator, Role::Provider])?;
+    Ok(ok(
+        chrome,
+        "Settlements",
+        html! {
+            p { "Settlement statements (what each provider is owed for its products' bills, less the marketplace's commission) are not built yet: they come with resource fees on bills and commission in the domain. This page will list them." }
+        },
+    ))
+}

@@ -1,0 +1,304 @@
+//! The web console over the in-process market: sessions, anti-forgery tokens, roles and tenant
+//! boundaries, the security headers, and that whatever a tenant typed is shown as text. (The
+//! pages in a real browser are the end-to-end tests' `console` module.)
+
+use serde_json::json;
+use testkit::native::{ADMIN, TestApp};
+use testkit::{Market, Response};
+
+/// A browser of the console: it keeps the session cookie and reads forms' anti-forgery tokens.
+struct Browser<'a> {
+    app: &'a TestApp,
+    cookie: Option<String>,
+}
+
+/// The value of the hidden `csrf` input of a page.
+fn csrf_of(page: &Response) -> String {
+    let text = page.text();
+    let at = text
+        .find(r#"name="csrf" value=""#)
+        .unwrap_or_else(|| panic!("no form token on the page: {text}"));
+    let rest = &text[at + r#"name="csrf" value=""#.len()..];
+    rest[..rest.find('"').expect("a closing quote")].to_owned()
+}
+
+/// The `name=value` a `Set-Cookie` header sets.
+fn cookie_pair(response: &Response) -> String {
+    let set = response.header("set-cookie").expect("a cookie is set");
+    set.split(';').next().expect("name=value").to_owned()
+}
+
+impl<'a> Browser<'a> {
+    fn new(app: &'a TestApp) -> Self {
+        Self { app, cookie: None }
+    }
+
+    fn request(&self, method: &str, path: &str, form: &[(&str, &str)]) -> Response {
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let mut headers = vec![("content-type", "application/x-www-form-urlencoded")];
+        if let Some(c) = &self.cookie {
+            headers.push(("cookie", c.as_str()));
+        }
+        self.app.console(method, path, &headers, body.into_bytes())
+    }
+
+    fn get(&self, path: &str) -> Response {
+        self.request("GET", path, &[])
+    }
+
+    /// Posts a form with this session's token, as the page's own form would.
+    fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
+        let token = csrf_of(&self.get("/catalog"));
+        let mut fields = vec![("csrf", token.as_str())];
+        fields.extend_from_slice(form);
+        self.request("POST", path, &fields)
+    }
+
+    fn sign_in(&mut self, token: &str) -> Response {
+        let form = self.app.console("GET", "/sign-in", &[], Vec::new());
+        let nonce = cookie_pair(&form);
+        let body: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("csrf", csrf_of(&form).as_str()),
+                ("token", token),
+                ("next", ""),
+            ])
+            .finish();
+        let signed_in = self.app.console(
+            "POST",
+            "/sign-in",
+            &[
+                ("cookie", &nonce),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            body.into_bytes(),
+        );
+        if signed_in.status == 303 {
+            self.cookie = Some(cookie_pair(&signed_in));
+        }
+        signed_in
+    }
+}
+
+#[test]
+fn a_token_signs_in_to_a_session_that_only_the_cookie_holds() {
+    let app = TestApp::new();
+    let (_, provider) = app.provider();
+    let mut browser = Browser::new(&app);
+    let signed_in = browser.sign_in(&provider);
+    assert_eq!(signed_in.status, 303, "{}", signed_in.text());
+    assert_eq!(signed_in.header("location"), Some("/products"));
+    let cookie = signed_in.header("set-cookie").unwrap();
+    for attribute in ["HttpOnly", "SameSite=Strict", "Path=/"] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    assert!(!cookie.contains("Secure"), "plain HTTP: {cookie}");
+    browser.get("/products").expect(200);
+    // The database holds hashes only: neither the token nor the session id.
+    let session = browser
+        .cookie
+        .as_deref()
+        .unwrap()
+        .split('=')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let rows = app.snapshot();
+    assert!(
+        !rows.contains(&provider) && !rows.contains(&session),
+        "{rows}"
+    );
+
+    // Signed out, the cookie signs no one in.
+    browser.post("/sign-out", &[]).expect(303);
+    let after = browser.get("/products").expect(303);
+    assert_eq!(after.header("location"), Some("/sign-in?next=%2Fproducts"));
+}
+
+#[test]
+fn over_tls_the_session_cookie_is_secure() {
+    let app = TestApp::new();
+    let form = app.console(
+        "GET",
+        "/sign-in",
+        &[("spin-full-url", "https://m.example/sign-in")],
+        Vec::new(),
+    );
+    assert!(form.header("set-cookie").unwrap().ends_with("; Secure"));
+}
+
+#[test]
+fn a_wrong_token_or_a_forged_sign_in_opens_no_session() {
+    let app = TestApp::new();
+    let mut browser = Browser::new(&app);
+    let refused = browser.sign_in("nm_not-a-token").expect(401);
+    assert!(refused.text().contains("that token signs no one in"));
+    assert!(browser.cookie.is_none());
+    // Without the sign-in page's own cookie, its form is refused whatever the token.
+    let forged = app.console(
+        "POST",
+        "/sign-in",
+        &[("content-type", "application/x-www-form-urlencoded")],
+        format!("csrf=x&token={ADMIN}").into_bytes(),
+    );
+    assert_eq!(forged.status, 403, "{}", forged.text());
+    // The platform has no console.
+    let (_, platform) = app.principal("platform", None);
+    Browser::new(&app).sign_in(&platform).expect(403);
+}
+
+#[test]
+fn a_rotated_token_ends_its_sessions() {
+    let app = TestApp::new();
+    let (id, token) = app.provider();
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&token).expect(303);
+    browser.get("/products").expect(200);
+    app.post(&format!("/api/v1/principals/{id}/tokens"), ADMIN, json!({}))
+        .expect(201);
+    browser.get("/products").expect(303);
+}
+
+#[test]
+fn a_post_without_the_sessions_token_changes_nothing() {
+    let app = TestApp::new();
+    let (provider, _, _) = app.draft_product();
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&provider).expect(303);
+    let before = app.snapshot();
+    for token in [None, Some("0".repeat(64))] {
+        let mut form = vec![("service_id", "svc-x")];
+        if let Some(t) = &token {
+            form.push(("csrf", t.as_str()));
+        }
+        let refused = browser.request("POST", "/products", &form);
+        assert_eq!(refused.status, 403, "{}", refused.text());
+        assert!(refused.text().contains("this form expired"));
+    }
+    assert_eq!(app.snapshot(), before);
+}
+
+#[test]
+fn pages_enforce_roles_and_another_tenants_page_is_404() {
+    let app = TestApp::new();
+    let (_, _, product) = app.draft_product();
+    let (_, other) = app.provider();
+    let (_, customer) = app.customer("individual");
+    let mut provider = Browser::new(&app);
+    provider.sign_in(&other).expect(303);
+    for path in [
+        format!("/products/{product}"),
+        format!("/products/{product}/steps/general"),
+        format!("/products/{product}/media"),
+        format!("/products/{product}/sales"),
+        "/instances/si-missing".to_owned(),
+    ] {
+        let page = provider.get(&path);
+        assert_eq!(page.status, 404, "{path}: {}", page.text());
+    }
+    let mut shopper = Browser::new(&app);
+    shopper.sign_in(&customer).expect(303);
+    for path in ["/reviews", "/principals", "/products", "/bill-runs"] {
+        assert_eq!(shopper.get(path).status, 403, "{path}");
+    }
+    let mut operator = Browser::new(&app);
+    operator.sign_in(ADMIN).expect(303);
+    operator.get(&format!("/products/{product}")).expect(200);
+    assert_eq!(operator.get("/account").status, 403);
+}
+
+#[test]
+fn what_tenants_type_is_shown_as_text() {
+    let app = TestApp::new();
+    let hostile = "<script>alert(1)</script>";
+    let (_, _, product) = app.published_product_with(|step, body| match step {
+        "access" => body["product_name"] = json!(hostile),
+        "general" => body["short_description"] = json!(hostile),
+        "category" => body["tags"] = json!(["<b>bold</b>"]),
+        _ => {}
+    });
+    for page in [
+        app.console("GET", "/catalog", &[], Vec::new()).expect(200),
+        app.console("GET", &format!("/catalog/{product}"), &[], Vec::new())
+            .expect(200),
+    ] {
+        let text = page.text();
+        assert!(
+            !text.contains("<script>") && !text.contains("<b>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn pages_are_private_and_under_a_strict_policy_and_assets_are_versioned() {
+    let app = TestApp::new();
+    let page = app.console("GET", "/catalog", &[], Vec::new()).expect(200);
+    let policy = page.header("content-security-policy").unwrap();
+    assert!(policy.starts_with("default-src 'self'"), "{policy}");
+    assert_eq!(page.header("cache-control"), Some("no-store"));
+    let text = page.text();
+    let at = text
+        .find("/assets/console.css?v=")
+        .expect("the stylesheet link");
+    let href = &text[at..at + text[at..].find('"').unwrap()];
+    let css = app.console("GET", href, &[], Vec::new()).expect(200);
+    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+    let etag = css.header("etag").unwrap().to_owned();
+    assert!(href.ends_with(etag.trim_matches('"')), "{href} {etag}");
+    assert!(css.header("cache-control").unwrap().contains("immutable"));
+    app.console("GET", href, &[("if-none-match", &etag)], Vec::new())
+        .expect(304);
+    assert_eq!(
+        app.console("GET", "/assets/nothing.js", &[], Vec::new())
+            .status,
+        404
+    );
+}
+
+#[test]
+fn a_refused_step_is_shown_again_with_every_error_beside_its_field() {
+    let app = TestApp::new();
+    let (provider, _, product) = app.draft_product();
+    let mut browser = Browser::new(&app);
+    browser.sign_in(&provider).expect(303);
+    let refused = browser.post(
+        &format!("/products/{product}/steps/pricing"),
+        &[
+            ("pricing_plan", "by_usage"),
+            ("enterprise_only", "false"),
+            ("billing_period", "hour"),
+            ("billable_items[0].code", "9lives"),
+            ("billable_items[0].name", "Calls"),
+            ("billable_items[0].tier_mode", "graduated"),
+            ("billable_items[0].tiers[0].unit_price", "-1"),
+        ],
+    );
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    let text = refused.text();
+    for id in [
+        "f-billable-items-0--code-error",
+        "f-billable-items-0--tiers-0--unit-price-error",
+    ] {
+        assert!(text.contains(&format!(r#"id="{id}""#)), "{id}: {text}");
+    }
+    assert!(
+        text.contains(r#"value="9lives""#),
+        "what was typed stays: {text}"
+    );
+    let view = app
+        .get(&format!("/api/v1/products/{product}"), &provider)
+        .expect(200)
+        .json();
+    assert_eq!(
+        view["steps"]["pricing"],
+        serde_json::Value::Null,
+        "nothing written"
+    );
+}

@@ -1,0 +1,365 @@
+//! Through the real runtime (issue 15): the app under `spin up`, driven over keep-alive HTTP
+//! connections as providers' meters, customers' pages and an operator's bill run would, next to
+//! the same pushes through the domain's handlers in-process (the native path), in one run.
+//!
+//! - ingestion: `PushMeteringData` bodies of 100 fresh records, at 1 and 16 keep-alive
+//!   connections (records/s, p50, p99, max);
+//! - reads at 16 connections: the categories, the catalog, an instance's usage, bills;
+//! - a bill run over 10,000 instance-periods, `POST /api/v1/billing/runs`.
+//!
+//! `cargo bench -p e2e` (needs `spin` on PATH, as the end-to-end tests do; `cargo bench` runs
+//! the native benches too). docs/BENCHMARKS.md has the numbers and the machine.
+
+// Rates and timings are floats; no money is computed here.
+#![allow(clippy::float_arithmetic)]
+
+// The end-to-end tests' harness, shared with them: this bench uses a part of it.
+#[allow(dead_code, unused_imports)]
+#[path = "../tests/e2e/harness/mod.rs"]
+mod harness;
+#[path = "../../../shared/benches/support/mod.rs"]
+mod support;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use testkit::native::TestApp;
+use testkit::{Item, Market, Response, at};
+
+use harness::{HttpMarket, Manifest, SpinUp};
+use support::{invoked_by_cargo_bench, machine};
+
+const RECORDS_PER_PUSH: usize = 100;
+/// Instances the pushes go round, as a provider's meter reporting its instances in turn.
+const INSTANCES: usize = 64;
+/// When the metered instances were ordered, and the hour their usage is pushed for.
+const ORDERED: &str = "2026-03-27T06:00:00Z";
+const HOUR: &str = "2026-03-27T07:00:00Z";
+/// "Now" for the pushes: the 07:00 hour has ended and is still open for late data.
+const PUSHED_AT: &str = "2026-03-27T08:30:00Z";
+/// The bill run's instances: ordered at 05:00, their 05:00 hour closes at 07:00.
+const BILLED_INSTANCES: usize = 10_000;
+const BILLED_ORDERED: &str = "2026-03-27T05:00:00Z";
+const BILLED_AS_OF: &str = "2026-03-27T07:00:00Z";
+
+fn main() {
+    if !invoked_by_cargo_bench() {
+        return;
+    }
+    println!("# Through Spin\n\nMachine: {}\n", machine());
+    let app = SpinUp::new(Manifest::repo().without_cron()).start();
+    let market = app.market();
+    let world = World::new(&market);
+    let native = NativeWorld::new();
+
+    println!("## Ingestion: 100-record pushes\n");
+    println!("| path | connections | pushes | records/s | p50 | p99 | max |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    let (mut next_push, mut next_native) = (0, 0);
+    for (connections, pushes) in [(1, 300), (16, 3_000)] {
+        let spin = run(
+            connections,
+            pushes,
+            |_| market.at(at(PUSHED_AT)),
+            |m, i| {
+                let body = world.push_body(next_push + i);
+                m.call_with_headers(
+                    "POST",
+                    "/api/v1/metering",
+                    Some(&world.provider),
+                    JSON,
+                    body,
+                )
+            },
+        );
+        next_push += pushes;
+        spin.print("spin up, keep-alive HTTP", connections, RECORDS_PER_PUSH);
+        let native_run = run(
+            connections,
+            pushes,
+            |_| &native.app,
+            |app, i| {
+                let body = native.push_body(next_native + i);
+                app.call_with_headers(
+                    "POST",
+                    "/api/v1/metering",
+                    Some(&native.provider),
+                    JSON,
+                    body,
+                )
+            },
+        );
+        next_native += pushes;
+        native_run.print("in-process handler (native)", connections, RECORDS_PER_PUSH);
+    }
+    world.check_stored(&market, next_push);
+
+    println!("\n## Reads at 16 connections\n");
+    println!("| read | requests | requests/s | p50 | p99 | max |");
+    println!("|---|---:|---:|---:|---:|---:|");
+    let usage = format!(
+        "/api/v1/metering/usage?instance_id={}&limit=100",
+        world.instances[0]
+    );
+    for (what, path, token) in [
+        (
+            "GET /api/v1/catalog/categories",
+            "/api/v1/catalog/categories",
+            None,
+        ),
+        ("GET /api/v1/catalog", "/api/v1/catalog", None),
+        (
+            "GET usage, 100 records",
+            usage.as_str(),
+            Some(world.provider.as_str()),
+        ),
+        (
+            "GET /api/v1/bills",
+            "/api/v1/bills?limit=50",
+            Some(world.customer.as_str()),
+        ),
+    ] {
+        let reads = run(
+            16,
+            2_000,
+            |_| market.on_real_clock(),
+            |m, _| m.call_with_headers("GET", path, token, &[], Vec::new()),
+        );
+        reads.print_reads(what);
+    }
+
+    println!("\n## Bill run over HTTP\n");
+    let instances = world.order_many(&market, BILLED_INSTANCES);
+    let started = Instant::now();
+    let report = market
+        .post(
+            "/api/v1/billing/runs",
+            market.admin_token(),
+            json!({ "as_of": BILLED_AS_OF }),
+        )
+        .expect(200)
+        .json();
+    let took = started.elapsed();
+    assert_eq!(report["bills_written"], instances, "{report}");
+    assert_eq!(report["failures"], json!([]));
+    println!(
+        "| instance-periods | bill run | per instance-period |\n|---:|---:|---:|\n| {instances} | {:.2} s | {:.0} µs |",
+        took.as_secs_f64(),
+        took.as_secs_f64() * 1e6 / instances as f64
+    );
+}
+
+const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
+
+/// The marketplace the pushes and reads meet: a provider's hourly product with one item it
+/// reports, [`INSTANCES`] instances ordered at [`ORDERED`], and a product billed by running time
+/// for the bill run.
+struct World {
+    provider: String,
+    customer: String,
+    instances: Vec<String>,
+    billed_product: String,
+}
+
+impl World {
+    fn new(market: &HttpMarket) -> Self {
+        let setup = market.at(at(ORDERED));
+        let (provider, product) = setup.product_with_items("hour", &[Item::frequency()], true);
+        let (_, billed_product) =
+            setup.product_with_items("hour", &[Item::running_time("1.00")], true);
+        let (_, customer) = setup.funded_customer("1000000.00");
+        let instances = (0..INSTANCES)
+            .map(|_| setup.order(&customer, &product))
+            .collect();
+        World {
+            provider,
+            customer,
+            instances,
+            billed_product,
+        }
+    }
+
+    /// Push `p`: the next 100 windows of the 07:00 hour of instance `p % INSTANCES`, none equal to
+    /// another push's.
+    fn push_body(&self, p: usize) -> Vec<u8> {
+        push_body(&self.instances[p % INSTANCES], p / INSTANCES)
+    }
+
+    /// Every accepted record is stored: each instance's total is its records' count.
+    fn check_stored(&self, market: &HttpMarket, pushes: usize) {
+        let stored: usize = self
+            .instances
+            .iter()
+            .map(|i| {
+                let usage = market.usage_totals(&self.provider, i);
+                usage[0]["raw_total"]
+                    .as_str()
+                    .and_then(|t| t.parse::<usize>().ok())
+                    .unwrap_or(0)
+            })
+            .sum();
+        assert_eq!(stored, pushes * RECORDS_PER_PUSH, "records stored");
+    }
+
+    /// `n` instances of the running-time product, ordered at 05:00 over 16 connections.
+    fn order_many(&self, market: &HttpMarket, n: usize) -> usize {
+        let ordered = run(
+            16,
+            n,
+            |_| market.at(at(BILLED_ORDERED)),
+            |m, _| {
+                let body = json!({"product_id": self.billed_product, "region": "cn-hangzhou",
+                              "accept_eula": true});
+                m.call_with_headers(
+                    "POST",
+                    "/api/v1/orders",
+                    Some(&self.customer),
+                    JSON,
+                    body.to_string().into_bytes(),
+                )
+            },
+        );
+        println!(
+            "{n} instances ordered first over 16 connections: {:.0} orders/s, p99 {}.\n",
+            ordered.rate(),
+            ms(ordered.quantile(0.99))
+        );
+        n
+    }
+}
+
+/// A push of the `k`-th 100 windows of the 07:00 hour for `instance`: windows start at every
+/// second of the hour's first 3,000 and end in its last 200, each (start, end) once.
+fn push_body(instance: &str, k: usize) -> Vec<u8> {
+    let hour = at(HOUR).timestamp();
+    let metering: Vec<_> = (k * RECORDS_PER_PUSH..(k + 1) * RECORDS_PER_PUSH)
+        .map(|g| {
+            let (start, end) = (hour + (g % 3_000) as i64, hour + 3_600 - (g / 3_000) as i64);
+            json!({"StartTime": start, "EndTime": end, "Entities": [{"Key": "Frequency", "Value": "1"}]})
+        })
+        .collect();
+    json!({"ServiceInstanceId": instance, "Metering": metering})
+        .to_string()
+        .into_bytes()
+}
+
+/// The same marketplace in-process: the native path beside Spin's.
+struct NativeWorld {
+    app: TestApp,
+    provider: String,
+    instances: Vec<String>,
+}
+
+impl NativeWorld {
+    fn new() -> Self {
+        let app = TestApp::with_config(|n| (n == "allow_clock_override").then(|| "true".into()));
+        app.set_now(at(ORDERED));
+        let (provider, product) = app.product_with_items("hour", &[Item::frequency()], true);
+        let (_, customer) = app.funded_customer("100.00");
+        let instances = (0..INSTANCES)
+            .map(|_| app.order(&customer, &product))
+            .collect();
+        app.set_now(at(PUSHED_AT));
+        NativeWorld {
+            app,
+            provider,
+            instances,
+        }
+    }
+
+    fn push_body(&self, p: usize) -> Vec<u8> {
+        push_body(&self.instances[p % INSTANCES], p / INSTANCES)
+    }
+}
+
+/// Latencies of `requests` requests sent over `connections` workers, each with its own client
+/// (`client(worker)`), taking the next request number until all are sent.
+fn run<C: Sync + Send, M: Fn(&C, usize) -> Response + Sync>(
+    connections: usize,
+    requests: usize,
+    client: impl Fn(usize) -> C,
+    send: M,
+) -> Latencies {
+    let clients: Vec<C> = (0..connections).map(client).collect();
+    let next = AtomicUsize::new(0);
+    let started = Instant::now();
+    let mut latencies: Vec<Duration> = std::thread::scope(|s| {
+        let workers: Vec<_> = clients
+            .iter()
+            .map(|c| {
+                let (next, send) = (&next, &send);
+                s.spawn(move || {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        if i >= requests {
+                            return mine;
+                        }
+                        let t = Instant::now();
+                        let response = send(c, i);
+                        mine.push(t.elapsed());
+                        let text = response.text();
+                        assert!(
+                            (200..300).contains(&response.status),
+                            "request {i}: {:.500}",
+                            text
+                        );
+                    }
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a worker"))
+            .collect()
+    });
+    let elapsed = started.elapsed();
+    latencies.sort();
+    Latencies {
+        sorted: latencies,
+        elapsed,
+    }
+}
+
+struct Latencies {
+    sorted: Vec<Duration>,
+    elapsed: Duration,
+}
+
+impl Latencies {
+    fn rate(&self) -> f64 {
+        self.sorted.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    fn quantile(&self, q: f64) -> Duration {
+        let i = ((self.sorted.len() as f64 * q).ceil() as usize).clamp(1, self.sorted.len());
+        self.sorted[i - 1]
+    }
+
+    fn print(&self, path: &str, connections: usize, records_per_request: usize) {
+        println!(
+            "| {path} | {connections} | {} | {:.0} | {} | {} | {} |",
+            self.sorted.len(),
+            self.rate() * records_per_request as f64,
+            ms(self.quantile(0.5)),
+            ms(self.quantile(0.99)),
+            ms(self.quantile(1.0)),
+        );
+    }
+
+    fn print_reads(&self, what: &str) {
+        println!(
+            "| {what} | {} | {:.0} | {} | {} | {} |",
+            self.sorted.len(),
+            self.rate(),
+            ms(self.quantile(0.5)),
+            ms(self.quantile(0.99)),
+            ms(self.quantile(1.0)),
+        );
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}

@@ -1,0 +1,408 @@
+//! The web console in a real browser (headless Chromium) against the app under `spin up`: a
+//! provider takes a product from creation to submission, fixing a refused step on the way; an
+//! operator rejects a listing, then approves it; a customer orders, and after a bill run reads
+//! the bill's tier breakdown and the usage behind it. Each test has its own app, since the
+//! customer's bill run bills every closed period of the deployment. Every page visited is saved
+//! as a screenshot in `target/console-screenshots/`, and the browser's log must stay clean.
+
+use chrono::{DurationRound, TimeDelta};
+use serde_json::json;
+use testkit::{Market, pdf, rfc3339, service_body, str_of, usage};
+
+use crate::harness::{Browser, HttpMarket, Manifest, Spin, SpinUp};
+
+/// Phone width: every page must work at 375 px.
+const PHONE: u32 = 375;
+const DESKTOP: u32 = 1280;
+
+fn app() -> (Spin, HttpMarket) {
+    let app = SpinUp::new(Manifest::repo().without_cron()).start();
+    let market = app.market();
+    (app, market)
+}
+
+/// Signs in with `token` and waits for the principal's home page, headed `home`.
+fn sign_in(browser: &mut Browser, market: &HttpMarket, token: &str, home: &str) {
+    browser.open(&format!("{}/sign-in", market.origin()), "Sign in");
+    browser.fill("#token", token);
+    browser.find("main form button[type=submit]").click();
+    browser.wait_for_heading(home);
+}
+
+/// A valid PNG of `width` × `height` pixels (one colour, stored uncompressed), as a browser
+/// uploads it from disk.
+fn real_png(width: u32, height: u32) -> Vec<u8> {
+    fn crc32(bytes: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for b in bytes {
+            crc ^= u32::from(*b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    fn chunk(out: &mut Vec<u8>, kind: &[u8], data: &[u8]) {
+        out.extend((data.len() as u32).to_be_bytes());
+        let mut body = kind.to_vec();
+        body.extend(data);
+        out.extend(&body);
+        out.extend(crc32(&body).to_be_bytes());
+    }
+    let row: Vec<u8> = std::iter::once(0u8)
+        .chain((0..width).flat_map(|_| [0x1F, 0x5F, 0xBF]))
+        .collect();
+    let raw: Vec<u8> = (0..height).flat_map(|_| row.clone()).collect();
+    // zlib: a header, stored deflate blocks of at most 65,535 bytes, the Adler-32 of the data.
+    let mut zlib = vec![0x78, 0x01];
+    let blocks: Vec<&[u8]> = raw.chunks(65_535).collect();
+    for (i, block) in blocks.iter().enumerate() {
+        zlib.push(u8::from(i + 1 == blocks.len()));
+        let len = block.len() as u16;
+        zlib.extend(len.to_le_bytes());
+        zlib.extend((!len).to_le_bytes());
+        zlib.extend(*block);
+    }
+    let (mut a, mut b) = (1u32, 0u32);
+    for byte in &raw {
+        a = (a + u32::from(*byte)) % 65_521;
+        b = (b + a) % 65_521;
+    }
+    zlib.extend(((b << 16) | a).to_be_bytes());
+    let mut png = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut header = width.to_be_bytes().to_vec();
+    header.extend(height.to_be_bytes());
+    header.extend([8, 2, 0, 0, 0]);
+    chunk(&mut png, b"IHDR", &header);
+    chunk(&mut png, b"IDAT", &zlib);
+    chunk(&mut png, b"IEND", &[]);
+    png
+}
+
+#[test]
+fn a_provider_takes_a_product_from_creation_to_submission_fixing_a_refused_step() {
+    let (_app, market) = app();
+    let (_, provider) = market.provider();
+    let service = str_of(
+        &market
+            .post("/api/v1/services", &provider, service_body())
+            .expect(201)
+            .json()["id"],
+    );
+    let mut browser = Browser::start("provider", DESKTOP);
+    sign_in(&mut browser, &market, &provider, "Products");
+
+    browser.choose("#service_id", &service);
+    browser.find("form[action='/products'] button").click();
+    browser.wait_for_heading("access");
+    let product = browser
+        .path()
+        .split('/')
+        .nth(2)
+        .expect("/products/{id}/steps/access")
+        .to_owned();
+    browser.fill("#f-product-name", "Acme Vector DB");
+    browser.choose("#f-service-template-id", "tpl-standard");
+    browser.find("form.wizard button[type=submit]").click();
+    browser.wait_for_heading("general");
+
+    // Two mistakes at once: a short description over 300 characters, no highlights. Both are
+    // shown beside their fields, and in the summary.
+    browser.fill("#f-short-description", &"x".repeat(301));
+    browser.fill("#f-description", "Everything about it.");
+    for (field, text) in [
+        ("service-scope", "7x24"),
+        ("time-range", "always"),
+        ("business-scope", "deployment"),
+        ("billing-scope", "usage"),
+    ] {
+        browser.fill(&format!("#f-support-offered-{field}"), text);
+    }
+    browser.find("form.wizard button[type=submit]").click();
+    browser.wait_for_heading("general");
+    assert!(
+        browser
+            .find("#f-short-description-error")
+            .text()
+            .contains("ShortDescriptionTooLong"),
+        "{}",
+        browser.text()
+    );
+    assert!(
+        browser
+            .find("#f-highlights-error")
+            .text()
+            .contains("Required")
+    );
+    assert_eq!(
+        browser.find_all(".summary li").len(),
+        2,
+        "{}",
+        browser.text()
+    );
+    assert_eq!(
+        browser
+            .find("#f-short-description")
+            .attribute("aria-invalid")
+            .as_deref(),
+        Some("true")
+    );
+    browser.fill("#f-short-description", "A managed vector database.");
+    browser.fill("#f-highlights", "Fast, cheap, Chinese-ready.");
+    browser.find("form.wizard button[type=submit]").click();
+    browser.wait_for_heading("category");
+
+    browser.choose("#f-category", "databases");
+    browser.fill("#f-tags", "vector, ai");
+    browser.find("form.wizard button[type=submit]").click();
+    browser.wait_for_heading("pricing");
+    browser.fill("#f-billable-items-0--code", "Frequency");
+    browser.fill("#f-billable-items-0--name", "API calls");
+    browser.fill("#f-billable-items-0--tiers-0--unit-price", "0.5");
+    browser.find("form.wizard button[type=submit]").click();
+    browser.wait_for_heading("agreement");
+    browser.choose("#f-eula-source", "custom");
+    browser.fill("#f-eula-text", "You agree.");
+    browser.fill("#f-icp-filing", "ICP 12345678");
+    browser.find("form.wizard button[type=submit]").click();
+    browser.wait_for_heading("Acme Vector DB");
+    assert!(
+        browser
+            .text()
+            .contains("missing: media.logo, media.user guide"),
+        "{}",
+        browser.text()
+    );
+
+    // Media: a logo that is not 290 × 290 is taken, with the advice, and shown; then the guide.
+    let files = tempfile::tempdir().expect("a directory for the uploads");
+    let logo = files.path().join("logo.png");
+    std::fs::write(&logo, real_png(200, 120)).expect("the logo file");
+    let guide = files.path().join("guide.pdf");
+    std::fs::write(&guide, pdf(2048)).expect("the guide file");
+    browser.open(
+        &format!("{}/products/{product}/media", market.origin()),
+        "media",
+    );
+    for (slot, file) in [("logo", &logo), ("user_guide", &guide)] {
+        browser.choose("#slot", slot);
+        browser
+            .find("#file")
+            .type_text(file.to_str().expect("a UTF-8 path"));
+        browser
+            .find("form[enctype='multipart/form-data'] button")
+            .click();
+        browser.wait_for_heading("media");
+    }
+    let text = browser.text();
+    assert!(
+        text.contains("the logo is 200 × 120 px; 290 × 290 px is recommended"),
+        "{text}"
+    );
+    let preview = browser.find("figure.medium img");
+    assert_eq!(
+        preview.attribute("src").as_deref(),
+        Some(format!("/products/{product}/media/logo").as_str())
+    );
+
+    browser.open(
+        &format!("{}/products/{product}", market.origin()),
+        "Acme Vector DB",
+    );
+    browser.find("form[action$='/reviews'] button").click();
+    browser.wait_for_heading("Acme Vector DB");
+    assert!(
+        browser.text().contains("Status: category review"),
+        "{}",
+        browser.text()
+    );
+    let view = market
+        .get(&format!("/api/v1/products/{product}"), &provider)
+        .expect(200)
+        .json();
+    assert_eq!(view["status"], "category_review", "{view}");
+    assert_eq!(
+        view["steps"]["general"]["short_description"],
+        "A managed vector database."
+    );
+}
+
+#[test]
+fn an_operator_rejects_a_listing_with_a_reason_then_approves_it() {
+    let (_app, market) = app();
+    let (provider, _, product) = market.complete_product();
+    let review = market.submit(&provider, &product, "category");
+    let mut browser = Browser::start("operator", DESKTOP);
+    sign_in(&mut browser, &market, market.admin_token(), "Review queue");
+
+    browser
+        .find(&format!("a[href='/reviews/{review}']"))
+        .click();
+    browser.wait_for_heading("Review of Acme Vector DB");
+    assert!(
+        browser.text().contains("Open the user guide (PDF)"),
+        "{}",
+        browser.text()
+    );
+    // A rejection without a reason is refused beside the reason's field.
+    browser.find("button[value=reject]").click();
+    browser.wait_for_heading("Review of Acme Vector DB");
+    assert!(
+        browser
+            .find("#f-reason-error")
+            .text()
+            .contains("a rejection must say why")
+    );
+    browser.fill(
+        "#f-reason",
+        "Vector search belongs under AI & Machine Learning.",
+    );
+    browser.find("button[value=reject]").click();
+    browser.wait_for_heading("Review queue");
+    assert!(
+        browser
+            .try_find(&format!("a[href='/reviews/{review}']"))
+            .is_none()
+    );
+
+    // The provider moves the product to the category asked for and submits it again.
+    market
+        .put(
+            &format!("/api/v1/products/{product}/category"),
+            &provider,
+            json!({"category": "ai_machine_learning", "tags": ["vector"]}),
+        )
+        .expect(200);
+    let again = market.submit(&provider, &product, "category");
+    browser.open(&format!("{}/reviews", market.origin()), "Review queue");
+    browser.find(&format!("a[href='/reviews/{again}']")).click();
+    browser.wait_for_heading("Review of Acme Vector DB");
+    browser.find("button[value=approve]").click();
+    browser.wait_for_heading("Review queue");
+
+    let reviews = market
+        .get(&format!("/api/v1/reviews?product_id={product}"), &provider)
+        .expect(200)
+        .json();
+    assert_eq!(reviews["items"][0]["status"], "rejected", "{reviews}");
+    assert_eq!(
+        reviews["items"][0]["reason"],
+        "Vector search belongs under AI & Machine Learning."
+    );
+    assert_eq!(reviews["items"][1]["status"], "approved", "{reviews}");
+    let view = market
+        .get(&format!("/api/v1/products/{product}"), &provider)
+        .expect(200)
+        .json();
+    assert_eq!(view["status"], "self_test", "{view}");
+}
+
+#[test]
+fn a_customer_orders_and_reads_a_bills_tier_breakdown_and_usage_on_a_phone() {
+    let (_app, market) = app();
+    let (provider, _, product) = market.published_product();
+    let (_, customer) = market.funded_customer("1000.00");
+    let mut browser = Browser::start("customer", PHONE);
+    sign_in(&mut browser, &market, &customer, "Catalog");
+
+    browser
+        .find(&format!("a[href='/catalog/{product}']"))
+        .click();
+    browser.wait_for_heading("Acme Vector DB");
+    let page = browser.text();
+    assert!(page.contains("over 1000 up to 5000"), "the tiers: {page}");
+    assert!(
+        page.contains("0.80 CNY"),
+        "the hourly fee of a resource: {page}"
+    );
+    browser.choose("#region", "cn-hangzhou");
+    browser.find("form[action='/orders/new'] button").click();
+    browser.wait_for_heading("Confirm your order");
+    assert!(
+        browser.text().contains("Nothing is charged now: 0.00 CNY"),
+        "{}",
+        browser.text()
+    );
+    assert!(browser.find(".eula").text().contains("You agree."));
+    // Without accepting the EULA the order is refused, and nothing is deployed.
+    browser.find("form[action='/orders'] button").click();
+    browser.wait_for_heading("Confirm your order");
+    assert!(
+        browser
+            .find("#accept_eula-error")
+            .text()
+            .contains("Accept the EULA")
+    );
+    browser.find("#accept_eula").click();
+    browser.find("form[action='/orders'] button").click();
+    browser.wait_for_heading("Instance si-");
+    let instance = browser.path().trim_start_matches("/instances/").to_owned();
+
+    // The provider reports 1,500 calls in the next hour; a bill run once it has closed.
+    let ordered = chrono::Utc::now();
+    let hour = ordered
+        .duration_trunc(TimeDelta::hours(1))
+        .expect("an hour");
+    let (from, to) = (hour + TimeDelta::hours(1), hour + TimeDelta::minutes(70));
+    market
+        .at(to)
+        .push_usage(
+            &provider,
+            &instance,
+            &[usage(&rfc3339(from), &rfc3339(to), "Frequency", 1500)],
+        )
+        .expect(200);
+    market.bill_run(&rfc3339(hour + TimeDelta::hours(3)));
+    let bills = market.bills(&customer, Some(&instance));
+    let billed = bills
+        .iter()
+        .find(|b| b["period_start"] == rfc3339(from))
+        .unwrap_or_else(|| panic!("no bill of the reported hour: {bills:?}"));
+
+    browser.open(&format!("{}/bills", market.origin()), "Bills");
+    browser
+        .find(&format!("a[href='/bills/{}']", str_of(&billed["id"])))
+        .click();
+    browser.wait_for_heading("Bill bill-");
+    let page = browser.text();
+    // The hour's usage (700.00) and the template's resources for the whole hour
+    // (2 × 0.80/h = 1.60).
+    for shown in [
+        "700.00 CNY",
+        "1.60 CNY",
+        "701.60 CNY",
+        "3600",
+        "1500 count, graduated tiers",
+        "over 0 up to 1000",
+        "over 1000 up to 5000",
+        "Usage behind this bill",
+        "service provider",
+    ] {
+        assert!(
+            page.contains(shown),
+            "{shown:?} missing from the bill: {page}"
+        );
+    }
+    // Whatever the first, partial hour's resources cost, the page shows the account's balance.
+    let balance = market.balance(&customer);
+    assert!(balance.starts_with("29"), "{balance}");
+    browser.open(&format!("{}/account", market.origin()), "Account");
+    assert!(
+        browser.text().contains(&format!("Balance: {balance} CNY")),
+        "{}",
+        browser.text()
+    );
+    browser.open(
+        &format!("{}/instances/{instance}", market.origin()),
+        "Instance",
+    );
+    assert!(
+        !browser.find_all("figure.chart svg rect.bar").is_empty(),
+        "a usage chart"
+    );
+    assert!(browser.find("figure.chart table").text().contains("1500"));
+}
