@@ -10,6 +10,7 @@ pub(super) mod instances;
 pub(super) mod listing;
 pub(super) mod media;
 pub(super) mod operator;
+pub(super) mod principals;
 pub(super) mod provider;
 pub(super) mod sales;
 pub(super) mod wizard;
