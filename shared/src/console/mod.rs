@@ -214,7 +214,17 @@ fn route(req: &Req, session: Option<&Session>, chrome: &Chrome) -> ApiResult<Res
         (["principals"], true, _) => pages::principals::principals(req, chrome, me),
         (["principals"], _, true) => pages::principals::create_principal(req, chrome, me),
         (["principals", id, "tokens"], _, true) => pages::principals::rotate(req, chrome, me, id),
+        (["principals", id], true, _) => pages::principals::principal(req, chrome, me, id),
         (["principals", id, "top-ups"], _, true) => pages::principals::top_up(req, chrome, me, id),
+        (["principals", id, "disable"], _, true) => {
+            pages::principals::set_disabled(req, chrome, me, id, true)
+        }
+        (["principals", id, "enable"], _, true) => {
+            pages::principals::set_disabled(req, chrome, me, id, false)
+        }
+        (["principals", id, "commission"], _, true) => {
+            pages::principals::set_commission(req, chrome, me, id)
+        }
         (["bill-runs"], true, _) => pages::operator::bill_runs(req, chrome, me),
         (["bill-runs"], _, true) => pages::operator::run_bills(req, chrome, me),
         (["settlements"], true, _) => pages::operator::settlements(chrome, me),

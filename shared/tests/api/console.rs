@@ -1,8 +1,8 @@
 //! The web console over the in-process market: sessions, anti-forgery tokens, roles and tenant
-//! boundaries, the security headers, and that whatever a tenant typed is shown as text. (The
-//! pages in a real browser are the end-to-end tests' `console` module.)
+//! boundaries, the security headers, and that whatever a tenant typed is shown as text;
+//! commission rates and disabling principals. (The pages in a real browser are the end-to-end tests' `console` module.)
 
-use serde_json::json;
+use serde_json::{Value, json};
 use testkit::native::{ADMIN, TestApp};
 use testkit::{Market, Response};
 
@@ -296,9 +296,145 @@ fn a_refused_step_is_shown_again_with_every_error_beside_its_field() {
         .get(&format!("/api/v1/products/{product}"), &provider)
         .expect(200)
         .json();
-    assert_eq!(
-        view["steps"]["pricing"],
-        serde_json::Value::Null,
-        "nothing written"
+    assert_eq!(view["steps"]["pricing"], Value::Null, "nothing written");
+}
+
+#[test]
+fn an_operator_sets_a_providers_commission_rate_and_returns_it_to_the_deployments() {
+    let app = TestApp::with_config(|name| (name == "commission_rate").then(|| "0.10".to_owned()));
+    let (provider, _) = app.provider();
+    let operator = {
+        let mut b = Browser::new(&app);
+        b.sign_in(ADMIN).expect(303);
+        b
+    };
+    let page = format!("/principals/{provider}");
+    let shown = operator.get(&page).expect(200).text();
+    assert!(
+        shown.contains("10%") && shown.contains("the deployment's rate"),
+        "{shown}"
     );
+    assert!(shown.contains(&format!(r#"href="/settlements?provider_id={provider}""#)));
+
+    let commission = format!("/principals/{provider}/commission");
+    let before = app.snapshot();
+    for wrong in ["1", "1.5", "-0.1", "0.1234567", "ten"] {
+        let refused = operator.post(&commission, &[("rate", wrong)]);
+        assert_eq!(refused.status, 400, "{wrong}: {}", refused.text());
+        let text = refused.text();
+        assert!(
+            text.contains(r#"id="f-rate-error""#) && text.contains("(InvalidValue)"),
+            "{text}"
+        );
+        assert!(text.contains(&format!(r#"value="{wrong}""#)), "{text}");
+    }
+    assert_eq!(app.snapshot(), before);
+
+    let set = operator.post(&commission, &[("rate", "0.15")]);
+    assert_eq!(set.status, 303, "{}", set.text());
+    assert_eq!(set.header("location"), Some(page.as_str()));
+    let shown = operator.get(&page).expect(200).text();
+    assert!(
+        shown.contains("15%") && shown.contains("a rate of its own"),
+        "{shown}"
+    );
+    let rate = app
+        .get(&format!("/api/v1/principals/{provider}/commission"), ADMIN)
+        .expect(200)
+        .json();
+    assert_eq!(
+        (&rate["rate"], &rate["source"]),
+        (&json!("0.15"), &json!("provider"))
+    );
+
+    // Empty returns it to the deployment's.
+    operator.post(&commission, &[("rate", "")]).expect(303);
+    let rate = app
+        .get(&format!("/api/v1/principals/{provider}/commission"), ADMIN)
+        .expect(200)
+        .json();
+    assert_eq!(
+        (&rate["rate"], &rate["source"]),
+        (&json!("0.1"), &json!("default"))
+    );
+
+    // Only providers have a rate.
+    let (customer, _) = app.customer("individual");
+    let shown = operator
+        .get(&format!("/principals/{customer}"))
+        .expect(200)
+        .text();
+    assert!(!shown.contains("Commission"), "{shown}");
+    assert_eq!(
+        operator
+            .post(
+                &format!("/principals/{customer}/commission"),
+                &[("rate", "0.2")]
+            )
+            .status,
+        404
+    );
+}
+
+#[test]
+fn disabling_a_principal_ends_its_console_session_at_once_and_enabling_lets_it_sign_in_again() {
+    let app = TestApp::new();
+    let (id, token) = app.provider();
+    let mut provider = Browser::new(&app);
+    provider.sign_in(&token).expect(303);
+    provider.get("/products").expect(200);
+    let operator = {
+        let mut b = Browser::new(&app);
+        b.sign_in(ADMIN).expect(303);
+        b
+    };
+
+    // The built-in operator is the deployment's: refused on the principals page, nothing changed.
+    let before = app.snapshot();
+    let refused = operator.post("/principals/usr-admin/disable", &[("next", "/principals")]);
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    assert!(
+        refused
+            .text()
+            .contains("the built-in operator is the admin_token variable"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(app.snapshot(), before);
+
+    let disabled = operator.post(
+        &format!("/principals/{id}/disable"),
+        &[("next", "/principals?role=provider")],
+    );
+    assert_eq!(disabled.status, 303, "{}", disabled.text());
+    assert_eq!(
+        disabled.header("location"),
+        Some("/principals?role=provider")
+    );
+    let listed = operator.get("/principals?role=provider").expect(200).text();
+    assert!(
+        listed.contains("disabled")
+            && listed.contains(&format!(r#"action="/principals/{id}/enable""#)),
+        "{listed}"
+    );
+    // At once: the open session signs no one in, nor does the token.
+    let after = provider.get("/products").expect(303);
+    assert_eq!(after.header("location"), Some("/sign-in?next=%2Fproducts"));
+    Browser::new(&app).sign_in(&token).expect(401);
+    app.get("/api/v1/me", &token).problem(401, "Unauthorized");
+
+    // Enabled again, the token signs in anew; the session it had stays ended. A `next` of
+    // another site is not followed.
+    let enabled = operator.post(
+        &format!("/principals/{id}/enable"),
+        &[("next", "https://evil.example/principals")],
+    );
+    assert_eq!(enabled.status, 303, "{}", enabled.text());
+    let page = format!("/principals/{id}");
+    assert_eq!(enabled.header("location"), Some(page.as_str()));
+    assert!(operator.get(&page).expect(200).text().contains("active"));
+    app.get("/api/v1/me", &token).expect(200);
+    provider.get("/products").expect(303);
+    provider.sign_in(&token).expect(303);
+    provider.get("/products").expect(200);
 }
