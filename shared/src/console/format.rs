@@ -3,6 +3,8 @@
 use chrono::DateTime;
 use rust_decimal::Decimal;
 
+use crate::orders::ledger::Cents;
+
 /// An RFC 3339 instant as `2026-03-27 08:00 UTC`; anything else as it is.
 pub(crate) fn time(rfc3339: &str) -> String {
     DateTime::parse_from_rfc3339(rfc3339)
@@ -15,6 +17,11 @@ pub(crate) fn unix_time(seconds: i64) -> String {
     DateTime::from_timestamp(seconds, 0)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_else(|| seconds.to_string())
+}
+
+/// An amount of money: `104.00 CNY`.
+pub(crate) fn money(amount: Cents, currency: &str) -> String {
+    format!("{} {currency}", amount.to_decimal())
 }
 
 /// A fraction as a percentage: `0.15` → `15%`, `0.123456` → `12.3456%`.
@@ -47,7 +54,9 @@ mod tests {
     }
 
     #[test]
-    fn rates_read_as_percentages() {
+    fn money_has_its_cents_and_rates_read_as_percentages() {
+        assert_eq!(money(Cents(10_400), "CNY"), "104.00 CNY");
+        assert_eq!(money(Cents(5), "CNY"), "0.05 CNY");
         assert_eq!(percent(Decimal::new(15, 2)), "15%");
         assert_eq!(percent(Decimal::new(1, 1)), "10%");
         assert_eq!(percent(Decimal::new(123_456, 6)), "12.3456%");

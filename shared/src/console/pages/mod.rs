@@ -13,6 +13,7 @@ pub(super) mod operator;
 pub(super) mod principals;
 pub(super) mod provider;
 pub(super) mod sales;
+pub(super) mod settlements;
 pub(super) mod wizard;
 
 /// How many rows a page reads where it shows a whole, short list (a provider's services in a

@@ -248,15 +248,3 @@ pub(crate) fn run_bills(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult
         Err(e) => Err(e),
     }
 }
-
-/// `GET /settlements`: a marked place for providers' settlement statements and commission.
-pub(crate) fn settlements(chrome: &Chrome, me: &Principal) -> ApiResult<Resp> {
-    me.require(&[Role::Operator, Role::Provider])?;
-    Ok(ok(
-        chrome,
-        "Settlements",
-        html! {
-            p { "Settlement statements (what each provider is owed for its products' bills, less the marketplace's commission) are not built yet: they come with resource fees on bills and commission in the domain. This page will list them." }
-        },
-    ))
-}
