@@ -2,15 +2,18 @@
 //! provider takes a product from creation to submission, fixing a refused step on the way; an
 //! operator rejects a listing, then approves it, then sets a provider's commission, closes a
 //! past month and records its payout, which the provider reads on its statement; a customer
-//! orders, and after a bill run reads the bill's tier breakdown and the usage behind it. Each test has its own app, since the
-//! customer's bill run bills every closed period of the deployment. Every page visited is saved
-//! as a screenshot in `target/console-screenshots/`, and the browser's log must stay clean.
+//! orders, and after a bill run reads the bill's tier breakdown and the usage behind it. Each
+//! test has its own app, since the customer's bill run bills every closed period of the
+//! deployment. Every page visited is saved as a screenshot in `target/console-screenshots/`, and
+//! the browser's log must stay clean.
+
+use std::time::Duration;
 
 use chrono::{Datelike, DurationRound, TimeDelta, Utc};
 use serde_json::json;
 use testkit::{Item, Market, pdf, rfc3339, service_body, str_of, usage};
 
-use crate::harness::{Browser, HttpMarket, Manifest, Spin, SpinUp};
+use crate::harness::{Browser, HttpMarket, Manifest, Spin, SpinUp, eventually};
 
 /// Phone width: every page must work at 375 px.
 const PHONE: u32 = 375;
@@ -353,6 +356,8 @@ fn settle_a_past_month(browser: &mut Browser, market: &HttpMarket) {
         .find("form[action='/settlements/close'] button")
         .click();
     browser.wait_for_heading(&heading);
+    // Closed: the month's page offers the payout instead of the close.
+    browser.find("form[action$='/payout']");
     let statements = market
         .get(
             &format!("/api/v1/settlements?month={month}"),
@@ -375,11 +380,15 @@ fn settle_a_past_month(browser: &mut Browser, market: &HttpMarket) {
         ))
         .click();
     browser.wait_for_heading(&heading);
-    assert!(
+    eventually("the payout recorded", Duration::from_secs(20), || {
         browser
             .try_find(&format!("#reference-{statement}"))
-            .is_none(),
-        "paid once: {}",
+            .is_none()
+            .then_some(())
+    });
+    assert!(
+        browser.text().contains("BANK-E2E-0001"),
+        "{}",
         browser.text()
     );
 
