@@ -1,6 +1,9 @@
 //! How the console writes times, money and statuses for people.
 
 use chrono::DateTime;
+use rust_decimal::Decimal;
+
+use crate::orders::ledger::Cents;
 
 /// An RFC 3339 instant as `2026-03-27 08:00 UTC`; anything else as it is.
 pub(crate) fn time(rfc3339: &str) -> String {
@@ -14,6 +17,16 @@ pub(crate) fn unix_time(seconds: i64) -> String {
     DateTime::from_timestamp(seconds, 0)
         .map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string())
         .unwrap_or_else(|| seconds.to_string())
+}
+
+/// An amount of money: `104.00 CNY`.
+pub(crate) fn money(amount: Cents, currency: &str) -> String {
+    format!("{} {currency}", amount.to_decimal())
+}
+
+/// A fraction as a percentage: `0.15` → `15%`, `0.123456` → `12.3456%`.
+pub(crate) fn percent(rate: Decimal) -> String {
+    format!("{}%", (rate * Decimal::ONE_HUNDRED).normalize())
 }
 
 /// A snake_case status or name as words: `category_review` → `category review`.
@@ -38,5 +51,15 @@ mod tests {
         assert_eq!(time("2026-03-27T16:00:00+08:00"), "2026-03-27 08:00 UTC");
         assert_eq!(time("not a time"), "not a time");
         assert_eq!(unix_time(0), "1970-01-01 00:00:00 UTC");
+    }
+
+    #[test]
+    fn money_has_its_cents_and_rates_read_as_percentages() {
+        assert_eq!(money(Cents(10_400), "CNY"), "104.00 CNY");
+        assert_eq!(money(Cents(5), "CNY"), "0.05 CNY");
+        assert_eq!(percent(Decimal::new(15, 2)), "15%");
+        assert_eq!(percent(Decimal::new(1, 1)), "10%");
+        assert_eq!(percent(Decimal::new(123_456, 6)), "12.3456%");
+        assert_eq!(percent(Decimal::ZERO), "0%");
     }
 }

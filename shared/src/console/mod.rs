@@ -211,13 +211,26 @@ fn route(req: &Req, session: Option<&Session>, chrome: &Chrome) -> ApiResult<Res
         (["reviews"], true, _) => pages::operator::queue(req, chrome, me),
         (["reviews", id], true, _) => pages::operator::review(req, chrome, me, id),
         (["reviews", id, "decision"], _, true) => pages::operator::decide(req, chrome, me, id),
-        (["principals"], true, _) => pages::operator::principals(req, chrome, me),
-        (["principals"], _, true) => pages::operator::create_principal(req, chrome, me),
-        (["principals", id, "tokens"], _, true) => pages::operator::rotate(req, chrome, me, id),
-        (["principals", id, "top-ups"], _, true) => pages::operator::top_up(req, chrome, me, id),
+        (["principals"], true, _) => pages::principals::principals(req, chrome, me),
+        (["principals"], _, true) => pages::principals::create_principal(req, chrome, me),
+        (["principals", id, "tokens"], _, true) => pages::principals::rotate(req, chrome, me, id),
+        (["principals", id], true, _) => pages::principals::principal(req, chrome, me, id),
+        (["principals", id, "top-ups"], _, true) => pages::principals::top_up(req, chrome, me, id),
+        (["principals", id, "disable"], _, true) => {
+            pages::principals::set_disabled(req, chrome, me, id, true)
+        }
+        (["principals", id, "enable"], _, true) => {
+            pages::principals::set_disabled(req, chrome, me, id, false)
+        }
+        (["principals", id, "commission"], _, true) => {
+            pages::principals::set_commission(req, chrome, me, id)
+        }
         (["bill-runs"], true, _) => pages::operator::bill_runs(req, chrome, me),
         (["bill-runs"], _, true) => pages::operator::run_bills(req, chrome, me),
-        (["settlements"], true, _) => pages::operator::settlements(chrome, me),
+        (["settlements"], true, _) => pages::settlements::month(req, chrome, me),
+        (["settlements", "close"], _, true) => pages::settlements::close(req, chrome, me),
+        (["settlements", id], true, _) => pages::settlements::statement(req, chrome, me, id),
+        (["settlements", id, "payout"], _, true) => pages::settlements::pay(req, chrome, me, id),
         _ => Err(ApiError::not_found("page")),
     }
 }

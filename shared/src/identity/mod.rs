@@ -9,7 +9,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::{new_id, random_bytes};
-use crate::platform::storage::{Database, enum_from_str};
+use crate::platform::storage::{Database, enum_from_str, transaction};
 
 pub(crate) mod session;
 mod store;
@@ -255,8 +255,9 @@ pub(crate) fn find_principal(db: &dyn Database, id: &str) -> ApiResult<Principal
     store::find(db, id)
 }
 
-/// An operator disables a principal (its token stops working at once; everything it made stays)
-/// or enables it again. The built-in operator is the deployment's: 409 `BuiltInPrincipal`.
+/// An operator disables a principal (its token stops working at once and its console sessions
+/// end; everything it made stays) or enables it again, when its token works again and it signs
+/// in to the console anew. The built-in operator is the deployment's: 409 `BuiltInPrincipal`.
 pub(crate) fn set_disabled(
     db: &dyn Database,
     id: &str,
@@ -269,8 +270,13 @@ pub(crate) fn set_disabled(
             "the built-in operator is the admin_token variable; change it in the deployment",
         ));
     }
-    store::set_disabled(db, id, disabled.then(|| rfc3339(now)).as_deref())?;
-    store::find(db, id)
+    transaction(db, |db| {
+        store::set_disabled(db, id, disabled.then(|| rfc3339(now)).as_deref())?;
+        if disabled {
+            session::end_all(db, id)?;
+        }
+        store::find(db, id)
+    })
 }
 
 /// Issues a new token for the principal: the old one stops working at once.

@@ -54,7 +54,7 @@ impl Month {
         }
     }
 
-    fn next(self) -> Self {
+    pub(crate) fn next(self) -> Self {
         match self.month {
             12 => Self {
                 year: self.year + 1,

@@ -1,10 +1,11 @@
 //! The web console over the in-process market: sessions, anti-forgery tokens, roles and tenant
-//! boundaries, the security headers, and that whatever a tenant typed is shown as text. (The
-//! pages in a real browser are the end-to-end tests' `console` module.)
+//! boundaries, the security headers, and that whatever a tenant typed is shown as text;
+//! settlements (statements, closing a month, payouts, commission rates) and disabling
+//! principals. (The pages in a real browser are the end-to-end tests' `console` module.)
 
-use serde_json::json;
+use serde_json::{Value, json};
 use testkit::native::{ADMIN, TestApp};
-use testkit::{Market, Response};
+use testkit::{Item, Market, Response, at, str_of};
 
 /// A browser of the console: it keeps the session cookie and reads forms' anti-forgery tokens.
 struct Browser<'a> {
@@ -200,7 +201,13 @@ fn pages_enforce_roles_and_another_tenants_page_is_404() {
     }
     let mut shopper = Browser::new(&app);
     shopper.sign_in(&customer).expect(303);
-    for path in ["/reviews", "/principals", "/products", "/bill-runs"] {
+    for path in [
+        "/reviews",
+        "/principals",
+        "/products",
+        "/bill-runs",
+        "/settlements",
+    ] {
         assert_eq!(shopper.get(path).status, 403, "{path}");
     }
     let mut operator = Browser::new(&app);
@@ -296,9 +303,502 @@ fn a_refused_step_is_shown_again_with_every_error_beside_its_field() {
         .get(&format!("/api/v1/products/{product}"), &provider)
         .expect(200)
         .json();
-    assert_eq!(
-        view["steps"]["pricing"],
-        serde_json::Value::Null,
-        "nothing written"
+    assert_eq!(view["steps"]["pricing"], Value::Null, "nothing written");
+}
+
+/// What tenants type, as they might type it.
+const HOSTILE: &str = "<script>alert(1)</script>";
+
+/// When every period of March 2026 (Asia/Shanghai) is closed: the end of April 1st there.
+const MARCH_CLOSES: &str = "2026-04-01T16:00:00Z";
+
+/// Two providers' hourly products, each billed 1.00 per running hour and ordered by one customer
+/// at 08:00 UTC on March 27th; the first product is named like markup. The deployment's
+/// commission is 10% and it allows the test clock.
+struct Settling {
+    app: TestApp,
+    /// (id, token) of each provider.
+    a: (String, String),
+    b: (String, String),
+}
+
+fn principal_id(app: &TestApp, token: &str) -> String {
+    str_of(&app.get("/api/v1/me", token).expect(200).json()["id"])
+}
+
+fn settling() -> Settling {
+    let app = TestApp::with_config(|name| match name {
+        "allow_clock_override" => Some("true".to_owned()),
+        "commission_rate" => Some("0.10".to_owned()),
+        _ => None,
+    });
+    let items = [Item::running_time("1.00")];
+    let billable: Vec<Value> = items
+        .iter()
+        .map(
+            |i| json!({"code": i.code, "name": i.code, "tier_mode": i.tier_mode, "tiers": i.tiers}),
+        )
+        .collect();
+    let product = |name: &str| {
+        let (token, _, id) = app.complete_product_with(|step, body| match step {
+            "access" => body["product_name"] = json!(name),
+            "pricing" => {
+                body["billing_period"] = json!("hour");
+                body["billable_items"] = json!(billable);
+            }
+            _ => {}
+        });
+        app.pass_category_review(&token, &id);
+        app.configure_and_publish(&token, &id, &items, true);
+        (token, id)
+    };
+    let (token_a, product_a) = product(HOSTILE);
+    let (token_b, product_b) = product("Beta DB");
+    let (_, customer) = app.funded_customer("10000.00");
+    app.order(&customer, &product_a);
+    app.order(&customer, &product_b);
+    Settling {
+        a: (principal_id(&app, &token_a), token_a),
+        b: (principal_id(&app, &token_b), token_b),
+        app,
+    }
+}
+
+impl Settling {
+    /// The id of each provider's written statement of March: (a's, b's).
+    fn march_statements(&self) -> (String, String) {
+        let march = self
+            .app
+            .get("/api/v1/settlements?month=2026-03", ADMIN)
+            .expect(200)
+            .json();
+        let of = |provider: &str| {
+            march["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|s| s["provider_id"] == provider)
+                .map(|s| str_of(&s["id"]))
+                .unwrap_or_else(|| panic!("{provider}'s statement in {march}"))
+        };
+        (of(&self.a.0), of(&self.b.0))
+    }
+
+    fn signed_in(&self, token: &str) -> Browser<'_> {
+        let mut browser = Browser::new(&self.app);
+        browser.sign_in(token).expect(303);
+        browser
+    }
+}
+
+#[test]
+fn a_provider_reads_its_own_statements_only_and_customers_have_none() {
+    let w = settling();
+    w.app.set_now(at(MARCH_CLOSES));
+    w.app
+        .post(
+            "/api/v1/settlements/runs",
+            ADMIN,
+            json!({"month": "2026-03"}),
+        )
+        .expect(200);
+    let (own, other) = w.march_statements();
+    let provider = w.signed_in(&w.a.1);
+
+    // March 27th 08:00 UTC to midnight in Shanghai on the 31st: 104 hours at 1.00, 10% kept.
+    let march = provider.get("/settlements?month=2026-03").expect(200);
+    let text = march.text();
+    for shown in [
+        "Settlements of 2026-03",
+        "Your statement",
+        "closed, not paid yet",
+        "104.00 CNY",
+        "10.40 CNY",
+        "93.60 CNY",
+        "10%",
+        own.as_str(),
+        "&lt;script&gt;alert(1)&lt;/script&gt;",
+    ] {
+        assert!(text.contains(shown), "{shown:?} missing: {text}");
+    }
+    assert!(!text.contains("<script"), "{text}");
+    assert!(
+        !text.contains("Beta DB") && !text.contains(&w.b.0),
+        "{text}"
     );
+    assert!(
+        !text.contains("Record payout") && !text.contains("/settlements/close"),
+        "operators' forms: {text}"
+    );
+    // Another provider's statement is no page of its, by id or by filter.
+    let read = provider.get(&format!("/settlements/{own}")).expect(200);
+    assert!(
+        read.text().contains("Statement of 2026-03"),
+        "{}",
+        read.text()
+    );
+    assert_eq!(provider.get(&format!("/settlements/{other}")).status, 404);
+    let filtered = provider
+        .get(&format!("/settlements?month=2026-03&provider_id={}", w.b.0))
+        .expect(200);
+    assert!(filtered.text().contains(&own) && !filtered.text().contains(&other));
+    // This month by default (April 2nd in Shanghai), computed live; a month that is none, 400.
+    let april = provider.get("/settlements").expect(200).text();
+    assert!(
+        april.contains("Settlements of 2026-04") && april.contains("computed live"),
+        "{april}"
+    );
+    let bad = provider
+        .get("/settlements?month=2026-13")
+        .expect(400)
+        .text();
+    assert!(
+        bad.contains(r#"id="month-error""#) && bad.contains("a month as YYYY-MM"),
+        "{bad}"
+    );
+
+    // Customers have no settlements, and no link to them.
+    let (_, customer) = w.app.customer("individual");
+    let shopper = w.signed_in(&customer);
+    assert_eq!(shopper.get("/settlements").status, 403);
+    assert_eq!(shopper.get(&format!("/settlements/{own}")).status, 403);
+    assert!(
+        !shopper
+            .get("/catalog")
+            .expect(200)
+            .text()
+            .contains(r#"href="/settlements""#)
+    );
+}
+
+#[test]
+fn an_operator_closes_a_month_and_records_each_payout_once() {
+    let w = settling();
+    let mut operator = w.signed_in(ADMIN);
+
+    // Before its last day has closed, March cannot close: the reason beside the form, nothing
+    // written.
+    let before = w.app.snapshot();
+    let early = operator.post("/settlements/close", &[("month", "2026-03")]);
+    assert_eq!(early.status, 409, "{}", early.text());
+    let text = early.text();
+    assert!(
+        text.contains(r#"id="close-error""#)
+            && text.contains("can be closed from 2026-04-01T16:00:00Z")
+            && text.contains("MonthNotClosable"),
+        "{text}"
+    );
+    assert_eq!(w.app.snapshot(), before);
+
+    // (A session lasts twelve hours: days later, the operator signs in again.)
+    w.app.set_now(at(MARCH_CLOSES));
+    operator.sign_in(ADMIN).expect(303);
+    let open = operator
+        .get("/settlements?month=2026-03")
+        .expect(200)
+        .text();
+    // No bill run has billed March yet: its live statements are empty until the close bills it.
+    assert!(
+        open.contains("Close 2026-03")
+            && open.contains("No bill of 2026-03 carries a provider's product fees yet"),
+        "{open}"
+    );
+    let closed = operator.post("/settlements/close", &[("month", "2026-03")]);
+    assert_eq!(closed.status, 303, "{}", closed.text());
+    assert_eq!(
+        closed.header("location"),
+        Some("/settlements?month=2026-03")
+    );
+    let (a, b) = w.march_statements();
+    let month = operator
+        .get("/settlements?month=2026-03")
+        .expect(200)
+        .text();
+    for shown in [
+        "Every provider's statement of 2026-03",
+        "208.00 CNY",
+        "187.20 CNY",
+        &format!(r#"action="/settlements/{a}/payout""#),
+        &format!(r#"action="/settlements/{b}/payout""#),
+    ] {
+        assert!(month.contains(shown), "{shown:?} missing: {month}");
+    }
+    assert!(!month.contains("Close 2026-03"), "closed once: {month}");
+    // April's first day was billed on the way: its statements are live, one provider's a link
+    // to its own.
+    let april = operator
+        .get("/settlements?month=2026-04")
+        .expect(200)
+        .text();
+    assert_eq!(april.matches("month open").count(), 2, "{april}");
+    let one = format!("/settlements?month=2026-04&amp;provider_id={}", w.b.0);
+    assert!(april.contains(&one), "{april}");
+    let b_april = operator
+        .get(&format!("/settlements?month=2026-04&provider_id={}", w.b.0))
+        .expect(200)
+        .text();
+    assert!(
+        b_april.contains("Beta DB")
+            && b_april.contains("open: computed live")
+            && !b_april.contains(&w.a.0),
+        "{b_april}"
+    );
+
+    // A payout needs its reference, of at most 200 characters; refused, nothing changes.
+    let payout = format!("/settlements/{a}/payout");
+    let before = w.app.snapshot();
+    let blank = operator.post(&payout, &[("reference", "  ")]);
+    assert_eq!(blank.status, 400, "{}", blank.text());
+    assert!(
+        blank
+            .text()
+            .contains(&format!(r#"id="reference-{a}-error""#))
+            && blank.text().contains("(Required)"),
+        "{}",
+        blank.text()
+    );
+    let long = "x".repeat(201);
+    let too_long = operator.post(&payout, &[("reference", &long)]);
+    assert_eq!(too_long.status, 400);
+    assert!(
+        too_long.text().contains("(TooLong)") && too_long.text().contains(&long),
+        "what was typed stays: {}",
+        too_long.text()
+    );
+    assert_eq!(w.app.snapshot(), before);
+
+    w.app.set_now(at("2026-04-02T09:00:00Z"));
+    operator.sign_in(ADMIN).expect(303);
+    let paid = operator.post(&payout, &[("reference", "<b>BANK-2026-04-0001</b>")]);
+    assert_eq!(paid.status, 303, "{}", paid.text());
+    let month = operator
+        .get("/settlements?month=2026-03")
+        .expect(200)
+        .text();
+    assert!(
+        month.contains("paid 2026-04-02 09:00 UTC")
+            && month.contains("&lt;b&gt;BANK-2026-04-0001&lt;/b&gt;")
+            && !month.contains("<b>BANK"),
+        "{month}"
+    );
+    assert!(!month.contains(&format!(r#"action="/settlements/{a}/payout""#)));
+    let statement = w
+        .app
+        .get(&format!("/api/v1/settlements/{a}"), ADMIN)
+        .expect(200)
+        .json();
+    assert_eq!(statement["payout_reference"], "<b>BANK-2026-04-0001</b>");
+
+    // Once: again is refused with AlreadyPaid, and the first payout stands.
+    let before = w.app.snapshot();
+    let again = operator.post(&payout, &[("reference", "BANK-2026-04-0002")]);
+    assert_eq!(again.status, 409, "{}", again.text());
+    assert!(
+        again.text().contains("was already paid") && again.text().contains("(AlreadyPaid)"),
+        "{}",
+        again.text()
+    );
+    assert_eq!(w.app.snapshot(), before);
+
+    // The statement's own page; the provider reads it paid.
+    let page = operator
+        .get(&format!("/settlements/{a}"))
+        .expect(200)
+        .text();
+    assert!(
+        page.contains("closed and paid 2026-04-02 09:00 UTC") && page.contains("93.60 CNY"),
+        "{page}"
+    );
+    let unpaid = operator
+        .get(&format!("/settlements/{b}"))
+        .expect(200)
+        .text();
+    assert!(unpaid.contains("Record payout"), "{unpaid}");
+    let provider = w.signed_in(&w.a.1);
+    let own = provider
+        .get("/settlements?month=2026-03")
+        .expect(200)
+        .text();
+    assert!(
+        own.contains("closed and paid") && own.contains("&lt;b&gt;BANK-2026-04-0001&lt;/b&gt;"),
+        "{own}"
+    );
+}
+
+#[test]
+fn an_operator_sets_a_providers_commission_rate_and_returns_it_to_the_deployments() {
+    let app = TestApp::with_config(|name| (name == "commission_rate").then(|| "0.10".to_owned()));
+    let (provider, _) = app.provider();
+    let operator = {
+        let mut b = Browser::new(&app);
+        b.sign_in(ADMIN).expect(303);
+        b
+    };
+    let page = format!("/principals/{provider}");
+    let shown = operator.get(&page).expect(200).text();
+    assert!(
+        shown.contains("10%") && shown.contains("the deployment's rate"),
+        "{shown}"
+    );
+    assert!(shown.contains(&format!(r#"href="/settlements?provider_id={provider}""#)));
+
+    let commission = format!("/principals/{provider}/commission");
+    let before = app.snapshot();
+    for wrong in ["1", "1.5", "-0.1", "0.1234567", "ten"] {
+        let refused = operator.post(&commission, &[("rate", wrong)]);
+        assert_eq!(refused.status, 400, "{wrong}: {}", refused.text());
+        let text = refused.text();
+        assert!(
+            text.contains(r#"id="f-rate-error""#) && text.contains("(InvalidValue)"),
+            "{text}"
+        );
+        assert!(text.contains(&format!(r#"value="{wrong}""#)), "{text}");
+    }
+    assert_eq!(app.snapshot(), before);
+
+    let set = operator.post(&commission, &[("rate", "0.15")]);
+    assert_eq!(set.status, 303, "{}", set.text());
+    assert_eq!(set.header("location"), Some(page.as_str()));
+    let shown = operator.get(&page).expect(200).text();
+    assert!(
+        shown.contains("15%") && shown.contains("a rate of its own"),
+        "{shown}"
+    );
+    let rate = app
+        .get(&format!("/api/v1/principals/{provider}/commission"), ADMIN)
+        .expect(200)
+        .json();
+    assert_eq!(
+        (&rate["rate"], &rate["source"]),
+        (&json!("0.15"), &json!("provider"))
+    );
+
+    // Empty returns it to the deployment's.
+    operator.post(&commission, &[("rate", "")]).expect(303);
+    let rate = app
+        .get(&format!("/api/v1/principals/{provider}/commission"), ADMIN)
+        .expect(200)
+        .json();
+    assert_eq!(
+        (&rate["rate"], &rate["source"]),
+        (&json!("0.1"), &json!("default"))
+    );
+
+    // Only providers have a rate.
+    let (customer, _) = app.customer("individual");
+    let shown = operator
+        .get(&format!("/principals/{customer}"))
+        .expect(200)
+        .text();
+    assert!(!shown.contains("Commission"), "{shown}");
+    assert_eq!(
+        operator
+            .post(
+                &format!("/principals/{customer}/commission"),
+                &[("rate", "0.2")]
+            )
+            .status,
+        404
+    );
+}
+
+#[test]
+fn forged_settlement_and_principal_forms_change_nothing() {
+    let w = settling();
+    w.app.set_now(at(MARCH_CLOSES));
+    let operator = w.signed_in(ADMIN);
+    let before = w.app.snapshot();
+    let (a, _) = (w.a.0.clone(), ());
+    let forms: [(String, Vec<(&str, &str)>); 5] = [
+        ("/settlements/close".to_owned(), vec![("month", "2026-03")]),
+        (format!("/principals/{a}/commission"), vec![("rate", "0.5")]),
+        (format!("/principals/{a}/disable"), vec![]),
+        (format!("/principals/{a}/enable"), vec![]),
+        (
+            "/settlements/stl-x/payout".to_owned(),
+            vec![("reference", "r")],
+        ),
+    ];
+    for (path, form) in &forms {
+        for token in [None, Some("0".repeat(64))] {
+            let mut fields = form.clone();
+            if let Some(t) = &token {
+                fields.push(("csrf", t.as_str()));
+            }
+            let refused = operator.request("POST", path, &fields);
+            assert_eq!(refused.status, 403, "{path}: {}", refused.text());
+            assert!(refused.text().contains("this form expired"), "{path}");
+        }
+    }
+    assert_eq!(w.app.snapshot(), before);
+    // Nor may a provider post them with its own session's token.
+    let provider = w.signed_in(&w.a.1);
+    let before = w.app.snapshot();
+    for (path, form) in &forms {
+        assert_eq!(provider.post(path, form).status, 403, "{path}");
+    }
+    assert_eq!(w.app.snapshot(), before);
+}
+
+#[test]
+fn disabling_a_principal_ends_its_console_session_at_once_and_enabling_lets_it_sign_in_again() {
+    let app = TestApp::new();
+    let (id, token) = app.provider();
+    let mut provider = Browser::new(&app);
+    provider.sign_in(&token).expect(303);
+    provider.get("/products").expect(200);
+    let operator = {
+        let mut b = Browser::new(&app);
+        b.sign_in(ADMIN).expect(303);
+        b
+    };
+
+    // The built-in operator is the deployment's: refused on the principals page, nothing changed.
+    let before = app.snapshot();
+    let refused = operator.post("/principals/usr-admin/disable", &[("next", "/principals")]);
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    assert!(
+        refused
+            .text()
+            .contains("the built-in operator is the admin_token variable"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(app.snapshot(), before);
+
+    let disabled = operator.post(
+        &format!("/principals/{id}/disable"),
+        &[("next", "/principals?role=provider")],
+    );
+    assert_eq!(disabled.status, 303, "{}", disabled.text());
+    assert_eq!(
+        disabled.header("location"),
+        Some("/principals?role=provider")
+    );
+    let listed = operator.get("/principals?role=provider").expect(200).text();
+    assert!(
+        listed.contains("disabled")
+            && listed.contains(&format!(r#"action="/principals/{id}/enable""#)),
+        "{listed}"
+    );
+    // At once: the open session signs no one in, nor does the token.
+    let after = provider.get("/products").expect(303);
+    assert_eq!(after.header("location"), Some("/sign-in?next=%2Fproducts"));
+    Browser::new(&app).sign_in(&token).expect(401);
+    app.get("/api/v1/me", &token).problem(401, "Unauthorized");
+
+    // Enabled again, the token signs in anew; the session it had stays ended. A `next` of
+    // another site is not followed.
+    let enabled = operator.post(
+        &format!("/principals/{id}/enable"),
+        &[("next", "https://evil.example/principals")],
+    );
+    assert_eq!(enabled.status, 303, "{}", enabled.text());
+    let page = format!("/principals/{id}");
+    assert_eq!(enabled.header("location"), Some(page.as_str()));
+    assert!(operator.get(&page).expect(200).text().contains("active"));
+    app.get("/api/v1/me", &token).expect(200);
+    provider.get("/products").expect(303);
+    provider.sign_in(&token).expect(303);
+    provider.get("/products").expect(200);
 }

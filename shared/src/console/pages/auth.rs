@@ -20,7 +20,7 @@ pub(crate) fn home(session: Option<&Session>) -> ApiResult<Resp> {
 }
 
 /// Where to go after signing in: a path of this console only, never another site.
-fn local_path(next: Option<&str>) -> Option<&str> {
+pub(super) fn local_path(next: Option<&str>) -> Option<&str> {
     next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\"))
 }
 

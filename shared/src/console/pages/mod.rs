@@ -10,8 +10,10 @@ pub(super) mod instances;
 pub(super) mod listing;
 pub(super) mod media;
 pub(super) mod operator;
+pub(super) mod principals;
 pub(super) mod provider;
 pub(super) mod sales;
+pub(super) mod settlements;
 pub(super) mod wizard;
 
 /// How many rows a page reads where it shows a whole, short list (a provider's services in a

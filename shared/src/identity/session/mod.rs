@@ -3,7 +3,9 @@
 //! SHA-256 hash, the same hash the principal's row holds, and works only as long as that hash
 //! still authenticates the principal: a rotated token (or a redeployed `admin_token`) ends every
 //! session opened with the old one, and so does anything that stops the token from
-//! authenticating. The session id is stored hashed too, so the table holds no usable secret.
+//! authenticating (a disabled principal's token finds no one). Disabling a principal also ends
+//! its sessions outright, so enabling it again revives none of them. The session id is stored
+//! hashed too, so the table holds no usable secret.
 
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
@@ -118,6 +120,12 @@ pub(crate) fn resume(
     Ok(principal
         .filter(|p| p.id == stored.principal_id)
         .map(|principal| Session { principal, id }))
+}
+
+/// Ends every session of a principal: their cookies sign no one in again, whatever happens to
+/// the principal afterwards (a disabled principal enabled again signs in anew).
+pub(crate) fn end_all(db: &dyn Database, principal_id: &str) -> ApiResult<()> {
+    store::delete_for_principal(db, principal_id)
 }
 
 /// Ends the session: its cookie no longer signs anyone in.

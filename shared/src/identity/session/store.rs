@@ -58,6 +58,15 @@ pub(super) fn delete(db: &dyn Database, id_hash: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// Removes every session of a principal.
+pub(super) fn delete_for_principal(db: &dyn Database, principal_id: &str) -> ApiResult<()> {
+    db.execute(
+        "DELETE FROM console_sessions WHERE principal_id = ?",
+        &[principal_id.into()],
+    )?;
+    Ok(())
+}
+
 /// Removes sessions that expired by `now` (Unix seconds): they can never sign anyone in again.
 pub(super) fn sweep_expired(db: &dyn Database, now: i64) -> ApiResult<()> {
     db.execute(

@@ -1,15 +1,19 @@
 //! The web console in a real browser (headless Chromium) against the app under `spin up`: a
 //! provider takes a product from creation to submission, fixing a refused step on the way; an
-//! operator rejects a listing, then approves it; a customer orders, and after a bill run reads
-//! the bill's tier breakdown and the usage behind it. Each test has its own app, since the
-//! customer's bill run bills every closed period of the deployment. Every page visited is saved
-//! as a screenshot in `target/console-screenshots/`, and the browser's log must stay clean.
+//! operator rejects a listing, then approves it, then sets a provider's commission, closes a
+//! past month and records its payout, which the provider reads on its statement; a customer
+//! orders, and after a bill run reads the bill's tier breakdown and the usage behind it. Each
+//! test has its own app, since the customer's bill run bills every closed period of the
+//! deployment. Every page visited is saved as a screenshot in `target/console-screenshots/`, and
+//! the browser's log must stay clean.
 
-use chrono::{DurationRound, TimeDelta};
+use std::time::Duration;
+
+use chrono::{Datelike, DurationRound, TimeDelta, Utc};
 use serde_json::json;
-use testkit::{Market, pdf, rfc3339, service_body, str_of, usage};
+use testkit::{Item, Market, pdf, rfc3339, service_body, str_of, usage};
 
-use crate::harness::{Browser, HttpMarket, Manifest, Spin, SpinUp};
+use crate::harness::{Browser, HttpMarket, Manifest, Spin, SpinUp, eventually};
 
 /// Phone width: every page must work at 375 px.
 const PHONE: u32 = 375;
@@ -299,6 +303,119 @@ fn an_operator_rejects_a_listing_with_a_reason_then_approves_it() {
         .expect(200)
         .json();
     assert_eq!(view["status"], "self_test", "{view}");
+
+    settle_a_past_month(&mut browser, &market);
+}
+
+/// The operator of `browser` sets a provider's commission, closes a past month of its product's
+/// bills and records the payout; the provider then reads its paid statement. The browser is on
+/// the real clock, so the month is one that could close long ago (Asia/Shanghai, UTC+8 all
+/// year): its product was published and ordered then, and released three hours later.
+fn settle_a_past_month(browser: &mut Browser, market: &HttpMarket) {
+    let then = (Utc::now() + TimeDelta::hours(8) - TimeDelta::days(40)).date_naive();
+    let month = then.format("%Y-%m").to_string();
+    let ordered = then
+        .with_day(10)
+        .and_then(|d| d.and_hms_opt(2, 0, 0))
+        .expect("the 10th, 10:00 in Shanghai")
+        .and_utc();
+    let past = market.at(ordered);
+    let (provider, product) = past.product_with_items("hour", &[Item::running_time("1.00")], true);
+    let provider_id = str_of(&market.get("/api/v1/me", &provider).expect(200).json()["id"]);
+    let (_, customer) = past.funded_customer("100.00");
+    let instance = past.order(&customer, &product);
+    market
+        .at(ordered + TimeDelta::hours(3))
+        .act(&customer, &instance, "release");
+
+    // 15% for this provider, on its page.
+    browser.open(&format!("{}/principals", market.origin()), "Principals");
+    browser
+        .find(&format!("a[href='/principals/{provider_id}']"))
+        .click();
+    browser.wait_for_heading("a provider");
+    assert!(browser.text().contains("the deployment's rate"));
+    browser.fill("#f-rate", "0.15");
+    browser
+        .find("form.narrow[action$='/commission'] button")
+        .click();
+    browser.wait_for_heading("a provider");
+    assert!(
+        browser.text().contains("a rate of its own"),
+        "{}",
+        browser.text()
+    );
+
+    // The month closes (its three hours billed on the way) at that rate.
+    let heading = format!("Settlements of {month}");
+    browser.open(
+        &format!("{}/settlements?month={month}", market.origin()),
+        &heading,
+    );
+    browser
+        .find("form[action='/settlements/close'] button")
+        .click();
+    browser.wait_for_heading(&heading);
+    // Closed: the month's page offers the payout instead of the close.
+    browser.find("form[action$='/payout']");
+    let statements = market
+        .get(
+            &format!("/api/v1/settlements?month={month}"),
+            market.admin_token(),
+        )
+        .expect(200)
+        .json();
+    assert_eq!(statements["status"], "closed", "{statements}");
+    let statement = statements["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|s| s["provider_id"] == provider_id.as_str())
+        .map(|s| str_of(&s["id"]))
+        .unwrap_or_else(|| panic!("the provider's statement in {statements}"));
+    browser.fill(&format!("#reference-{statement}"), "BANK-E2E-0001");
+    browser
+        .find(&format!(
+            "form[action='/settlements/{statement}/payout'] button"
+        ))
+        .click();
+    browser.wait_for_heading(&heading);
+    eventually("the payout recorded", Duration::from_secs(20), || {
+        browser
+            .try_find(&format!("#reference-{statement}"))
+            .is_none()
+            .then_some(())
+    });
+    assert!(
+        browser.text().contains("BANK-E2E-0001"),
+        "{}",
+        browser.text()
+    );
+
+    // The provider finds the month with the picker and reads its statement, paid.
+    browser.find("form[action='/sign-out'] button").click();
+    browser.wait_for_heading("Sign in");
+    sign_in(browser, market, &provider, "Products");
+    browser.open(
+        &format!("{}/settlements", market.origin()),
+        "Settlements of",
+    );
+    browser.fill("#month", &month);
+    browser.find("form.filters button").click();
+    browser.wait_for_heading(&heading);
+    let page = browser.text();
+    for shown in [
+        "Your statement",
+        "closed and paid",
+        "15%",
+        "3.00 CNY",
+        "0.45 CNY",
+        "2.55 CNY",
+        "BANK-E2E-0001",
+        "Acme Vector DB",
+    ] {
+        assert!(page.contains(shown), "{shown:?} missing: {page}");
+    }
 }
 
 #[test]
@@ -343,7 +460,7 @@ fn a_customer_orders_and_reads_a_bills_tier_breakdown_and_usage_on_a_phone() {
     let instance = browser.path().trim_start_matches("/instances/").to_owned();
 
     // The provider reports 1,500 calls in the next hour; a bill run once it has closed.
-    let ordered = chrono::Utc::now();
+    let ordered = Utc::now();
     let hour = ordered
         .duration_trunc(TimeDelta::hours(1))
         .expect("an hour");

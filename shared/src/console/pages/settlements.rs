@@ -1,0 +1,461 @@
+//! Settlements: what the marketplace owes providers for a calendar month (docs/RULES.md §13). A
+//! provider reads its own statement of any month; operators read every provider's (or one's),
+//! close a month and record payouts. Months are cut in the deployment's `billing_timezone`, and
+//! a provider without a rate of its own is charged the deployment's `commission_rate`.
+
+use http::StatusCode;
+use maud::{Markup, html};
+
+use super::listing::product_name;
+use crate::console::form::field;
+use crate::console::format::{money, percent, time};
+use crate::console::http::{Req, Resp, html, redirect};
+use crate::console::layout::{Chrome, page};
+use crate::error::{ApiError, ApiResult, Code};
+use crate::identity::{self, Principal, Role};
+use crate::listing::product;
+use crate::orders::ledger::Cents;
+use crate::platform::clock::rfc3339;
+use crate::settlement::{self, Month, MonthStatus, Statement};
+
+/// A refused form of a month's page, shown beside the form (or above everything when the form
+/// is no longer offered, as for a statement paid already).
+enum Refused<'a> {
+    Close(&'a ApiError),
+    Payout {
+        id: &'a str,
+        reference: &'a str,
+        error: &'a ApiError,
+    },
+}
+
+impl Refused<'_> {
+    fn error(&self) -> &ApiError {
+        match self {
+            Self::Close(e) => e,
+            Self::Payout { error, .. } => error,
+        }
+    }
+}
+
+/// A refusal's field errors, each with its code, or its detail when no field is at fault.
+fn reasons(e: &ApiError) -> Markup {
+    html! {
+        @if e.errors.is_empty() { li { (e.detail) " " span.code { "(" (e.code.as_str()) ")" } } }
+        @for f in &e.errors { li { (f.message) " " span.code { "(" (f.code.as_str()) ")" } } }
+    }
+}
+
+/// A statement with the names of what it counts: its provider's, and each product's as its
+/// provider typed it (shown as text, like everything a tenant typed).
+struct Named<'a> {
+    statement: &'a Statement,
+    provider: String,
+    products: Vec<String>,
+}
+
+fn or_id(found: ApiResult<String>, id: &str) -> ApiResult<String> {
+    match found {
+        Err(e) if e.code == Code::NotFound => Ok(id.to_owned()),
+        other => other,
+    }
+}
+
+fn provider_name(req: &Req, id: &str) -> ApiResult<String> {
+    or_id(identity::find_principal(req.db()?, id).map(|p| p.name), id)
+}
+
+fn named<'a>(req: &Req, me: &Principal, statement: &'a Statement) -> ApiResult<Named<'a>> {
+    let db = req.db()?;
+    let products = statement
+        .products
+        .iter()
+        .map(|p| {
+            or_id(
+                product::find(db, me, &p.product_id).map(|v| product_name(&v)),
+                &p.product_id,
+            )
+        })
+        .collect::<ApiResult<_>>()?;
+    Ok(Named {
+        statement,
+        provider: provider_name(req, &statement.provider_id)?,
+        products,
+    })
+}
+
+/// Where a statement stands, in words.
+fn standing(s: &Statement) -> String {
+    match (s.status, &s.id, &s.paid_at) {
+        (MonthStatus::Open, _, _) => {
+            "open: computed live from the month's bills, at today's rate".to_owned()
+        }
+        (MonthStatus::Closed, None, _) => "closed: nothing earned, nothing to pay".to_owned(),
+        (MonthStatus::Closed, Some(_), Some(at)) => format!("closed and paid {}", time(at)),
+        (MonthStatus::Closed, Some(_), None) => "closed, not paid yet".to_owned(),
+    }
+}
+
+/// The id of a closed statement still to be paid.
+fn payable(s: &Statement) -> Option<&str> {
+    s.id.as_deref().filter(|_| s.paid_at.is_none())
+}
+
+/// The form recording a closed statement's payout; a refusal of it is shown under it, with what
+/// was typed.
+fn payout_form(chrome: &Chrome, id: &str, refused: Option<&Refused>) -> Markup {
+    let (typed, error) = match refused {
+        Some(Refused::Payout {
+            id: refused_id,
+            reference,
+            error,
+        }) if *refused_id == id => (*reference, Some(*error)),
+        _ => ("", None),
+    };
+    let input = format!("reference-{id}");
+    let described = error.map(|_| format!("{input}-error"));
+    html! {
+        form.inline method="post" action={ "/settlements/" (id) "/payout" } {
+            (chrome.csrf_field())
+            label for=(input) { "Payout reference" }
+            input id=(input) name="reference" type="text" value=(typed) required maxlength="200"
+                aria-invalid=[error.map(|_| "true")] aria-describedby=[described.as_deref()];
+            button type="submit" { "Record payout" }
+        }
+        @if let (Some(e), Some(d)) = (error, &described) { ul.field-errors id=(d) { (reasons(e)) } }
+    }
+}
+
+/// One statement whole: where it stands, its totals, each product's share; the payout form for
+/// operators while it is unpaid.
+fn statement_section(
+    chrome: &Chrome,
+    me: &Principal,
+    shown: &Named,
+    refused: Option<&Refused>,
+) -> Markup {
+    let s = shown.statement;
+    let heading = if me.is_operator() {
+        shown.provider.clone()
+    } else {
+        "Your statement".to_owned()
+    };
+    html! {
+        section.statement {
+            h2 { (heading) }
+            dl {
+                dt { "Status" } dd { span.status { (standing(s)) } }
+                @if let Some(id) = &s.id { dt { "Statement" } dd { code { (id) } } }
+                @if me.is_operator() { dt { "Provider" } dd { code { (s.provider_id) } } }
+                dt { "Commission rate" } dd { (percent(s.rate)) }
+                dt { "Gross" } dd { (money(s.gross, s.currency)) }
+                dt { "Commission" } dd { (money(s.commission, s.currency)) }
+                dt { "Net (the provider's)" } dd { strong { (money(s.net, s.currency)) } }
+                dt { "Bills" } dd { (s.bill_count) }
+                @if let Some(at) = &s.closed_at { dt { "Closed" } dd { (time(at)) } }
+                @if let Some(at) = &s.paid_at { dt { "Paid" } dd { (time(at)) } }
+                @if let Some(r) = &s.payout_reference { dt { "Payout reference" } dd { (r) } }
+            }
+            @if s.products.is_empty() {
+                p { "No bill of its products in " (s.month) "." }
+            } @else {
+                div.table-wrap {
+                    table {
+                        caption { "Per product, " (s.month) }
+                        thead { tr {
+                            th scope="col" { "Product" } th scope="col" { "Bills" } th scope="col" { "Gross" }
+                            th scope="col" { "Commission" } th scope="col" { "Net" }
+                        } }
+                        tbody {
+                            @for (p, name) in s.products.iter().zip(&shown.products) {
+                                tr {
+                                    td { (name) br; small { (p.product_id) } }
+                                    td.num { (p.bill_count) }
+                                    td.num { (money(p.gross, s.currency)) }
+                                    td.num { (money(p.commission, s.currency)) }
+                                    td.num { (money(p.net, s.currency)) }
+                                }
+                            }
+                        }
+                        tfoot { tr {
+                            th scope="row" { "Total" }
+                            td.num { (s.bill_count) }
+                            td.num { (money(s.gross, s.currency)) }
+                            td.num { (money(s.commission, s.currency)) }
+                            td.num { strong { (money(s.net, s.currency)) } }
+                        } }
+                    }
+                }
+            }
+            @if let Some(id) = payable(s).filter(|_| me.is_operator()) {
+                h3 { "Record its payout" }
+                p.hint { "Once the transfer is made: its bank reference, up to 200 characters. A statement is paid once." }
+                (payout_form(chrome, id, refused))
+            }
+        }
+    }
+}
+
+/// Every provider's statement of the month in one table, with a payout form on each closed,
+/// unpaid one (operators).
+fn overview(
+    chrome: &Chrome,
+    month: Month,
+    status: MonthStatus,
+    shown: &[Named],
+    refused: Option<&Refused>,
+) -> Markup {
+    let total = |f: fn(&Statement) -> Cents| Cents(shown.iter().map(|n| f(n.statement).0).sum());
+    let currency = shown
+        .first()
+        .map_or(crate::orders::ledger::ACCOUNT_CURRENCY, |n| {
+            n.statement.currency
+        });
+    html! {
+        @if shown.is_empty() {
+            p { "No bill of " (month) " carries a provider's product fees"
+                @if status == MonthStatus::Open { " yet: bills are written as the month's periods close" } "." }
+        } @else {
+            div.table-wrap {
+                table {
+                    caption { "Every provider's statement of " (month) }
+                    thead { tr {
+                        th scope="col" { "Provider" } th scope="col" { "Bills" } th scope="col" { "Gross" }
+                        th scope="col" { "Commission" } th scope="col" { "Net" } th scope="col" { "Rate" }
+                        th scope="col" { "Payout" }
+                    } }
+                    tbody {
+                        @for n in shown {
+                            @let s = n.statement;
+                            tr {
+                                td {
+                                    @if let Some(id) = &s.id { a href={ "/settlements/" (id) } { (n.provider) } }
+                                    @else { a href={ "/settlements?month=" (month) "&provider_id=" (s.provider_id) } { (n.provider) } }
+                                    br; small { (s.provider_id) }
+                                }
+                                td.num { (s.bill_count) }
+                                td.num { (money(s.gross, s.currency)) }
+                                td.num { (money(s.commission, s.currency)) }
+                                td.num { (money(s.net, s.currency)) }
+                                td.num { (percent(s.rate)) }
+                                td {
+                                    @if s.status == MonthStatus::Open { "month open" }
+                                    @else if let Some(at) = &s.paid_at {
+                                        "paid " (time(at))
+                                        @if let Some(r) = &s.payout_reference { br; small { "ref. " (r) } }
+                                    }
+                                    @else if let Some(id) = payable(s) { (payout_form(chrome, id, refused)) }
+                                }
+                            }
+                        }
+                    }
+                    tfoot { tr {
+                        th scope="row" { "Total" }
+                        td.num { (shown.iter().map(|n| n.statement.bill_count).sum::<i64>()) }
+                        td.num { (money(total(|s| s.gross), currency)) }
+                        td.num { (money(total(|s| s.commission), currency)) }
+                        td.num { (money(total(|s| s.net), currency)) }
+                        td {} td {}
+                    } }
+                }
+            }
+        }
+    }
+}
+
+/// The month picker (a plain GET form) and links to the months either side.
+fn picker(
+    typed: &str,
+    month: Option<Month>,
+    provider_id: Option<&str>,
+    error: Option<&ApiError>,
+) -> Markup {
+    let link = |m: Month| {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("month", &m.to_string());
+        if let Some(p) = provider_id {
+            query.append_pair("provider_id", p);
+        }
+        format!("/settlements?{}", query.finish())
+    };
+    html! {
+        form.filters method="get" action="/settlements" {
+            @if let Some(p) = provider_id { input type="hidden" name="provider_id" value=(p); }
+            div.field.invalid[error.is_some()] {
+                label for="month" { "Month (YYYY-MM)" }
+                input id="month" name="month" type="text" value=(typed) size="8" pattern="[0-9]{4}-[0-9]{2}"
+                    aria-invalid=[error.map(|_| "true")] aria-describedby=[error.map(|_| "month-error")];
+                @if let Some(e) = error { ul.field-errors id="month-error" { (reasons(e)) } }
+            }
+            button.secondary type="submit" { "Show" }
+        }
+        @if let Some(m) = month {
+            nav.months aria-label="Months" {
+                a href=(link(m.previous())) { "← " (m.previous()) }
+                a href=(link(m.next())) { (m.next()) " →" }
+                @if provider_id.is_some() { a href={ "/settlements?month=" (m) } { "Every provider" } }
+            }
+        }
+    }
+}
+
+/// The close form of an open month (operators), with the reason a close was refused beside it.
+fn close_section(chrome: &Chrome, req: &Req, month: Month, refused: Option<&Refused>) -> Markup {
+    let error = match refused {
+        Some(Refused::Close(e)) => Some(*e),
+        _ => None,
+    };
+    let from = time(&rfc3339(month.closes_at(req.config.billing_timezone)));
+    html! {
+        section.close {
+            h2 { "Close " (month) }
+            p { "Closing bills whatever is still due, then writes each provider's statement once, at the rates in force. "
+                (month) " can be closed from " (from) ", once every period in it is closed for billing; the schedule closes it on its own as soon as it may." }
+            form method="post" action="/settlements/close" {
+                (chrome.csrf_field())
+                input type="hidden" name="month" value=(month.to_string());
+                button type="submit" aria-describedby=[error.map(|_| "close-error")] { "Close " (month) }
+            }
+            @if let Some(e) = error { ul.field-errors id="close-error" role="alert" { (reasons(e)) } }
+        }
+    }
+}
+
+/// A month's statements as the caller may see them, with the forms of its role.
+fn month_page(
+    req: &Req,
+    chrome: &Chrome,
+    me: &Principal,
+    month: Month,
+    refused: Option<Refused>,
+) -> ApiResult<Resp> {
+    let provider_id = req.query("provider_id").filter(|_| me.is_operator());
+    let (status, statements) = settlement::statements(
+        req.db()?,
+        me,
+        &month,
+        provider_id,
+        req.config.billing_timezone,
+        req.config.commission_rate,
+    )?;
+    let shown = statements
+        .iter()
+        .map(|s| named(req, me, s))
+        .collect::<ApiResult<Vec<_>>>()?;
+    let refused = refused.as_ref();
+    // A refusal whose form this page no longer offers (a statement paid meanwhile) is shown
+    // above everything.
+    let beside = match refused {
+        Some(Refused::Close(_)) => me.is_operator() && status == MonthStatus::Open,
+        Some(Refused::Payout { id, .. }) => statements.iter().any(|s| payable(s) == Some(*id)),
+        None => true,
+    };
+    let title = match provider_id {
+        Some(p) => format!("Settlements of {month}: {}", provider_name(req, p)?),
+        None => format!("Settlements of {month}"),
+    };
+    let content = html! {
+        @if let Some(r) = refused.filter(|_| !beside) {
+            div.summary role="alert" tabindex="-1" { ul { (reasons(r.error())) } }
+        }
+        (picker(&month.to_string(), Some(month), provider_id, None))
+        p.lead {
+            @match status {
+                MonthStatus::Open => { span.status { "open" } " Statements are computed live from the month's bills at today's rates; they are written when the month closes." }
+                MonthStatus::Closed => { span.status { "closed" } " Statements were written when the month closed, at the rates then in force." }
+            }
+        }
+        @if me.role == Role::Provider {
+            p.hint { "Your products' fees on your customers' bills of the month, less the marketplace's commission; the cloud resources' fees and test orders are never settled." }
+        }
+        @if me.is_operator() && status == MonthStatus::Open { (close_section(chrome, req, month, refused)) }
+        @if me.is_operator() && provider_id.is_none() {
+            (overview(chrome, month, status, &shown, refused))
+        } @else {
+            @for n in &shown { (statement_section(chrome, me, n, refused)) }
+        }
+    };
+    let status = refused.map_or(StatusCode::OK, |r| r.error().status());
+    Ok(html(status, page(chrome, &title, content)))
+}
+
+/// `GET /settlements?month=YYYY-MM[&provider_id=]`: the month's statements (this month's by
+/// default): a provider its own, an operator every provider's or one's.
+pub(crate) fn month(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Resp> {
+    me.require(&[Role::Provider, Role::Operator])?;
+    let typed = req.query("month");
+    match settlement::month_of(typed, req.now, req.config.billing_timezone) {
+        Ok(month) => month_page(req, chrome, me, month, None),
+        Err(e) if e.status() == StatusCode::BAD_REQUEST => {
+            let provider_id = req.query("provider_id").filter(|_| me.is_operator());
+            let content = picker(typed.unwrap_or_default(), None, provider_id, Some(&e));
+            Ok(html(e.status(), page(chrome, "Settlements", content)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `GET /settlements/{id}`: one written statement, its provider's or any for operators (another
+/// provider's is 404, like a missing one).
+pub(crate) fn statement(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiResult<Resp> {
+    me.require(&[Role::Provider, Role::Operator])?;
+    let s = settlement::find(req.db()?, me, id)?;
+    let shown = named(req, me, &s)?;
+    let title = if me.is_operator() {
+        format!("Statement of {}: {}", s.month, shown.provider)
+    } else {
+        format!("Statement of {}", s.month)
+    };
+    let content = html! {
+        p { a href={ "/settlements?month=" (s.month) } { "← Settlements of " (s.month) } }
+        (statement_section(chrome, me, &shown, None))
+    };
+    Ok(html(StatusCode::OK, page(chrome, &title, content)))
+}
+
+/// `POST /settlements/close`: an operator closes a month; refused (409 `MonthNotClosable`), the
+/// month's page again with the reason beside the form, nothing written.
+pub(crate) fn close(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Resp> {
+    me.require(&[Role::Operator])?;
+    let tz = req.config.billing_timezone;
+    let typed = field(req, "month").unwrap_or_default();
+    let month = settlement::month_of(Some(typed.trim()), req.now, tz)?;
+    match settlement::close(
+        req.db()?,
+        req.outbound,
+        me,
+        &month,
+        tz,
+        req.now,
+        req.config.commission_rate,
+    ) {
+        Ok(_) => redirect(&format!("/settlements?month={month}")),
+        Err(e) if matches!(e.status(), StatusCode::BAD_REQUEST | StatusCode::CONFLICT) => {
+            month_page(req, chrome, me, month, Some(Refused::Close(&e)))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /settlements/{id}/payout`: an operator records a closed statement paid, with the
+/// transfer's reference, once (409 `AlreadyPaid` after); the month's page again either way.
+pub(crate) fn pay(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiResult<Resp> {
+    me.require(&[Role::Operator])?;
+    let typed = field(req, "reference").unwrap_or_default();
+    let reference = Some(typed.trim()).filter(|r| !r.is_empty());
+    let db = req.db()?;
+    match settlement::pay(db, me, id, reference, req.now) {
+        Ok(paid) => redirect(&format!("/settlements?month={}", paid.month)),
+        Err(e) if matches!(e.status(), StatusCode::BAD_REQUEST | StatusCode::CONFLICT) => {
+            let month = settlement::find(db, me, id)?.month;
+            let month = Month::parse(&month).map_err(ApiError::internal)?;
+            let refused = Refused::Payout {
+                id,
+                reference: &typed,
+                error: &e,
+            };
+            month_page(req, chrome, me, month, Some(refused))
+        }
+        Err(e) => Err(e),
+    }
+}
