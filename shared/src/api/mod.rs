@@ -238,13 +238,16 @@ pub fn problem(err: &ApiError) -> Resp {
 /// pricing step, a 100-record push), far below what would tie up an instance.
 pub const JSON_BODY_MAX: usize = 1_048_576;
 
-/// The largest body a request may carry: a media upload its kind's byte limit, anything else
-/// [`JSON_BODY_MAX`]. Known from the method and path alone, so a larger body is refused before
-/// it is read, routed or authenticated.
-pub fn body_limit(method: &Method, path: &str) -> usize {
+/// The largest body a request may carry: on a media slot's path (`/products/{id}/media/{kind}`
+/// and `…/{kind}/{index}`) its kind's byte limit, whatever the method — a `POST` of a file to a
+/// slot is a `405`, as for a body of any size the slot would take —, anything else
+/// [`JSON_BODY_MAX`]. Known from the path alone (the method is taken for the components' common
+/// signature, and does not matter), so a larger body is refused before it is read, routed or
+/// authenticated.
+pub fn body_limit(_method: &Method, path: &str) -> usize {
     let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
-    match (method, segments.as_slice()) {
-        (&Method::PUT, ["products", _, "media", kind, ..]) => {
+    match segments.as_slice() {
+        ["products", _, "media", kind] | ["products", _, "media", kind, _] => {
             MediaKind::parse(kind).map_or(JSON_BODY_MAX, MediaKind::max_bytes)
         }
         _ => JSON_BODY_MAX,
@@ -297,54 +300,63 @@ pub fn handle(
                 headers: parts.headers.clone(),
                 body,
             };
-            let serve = || {
+            let route = |ctx: &Ctx| {
                 match api {
-                    Api::Identity => identity::route(&ctx),
-                    Api::Listings => listings::route(&ctx),
-                    Api::Reviews => reviews::route(&ctx),
-                    Api::Orders if ctx.segments[0] == "settlements" => settlements::route(&ctx),
-                    Api::Orders => orders::route(&ctx),
-                    Api::Metering => metering::route(&ctx),
+                    Api::Identity => identity::route(ctx),
+                    Api::Listings => listings::route(ctx),
+                    Api::Reviews => reviews::route(ctx),
+                    Api::Orders if ctx.segments[0] == "settlements" => settlements::route(ctx),
+                    Api::Orders => orders::route(ctx),
+                    Api::Metering => metering::route(ctx),
                 }
                 .unwrap_or_else(|e| problem(&e))
             };
-            match idempotency_guard(&ctx)? {
-                Some((key, guard)) => {
-                    let caller = ctx.principal()?;
-                    idempotency::run(
-                        storage.db()?,
-                        &caller.id,
-                        &key,
-                        &fingerprint,
-                        guard,
-                        now,
-                        serve,
-                    )
-                }
-                None => Ok(serve()),
+            match idempotency_guard(&ctx, route)? {
+                Some((caller, key, guard)) => idempotency::run(
+                    storage.db()?,
+                    &caller.id,
+                    &key,
+                    &fingerprint,
+                    guard,
+                    now,
+                    || route(&ctx),
+                ),
+                None => Ok(route(&ctx)),
             }
         });
     result.unwrap_or_else(|e| problem(&e))
 }
 
-/// Whether this request is guarded by an idempotency key, and how: every POST may carry one,
-/// but those that issue a token (it is shown once, and never stored).
-fn idempotency_guard(ctx: &Ctx<'_>) -> ApiResult<Option<(IdempotencyKey, Guard)>> {
+/// Whether this request is guarded by an idempotency key, for whom, and how: every POST may
+/// carry one, but those that issue a token (it is shown once, and never stored). The key is
+/// looked at only once the request is routed and its caller authenticated, as the documented
+/// order of checks puts routing (404, 405) before the token (401): a request without a valid
+/// token, or that no route takes, is served as if it had no key — nothing it does is recorded.
+fn idempotency_guard(
+    ctx: &Ctx<'_>,
+    route: impl Fn(&Ctx<'_>) -> Resp,
+) -> ApiResult<Option<(Principal, IdempotencyKey, Guard)>> {
     let Some(value) = ctx.headers.get(idempotency::HEADER) else {
         return Ok(None);
     };
     if ctx.method != Method::POST {
         return Ok(None);
     }
+    let Ok(caller) = ctx.principal() else {
+        return Ok(None);
+    };
+    if !routed(ctx, route) {
+        return Ok(None);
+    }
     let key = IdempotencyKey::parse(value.as_bytes())?;
     let segments: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
-    match segments.as_slice() {
+    let guard = match segments.as_slice() {
         ["principals"] | ["principals", _, "tokens"] => {
-            Err(ApiError::validation(vec![FieldError::new(
+            return Err(ApiError::validation(vec![FieldError::new(
                 "Idempotency-Key",
                 Code::InvalidValue,
                 "not accepted on requests that issue a token: a token is shown once",
-            )]))
+            )]));
         }
         // Idempotent by construction — a bill run bills each period once, a month's statements
         // are written once, a usage record counts once — and better not held in one
@@ -353,9 +365,31 @@ fn idempotency_guard(ctx: &Ctx<'_>) -> ApiResult<Option<(IdempotencyKey, Guard)>
         ["billing", "runs"]
         | ["settlements", "runs"]
         | ["metering"]
-        | ["metering", "platform-bills"] => Ok(Some((key, Guard::Recorded))),
-        _ => Ok(Some((key, Guard::Atomic))),
-    }
+        | ["metering", "platform-bills"] => Guard::Recorded,
+        _ => Guard::Atomic,
+    };
+    Ok(Some((caller, key, guard)))
+}
+
+/// Whether a route takes this request's method and path. Every route that takes a `POST`
+/// authenticates before it does anything, and routing answers 404 and 405 before the token is
+/// looked at: the request served without its token (nor its body) says which, with no effect.
+fn routed(ctx: &Ctx<'_>, route: impl Fn(&Ctx<'_>) -> Resp) -> bool {
+    let mut headers = ctx.headers.clone();
+    headers.remove(header::AUTHORIZATION);
+    let anonymous = Ctx {
+        storage: ctx.storage,
+        outbound: ctx.outbound,
+        config: ctx.config,
+        now: ctx.now,
+        method: ctx.method.clone(),
+        real_now: ctx.real_now,
+        segments: ctx.segments.clone(),
+        query: ctx.query.clone(),
+        headers,
+        body: Vec::new(),
+    };
+    route(&anonymous).status() == StatusCode::UNAUTHORIZED
 }
 
 /// The 405 for a known path with an unsupported method.

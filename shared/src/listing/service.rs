@@ -86,9 +86,9 @@ const MAX_RESOURCE_COUNT: u32 = 10_000;
 /// Regions a service deploys to; templates it offers; resources a template deploys; plans a
 /// template sells. Generous for any real service, and checked before any item is looked at.
 const MAX_REGIONS: usize = 50;
-const MAX_TEMPLATES: usize = 20;
+pub(crate) const MAX_TEMPLATES: usize = 20;
 const MAX_RESOURCES: usize = 50;
-const MAX_PLANS: usize = 20;
+pub(crate) const MAX_PLANS: usize = 20;
 /// The largest hourly fee of one resource.
 const MAX_HOURLY_FEE: i64 = 1_000_000;
 

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::listing::steps::BILLABLE_ITEMS_MAX;
 use crate::metering::units::parse_value;
 use crate::metering::{
     FUTURE_SKEW_SECONDS, MAX_RECORDS, MAX_VALUE, MIN_WINDOW_SECONDS, PushMeteringData, UsageRecord,
@@ -176,15 +177,16 @@ pub(crate) fn validate(
         if record.entities.is_empty() {
             err("Entities", Code::Required, "at least one entity".into());
         }
-        // At most one entity per billable item in effect: more is refused before any is looked
-        // at, so a record's work is bounded by the product, not by the push.
-        let max_entities = ctx.items.len().max(1);
-        let entities = if record.entities.len() > max_entities {
+        // At most one entity per billable item a product may have: more is refused before any
+        // is looked at, so a record's work is bounded by a constant, not by the push. Within
+        // the bound, an entity beyond the product's items is refused for what it is (an
+        // unknown item, a key repeated).
+        let entities = if record.entities.len() > BILLABLE_ITEMS_MAX {
             err(
                 "Entities",
                 Code::TooMany,
                 format!(
-                    "at most {max_entities} entities (one per billable item), got {}",
+                    "at most {BILLABLE_ITEMS_MAX} entities (one per billable item), got {}",
                     record.entities.len()
                 ),
             );

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
 use crate::listing::ProductStatus;
-use crate::listing::service::{ServiceSpec, Template};
+use crate::listing::service::{MAX_PLANS, MAX_TEMPLATES, ServiceSpec, Template};
 use crate::listing::steps::{BillableItem, PricingStep};
 use crate::listing::{self, Step};
 use crate::platform::storage::{Database, transaction};
@@ -214,10 +214,11 @@ impl Associations {
     pub(crate) fn validate(self, service: &ServiceSpec) -> ApiResult<Self> {
         let mut e = Errors::new();
         let spec = service.get();
-        // An item is associated with at most every template and plan of its service.
-        let plan_count: usize = spec.templates.iter().map(|t| t.plans.len()).sum();
-        let templates_ok = e.list_within("templates", self.templates.len(), spec.templates.len());
-        let plans_ok = e.list_within("plans", self.plans.len(), plan_count);
+        // An item is associated with at most every template and plan a service may have: a
+        // bound known before the service is looked at, refused before any id is. Within it, an
+        // id the service does not have, or one listed twice, is refused for what it is.
+        let templates_ok = e.list_within("templates", self.templates.len(), MAX_TEMPLATES);
+        let plans_ok = e.list_within("plans", self.plans.len(), MAX_TEMPLATES * MAX_PLANS);
         if !(templates_ok && plans_ok) {
             return e.finish().map(|()| self);
         }
@@ -237,14 +238,15 @@ impl Associations {
                 );
             }
         }
+        let service_plans: std::collections::HashSet<&str> = spec
+            .templates
+            .iter()
+            .flat_map(|t| &t.plans)
+            .map(|plan| plan.id.as_str())
+            .collect();
         let mut plans = Seen::default();
         for (i, p) in self.plans.iter().enumerate() {
-            if !spec
-                .templates
-                .iter()
-                .flat_map(|t| &t.plans)
-                .any(|plan| plan.id == *p)
-            {
+            if !service_plans.contains(p.as_str()) {
                 e.add(
                     format!("plans[{i}]"),
                     Code::UnknownPlan,

@@ -776,6 +776,45 @@ fn a_preview_of_a_billed_period_is_its_bill_and_an_unreadable_source_says_nothin
     assert_eq!(p["product_fees"], "0.03");
 }
 
+/// A preview sent with an `Idempotency-Key` whose Prometheus cannot be read is the documented
+/// 502, as without a key (not a 500), and is not recorded: once the endpoint answers, the same
+/// request under the same key is priced.
+#[test]
+fn an_unreadable_source_is_502_under_an_idempotency_key_too_and_not_replayed() {
+    let w = world("hour", &[requests_item("http://127.0.0.1:1")]);
+    w.app.set_now(at("2026-03-27T08:30:00Z"));
+    let body = json!({"instance_id": w.instance, "period_start": T0}).to_string();
+    let preview = || {
+        w.app.call_with_headers(
+            "POST",
+            "/api/v1/billing/preview",
+            Some(&w.customer),
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", "preview-1"),
+            ],
+            body.clone().into_bytes(),
+        )
+    };
+    preview().problem(502, "PlatformSourceUnavailable");
+    let url = prometheus(vec![(
+        w.instance.clone(),
+        vec![(at(T0).timestamp() + 10, 1.0)],
+    )]);
+    let reporting = json!({"method": "compute_nest", "source": "prometheus",
+        "prometheus": {"endpoint": url, "query": "http_requests_total"}});
+    w.app
+        .backend
+        .open_db()
+        .unwrap()
+        .execute(
+            "UPDATE billable_item_settings SET reporting = ?",
+            &[reporting.to_string().into()],
+        )
+        .unwrap();
+    preview().expect(200);
+}
+
 #[test]
 fn bills_are_listed_oldest_period_first_by_page() {
     let w = world("hour", &[Item::frequency()]);

@@ -159,3 +159,56 @@ fn a_refused_request_is_not_recorded_and_keys_are_checked() {
     )
     .problem(401, "Unauthorized");
 }
+
+/// Routing comes before the token, key or no key: a request without a valid token is answered
+/// as if it had none (404 for an unknown path, 405 for another method, then 401), and its key is
+/// not looked at.
+#[test]
+fn a_key_does_not_put_the_token_before_routing() {
+    let app = TestApp::new();
+    for token in [None, Some("nm_not-a-token")] {
+        for key in ["k", "with space"] {
+            let headers = [
+                ("content-type", "application/json"),
+                ("idempotency-key", key),
+            ];
+            let send =
+                |path: &str| app.call_with_headers("POST", path, token, &headers, b"{}".to_vec());
+            let r = send("/api/v1/me");
+            assert_eq!(r.header("allow"), Some("GET"));
+            r.problem(405, "MethodNotAllowed");
+            send("/api/v1/services/").problem(405, "MethodNotAllowed");
+            send("/api/v1/no-such-route").problem(404, "NotFound");
+            send("/api/v1/services").problem(401, "Unauthorized");
+            send("/api/v1/principals").problem(401, "Unauthorized");
+        }
+    }
+}
+
+/// Routing comes before the key too: a key used before, or a malformed one, sent by an
+/// authenticated caller to a path or method no route takes is answered 404 or 405, not 409 or
+/// 400; on a route, the key is checked.
+#[test]
+fn a_key_on_a_request_no_route_takes_is_not_looked_at() {
+    let app = TestApp::new();
+    let (customer_id, _) = app.customer("individual");
+    let path = format!("/api/v1/accounts/{customer_id}/top-ups");
+    post_with_key(&app, &path, ADMIN, "used", json!({"amount": "1.00"})).expect(201);
+    for key in ["used", "with space"] {
+        post_with_key(
+            &app,
+            &format!("{path}/"),
+            ADMIN,
+            key,
+            json!({"amount": "1.00"}),
+        )
+        .problem(404, "NotFound");
+        let r = post_with_key(&app, "/api/v1/me", ADMIN, key, json!({}));
+        assert_eq!(r.header("allow"), Some("GET"));
+        r.problem(405, "MethodNotAllowed");
+    }
+    post_with_key(&app, &path, ADMIN, "used", json!({"amount": "2.00"}))
+        .problem(409, "IdempotencyKeyReused");
+    post_with_key(&app, &path, ADMIN, "with space", json!({"amount": "2.00"}))
+        .problem(400, "InvalidValue");
+}

@@ -98,26 +98,138 @@ fn pricing_step() -> serde_json::Value {
         .expect("a pricing step")
 }
 
-/// A record carries at most one entity per billable item in effect: more is refused before any
-/// entity is looked at.
+/// A record carries at most 20 entities, one per billable item a product may have: more is
+/// refused before any entity is looked at. Within that bound, entities beyond the product's own
+/// items are refused one by one for what they are — as the schema's `maxItems` says, the bound
+/// does not depend on the product.
 #[test]
-fn a_record_with_more_entities_than_billable_items_is_refused() {
+fn entities_are_bounded_by_the_most_items_a_product_may_have_and_extra_ones_refused_each() {
     let app = TestApp::new();
     let (provider, _, product) = app.published_product();
     let (_, customer) = app.funded_customer("10.00");
     let instance = app.order(&customer, &product);
     app.set_now(testkit::at("2026-03-27T08:40:00Z"));
     let before = app.snapshot();
-    let entities: Vec<_> = (0..2)
-        .map(|_| json!({"Key": "Frequency", "Value": "1"}))
-        .collect();
-    let push = json!({"ServiceInstanceId": instance, "Metering": [{
-        "StartTime": testkit::unix("2026-03-27T08:00:00Z"),
-        "EndTime": testkit::unix("2026-03-27T08:30:00Z"),
-        "Entities": entities}]});
+    let push = |entities: Vec<serde_json::Value>| {
+        json!({"ServiceInstanceId": instance, "Metering": [{
+            "StartTime": testkit::unix("2026-03-27T08:00:00Z"),
+            "EndTime": testkit::unix("2026-03-27T08:30:00Z"),
+            "Entities": entities}]})
+    };
+    // The product has one item; three entities are within the bound, each judged on its own.
+    let entities = vec![
+        json!({"Key": "Frequency", "Value": "1"}),
+        json!({"Key": "Frequency", "Value": "1"}),
+        json!({"Key": "Storage", "Value": "1"}),
+    ];
     let problem = app
-        .post("/api/v1/metering", &provider, push)
+        .post("/api/v1/metering", &provider, push(entities))
+        .problem(400, "ValidationFailed");
+    assert_eq!(
+        testkit::error_fields(&problem),
+        ["Metering[0].Entities[1].Key", "Metering[0].Entities[2].Key"]
+    );
+    assert_eq!(error_codes(&problem), ["Duplicate", "UnknownBillableItem"]);
+    // 21 entities, every one of them invalid: only the count is reported.
+    let entities = vec![json!({"Key": "", "Value": "x"}); 21];
+    let problem = app
+        .post("/api/v1/metering", &provider, push(entities))
         .problem(400, "TooMany");
     assert_eq!(testkit::error_fields(&problem), ["Metering[0].Entities"]);
     assert_eq!(app.snapshot(), before);
+}
+
+/// An item's associations name at most the 20 templates and 400 plans a service may have: more
+/// is refused before any id is looked at. Within those bounds, more ids than the service has
+/// are refused one by one (an unknown id, one listed twice).
+#[test]
+fn associations_are_bounded_by_what_a_service_may_have_and_extra_ids_refused_each() {
+    let app = TestApp::new();
+    let (token, _, product) = app.self_test_product();
+    let associations = format!("/api/v1/products/{product}/billable-items/Frequency/associations");
+    let before = app.snapshot();
+    // The service has two templates and two plans.
+    let problem = app
+        .put(
+            &associations,
+            &token,
+            json!({"templates": ["tpl-standard", "tpl-internal", "tpl-standard"]}),
+        )
+        .problem(400, "Duplicate");
+    assert_eq!(testkit::error_fields(&problem), ["templates[2]"]);
+    let problem = app
+        .put(
+            &associations,
+            &token,
+            json!({"templates": ["tpl-standard", "tpl-a", "tpl-b"],
+                   "plans": ["plan-basic", "plan-pro", "plan-basic", "plan-x"]}),
+        )
+        .problem(400, "ValidationFailed");
+    assert_eq!(
+        testkit::error_fields(&problem),
+        ["templates[1]", "templates[2]", "plans[2]", "plans[3]"]
+    );
+    assert_eq!(
+        error_codes(&problem),
+        [
+            "UnknownTemplate",
+            "UnknownTemplate",
+            "Duplicate",
+            "UnknownPlan"
+        ]
+    );
+    let problem = app
+        .put(
+            &associations,
+            &token,
+            json!({"templates": vec![""; 21], "plans": vec![""; 401]}),
+        )
+        .problem(400, "TooMany");
+    assert_eq!(testkit::error_fields(&problem), ["templates", "plans"]);
+    assert_eq!(app.snapshot(), before);
+}
+
+/// A media slot's path takes a body up to its kind's limit whatever the method, so another
+/// method with a file the slot would take is told the methods it has (405), and only a body
+/// over the kind's limit is 413.
+#[test]
+fn another_method_on_a_media_slot_is_405_for_any_body_the_slot_would_take() {
+    let app = TestApp::new();
+    let (provider, _, product) = app.draft_product();
+    let before = app.snapshot();
+    let over_json = vec![0; JSON_LIMIT + 1];
+    for path in [
+        format!("/api/v1/products/{product}/media/logo"),
+        format!("/api/v1/products/{product}/media/screenshot/1"),
+    ] {
+        for method in ["POST", "PATCH"] {
+            let r = app.call(
+                method,
+                &path,
+                Some(&provider),
+                Some("image/png"),
+                over_json.clone(),
+            );
+            assert_eq!(
+                r.header("allow"),
+                Some("GET, PUT, DELETE"),
+                "{method} {path}"
+            );
+            r.problem(405, "MethodNotAllowed");
+        }
+    }
+    let logo = format!("/api/v1/products/{product}/media/logo");
+    app.call("POST", &logo, None, Some("image/png"), vec![0; 7_864_321])
+        .problem(413, "PayloadTooLarge");
+    assert_eq!(app.snapshot(), before);
+}
+
+/// The `code` of each error of a problem document, in order.
+fn error_codes(problem: &serde_json::Value) -> Vec<&str> {
+    problem["errors"]
+        .as_array()
+        .expect("a problem document lists its errors")
+        .iter()
+        .map(|e| e["code"].as_str().expect("a code"))
+        .collect()
 }

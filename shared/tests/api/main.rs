@@ -5,6 +5,7 @@
 
 mod billing;
 mod console;
+mod fuzz;
 mod idempotency;
 mod identity;
 mod limits;

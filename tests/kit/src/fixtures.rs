@@ -24,6 +24,16 @@ pub fn pdf(size: usize) -> Vec<u8> {
     b
 }
 
+/// An MP4 as far as its first box says (`ftyp`, major brand `isom`), padded to `size` bytes.
+pub fn mp4(size: usize) -> Vec<u8> {
+    let mut b = vec![0, 0, 0, 0x18];
+    b.extend(b"ftypisom");
+    b.extend([0, 0, 2, 0]);
+    b.extend(b"isomiso2");
+    b.resize(size.max(b.len()), 0);
+    b
+}
+
 pub fn service_body() -> Json {
     json!({
         "name": "Acme Vector DB",

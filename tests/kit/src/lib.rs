@@ -10,7 +10,7 @@ mod market;
 pub mod native;
 mod response;
 
-pub use fixtures::{jpeg, pdf, png, service_body, step_bodies};
+pub use fixtures::{jpeg, mp4, pdf, png, service_body, step_bodies};
 pub use json_server::{JsonServer, prometheus_vector, query_param, serve_json};
 pub use market::{Item, Market, at, cents, rfc3339, str_of, unix, usage};
 pub use response::{Response, error_fields, error_messages};

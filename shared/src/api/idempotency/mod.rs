@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::platform::clock::rfc3339;
-use crate::platform::storage::{Database, transaction};
+use crate::platform::storage::{Database, StorageError, transaction};
 
 use super::Resp;
 
@@ -62,6 +62,25 @@ pub(crate) fn fingerprint(
     hex::encode(hash.finalize())
 }
 
+/// Why a guarded request's transaction was rolled back: the key's own checks or storage, or a
+/// server-side failure of the request, which is answered as it is.
+enum Unrecorded {
+    Refused(ApiError),
+    Failed(Box<Resp>),
+}
+
+impl From<ApiError> for Unrecorded {
+    fn from(e: ApiError) -> Self {
+        Unrecorded::Refused(e)
+    }
+}
+
+impl From<StorageError> for Unrecorded {
+    fn from(e: StorageError) -> Self {
+        Unrecorded::Refused(e.into())
+    }
+}
+
 /// Runs `serve` once per (principal, key): the first time for real, then as a replay.
 pub(crate) fn run(
     db: &dyn Database,
@@ -89,21 +108,26 @@ pub(crate) fn run(
         Ok(())
     };
     match guard {
-        Guard::Atomic => transaction(db, |db| {
-            if let Some(saved) = replay(db)? {
-                return Ok(saved);
+        Guard::Atomic => {
+            let outcome = transaction(db, |db| {
+                if let Some(saved) = replay(db)? {
+                    return Ok(saved);
+                }
+                let response = serve();
+                if response.status().is_server_error() {
+                    // Ours or a provider's failure (a 502 of an unreadable Prometheus): nothing
+                    // of it is kept, the client may retry, and it is answered as it is.
+                    return Err(Unrecorded::Failed(Box::new(response)));
+                }
+                record(db, &response)?;
+                Ok(response)
+            });
+            match outcome {
+                Ok(response) => Ok(response),
+                Err(Unrecorded::Failed(response)) => Ok(*response),
+                Err(Unrecorded::Refused(e)) => Err(e),
             }
-            let response = serve();
-            if response.status().is_server_error() {
-                // Our failure: nothing of it is kept, and the client may retry.
-                return Err(ApiError::internal(format!(
-                    "an idempotent request failed with {}",
-                    response.status()
-                )));
-            }
-            record(db, &response)?;
-            Ok(response)
-        }),
+        }
         Guard::Recorded => {
             if let Some(saved) = replay(db)? {
                 return Ok(saved);

@@ -140,7 +140,9 @@ pub(crate) struct PricingStep {
     billable_items: Vec<BillableItem>,
 }
 
-const BILLABLE_ITEMS_MAX: usize = 20;
+/// The most billable items a product may have: also the most entities a metering record may
+/// carry (one per item), a bound known before the product is looked at.
+pub(crate) const BILLABLE_ITEMS_MAX: usize = 20;
 const ITEM_NAME_MAX: usize = 64;
 /// Not bounded by the publishing guide; 20 tiers is far beyond any real price list and bounds the work per
 /// bill line.
