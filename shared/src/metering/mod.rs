@@ -130,8 +130,7 @@ pub(crate) fn push(
         },
     )?;
     transaction(db, |db| {
-        check_not_released(db, &instance.id, &records)?;
-        check_not_billed(db, &instance.id, &records)?;
+        check_still_open(db, &instance.id, &records)?;
         store::insert(
             db,
             &instance.id,
@@ -141,33 +140,6 @@ pub(crate) fn push(
             now,
         )
     })
-}
-
-/// Refuses records that start at or after a release committed since the push was validated.
-fn check_not_released(
-    db: &dyn Database,
-    instance_id: &str,
-    records: &[UsageRecord],
-) -> ApiResult<()> {
-    let Some(released) = orders::release_time(db, instance_id)? else {
-        return Ok(());
-    };
-    let after: Vec<FieldError> = records
-        .iter()
-        .filter(|r| r.start_time >= released.timestamp())
-        .map(|r| {
-            FieldError::new(
-                r.origin.clone(),
-                Code::UsageAfterRelease,
-                "the window starts after the instance was released",
-            )
-        })
-        .collect();
-    if after.is_empty() {
-        Ok(())
-    } else {
-        Err(ApiError::validation(after))
-    }
 }
 
 /// The platform's bill data for one period of an instance (the Bill source).
@@ -204,7 +176,7 @@ pub(crate) fn report_platform_bill(
             now,
         )?;
         let records = [record];
-        check_not_billed(db, &instance.id, &records)?;
+        check_still_open(db, &instance.id, &records)?;
         store::insert(
             db,
             &instance.id,
@@ -216,16 +188,35 @@ pub(crate) fn report_platform_bill(
     })
 }
 
-/// Refuses records for a period the instance has already been billed for (its billing cursor
-/// has moved past it). The clock check of [`push::validate`] closes periods in time; this closes the
-/// gap it leaves — a push whose clock read fell just before the close, committing after the bill
-/// run — by asking the database, inside the push's transaction.
-fn check_not_billed(
+/// Refuses, inside the write's transaction, records that what committed since they were
+/// validated has closed to them: a release (a window starting at or after it) or a bill run (a
+/// period the instance's billing cursor has moved past). The clock checks of
+/// [`push::validate`] close periods in time; this closes the gap they leave — a push whose
+/// clock read fell just before a release or a period's close, committing after it — by asking
+/// the database, in one query.
+fn check_still_open(
     db: &dyn Database,
     instance_id: &str,
     records: &[UsageRecord],
 ) -> ApiResult<()> {
-    let Some(next) = store::billed_until(db, instance_id)? else {
+    let (released, billed_until) = store::open_until(db, instance_id)?;
+    if let Some(released) = released {
+        let after: Vec<FieldError> = records
+            .iter()
+            .filter(|r| r.start_time >= released)
+            .map(|r| {
+                FieldError::new(
+                    r.origin.clone(),
+                    Code::UsageAfterRelease,
+                    "the window starts after the instance was released",
+                )
+            })
+            .collect();
+        if !after.is_empty() {
+            return Err(ApiError::validation(after));
+        }
+    }
+    let Some(next) = billed_until else {
         return Ok(());
     };
     let billed: Vec<FieldError> = records

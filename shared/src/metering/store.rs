@@ -12,27 +12,34 @@ use crate::metering::{Stored, StoredUsage, UsageRecord, amount};
 use crate::platform::clock::rfc3339;
 use crate::platform::storage::{Database, Row, StorageError, Value as SqlValue};
 
-/// The start of the instance's first period not yet billed (its billing cursor), if it has one.
-pub(crate) fn billed_until(db: &dyn Database, instance_id: &str) -> ApiResult<Option<i64>> {
+/// When the instance was released (Unix seconds), if it was, and the start of its first period
+/// not yet billed (its billing cursor), if it has one: what closes it to usage, in one query.
+pub(crate) fn open_until(
+    db: &dyn Database,
+    instance_id: &str,
+) -> ApiResult<(Option<i64>, Option<i64>)> {
     let rows = db.execute(
-        "SELECT next_period_start FROM billing_cursors WHERE instance_id = ?",
+        "SELECT (SELECT unixepoch(released_at) FROM instances WHERE id = ?1),
+                (SELECT next_period_start FROM billing_cursors WHERE instance_id = ?1)",
         &[instance_id.into()],
     )?;
-    Ok(rows.first().map(|r| r.int(0)).transpose()?)
+    let row = rows
+        .first()
+        .ok_or_else(|| ApiError::internal("a scalar query returned no row"))?;
+    Ok((row.opt_int(0)?, row.opt_int(1)?))
 }
-
-/// Records per INSERT statement: 4 shared + 6 parameters a row stays under 999, the oldest
-/// SQLite limit on bound parameters.
-const ROWS_PER_STATEMENT: usize = 150;
 
 /// Writes validated records. Must run in one transaction: a conflicting duplicate aborts the
 /// whole push, naming the record.
 ///
-/// The records go in with one multi-row `INSERT … ON CONFLICT DO NOTHING RETURNING` per
-/// [`ROWS_PER_STATEMENT`] (a statement per record cost more to prepare than to run). The rows it
-/// returns are the accepted ones; every other record is compared with the stored row of its
-/// identity, which is the one stored before or the first of its identity in this push, exactly
-/// as if the records were inserted one by one.
+/// The records go in with one `INSERT … SELECT … FROM json_each(?) … ON CONFLICT DO NOTHING`:
+/// the rows travel as one JSON parameter, so the statement is short to parse and one value to
+/// pass, whatever the push's size (a statement per record cost more to prepare than to run; a
+/// hundred-row `VALUES` list, six hundred parameters to bind and its rows to return). Usually
+/// every record is new, as the rows the insert returns say. Otherwise each record is compared with the row
+/// stored for its identity: the one stored before, or the first of its identity in this push
+/// (its `request_id` is this push's) — exactly as if the records were inserted one by one.
+/// Every statement counts: this runs holding the database's write lock.
 pub(crate) fn insert(
     db: &dyn Database,
     instance_id: &str,
@@ -41,73 +48,60 @@ pub(crate) fn insert(
     request_id: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Stored> {
+    let rows: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            serde_json::json!([
+                r.item_code,
+                r.start_time,
+                r.end_time,
+                r.value,
+                r.scale,
+                r.period_start
+            ])
+        })
+        .collect();
+    let inserted = db.execute(
+        "INSERT INTO usage_records (instance_id, item_code, start_time, end_time, value, scale,
+                                   period_start, source, request_id, received_at)
+         SELECT ?1, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4,
+                r.value ->> 5, ?2, ?3, ?4
+         FROM json_each(?5) AS r WHERE true
+         ON CONFLICT (instance_id, item_code, source, start_time, end_time) DO NOTHING
+         RETURNING 0",
+        &[
+            instance_id.into(),
+            source.into(),
+            request_id.into(),
+            rfc3339(now).into(),
+            serde_json::Value::from(rows).to_string().into(),
+        ],
+    )?;
+    // A row per record inserted: counted here rather than by another statement, `changes()`.
+    if inserted.len() == records.len() {
+        return Ok(Stored {
+            accepted: records.len(),
+            duplicates: 0,
+        });
+    }
+    let stored_rows = stored_values(db, instance_id, source, records)?;
     let mut stored = Stored {
         accepted: 0,
         duplicates: 0,
     };
-    let received_at = rfc3339(now);
-    for chunk in records.chunks(ROWS_PER_STATEMENT) {
-        let mut sql = String::from(
-            "INSERT INTO usage_records (instance_id, item_code, start_time, end_time, value, scale, period_start, source, request_id, received_at) VALUES ",
-        );
-        let mut params: Vec<SqlValue> = Vec::with_capacity(4 + 6 * chunk.len());
-        params.extend([
-            instance_id.into(),
-            source.into(),
-            request_id.into(),
-            received_at.clone().into(),
-        ]);
-        for (i, r) in chunk.iter().enumerate() {
-            let p = 5 + 6 * i;
-            if i > 0 {
-                sql.push_str(", ");
-            }
-            sql.push_str(&format!(
-                "(?1, ?{}, ?{}, ?{}, ?{}, ?{}, ?{}, ?2, ?3, ?4)",
-                p,
-                p + 1,
-                p + 2,
-                p + 3,
-                p + 4,
-                p + 5
-            ));
-            params.extend([
-                r.item_code.clone().into(),
-                r.start_time.into(),
-                r.end_time.into(),
-                r.value.into(),
-                i64::from(r.scale).into(),
-                r.period_start.into(),
-            ]);
-        }
-        sql.push_str(
-            " ON CONFLICT (instance_id, item_code, source, start_time, end_time) DO NOTHING
-              RETURNING item_code, start_time, end_time",
-        );
-        let inserted = db.execute(&sql, &params)?;
-        let mut inserted: HashSet<(String, i64, i64)> = inserted
-            .iter()
-            .map(|row| Ok((row.text(0)?, row.int(1)?, row.int(2)?)))
-            .collect::<Result<_, StorageError>>()?;
-        // Each identity is inserted at most once: its first record in the push is the accepted one.
-        let rest: Vec<&UsageRecord> = chunk
-            .iter()
-            .filter(|r| !inserted.remove(&(r.item_code.clone(), r.start_time, r.end_time)))
-            .collect();
-        stored.accepted += chunk.len() - rest.len();
-        if rest.is_empty() {
-            continue;
-        }
-        let existing = stored_values(db, instance_id, source, &rest)?;
-        for r in rest {
-            let found = existing
-                .get(&(r.item_code.clone(), r.start_time, r.end_time))
-                .copied();
-            if found == Some((r.value, i64::from(r.scale))) {
-                stored.duplicates += 1;
-                continue;
-            }
-            let stored_value = found.map_or_else(Default::default, |(v, s)| amount(v, s));
+    let mut first_of_push: HashSet<Identity> = HashSet::new();
+    for r in records {
+        let identity = (r.item_code.clone(), r.start_time, r.end_time);
+        let (value, scale, by) = stored_rows
+            .get(&identity)
+            .cloned()
+            .ok_or_else(|| ApiError::internal("a pushed record neither stored nor found"))?;
+        if by == request_id && first_of_push.insert(identity) {
+            stored.accepted += 1;
+        } else if (value, scale) == (r.value, i64::from(r.scale)) {
+            stored.duplicates += 1;
+        } else {
+            let stored_value = amount(value, scale);
             let mut e = ApiError::new(
                 Code::DuplicateRecordConflict,
                 format!(
@@ -131,43 +125,36 @@ pub(crate) fn insert(
 
 type Identity = (String, i64, i64);
 
-/// The stored (value, scale) of these records' identities, in one query.
+/// The stored (value, scale, request id) of these records' identities, in one query.
 fn stored_values(
     db: &dyn Database,
     instance_id: &str,
     source: &str,
-    records: &[&UsageRecord],
-) -> ApiResult<HashMap<Identity, (i64, i64)>> {
-    let mut sql = String::from(
-        "SELECT item_code, start_time, end_time, value, scale FROM usage_records
-         WHERE instance_id = ?1 AND source = ?2 AND (item_code, start_time, end_time) IN (VALUES ",
-    );
-    let mut params: Vec<SqlValue> = Vec::with_capacity(2 + 3 * records.len());
-    params.push(instance_id.into());
-    params.push(source.into());
-    for (i, r) in records.iter().enumerate() {
-        let p = 3 + 3 * i;
-        if i > 0 {
-            sql.push_str(", ");
-        }
-        sql.push_str(&format!("(?{}, ?{}, ?{})", p, p + 1, p + 2));
-        params.extend([
-            r.item_code.clone().into(),
-            r.start_time.into(),
-            r.end_time.into(),
-        ]);
-    }
-    sql.push(')');
-    db.execute(&sql, &params)?
+    records: &[UsageRecord],
+) -> ApiResult<HashMap<Identity, (i64, i64, String)>> {
+    let identities: Vec<serde_json::Value> = records
         .iter()
-        .map(|row| {
-            Ok((
-                (row.text(0)?, row.int(1)?, row.int(2)?),
-                (row.int(3)?, row.int(4)?),
-            ))
-        })
-        .collect::<Result<_, StorageError>>()
-        .map_err(Into::into)
+        .map(|r| serde_json::json!([r.item_code, r.start_time, r.end_time]))
+        .collect();
+    db.execute(
+        "SELECT item_code, start_time, end_time, value, scale, request_id FROM usage_records
+         WHERE instance_id = ?1 AND source = ?2 AND (item_code, start_time, end_time) IN
+               (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?3))",
+        &[
+            instance_id.into(),
+            source.into(),
+            serde_json::Value::from(identities).to_string().into(),
+        ],
+    )?
+    .iter()
+    .map(|row| {
+        Ok((
+            (row.text(0)?, row.int(1)?, row.int(2)?),
+            (row.int(3)?, row.int(4)?, row.text(5)?),
+        ))
+    })
+    .collect::<Result<_, StorageError>>()
+    .map_err(Into::into)
 }
 
 /// Where a page of usage records ends: the last record's place in their order.

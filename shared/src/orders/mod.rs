@@ -375,12 +375,6 @@ pub(crate) fn find_instances(
     store::find_instances(db, ids)
 }
 
-/// When the instance was released, if it was: one read, for checks repeated inside a write
-/// transaction.
-pub(crate) fn release_time(db: &dyn Database, id: &str) -> ApiResult<Option<DateTime<Utc>>> {
-    store::release_time(db, id)
-}
-
 /// What an instance is billed by: its product's period kind and currency, and the billable
 /// items in effect for its template or plan.
 pub(crate) struct Terms {

@@ -134,17 +134,6 @@ pub(crate) fn find_instance(db: &dyn Database, id: &str) -> ApiResult<Instance> 
     Ok(instance)
 }
 
-pub(crate) fn release_time(db: &dyn Database, id: &str) -> ApiResult<Option<DateTime<Utc>>> {
-    let rows = db.execute(
-        "SELECT released_at FROM instances WHERE id = ?",
-        &[id.into()],
-    )?;
-    let released = rows.first().map(|r| r.opt_text(0)).transpose()?.flatten();
-    Ok(released
-        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-        .map(|t| t.to_utc()))
-}
-
 /// Instances whatever their owner, by id, with their running intervals: two queries per
 /// [`IDS_PER_QUERY`] ids instead of two per instance (bill runs read a batch at once). Ids not
 /// found are absent from the map.

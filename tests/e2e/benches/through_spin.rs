@@ -8,7 +8,8 @@
 //! - a bill run over 10,000 instance-periods, `POST /api/v1/billing/runs`.
 //!
 //! `cargo bench -p e2e` (needs `spin` on PATH, as the end-to-end tests do; `cargo bench` runs
-//! the native benches too). docs/BENCHMARKS.md has the numbers and the machine.
+//! the native benches too); `THROUGH_SPIN=ingestion` (or `reads`, `bill-run`) runs one part.
+//! docs/BENCHMARKS.md has the numbers and the machine.
 
 // Rates and timings are floats; no money is computed here.
 #![allow(clippy::float_arithmetic)]
@@ -51,8 +52,21 @@ fn main() {
     let app = SpinUp::new(Manifest::repo().without_cron()).start();
     let market = app.market();
     let world = World::new(&market);
-    let native = NativeWorld::new();
+    let part = std::env::var("THROUGH_SPIN").ok();
+    let runs = |name: &str| part.as_deref().is_none_or(|p| p == name);
+    if runs("ingestion") {
+        ingestion(&market, &world);
+    }
+    if runs("reads") {
+        reads(&market, &world);
+    }
+    if runs("bill-run") {
+        bill_run(&market, &world);
+    }
+}
 
+fn ingestion(market: &HttpMarket, world: &World) {
+    let native = NativeWorld::new();
     println!("## Ingestion: 100-record pushes\n");
     println!("| path | connections | pushes | records/s | p50 | p99 | max |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
@@ -93,8 +107,10 @@ fn main() {
         next_native += pushes;
         native_run.print("in-process handler (native)", connections, RECORDS_PER_PUSH);
     }
-    world.check_stored(&market, next_push);
+    world.check_stored(market, next_push);
+}
 
+fn reads(market: &HttpMarket, world: &World) {
     println!("\n## Reads at 16 connections\n");
     println!("| read | requests | requests/s | p50 | p99 | max |");
     println!("|---|---:|---:|---:|---:|---:|");
@@ -128,9 +144,11 @@ fn main() {
         );
         reads.print_reads(what);
     }
+}
 
+fn bill_run(market: &HttpMarket, world: &World) {
     println!("\n## Bill run over HTTP\n");
-    let instances = world.order_many(&market, BILLED_INSTANCES);
+    let instances = world.order_many(market, BILLED_INSTANCES);
     let started = Instant::now();
     let report = market
         .post(

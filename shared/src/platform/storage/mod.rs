@@ -191,26 +191,42 @@ impl From<StorageError> for ApiError {
 /// Generous, because a failed wait turns into a 500 for the client.
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Runs `statement` until no other connection's lock stands in its way, polling about every
-/// millisecond (with jitter), for at most [`BUSY_TIMEOUT`]. Both adapters open their connections
-/// with SQLite's own busy handler off and wait here instead: SQLite's backs off to sleeps of
-/// 25–100 ms, so under contention a waiter can sleep through many releases of the write lock and
-/// lose it to newcomers again and again (p99 of 1.4 s at 16 concurrent pushes); polling often
-/// keeps a waiter's odds, and so the tail, close to its turn. A statement refused for a lock
-/// changed nothing, so it is safe to run again, `COMMIT` included.
+/// Runs `statement` until no other connection's lock stands in its way, for at most
+/// [`BUSY_TIMEOUT`]. Both adapters open their connections with SQLite's own busy handler off and
+/// wait here instead. SQLite's handler backs off to sleeps of 25–100 ms whoever waits, so under
+/// contention a waiter sleeps through many releases of the write lock and loses it to newcomers
+/// again and again (p99 of 1.4 s at 16 concurrent pushes through Spin). Here the longer a
+/// statement has waited, the more often it tries ([`poll_interval`]), so when the lock is
+/// released the oldest waiters are the likeliest to take it: close to first come, first served,
+/// without a shared queue (Spin's instances share nothing but the database). A statement refused
+/// for a lock changed nothing, so it is safe to run again, `COMMIT` included.
 pub(crate) fn wait_while_busy<T>(
     mut statement: impl FnMut() -> Result<T, StorageError>,
 ) -> Result<T, StorageError> {
-    let give_up = Instant::now() + BUSY_TIMEOUT;
+    let started = Instant::now();
     loop {
         match statement() {
-            Err(e) if e.kind == StorageErrorKind::Busy && Instant::now() < give_up => {
-                let jitter = u64::from(crate::platform::ids::random_bytes::<1>()[0]) * 4;
-                std::thread::sleep(Duration::from_micros(500 + jitter));
+            Err(e) if e.kind == StorageErrorKind::Busy && started.elapsed() < BUSY_TIMEOUT => {
+                std::thread::sleep(poll_interval(started.elapsed()));
             }
             outcome => return outcome,
         }
     }
+}
+
+/// How long a statement that has waited `waited` sleeps before trying again: 8 ms in its first
+/// 15 ms, then 4, then 2, and every millisecond (the timers' grain) from 60 ms on; with up to a
+/// quarter more at random, so waiters that started together do not keep colliding.
+fn poll_interval(waited: Duration) -> Duration {
+    let waited_ms = u64::try_from(waited.as_millis()).unwrap_or(u64::MAX);
+    let base_us = match waited_ms {
+        0..15 => 8_000,
+        15..30 => 4_000,
+        30..60 => 2_000,
+        _ => 1_000,
+    };
+    let jitter_us = u64::from(crate::platform::ids::random_bytes::<1>()[0]) * base_us / 1_024;
+    Duration::from_micros(base_us + jitter_us)
 }
 
 /// Stored enums round-trip through their JSON names, so the database holds the API's words.
@@ -397,6 +413,36 @@ mod tests {
             &[id.into(), id.into()],
         )?;
         Ok(())
+    }
+
+    #[test]
+    fn the_longer_a_statement_has_waited_the_more_often_it_tries() {
+        let interval = |ms| poll_interval(Duration::from_millis(ms));
+        for (waited, least) in [(0, 8_000), (20, 4_000), (45, 2_000), (500, 1_000)] {
+            let slept = interval(waited).as_micros();
+            assert!(
+                (least..least * 5 / 4).contains(&slept),
+                "{waited} ms: {slept} µs"
+            );
+        }
+    }
+
+    #[test]
+    fn a_busy_statement_runs_again_until_the_lock_is_free_and_other_failures_do_not() {
+        let busy = || StorageError::from_sqlite_message("database is locked".into());
+        let mut tries = 0;
+        let outcome = wait_while_busy(|| {
+            tries += 1;
+            if tries < 3 { Err(busy()) } else { Ok(tries) }
+        });
+        assert_eq!(outcome.unwrap(), 3);
+        let mut tries = 0;
+        let failed: Result<(), _> = wait_while_busy(|| {
+            tries += 1;
+            Err(StorageError::other("disk I/O error"))
+        });
+        assert!(failed.is_err());
+        assert_eq!(tries, 1);
     }
 
     /// A transaction inside another is a savepoint: its failure undoes only itself, and the
