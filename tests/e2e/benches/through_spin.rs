@@ -126,7 +126,7 @@ fn reads(market: &HttpMarket, world: &World) {
     categories.print_reads("GET /api/v1/catalog/categories", 1);
     let usage = format!(
         "/api/v1/metering/usage?instance_id={}&limit=100",
-        world.instances[0]
+        world.read
     );
     for (what, path, token) in [
         (
@@ -136,7 +136,7 @@ fn reads(market: &HttpMarket, world: &World) {
         ),
         ("GET /api/v1/catalog", "/api/v1/catalog", None),
         (
-            "GET usage, 100 records",
+            "GET usage, a page of 100 of 1,000 records",
             usage.as_str(),
             Some(world.provider.as_str()),
         ),
@@ -187,8 +187,13 @@ struct World {
     provider: String,
     customer: String,
     instances: Vec<String>,
+    /// An instance with [`READ_RECORDS`] records of the 07:00 hour, whose usage the reads page.
+    read: String,
     billed_product: String,
 }
+
+/// The records of the instance whose usage the reads page through.
+const READ_RECORDS: usize = 1_000;
 
 impl World {
     fn new(market: &HttpMarket) -> Self {
@@ -200,10 +205,24 @@ impl World {
         let instances = (0..INSTANCES)
             .map(|_| setup.order(&customer, &product))
             .collect();
+        let read = setup.order(&customer, &product);
+        let pushing = market.at(at(PUSHED_AT));
+        for k in 0..READ_RECORDS / RECORDS_PER_PUSH {
+            pushing
+                .call_with_headers(
+                    "POST",
+                    "/api/v1/metering",
+                    Some(&provider),
+                    JSON,
+                    push_body(&read, k),
+                )
+                .expect(200);
+        }
         World {
             provider,
             customer,
             instances,
+            read,
             billed_product,
         }
     }
