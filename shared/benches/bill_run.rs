@@ -34,9 +34,10 @@ const INSTANCES_PER_PRODUCT: usize = 100;
 const INSTANCES_PER_CUSTOMER: usize = 10;
 const RECORDS_PER_ITEM: i64 = 10;
 /// (item, value of each of its 10 records): 1,500 calls → 1000 × 0.5 + 500 × 0.4 = 700.00;
-/// 5,242,880 bytes = 5 MB → 5 × 0.01 = 0.05 (volume). A bill is 700.05.
+/// 5,242,880 bytes = 5 MB → 5 × 0.01 = 0.05 (volume); and the template's resources for the
+/// whole hour, 2 × ecs at 0.80/h = 1.60. A bill is 701.65.
 const USAGE: [(&str, i64); 2] = [("Frequency", 150), ("Storage", 524_288)];
-const BILL_CENTS: i64 = 70_005;
+const BILL_CENTS: i64 = 70_165;
 const REPS: usize = 3;
 
 fn reps() -> usize {
@@ -168,10 +169,12 @@ fn seed(t: &Template, path: &Path, n: usize) {
         ),
         (
             "INSERT INTO instances (id, order_id, owner_id, product_id, provider_id, template_id, plan_id,
-                                    region, status, test, created_at, released_at)
+                                    region, status, test, created_at, released_at, billing_timezone,
+                                    resources)
              SELECT x.id || printf('-%07d', q.i), x.order_id || printf('-%07d', q.i),
                     x.owner_id || printf('-%07d', q.i / ?5), x.product_id || printf('-%07d', q.i / ?6),
-                    x.provider_id, x.template_id, x.plan_id, x.region, x.status, x.test, x.created_at, x.released_at
+                    x.provider_id, x.template_id, x.plan_id, x.region, x.status, x.test, x.created_at,
+                    x.released_at, x.billing_timezone, x.resources
              FROM instances x, seq q WHERE x.id = ?3",
             0,
         ),
@@ -249,7 +252,7 @@ fn raw_aggregate(path: &Path, period_start: i64) -> usize {
     rows.map(Result::unwrap).count()
 }
 
-/// Every instance has exactly one bill of 700.05 and one ledger deduction of it.
+/// Every instance has exactly one bill of 701.65 and one ledger deduction of it.
 fn check_bills(path: &Path, n: usize, reference_instance: &str) {
     let conn = rusqlite::Connection::open(path).unwrap();
     let one = |sql: &str| -> i64 { conn.query_row(sql, [], |r| r.get(0)).unwrap() };
@@ -263,7 +266,7 @@ fn check_bills(path: &Path, n: usize, reference_instance: &str) {
             "SELECT COUNT(*) FROM bills WHERE total_cents = {BILL_CENTS}"
         )),
         n as i64,
-        "every bill is 700.05"
+        "every bill is 701.65"
     );
     assert_eq!(
         one(&format!(
