@@ -27,6 +27,19 @@ fn bystander(app: &TestApp) -> (String, String, String) {
     (provider, customer, instance)
 }
 
+/// The bystander's usage: 10 calls in the first half of the 08:00 hour, billed 5.00.
+fn bystander_uses(app: &TestApp, provider: &str, instance: &str) {
+    push(
+        app,
+        provider,
+        instance,
+        "2026-03-27T08:00:00Z",
+        "2026-03-27T08:30:00Z",
+        json!("10"),
+    )
+    .expect(200);
+}
+
 fn push(
     app: &TestApp,
     provider: &str,
@@ -129,15 +142,7 @@ fn an_instance_that_cannot_be_priced_is_reported_and_others_are_billed() {
     let (_, c2) = app.customer("enterprise");
     let inst2 = app.order(&c2, &product2);
     app.set_now(at("2026-03-27T09:00:00Z"));
-    push(
-        &app,
-        &provider,
-        &instance,
-        "2026-03-27T08:00:00Z",
-        "2026-03-27T08:30:00Z",
-        json!("10"),
-    )
-    .expect(200);
+    bystander_uses(&app, &provider, &instance);
     push(
         &app,
         &p2,
@@ -232,15 +237,7 @@ fn an_absurd_prometheus_answer_is_a_reported_failure_not_a_crash() {
     let (_, c) = app.customer("enterprise");
     let inst = app.order(&c, &product);
     app.set_now(at("2026-03-27T08:40:00Z"));
-    push(
-        &app,
-        &provider,
-        &instance,
-        "2026-03-27T08:00:00Z",
-        "2026-03-27T08:30:00Z",
-        json!("10"),
-    )
-    .expect(200);
+    bystander_uses(&app, &provider, &instance);
     app.post(
         "/api/v1/billing/preview",
         &c,
