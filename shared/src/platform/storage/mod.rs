@@ -130,7 +130,7 @@ pub enum StorageErrorKind {
     UniqueViolation,
     /// The component is not allowed to open this store (not declared in `spin.toml`).
     AccessDenied,
-    /// Another connection holds the lock the statement needs: [`wait_while_busy`] retries it.
+    /// Another connection holds the lock the statement needs: the adapters retry it (`wait_while_busy`).
     Busy,
     /// Anything else: I/O, a schema mismatch.
     Other,
