@@ -102,9 +102,11 @@ pub(crate) fn amount(value: i64, scale: i64) -> Decimal {
 }
 
 /// A provider pushes usage of an instance of one of its products. The push is read and
-/// validated whole before the write transaction — its cost, proportional to the push, never
-/// holds the database's write lock —; inside it, only what may have changed meanwhile is checked
-/// again (a release, a bill run), and the records are stored, all or none.
+/// validated whole before anything is written — its cost, proportional to the push, never
+/// holds the database's write lock —; then only what may have changed meanwhile is checked
+/// again (a release, a bill run), and the records are stored, all or none. The usual push (all
+/// of it new) is one statement ([`store::insert_if_all_new`]); any other is a transaction that
+/// tells duplicates from conflicts.
 pub(crate) fn push(
     db: &dyn Database,
     provider: &Principal,
@@ -129,6 +131,16 @@ pub(crate) fn push(
             now,
         },
     )?;
+    if let Some(stored) = store::insert_if_all_new(
+        db,
+        &instance.id,
+        &records,
+        SERVICE_PROVIDER_SOURCE,
+        request_id,
+        now,
+    )? {
+        return Ok(stored);
+    }
     transaction(db, |db| {
         check_still_open(db, &instance.id, &records)?;
         store::insert(

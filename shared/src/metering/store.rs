@@ -29,6 +29,87 @@ pub(crate) fn open_until(
     Ok((row.opt_int(0)?, row.opt_int(1)?))
 }
 
+/// Stores a push in one statement when it is the usual one — every record new, none of its
+/// windows closed by a release or a bill run — and answers `None`, having changed nothing,
+/// otherwise: the caller then takes [`insert`]'s path, which tells duplicates from conflicts
+/// and names what is wrong.
+///
+/// One statement is its own transaction: SQLite takes the write lock when it starts and
+/// releases it at its commit, so the lock is held for the insert and the log's sync alone, with
+/// no round trip to the component in between (through Spin each statement is a host call, and
+/// under load each one waits for a CPU). It inserts every record or none: the release and bill
+/// run checks are on the push as a whole (its latest window start and its earliest period), and
+/// a record whose identity is already stored, or twice in the push, fails the whole statement
+/// on the primary key.
+pub(crate) fn insert_if_all_new(
+    db: &dyn Database,
+    instance_id: &str,
+    records: &[UsageRecord],
+    source: &str,
+    request_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<Option<Stored>> {
+    let (Some(latest_start), Some(earliest_period)) = (
+        records.iter().map(|r| r.start_time).max(),
+        records.iter().map(|r| r.period_start).min(),
+    ) else {
+        return Ok(None);
+    };
+    let inserted = db.execute(
+        "INSERT INTO usage_records (instance_id, item_code, start_time, end_time, value, scale,
+                                   period_start, source, request_id, received_at)
+         SELECT ?1, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4,
+                r.value ->> 5, ?2, ?3, ?4
+         FROM json_each(?5) AS r
+         WHERE NOT EXISTS (SELECT 1 FROM instances
+                           WHERE id = ?1 AND unixepoch(released_at) <= ?6)
+           AND NOT EXISTS (SELECT 1 FROM billing_cursors
+                           WHERE instance_id = ?1 AND next_period_start > ?7)
+         RETURNING 0",
+        &[
+            instance_id.into(),
+            source.into(),
+            request_id.into(),
+            rfc3339(now).into(),
+            rows_json(records).into(),
+            latest_start.into(),
+            earliest_period.into(),
+        ],
+    );
+    match inserted {
+        Ok(rows) if rows.len() == records.len() => Ok(Some(Stored {
+            accepted: rows.len(),
+            duplicates: 0,
+        })),
+        Ok(rows) if rows.is_empty() => Ok(None),
+        Err(e) if e.is_unique_violation() => Ok(None),
+        Ok(rows) => Err(ApiError::internal(format!(
+            "{} of {} records stored by an all-or-nothing insert",
+            rows.len(),
+            records.len()
+        ))),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The records as one JSON parameter: `[item, start, end, value, scale, period start]` each.
+fn rows_json(records: &[UsageRecord]) -> String {
+    let rows: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            serde_json::json!([
+                r.item_code,
+                r.start_time,
+                r.end_time,
+                r.value,
+                r.scale,
+                r.period_start
+            ])
+        })
+        .collect();
+    serde_json::Value::from(rows).to_string()
+}
+
 /// Writes validated records. Must run in one transaction: a conflicting duplicate aborts the
 /// whole push, naming the record.
 ///
@@ -48,19 +129,6 @@ pub(crate) fn insert(
     request_id: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Stored> {
-    let rows: Vec<serde_json::Value> = records
-        .iter()
-        .map(|r| {
-            serde_json::json!([
-                r.item_code,
-                r.start_time,
-                r.end_time,
-                r.value,
-                r.scale,
-                r.period_start
-            ])
-        })
-        .collect();
     let inserted = db.execute(
         "INSERT INTO usage_records (instance_id, item_code, start_time, end_time, value, scale,
                                    period_start, source, request_id, received_at)
@@ -74,7 +142,7 @@ pub(crate) fn insert(
             source.into(),
             request_id.into(),
             rfc3339(now).into(),
-            serde_json::Value::from(rows).to_string().into(),
+            rows_json(records).into(),
         ],
     )?;
     // A row per record inserted: counted here rather than by another statement, `changes()`.
@@ -302,3 +370,141 @@ fn split_sum(row: &Row, col: usize, scale: i64) -> ApiResult<Decimal> {
 
 /// Instances per totals query: below 999, the oldest SQLite limit on bound parameters.
 const IDS_PER_QUERY: usize = 500;
+
+#[cfg(test)]
+mod tests {
+    //! The one-statement path is checked here, on the store, because its refusals matter when
+    //! something changed after the push was validated (a release, a bill run), which a request
+    //! cannot stage between its own validation and its insert.
+    use super::*;
+    use crate::platform::storage::Backend;
+    use crate::platform::storage::native::NativeBackend;
+
+    const INSTANCE: &str = "ins-1";
+    const HOUR: i64 = 3_600;
+    /// 2026-03-27T07:00:00Z: the period the records are in.
+    const PERIOD: i64 = 1_774_594_800;
+
+    /// A migrated database holding one running instance and none of its usage. Foreign keys are
+    /// off: the instance's order, product and principals do not matter to these statements.
+    fn database() -> (tempfile::TempDir, Box<dyn Database>) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = NativeBackend::new(dir.path().join("db.sqlite"))
+            .open_db()
+            .unwrap();
+        crate::platform::storage::migrations::migrate(db.as_ref()).unwrap();
+        db.execute("PRAGMA foreign_keys = OFF", &[]).unwrap();
+        db.execute(
+            "INSERT INTO instances (id, order_id, owner_id, product_id, provider_id, template_id,
+                                    region, status, test, created_at)
+             VALUES (?1, 'ord-1', 'usr-c', 'prd-1', 'usr-p', 'tpl-1', 'r', 'running', 0,
+                     '2026-03-27T06:00:00Z')",
+            &[INSTANCE.into()],
+        )
+        .unwrap();
+        (dir, db)
+    }
+
+    /// Ten one-minute records of the period from `from` minutes past its start.
+    fn records(from: i64) -> Vec<UsageRecord> {
+        (from..from + 10)
+            .map(|minute| UsageRecord {
+                origin: format!("Metering[{minute}]"),
+                item_code: "requests".into(),
+                start_time: PERIOD + minute * 60,
+                end_time: PERIOD + minute * 60 + 60,
+                value: minute,
+                scale: 0,
+                period_start: PERIOD,
+            })
+            .collect()
+    }
+
+    fn insert_all_new(db: &dyn Database, records: &[UsageRecord]) -> Option<Stored> {
+        insert_if_all_new(
+            db,
+            INSTANCE,
+            records,
+            "ServiceProvider",
+            "req-1",
+            Utc::now(),
+        )
+        .unwrap()
+    }
+
+    fn stored(db: &dyn Database) -> i64 {
+        db.execute("SELECT COUNT(*) FROM usage_records", &[])
+            .unwrap()[0]
+            .int(0)
+            .unwrap()
+    }
+
+    #[test]
+    fn new_records_of_an_open_period_go_in_at_once() {
+        let (_dir, db) = database();
+        let stored_push = insert_all_new(db.as_ref(), &records(0));
+        assert_eq!(
+            stored_push,
+            Some(Stored {
+                accepted: 10,
+                duplicates: 0
+            })
+        );
+        assert_eq!(stored(db.as_ref()), 10);
+    }
+
+    #[test]
+    fn a_release_before_the_latest_window_stores_none_of_the_push() {
+        let (_dir, db) = database();
+        // Released at 07:09: the push's last window starts then.
+        db.execute(
+            "UPDATE instances SET status = 'released', released_at = '2026-03-27T07:09:00Z'",
+            &[],
+        )
+        .unwrap();
+        assert_eq!(insert_all_new(db.as_ref(), &records(0)), None);
+        assert_eq!(stored(db.as_ref()), 0);
+        // Released a minute later, every window starts before it.
+        db.execute(
+            "UPDATE instances SET released_at = '2026-03-27T07:10:00Z'",
+            &[],
+        )
+        .unwrap();
+        assert!(insert_all_new(db.as_ref(), &records(0)).is_some());
+    }
+
+    #[test]
+    fn a_billed_period_stores_none_of_the_push() {
+        let (_dir, db) = database();
+        db.execute(
+            "INSERT INTO billing_cursors (instance_id, next_period_start) VALUES (?1, ?2)",
+            &[INSTANCE.into(), (PERIOD + HOUR).into()],
+        )
+        .unwrap();
+        assert_eq!(insert_all_new(db.as_ref(), &records(0)), None);
+        assert_eq!(stored(db.as_ref()), 0);
+        db.execute(
+            "UPDATE billing_cursors SET next_period_start = ?1",
+            &[PERIOD.into()],
+        )
+        .unwrap();
+        assert!(insert_all_new(db.as_ref(), &records(0)).is_some());
+    }
+
+    #[test]
+    fn a_record_already_stored_or_twice_in_the_push_stores_none_of_it() {
+        let (_dir, db) = database();
+        insert_all_new(db.as_ref(), &records(0)).unwrap();
+        // Minutes 5 to 14: the first five are stored.
+        assert_eq!(insert_all_new(db.as_ref(), &records(5)), None);
+        assert_eq!(stored(db.as_ref()), 10);
+        // Minutes 20 to 29 and minute 20 again, with another value.
+        let mut twice = records(20);
+        twice.push(UsageRecord {
+            value: 99,
+            ..twice[0].clone()
+        });
+        assert_eq!(insert_all_new(db.as_ref(), &twice), None);
+        assert_eq!(stored(db.as_ref()), 10);
+    }
+}
