@@ -243,10 +243,15 @@ pub(crate) fn step_data(
     product_id: &str,
     step: Step,
 ) -> ApiResult<Option<serde_json::Value>> {
-    Ok(steps(db, product_id)?
-        .into_iter()
-        .find(|(s, _)| *s == step)
-        .map(|(_, stored)| stored.data))
+    // One step's data, not the whole listing: the usual reader is a push, which needs only the
+    // pricing terms, and descriptions and agreements can be long.
+    db.execute(
+        "SELECT data -> '$.data' FROM product_steps WHERE product_id = ?1 AND step = ?2",
+        &[product_id.into(), step.as_str().into()],
+    )?
+    .first()
+    .map(|row| serde_json::from_str(&row.text(0)?).map_err(ApiError::internal))
+    .transpose()
 }
 
 /// Single-item kinds are stored at index 0; the API shows no index for them.
