@@ -71,7 +71,7 @@ fn ingestion(market: &HttpMarket, world: &World) {
     println!("| path | connections | pushes | records/s | p50 | p99 | max |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
     let (mut next_push, mut next_native) = (0, 0);
-    for (connections, pushes) in [(1, 300), (16, 3_000)] {
+    for (connections, pushes) in [(1, 300), (4, 1_000), (16, 3_000)] {
         let spin = run(
             connections,
             pushes,
