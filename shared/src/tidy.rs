@@ -190,3 +190,86 @@ fn no_source_file_grows_past_800_lines() {
         .collect();
     assert!(long.is_empty(), "split these files:\n{}", long.join("\n"));
 }
+
+/// The Rust sources of the workspace: the domain crate, its tests, the components and the
+/// end-to-end tests.
+fn workspace_sources() -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in ["shared", "components", "tests"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    files
+        .iter()
+        .map(|f| std::fs::read_to_string(f).expect("readable source"))
+        .collect()
+}
+
+/// What a row of `docs/RULES.md` names that the code does not define: in its last two columns,
+/// each `path::to::item` must be a definition (`fn item`, `struct item`, …) and each test a
+/// `fn`, so the rules cannot keep pointing at code that was renamed or retired.
+fn dangling_rule_references(rules: &str, sources: &str) -> Vec<String> {
+    let defines = |name: &str| {
+        [
+            "fn", "struct", "enum", "const", "static", "trait", "type", "mod",
+        ]
+        .iter()
+        .any(|kind| {
+            sources
+                .match_indices(&format!("{kind} {name}"))
+                .any(|(i, m)| {
+                    !sources[i + m.len()..]
+                        .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+                })
+        })
+    };
+    let mut dangling = Vec::new();
+    for row in rules.lines().filter(|l| l.starts_with("| R")) {
+        let columns: Vec<&str> = row.split(" | ").collect();
+        let (Some(rule), [.., code, tests]) = (columns[0].strip_prefix("| "), &columns[..]) else {
+            continue;
+        };
+        let named = code
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .filter(|n| n.contains("::"));
+        let tests = tests.split('`').skip(1).step_by(2);
+        for name in named.chain(tests) {
+            let item = name.rsplit("::").next().unwrap_or(name);
+            if !defines(item) {
+                dangling.push(format!("{rule}: `{name}`"));
+            }
+        }
+    }
+    dangling
+}
+
+#[test]
+fn the_rules_name_only_code_and_tests_that_exist() {
+    let rules =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/RULES.md"))
+            .expect("docs/RULES.md");
+    let dangling = dangling_rule_references(&rules, &workspace_sources());
+    assert!(
+        dangling.is_empty(),
+        "RULES.md names what is not defined:\n{}",
+        dangling.join("\n")
+    );
+}
+
+#[test]
+fn a_renamed_test_is_caught() {
+    let rules = "| R1.1 | A rule. | `orders::place` | `an_order_is_placed` |\n";
+    assert!(
+        dangling_rule_references(rules, "fn place() {}\nfn an_order_is_placed() {}").is_empty()
+    );
+    assert_eq!(
+        dangling_rule_references(rules, "fn place() {}\nfn an_order_is_placed_once() {}"),
+        ["R1.1: `an_order_is_placed`"]
+    );
+    assert_eq!(
+        dangling_rule_references(rules, "fn placed() {}\nfn an_order_is_placed() {}"),
+        ["R1.1: `orders::place`"]
+    );
+}
