@@ -11,7 +11,7 @@ pub(crate) mod platform_usage;
 pub(crate) mod push;
 mod store;
 
-use store::RecordKey;
+use store::{Arrival, RecordKey};
 pub(crate) mod units;
 
 use chrono::{DateTime, Utc};
@@ -131,26 +131,19 @@ pub(crate) fn push(
             now,
         },
     )?;
-    if let Some(stored) = store::insert_if_all_new(
-        db,
-        &instance.id,
-        &records,
-        SERVICE_PROVIDER_SOURCE,
+    let arrival = Arrival {
+        instance_id: &instance.id,
+        records: &records,
+        source: SERVICE_PROVIDER_SOURCE,
         request_id,
-        now,
-    )? {
+        received_at: now,
+    };
+    if let Some(stored) = store::insert_if_all_new(db, &arrival)? {
         return Ok(stored);
     }
     transaction(db, |db| {
         check_still_open(db, &instance.id, &records)?;
-        store::insert(
-            db,
-            &instance.id,
-            &records,
-            SERVICE_PROVIDER_SOURCE,
-            request_id,
-            now,
-        )
+        store::insert(db, &arrival)
     })
 }
 
@@ -191,11 +184,13 @@ pub(crate) fn report_platform_bill(
         check_still_open(db, &instance.id, &records)?;
         store::insert(
             db,
-            &instance.id,
-            &records,
-            PLATFORM_BILL_SOURCE,
-            request_id,
-            now,
+            &Arrival {
+                instance_id: &instance.id,
+                records: &records,
+                source: PLATFORM_BILL_SOURCE,
+                request_id,
+                received_at: now,
+            },
         )
     })
 }
@@ -381,10 +376,12 @@ pub(crate) fn store_platform_usage(
 ) -> ApiResult<Stored> {
     store::insert(
         db,
-        instance_id,
-        records,
-        PLATFORM_MEASURED_SOURCE,
-        "bill-run",
-        now,
+        &Arrival {
+            instance_id,
+            records,
+            source: PLATFORM_MEASURED_SOURCE,
+            request_id: "bill-run",
+            received_at: now,
+        },
     )
 }

@@ -29,6 +29,55 @@ pub(crate) fn open_until(
     Ok((row.opt_int(0)?, row.opt_int(1)?))
 }
 
+/// Records arriving together — one push, one platform report, one bill run's measurements —
+/// and where they came from.
+pub(crate) struct Arrival<'a> {
+    pub(crate) instance_id: &'a str,
+    pub(crate) records: &'a [UsageRecord],
+    /// Who reported them: the provider or one of the platform's sources.
+    pub(crate) source: &'a str,
+    /// The request that brought them: a stored record keeps it, so a push can tell its own
+    /// records from those stored before it.
+    pub(crate) request_id: &'a str,
+    pub(crate) received_at: DateTime<Utc>,
+}
+
+/// The head of both inserts: the arrival's records as rows of `usage_records`, from their JSON
+/// parameter `?5` ([`Arrival::parameters`]), followed by each insert's own `WHERE`.
+const INSERT_ARRIVAL: &str = "INSERT INTO usage_records (instance_id, item_code, start_time,
+        end_time, value, scale, period_start, source, request_id, received_at)
+    SELECT ?1, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4,
+           r.value ->> 5, ?2, ?3, ?4
+    FROM json_each(?5) AS r";
+
+impl Arrival<'_> {
+    /// `?1` to `?5` of [`INSERT_ARRIVAL`]. The rows travel as one JSON parameter,
+    /// `[item, start, end, value, scale, period start]` each.
+    fn parameters(&self) -> Vec<SqlValue> {
+        let rows: Vec<serde_json::Value> = self
+            .records
+            .iter()
+            .map(|r| {
+                serde_json::json!([
+                    r.item_code,
+                    r.start_time,
+                    r.end_time,
+                    r.value,
+                    r.scale,
+                    r.period_start
+                ])
+            })
+            .collect();
+        vec![
+            self.instance_id.into(),
+            self.source.into(),
+            self.request_id.into(),
+            rfc3339(self.received_at).into(),
+            serde_json::Value::from(rows).to_string().into(),
+        ]
+    }
+}
+
 /// Stores a push in one statement when it is the usual one — every record new, none of its
 /// windows closed by a release or a bill run — and answers `None`, having changed nothing,
 /// otherwise: the caller then takes [`insert`]'s path, which tells duplicates from conflicts
@@ -41,40 +90,26 @@ pub(crate) fn open_until(
 /// run checks are on the push as a whole (its latest window start and its earliest period), and
 /// a record whose identity is already stored, or twice in the push, fails the whole statement
 /// on the primary key.
-pub(crate) fn insert_if_all_new(
-    db: &dyn Database,
-    instance_id: &str,
-    records: &[UsageRecord],
-    source: &str,
-    request_id: &str,
-    now: DateTime<Utc>,
-) -> ApiResult<Option<Stored>> {
+pub(crate) fn insert_if_all_new(db: &dyn Database, arrival: &Arrival) -> ApiResult<Option<Stored>> {
+    let records = arrival.records;
     let (Some(latest_start), Some(earliest_period)) = (
         records.iter().map(|r| r.start_time).max(),
         records.iter().map(|r| r.period_start).min(),
     ) else {
         return Ok(None);
     };
+    let mut parameters = arrival.parameters();
+    parameters.extend([latest_start.into(), earliest_period.into()]);
     let inserted = db.execute(
-        "INSERT INTO usage_records (instance_id, item_code, start_time, end_time, value, scale,
-                                   period_start, source, request_id, received_at)
-         SELECT ?1, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4,
-                r.value ->> 5, ?2, ?3, ?4
-         FROM json_each(?5) AS r
-         WHERE NOT EXISTS (SELECT 1 FROM instances
-                           WHERE id = ?1 AND unixepoch(released_at) <= ?6)
-           AND NOT EXISTS (SELECT 1 FROM billing_cursors
-                           WHERE instance_id = ?1 AND next_period_start > ?7)
-         RETURNING 0",
-        &[
-            instance_id.into(),
-            source.into(),
-            request_id.into(),
-            rfc3339(now).into(),
-            rows_json(records).into(),
-            latest_start.into(),
-            earliest_period.into(),
-        ],
+        &format!(
+            "{INSERT_ARRIVAL}
+             WHERE NOT EXISTS (SELECT 1 FROM instances
+                               WHERE id = ?1 AND unixepoch(released_at) <= ?6)
+               AND NOT EXISTS (SELECT 1 FROM billing_cursors
+                               WHERE instance_id = ?1 AND next_period_start > ?7)
+             RETURNING 0"
+        ),
+        &parameters,
     );
     match inserted {
         Ok(rows) if rows.len() == records.len() => Ok(Some(Stored {
@@ -92,24 +127,6 @@ pub(crate) fn insert_if_all_new(
     }
 }
 
-/// The records as one JSON parameter: `[item, start, end, value, scale, period start]` each.
-fn rows_json(records: &[UsageRecord]) -> String {
-    let rows: Vec<serde_json::Value> = records
-        .iter()
-        .map(|r| {
-            serde_json::json!([
-                r.item_code,
-                r.start_time,
-                r.end_time,
-                r.value,
-                r.scale,
-                r.period_start
-            ])
-        })
-        .collect();
-    serde_json::Value::from(rows).to_string()
-}
-
 /// Writes validated records. Must run in one transaction: a conflicting duplicate aborts the
 /// whole push, naming the record.
 ///
@@ -121,29 +138,21 @@ fn rows_json(records: &[UsageRecord]) -> String {
 /// stored for its identity: the one stored before, or the first of its identity in this push
 /// (its `request_id` is this push's) — exactly as if the records were inserted one by one.
 /// Every statement counts: this runs holding the database's write lock.
-pub(crate) fn insert(
-    db: &dyn Database,
-    instance_id: &str,
-    records: &[UsageRecord],
-    source: &str,
-    request_id: &str,
-    now: DateTime<Utc>,
-) -> ApiResult<Stored> {
+pub(crate) fn insert(db: &dyn Database, arrival: &Arrival) -> ApiResult<Stored> {
+    let &Arrival {
+        instance_id,
+        records,
+        source,
+        request_id,
+        ..
+    } = arrival;
     let inserted = db.execute(
-        "INSERT INTO usage_records (instance_id, item_code, start_time, end_time, value, scale,
-                                   period_start, source, request_id, received_at)
-         SELECT ?1, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4,
-                r.value ->> 5, ?2, ?3, ?4
-         FROM json_each(?5) AS r WHERE true
-         ON CONFLICT (instance_id, item_code, source, start_time, end_time) DO NOTHING
-         RETURNING 0",
-        &[
-            instance_id.into(),
-            source.into(),
-            request_id.into(),
-            rfc3339(now).into(),
-            rows_json(records).into(),
-        ],
+        &format!(
+            "{INSERT_ARRIVAL} WHERE true
+             ON CONFLICT (instance_id, item_code, source, start_time, end_time) DO NOTHING
+             RETURNING 0"
+        ),
+        &arrival.parameters(),
     )?;
     // A row per record inserted: counted here rather than by another statement, `changes()`.
     if inserted.len() == records.len() {
@@ -421,15 +430,14 @@ mod tests {
     }
 
     fn insert_all_new(db: &dyn Database, records: &[UsageRecord]) -> Option<Stored> {
-        insert_if_all_new(
-            db,
-            INSTANCE,
+        let arrival = Arrival {
+            instance_id: INSTANCE,
             records,
-            "ServiceProvider",
-            "req-1",
-            Utc::now(),
-        )
-        .unwrap()
+            source: "ServiceProvider",
+            request_id: "req-1",
+            received_at: Utc::now(),
+        };
+        insert_if_all_new(db, &arrival).unwrap()
     }
 
     fn stored(db: &dyn Database) -> i64 {
