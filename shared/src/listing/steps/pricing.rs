@@ -600,6 +600,21 @@ mod tests {
         assert!(check(Step::Pricing, &fractional).is_ok());
     }
 
+    proptest! {
+        /// A price sent as a JSON number (which JSON parsers read as a binary float) is the
+        /// decimal that was written: every price the marketplace accepts — at most a million,
+        /// 8 places — has at most 14 significant digits, which a float's shortest form keeps.
+        #[test]
+        fn a_price_written_as_a_number_is_stored_exactly(mantissa in 0i64..=100_000_000_000_000) {
+            let price = Decimal::new(mantissa, 8);
+            let written: f64 = price.to_string().parse().unwrap();
+            let body = pricing_with_tiers(json!([{"up_to": null, "unit_price": written}]));
+            let stored = check(Step::Pricing, &body).unwrap();
+            let tiers = &stored.data()["billable_items"][0]["tiers"];
+            prop_assert_eq!(&tiers[0]["unit_price"], &json!(price.normalize().to_string()));
+        }
+    }
+
     #[test]
     fn unit_prices_are_0_to_a_million_with_at_most_8_decimal_places() {
         let price = |p: Value| pricing_with_tiers(json!([{"up_to": null, "unit_price": p}]));
