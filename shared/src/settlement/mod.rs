@@ -218,7 +218,8 @@ impl Statement {
 
 /// A month's statements as the caller may see them: a provider its own (a statement of nothing
 /// when it earned nothing), an operator every provider's that earned something, or one
-/// provider's. An open month's are computed live at today's rates.
+/// provider's (404 for a principal that is no provider). An open month's are computed live at
+/// today's rates.
 pub(crate) fn statements(
     db: &dyn Database,
     caller: &Principal,
@@ -232,6 +233,12 @@ pub(crate) fn statements(
         Role::Provider => Some(caller.id.as_str()),
         _ => return Err(ApiError::forbidden()),
     };
+    if let Some(id) = provider_id
+        && caller.is_operator()
+    {
+        // A statement of nothing is for a provider that earned nothing, not for a stranger.
+        provider(db, id)?;
+    }
     if store::month_closed_at(db, month)?.is_some() {
         let mut closed = store::statements(db, month, scope)?;
         if closed.is_empty()

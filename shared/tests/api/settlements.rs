@@ -376,8 +376,19 @@ fn a_providers_statements_and_rate_are_its_own() {
         .expect(200)
         .json();
     assert_eq!(one["items"][0]["id"], b.as_str());
+    // A statement of nothing is for a provider that earned nothing, not for anyone else.
+    let (customer_id, customer) = w.app.customer("individual");
+    for stranger in [customer_id.as_str(), "usr-nobody"] {
+        for month in ["2026-03", "2026-04"] {
+            w.app
+                .get(
+                    &format!("/api/v1/settlements?month={month}&provider_id={stranger}"),
+                    ADMIN,
+                )
+                .problem(404, "NotFound");
+        }
+    }
     // Customers see none.
-    let (_, customer) = w.app.customer("individual");
     w.app
         .get("/api/v1/settlements?month=2026-03", &customer)
         .problem(403, "Forbidden");
