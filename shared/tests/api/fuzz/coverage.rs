@@ -1,6 +1,7 @@
 //! The contract and the code name the same things: every documented operation is fuzzed and
-//! answered by a route, every other method of a documented path is 405 with the documented
-//! `Allow`, and the problem codes the code can emit are the documented ones, with their statuses.
+//! answered by a route, every `POST` authenticates first, every other method of a documented
+//! path is 405 with the documented `Allow`, and the problem codes the code can emit are the
+//! documented ones, with their statuses.
 
 use std::collections::BTreeMap;
 
@@ -66,6 +67,44 @@ fn every_documented_operation_is_answered_by_a_route() {
         }
     }
     assert!(unrouted.is_empty(), "{}", unrouted.join("\n"));
+}
+
+/// Every `POST` answers a request without a token with 401 before it does anything, even one
+/// that carries an `Idempotency-Key`: the key is examined only for a request some route takes,
+/// which the API finds out by serving it without its token (`api::routed`), so a `POST` that
+/// acted before authenticating would act twice.
+#[test]
+fn every_post_without_a_token_is_401_and_changes_nothing() {
+    let app = TestApp::new();
+    let contract = Contract::get();
+    let before = app.snapshot();
+    let posts: Vec<&Operation> = contract
+        .operations
+        .iter()
+        .filter(|op| op.method == "POST")
+        .collect();
+    assert!(
+        posts.len() >= 18,
+        "every POST of openapi.yaml: {}",
+        posts.len()
+    );
+    let mut acting = Vec::new();
+    for op in posts {
+        let path = probe_path(op);
+        let req = http::Request::builder()
+            .method("POST")
+            .uri(&path)
+            .header("idempotency-key", "anonymous-probe")
+            .header("content-type", "application/json")
+            .body(b"{}".to_vec())
+            .expect("a request");
+        let r = app.send(req);
+        if r.status != 401 {
+            acting.push(format!("POST {path}: {} {}", r.status, r.text()));
+        }
+    }
+    assert!(acting.is_empty(), "{}", acting.join("\n"));
+    assert_eq!(app.snapshot(), before);
 }
 
 #[test]
