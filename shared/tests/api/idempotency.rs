@@ -29,22 +29,18 @@ fn a_retried_top_up_credits_once_and_answers_as_the_first_time() {
     let app = TestApp::new();
     let (customer_id, customer) = app.customer("individual");
     let path = format!("/api/v1/accounts/{customer_id}/top-ups");
-    let first = post_with_key(
-        &app,
-        &path,
-        ADMIN,
-        "top-up-7f3a",
-        json!({"amount": "25.00"}),
-    )
-    .expect(201);
-    let retry = post_with_key(
-        &app,
-        &path,
-        ADMIN,
-        "top-up-7f3a",
-        json!({"amount": "25.00"}),
-    )
-    .expect(201);
+    let top_up = || {
+        post_with_key(
+            &app,
+            &path,
+            ADMIN,
+            "top-up-7f3a",
+            json!({"amount": "25.00"}),
+        )
+        .expect(201)
+    };
+    let first = top_up();
+    let retry = top_up();
     assert_eq!(retry.json(), first.json());
     assert_eq!(app.balance(&customer), "25.00");
     assert_eq!(app.ledger(&customer).len(), 1);

@@ -60,6 +60,18 @@ fn access(p: &Principal) -> Markup {
     }
 }
 
+/// The principals page again, saying why the operator's action was refused.
+fn refused(req: &Req, chrome: &Chrome, e: &ApiError) -> ApiResult<Resp> {
+    principals_page(
+        req,
+        chrome,
+        Shown {
+            action_refused: Some(e),
+            ..Shown::default()
+        },
+    )
+}
+
 /// Disable or enable a principal, coming back to `next`.
 fn access_form(chrome: &Chrome, p: &Principal, next: &str) -> Markup {
     let (action, label) = if p.disabled_at.is_some() {
@@ -262,14 +274,7 @@ pub(crate) fn set_disabled(
     me.require(&[Role::Operator])?;
     match identity::set_disabled(req.db()?, id, disabled, req.now) {
         Ok(p) => redirect(&back_to(req, format!("/principals/{}", p.id))),
-        Err(e) if e.status() == StatusCode::CONFLICT => principals_page(
-            req,
-            chrome,
-            Shown {
-                action_refused: Some(&e),
-                ..Shown::default()
-            },
-        ),
+        Err(e) if e.status() == StatusCode::CONFLICT => refused(req, chrome, &e),
         Err(e) => Err(e),
     }
 }
@@ -361,14 +366,7 @@ pub(crate) fn top_up(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> Ap
     })?;
     match ledger::top_up(req.db()?, me, id, amount, req.now) {
         Ok(_) => redirect("/principals"),
-        Err(e) if e.status() == StatusCode::BAD_REQUEST => principals_page(
-            req,
-            chrome,
-            Shown {
-                action_refused: Some(&e),
-                ..Shown::default()
-            },
-        ),
+        Err(e) if e.status() == StatusCode::BAD_REQUEST => refused(req, chrome, &e),
         Err(e) => Err(e),
     }
 }
