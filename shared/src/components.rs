@@ -20,7 +20,7 @@ pub async fn serve(api: Api, req: IncomingRequest, out: ResponseOutparam) {
     let response = match read(req, api::body_limit).await {
         Ok(req) => match config() {
             Ok(config) => {
-                let storage = Storage::new(SpinBackend);
+                let storage = Storage::new(SpinBackend::new(&config.database));
                 api::handle(
                     api,
                     req,
@@ -43,7 +43,7 @@ pub async fn serve_console(req: IncomingRequest, out: ResponseOutparam) {
     let response = match read(req, crate::console::body_limit).await {
         Ok(req) => match config() {
             Ok(config) => {
-                let storage = Storage::new(SpinBackend);
+                let storage = Storage::new(SpinBackend::new(&config.database));
                 crate::console::handle(req, &storage, &SpinOutbound, &config, chrono::Utc::now())
             }
             Err(e) => api::problem(&e),
@@ -167,7 +167,7 @@ fn send(out: ResponseOutparam, response: http::Response<Vec<u8>>) {
 /// timestamp as "now"; its report as JSON.
 pub fn scheduled_bill_run(timestamp: u64) -> Result<String, String> {
     let config = config().map_err(|e| e.detail)?;
-    let storage = Storage::new(SpinBackend);
+    let storage = Storage::new(SpinBackend::new(&config.database));
     let now = i64::try_from(timestamp)
         .ok()
         .and_then(|t| chrono::DateTime::from_timestamp(t, 0))

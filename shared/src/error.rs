@@ -150,6 +150,9 @@ pub enum Code {
     // 500: never carries internals in its detail.
     /// Our failure; the detail never carries internals.
     Internal,
+    // 503: the request changed nothing and may be retried after `Retry-After` seconds.
+    /// The database (or the key-value store) cannot be reached right now.
+    StorageUnavailable,
 }
 
 impl Code {
@@ -223,6 +226,7 @@ impl Code {
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PlatformSourceUnavailable => StatusCode::BAD_GATEWAY,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -331,6 +335,23 @@ impl ApiError {
         )
     }
 
+    /// 503: the database server cannot be reached, or keeps undoing the transaction. Nothing was
+    /// written; the cause goes to the log.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        eprintln!("storage unavailable: {cause}");
+        Self::new(
+            Code::StorageUnavailable,
+            "the database cannot be reached right now; nothing was changed, retry after the \
+             Retry-After seconds",
+        )
+    }
+
+    /// How many seconds a client should wait before it retries, for the `Retry-After` header:
+    /// only a 503 says.
+    pub fn retry_after(&self) -> Option<u32> {
+        (self.code == Code::StorageUnavailable).then_some(RETRY_AFTER_SECONDS)
+    }
+
     /// The HTTP status, from the code.
     pub fn status(&self) -> StatusCode {
         self.code.status()
@@ -350,6 +371,10 @@ impl ApiError {
         serde_json::to_vec(&body).expect("a JSON value always serializes")
     }
 }
+
+/// The `Retry-After` of a 503: a PostgreSQL restart takes a few seconds, a failover longer; a
+/// client that retries sooner is answered 503 again, at no cost to anyone.
+const RETRY_AFTER_SECONDS: u32 = 1;
 
 /// The result of every domain operation.
 pub type ApiResult<T> = Result<T, ApiError>;

@@ -229,6 +229,9 @@ pub fn problem(err: &ApiError) -> Resp {
     if err.code == Code::Unauthorized {
         builder = builder.header(header::WWW_AUTHENTICATE, "Bearer");
     }
+    if let Some(seconds) = err.retry_after() {
+        builder = builder.header(header::RETRY_AFTER, seconds);
+    }
     builder
         .body(err.to_problem_json())
         .expect("static headers are valid")

@@ -125,7 +125,7 @@ pub(crate) fn ok(chrome: &Chrome, title: &str, content: Markup) -> Resp {
 }
 
 /// The page of a refusal or failure, with its status: 404 for what is missing or another
-/// tenant's, 403 for another role's page, 500 without internals.
+/// tenant's, 403 for another role's page, 500 without internals, 503 with `Retry-After`.
 pub(crate) fn error_page(chrome: &Chrome, err: &ApiError) -> Resp {
     let title = match err.code {
         Code::NotFound => "Not found",
@@ -133,6 +133,7 @@ pub(crate) fn error_page(chrome: &Chrome, err: &ApiError) -> Resp {
         Code::Unauthorized => "Sign-in needed",
         Code::MethodNotAllowed => "Not a form here",
         Code::Internal => "Something went wrong",
+        Code::StorageUnavailable => "Try again in a moment",
         _ => "Not done",
     };
     let content = html! {
@@ -142,7 +143,12 @@ pub(crate) fn error_page(chrome: &Chrome, err: &ApiError) -> Resp {
         }
         p { a href="/" { "Back to the console" } }
     };
-    html(err.status(), page(chrome, title, content))
+    let mut resp = html(err.status(), page(chrome, title, content));
+    if let Some(seconds) = err.retry_after() {
+        resp.headers_mut()
+            .insert(http::header::RETRY_AFTER, seconds.into());
+    }
+    resp
 }
 
 #[cfg(test)]

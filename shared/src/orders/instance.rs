@@ -150,6 +150,7 @@ pub(crate) fn perform(
     now: DateTime<Utc>,
 ) -> ApiResult<Instance> {
     transaction(db, |db| {
+        store::lock_instance(db, id)?;
         let instance = find(db, caller, id)?;
         if instance.owner_id != caller.id {
             return Err(ApiError::forbidden());

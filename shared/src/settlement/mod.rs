@@ -26,7 +26,7 @@ use crate::platform::clock::rfc3339;
 use crate::platform::config::Config;
 use crate::platform::ids::new_id;
 use crate::platform::outbound::Outbound;
-use crate::platform::storage::{Database, transaction};
+use crate::platform::storage::{Database, serialize_on, transaction};
 
 /// Whose rate a provider's commission is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -337,6 +337,9 @@ pub(crate) fn close(
     }
     let end = month.end(tz).timestamp();
     let written = transaction(db, |db| {
+        // Racing closes take turns (the month's row does not exist yet to be locked): the
+        // second finds the month closed and writes nothing.
+        serialize_on(db, &format!("settlement close {month}"))?;
         if store::month_closed_at(db, month)?.is_some() {
             return Ok(0);
         }

@@ -80,8 +80,8 @@ pub(crate) fn product_fees(
     to: i64,
 ) -> ApiResult<Vec<(String, ProductFees)>> {
     let rows = db.execute(
-        "SELECT provider_id, product_id, SUM(product_fees_cents), COUNT(*) FROM bills
-         WHERE test = 0 AND (?1 IS NULL OR provider_id = ?1)
+        "SELECT provider_id, product_id, CAST(SUM(product_fees_cents) AS BIGINT), COUNT(*) FROM bills
+         WHERE test = 0 AND (CAST(?1 AS TEXT) IS NULL OR provider_id = ?1)
            AND period_start >= ?2 AND period_start < ?3
          GROUP BY provider_id, product_id ORDER BY provider_id, product_id",
         &[scope.map(str::to_owned).into(), from.into(), to.into()],
@@ -167,7 +167,7 @@ pub(crate) fn statements(
 ) -> ApiResult<Vec<Statement>> {
     let rows = db.execute(
         &format!(
-            "SELECT {COLUMNS} FROM settlements WHERE month = ?1 AND (?2 IS NULL OR provider_id = ?2)
+            "SELECT {COLUMNS} FROM settlements WHERE month = ?1 AND (CAST(?2 AS TEXT) IS NULL OR provider_id = ?2)
              ORDER BY provider_id"
         ),
         &[month.to_string().into(), scope.map(str::to_owned).into()],
