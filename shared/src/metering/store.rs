@@ -131,8 +131,7 @@ pub(crate) fn insert_if_all_new(db: &dyn Database, arrival: &Arrival) -> ApiResu
              WHERE NOT EXISTS (SELECT 1 FROM instances
                                WHERE id = ?1 AND unixepoch(released_at) <= ?6)
                AND NOT EXISTS (SELECT 1 FROM billing_cursors
-                               WHERE instance_id = ?1 AND next_period_start > ?7)
-             RETURNING 0"
+                               WHERE instance_id = ?1 AND next_period_start > ?7)"
         ),
         // Writers run at once here: the statement locks the instance's row and its cursor
         // (shared, so pushes do not wait for each other), and reads them as they are once
@@ -145,21 +144,18 @@ pub(crate) fn insert_if_all_new(db: &dyn Database, arrival: &Arrival) -> ApiResu
              {INSERT_ARRIVAL_POSTGRES}
              WHERE NOT EXISTS (SELECT 1 FROM instance WHERE CAST(floor(extract(epoch FROM
                                    CAST(released_at AS TIMESTAMPTZ))) AS BIGINT) <= ?6)
-               AND NOT EXISTS (SELECT 1 FROM cursor WHERE next_period_start > ?7)
-             RETURNING 0"
+               AND NOT EXISTS (SELECT 1 FROM cursor WHERE next_period_start > ?7)"
         ),
     };
-    let inserted = db.execute(&sql, &parameters);
-    match inserted {
-        Ok(rows) if rows.len() == records.len() => Ok(Some(Stored {
-            accepted: rows.len(),
+    match db.written(&sql, &parameters) {
+        Ok(n) if n == records.len() as u64 => Ok(Some(Stored {
+            accepted: records.len(),
             duplicates: 0,
         })),
-        Ok(rows) if rows.is_empty() => Ok(None),
+        Ok(0) => Ok(None),
         Err(e) if e.is_unique_violation() => Ok(None),
-        Ok(rows) => Err(ApiError::internal(format!(
-            "{} of {} records stored by an all-or-nothing insert",
-            rows.len(),
+        Ok(n) => Err(ApiError::internal(format!(
+            "{n} of {} records stored by an all-or-nothing insert",
             records.len()
         ))),
         Err(e) => Err(e.into()),

@@ -120,24 +120,11 @@ struct SpinPg(pg4::Connection);
 
 impl Database for SpinPg {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError> {
-        let params: Vec<pg4::ParameterValue> = params
-            .iter()
-            .map(|p| match p {
-                Value::Null => pg4::ParameterValue::DbNull,
-                Value::Integer(n) => pg4::ParameterValue::Int64(*n),
-                Value::Real(f) => pg4::ParameterValue::Floating64(*f),
-                Value::Text(s) => pg4::ParameterValue::Str(storable(s).into_owned()),
-                Value::Blob(b) => pg4::ParameterValue::Binary(b.clone()),
-            })
-            .collect();
-        let statement = placeholders(sql);
         if !returns_rows(sql) {
-            return self
-                .0
-                .execute(&statement, &params)
-                .map(|_| Vec::new())
-                .map_err(|e| pg_error(e).in_statement(sql));
+            return self.written(sql, params).map(|_| Vec::new());
         }
+        let statement = placeholders(sql);
+        let params = parameters(params);
         let result = self
             .0
             .query(&at_least_one_row(&statement), &params)
@@ -156,6 +143,12 @@ impl Database for SpinPg {
                 .collect::<Result<_, _>>()?));
         }
         Ok(rows)
+    }
+
+    fn written(&self, sql: &str, params: &[Value]) -> Result<u64, StorageError> {
+        self.0
+            .execute(&placeholders(sql), &parameters(params))
+            .map_err(|e| pg_error(e).in_statement(sql))
     }
 
     fn dialect(&self) -> Dialect {
@@ -179,6 +172,20 @@ impl SpinPg {
     fn command(&self, sql: &str) -> Result<(), StorageError> {
         self.execute(sql, &[]).map(drop)
     }
+}
+
+/// The port's parameters as Spin's: text without NUL ([`storable`]).
+fn parameters(params: &[Value]) -> Vec<pg4::ParameterValue> {
+    params
+        .iter()
+        .map(|p| match p {
+            Value::Null => pg4::ParameterValue::DbNull,
+            Value::Integer(n) => pg4::ParameterValue::Int64(*n),
+            Value::Real(f) => pg4::ParameterValue::Floating64(*f),
+            Value::Text(s) => pg4::ParameterValue::Str(storable(s).into_owned()),
+            Value::Blob(b) => pg4::ParameterValue::Binary(b.clone()),
+        })
+        .collect()
 }
 
 /// Whether one of the app's statements returns rows: a `SELECT`, or a write with `RETURNING`.
@@ -232,7 +239,10 @@ fn pg_value(column: usize, v: pg4::DbValue) -> Result<Value, StorageError> {
 
 /// A failure of Spin's PostgreSQL API: a database error by its SQLSTATE. A connection that
 /// could not be made, or a statement that reached no answer from the server (the host reports
-/// no database error then: a broken or closed session), is the database out of reach.
+/// no database error then: a broken or closed session), is the database out of reach — and so
+/// is, through Spin 4.0.2's `query`, an error met while the rows stream back, which arrives as
+/// text: the writes whose errors decide something run through `execute` ([`Database::written`]),
+/// which keeps the SQLSTATE.
 fn pg_error(e: pg4::PgError) -> StorageError {
     match e {
         pg4::PgError::QueryFailed(pg4::QueryError::DbError(db)) => {

@@ -180,6 +180,14 @@ impl PostgresDatabase {
     pub fn url(&self) -> String {
         database_url(&self.name)
     }
+
+    /// The one integer `sql` answers (a count, a version): a look the API does not give.
+    pub fn integer(&self, sql: &str) -> i64 {
+        connect(&self.url())
+            .query_one(sql, &[])
+            .and_then(|row| row.try_get(0))
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
 }
 
 impl Drop for PostgresDatabase {

@@ -299,6 +299,16 @@ pub trait Database {
     /// Runs one statement and returns its rows.
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError>;
 
+    /// Runs one write (`INSERT`, `UPDATE` or `DELETE`, without `RETURNING`) and returns how many
+    /// rows it wrote: for a write whose refusal the caller tells apart by its error (a unique
+    /// violation). Spin 4.0.2's PostgreSQL host reports an error met while a statement returns
+    /// rows without its SQLSTATE, and its `execute` with it, so the PostgreSQL adapters run
+    /// these through `execute`; SQLite counts the rows the write returns.
+    fn written(&self, sql: &str, params: &[Value]) -> Result<u64, StorageError> {
+        let rows = self.execute(&format!("{sql} RETURNING 0"), params)?;
+        Ok(rows.len() as u64)
+    }
+
     /// The SQL this database speaks.
     fn dialect(&self) -> Dialect {
         Dialect::Sqlite
@@ -339,15 +349,25 @@ struct Nesting {
     retry: Cell<bool>,
 }
 
-impl Database for Nesting {
-    fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError> {
-        let outcome = self.inner.execute(sql, params);
+impl Nesting {
+    /// Notes a failure that undid the transaction, for [`transaction`] to run it again.
+    fn noting_retry<T>(&self, outcome: Result<T, StorageError>) -> Result<T, StorageError> {
         if let Err(e) = &outcome
             && e.kind == StorageErrorKind::Retry
         {
             self.retry.set(true);
         }
         outcome
+    }
+}
+
+impl Database for Nesting {
+    fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError> {
+        self.noting_retry(self.inner.execute(sql, params))
+    }
+
+    fn written(&self, sql: &str, params: &[Value]) -> Result<u64, StorageError> {
+        self.noting_retry(self.inner.written(sql, params))
     }
 
     fn dialect(&self) -> Dialect {
@@ -373,11 +393,7 @@ impl Database for Nesting {
         // The level stays open when its commit fails: the rollback that follows closes it.
         let depth = self.depth.get().saturating_sub(1);
         match depth {
-            0 => self.inner.commit().inspect_err(|e| {
-                if e.kind == StorageErrorKind::Retry {
-                    self.retry.set(true);
-                }
-            })?,
+            0 => self.noting_retry(self.inner.commit())?,
             _ => self
                 .execute(&format!("RELEASE nested_{depth}"), &[])
                 .map(drop)?,

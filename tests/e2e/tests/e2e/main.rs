@@ -11,6 +11,7 @@ mod cron;
 mod full_path;
 mod grants;
 mod harness;
+mod hosts;
 mod prometheus;
 mod routes;
 mod walkthrough;

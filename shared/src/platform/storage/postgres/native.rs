@@ -64,20 +64,16 @@ impl Drop for PgDb {
 
 impl Database for PgDb {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError> {
-        let mut client = self
-            .client
-            .lock()
-            .map_err(|_| StorageError::other("a poisoned PostgreSQL session"))?;
-        let client = client
-            .as_mut()
-            .ok_or_else(|| StorageError::other("a closed PostgreSQL session"))?;
-        let bound: Vec<Param> = params.iter().map(Param).collect();
-        let refs: Vec<&(dyn ToSql + Sync)> =
-            bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        let rows = client
-            .query(placeholders(sql).as_str(), &refs)
-            .map_err(|e| pg_error(e).in_statement(sql))?;
+        let rows = self.run(sql, params, |client, statement, params| {
+            client.query(statement, params)
+        })?;
         rows.iter().map(row).collect()
+    }
+
+    fn written(&self, sql: &str, params: &[Value]) -> Result<u64, StorageError> {
+        self.run(sql, params, |client, statement, params| {
+            client.execute(statement, params)
+        })
     }
 
     fn dialect(&self) -> Dialect {
@@ -104,6 +100,26 @@ impl Database for PgDb {
 }
 
 impl PgDb {
+    /// Runs `sql` (its placeholders translated) with `params` bound, through `run`.
+    fn run<T>(
+        &self,
+        sql: &str,
+        params: &[Value],
+        run: impl FnOnce(&mut Client, &str, &[&(dyn ToSql + Sync)]) -> Result<T, postgres::Error>,
+    ) -> Result<T, StorageError> {
+        let mut client = self
+            .client
+            .lock()
+            .map_err(|_| StorageError::other("a poisoned PostgreSQL session"))?;
+        let client = client
+            .as_mut()
+            .ok_or_else(|| StorageError::other("a closed PostgreSQL session"))?;
+        let bound: Vec<Param> = params.iter().map(Param).collect();
+        let refs: Vec<&(dyn ToSql + Sync)> =
+            bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
+        run(client, &placeholders(sql), &refs).map_err(|e| pg_error(e).in_statement(sql))
+    }
+
     fn set_in_transaction(&self, open: bool) {
         if let Ok(mut t) = self.in_transaction.lock() {
             *t = open;
