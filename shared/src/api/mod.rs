@@ -2,7 +2,6 @@
 //! Each Spin component serves one [`Api`]; it only knows its own routes, so a request that
 //! `spin.toml` sends to the wrong component gets a 404 instead of silently working.
 
-mod idempotency;
 mod identity;
 mod listings;
 mod metering;
@@ -16,13 +15,13 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::idempotency::{self, Guard, IdempotencyKey};
 use crate::identity::{Principal, bearer_token, principal_for_token};
 use crate::listing::media::MediaKind;
 use crate::platform::clock::effective_now;
 use crate::platform::config::Config;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::Storage;
-use idempotency::{Guard, IdempotencyKey};
 
 /// The HTTP components of `spin.toml`, one per API area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -327,11 +326,40 @@ pub fn handle(
     result.unwrap_or_else(|e| problem(&e))
 }
 
-/// Whether this request is guarded by an idempotency key, for whom, and how: every POST may
-/// carry one, but those that issue a token (it is shown once, and never stored). The key is
-/// looked at only once the request is routed and its caller authenticated, as the documented
-/// order of checks puts routing (404, 405) before the token (401): a request without a valid
-/// token, or that no route takes, is served as if it had no key — nothing it does is recorded.
+/// What an `Idempotency-Key` does on a POST, by its path below `/api/v1/` (docs/RULES.md R1.13;
+/// `openapi.yaml` says it of each operation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyUse {
+    /// Ignored: the request writes nothing, so it is served as it is, never under the write
+    /// lock, and nothing of it is recorded.
+    Ignored,
+    /// Refused (400): the request issues a token, which is shown once and never stored.
+    Refused,
+    /// Guarded as [`Guard`] says.
+    Guarded(Guard),
+}
+
+fn key_use(segments: &[&str]) -> KeyUse {
+    match segments {
+        ["orders", "quote"] | ["billing", "preview"] => KeyUse::Ignored,
+        ["principals"] | ["principals", _, "tokens"] => KeyUse::Refused,
+        // Idempotent by construction — a bill run bills each period once, a month's statements
+        // are written once, a usage record counts once — and better not held in one
+        // transaction: a run commits batch by batch and reads Prometheus between them, a push
+        // is validated before it takes the write lock.
+        ["billing", "runs"]
+        | ["settlements", "runs"]
+        | ["metering"]
+        | ["metering", "platform-bills"] => KeyUse::Guarded(Guard::Recorded),
+        _ => KeyUse::Guarded(Guard::Atomic),
+    }
+}
+
+/// Whether this request is guarded by an idempotency key, for whom, and how ([`key_use`]). The
+/// key is looked at only once the request is routed and its caller authenticated, as the
+/// documented order of checks puts routing (404, 405) before the token (401): a request without
+/// a valid token, or that no route takes, is served as if it had no key — nothing it does is
+/// recorded.
 fn idempotency_guard(
     ctx: &Ctx<'_>,
     route: impl Fn(&Ctx<'_>) -> Resp,
@@ -342,6 +370,11 @@ fn idempotency_guard(
     if ctx.method != Method::POST {
         return Ok(None);
     }
+    let segments: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
+    let key_use = key_use(&segments);
+    if key_use == KeyUse::Ignored {
+        return Ok(None);
+    }
     let Ok(caller) = ctx.principal() else {
         return Ok(None);
     };
@@ -349,26 +382,15 @@ fn idempotency_guard(
         return Ok(None);
     }
     let key = IdempotencyKey::parse(value.as_bytes())?;
-    let segments: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
-    let guard = match segments.as_slice() {
-        ["principals"] | ["principals", _, "tokens"] => {
-            return Err(ApiError::validation(vec![FieldError::new(
-                "Idempotency-Key",
-                Code::InvalidValue,
-                "not accepted on requests that issue a token: a token is shown once",
-            )]));
-        }
-        // Idempotent by construction — a bill run bills each period once, a month's statements
-        // are written once, a usage record counts once — and better not held in one
-        // transaction: a run commits batch by batch, a push is validated before it takes the
-        // write lock.
-        ["billing", "runs"]
-        | ["settlements", "runs"]
-        | ["metering"]
-        | ["metering", "platform-bills"] => Guard::Recorded,
-        _ => Guard::Atomic,
-    };
-    Ok(Some((caller, key, guard)))
+    match key_use {
+        KeyUse::Guarded(guard) => Ok(Some((caller, key, guard))),
+        KeyUse::Ignored => Ok(None),
+        KeyUse::Refused => Err(ApiError::validation(vec![FieldError::new(
+            "Idempotency-Key",
+            Code::InvalidValue,
+            "not accepted on requests that issue a token: a token is shown once",
+        )])),
+    }
 }
 
 /// Whether a route takes this request's method and path. Every route that takes a `POST`

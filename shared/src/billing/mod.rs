@@ -132,6 +132,9 @@ pub enum FailureCode {
     BillNotWritten,
     /// The bill's deduction could not be posted to the customer's account.
     DeductionNotPosted,
+    /// The instance had no billing cursor and one could not be opened (its terms or running
+    /// intervals unreadable); reported as of the run's `as_of`.
+    CursorNotOpened,
 }
 
 /// What a bill run did.

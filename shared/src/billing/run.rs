@@ -16,6 +16,7 @@ use chrono_tz::Tz;
 use crate::billing::store::{self, CursorMove, DueCursor};
 use crate::billing::{Bill, Failure, FailureCode, Priced, RunReport, pricing};
 use crate::error::{ApiError, ApiResult};
+use crate::idempotency;
 use crate::identity::Principal;
 use crate::metering::platform_usage::{self, running_seconds};
 use crate::metering::{self, UsageRecord};
@@ -26,7 +27,7 @@ use crate::period::Period;
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::IdSequence;
 use crate::platform::outbound::Outbound;
-use crate::platform::storage::{Database, StorageError, transaction};
+use crate::platform::storage::{Database, StorageError, StorageErrorKind, transaction};
 
 /// How many (instance, period) pairs one transaction bills: large enough that commits do not
 /// dominate, small enough that a failed batch redoes little and the write lock is held for a
@@ -56,11 +57,32 @@ pub fn run(
     now: DateTime<Utc>,
     actor: &Principal,
 ) -> ApiResult<RunReport> {
-    transaction(db, |db| orders::open_missing_billing_cursors(db, tz))?;
     let mut report = RunReport {
         as_of: rfc3339(as_of),
         ..RunReport::default()
     };
+    // Housekeeping, then the cursors of instances that have none, each on its own: neither
+    // keeps the others from being billed.
+    if let Err(e) = idempotency::purge_expired(db, now) {
+        eprintln!(
+            "bill run: expired idempotency keys not purged: {}",
+            e.detail
+        );
+    }
+    match orders::open_missing_billing_cursors(db, tz) {
+        Ok(failed) => report
+            .failures
+            .extend(failed.into_iter().map(|(instance_id, e)| Failure {
+                instance_id,
+                period_start: rfc3339(as_of),
+                code: FailureCode::CursorNotOpened,
+                reason: format!("its billing cursor could not be opened: {}", e.detail),
+            })),
+        Err(e) => eprintln!(
+            "bill run: instances without a cursor not read: {}",
+            e.detail
+        ),
+    }
     // Keyset over (next_close_at, instance_id): a billed instance's cursor moves past the key
     // and comes round again for its next closed period; a failed one stays behind it.
     let mut key: (i64, String) = (i64::MIN, String::new());
@@ -68,8 +90,10 @@ pub fn run(
         let due = store::due_cursors(db, as_of.timestamp(), &key, BATCH)?;
         let Some(last) = due.last() else { break };
         key = (last.close_at, last.instance_id.clone());
-        let batch = prepare(db, out, tz, &due, &mut report.failures)?;
-        let (written, failed) = bill(db, tz, &batch, actor, now)?;
+        let (written, failed) = match prepare(db, out, tz, &due, &mut report.failures) {
+            Ok(batch) => bill(db, tz, &batch, actor, now),
+            Err(e) => (Vec::new(), failed_whole(&due, &e)),
+        };
         report.failures.extend(failed);
         for bill in written {
             report.bills_written += 1;
@@ -81,6 +105,21 @@ pub fn run(
         }
     }
     Ok(report)
+}
+
+/// Every (instance, period) of a batch that could not be read or written as a whole (the
+/// database failed, not an instance): each is reported and left for the next run.
+fn failed_whole(due: &[DueCursor], e: &ApiError) -> Vec<Failure> {
+    due.iter()
+        .map(|c| Failure {
+            instance_id: c.instance_id.clone(),
+            period_start: DateTime::from_timestamp(c.period_start, 0)
+                .map(rfc3339)
+                .unwrap_or_default(),
+            code: FailureCode::BillNotWritten,
+            reason: format!("its batch could not be billed: {}", e.detail),
+        })
+        .collect()
 }
 
 /// Reads what billing a batch needs, before its write transaction: its instances (two queries),
@@ -182,42 +221,78 @@ fn step<T>(code: FailureCode, result: ApiResult<T>) -> Result<T, BatchError> {
     result.map_err(|e| BatchError::Step(code, e))
 }
 
+/// How often a batch's transaction is tried while the database stays busy past its statements'
+/// own wait ([`crate::platform::storage::BUSY_TIMEOUT`]), and the first pause between tries
+/// (doubled each time).
+const TRIES: u32 = 3;
+const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Runs `write` in a transaction, again after a pause while `BEGIN` or `COMMIT` finds the
+/// database busy: a refused `BEGIN` or `COMMIT` leaves nothing written, so the batch is redone
+/// from its start.
+fn with_retries<T>(
+    db: &dyn Database,
+    write: impl Fn(&dyn Database) -> Result<T, BatchError>,
+) -> Result<T, BatchError> {
+    let mut pause = FIRST_PAUSE;
+    for _ in 1..TRIES {
+        match transaction(db, &write) {
+            Err(BatchError::Transaction(e)) if e.kind == StorageErrorKind::Busy => {
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            outcome => return outcome,
+        }
+    }
+    transaction(db, &write)
+}
+
 /// Bills a batch in one transaction. Should a step fail, the batch is halved and each half billed
 /// on its own, down to the one instance that fails it, which is reported: one tenant's fault —
 /// absurd usage, a conflicting record, a balance at its limit — never keeps the others unbilled,
-/// and costs a few more transactions rather than one per instance.
+/// and costs a few more transactions rather than one per instance. Should the transaction itself
+/// fail (the database stayed busy), the batch is reported whole and the next one billed.
 fn bill(
     db: &dyn Database,
     tz: Tz,
     batch: &[Prepared],
     actor: &Principal,
     now: DateTime<Utc>,
-) -> ApiResult<(Vec<Bill>, Vec<Failure>)> {
+) -> (Vec<Bill>, Vec<Failure>) {
     if batch.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return (Vec::new(), Vec::new());
     }
-    match transaction(db, |db| write_batch(db, tz, batch, actor, now)) {
-        Ok(done) => Ok(done),
-        Err(BatchError::Transaction(e)) => Err(e.into()),
+    let failed = |code: FailureCode, reason: &str, batch: &[Prepared]| -> Vec<Failure> {
+        batch
+            .iter()
+            .map(|p| Failure {
+                instance_id: p.instance.id.clone(),
+                period_start: rfc3339(p.period.start),
+                code,
+                reason: reason.to_owned(),
+            })
+            .collect()
+    };
+    match with_retries(db, |db| write_batch(db, tz, batch, actor, now)) {
+        Ok(done) => done,
+        Err(BatchError::Transaction(e)) => (
+            Vec::new(),
+            failed(
+                FailureCode::BillNotWritten,
+                &format!("its batch's transaction failed: {e}"),
+                batch,
+            ),
+        ),
         Err(BatchError::Step(code, e)) if batch.len() == 1 => {
-            let p = &batch[0];
-            Ok((
-                Vec::new(),
-                vec![Failure {
-                    instance_id: p.instance.id.clone(),
-                    period_start: rfc3339(p.period.start),
-                    code,
-                    reason: e.detail,
-                }],
-            ))
+            (Vec::new(), failed(code, &e.detail, batch))
         }
         Err(BatchError::Step(..)) => {
             let (first, second) = batch.split_at(batch.len() / 2);
-            let (mut bills, mut failures) = bill(db, tz, first, actor, now)?;
-            let (more_bills, more_failures) = bill(db, tz, second, actor, now)?;
+            let (mut bills, mut failures) = bill(db, tz, first, actor, now);
+            let (more_bills, more_failures) = bill(db, tz, second, actor, now);
             bills.extend(more_bills);
             failures.extend(more_failures);
-            Ok((bills, failures))
+            (bills, failures)
         }
     }
 }

@@ -356,14 +356,25 @@ pub(crate) fn open_billing_cursor(
     store::open_billing_cursor(db, &instance.id, &first, first.closes_at(kind, tz))
 }
 
-/// Gives every instance without a billing cursor one at the period it was created in.
-pub(crate) fn open_missing_billing_cursors(db: &dyn Database, tz: Tz) -> ApiResult<()> {
+/// Gives every instance without a billing cursor one at the period it was created in, each in a
+/// transaction of its own: an instance whose cursor cannot be opened is returned with why, and
+/// the others are opened all the same.
+pub(crate) fn open_missing_billing_cursors(
+    db: &dyn Database,
+    tz: Tz,
+) -> ApiResult<Vec<(String, ApiError)>> {
+    let mut failed = Vec::new();
     for id in store::instances_without_cursor(db)? {
-        let instance = store::find_instance(db, &id)?;
-        let terms = terms(db, &instance)?;
-        open_billing_cursor(db, &instance, terms.kind, instance.zone(tz))?;
+        let opened = transaction(db, |db| {
+            let instance = store::find_instance(db, &id)?;
+            let terms = terms(db, &instance)?;
+            open_billing_cursor(db, &instance, terms.kind, instance.zone(tz))
+        });
+        if let Err(e) = opened {
+            failed.push((id, e));
+        }
     }
-    Ok(())
+    Ok(failed)
 }
 
 /// Instances whatever their owner, by id, with their running intervals, read a batch at a time

@@ -3,6 +3,7 @@
 //! refusal (a clear 4xx, nothing changed), every tenant boundary. One binary; the vocabulary is
 //! the test kit's (`testkit::Market`), over its in-process market (`testkit::native::TestApp`).
 
+mod bill_runs;
 mod billing;
 mod console;
 mod fuzz;
@@ -12,6 +13,7 @@ mod limits;
 mod listings;
 mod metering;
 mod orders;
+mod outbound;
 mod reviews;
 mod robustness;
 mod settlements;

@@ -400,6 +400,16 @@ const MIGRATIONS: &[Migration] = &[
         // switch to write-ahead logging.
         statements: &[],
     },
+    Migration {
+        version: 16,
+        statements: &[
+            // An idempotency key stands for its request 24 hours: when it was recorded, in Unix
+            // seconds, indexed for the bill run's purge of the expired.
+            "ALTER TABLE idempotency_keys ADD COLUMN created_unix INTEGER NOT NULL DEFAULT 0",
+            "UPDATE idempotency_keys SET created_unix = CAST(strftime('%s', created_at) AS INTEGER)",
+            "CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_unix)",
+        ],
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {

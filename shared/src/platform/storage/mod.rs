@@ -376,12 +376,42 @@ impl Storage {
     }
 }
 
+thread_local! {
+    /// How many [`transaction`]s this thread has open: one request (or bill run) per thread,
+    /// under Spin as in the native tests.
+    static OPEN_TRANSACTIONS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether this thread holds a write transaction open: the outbound port refuses to wait on the
+/// network then (`platform::outbound::get`).
+pub(crate) fn in_transaction() -> bool {
+    OPEN_TRANSACTIONS.with(|open| open.get() > 0)
+}
+
+/// Counts a [`transaction`] open until it is dropped, however it ends.
+struct Open;
+
+impl Open {
+    fn new() -> Self {
+        OPEN_TRANSACTIONS.with(|open| open.set(open.get() + 1));
+        Open
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        OPEN_TRANSACTIONS.with(|open| open.set(open.get().saturating_sub(1)));
+    }
+}
+
 /// Runs `f` in a transaction ([`Database::begin`]), committing what it did or, on any error,
-/// rolling all of it back.
+/// rolling all of it back. Nothing in `f` may wait on the network: the outbound port refuses
+/// while it runs.
 pub fn transaction<T, E: From<StorageError>>(
     db: &dyn Database,
     f: impl FnOnce(&dyn Database) -> Result<T, E>,
 ) -> Result<T, E> {
+    let _open = Open::new();
     db.begin()?;
     let result = f(db).and_then(|v| {
         db.commit()?;

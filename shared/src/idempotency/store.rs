@@ -1,10 +1,12 @@
 //! Recorded responses of requests sent with an idempotency key, per principal and key.
 
+use chrono::{DateTime, Utc};
 use http::{Response, StatusCode, header};
 
 use super::IdempotencyKey;
-use crate::api::Resp;
+use super::Resp;
 use crate::error::{ApiError, ApiResult};
+use crate::platform::clock::rfc3339;
 use crate::platform::storage::Database;
 
 /// A recorded response and the fingerprint of the request it answered.
@@ -29,15 +31,17 @@ impl Saved {
     }
 }
 
+/// The record of the principal's key, if it was made after `expired_at` (Unix seconds).
 pub(super) fn find(
     db: &dyn Database,
     principal_id: &str,
     key: &IdempotencyKey,
+    expired_at: i64,
 ) -> ApiResult<Option<Saved>> {
     let rows = db.execute(
         "SELECT fingerprint, status, content_type, body FROM idempotency_keys
-         WHERE principal_id = ? AND key = ?",
-        &[principal_id.into(), key.as_str().into()],
+         WHERE principal_id = ? AND key = ? AND created_unix > ?",
+        &[principal_id.into(), key.as_str().into(), expired_at.into()],
     )?;
     rows.first()
         .map(|r| {
@@ -57,17 +61,23 @@ pub(super) fn insert(
     key: &IdempotencyKey,
     fingerprint: &str,
     response: &Resp,
-    at: &str,
+    now: DateTime<Utc>,
 ) -> ApiResult<()> {
     let content_type = response
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    // An expired record of the key gives way; a live one (a racing retry's) stays.
     db.execute(
         "INSERT INTO idempotency_keys (principal_id, key, fingerprint, status, content_type, body,
-                                       created_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (principal_id, key) DO NOTHING",
+                                       created_at, created_unix)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (principal_id, key) DO UPDATE SET
+             fingerprint = excluded.fingerprint, status = excluded.status,
+             content_type = excluded.content_type, body = excluded.body,
+             created_at = excluded.created_at, created_unix = excluded.created_unix
+         WHERE idempotency_keys.created_unix <= ?",
         &[
             principal_id.into(),
             key.as_str().into(),
@@ -75,8 +85,19 @@ pub(super) fn insert(
             i64::from(response.status().as_u16()).into(),
             content_type.into(),
             response.body().clone().into(),
-            at.into(),
+            rfc3339(now).into(),
+            now.timestamp().into(),
+            (now.timestamp() - super::LIFETIME).into(),
         ],
     )?;
     Ok(())
+}
+
+/// Deletes every record made at or before `expired_at` (Unix seconds); how many.
+pub(super) fn delete_older_than(db: &dyn Database, expired_at: i64) -> ApiResult<u64> {
+    let rows = db.execute(
+        "DELETE FROM idempotency_keys WHERE created_unix <= ? RETURNING 1",
+        &[expired_at.into()],
+    )?;
+    Ok(rows.len() as u64)
 }
