@@ -132,6 +132,19 @@ pub(crate) fn redirect_with_cookie(to: &str, cookie: Option<String>) -> ApiResul
     builder.body(Vec::new()).map_err(ApiError::internal)
 }
 
+/// A response replayed from its record (a form sent again under its one-time token): the status,
+/// type, redirect and body it had, with the headers every console response carries.
+pub(crate) fn replayed(recorded: Resp) -> ApiResult<Resp> {
+    let (parts, body) = recorded.into_parts();
+    let mut builder = secured(parts.status).header(header::CACHE_CONTROL, "no-store");
+    for name in [header::CONTENT_TYPE, header::LOCATION] {
+        if let Some(value) = parts.headers.get(&name) {
+            builder = builder.header(name, value);
+        }
+    }
+    builder.body(body).map_err(ApiError::internal)
+}
+
 /// A file a tenant may see (a listing's media): private, revalidated every time.
 pub(crate) fn file(content_type: &str, bytes: Vec<u8>) -> ApiResult<Resp> {
     secured(StatusCode::OK)

@@ -20,12 +20,14 @@ mod form;
 mod format;
 mod http;
 mod layout;
+mod once;
 mod pages;
 
 use ::http::{Method, Request};
 use chrono::{DateTime, Utc};
 
 use crate::error::{ApiError, ApiResult, Code};
+use crate::idempotency::Guard;
 use crate::identity::session::{self, Session, SessionId};
 use crate::identity::{Principal, Role};
 use crate::listing::media::MediaKind;
@@ -176,7 +178,9 @@ fn route(req: &Req, session: Option<&Session>, chrome: &Chrome) -> ApiResult<Res
         (["sign-out"], _, true) => pages::auth::sign_out(req, session),
 
         (["orders", "new"], true, _) => pages::customer::confirm(req, chrome, me),
-        (["orders"], _, true) => pages::customer::place(req, chrome, me),
+        (["orders"], _, true) => once::submit(req, chrome, me, Guard::Atomic, || {
+            pages::customer::place(req, chrome, me)
+        }),
         (["instances"], true, _) => pages::instances::list(req, chrome, me),
         (["instances", id], true, _) => pages::instances::show(req, chrome, me, id),
         (["instances", id, "actions"], _, true) => pages::instances::act(req, me, id),
@@ -215,7 +219,11 @@ fn route(req: &Req, session: Option<&Session>, chrome: &Chrome) -> ApiResult<Res
         (["principals"], _, true) => pages::principals::create_principal(req, chrome, me),
         (["principals", id, "tokens"], _, true) => pages::principals::rotate(req, chrome, me, id),
         (["principals", id], true, _) => pages::principals::principal(req, chrome, me, id),
-        (["principals", id, "top-ups"], _, true) => pages::principals::top_up(req, chrome, me, id),
+        (["principals", id, "top-ups"], _, true) => {
+            once::submit(req, chrome, me, Guard::Atomic, || {
+                pages::principals::top_up(req, chrome, me, id)
+            })
+        }
         (["principals", id, "disable"], _, true) => {
             pages::principals::set_disabled(req, chrome, me, id, true)
         }
@@ -226,11 +234,21 @@ fn route(req: &Req, session: Option<&Session>, chrome: &Chrome) -> ApiResult<Res
             pages::principals::set_commission(req, chrome, me, id)
         }
         (["bill-runs"], true, _) => pages::operator::bill_runs(req, chrome, me),
-        (["bill-runs"], _, true) => pages::operator::run_bills(req, chrome, me),
+        (["bill-runs"], _, true) => once::submit(req, chrome, me, Guard::Recorded, || {
+            pages::operator::run_bills(req, chrome, me)
+        }),
         (["settlements"], true, _) => pages::settlements::month(req, chrome, me),
-        (["settlements", "close"], _, true) => pages::settlements::close(req, chrome, me),
+        (["settlements", "close"], _, true) => {
+            once::submit(req, chrome, me, Guard::Recorded, || {
+                pages::settlements::close(req, chrome, me)
+            })
+        }
         (["settlements", id], true, _) => pages::settlements::statement(req, chrome, me, id),
-        (["settlements", id, "payout"], _, true) => pages::settlements::pay(req, chrome, me, id),
+        (["settlements", id, "payout"], _, true) => {
+            once::submit(req, chrome, me, Guard::Atomic, || {
+                pages::settlements::pay(req, chrome, me, id)
+            })
+        }
         _ => Err(ApiError::not_found("page")),
     }
 }

@@ -10,8 +10,8 @@
 //! network between them, so it is not wrapped: it is idempotent by construction (each period is
 //! billed once), and its report is recorded after the run for the retries to replay.
 //!
-//! Only successful responses are recorded: a refused request changed nothing, so running it
-//! again is harmless. A record lives [`LIFETIME`] (24 hours, Stripe's window): the same key
+//! Only successful responses (and a console form's redirect) are recorded: a refused request
+//! changed nothing, so running it again is harmless. A record lives [`LIFETIME`] (24 hours, Stripe's window): the same key
 //! after that is a new request, and bill runs purge what expired ([`purge_expired`]). A response
 //! is recorded up to [`RECORDED_MAX`] bytes.
 //!
@@ -118,7 +118,7 @@ pub(crate) fn run(
         }
     };
     let record = |db: &dyn Database, response: &Resp| -> ApiResult<()> {
-        if response.status().is_success() && response.body().len() <= RECORDED_MAX {
+        if recordable(response) && response.body().len() <= RECORDED_MAX {
             store::insert(db, principal_id, key, fingerprint, response, now)?;
         }
         Ok(())
@@ -155,7 +155,7 @@ pub(crate) fn run(
         }
         Guard::Recorded => {
             let response = serve();
-            if !response.status().is_success() {
+            if !recordable(&response) {
                 return Ok(response);
             }
             // Should a retry have run at the same time and recorded first, its response is the
@@ -166,6 +166,12 @@ pub(crate) fn run(
             })
         }
     }
+}
+
+/// Whether a response is the request's effect, to be replayed: a success, or the redirect a
+/// console form answers with once it was accepted.
+fn recordable(response: &Resp) -> bool {
+    response.status().is_success() || response.status().is_redirection()
 }
 
 /// Deletes the records older than [`LIFETIME`] as of `now`: their keys stand for nothing any

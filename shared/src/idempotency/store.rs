@@ -14,6 +14,8 @@ pub(super) struct Saved {
     pub(super) fingerprint: String,
     status: i64,
     content_type: Option<String>,
+    /// Where a redirect sent the client (a console form's answer).
+    location: Option<String>,
     body: Vec<u8>,
 }
 
@@ -27,6 +29,9 @@ impl Saved {
         if let Some(ct) = self.content_type {
             response = response.header(header::CONTENT_TYPE, ct);
         }
+        if let Some(location) = self.location {
+            response = response.header(header::LOCATION, location);
+        }
         response.body(self.body).map_err(ApiError::internal)
     }
 }
@@ -39,7 +44,7 @@ pub(super) fn find(
     expired_at: i64,
 ) -> ApiResult<Option<Saved>> {
     let rows = db.execute(
-        "SELECT fingerprint, status, content_type, body FROM idempotency_keys
+        "SELECT fingerprint, status, content_type, body, location FROM idempotency_keys
          WHERE principal_id = ? AND key = ? AND created_unix > ?",
         &[principal_id.into(), key.as_str().into(), expired_at.into()],
     )?;
@@ -50,6 +55,7 @@ pub(super) fn find(
                 status: r.int(1)?,
                 content_type: r.opt_text(2)?,
                 body: r.blob(3)?,
+                location: r.opt_text(4)?,
             })
         })
         .transpose()
@@ -63,19 +69,22 @@ pub(super) fn insert(
     response: &Resp,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
-    let content_type = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let header = |name: header::HeaderName| {
+        response
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
     // An expired record of the key gives way; a live one (a racing retry's) stays.
     db.execute(
         "INSERT INTO idempotency_keys (principal_id, key, fingerprint, status, content_type, body,
-                                       created_at, created_unix)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                                       created_at, created_unix, location)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (principal_id, key) DO UPDATE SET
              fingerprint = excluded.fingerprint, status = excluded.status,
              content_type = excluded.content_type, body = excluded.body,
+             location = excluded.location,
              created_at = excluded.created_at, created_unix = excluded.created_unix
          WHERE idempotency_keys.created_unix <= ?",
         &[
@@ -83,10 +92,11 @@ pub(super) fn insert(
             key.as_str().into(),
             fingerprint.into(),
             i64::from(response.status().as_u16()).into(),
-            content_type.into(),
+            header(header::CONTENT_TYPE).into(),
             response.body().clone().into(),
             rfc3339(now).into(),
             now.timestamp().into(),
+            header(header::LOCATION).into(),
             (now.timestamp() - super::LIFETIME).into(),
         ],
     )?;

@@ -8,13 +8,13 @@ use testkit::native::{ADMIN, TestApp};
 use testkit::{Item, Market, Response, at, str_of};
 
 /// A browser of the console: it keeps the session cookie and reads forms' anti-forgery tokens.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     app: &'a TestApp,
     cookie: Option<String>,
 }
 
 /// The value of the hidden `csrf` input of a page.
-fn csrf_of(page: &Response) -> String {
+pub(crate) fn csrf_of(page: &Response) -> String {
     let text = page.text();
     let at = text
         .find(r#"name="csrf" value=""#)
@@ -24,17 +24,17 @@ fn csrf_of(page: &Response) -> String {
 }
 
 /// The `name=value` a `Set-Cookie` header sets.
-fn cookie_pair(response: &Response) -> String {
+pub(crate) fn cookie_pair(response: &Response) -> String {
     let set = response.header("set-cookie").expect("a cookie is set");
     set.split(';').next().expect("name=value").to_owned()
 }
 
 impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub(crate) fn new(app: &'a TestApp) -> Self {
         Self { app, cookie: None }
     }
 
-    fn request(&self, method: &str, path: &str, form: &[(&str, &str)]) -> Response {
+    pub(crate) fn request(&self, method: &str, path: &str, form: &[(&str, &str)]) -> Response {
         let body: String = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -45,19 +45,19 @@ impl<'a> Browser<'a> {
         self.app.console(method, path, &headers, body.into_bytes())
     }
 
-    fn get(&self, path: &str) -> Response {
+    pub(crate) fn get(&self, path: &str) -> Response {
         self.request("GET", path, &[])
     }
 
     /// Posts a form with this session's token, as the page's own form would.
-    fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
+    pub(crate) fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
         let token = csrf_of(&self.get("/catalog"));
         let mut fields = vec![("csrf", token.as_str())];
         fields.extend_from_slice(form);
         self.request("POST", path, &fields)
     }
 
-    fn sign_in(&mut self, token: &str) -> Response {
+    pub(crate) fn sign_in(&mut self, token: &str) -> Response {
         let form = self.app.console("GET", "/sign-in", &[], Vec::new());
         let nonce = cookie_pair(&form);
         let body: String = form_urlencoded::Serializer::new(String::new())
@@ -310,23 +310,23 @@ fn a_refused_step_is_shown_again_with_every_error_beside_its_field() {
 const HOSTILE: &str = "<script>alert(1)</script>";
 
 /// When every period of March 2026 (Asia/Shanghai) is closed: the end of April 1st there.
-const MARCH_CLOSES: &str = "2026-04-01T16:00:00Z";
+pub(crate) const MARCH_CLOSES: &str = "2026-04-01T16:00:00Z";
 
 /// Two providers' hourly products, each billed 1.00 per running hour and ordered by one customer
 /// at 08:00 UTC on March 27th; the first product is named like markup. The deployment's
 /// commission is 10% and it allows the test clock.
-struct Settling {
-    app: TestApp,
+pub(crate) struct Settling {
+    pub(crate) app: TestApp,
     /// (id, token) of each provider.
-    a: (String, String),
-    b: (String, String),
+    pub(crate) a: (String, String),
+    pub(crate) b: (String, String),
 }
 
 fn principal_id(app: &TestApp, token: &str) -> String {
     str_of(&app.get("/api/v1/me", token).expect(200).json()["id"])
 }
 
-fn settling() -> Settling {
+pub(crate) fn settling() -> Settling {
     let app = TestApp::with_config(|name| match name {
         "allow_clock_override" => Some("true".to_owned()),
         "commission_rate" => Some("0.10".to_owned()),
@@ -366,7 +366,7 @@ fn settling() -> Settling {
 
 impl Settling {
     /// The id of each provider's written statement of March: (a's, b's).
-    fn march_statements(&self) -> (String, String) {
+    pub(crate) fn march_statements(&self) -> (String, String) {
         let march = self
             .app
             .get("/api/v1/settlements?month=2026-03", ADMIN)
@@ -384,7 +384,7 @@ impl Settling {
         (of(&self.a.0), of(&self.b.0))
     }
 
-    fn signed_in(&self, token: &str) -> Browser<'_> {
+    pub(crate) fn signed_in(&self, token: &str) -> Browser<'_> {
         let mut browser = Browser::new(&self.app);
         browser.sign_in(token).expect(303);
         browser

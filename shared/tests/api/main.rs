@@ -6,6 +6,7 @@
 mod bill_runs;
 mod billing;
 mod console;
+mod console_forms;
 mod fuzz;
 mod idempotency;
 mod identity;

@@ -19,9 +19,40 @@ pub(crate) fn home(session: Option<&Session>) -> ApiResult<Resp> {
     redirect(session.map_or("/catalog", |s| home_of(&s.principal)))
 }
 
-/// Where to go after signing in: a path of this console only, never another site.
+/// The sections of the console a signed-in visitor may be sent back to (`/sign-in`, `/sign-out`,
+/// assets and the API are none of them).
+const SECTIONS: &[&str] = &[
+    "catalog",
+    "orders",
+    "instances",
+    "bills",
+    "account",
+    "services",
+    "products",
+    "reviews",
+    "principals",
+    "bill-runs",
+    "settlements",
+];
+
+/// Where to go after signing in (or after an action of a list): a page of this console only,
+/// never another site. The path is made of ids and words only — letters, digits, `-`, `_`,
+/// `.`, `/` — under one of the console's [`SECTIONS`], with no empty or `..` segment; anything
+/// percent-encoded, a control character (a browser drops a tab from `/%09/evil.example`, leaving
+/// `//evil.example`) or a backslash is refused. A query may follow, of visible characters but a
+/// backslash.
 pub(super) fn local_path(next: Option<&str>) -> Option<&str> {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\"))
+    let next = next?;
+    let (path, query) = next.split_once('?').unwrap_or((next, ""));
+    let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    let words = segments.iter().all(|s| {
+        !s.is_empty()
+            && *s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    });
+    let query_ok = query.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    (words && query_ok && SECTIONS.contains(&segments[0])).then_some(next)
 }
 
 /// A signed-out visitor asking for a page is sent to sign in, and back afterwards.
@@ -152,12 +183,33 @@ mod tests {
 
     #[test]
     fn only_paths_of_this_console_are_followed_after_sign_in() {
-        assert_eq!(local_path(Some("/bills/b-1")), Some("/bills/b-1"));
+        for local in [
+            "/bills/bill-1",
+            "/principals?role=provider",
+            "/products/prod-1/steps/access",
+        ] {
+            assert_eq!(local_path(Some(local)), Some(local));
+        }
         for foreign in [
             "//evil.example",
             "https://evil.example",
             "/\\evil.example",
             "",
+            "/",
+            // Percent-encoded or control characters: browsers drop a tab, and `%09` decodes to
+            // one, leaving `//evil.example`.
+            "/%09/evil.example",
+            "/\t/evil.example",
+            "/catalog/%2F%2Fevil.example",
+            "/%2F%2Fevil.example",
+            "/catalog\\evil.example",
+            "/catalog//evil.example",
+            "/catalog/../../evil",
+            // Not a page a visitor is sent back to.
+            "/api/v1/me",
+            "/sign-out",
+            "/assets/console.css",
+            "/bills?x=\\evil",
         ] {
             assert_eq!(local_path(Some(foreign)), None, "{foreign}");
         }

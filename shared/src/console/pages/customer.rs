@@ -89,6 +89,7 @@ fn confirmation(
         (eula(&agreement))
         form.narrow method="post" action="/orders" {
             (chrome.csrf_field())
+            (crate::console::once::field())
             input type="hidden" name="product_id" value=(order.product_id);
             @if let Some(t) = &order.template_id { input type="hidden" name="template_id" value=(t); }
             @if let Some(p) = &order.plan_id { input type="hidden" name="plan_id" value=(p); }

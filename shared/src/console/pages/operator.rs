@@ -174,6 +174,7 @@ fn bill_runs_page(
         (form.summary(problem))
         form.narrow method="post" action="/bill-runs" {
             (chrome.csrf_field())
+            (crate::console::once::field())
             (form.text("as_of", "Bill periods closed by (RFC 3339; empty for now)", Some("e.g. 2026-03-27T10:00:00Z")))
             button type="submit" { "Run bills now" }
         }

@@ -161,6 +161,7 @@ fn principals_page(req: &Req, chrome: &Chrome, shown: Shown) -> ApiResult<Resp> 
                                     @if p.role == Role::Customer {
                                         form.inline method="post" action={ "/principals/" (p.id) "/top-ups" } {
                                             (chrome.csrf_field())
+                                            (crate::console::once::field())
                                             label for={ "amount-" (p.id) } { "Top up (CNY)" }
                                             input id={ "amount-" (p.id) } name="amount" type="text" inputmode="decimal" size="8";
                                             button.secondary type="submit" { "Top up" }

@@ -117,6 +117,7 @@ fn payout_form(chrome: &Chrome, id: &str, refused: Option<&Refused>) -> Markup {
     html! {
         form.inline method="post" action={ "/settlements/" (id) "/payout" } {
             (chrome.csrf_field())
+            (crate::console::once::field())
             label for=(input) { "Payout reference" }
             input id=(input) name="reference" type="text" value=(typed) required maxlength="200"
                 aria-invalid=[error.map(|_| "true")] aria-describedby=[described.as_deref()];
@@ -313,6 +314,7 @@ fn close_section(chrome: &Chrome, req: &Req, month: Month, refused: Option<&Refu
                 (month) " can be closed from " (from) ", once every period in it is closed for billing; the schedule closes it on its own as soon as it may." }
             form method="post" action="/settlements/close" {
                 (chrome.csrf_field())
+                (crate::console::once::field())
                 input type="hidden" name="month" value=(month.to_string());
                 button type="submit" aria-describedby=[error.map(|_| "close-error")] { "Close " (month) }
             }

@@ -242,7 +242,7 @@ pub(crate) fn save(
 ) -> ApiResult<Resp> {
     me.require(&[Role::Provider])?;
     let step = step_of(step)?;
-    let mut body = to_json(&req.form(), kind);
+    let mut body = to_json(&req.form(), kind)?;
     if step == Step::Agreement {
         eula_of_its_source(&mut body);
     }

@@ -408,6 +408,8 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE idempotency_keys ADD COLUMN created_unix INTEGER NOT NULL DEFAULT 0",
             "UPDATE idempotency_keys SET created_unix = CAST(strftime('%s', created_at) AS INTEGER)",
             "CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_unix)",
+            // Where a recorded redirect sent the client: a console form's answer is a 303.
+            "ALTER TABLE idempotency_keys ADD COLUMN location TEXT",
         ],
     },
 ];

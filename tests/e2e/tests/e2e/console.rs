@@ -13,7 +13,7 @@ use chrono::{Datelike, DurationRound, TimeDelta, Utc};
 use serde_json::json;
 use testkit::{Item, Market, pdf, rfc3339, service_body, str_of, usage};
 
-use crate::harness::{Browser, HttpMarket, Manifest, Spin, SpinUp, eventually};
+use crate::harness::{Browser, HttpMarket, Manifest, PAGE_WITHIN, Spin, SpinUp, eventually};
 
 /// Phone width: every page must work at 375 px.
 const PHONE: u32 = 375;
@@ -455,9 +455,40 @@ fn a_customer_orders_and_reads_a_bills_tier_breakdown_and_usage_on_a_phone() {
             .contains("Accept the EULA")
     );
     browser.find("#accept_eula").click();
+    // Sent twice (a double click), the order deploys once: the form carries a one-time token.
+    // Each click sends it into a window of its own, so that both submissions complete.
+    browser.set_attribute("form[action='/orders']", "target", Some("_blank"));
+    let (_, confirmation) = browser.windows();
+    for opened in [2, 3] {
+        browser.find("form[action='/orders'] button").click();
+        eventually("a window of the order", PAGE_WITHIN, || {
+            (browser.windows().0.len() == opened).then_some(())
+        });
+        // The new window is in front: the next click goes to the confirmation again.
+        browser.switch_to(&confirmation);
+    }
+    let (windows, _) = browser.windows();
+    let mut landed = Vec::new();
+    for window in windows.iter().filter(|w| **w != confirmation) {
+        browser.switch_to(window);
+        browser.wait_for_heading("Instance si-");
+        landed.push(browser.path());
+        browser.close_window();
+    }
+    browser.switch_to(&confirmation);
+    assert_eq!(
+        landed[0], landed[1],
+        "both submissions lead to one instance"
+    );
+    // The page itself sends it a third time, and lands on that instance too.
+    browser.set_attribute("form[action='/orders']", "target", None);
     browser.find("form[action='/orders'] button").click();
     browser.wait_for_heading("Instance si-");
+    assert_eq!(browser.path(), landed[0]);
     let instance = browser.path().trim_start_matches("/instances/").to_owned();
+    browser.open(&format!("{}/instances", market.origin()), "Instances");
+    let listed = browser.find_all("main a[href^='/instances/si-']");
+    assert_eq!(listed.len(), 1, "one instance: {}", browser.text());
 
     // The provider reports 1,500 calls in the next hour; a bill run once it has closed.
     let ordered = Utc::now();

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-pub(crate) use browser::Browser;
+pub(crate) use browser::{Browser, PAGE_WITHIN};
 pub(crate) use client::HttpMarket;
 pub(crate) use manifest::Manifest;
 pub(crate) use process::{Spin, SpinUp, build, free_loopback_address};
