@@ -253,6 +253,32 @@ pub fn body_limit(_method: &Method, path: &str) -> usize {
     }
 }
 
+/// What to answer, before its body is read, to a request whose body may be larger than
+/// [`JSON_BODY_MAX`] (a file for a media slot): 405 for a method the slot takes no file with,
+/// then 401 (or 403) unless the token is a provider's. `None`: the body may be read. Whoever
+/// may not upload never makes the app read up to 100 MiB.
+pub fn before_large_body(
+    api: Api,
+    head: &http::request::Parts,
+    storage: &Storage,
+    config: &Config,
+) -> Option<Resp> {
+    if api != Api::Listings {
+        return None;
+    }
+    if head.method != Method::PUT {
+        return Some(problem(&ApiError::method_not_allowed("GET, PUT, DELETE")));
+    }
+    let caller = head
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let authorized = bearer_token(caller)
+        .and_then(|token| principal_for_token(storage.db()?, token, &config.admin_token))
+        .and_then(|principal| principal.require(&[crate::identity::Role::Provider]));
+    authorized.err().map(|e| problem(&e))
+}
+
 /// 413 for a body over `limit` bytes.
 pub fn too_large(limit: usize) -> ApiError {
     ApiError::new(

@@ -6,6 +6,7 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use maud::Markup;
 
 use crate::error::{ApiError, ApiResult};
+use crate::listing::product::MediaFile;
 use crate::platform::config::Config;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::{Database, Storage};
@@ -59,14 +60,7 @@ impl Req<'_> {
 
     /// The value of the cookie `name`, if the browser sent it.
     pub(crate) fn cookie(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
+        cookie_in(&self.headers, name)
     }
 
     /// Whether the browser reached us over TLS: Spin passes the URL it was asked for in
@@ -75,6 +69,18 @@ impl Req<'_> {
         self.header("spin-full-url")
             .is_some_and(|url| url.starts_with("https://"))
     }
+}
+
+/// The value of the cookie `name` among a request's headers.
+pub(crate) fn cookie_in<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 /// A cookie of the console: `HttpOnly`, `SameSite=Strict`, for the whole console; `Secure` over
@@ -145,13 +151,10 @@ pub(crate) fn replayed(recorded: Resp) -> ApiResult<Resp> {
     builder.body(body).map_err(ApiError::internal)
 }
 
-/// A file a tenant may see (a listing's media): private, revalidated every time.
-pub(crate) fn file(content_type: &str, bytes: Vec<u8>) -> ApiResult<Resp> {
-    secured(StatusCode::OK)
-        .header(header::CONTENT_TYPE, content_type)
-        .header(header::CACHE_CONTROL, "private, no-cache")
-        .body(bytes)
-        .map_err(ApiError::internal)
+/// A file a tenant may see (a listing's media): private, revalidated every time, sandboxed and
+/// named as a file as the API serves it ([`MediaFile::response`]).
+pub(crate) fn file(found: MediaFile) -> ApiResult<Resp> {
+    found.response(secured(StatusCode::OK).header(header::CACHE_CONTROL, "private, no-cache"))
 }
 
 /// A static asset, cached for a year under its versioned URL and revalidated by its `ETag`.

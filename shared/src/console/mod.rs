@@ -67,6 +67,30 @@ pub fn body_limit(method: &Method, path: &str) -> usize {
     }
 }
 
+/// What to answer, before its body is read, to a request whose body may be larger than a form
+/// (a media upload): a visitor without a session is sent to sign in, and the body is never read.
+/// `None`: the body may be read.
+pub fn before_large_body(
+    head: &::http::request::Parts,
+    storage: &Storage,
+    config: &Config,
+    real_now: DateTime<Utc>,
+) -> Option<Resp> {
+    let now = effective_now(&head.headers, config.allow_clock_override, real_now).ok()?;
+    let cookie = http::cookie_in(&head.headers, SESSION_COOKIE);
+    let session = cookie.and_then(|c| {
+        storage
+            .db()
+            .and_then(|db| session::resume(db, SessionId::from_cookie(c), &config.admin_token, now))
+            .ok()
+            .flatten()
+    });
+    match session {
+        Some(_) => None,
+        None => http::redirect("/sign-in").ok(),
+    }
+}
+
 /// Serves one request of the console. `real_now` is the wall clock; a deployment that allows
 /// the test clock takes "now" from `X-Clock-Now`, as the API does.
 pub fn handle(

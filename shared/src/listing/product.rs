@@ -10,7 +10,9 @@ use crate::identity::Principal;
 use crate::listing::media::{self, MediaKind};
 use crate::listing::{Edit, ProductStatus, Step, Warning, store, validate_step};
 use crate::platform::ids::new_id;
-use crate::platform::storage::{Database, Storage, transaction};
+use crate::platform::storage::{
+    Chunks, Database, Storage, delete_chunked, put_chunked, transaction,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Product {
@@ -268,7 +270,10 @@ pub(crate) fn upload_media(
     let checked = media::check_upload(kind, index, content_type, bytes)?;
     let blob_key = format!("media/{}/{}", product.id, new_id("blob", now));
     let kv = storage.kv()?;
-    kv.set(&blob_key, bytes)?;
+    if let Err(e) = put_chunked(kv, &blob_key, bytes) {
+        delete_chunked(kv, &blob_key, bytes.len());
+        return Err(e.into());
+    }
     let saved = transaction(db, |db| {
         store::lock_for_edit(db, &product.id, Edit::PutMedia, now)?;
         store::put_media(db, &product.id, kind, index, &checked, &blob_key, now)
@@ -277,12 +282,12 @@ pub(crate) fn upload_media(
         Ok(saved) => saved,
         Err(e) => {
             // Best effort: an orphaned blob is invisible (nothing points at it).
-            let _ = kv.delete(&blob_key);
+            delete_chunked(kv, &blob_key, bytes.len());
             return Err(e);
         }
     };
     if let Some(previous) = previous {
-        let _ = kv.delete(&previous);
+        delete_chunked(kv, &previous, kind.max_bytes());
     }
     Ok(MediaView::of(&product.id, media))
 }
@@ -302,17 +307,60 @@ pub(crate) fn delete_media(
         store::lock_for_edit(db, &product.id, Edit::RemoveMedia(kind), now)?;
         store::delete_media(db, &product.id, kind, index)
     })?;
-    let _ = storage.kv()?.delete(&blob_key);
+    delete_chunked(storage.kv()?, &blob_key, kind.max_bytes());
     Ok(())
 }
 
-/// The bytes of a medium and the content type they were checked to have.
+/// A medium and the content type it was checked to have.
 pub(crate) struct MediaFile {
     pub content_type: String,
     /// A name to save it under, made of the slot alone (`logo.png`, `screenshot-2.jpg`): nothing
     /// the provider typed reaches the header.
     pub file_name: String,
-    pub bytes: Vec<u8>,
+    pub body: MediaBody,
+}
+
+impl MediaFile {
+    /// The file as an HTTP response on `builder` (the API's or the console's, with their own
+    /// headers). A provider chose these bytes: browsers must not sniff them into another type,
+    /// render them as a page of this origin, or run anything they contain — so the response is
+    /// sandboxed and named as a file. Bytes in pieces go as a [`Chunks`] extension, streamed by
+    /// the component; bytes stored whole go as the body.
+    pub(crate) fn response(
+        self,
+        mut builder: http::response::Builder,
+    ) -> ApiResult<http::Response<Vec<u8>>> {
+        use http::header::{self, HeaderValue};
+        let disposition = format!("inline; filename=\"{}\"", self.file_name);
+        if let Some(headers) = builder.headers_mut() {
+            for (name, value) in [
+                (header::CONTENT_TYPE, self.content_type.as_str()),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "sandbox; default-src 'none'",
+                ),
+                (header::CONTENT_DISPOSITION, disposition.as_str()),
+            ] {
+                headers.insert(
+                    name,
+                    HeaderValue::from_str(value).map_err(ApiError::internal)?,
+                );
+            }
+        }
+        match self.body {
+            MediaBody::Whole(bytes) => builder.body(bytes),
+            MediaBody::Chunks(chunks) => builder.extension(chunks).body(Vec::new()),
+        }
+        .map_err(ApiError::internal)
+    }
+}
+
+/// Where a medium's bytes are: in pieces of the key-value store, read as they are sent, or
+/// (uploaded before media were stored in pieces) whole.
+pub(crate) enum MediaBody {
+    Chunks(Chunks),
+    Whole(Vec<u8>),
 }
 
 /// A medium of a product, for its provider or an operator; or, with no caller, of a published
@@ -330,10 +378,11 @@ pub(crate) fn media_file(
         None => store::find_published_product(db, id)?,
     };
     let media = store::find_media(db, &product.id, kind, index)?;
-    let bytes = storage
-        .kv()?
-        .get(&media.blob_key)?
-        .ok_or_else(|| ApiError::internal(format!("blob {} is missing", media.blob_key)))?;
+    // Nothing under the key itself: the blob is in pieces.
+    let body = match storage.kv()?.get(&media.blob_key)? {
+        Some(whole) => MediaBody::Whole(whole),
+        None => MediaBody::Chunks(Chunks::of(&media.blob_key, media.size)),
+    };
     let extension = match media.content_type.as_str() {
         "image/png" => "png",
         "image/jpeg" => "jpg",
@@ -348,6 +397,6 @@ pub(crate) fn media_file(
     Ok(MediaFile {
         content_type: media.content_type,
         file_name,
-        bytes,
+        body,
     })
 }

@@ -327,6 +327,61 @@ pub trait KeyValue {
     fn delete(&self, key: &str) -> Result<(), StorageError>;
 }
 
+/// How large a piece of a blob the key-value store holds under one key: a file is written and
+/// served a piece at a time, so serving a 100 MiB video holds about this much per request.
+pub const BLOB_CHUNK: usize = 1_048_576;
+
+/// A response body still in the key-value store: the keys of its pieces, in order, and its
+/// length. A handler answers a file with an empty body and this extension; Spin's adapter
+/// streams the pieces out one by one ([`crate::components`]), the native tests read them whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunks {
+    /// The keys of the pieces, in order.
+    pub keys: Vec<String>,
+    /// The body's length in bytes.
+    pub size: u64,
+}
+
+impl Chunks {
+    /// The pieces of a blob of `size` bytes written by [`put_chunked`] under `key`.
+    pub(crate) fn of(key: &str, size: u64) -> Self {
+        let count = size.div_ceil(BLOB_CHUNK as u64);
+        Chunks {
+            keys: (0..count).map(|n| format!("{key}/{n}")).collect(),
+            size,
+        }
+    }
+
+    /// The whole body, read piece by piece from `kv`: for tests and small files.
+    pub fn read_all(&self, kv: &dyn KeyValue) -> Result<Vec<u8>, StorageError> {
+        let mut body = Vec::new();
+        for key in &self.keys {
+            body.extend(
+                kv.get(key)?
+                    .ok_or_else(|| StorageError::other(format!("piece {key} is missing")))?,
+            );
+        }
+        Ok(body)
+    }
+}
+
+/// Writes `bytes` under `key` in pieces of [`BLOB_CHUNK`] bytes (`key/0`, `key/1`, …).
+pub(crate) fn put_chunked(kv: &dyn KeyValue, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    for (n, piece) in bytes.chunks(BLOB_CHUNK).enumerate() {
+        kv.set(&format!("{key}/{n}"), piece)?;
+    }
+    Ok(())
+}
+
+/// Deletes a blob written under `key`, whole (as blobs were before pieces) or in pieces of a
+/// blob of at most `max_size` bytes. Best effort: an orphaned piece is invisible.
+pub(crate) fn delete_chunked(kv: &dyn KeyValue, key: &str, max_size: usize) {
+    let _ = kv.delete(key);
+    for n in 0..max_size.div_ceil(BLOB_CHUNK) {
+        let _ = kv.delete(&format!("{key}/{n}"));
+    }
+}
+
 /// Opens the real stores. Opening is deferred until a handler needs a store, because a component
 /// may only open what `spin.toml` grants it (identity has no key-value store).
 pub trait Backend {

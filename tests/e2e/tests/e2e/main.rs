@@ -11,6 +11,7 @@ mod cron;
 mod full_path;
 mod grants;
 mod harness;
+mod media;
 mod prometheus;
 mod routes;
 mod slow_prometheus;
