@@ -21,8 +21,9 @@ pub async fn serve(api: Api, req: IncomingRequest, out: ResponseOutparam) {
     let storage = Storage::new(SpinBackend);
     let response = match config() {
         Ok(config) => {
-            let early =
-                |head: &http::request::Parts| api::before_large_body(api, head, &storage, &config);
+            let early = |head: &http::request::Parts| {
+                api::before_large_body(api, head, &storage, &config, chrono::Utc::now())
+            };
             match read(req, api::body_limit, early).await {
                 Ok(req) => api::handle(
                     api,
@@ -32,7 +33,10 @@ pub async fn serve(api: Api, req: IncomingRequest, out: ResponseOutparam) {
                     &config,
                     chrono::Utc::now(),
                 ),
-                Err(answer) => answer,
+                Err(mut answer) => {
+                    config.secure(&mut answer);
+                    answer
+                }
             }
         }
         Err(e) => api::problem(&e),
@@ -57,7 +61,10 @@ pub async fn serve_console(req: IncomingRequest, out: ResponseOutparam) {
                     &config,
                     chrono::Utc::now(),
                 ),
-                Err(answer) => answer,
+                Err(mut answer) => {
+                    config.secure(&mut answer);
+                    answer
+                }
             }
         }
         Err(e) => api::problem(&e),

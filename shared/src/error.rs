@@ -139,6 +139,9 @@ pub enum Code {
     MonthNotClosable,
     /// The statement was already paid.
     AlreadyPaid,
+    // 429.
+    /// Too many failed authentications from the client's address: wait `Retry-After` seconds.
+    TooManyRequests,
     // 413 / 415.
     /// The body is larger than the endpoint accepts.
     PayloadTooLarge,
@@ -220,6 +223,7 @@ impl Code {
             | MonthNotClosable
             | AlreadyPaid => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PlatformSourceUnavailable => StatusCode::BAD_GATEWAY,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -271,6 +275,8 @@ pub struct ApiError {
     pub errors: Vec<FieldError>,
     /// For 405: the methods the resource does accept (the `Allow` header).
     pub allow: Option<&'static str>,
+    /// For 429: how many seconds to wait before trying again (the `Retry-After` header).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -281,6 +287,7 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -301,6 +308,7 @@ impl ApiError {
             detail,
             errors,
             allow: None,
+            retry_after: None,
         }
     }
 

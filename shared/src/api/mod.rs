@@ -9,6 +9,8 @@ mod orders;
 mod reviews;
 mod settlements;
 
+use std::cell::OnceCell;
+
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use serde::Serialize;
@@ -16,7 +18,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::idempotency::{self, Guard, IdempotencyKey};
-use crate::identity::{Principal, bearer_token, principal_for_token};
+use crate::identity::{Principal, bearer_token, principal_for_token, throttle};
 use crate::listing::media::MediaKind;
 use crate::platform::clock::effective_now;
 use crate::platform::config::Config;
@@ -53,17 +55,38 @@ pub(crate) struct Ctx<'a> {
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// The caller, once authenticated ([`Ctx::principal`]).
+    pub caller: OnceCell<ApiResult<Principal>>,
+}
+
+/// The principal of a request's bearer token, or 401: no token (not counted as a failure), or
+/// one nobody holds (counted against the client's address: after ten in a minute, 429).
+fn authenticate(
+    headers: &HeaderMap,
+    storage: &Storage,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> ApiResult<Principal> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let token = bearer_token(header)?;
+    let client = headers
+        .get(throttle::CLIENT_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let db = storage.db()?;
+    throttle::guarded(db, client, now, || {
+        principal_for_token(db, token, &config.admin_token)
+    })
 }
 
 impl Ctx<'_> {
-    /// The authenticated caller, or 401.
+    /// The authenticated caller, or 401 (429 after too many failures from its address); asked
+    /// once per request, however often a handler and the idempotency guard ask.
     pub(crate) fn principal(&self) -> ApiResult<Principal> {
-        let header = self
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let token = bearer_token(header)?;
-        principal_for_token(self.storage.db()?, token, &self.config.admin_token)
+        self.caller
+            .get_or_init(|| authenticate(&self.headers, self.storage, self.config, self.now))
+            .clone()
     }
 
     pub(crate) fn query(&self, name: &str) -> Option<&str> {
@@ -225,6 +248,9 @@ pub fn problem(err: &ApiError) -> Resp {
     if let Some(allow) = err.allow {
         builder = builder.header(header::ALLOW, allow);
     }
+    if let Some(seconds) = err.retry_after {
+        builder = builder.header(header::RETRY_AFTER, seconds);
+    }
     if err.code == Code::Unauthorized {
         builder = builder.header(header::WWW_AUTHENTICATE, "Bearer");
     }
@@ -262,6 +288,7 @@ pub fn before_large_body(
     head: &http::request::Parts,
     storage: &Storage,
     config: &Config,
+    real_now: DateTime<Utc>,
 ) -> Option<Resp> {
     if api != Api::Listings {
         return None;
@@ -269,12 +296,7 @@ pub fn before_large_body(
     if head.method != Method::PUT {
         return Some(problem(&ApiError::method_not_allowed("GET, PUT, DELETE")));
     }
-    let caller = head
-        .headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let authorized = bearer_token(caller)
-        .and_then(|token| principal_for_token(storage.db()?, token, &config.admin_token))
+    let authorized = authenticate(&head.headers, storage, config, real_now)
         .and_then(|principal| principal.require(&[crate::identity::Role::Provider]));
     authorized.err().map(|e| problem(&e))
 }
@@ -324,6 +346,7 @@ pub fn handle(
                     .collect(),
                 headers: parts.headers.clone(),
                 body,
+                caller: OnceCell::new(),
             };
             let route = |ctx: &Ctx| {
                 match api {
@@ -349,7 +372,9 @@ pub fn handle(
                 None => Ok(route(&ctx)),
             }
         });
-    result.unwrap_or_else(|e| problem(&e))
+    let mut response = result.unwrap_or_else(|e| problem(&e));
+    config.secure(&mut response);
+    response
 }
 
 /// What an `Idempotency-Key` does on a POST, by its path below `/api/v1/` (docs/RULES.md R1.13;
@@ -436,6 +461,7 @@ fn routed(ctx: &Ctx<'_>, route: impl Fn(&Ctx<'_>) -> Resp) -> bool {
         query: ctx.query.clone(),
         headers,
         body: Vec::new(),
+        caller: OnceCell::new(),
     };
     route(&anonymous).status() == StatusCode::UNAUTHORIZED
 }

@@ -17,7 +17,7 @@ use crate::billing::store::{self, CursorMove, DueCursor};
 use crate::billing::{Bill, Failure, FailureCode, Priced, RunReport, pricing};
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency;
-use crate::identity::Principal;
+use crate::identity::{Principal, throttle};
 use crate::metering::platform_usage::{self, running_seconds};
 use crate::metering::{self, UsageRecord};
 use crate::orders::instance::Instance;
@@ -66,6 +66,12 @@ pub fn run(
     if let Err(e) = idempotency::purge_expired(db, now) {
         eprintln!(
             "bill run: expired idempotency keys not purged: {}",
+            e.detail
+        );
+    }
+    if let Err(e) = throttle::purge(db, now) {
+        eprintln!(
+            "bill run: old counts of failed sign-ins not purged: {}",
             e.detail
         );
     }

@@ -58,16 +58,14 @@ impl Req<'_> {
         form_urlencoded::parse(&self.body).into_owned().collect()
     }
 
-    /// The value of the cookie `name`, if the browser sent it.
+    /// The value of the console's cookie `name` ([`cookie_name`]), if the browser sent it.
     pub(crate) fn cookie(&self, name: &str) -> Option<&str> {
-        cookie_in(&self.headers, name)
+        cookie_in(&self.headers, &cookie_name(name, self.is_tls()))
     }
 
-    /// Whether the browser reached us over TLS: Spin passes the URL it was asked for in
-    /// `spin-full-url`. Cookies are then marked `Secure`.
+    /// Whether the browser reached us over TLS ([`is_secure`]): cookies are then `Secure`.
     pub(crate) fn is_tls(&self) -> bool {
-        self.header("spin-full-url")
-            .is_some_and(|url| url.starts_with("https://"))
+        is_secure(self.config, &self.headers)
     }
 }
 
@@ -83,11 +81,37 @@ pub(crate) fn cookie_in<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h st
         .map(|(_, v)| v)
 }
 
-/// A cookie of the console: `HttpOnly`, `SameSite=Strict`, for the whole console; `Secure` over
-/// TLS. `max_age` 0 removes it.
+/// Whether browsers reach the console over TLS: the deployment's `public_url` is https (a proxy
+/// in front of Spin may terminate TLS), or Spin itself was asked an https URL (`spin-full-url`).
+pub(crate) fn is_secure(config: &Config, headers: &HeaderMap) -> bool {
+    config.is_https()
+        || headers
+            .get("spin-full-url")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|url| url.starts_with("https://"))
+}
+
+/// The name a console cookie goes by: over TLS with the `__Host-` prefix, which browsers accept
+/// only from a secure origin, for `Path=/` and no `Domain` — no other host or path can set it.
+pub(crate) fn cookie_name(name: &str, secure: bool) -> String {
+    if secure {
+        format!("__Host-{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// A cookie of the console: `HttpOnly`, `SameSite=Strict`; over TLS `Secure`, `__Host-`
+/// prefixed and so for the whole console (`path` holds over plain HTTP only). `max_age` 0
+/// removes it.
 pub(crate) fn cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
+    let (path, attribute) = if secure {
+        ("/", "; Secure")
+    } else {
+        (path, "")
+    };
+    let name = cookie_name(name, secure);
+    format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{attribute}")
 }
 
 /// The headers every console response carries.
@@ -191,9 +215,15 @@ mod tests {
 
     #[test]
     fn cookies_are_http_only_strict_and_secure_over_tls() {
-        let plain = cookie("s", "v", "/", 60, false);
-        assert_eq!(plain, "s=v; Path=/; Max-Age=60; HttpOnly; SameSite=Strict");
-        assert!(cookie("s", "v", "/", 60, true).ends_with("; Secure"));
+        let plain = cookie("s", "v", "/sign-in", 60, false);
+        assert_eq!(
+            plain,
+            "s=v; Path=/sign-in; Max-Age=60; HttpOnly; SameSite=Strict"
+        );
+        assert_eq!(
+            cookie("s", "v", "/sign-in", 60, true),
+            "__Host-s=v; Path=/; Max-Age=60; HttpOnly; SameSite=Strict; Secure"
+        );
     }
 
     #[test]

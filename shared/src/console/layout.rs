@@ -133,6 +133,7 @@ pub(crate) fn error_page(chrome: &Chrome, err: &ApiError) -> Resp {
         Code::Unauthorized => "Sign-in needed",
         Code::MethodNotAllowed => "Not a form here",
         Code::Internal => "Something went wrong",
+        Code::TooManyRequests => "Too many attempts",
         _ => "Not done",
     };
     let content = html! {
@@ -142,7 +143,13 @@ pub(crate) fn error_page(chrome: &Chrome, err: &ApiError) -> Resp {
         }
         p { a href="/" { "Back to the console" } }
     };
-    html(err.status(), page(chrome, title, content))
+    let mut response = html(err.status(), page(chrome, title, content));
+    if let Some(seconds) = err.retry_after {
+        response
+            .headers_mut()
+            .insert(::http::header::RETRY_AFTER, seconds.into());
+    }
+    response
 }
 
 #[cfg(test)]

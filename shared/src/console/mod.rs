@@ -77,7 +77,8 @@ pub fn before_large_body(
     real_now: DateTime<Utc>,
 ) -> Option<Resp> {
     let now = effective_now(&head.headers, config.allow_clock_override, real_now).ok()?;
-    let cookie = http::cookie_in(&head.headers, SESSION_COOKIE);
+    let name = http::cookie_name(SESSION_COOKIE, http::is_secure(config, &head.headers));
+    let cookie = http::cookie_in(&head.headers, &name);
     let session = cookie.and_then(|c| {
         storage
             .db()
@@ -142,7 +143,9 @@ pub fn handle(
         },
         None => route(&req, None, &chrome),
     };
-    routed.unwrap_or_else(|e| layout::error_page(&chrome, &e))
+    let mut response = routed.unwrap_or_else(|e| layout::error_page(&chrome, &e));
+    config.secure(&mut response);
+    response
 }
 
 /// The signed-in principal's session, if the cookie names one that still works.

@@ -18,6 +18,11 @@ pub struct Config {
     /// The marketplace's share of a provider's product fees, in [0, 1): the rate of providers an
     /// operator has not given one of their own.
     pub commission_rate: Decimal,
+    /// The origin browsers and clients reach the deployment at (`https://market.example`),
+    /// whatever TLS-terminating proxy stands in front of Spin; `None` when not set. When it is
+    /// https, the console's cookies are `Secure` and `__Host-` prefixed and every response
+    /// carries `Strict-Transport-Security`.
+    pub public_url: Option<String>,
 }
 
 /// Parses a commission rate: a decimal in [0, 1) with at most 6 decimal places.
@@ -29,7 +34,28 @@ pub fn commission_rate(text: &str) -> Option<Decimal> {
         .map(|r| r.normalize())
 }
 
+/// What `Strict-Transport-Security` says to a browser of an https deployment: https only, for a
+/// year.
+pub const HSTS: &str = "max-age=31536000";
+
 impl Config {
+    /// Whether the deployment is reached over https (its `public_url`).
+    pub fn is_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// Adds the headers of an https deployment to a response: `Strict-Transport-Security`.
+    pub fn secure<B>(&self, response: &mut http::Response<B>) {
+        if self.is_https() {
+            response.headers_mut().insert(
+                http::header::STRICT_TRANSPORT_SECURITY,
+                http::HeaderValue::from_static(HSTS),
+            );
+        }
+    }
+
     /// Reads the variables through `get` (Spin's variables, or a map in tests).
     pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let admin_token = get("admin_token").unwrap_or_default();
@@ -55,7 +81,19 @@ impl Config {
                 "commission_rate must be a decimal from 0 up to (not including) 1, got {rate:?}"
             )
         })?;
+        let public_url = match get("public_url").map(|u| u.trim().trim_end_matches('/').to_owned())
+        {
+            None => None,
+            Some(u) if u.is_empty() => None,
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => Some(u),
+            Some(u) => {
+                return Err(format!(
+                    "public_url must be an http:// or https:// origin, got {u:?}"
+                ));
+            }
+        };
         Ok(Self {
+            public_url,
             commission_rate,
             admin_token,
             billing_timezone,

@@ -17,4 +17,5 @@ mod orders;
 mod outbound;
 mod reviews;
 mod robustness;
+mod security;
 mod settlements;

@@ -8,6 +8,7 @@ use crate::console::layout::{Chrome, page};
 use crate::console::{SESSION_COOKIE, csrf_refusal, home_of};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::session::{self, SESSION_HOURS, Session, csrf_from_secret, csrf_matches};
+use crate::identity::throttle;
 use crate::platform::ids::random_bytes;
 
 /// The sign-in form's own secret, in a cookie of the sign-in page: the form's anti-forgery token
@@ -129,12 +130,17 @@ pub(crate) fn sign_in(req: &Req, chrome: &Chrome) -> ApiResult<Resp> {
     if nonce.is_empty() || !csrf_matches(&csrf_from_secret(nonce), value("csrf").unwrap_or("")) {
         return Err(csrf_refusal());
     }
-    match session::sign_in(
-        req.db()?,
-        value("token").unwrap_or(""),
-        &req.config.admin_token,
-        req.now,
-    ) {
+    let db = req.db()?;
+    let client = req.header(throttle::CLIENT_HEADER);
+    let signed_in = throttle::guarded(db, client, req.now, || {
+        session::sign_in(
+            db,
+            value("token").unwrap_or(""),
+            &req.config.admin_token,
+            req.now,
+        )
+    });
+    match signed_in {
         Ok(session) => {
             let to = local_path(value("next").filter(|n| !n.is_empty()))
                 .unwrap_or(home_of(&session.principal));

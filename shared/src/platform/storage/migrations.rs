@@ -412,6 +412,19 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE idempotency_keys ADD COLUMN location TEXT",
         ],
     },
+    Migration {
+        version: 17,
+        statements: &[
+            // Failed authentications per client address and minute (Unix seconds of its start):
+            // every instance and host of the deployment counts in the same rows.
+            "CREATE TABLE auth_failures (
+                client TEXT NOT NULL,
+                minute INTEGER NOT NULL,
+                failures INTEGER NOT NULL,
+                PRIMARY KEY (client, minute)
+            )",
+        ],
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {
