@@ -9,6 +9,7 @@ use spin_sdk::http::{
 
 use crate::api::{self, Api};
 use crate::error::{ApiError, Code};
+use crate::platform::LargeBody;
 use crate::platform::spin::{SpinBackend, SpinOutbound, config};
 use crate::platform::storage::{Chunks, Storage};
 
@@ -74,12 +75,13 @@ pub async fn serve_console(req: IncomingRequest, out: ResponseOutparam) {
 
 /// The request as a handler takes it, its body read up to `limit`'s for its method and path; or
 /// the answer given without reading it: 413 for a declared length over the limit, or what
-/// `early` answers to a body that may be larger than a JSON body. Nothing is allocated from
-/// the declared length: the body grows as it arrives.
+/// `early` decides of a body that may be larger than a JSON body (read it, leave it unread, or
+/// answer without it). Nothing is allocated from the declared length: the body grows as it
+/// arrives.
 async fn read(
     req: IncomingRequest,
     limit: fn(&http::Method, &str) -> usize,
-    early: impl FnOnce(&http::request::Parts) -> Option<http::Response<Vec<u8>>>,
+    early: impl FnOnce(&http::request::Parts) -> LargeBody,
 ) -> Result<http::Request<Vec<u8>>, http::Response<Vec<u8>>> {
     let refused = |e: ApiError| api::problem(&e);
     let method = method_of(&req.method());
@@ -107,13 +109,14 @@ async fn read(
             ))
         })?
         .into_parts();
-    if limit > api::JSON_BODY_MAX
-        && declared.is_none_or(|n| n > api::JSON_BODY_MAX)
-        && let Some(answer) = early(&head)
-    {
-        return Err(answer);
-    }
     let mut body = Vec::new();
+    if limit > api::JSON_BODY_MAX && declared.is_none_or(|n| n > api::JSON_BODY_MAX) {
+        match early(&head) {
+            LargeBody::Read => {}
+            LargeBody::Skip => return Ok(http::Request::from_parts(head, body)),
+            LargeBody::Refuse(answer) => return Err(*answer),
+        }
+    }
     let mut stream = req.into_body_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {

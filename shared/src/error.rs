@@ -82,8 +82,6 @@ pub enum Code {
     ItemNotReportedByProvider,
     /// The instant is not the start of a billing period of the product.
     InvalidPeriodStart,
-    /// A bill run cannot be dated in the future.
-    AsOfInFuture,
     // 401 / 403 / 404 / 405.
     /// No bearer token, or one nobody holds.
     Unauthorized,
@@ -139,6 +137,8 @@ pub enum Code {
     MonthNotClosable,
     /// The statement was already paid.
     AlreadyPaid,
+    /// A bill run cannot be dated in the future: the clock does not allow it yet.
+    AsOfInFuture,
     // 429.
     /// Too many failed authentications from the client's address: wait `Retry-After` seconds.
     TooManyRequests,
@@ -195,8 +195,7 @@ impl Code {
             | UsageAfterRelease
             | UnknownBillableItem
             | ItemNotReportedByProvider
-            | InvalidPeriodStart
-            | AsOfInFuture => StatusCode::BAD_REQUEST,
+            | InvalidPeriodStart => StatusCode::BAD_REQUEST,
             Unauthorized => StatusCode::UNAUTHORIZED,
             AccountInArrears => StatusCode::PAYMENT_REQUIRED,
             Forbidden | EnterpriseOnly => StatusCode::FORBIDDEN,
@@ -221,7 +220,8 @@ impl Code {
             | ReportingMethodLocked
             | IdempotencyKeyReused
             | MonthNotClosable
-            | AlreadyPaid => StatusCode::CONFLICT,
+            | AlreadyPaid
+            | AsOfInFuture => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

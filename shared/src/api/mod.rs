@@ -20,6 +20,7 @@ use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::idempotency::{self, Guard, IdempotencyKey};
 use crate::identity::{Principal, bearer_token, principal_for_token, throttle};
 use crate::listing::media::MediaKind;
+use crate::platform::LargeBody;
 use crate::platform::clock::effective_now;
 use crate::platform::config::Config;
 use crate::platform::outbound::Outbound;
@@ -279,26 +280,26 @@ pub fn body_limit(_method: &Method, path: &str) -> usize {
     }
 }
 
-/// What to answer, before its body is read, to a request whose body may be larger than
-/// [`JSON_BODY_MAX`] (a file for a media slot): 405 for a method the slot takes no file with,
-/// then 401 (or 403) unless the token is a provider's. `None`: the body may be read. Whoever
-/// may not upload never makes the app read up to 100 MiB.
+/// What to do with a body that may be larger than [`JSON_BODY_MAX`], before it is read: a
+/// media slot takes a file with `PUT` alone, from a provider; for another method the body is
+/// not read, and for a `PUT` without a provider's token the answer is 401 (or 403). Whoever may
+/// not upload never makes the app read up to 100 MiB.
 pub fn before_large_body(
     api: Api,
     head: &http::request::Parts,
     storage: &Storage,
     config: &Config,
     real_now: DateTime<Utc>,
-) -> Option<Resp> {
-    if api != Api::Listings {
-        return None;
-    }
-    if head.method != Method::PUT {
-        return Some(problem(&ApiError::method_not_allowed("GET, PUT, DELETE")));
+) -> LargeBody {
+    if api != Api::Listings || head.method != Method::PUT {
+        return LargeBody::Skip;
     }
     let authorized = authenticate(&head.headers, storage, config, real_now)
         .and_then(|principal| principal.require(&[crate::identity::Role::Provider]));
-    authorized.err().map(|e| problem(&e))
+    match authorized {
+        Ok(()) => LargeBody::Read,
+        Err(e) => LargeBody::Refuse(Box::new(problem(&e))),
+    }
 }
 
 /// 413 for a body over `limit` bytes.

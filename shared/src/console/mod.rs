@@ -31,6 +31,7 @@ use crate::idempotency::Guard;
 use crate::identity::session::{self, Session, SessionId};
 use crate::identity::{Principal, Role};
 use crate::listing::media::MediaKind;
+use crate::platform::LargeBody;
 use crate::platform::clock::effective_now;
 use crate::platform::config::Config;
 use crate::platform::outbound::Outbound;
@@ -67,28 +68,31 @@ pub fn body_limit(method: &Method, path: &str) -> usize {
     }
 }
 
-/// What to answer, before its body is read, to a request whose body may be larger than a form
-/// (a media upload): a visitor without a session is sent to sign in, and the body is never read.
-/// `None`: the body may be read.
+/// What to do with a body that may be larger than a form (a media upload), before it is read:
+/// only a signed-in browser's upload is read; a visitor without a session is sent to sign in.
 pub fn before_large_body(
     head: &::http::request::Parts,
     storage: &Storage,
     config: &Config,
     real_now: DateTime<Utc>,
-) -> Option<Resp> {
-    let now = effective_now(&head.headers, config.allow_clock_override, real_now).ok()?;
+) -> LargeBody {
+    if head.method != Method::POST {
+        return LargeBody::Skip;
+    }
+    let now =
+        effective_now(&head.headers, config.allow_clock_override, real_now).unwrap_or(real_now);
     let name = http::cookie_name(SESSION_COOKIE, http::is_secure(config, &head.headers));
-    let cookie = http::cookie_in(&head.headers, &name);
-    let session = cookie.and_then(|c| {
+    let session = http::cookie_in(&head.headers, &name).and_then(|c| {
         storage
             .db()
             .and_then(|db| session::resume(db, SessionId::from_cookie(c), &config.admin_token, now))
             .ok()
             .flatten()
     });
-    match session {
-        Some(_) => None,
-        None => http::redirect("/sign-in").ok(),
+    match (session, http::redirect("/sign-in")) {
+        (Some(_), _) => LargeBody::Read,
+        (None, Ok(to_sign_in)) => LargeBody::Refuse(Box::new(to_sign_in)),
+        (None, Err(e)) => LargeBody::Refuse(Box::new(http::problem(&e))),
     }
 }
 

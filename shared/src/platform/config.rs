@@ -38,6 +38,23 @@ pub fn commission_rate(text: &str) -> Option<Decimal> {
 /// year.
 pub const HSTS: &str = "max-age=31536000";
 
+/// A commission rate as an operator writes one through the API: exactly `0`, or `0.` and one
+/// to six digits (the contract's pattern), so what the contract accepts is what is accepted.
+pub fn commission_rate_exact(text: &str) -> Option<Decimal> {
+    let digits = match text.strip_prefix("0") {
+        Some("") => "",
+        Some(rest) => rest
+            .strip_prefix('.')
+            .filter(|d| (1..=6).contains(&d.len()))?,
+        None => return None,
+    };
+    digits
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| commission_rate(text))
+        .flatten()
+}
+
 impl Config {
     /// Whether the deployment is reached over https (its `public_url`).
     pub fn is_https(&self) -> bool {
@@ -100,5 +117,30 @@ impl Config {
             allow_clock_override,
             prometheus_origin: get("prometheus_origin").map(|o| o.trim_end_matches('/').to_owned()),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_operators_rate_is_accepted_exactly_as_the_contract_writes_it() {
+        for ok in ["0", "0.15", "0.000001", "0.999999"] {
+            assert!(commission_rate_exact(ok).is_some(), "{ok}");
+        }
+        for refused in [
+            "1",
+            "0.",
+            ".5",
+            "00.5",
+            " 0.5",
+            "0.5\u{c}",
+            "0.1500000",
+            "5049930287610111.922\u{c}",
+            "+0.5",
+        ] {
+            assert!(commission_rate_exact(refused).is_none(), "{refused:?}");
+        }
     }
 }

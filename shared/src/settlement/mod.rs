@@ -93,7 +93,7 @@ pub(crate) fn set_commission(
 ) -> ApiResult<Commission> {
     let rate = rate
         .map(|r| {
-            crate::platform::config::commission_rate(r).ok_or_else(|| {
+            crate::platform::config::commission_rate_exact(r).ok_or_else(|| {
                 ApiError::validation(vec![FieldError::new(
                     "rate",
                     Code::InvalidValue,

@@ -370,7 +370,7 @@ fn bill_runs_are_for_operators_and_the_platform_and_not_dated_ahead() {
         .expect(200);
     let ahead = (app.now() + Duration::hours(1)).to_rfc3339();
     app.post("/api/v1/billing/runs", ADMIN, json!({"as_of": ahead}))
-        .problem(400, "AsOfInFuture");
+        .problem(409, "AsOfInFuture");
     app.post("/api/v1/billing/runs", ADMIN, json!({"as_of": "yesterday"}))
         .problem(400, "InvalidJson");
 }

@@ -243,7 +243,7 @@ pub(crate) fn run_bills(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult
     });
     match report {
         Ok(report) => Ok(bill_runs_page(chrome, &values, None, Some(&report))),
-        Err(e) if e.status() == StatusCode::BAD_REQUEST => {
+        Err(e) if e.status() == StatusCode::BAD_REQUEST || e.code == Code::AsOfInFuture => {
             Ok(bill_runs_page(chrome, &values, Some(&e), None))
         }
         Err(e) => Err(e),

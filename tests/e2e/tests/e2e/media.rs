@@ -13,14 +13,16 @@ use crate::harness::{Manifest, Spin, SpinUp};
 /// The largest video a listing takes (100 MiB).
 const VIDEO_MAX: usize = 104_857_600;
 
-/// Sends the head of a request announcing a body of `length` bytes, and none of the body: the
-/// status the app answers without it (`None` if none came within 30 s: it waited for the body).
-fn answer_without_body(app: &Spin, head: &str, length: usize) -> Option<u16> {
+/// Sends the head of a request announcing a body of `length` bytes (or no body, and no
+/// `Content-Length`), and none of the body: the status the app answers without it (`None` if
+/// none came within 30 s: it waited for the body).
+fn answer_without_body(app: &Spin, head: &str, length: Option<usize>) -> Option<u16> {
     let address = app.origin().trim_start_matches("http://");
     let mut stream = TcpStream::connect(address).expect("a connection");
+    let length = length.map_or(String::new(), |n| format!("Content-Length: {n}\r\n"));
     write!(
         stream,
-        "{head}\r\nHost: {address}\r\nContent-Length: {length}\r\nConnection: close\r\n\r\n"
+        "{head}\r\nHost: {address}\r\n{length}Connection: close\r\n\r\n"
     )
     .expect("the head sent");
     stream
@@ -40,23 +42,28 @@ fn an_upload_is_refused_before_its_body_is_read_unless_its_sender_may_upload() {
     let (_, customer) = market.customer("individual");
     let slot = format!("/api/v1/products/{product}/media/video");
     let put = format!("PUT {slot} HTTP/1.1");
-    assert_eq!(answer_without_body(&app, &put, VIDEO_MAX), Some(401));
+    assert_eq!(answer_without_body(&app, &put, Some(VIDEO_MAX)), Some(401));
     let as_customer = format!("{put}\r\nAuthorization: Bearer {customer}");
     assert_eq!(
-        answer_without_body(&app, &as_customer, VIDEO_MAX),
+        answer_without_body(&app, &as_customer, Some(VIDEO_MAX)),
         Some(403)
     );
     let post = format!("POST {slot} HTTP/1.1\r\nAuthorization: Bearer {provider}");
-    assert_eq!(answer_without_body(&app, &post, VIDEO_MAX), Some(405));
+    assert_eq!(answer_without_body(&app, &post, Some(VIDEO_MAX)), Some(405));
     // The console's upload form, from a browser that is not signed in: sent to sign in.
     let console = format!(
         "POST /products/{product}/media HTTP/1.1\r\nContent-Type: multipart/form-data; boundary=b"
     );
-    assert_eq!(answer_without_body(&app, &console, VIDEO_MAX), Some(303));
-    // The provider's upload is read, and stored.
+    assert_eq!(
+        answer_without_body(&app, &console, Some(VIDEO_MAX)),
+        Some(303)
+    );
+    // The provider's upload is read, and stored; a GET (which has no body) is served.
     market
         .put_bytes(&slot, &provider, "video/mp4", mp4(1024))
         .expect(200);
+    let get = format!("GET {slot} HTTP/1.1\r\nAuthorization: Bearer {provider}");
+    assert_eq!(answer_without_body(&app, &get, None), Some(200));
 }
 
 #[test]
