@@ -70,6 +70,13 @@ pub(crate) fn close_month(db: &dyn Database, month: &Month, by: &str, at: &str) 
     Ok(())
 }
 
+/// One provider's products' fees and bill counts over a range of periods, read by the provider's
+/// index alone (`bills_by_provider_for_settlement`).
+pub(crate) const PROVIDER_FEES: &str =
+    "SELECT provider_id, product_id, SUM(product_fees_cents), COUNT(*) FROM bills
+     WHERE provider_id = ? AND period_start >= ? AND period_start < ? AND test = 0
+     GROUP BY provider_id, product_id ORDER BY provider_id, product_id";
+
 /// Each provider's products' fees and bill counts over the bills of periods starting in
 /// [`from`, `to`), test orders' aside, ordered by provider then product; `scope` restricts it to
 /// one provider.
@@ -79,13 +86,18 @@ pub(crate) fn product_fees(
     from: i64,
     to: i64,
 ) -> ApiResult<Vec<(String, ProductFees)>> {
-    let rows = db.execute(
-        "SELECT provider_id, product_id, SUM(product_fees_cents), COUNT(*) FROM bills
-         WHERE test = 0 AND (?1 IS NULL OR provider_id = ?1)
-           AND period_start >= ?2 AND period_start < ?3
-         GROUP BY provider_id, product_id ORDER BY provider_id, product_id",
-        &[scope.map(str::to_owned).into(), from.into(), to.into()],
-    )?;
+    // One provider's bills are read by its index; every provider's by the month's.
+    let rows = match scope {
+        Some(provider_id) => {
+            db.execute(PROVIDER_FEES, &[provider_id.into(), from.into(), to.into()])?
+        }
+        None => db.execute(
+            "SELECT provider_id, product_id, SUM(product_fees_cents), COUNT(*) FROM bills
+             WHERE period_start >= ? AND period_start < ? AND test = 0
+             GROUP BY provider_id, product_id ORDER BY provider_id, product_id",
+            &[from.into(), to.into()],
+        )?,
+    };
     rows.iter()
         .map(|r| {
             let fees = ProductFees {
@@ -201,4 +213,22 @@ pub(crate) fn mark_paid(
         &[at.into(), by.into(), reference.into(), id.into()],
     )?;
     Ok(!rows.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A provider's statement reads its own bills by its index, never another tenant's.
+    #[test]
+    fn a_providers_fees_are_read_by_its_own_index() {
+        let plan = crate::platform::storage::query_plan(PROVIDER_FEES, 3);
+        assert!(
+            plan.contains(
+                "USING COVERING INDEX bills_by_provider_for_settlement \
+                 (provider_id=? AND period_start>? AND period_start<?)"
+            ),
+            "{plan}"
+        );
+    }
 }

@@ -425,6 +425,19 @@ const MIGRATIONS: &[Migration] = &[
             )",
         ],
     },
+    Migration {
+        version: 18,
+        statements: &[
+            // A provider's statement reads its own bills of the month: by provider first, with
+            // everything the sum reads, so it never scans another tenant's bills.
+            "CREATE INDEX bills_by_provider_for_settlement
+                 ON bills (provider_id, period_start, product_id, test, product_fees_cents)",
+            // A usage page reads one instance's records in the order it lists them: read in
+            // index order from the page's cursor, never sorted whole.
+            "CREATE INDEX usage_records_in_order
+                 ON usage_records (instance_id, period_start, item_code, source, start_time, end_time)",
+        ],
+    },
 ];
 
 pub(crate) fn latest_version() -> i64 {

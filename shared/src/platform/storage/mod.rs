@@ -480,6 +480,22 @@ pub fn transaction<T, E: From<StorageError>>(
     result
 }
 
+/// The plan SQLite makes of `sql` on a freshly migrated database, one line per step: tests
+/// hold the reads that must go by index to their plans.
+#[cfg(test)]
+pub(crate) fn query_plan(sql: &str, params: usize) -> String {
+    let dir = tempfile::tempdir().expect("a directory");
+    let storage = Storage::new(native::NativeBackend::new(dir.path().join("db.sqlite")));
+    let db = storage.db().expect("a migrated database");
+    let zeros = vec![Value::Integer(0); params];
+    db.execute(&format!("EXPLAIN QUERY PLAN {sql}"), &zeros)
+        .expect("a plan")
+        .iter()
+        .map(|r| r.text(3).expect("the step"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
