@@ -1,7 +1,7 @@
 //! The console's forms hold nobody up and take effect once: a form that moves money or deploys
 //! carries a one-time token, so sending it twice does what sending it once did (docs/RULES.md
-//! R14.10); form names are bounded before anything is built from them (R14.11); and after
-//! signing in the console sends a visitor only to one of its own pages (R14.12).
+//! R14.1); form names are bounded before anything is built from them (R14.2); and after
+//! signing in the console sends a visitor only to one of its own pages (R14.3).
 
 use testkit::native::{ADMIN, TestApp};
 use testkit::{Market, Response, at};

@@ -1,4 +1,4 @@
-//! Deployment behind TLS and against guessing (docs/RULES.md R2.10, R14.13, R14.14): failed
+//! Deployment behind TLS and against guessing (docs/RULES.md R2.10, R14.4, R4.18): failed
 //! authentications are throttled per client address, in the database every instance shares;
 //! an https `public_url` makes the console's cookies `Secure` and `__Host-` prefixed and every
 //! response carry HSTS; the console serves media as the API does, sandboxed and as files.
