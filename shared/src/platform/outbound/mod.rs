@@ -2,12 +2,12 @@
 //! use Spin's outbound HTTP (allow-listed per component in `spin.toml`); native tests use a plain
 //! HTTP/1.1 client against a real local server.
 //!
-//! Every request goes through [`get`], which holds the two rules of the port: a request never
+//! Every request goes through `get`, which holds the two rules of the port: a request never
 //! waits longer than [`TIMEOUT`] nor reads more than [`RESPONSE_MAX`] bytes (the adapters'
 //! [`Outbound::get_unguarded`] enforce both), and it is never sent while this thread holds a
 //! write transaction ([`crate::platform::storage::transaction`]): a slow Prometheus must not
 //! hold the database's write lock for every other tenant. `tidy::outbound_calls_go_through_the_guard`
-//! checks that nothing calls an adapter but [`get`].
+//! checks that nothing calls an adapter but `get`.
 
 use std::time::Duration;
 
@@ -20,7 +20,7 @@ pub const RESPONSE_MAX: usize = 1_048_576;
 /// A blocking GET. `Err` carries a message for the run report (unreachable, denied, timeout).
 pub trait Outbound {
     /// GETs `url` within [`TIMEOUT`], its body at most [`RESPONSE_MAX`] bytes: its status and
-    /// body, or why it could not be had. Called only by [`get`].
+    /// body, or why it could not be had. Called only by `get`.
     fn get_unguarded(&self, url: &str) -> Result<(u16, Vec<u8>), String>;
 }
 

@@ -333,7 +333,7 @@ pub const BLOB_CHUNK: usize = 1_048_576;
 
 /// A response body still in the key-value store: the keys of its pieces, in order, and its
 /// length. A handler answers a file with an empty body and this extension; Spin's adapter
-/// streams the pieces out one by one ([`crate::components`]), the native tests read them whole.
+/// streams the pieces out one by one (`components`), the native tests read them whole.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Chunks {
     /// The keys of the pieces, in order.
