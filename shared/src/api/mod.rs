@@ -61,7 +61,8 @@ pub(crate) struct Ctx<'a> {
 }
 
 /// The principal of a request's bearer token, or 401: no token (not counted as a failure), or
-/// one nobody holds (counted against the client's address: after ten in a minute, 429).
+/// one nobody holds (counted against the client's address: after ten in a minute, 429). The
+/// minute is the wall clock's: `X-Clock-Now` moves no throttle.
 fn authenticate(
     headers: &HeaderMap,
     storage: &Storage,
@@ -86,7 +87,7 @@ impl Ctx<'_> {
     /// once per request, however often a handler and the idempotency guard ask.
     pub(crate) fn principal(&self) -> ApiResult<Principal> {
         self.caller
-            .get_or_init(|| authenticate(&self.headers, self.storage, self.config, self.now))
+            .get_or_init(|| authenticate(&self.headers, self.storage, self.config, self.real_now))
             .clone()
     }
 

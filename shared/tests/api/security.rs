@@ -37,6 +37,18 @@ fn ten_failed_authentications_in_a_minute_make_an_address_wait() {
     // Every authentication from it waits, a valid token's too; other addresses do not, and a
     // request without a token is no failed authentication.
     from(&app, "10.0.0.7:6001", &provider).problem(429, "TooManyRequests");
+    // The minute is the wall clock's: the test clock's header moves no throttle.
+    app.call_with_headers(
+        "GET",
+        "/api/v1/me",
+        Some(&provider),
+        &[
+            ("spin-client-addr", "10.0.0.7:6003"),
+            ("x-clock-now", "2026-03-27T08:05:00Z"),
+        ],
+        Vec::new(),
+    )
+    .problem(429, "TooManyRequests");
     from(&app, "10.0.0.8:6001", &provider).expect(200);
     app.call_with_headers(
         "GET",

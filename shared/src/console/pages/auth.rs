@@ -132,7 +132,7 @@ pub(crate) fn sign_in(req: &Req, chrome: &Chrome) -> ApiResult<Resp> {
     }
     let db = req.db()?;
     let client = req.header(throttle::CLIENT_HEADER);
-    let signed_in = throttle::guarded(db, client, req.now, || {
+    let signed_in = throttle::guarded(db, client, req.real_now, || {
         session::sign_in(
             db,
             value("token").unwrap_or(""),
