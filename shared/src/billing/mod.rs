@@ -32,8 +32,11 @@ pub(crate) struct BillLine {
     pub name: String,
     pub price_unit: String,
     pub tier_mode: TierMode,
-    /// Usage in the item's price unit.
+    /// Usage in the item's price unit, at most 6 decimals.
     pub quantity: Decimal,
+    /// The usage as an exact fraction (`"1/3"`), when `quantity` is not all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity_exact: Option<String>,
     /// Truncated to 2 decimals.
     pub amount: Decimal,
     pub breakdown: Vec<TierCharge>,

@@ -5,6 +5,7 @@
 
 mod billing;
 mod console;
+mod exact;
 mod fuzz;
 mod idempotency;
 mod identity;
