@@ -139,6 +139,14 @@ pub enum Code {
     MonthNotClosable,
     /// The statement was already paid.
     AlreadyPaid,
+    /// The instance-period has a bill: it cannot be written off.
+    PeriodAlreadyBilled,
+    /// Only an instance's next period to bill, once closed, can be written off.
+    PeriodNotDue,
+    /// The provider's statement of that month is written already.
+    MonthClosed,
+    /// The product has as many test instances alive as a product may.
+    TestInstanceLimit,
     // 413 / 415.
     /// The body is larger than the endpoint accepts.
     PayloadTooLarge,
@@ -218,7 +226,11 @@ impl Code {
             | ReportingMethodLocked
             | IdempotencyKeyReused
             | MonthNotClosable
-            | AlreadyPaid => StatusCode::CONFLICT,
+            | AlreadyPaid
+            | PeriodAlreadyBilled
+            | PeriodNotDue
+            | MonthClosed
+            | TestInstanceLimit => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PlatformSourceUnavailable => StatusCode::BAD_GATEWAY,

@@ -5,11 +5,13 @@
 //! - [`pricing`]: tiered pricing, exact, truncated to cents — where a bill is priced.
 //! - [`mod@run`]: the bill run, exactly once per (instance, period).
 //! - [`mod@preview`]: what a period would cost now.
+//! - [`write_off`]: periods an operator closes without a bill.
 
 pub(crate) mod preview;
 pub(crate) mod pricing;
 pub(crate) mod run;
 mod store;
+pub(crate) mod write_off;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;

@@ -229,6 +229,7 @@ fn route(req: &Req, session: Option<&Session>, chrome: &Chrome) -> ApiResult<Res
         (["bill-runs"], _, true) => pages::operator::run_bills(req, chrome, me),
         (["settlements"], true, _) => pages::settlements::month(req, chrome, me),
         (["settlements", "close"], _, true) => pages::settlements::close(req, chrome, me),
+        (["settlements", "write-offs"], _, true) => pages::settlements::write_off(req, chrome, me),
         (["settlements", id], true, _) => pages::settlements::statement(req, chrome, me, id),
         (["settlements", id, "payout"], _, true) => pages::settlements::pay(req, chrome, me, id),
         _ => Err(ApiError::not_found("page")),

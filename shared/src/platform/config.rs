@@ -18,6 +18,27 @@ pub struct Config {
     /// The marketplace's share of a provider's product fees, in [0, 1): the rate of providers an
     /// operator has not given one of their own.
     pub commission_rate: Decimal,
+    /// The most test instances of one product alive at once (not released).
+    pub test_instance_limit: u32,
+    /// How long a test instance lives: the first bill run after it released it.
+    pub test_instance_max_hours: u32,
+}
+
+/// A positive whole number of a variable, or `default` when it is not set.
+fn positive(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u32,
+) -> Result<u32, String> {
+    match get(name) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{name} must be a positive whole number, got {text:?}")),
+    }
 }
 
 /// Parses a commission rate: a decimal in [0, 1) with at most 6 decimal places.
@@ -57,6 +78,8 @@ impl Config {
         })?;
         Ok(Self {
             commission_rate,
+            test_instance_limit: positive(&get, "test_instance_limit", 5)?,
+            test_instance_max_hours: positive(&get, "test_instance_max_hours", 72)?,
             admin_token,
             billing_timezone,
             allow_clock_override,

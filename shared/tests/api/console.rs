@@ -500,7 +500,7 @@ fn an_operator_closes_a_month_and_records_each_payout_once() {
     // No bill run has billed March yet: its live statements are empty until the close bills it.
     assert!(
         open.contains("Close 2026-03")
-            && open.contains("No bill of 2026-03 carries a provider's product fees yet"),
+            && open.contains("No provider has a bill or a write-off in 2026-03 yet"),
         "{open}"
     );
     let closed = operator.post("/settlements/close", &[("month", "2026-03")]);
@@ -530,7 +530,7 @@ fn an_operator_closes_a_month_and_records_each_payout_once() {
         .get("/settlements?month=2026-04")
         .expect(200)
         .text();
-    assert_eq!(april.matches("month open").count(), 2, "{april}");
+    assert_eq!(april.matches("not closed yet").count(), 2, "{april}");
     let one = format!("/settlements?month=2026-04&amp;provider_id={}", w.b.0);
     assert!(april.contains(&one), "{april}");
     let b_april = operator

@@ -15,4 +15,5 @@ mod metering;
 mod orders;
 mod reviews;
 mod robustness;
+mod self_test;
 mod settlements;
