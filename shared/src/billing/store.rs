@@ -158,13 +158,15 @@ const COLUMNS: &str = "id, instance_id, owner_id, provider_id, product_id, perio
                        currency, total_cents, test, lines, created_at, product_fees_cents, \
                        resource_fees_cents, resource_lines";
 
+/// Unix seconds of column `i` as RFC 3339.
+fn instant(row: &Row, i: usize) -> ApiResult<String> {
+    Ok(rfc3339(
+        DateTime::from_timestamp(row.int(i)?, 0).ok_or_else(|| ApiError::internal("bad time"))?,
+    ))
+}
+
 fn from_row(row: &Row) -> ApiResult<Bill> {
-    let ts = |i: usize| -> ApiResult<String> {
-        Ok(rfc3339(
-            DateTime::from_timestamp(row.int(i)?, 0)
-                .ok_or_else(|| ApiError::internal("bad time"))?,
-        ))
-    };
+    let ts = |i: usize| instant(row, i);
     Ok(Bill {
         id: row.text(0)?,
         instance_id: row.text(1)?,
@@ -284,12 +286,7 @@ const WRITE_OFF_COLUMNS: &str = "id, instance_id, provider_id, product_id, perio
                                  period_end, test, reason, written_off_by, written_off_at";
 
 fn write_off_from_row(row: &Row) -> ApiResult<WriteOff> {
-    let ts = |i: usize| -> ApiResult<String> {
-        Ok(rfc3339(
-            DateTime::from_timestamp(row.int(i)?, 0)
-                .ok_or_else(|| ApiError::internal("bad time"))?,
-        ))
-    };
+    let ts = |i: usize| instant(row, i);
     Ok(WriteOff {
         id: row.text(0)?,
         instance_id: row.text(1)?,

@@ -13,5 +13,6 @@ mod grants;
 mod harness;
 mod prometheus;
 mod routes;
+mod settlement;
 mod walkthrough;
 mod wire;
