@@ -977,3 +977,29 @@ fn a_month_settles_at_the_rate_in_force_for_it() {
         (&json!("2026-04"), &json!("0.2"))
     );
 }
+
+/// An instance whose stored terms no longer parse is written off without them: its period's
+/// kind and boundaries come from its billing cursor.
+#[test]
+fn a_period_whose_terms_no_longer_parse_is_written_off_all_the_same() {
+    let w = world();
+    let u = unbillable(&w, "2026-03-31T15:00:00Z", "2026-03-31T15:30:00Z");
+    w.app
+        .backend
+        .open_db()
+        .unwrap()
+        .execute(
+            "UPDATE product_steps SET data = '{\"data\": {}, \"warnings\": []}'
+             WHERE product_id = ? AND step = 'pricing'",
+            &[u.product.clone().into()],
+        )
+        .unwrap();
+    w.at(MARCH_CLOSES);
+    let closing = w.close("2026-03").expect(200).json();
+    let reason = &closing["open"][0]["blocking"][0]["reason"];
+    assert!(reason.as_str().unwrap().contains("terms"), "{closing}");
+    write_off(&w, ADMIN, &u.instance, "2026-03-31T15:00:00Z").expect(201);
+    let closing = w.close("2026-03").expect(200).json();
+    assert_eq!(closing["open"], json!([]), "{closing}");
+    assert!(closing["closed"].to_string().contains(&u.provider_id));
+}
