@@ -225,9 +225,11 @@ pub(crate) fn standing(
     open_providers(db, span_of(db, month, tz)?.0, now, &[])
 }
 
-/// The schedule: the bill run as of `now`, then every month that still has an open provider,
-/// oldest first, closed as far as it may be (see [`crate::settlement::scheduled_run`]).
-pub(crate) fn scheduled_run_report(
+/// What the schedule does at `now` (the cron event's time), as the built-in operator: the bill
+/// run as of `now` — a late or repeated event bills exactly what it should — then the close of
+/// every month that still has an open provider, oldest first, as far as each may close. Its
+/// report as JSON: `{"bill_run", "settlement": [{"month", "statements_written", "open"}]}`.
+pub fn scheduled_run(
     db: &dyn Database,
     out: &dyn Outbound,
     config: &Config,

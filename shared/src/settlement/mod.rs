@@ -15,7 +15,8 @@ mod commission;
 mod month;
 mod store;
 
-pub(crate) use close::{OpenProvider, close, closes_at, scheduled_run_report, standing};
+pub use close::scheduled_run;
+pub(crate) use close::{OpenProvider, close, closes_at, standing};
 pub(crate) use commission::{RateChange, RateSource, find_commission, set_commission};
 pub(crate) use month::Month;
 
@@ -28,8 +29,6 @@ use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{self, Principal, Role};
 use crate::orders::ledger::{ACCOUNT_CURRENCY, Cents};
 use crate::platform::clock::rfc3339;
-use crate::platform::config::Config;
-use crate::platform::outbound::Outbound;
 use crate::platform::storage::{Database, transaction};
 
 fn provider(db: &dyn Database, id: &str) -> ApiResult<Principal> {
@@ -324,19 +323,6 @@ pub(crate) fn find(
         statement.period = Some(span_of(db, &month, tz)?.0.into());
     }
     Ok(statement)
-}
-
-/// What the schedule does at `now` (the cron event's time), as the built-in operator: the bill
-/// run as of `now` — a late or repeated event bills exactly what it should — then the close of
-/// every month that still has an open provider, oldest first, as far as each may close. Its
-/// report as JSON: `{"bill_run", "settlement"}`.
-pub fn scheduled_run(
-    db: &dyn Database,
-    out: &dyn Outbound,
-    config: &Config,
-    now: DateTime<Utc>,
-) -> ApiResult<serde_json::Value> {
-    scheduled_run_report(db, out, config, now)
 }
 
 /// The longest payout reference an operator may record.
