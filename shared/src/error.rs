@@ -142,6 +142,14 @@ pub enum Code {
     // 429.
     /// Too many failed authentications from the client's address: wait `Retry-After` seconds.
     TooManyRequests,
+    /// The instance-period has a bill: it cannot be written off.
+    PeriodAlreadyBilled,
+    /// Only an instance's next period to bill, once closed, can be written off.
+    PeriodNotDue,
+    /// The provider's statement of that month is written already.
+    MonthClosed,
+    /// The product has as many test instances alive as a product may.
+    TestInstanceLimit,
     // 413 / 415.
     /// The body is larger than the endpoint accepts.
     PayloadTooLarge,
@@ -221,7 +229,11 @@ impl Code {
             | IdempotencyKeyReused
             | MonthNotClosable
             | AlreadyPaid
-            | AsOfInFuture => StatusCode::CONFLICT,
+            | AsOfInFuture
+            | PeriodAlreadyBilled
+            | PeriodNotDue
+            | MonthClosed
+            | TestInstanceLimit => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

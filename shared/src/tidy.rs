@@ -11,6 +11,8 @@ const LAYERS: &[&str] = &[
     // The vocabulary every layer shares: the one error type and whole-body validation.
     "error",
     "validate",
+    // Exact quantities and amounts: fractions truncated to cents only at the end.
+    "exact",
     // The ports: storage (and its migrations), the clock, ids, outbound HTTP, configuration and
     // their Spin adapters.
     "platform",

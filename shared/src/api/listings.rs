@@ -161,6 +161,7 @@ fn put_step(ctx: &Ctx, id: &str, step: Step) -> ApiResult<Resp> {
         step,
         body,
         ctx.now,
+        &catalog::follow_step,
     )?)
 }
 

@@ -7,7 +7,7 @@
 //! and `bills` is UNIQUE on (instance, period). Two runs racing, a run repeated by the scheduler,
 //! or a run that died halfway all leave one bill per (instance, period).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
@@ -46,13 +46,15 @@ struct Prepared {
     collected: Vec<UsageRecord>,
 }
 
-/// Bills every closed, unbilled (instance, period) as of `as_of`, oldest first, in batches.
-/// `as_of` decides which periods are closed; `now` is when the bills and ledger entries are
-/// written (a run as of yesterday still records today).
+/// Bills every closed, unbilled (instance, period) as of `as_of`, oldest first, in batches,
+/// after releasing the test instances that lived `test_instance_max_hours` by then. `as_of`
+/// decides which periods are closed; `now` is when the bills and ledger entries are written (a
+/// run as of yesterday still records today).
 pub fn run(
     db: &dyn Database,
     out: &dyn Outbound,
     tz: Tz,
+    test_instance_max_hours: u32,
     as_of: DateTime<Utc>,
     now: DateTime<Utc>,
     actor: &Principal,
@@ -61,8 +63,8 @@ pub fn run(
         as_of: rfc3339(as_of),
         ..RunReport::default()
     };
-    // Housekeeping, then the cursors of instances that have none, each on its own: neither
-    // keeps the others from being billed.
+    // Housekeeping, then the cursors of instances that have none, each on its own, then the
+    // release of expired test instances: none of them keeps the others from being billed.
     if let Err(e) = idempotency::purge_expired(db, now) {
         eprintln!(
             "bill run: expired idempotency keys not purged: {}",
@@ -89,28 +91,50 @@ pub fn run(
             e.detail
         ),
     }
-    // Keyset over (next_close_at, instance_id): a billed instance's cursor moves past the key
-    // and comes round again for its next closed period; a failed one stays behind it.
-    let mut key: (i64, String) = (i64::MIN, String::new());
+    if let Err(e) = orders::instance::expire_test_instances(db, test_instance_max_hours, as_of) {
+        eprintln!(
+            "bill run: expired test instances not released: {}",
+            e.detail
+        );
+    }
+    // Passes of a keyset over (next_close_at, instance_id). Within a pass a billed cursor comes
+    // round again while its next close lies past the key; one that fell behind the key (another
+    // instance's cursor stood far ahead in the batch) is billed by the next pass. Instances that
+    // failed are not tried again in this run. The run ends with a pass that bills nothing.
+    let mut failed: HashSet<String> = HashSet::new();
     loop {
-        let due = store::due_cursors(db, as_of.timestamp(), &key, BATCH)?;
-        let Some(last) = due.last() else { break };
-        key = (last.close_at, last.instance_id.clone());
-        let (written, failed) = match prepare(db, out, tz, &due, &mut report.failures) {
-            Ok(batch) => bill(db, tz, &batch, actor, now),
-            Err(e) => (Vec::new(), failed_whole(&due, &e)),
-        };
-        report.failures.extend(failed);
-        for bill in written {
-            report.bills_written += 1;
-            if bill.test {
-                report.test_bills += 1;
-            } else {
-                report.deducted += bill.total.to_decimal();
+        let mut key: (i64, String) = (i64::MIN, String::new());
+        let mut billed = 0;
+        loop {
+            let due = store::due_cursors(db, as_of.timestamp(), &key, BATCH)?;
+            let Some(last) = due.last() else { break };
+            key = (last.close_at, last.instance_id.clone());
+            let due: Vec<DueCursor> = due
+                .into_iter()
+                .filter(|c| !failed.contains(&c.instance_id))
+                .collect();
+            let mut failures = Vec::new();
+            let (written, more) = match prepare(db, out, tz, &due, &mut failures) {
+                Ok(batch) => bill(db, tz, &batch, actor, now),
+                Err(e) => (Vec::new(), failed_whole(&due, &e)),
+            };
+            failures.extend(more);
+            failed.extend(failures.iter().map(|f| f.instance_id.clone()));
+            report.failures.extend(failures);
+            billed += written.len();
+            for bill in written {
+                report.bills_written += 1;
+                if bill.test {
+                    report.test_bills += 1;
+                } else {
+                    report.deducted += bill.total.to_decimal();
+                }
             }
         }
+        if billed == 0 {
+            return Ok(report);
+        }
     }
-    Ok(report)
 }
 
 /// Every (instance, period) of a batch that could not be read or written as a whole (the
@@ -192,7 +216,7 @@ fn prepare(
         };
         match platform_usage::collect(&instance, &terms, &period, out) {
             Ok(collected) => batch.push(Prepared {
-                next: after(&instance, &terms, &period, tz),
+                next: instance.period_after(&period, terms.kind, tz),
                 instance,
                 terms,
                 period,
@@ -419,14 +443,4 @@ fn write_batch(
         ledger::post_many(db, &deductions, &actor.id, now),
     )?;
     Ok((written, failures))
-}
-
-/// The next period to bill after `period`, or `None` once the instance's last period is billed:
-/// the one in which it was released, or the one its release ends exactly (nothing runs, and no
-/// usage is accepted, from the release on).
-fn after(instance: &Instance, terms: &Terms, period: &Period, tz: Tz) -> Option<Period> {
-    match instance.released() {
-        Some(r) if r <= period.end => None,
-        _ => Some(period.next(terms.kind, tz)),
-    }
 }

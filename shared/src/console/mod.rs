@@ -274,6 +274,7 @@ fn route(req: &Req, session: Option<&Session>, chrome: &Chrome) -> ApiResult<Res
                 pages::settlements::close(req, chrome, me)
             })
         }
+        (["settlements", "write-offs"], _, true) => pages::settlements::write_off(req, chrome, me),
         (["settlements", id], true, _) => pages::settlements::statement(req, chrome, me, id),
         (["settlements", id, "payout"], _, true) => {
             once::submit(req, chrome, me, Guard::Atomic, || {

@@ -193,8 +193,13 @@ pub(crate) fn list(
     store::list_products(db, caller, status, after, limit)
 }
 
+/// What else a step's write must do in its transaction, once the step is saved (the catalog
+/// entry of a published product follows its category step).
+pub(crate) type AfterSave<'a> = &'a dyn Fn(&dyn Database, &str, Step) -> ApiResult<()>;
+
 /// The provider writes one step whole: validated against the service before the transaction,
-/// the edit lock re-checked inside it.
+/// the edit lock re-checked inside it, and an approved category kept (409 `StepLocked` for
+/// another); `after_save` runs in the same transaction.
 pub(crate) fn write_step(
     db: &dyn Database,
     provider: &Principal,
@@ -202,6 +207,7 @@ pub(crate) fn write_step(
     step: Step,
     body: &[u8],
     now: DateTime<Utc>,
+    after_save: AfterSave,
 ) -> ApiResult<ProductView> {
     let product = store::find_product(db, provider, id)?;
     if let Some(refusal) = product.status.refusal(Edit::Step(step)) {
@@ -210,11 +216,18 @@ pub(crate) fn write_step(
     let service = store::find_service(db, provider, &product.service_id)?;
     let validated = validate_step(step, body, &service.spec)?;
     transaction(db, |db| {
-        store::lock_for_edit(db, &product.id, Edit::Step(step), now)?;
+        let status = store::lock_for_edit(db, &product.id, Edit::Step(step), now)?;
+        if step == Step::Category && status.category_locked() {
+            let approved = store::step_data(db, &product.id, Step::Category)?;
+            if approved.as_ref().map(|a| &a["category"]) != Some(&validated.data()["category"]) {
+                return Err(ProductStatus::category_refusal());
+            }
+        }
         if step == Step::Pricing {
             store::check_billing_period_change(db, &product.id, validated.data())?;
         }
-        store::save_step(db, &product.id, step, &validated, now)
+        store::save_step(db, &product.id, step, &validated, now)?;
+        after_save(db, &product.id, step)
     })?;
     find(db, provider, id)
 }

@@ -134,14 +134,14 @@ pub(crate) fn list_products(
 }
 
 /// Re-reads the product's status inside the caller's transaction and refuses the edit (409) when
-/// the listing is frozen. Checking inside the transaction means a submission that commits first
-/// cannot be followed by an edit of the listing under review.
+/// the listing is frozen; returns the status. Checking inside the transaction means a submission
+/// that commits first cannot be followed by an edit of the listing under review.
 pub(crate) fn lock_for_edit(
     db: &dyn Database,
     product_id: &str,
     edit: Edit,
     now: DateTime<Utc>,
-) -> ApiResult<()> {
+) -> ApiResult<ProductStatus> {
     let rows = db.execute(
         "SELECT status FROM products WHERE id = ?",
         &[product_id.into()],
@@ -159,7 +159,7 @@ pub(crate) fn lock_for_edit(
         "UPDATE products SET updated_at = ? WHERE id = ?",
         &[rfc3339(now).into(), product_id.into()],
     )?;
-    Ok(())
+    Ok(status)
 }
 
 pub(crate) fn save_step(

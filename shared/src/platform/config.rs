@@ -23,6 +23,27 @@ pub struct Config {
     /// https, the console's cookies are `Secure` and `__Host-` prefixed and every response
     /// carries `Strict-Transport-Security`.
     pub public_url: Option<String>,
+    /// The most test instances of one product alive at once (not released).
+    pub test_instance_limit: u32,
+    /// How long a test instance lives: the first bill run after it released it.
+    pub test_instance_max_hours: u32,
+}
+
+/// A positive whole number of a variable, or `default` when it is not set.
+fn positive(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u32,
+) -> Result<u32, String> {
+    match get(name) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{name} must be a positive whole number, got {text:?}")),
+    }
 }
 
 /// Parses a commission rate: a decimal in [0, 1) with at most 6 decimal places.
@@ -112,6 +133,8 @@ impl Config {
         Ok(Self {
             public_url,
             commission_rate,
+            test_instance_limit: positive(&get, "test_instance_limit", 5)?,
+            test_instance_max_hours: positive(&get, "test_instance_max_hours", 72)?,
             admin_token,
             billing_timezone,
             allow_clock_override,

@@ -1,4 +1,4 @@
-//! docs/RULES.md R11.14: a bill run never stops as a whole. A batch whose transaction finds the
+//! docs/RULES.md R11.16: a bill run never stops as a whole. A batch whose transaction finds the
 //! database busy is tried again after a pause, and failing that reported while the other
 //! batches are billed; an instance whose billing cursor cannot be opened is reported and the
 //! others are billed.
@@ -61,6 +61,7 @@ fn run(db: &dyn Database, app: &TestApp, as_of: &str) -> RunReport {
         db,
         &NativeOutbound,
         app.config().billing_timezone,
+        app.config().test_instance_max_hours,
         at(as_of),
         at(as_of),
         &Principal::built_in_operator(),

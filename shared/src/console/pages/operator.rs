@@ -236,6 +236,7 @@ pub(crate) fn run_bills(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult
             req.db()?,
             req.outbound,
             req.config.billing_timezone,
+            req.config.test_instance_max_hours,
             as_of,
             req.now,
             me,

@@ -14,6 +14,7 @@ mod harness;
 mod media;
 mod prometheus;
 mod routes;
+mod settlement;
 mod slow_prometheus;
 mod walkthrough;
 mod wire;
