@@ -333,6 +333,7 @@ fn main() {
                     storage.db().unwrap(),
                     &NativeOutbound,
                     t.app.config().billing_timezone,
+                    t.app.config().test_instance_max_hours,
                     as_of,
                     as_of,
                     &operator,

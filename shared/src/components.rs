@@ -9,55 +9,89 @@ use spin_sdk::http::{
 
 use crate::api::{self, Api};
 use crate::error::{ApiError, Code};
+use crate::platform::LargeBody;
+use crate::platform::config::{Config, DatabaseConfig};
 use crate::platform::spin::{SpinBackend, SpinOutbound, config};
-use crate::platform::storage::Storage;
+use crate::platform::storage::{Chunks, Storage};
 
 /// Serves one HTTP request of `api` with Spin's stores, variables and clock.
 ///
 /// The body is read as Spin streams it, and no further than the endpoint's limit: a larger one
-/// is refused with 413 before it is read whole, before routing and authentication.
+/// is refused with 413 before it is read whole, before routing and authentication. A body that
+/// may be larger than a JSON body (a media file) is read only once its sender may upload it.
 pub async fn serve(api: Api, req: IncomingRequest, out: ResponseOutparam) {
-    let response = match read(req, api::body_limit).await {
-        Ok(req) => match config() {
-            Ok(config) => {
-                let storage = Storage::new(SpinBackend::new(&config.database));
-                api::handle(
+    let config = config();
+    let storage = spin_storage(&config);
+    let response = match &config {
+        Ok(config) => {
+            let early = |head: &http::request::Parts| {
+                api::before_large_body(api, head, &storage, config, chrono::Utc::now())
+            };
+            match read(req, api::body_limit, early).await {
+                Ok(req) => api::handle(
                     api,
                     req,
                     &storage,
                     &SpinOutbound,
-                    &config,
+                    config,
                     chrono::Utc::now(),
-                )
+                ),
+                Err(mut answer) => {
+                    config.secure(&mut answer);
+                    answer
+                }
             }
-            Err(e) => api::problem(&e),
-        },
-        Err(refusal) => api::problem(&refusal),
+        }
+        Err(e) => api::problem(e),
     };
-    send(out, response);
+    send(out, response, &storage);
 }
 
 /// Serves one request of the web console with Spin's stores, variables and clock, its body
-/// bounded as the API's are.
+/// bounded as the API's are, and an upload read only from a signed-in browser.
 pub async fn serve_console(req: IncomingRequest, out: ResponseOutparam) {
-    let response = match read(req, crate::console::body_limit).await {
-        Ok(req) => match config() {
-            Ok(config) => {
-                let storage = Storage::new(SpinBackend::new(&config.database));
-                crate::console::handle(req, &storage, &SpinOutbound, &config, chrono::Utc::now())
+    let config = config();
+    let storage = spin_storage(&config);
+    let response = match &config {
+        Ok(config) => {
+            let early = |head: &http::request::Parts| {
+                crate::console::before_large_body(head, &storage, config, chrono::Utc::now())
+            };
+            match read(req, crate::console::body_limit, early).await {
+                Ok(req) => {
+                    crate::console::handle(req, &storage, &SpinOutbound, config, chrono::Utc::now())
+                }
+                Err(mut answer) => {
+                    config.secure(&mut answer);
+                    answer
+                }
             }
-            Err(e) => api::problem(&e),
-        },
-        Err(refusal) => api::problem(&refusal),
+        }
+        Err(e) => api::problem(e),
     };
-    send(out, response);
+    send(out, response, &storage);
 }
 
-/// The request as a handler takes it, its body read up to `limit`'s for its method and path.
+/// The stores of one request, as the deployment's variables choose them (Spin's SQLite when
+/// they cannot be read: the request is then answered with the configuration's problem).
+fn spin_storage(config: &Result<Config, ApiError>) -> Storage {
+    let database = config
+        .as_ref()
+        .map_or(&DatabaseConfig::Sqlite, |c| &c.database);
+    Storage::new(SpinBackend::new(database))
+}
+
+/// The request as a handler takes it, its body read up to `limit`'s for its method and path; or
+/// the answer given without reading it: 413 for a declared length over the limit, or what
+/// `early` decides of a body that may be larger than a JSON body (read it, leave it unread, or
+/// answer without it). Nothing is allocated from the declared length: the body grows as it
+/// arrives.
 async fn read(
     req: IncomingRequest,
     limit: fn(&http::Method, &str) -> usize,
-) -> Result<http::Request<Vec<u8>>, ApiError> {
+    early: impl FnOnce(&http::request::Parts) -> LargeBody,
+) -> Result<http::Request<Vec<u8>>, http::Response<Vec<u8>>> {
+    let refused = |e: ApiError| api::problem(&e);
     let method = method_of(&req.method());
     let target = req.path_with_query().unwrap_or_else(|| "/".to_owned());
     let limit = limit(&method, target.split('?').next().unwrap_or_default());
@@ -72,28 +106,39 @@ async fn read(
         builder = builder.header(name, value);
     }
     if declared.is_some_and(|n| n > limit) {
-        return Err(api::too_large(limit));
+        return Err(refused(api::too_large(limit)));
     }
-    let mut body = Vec::with_capacity(declared.unwrap_or(0));
+    let (head, ()) = builder
+        .body(())
+        .map_err(|_| {
+            refused(ApiError::new(
+                Code::InvalidValue,
+                "the request's target or headers are malformed",
+            ))
+        })?
+        .into_parts();
+    let mut body = Vec::new();
+    if limit > api::JSON_BODY_MAX && declared.is_none_or(|n| n > api::JSON_BODY_MAX) {
+        match early(&head) {
+            LargeBody::Read => {}
+            LargeBody::Skip => return Ok(http::Request::from_parts(head, body)),
+            LargeBody::Refuse(answer) => return Err(*answer),
+        }
+    }
     let mut stream = req.into_body_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
-            ApiError::new(
+            refused(ApiError::new(
                 Code::InvalidValue,
                 format!("the body could not be read: {e:?}"),
-            )
+            ))
         })?;
         if body.len() + chunk.len() > limit {
-            return Err(api::too_large(limit));
+            return Err(refused(api::too_large(limit)));
         }
         body.extend(chunk);
     }
-    builder.body(body).map_err(|_| {
-        ApiError::new(
-            Code::InvalidValue,
-            "the request's target or headers are malformed",
-        )
-    })
+    Ok(http::Request::from_parts(head, body))
 }
 
 fn method_of(method: &Method) -> http::Method {
@@ -120,18 +165,18 @@ const WRITE_CHUNK: usize = 4096;
 /// leave together. Spin's HTTP listener does not set `TCP_NODELAY`: a head sent on its own
 /// waits for the client's delayed ACK (~40 ms on a keep-alive connection) before the body may
 /// follow (Nagle). What the body's stream accepts before the response is set goes with the
-/// head; the rest follows at once.
-fn send(out: ResponseOutparam, response: http::Response<Vec<u8>>) {
+/// head; the rest follows at once. A body left in the key-value store ([`Chunks`], a medium) is
+/// streamed a piece at a time, so a 100 MiB video holds one piece in memory, not the file.
+fn send(out: ResponseOutparam, response: http::Response<Vec<u8>>, storage: &Storage) {
     let (parts, body) = response.into_parts();
+    let chunks = parts.extensions.get::<Chunks>();
+    let length = chunks.map_or(body.len() as u64, |c| c.size);
     let mut headers: Vec<(String, Vec<u8>)> = parts
         .headers
         .iter()
         .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
         .collect();
-    headers.push((
-        "content-length".to_owned(),
-        body.len().to_string().into_bytes(),
-    ));
+    headers.push(("content-length".to_owned(), length.to_string().into_bytes()));
     let Ok(fields) = Fields::from_list(&headers) else {
         eprintln!("internal error: response headers refused by the host");
         return;
@@ -154,13 +199,29 @@ fn send(out: ResponseOutparam, response: http::Response<Vec<u8>>) {
         let _ = stream.flush();
     }
     out.set(outgoing);
-    for chunk in body[early..].chunks(WRITE_CHUNK) {
-        if stream.blocking_write_and_flush(chunk).is_err() {
+    let write = |bytes: &[u8]| {
+        bytes
+            .chunks(WRITE_CHUNK)
+            .all(|piece| stream.blocking_write_and_flush(piece).is_ok())
+    };
+    let mut complete = write(&body[early..]);
+    for key in chunks.map(|c| c.keys.as_slice()).unwrap_or_default() {
+        if !complete {
             break;
+        }
+        match storage.kv().map(|kv| kv.get(key)) {
+            Ok(Ok(Some(piece))) => complete = write(&piece),
+            outcome => {
+                // The head is gone: the client sees a body shorter than its length.
+                eprintln!("internal error: piece {key} of a response: {outcome:?}");
+                complete = false;
+            }
         }
     }
     drop(stream);
-    let _ = OutgoingBody::finish(outgoing_body, None);
+    if complete {
+        let _ = OutgoingBody::finish(outgoing_body, None);
+    }
 }
 
 /// The `billing` cron component's run ([`crate::settlement::scheduled_run`]) with the event's

@@ -82,8 +82,6 @@ pub enum Code {
     ItemNotReportedByProvider,
     /// The instant is not the start of a billing period of the product.
     InvalidPeriodStart,
-    /// A bill run cannot be dated in the future.
-    AsOfInFuture,
     // 401 / 403 / 404 / 405.
     /// No bearer token, or one nobody holds.
     Unauthorized,
@@ -139,6 +137,19 @@ pub enum Code {
     MonthNotClosable,
     /// The statement was already paid.
     AlreadyPaid,
+    /// A bill run cannot be dated in the future: the clock does not allow it yet.
+    AsOfInFuture,
+    // 429.
+    /// Too many failed authentications from the client's address: wait `Retry-After` seconds.
+    TooManyRequests,
+    /// The instance-period has a bill: it cannot be written off.
+    PeriodAlreadyBilled,
+    /// Only an instance's next period to bill, once closed, can be written off.
+    PeriodNotDue,
+    /// The provider's statement of that month is written already.
+    MonthClosed,
+    /// The product has as many test instances alive as a product may.
+    TestInstanceLimit,
     // 413 / 415.
     /// The body is larger than the endpoint accepts.
     PayloadTooLarge,
@@ -195,8 +206,7 @@ impl Code {
             | UsageAfterRelease
             | UnknownBillableItem
             | ItemNotReportedByProvider
-            | InvalidPeriodStart
-            | AsOfInFuture => StatusCode::BAD_REQUEST,
+            | InvalidPeriodStart => StatusCode::BAD_REQUEST,
             Unauthorized => StatusCode::UNAUTHORIZED,
             AccountInArrears => StatusCode::PAYMENT_REQUIRED,
             Forbidden | EnterpriseOnly => StatusCode::FORBIDDEN,
@@ -221,8 +231,14 @@ impl Code {
             | ReportingMethodLocked
             | IdempotencyKeyReused
             | MonthNotClosable
-            | AlreadyPaid => StatusCode::CONFLICT,
+            | AlreadyPaid
+            | AsOfInFuture
+            | PeriodAlreadyBilled
+            | PeriodNotDue
+            | MonthClosed
+            | TestInstanceLimit => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PlatformSourceUnavailable => StatusCode::BAD_GATEWAY,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
@@ -275,6 +291,8 @@ pub struct ApiError {
     pub errors: Vec<FieldError>,
     /// For 405: the methods the resource does accept (the `Allow` header).
     pub allow: Option<&'static str>,
+    /// For 429: how many seconds to wait before trying again (the `Retry-After` header).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
@@ -285,6 +303,7 @@ impl ApiError {
             detail: detail.into(),
             errors: Vec::new(),
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -305,6 +324,7 @@ impl ApiError {
             detail,
             errors,
             allow: None,
+            retry_after: None,
         }
     }
 
@@ -336,20 +356,17 @@ impl ApiError {
     }
 
     /// 503: the database server cannot be reached, or keeps undoing the transaction. Nothing was
-    /// written; the cause goes to the log.
+    /// written; the cause goes to the log. `Retry-After` says when to try again.
     pub fn unavailable(cause: impl std::fmt::Display) -> Self {
         eprintln!("storage unavailable: {cause}");
-        Self::new(
-            Code::StorageUnavailable,
-            "the database cannot be reached right now; nothing was changed, retry after the \
-             Retry-After seconds",
-        )
-    }
-
-    /// How many seconds a client should wait before it retries, for the `Retry-After` header:
-    /// only a 503 says.
-    pub fn retry_after(&self) -> Option<u32> {
-        (self.code == Code::StorageUnavailable).then_some(RETRY_AFTER_SECONDS)
+        Self {
+            retry_after: Some(STORAGE_RETRY_AFTER_SECONDS),
+            ..Self::new(
+                Code::StorageUnavailable,
+                "the database cannot be reached right now; nothing was changed, retry after the \
+                 Retry-After seconds",
+            )
+        }
     }
 
     /// The HTTP status, from the code.
@@ -374,7 +391,7 @@ impl ApiError {
 
 /// The `Retry-After` of a 503: a PostgreSQL restart takes a few seconds, a failover longer; a
 /// client that retries sooner is answered 503 again, at no cost to anyone.
-const RETRY_AFTER_SECONDS: u32 = 1;
+const STORAGE_RETRY_AFTER_SECONDS: u64 = 1;
 
 /// The result of every domain operation.
 pub type ApiResult<T> = Result<T, ApiError>;

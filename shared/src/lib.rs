@@ -21,6 +21,8 @@ mod catalog;
 pub mod components;
 pub mod console;
 pub mod error;
+mod exact;
+mod idempotency;
 mod identity;
 mod listing;
 mod metering;

@@ -11,9 +11,14 @@ const LAYERS: &[&str] = &[
     // The vocabulary every layer shares: the one error type and whole-body validation.
     "error",
     "validate",
+    // Exact quantities and amounts: fractions truncated to cents only at the end.
+    "exact",
     // The ports: storage (and its migrations), the clock, ids, outbound HTTP, configuration and
     // their Spin adapters.
     "platform",
+    // Idempotency keys: a principal's retries replay the first response, for the API and the
+    // console alike, and bill runs purge the expired.
+    "idempotency",
     // Billing periods, the calendar every capability from listing to billing cuts time by.
     "period",
     // The capabilities, each on the ones it builds on.
@@ -174,6 +179,66 @@ fn sql_lives_in_store_files() {
         strays.is_empty(),
         "queries outside a store.rs: {}",
         strays.join(", ")
+    );
+}
+
+/// What a file does that could put the network inside a write transaction: call an outbound
+/// adapter but through the guard (`platform::outbound::get`, which refuses while this thread
+/// holds a transaction), or open a transaction but through `platform::storage::transaction`
+/// (which the guard counts).
+fn transaction_bypasses(relative: &Path, code: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if relative != Path::new("platform/outbound/mod.rs") && code.contains(".get_unguarded(") {
+        found.push(format!(
+            "{}: calls an outbound adapter directly; use platform::outbound::get",
+            relative.display()
+        ));
+    }
+    let opens = ["BEGIN IMMEDIATE", "\"BEGIN", ".begin()"];
+    if !relative.starts_with("platform/storage") && opens.iter().any(|o| code.contains(o)) {
+        found.push(format!(
+            "{}: opens a transaction directly; use platform::storage::transaction",
+            relative.display()
+        ));
+    }
+    found
+}
+
+/// Nothing waits on the network while holding the write lock: every outbound request passes the
+/// guard, and every transaction is one the guard sees. Together with the guard's own test
+/// (`an_outbound_request_inside_a_write_transaction_is_refused_and_outside_it_is_sent`) and the
+/// API tests that reach a stand-in Prometheus, a request sent inside a transaction fails the build.
+#[test]
+fn outbound_calls_go_through_the_guard() {
+    let mut files = Vec::new();
+    rust_files(&src_dir(), &mut files);
+    let mut found = Vec::new();
+    for path in files {
+        let relative = path.strip_prefix(src_dir()).expect("below src/");
+        if relative == Path::new("tidy.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable source");
+        found.extend(transaction_bypasses(relative, without_tests(&text)));
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn a_bypass_of_the_outbound_guard_is_caught() {
+    let direct = "let (status, body) = out.get_unguarded(&url)?;";
+    assert_eq!(
+        transaction_bypasses(Path::new("billing/preview.rs"), direct).len(),
+        1
+    );
+    assert!(transaction_bypasses(Path::new("platform/outbound/mod.rs"), direct).is_empty());
+    let begun = "db.begin()?; let x = outbound::get(out, &url);";
+    assert_eq!(
+        transaction_bypasses(Path::new("billing/run.rs"), begun).len(),
+        1
+    );
+    assert!(
+        transaction_bypasses(Path::new("billing/run.rs"), "transaction(db, |db| f(db))").is_empty()
     );
 }
 

@@ -1,6 +1,6 @@
 //! `/api/v1/services/...`, `/api/v1/products/...` and `/api/v1/catalog/...`.
 
-use http::{Method, Response, StatusCode, header};
+use http::{Method, Response, StatusCode};
 use serde::Deserialize;
 
 use super::{Ctx, Resp, created, no_content, not_allowed, not_found, ok};
@@ -161,6 +161,7 @@ fn put_step(ctx: &Ctx, id: &str, step: Step) -> ApiResult<Resp> {
         step,
         body,
         ctx.now,
+        &catalog::follow_step,
     )?)
 }
 
@@ -240,24 +241,9 @@ fn media_slot(
     }
 }
 
-/// The bytes of a medium, with the content type they were checked to have. A provider chose
-/// these bytes: browsers must not sniff them into another type, render them as a page of this
-/// origin, or run anything they contain.
+/// A medium with the content type it was checked to have, sandboxed ([`MediaFile::response`]).
 fn media_response(file: MediaFile) -> ApiResult<Resp> {
-    Response::builder()
-        .status(StatusCode::OK)
-        .header(header::CONTENT_TYPE, file.content_type)
-        .header(header::X_CONTENT_TYPE_OPTIONS, "nosniff")
-        .header(
-            header::CONTENT_SECURITY_POLICY,
-            "sandbox; default-src 'none'",
-        )
-        .header(
-            header::CONTENT_DISPOSITION,
-            format!("inline; filename=\"{}\"", file.file_name),
-        )
-        .body(file.bytes)
-        .map_err(ApiError::internal)
+    file.response(Response::builder().status(StatusCode::OK))
 }
 
 fn billable_items(ctx: &Ctx, id: &str) -> ApiResult<Resp> {

@@ -2,7 +2,6 @@
 //! Each Spin component serves one [`Api`]; it only knows its own routes, so a request that
 //! `spin.toml` sends to the wrong component gets a 404 instead of silently working.
 
-mod idempotency;
 mod identity;
 mod listings;
 mod metering;
@@ -10,19 +9,22 @@ mod orders;
 mod reviews;
 mod settlements;
 
+use std::cell::OnceCell;
+
 use chrono::{DateTime, Utc};
 use http::{HeaderMap, Method, Request, Response, StatusCode, header};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
-use crate::identity::{Principal, bearer_token, principal_for_token};
+use crate::idempotency::{self, Guard, IdempotencyKey};
+use crate::identity::{Principal, bearer_token, principal_for_token, throttle};
 use crate::listing::media::MediaKind;
+use crate::platform::LargeBody;
 use crate::platform::clock::effective_now;
 use crate::platform::config::Config;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::Storage;
-use idempotency::{Guard, IdempotencyKey};
 
 /// The HTTP components of `spin.toml`, one per API area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,17 +56,39 @@ pub(crate) struct Ctx<'a> {
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
+    /// The caller, once authenticated ([`Ctx::principal`]).
+    pub caller: OnceCell<ApiResult<Principal>>,
+}
+
+/// The principal of a request's bearer token, or 401: no token (not counted as a failure), or
+/// one nobody holds (counted against the client's address: after ten in a minute, 429). The
+/// minute is the wall clock's: `X-Clock-Now` moves no throttle.
+fn authenticate(
+    headers: &HeaderMap,
+    storage: &Storage,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> ApiResult<Principal> {
+    let header = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let token = bearer_token(header)?;
+    let client = headers
+        .get(throttle::CLIENT_HEADER)
+        .and_then(|v| v.to_str().ok());
+    let db = storage.db()?;
+    throttle::guarded(db, client, now, || {
+        principal_for_token(db, token, &config.admin_token)
+    })
 }
 
 impl Ctx<'_> {
-    /// The authenticated caller, or 401.
+    /// The authenticated caller, or 401 (429 after too many failures from its address); asked
+    /// once per request, however often a handler and the idempotency guard ask.
     pub(crate) fn principal(&self) -> ApiResult<Principal> {
-        let header = self
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok());
-        let token = bearer_token(header)?;
-        principal_for_token(self.storage.db()?, token, &self.config.admin_token)
+        self.caller
+            .get_or_init(|| authenticate(&self.headers, self.storage, self.config, self.real_now))
+            .clone()
     }
 
     pub(crate) fn query(&self, name: &str) -> Option<&str> {
@@ -226,11 +250,11 @@ pub fn problem(err: &ApiError) -> Resp {
     if let Some(allow) = err.allow {
         builder = builder.header(header::ALLOW, allow);
     }
+    if let Some(seconds) = err.retry_after {
+        builder = builder.header(header::RETRY_AFTER, seconds);
+    }
     if err.code == Code::Unauthorized {
         builder = builder.header(header::WWW_AUTHENTICATE, "Bearer");
-    }
-    if let Some(seconds) = err.retry_after() {
-        builder = builder.header(header::RETRY_AFTER, seconds);
     }
     builder
         .body(err.to_problem_json())
@@ -254,6 +278,28 @@ pub fn body_limit(_method: &Method, path: &str) -> usize {
             MediaKind::parse(kind).map_or(JSON_BODY_MAX, MediaKind::max_bytes)
         }
         _ => JSON_BODY_MAX,
+    }
+}
+
+/// What to do with a body that may be larger than [`JSON_BODY_MAX`], before it is read: a
+/// media slot takes a file with `PUT` alone, from a provider; for another method the body is
+/// not read, and for a `PUT` without a provider's token the answer is 401 (or 403). Whoever may
+/// not upload never makes the app read up to 100 MiB.
+pub fn before_large_body(
+    api: Api,
+    head: &http::request::Parts,
+    storage: &Storage,
+    config: &Config,
+    real_now: DateTime<Utc>,
+) -> LargeBody {
+    if api != Api::Listings || head.method != Method::PUT {
+        return LargeBody::Skip;
+    }
+    let authorized = authenticate(&head.headers, storage, config, real_now)
+        .and_then(|principal| principal.require(&[crate::identity::Role::Provider]));
+    match authorized {
+        Ok(()) => LargeBody::Read,
+        Err(e) => LargeBody::Refuse(Box::new(problem(&e))),
     }
 }
 
@@ -302,6 +348,7 @@ pub fn handle(
                     .collect(),
                 headers: parts.headers.clone(),
                 body,
+                caller: OnceCell::new(),
             };
             let route = |ctx: &Ctx| {
                 match api {
@@ -327,14 +374,45 @@ pub fn handle(
                 None => Ok(route(&ctx)),
             }
         });
-    result.unwrap_or_else(|e| problem(&e))
+    let mut response = result.unwrap_or_else(|e| problem(&e));
+    config.secure(&mut response);
+    response
 }
 
-/// Whether this request is guarded by an idempotency key, for whom, and how: every POST may
-/// carry one, but those that issue a token (it is shown once, and never stored). The key is
-/// looked at only once the request is routed and its caller authenticated, as the documented
-/// order of checks puts routing (404, 405) before the token (401): a request without a valid
-/// token, or that no route takes, is served as if it had no key — nothing it does is recorded.
+/// What an `Idempotency-Key` does on a POST, by its path below `/api/v1/` (docs/RULES.md R1.13;
+/// `openapi.yaml` says it of each operation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyUse {
+    /// Ignored: the request writes nothing, so it is served as it is, never under the write
+    /// lock, and nothing of it is recorded.
+    Ignored,
+    /// Refused (400): the request issues a token, which is shown once and never stored.
+    Refused,
+    /// Guarded as [`Guard`] says.
+    Guarded(Guard),
+}
+
+fn key_use(segments: &[&str]) -> KeyUse {
+    match segments {
+        ["orders", "quote"] | ["billing", "preview"] => KeyUse::Ignored,
+        ["principals"] | ["principals", _, "tokens"] => KeyUse::Refused,
+        // Idempotent by construction — a bill run bills each period once, a month's statements
+        // are written once, a usage record counts once — and better not held in one
+        // transaction: a run commits batch by batch and reads Prometheus between them, a push
+        // is validated before it takes the write lock.
+        ["billing", "runs"]
+        | ["settlements", "runs"]
+        | ["metering"]
+        | ["metering", "platform-bills"] => KeyUse::Guarded(Guard::Recorded),
+        _ => KeyUse::Guarded(Guard::Atomic),
+    }
+}
+
+/// Whether this request is guarded by an idempotency key, for whom, and how ([`key_use`]). The
+/// key is looked at only once the request is routed and its caller authenticated, as the
+/// documented order of checks puts routing (404, 405) before the token (401): a request without
+/// a valid token, or that no route takes, is served as if it had no key — nothing it does is
+/// recorded.
 fn idempotency_guard(
     ctx: &Ctx<'_>,
     route: impl Fn(&Ctx<'_>) -> Resp,
@@ -345,6 +423,11 @@ fn idempotency_guard(
     if ctx.method != Method::POST {
         return Ok(None);
     }
+    let segments: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
+    let key_use = key_use(&segments);
+    if key_use == KeyUse::Ignored {
+        return Ok(None);
+    }
     let Ok(caller) = ctx.principal() else {
         return Ok(None);
     };
@@ -352,26 +435,15 @@ fn idempotency_guard(
         return Ok(None);
     }
     let key = IdempotencyKey::parse(value.as_bytes())?;
-    let segments: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
-    let guard = match segments.as_slice() {
-        ["principals"] | ["principals", _, "tokens"] => {
-            return Err(ApiError::validation(vec![FieldError::new(
-                "Idempotency-Key",
-                Code::InvalidValue,
-                "not accepted on requests that issue a token: a token is shown once",
-            )]));
-        }
-        // Idempotent by construction — a bill run bills each period once, a month's statements
-        // are written once, a usage record counts once — and better not held in one
-        // transaction: a run commits batch by batch, a push is validated before it takes the
-        // write lock.
-        ["billing", "runs"]
-        | ["settlements", "runs"]
-        | ["metering"]
-        | ["metering", "platform-bills"] => Guard::Recorded,
-        _ => Guard::Atomic,
-    };
-    Ok(Some((caller, key, guard)))
+    match key_use {
+        KeyUse::Guarded(guard) => Ok(Some((caller, key, guard))),
+        KeyUse::Ignored => Ok(None),
+        KeyUse::Refused => Err(ApiError::validation(vec![FieldError::new(
+            "Idempotency-Key",
+            Code::InvalidValue,
+            "not accepted on requests that issue a token: a token is shown once",
+        )])),
+    }
 }
 
 /// Whether a route takes this request's method and path. Every route that takes a `POST`
@@ -391,6 +463,7 @@ fn routed(ctx: &Ctx<'_>, route: impl Fn(&Ctx<'_>) -> Resp) -> bool {
         query: ctx.query.clone(),
         headers,
         body: Vec::new(),
+        caller: OnceCell::new(),
     };
     route(&anonymous).status() == StatusCode::UNAUTHORIZED
 }

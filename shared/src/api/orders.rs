@@ -23,6 +23,11 @@ pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
         (["instances", _], _) => not_allowed("GET"),
         (["instances", id, "actions"], &Method::POST) => action(ctx, id),
         (["instances", _, "actions"], _) => not_allowed("POST"),
+        (["instances", id, "write-offs"], &Method::GET) => write_offs(ctx, id),
+        (["instances", id, "write-offs"], &Method::POST) => write_off(ctx, id),
+        (["instances", _, "write-offs"], _) => not_allowed("GET, POST"),
+        (["instances", id, "eula"], &Method::GET) => eula(ctx, id),
+        (["instances", _, "eula"], _) => not_allowed("GET"),
         (["accounts", "me"], &Method::GET) => my_account(ctx),
         (["accounts", "me"], _) => not_allowed("GET"),
         (["accounts", id, "top-ups"], &Method::POST) => top_up(ctx, id),
@@ -55,6 +60,7 @@ fn order(ctx: &Ctx) -> ApiResult<Resp> {
         &caller,
         &req,
         ctx.config.billing_timezone,
+        ctx.config.test_instance_limit,
         ctx.now,
     )?;
     let instance = placed.instance;
@@ -71,6 +77,13 @@ fn instance(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     ok(&instance::find(ctx.storage.db()?, &caller, id)?)
 }
 
+/// The EULA the instance's order accepted, whole.
+fn eula(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
+    ok(&orders::accepted_eula(ctx.storage.db()?, &caller, id)?)
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ActionBody {
@@ -79,7 +92,7 @@ struct ActionBody {
 
 fn action(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
-    caller.require(&[Role::Customer, Role::Provider])?;
+    caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     let body: ActionBody = ctx.json()?;
     ok(&instance::perform(
         ctx.storage.db()?,
@@ -88,6 +101,45 @@ fn action(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
         body.action,
         ctx.now,
     )?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WriteOffRequest {
+    period_start: DateTime<Utc>,
+    reason: Option<String>,
+}
+
+/// An operator writes off an instance-period that cannot be billed: 201 with the write-off, or
+/// 200 with the one that period already has.
+fn write_off(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Operator])?;
+    let body: WriteOffRequest = ctx.json()?;
+    let (written, new) = billing::write_off::write_off(
+        ctx.storage.db()?,
+        &caller,
+        id,
+        body.period_start,
+        body.reason.as_deref(),
+        ctx.config.billing_timezone,
+        ctx.now,
+    )?;
+    if new { created(&written) } else { ok(&written) }
+}
+
+fn write_offs(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
+    let page = ctx.page()?;
+    let items = billing::write_off::list(
+        ctx.storage.db()?,
+        &caller,
+        id,
+        page.cursor.as_deref(),
+        page.fetch(),
+    )?;
+    page.list(items, |w| &w.id)
 }
 
 fn my_account(ctx: &Ctx) -> ApiResult<Resp> {
@@ -146,6 +198,7 @@ fn bill_run(ctx: &Ctx) -> ApiResult<Resp> {
         ctx.storage.db()?,
         ctx.outbound,
         ctx.config.billing_timezone,
+        ctx.config.test_instance_max_hours,
         as_of,
         ctx.now,
         &caller,

@@ -25,13 +25,13 @@ pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
 }
 
 /// A month's statements (`?month=YYYY-MM`, this month by default; `?provider_id=` for an
-/// operator): `{"month", "status", "items"}`.
+/// operator): `{"month", "period", "status", "items"}`.
 fn statements(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Provider, Role::Operator])?;
     let tz = ctx.config.billing_timezone;
     let month = month_of(ctx.query("month"), ctx.now, tz)?;
-    let (status, items) = settlement::statements(
+    let (status, span, items) = settlement::statements(
         ctx.storage.db()?,
         &caller,
         &month,
@@ -39,13 +39,21 @@ fn statements(ctx: &Ctx) -> ApiResult<Resp> {
         tz,
         ctx.config.commission_rate,
     )?;
-    ok(&serde_json::json!({ "month": month.to_string(), "status": status, "items": items }))
+    ok(&serde_json::json!({
+        "month": month.to_string(), "period": settlement::Instants::from(span),
+        "status": status, "items": items,
+    }))
 }
 
 fn statement(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Provider, Role::Operator])?;
-    ok(&settlement::find(ctx.storage.db()?, &caller, id)?)
+    ok(&settlement::find(
+        ctx.storage.db()?,
+        &caller,
+        id,
+        ctx.config.billing_timezone,
+    )?)
 }
 
 #[derive(Deserialize)]
@@ -65,9 +73,8 @@ fn close(ctx: &Ctx) -> ApiResult<Resp> {
         ctx.outbound,
         &caller,
         &month,
-        tz,
+        ctx.config,
         ctx.now,
-        ctx.config.commission_rate,
     )?)
 }
 
@@ -86,6 +93,7 @@ fn payout(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
         &caller,
         id,
         body.reference.as_deref(),
+        ctx.config.billing_timezone,
         ctx.now,
     )?)
 }
@@ -98,15 +106,18 @@ pub(super) fn commission(ctx: &Ctx, provider_id: &str) -> ApiResult<Resp> {
         &caller,
         provider_id,
         ctx.config.commission_rate,
+        ctx.config.billing_timezone,
+        ctx.now,
     )?)
 }
 
 /// `{"rate": "0.15"}` sets the provider's own rate; `{"rate": null}` returns it to the
-/// deployment's.
+/// deployment's; from `effective_from` (`YYYY-MM`, by default the current month) on.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CommissionRequest {
     rate: Option<String>,
+    effective_from: Option<String>,
 }
 
 pub(super) fn set_commission(ctx: &Ctx, provider_id: &str) -> ApiResult<Resp> {
@@ -118,7 +129,9 @@ pub(super) fn set_commission(ctx: &Ctx, provider_id: &str) -> ApiResult<Resp> {
         &caller,
         provider_id,
         body.rate.as_deref(),
+        body.effective_from.as_deref(),
         ctx.config.commission_rate,
+        ctx.config.billing_timezone,
         ctx.now,
     )?)
 }

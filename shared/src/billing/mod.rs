@@ -5,11 +5,13 @@
 //! - [`pricing`]: tiered pricing, exact, truncated to cents — where a bill is priced.
 //! - [`mod@run`]: the bill run, exactly once per (instance, period).
 //! - [`mod@preview`]: what a period would cost now.
+//! - [`write_off`]: periods an operator closes without a bill.
 
 pub(crate) mod preview;
 pub(crate) mod pricing;
 pub(crate) mod run;
 mod store;
+pub(crate) mod write_off;
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -32,8 +34,11 @@ pub(crate) struct BillLine {
     pub name: String,
     pub price_unit: String,
     pub tier_mode: TierMode,
-    /// Usage in the item's price unit.
+    /// Usage in the item's price unit, at most 6 decimals.
     pub quantity: Decimal,
+    /// The usage as an exact fraction (`"1/3"`), when `quantity` is not all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity_exact: Option<String>,
     /// Truncated to 2 decimals.
     pub amount: Decimal,
     pub breakdown: Vec<TierCharge>,
@@ -132,6 +137,9 @@ pub enum FailureCode {
     BillNotWritten,
     /// The bill's deduction could not be posted to the customer's account.
     DeductionNotPosted,
+    /// The instance had no billing cursor and one could not be opened (its terms or running
+    /// intervals unreadable); reported as of the run's `as_of`.
+    CursorNotOpened,
 }
 
 /// What a bill run did.

@@ -1,48 +1,43 @@
-//! Tiered pricing of one billable item for one period (docs/RULES.md R11.4, R11.5).
+//! Tiered pricing of one billable item for one period (docs/RULES.md R11.4, R11.5, R11.14).
 //!
-//! A bill line is the period's quantity (already in the item's price unit, see
-//! [`crate::metering::units`]) priced by the item's tier schedule. Every tier charge is kept
-//! exact — to `Decimal`'s 28 significant digits — and only the line amount is truncated, toward
-//! zero, to cents: the marketplace never rounds a customer's charge up. The breakdown is what the
-//! customer sees on the bill, so it must add up to the exact amount the truncation started from.
+//! A bill line is the period's quantity — an exact fraction in the item's price unit, see
+//! [`crate::metering::units`] — priced by the item's tier schedule. Every tier charge is kept
+//! exact ([`Exact`]: `seconds × unit_price / 3600`, never a rounded quantity times a price) and
+//! only the line amount is truncated, toward zero, to cents: the marketplace never rounds a
+//! customer's charge up. The breakdown is what the customer sees on the bill; each quantity and
+//! charge is shown with at most 6 decimals, and with its exact fraction beside it when those are
+//! not the whole value, so it adds up to the exact amount the truncation started from.
 
 use std::fmt;
 
-use rust_decimal::{Decimal, RoundingStrategy};
+use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
 use std::collections::HashMap;
 
 use crate::billing::{BillLine, Priced, ResourceLine};
 use crate::error::{ApiError, ApiResult};
+use crate::exact::Exact;
 use crate::listing::service::Resource;
 use crate::listing::steps::{Tier, TierMode};
 use crate::metering::units::to_price_unit;
 use crate::orders::Terms;
 use crate::orders::ledger::Cents;
 
-/// Money is charged in cents.
-const MONEY_SCALE: u32 = 2;
-
 /// One billable item's charge for one period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct PricedLine {
-    /// The period's usage in the item's price unit.
+    /// The period's usage in the item's price unit, at most 6 decimals.
     pub quantity: Decimal,
+    /// The quantity as an exact fraction (`"1/3"`), when `quantity` is not all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity_exact: Option<String>,
     /// The exact charge truncated toward zero to 2 decimal places (always 2, e.g. `"500.00"`).
     pub amount: Decimal,
     /// The tiers the quantity was priced in, lowest first. Graduated lines list every tier up to
     /// the one the quantity falls in; volume lines list only that tier. A zero quantity falls in
     /// the first tier and shows it with quantity 0.
     pub breakdown: Vec<TierCharge>,
-}
-
-impl PricedLine {
-    #[cfg(test)]
-    /// The untruncated charge: the sum of the breakdown's amounts.
-    pub(crate) fn exact_amount(&self) -> Result<Decimal, PricingError> {
-        sum(self.breakdown.iter().map(|c| c.amount))
-    }
 }
 
 /// The part of a line priced at one tier.
@@ -54,11 +49,47 @@ pub(crate) struct TierCharge {
     pub from: Decimal,
     /// The tier's inclusive upper bound; `None` for the last, unbounded tier.
     pub up_to: Option<Decimal>,
-    /// Units priced at this tier.
+    /// Units priced at this tier, at most 6 decimals.
     pub quantity: Decimal,
+    /// The units as an exact fraction, when `quantity` is not all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantity_exact: Option<String>,
     pub unit_price: Decimal,
-    /// `quantity × unit_price`, not truncated.
+    /// `quantity × unit_price`, not truncated to cents; at most 6 decimals.
     pub amount: Decimal,
+    /// The charge as an exact fraction, when `amount` is not all of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount_exact: Option<String>,
+}
+
+impl TierCharge {
+    /// The units, exactly.
+    #[cfg(test)]
+    pub(crate) fn exact_quantity(&self) -> Exact {
+        exact_of(self.quantity, self.quantity_exact.as_deref())
+    }
+
+    /// The charge, exactly.
+    #[cfg(test)]
+    pub(crate) fn exact_amount(&self) -> Exact {
+        exact_of(self.amount, self.amount_exact.as_deref())
+    }
+}
+
+#[cfg(test)]
+fn exact_of(shown: Decimal, fraction: Option<&str>) -> Exact {
+    fraction
+        .and_then(Exact::parse)
+        .or_else(|| Exact::from_decimal(shown))
+        .expect("a shown value is a non-negative decimal or fraction")
+}
+
+impl PricedLine {
+    #[cfg(test)]
+    /// The untruncated charge: the sum of the breakdown's amounts.
+    pub(crate) fn exact_amount(&self) -> Result<Exact, PricingError> {
+        sum(self.breakdown.iter().map(TierCharge::exact_amount))
+    }
 }
 
 /// Why a quantity could not be priced. None of these can come from a schedule the listing rules
@@ -66,19 +97,16 @@ pub(crate) struct TierCharge {
 /// treat them as internal errors of the bill run, not as customer input errors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum PricingError {
-    /// Usage is never negative.
-    NegativeQuantity,
     /// The schedule breaks the listing's tier rules: empty, bounds not strictly ascending and
     /// positive, a bounded last tier or an unbounded one before it, or a negative unit price.
     InvalidSchedule,
-    /// The charge does not fit in a `Decimal`.
+    /// The charge does not fit exact arithmetic.
     Overflow,
 }
 
 impl fmt::Display for PricingError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
-            PricingError::NegativeQuantity => "a quantity to price must not be negative",
             PricingError::InvalidSchedule => {
                 "the tier schedule is invalid: it needs strictly ascending positive bounds, \
                  an unbounded last tier and non-negative prices"
@@ -90,40 +118,44 @@ impl fmt::Display for PricingError {
 
 impl std::error::Error for PricingError {}
 
-/// Prices `quantity` (in the item's price unit) by `tiers` in `mode`.
+/// A decimal of the schedule as an exact fraction; a negative one breaks the schedule.
+fn exact(d: Decimal) -> Result<Exact, PricingError> {
+    Exact::from_decimal(d).ok_or(PricingError::InvalidSchedule)
+}
+
+/// Prices `quantity` (in the item's price unit, exact) by `tiers` in `mode`.
 ///
 /// `up_to` is inclusive in both modes: with tiers up to 1,000 and up to 5,000, a quantity of
 /// exactly 1,000 lies wholly in the first tier and 1,001 puts 1 unit in the second. Quantities
-/// may be fractional (half an hour is 0.5).
+/// may be fractional (a third of an hour is `1/3`).
 pub(crate) fn price(
     tiers: &[Tier],
     mode: TierMode,
-    quantity: Decimal,
+    quantity: Exact,
 ) -> Result<PricedLine, PricingError> {
-    if quantity.is_sign_negative() && !quantity.is_zero() {
-        return Err(PricingError::NegativeQuantity);
-    }
     check_schedule(tiers)?;
-    let breakdown = match mode {
+    let charges = match mode {
         TierMode::Graduated => graduated(tiers, quantity)?,
         TierMode::Volume => vec![volume(tiers, quantity)?],
     };
-    let exact = sum(breakdown.iter().map(|c| c.amount))?;
+    let exact = sum(charges.iter().map(|(_, amount)| *amount))?;
     Ok(PricedLine {
-        quantity,
-        amount: money(exact)?,
-        breakdown,
+        quantity: quantity.shown(),
+        quantity_exact: quantity.fraction(),
+        amount: exact.trunc_cents().ok_or(PricingError::Overflow)?,
+        breakdown: charges.into_iter().map(|(charge, _)| charge).collect(),
     })
 }
 
 /// A bill's total from its lines' (already truncated) amounts. A total under 0.01 is 0: the
 /// marketplace does not bill fractions of a cent.
 pub(crate) fn bill_total(lines: &[Decimal]) -> Result<Decimal, PricingError> {
-    let total = sum(lines.iter().copied())?;
-    if total < Decimal::new(1, MONEY_SCALE) {
-        return money(Decimal::ZERO);
-    }
-    money(total)
+    let total = sum(lines
+        .iter()
+        .map(|a| exact(*a))
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter())?;
+    total.trunc_cents().ok_or(PricingError::Overflow)
 }
 
 /// The listing validates schedules when they are saved; a stored schedule is re-checked here
@@ -145,17 +177,18 @@ fn check_schedule(tiers: &[Tier]) -> Result<(), PricingError> {
     Ok(())
 }
 
-/// Each unit at the tier it falls in: the quantity fills the tiers from the bottom.
-fn graduated(tiers: &[Tier], quantity: Decimal) -> Result<Vec<TierCharge>, PricingError> {
+/// Each unit at the tier it falls in: the quantity fills the tiers from the bottom. Each charge
+/// with its exact amount.
+fn graduated(tiers: &[Tier], quantity: Exact) -> Result<Vec<(TierCharge, Exact)>, PricingError> {
     let mut breakdown = Vec::new();
-    let mut from = Decimal::ZERO;
+    let mut from = Exact::ZERO;
     for (tier_index, tier) in tiers.iter().enumerate() {
-        let top = match tier.up_to {
+        let top = match tier.up_to.map(exact).transpose()? {
             Some(bound) if bound < quantity => bound,
             _ => quantity,
         };
-        let units = top.checked_sub(from).ok_or(PricingError::Overflow)?;
-        breakdown.push(charge(tier_index, from, tier, units)?);
+        let units = top.checked_sub(from).ok_or(PricingError::InvalidSchedule)?;
+        breakdown.push(charge(tier_index, tiers, tier, units)?);
         if top == quantity {
             break;
         }
@@ -165,53 +198,55 @@ fn graduated(tiers: &[Tier], quantity: Decimal) -> Result<Vec<TierCharge>, Prici
 }
 
 /// Every unit at the tier the whole quantity falls in.
-fn volume(tiers: &[Tier], quantity: Decimal) -> Result<TierCharge, PricingError> {
-    let tier_index = tiers
-        .iter()
-        .position(|t| t.up_to.is_none_or(|bound| quantity <= bound))
-        .ok_or(PricingError::InvalidSchedule)?;
+fn volume(tiers: &[Tier], quantity: Exact) -> Result<(TierCharge, Exact), PricingError> {
+    let mut tier_index = None;
+    for (i, t) in tiers.iter().enumerate() {
+        if t.up_to
+            .map(exact)
+            .transpose()?
+            .is_none_or(|bound| quantity <= bound)
+        {
+            tier_index = Some(i);
+            break;
+        }
+    }
+    let tier_index = tier_index.ok_or(PricingError::InvalidSchedule)?;
+    charge(tier_index, tiers, &tiers[tier_index], quantity)
+}
+
+/// The charge of `units` at the tier `tier_index` of `tiers`, and its exact amount.
+fn charge(
+    tier_index: usize,
+    tiers: &[Tier],
+    tier: &Tier,
+    units: Exact,
+) -> Result<(TierCharge, Exact), PricingError> {
     let from = match tier_index.checked_sub(1) {
         Some(previous) => tiers[previous].up_to.ok_or(PricingError::InvalidSchedule)?,
         None => Decimal::ZERO,
     };
-    charge(tier_index, from, &tiers[tier_index], quantity)
+    let amount = units
+        .checked_mul(exact(tier.unit_price)?)
+        .ok_or(PricingError::Overflow)?;
+    Ok((
+        TierCharge {
+            tier_index,
+            from,
+            up_to: tier.up_to,
+            quantity: units.shown(),
+            quantity_exact: units.fraction(),
+            unit_price: tier.unit_price,
+            amount: amount.shown(),
+            amount_exact: amount.fraction(),
+        },
+        amount,
+    ))
 }
 
-fn charge(
-    tier_index: usize,
-    from: Decimal,
-    tier: &Tier,
-    quantity: Decimal,
-) -> Result<TierCharge, PricingError> {
-    Ok(TierCharge {
-        tier_index,
-        from,
-        up_to: tier.up_to,
-        quantity,
-        unit_price: tier.unit_price,
-        amount: quantity
-            .checked_mul(tier.unit_price)
-            .ok_or(PricingError::Overflow)?,
-    })
-}
-
-fn sum(mut amounts: impl Iterator<Item = Decimal>) -> Result<Decimal, PricingError> {
-    amounts.try_fold(Decimal::ZERO, |total, a| {
+fn sum(mut amounts: impl Iterator<Item = Exact>) -> Result<Exact, PricingError> {
+    amounts.try_fold(Exact::ZERO, |total, a| {
         total.checked_add(a).ok_or(PricingError::Overflow)
     })
-}
-
-/// Truncates toward zero to cents and shows exactly 2 decimals (`"0.50"`, not `"0.5"`), as
-/// money is shown in JSON.
-fn money(amount: Decimal) -> Result<Decimal, PricingError> {
-    let mut cents = amount.round_dp_with_strategy(MONEY_SCALE, RoundingStrategy::ToZero);
-    cents.rescale(MONEY_SCALE);
-    // `rescale` settles for a smaller scale when the value is too large to carry 2 decimals.
-    if cents.scale() == MONEY_SCALE {
-        Ok(cents)
-    } else {
-        Err(PricingError::Overflow)
-    }
 }
 
 /// Prices one period of an instance: its usage — raw totals per item code, in the units they
@@ -240,7 +275,7 @@ pub(crate) fn price_period(
 }
 
 /// Seconds in an hour, the unit resource fees are quoted per.
-const SECONDS_PER_HOUR: i64 = 3_600;
+const SECONDS_PER_HOUR: u32 = 3_600;
 
 /// A line per resource: `count × hourly_fee × running_seconds / 3600`, exact, each line
 /// truncated (never rounded) to cents; and their sum.
@@ -248,27 +283,35 @@ pub(crate) fn price_resources(
     resources: &[Resource],
     running_seconds: i64,
 ) -> ApiResult<(Vec<ResourceLine>, Cents)> {
+    let beyond = || ApiError::internal("a resource fee beyond exact arithmetic");
+    let hours =
+        Exact::ratio(Decimal::from(running_seconds), SECONDS_PER_HOUR).ok_or_else(beyond)?;
     let lines = resources
         .iter()
         .map(|r| {
-            let exact = Decimal::from(r.count)
-                .checked_mul(r.hourly_fee)
-                .and_then(|fee| fee.checked_mul(Decimal::from(running_seconds)))
-                .and_then(|fee| fee.checked_div(Decimal::from(SECONDS_PER_HOUR)))
-                .ok_or_else(|| ApiError::internal("a resource fee beyond exact arithmetic"))?;
+            let amount = Exact::from_decimal(r.hourly_fee)
+                .zip(Exact::whole(i64::from(r.count)))
+                .and_then(|(fee, count)| fee.checked_mul(count))
+                .and_then(|fee| fee.checked_mul(hours))
+                .and_then(Exact::trunc_cents)
+                .ok_or_else(beyond)?;
             Ok(ResourceLine {
                 kind: r.kind.clone(),
                 spec: r.spec.clone(),
                 count: r.count,
                 hourly_fee: r.hourly_fee,
                 running_seconds,
-                amount: money(exact).map_err(ApiError::internal)?,
+                amount,
             })
         })
         .collect::<ApiResult<Vec<_>>>()?;
-    let total = sum(lines.iter().map(|l| l.amount)).map_err(ApiError::internal)?;
-    let total = Cents::from_decimal(total)
-        .ok_or_else(|| ApiError::internal("resource fees beyond cents"))?;
+    let total = Cents(
+        lines
+            .iter()
+            .map(|l| Cents::from_decimal(l.amount).map(|c| c.0))
+            .try_fold(0i64, |total, c| c.and_then(|c| total.checked_add(c)))
+            .ok_or_else(|| ApiError::internal("resource fees beyond cents"))?,
+    );
     Ok((lines, total))
 }
 
@@ -278,14 +321,17 @@ fn price_usage(terms: &Terms, raw: &HashMap<String, Decimal>) -> ApiResult<(Vec<
     let mut lines = Vec::new();
     for s in &terms.items {
         let code = s.item.code().as_str();
-        let quantity = to_price_unit(code, raw.get(code).copied().unwrap_or_default());
-        let priced = price_line(s.item.tiers(), s.item.tier_mode(), quantity)?;
+        let quantity = to_price_unit(code, raw.get(code).copied().unwrap_or_default())
+            .ok_or_else(|| ApiError::internal("a negative usage total"))?;
+        let priced =
+            price(s.item.tiers(), s.item.tier_mode(), quantity).map_err(ApiError::internal)?;
         lines.push(BillLine {
             code: code.to_owned(),
             name: s.item.name().to_owned(),
             price_unit: s.price_unit.to_owned(),
             tier_mode: s.item.tier_mode(),
-            quantity,
+            quantity: priced.quantity,
+            quantity_exact: priced.quantity_exact,
             amount: priced.amount,
             breakdown: priced.breakdown,
         });
@@ -297,10 +343,6 @@ fn price_usage(terms: &Terms, raw: &HashMap<String, Decimal>) -> ApiResult<(Vec<
     Ok((lines, total))
 }
 
-fn price_line(tiers: &[Tier], mode: TierMode, quantity: Decimal) -> ApiResult<PricedLine> {
-    price(tiers, mode, quantity).map_err(ApiError::internal)
-}
-
 #[cfg(test)]
 mod tests {
     use std::str::FromStr;
@@ -308,7 +350,6 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::metering::units::to_price_unit;
 
     fn d(s: &str) -> Decimal {
         Decimal::from_str(s).unwrap()
@@ -330,8 +371,12 @@ mod tests {
         ]
     }
 
+    fn x(s: &str) -> Exact {
+        Exact::parse(s).unwrap()
+    }
+
     fn amount(mode: TierMode, quantity: &str) -> Decimal {
-        price(&schedule(), mode, d(quantity)).unwrap().amount
+        price(&schedule(), mode, x(quantity)).unwrap().amount
     }
 
     #[test]
@@ -370,7 +415,7 @@ mod tests {
 
     #[test]
     fn graduated_breakdown_names_each_tier_and_its_bounds() {
-        let line = price(&schedule(), TierMode::Graduated, d("5001")).unwrap();
+        let line = price(&schedule(), TierMode::Graduated, x("5001")).unwrap();
         let rows: Vec<_> = line
             .breakdown
             .iter()
@@ -385,13 +430,13 @@ mod tests {
             ]
         );
         // At exactly a bound the next tier is not touched.
-        let line = price(&schedule(), TierMode::Graduated, d("1000")).unwrap();
+        let line = price(&schedule(), TierMode::Graduated, x("1000")).unwrap();
         assert_eq!(line.breakdown.len(), 1);
     }
 
     #[test]
     fn volume_breakdown_is_the_one_tier_of_the_whole_quantity() {
-        let line = price(&schedule(), TierMode::Volume, d("1001")).unwrap();
+        let line = price(&schedule(), TierMode::Volume, x("1001")).unwrap();
         assert_eq!(
             line.breakdown,
             vec![TierCharge {
@@ -399,8 +444,10 @@ mod tests {
                 from: d("1000"),
                 up_to: Some(d("5000")),
                 quantity: d("1001"),
+                quantity_exact: None,
                 unit_price: d("0.4"),
                 amount: d("400.4"),
+                amount_exact: None,
             }]
         );
     }
@@ -408,26 +455,68 @@ mod tests {
     #[test]
     fn the_line_amount_is_truncated_not_rounded() {
         let unbounded = [tier(None, "1")];
-        let line = price(&unbounded, TierMode::Graduated, d("0.129")).unwrap();
+        let line = price(&unbounded, TierMode::Graduated, x("0.129")).unwrap();
         assert_eq!(line.amount, d("0.12"));
         assert_eq!(line.amount.to_string(), "0.12");
         assert_eq!(line.breakdown[0].amount, d("0.129"));
-        let line = price(&unbounded, TierMode::Volume, d("0.999")).unwrap();
+        let line = price(&unbounded, TierMode::Volume, x("0.999")).unwrap();
         assert_eq!(line.amount, d("0.99"));
     }
 
     #[test]
     fn half_an_hour_of_period_at_one_per_hour_bills_fifty_cents() {
-        let hours = to_price_unit("Period", Decimal::from(1_800));
+        let hours = to_price_unit("Period", Decimal::from(1_800)).unwrap();
         let line = price(&[tier(None, "1.00")], TierMode::Graduated, hours).unwrap();
         assert_eq!(line.quantity, d("0.5"));
+        assert_eq!(line.quantity_exact, None);
         assert_eq!(line.amount.to_string(), "0.50");
+    }
+
+    /// The issue's cases: a quantity divided before it was priced lost a cent in each.
+    #[test]
+    fn running_time_is_priced_multiplication_first() {
+        for (seconds, unit_price, amount, shown, fraction) in [
+            (1_200, "3.00", "1.00", "0.333333", "1/3"),
+            (400, "9.00", "1.00", "0.111111", "1/9"),
+            (3_599, "3600.00", "3599.00", "0.999722", "3599/3600"),
+        ] {
+            let hours = to_price_unit("Period", Decimal::from(seconds)).unwrap();
+            let line = price(&[tier(None, unit_price)], TierMode::Graduated, hours).unwrap();
+            assert_eq!(
+                line.amount.to_string(),
+                amount,
+                "{seconds} s at {unit_price}"
+            );
+            assert_eq!(line.quantity.to_string(), shown);
+            assert_eq!(line.quantity_exact.as_deref(), Some(fraction));
+            let json = serde_json::to_string(&line).unwrap();
+            assert!(!json.contains("0.3333333"), "{json}");
+        }
+    }
+
+    #[test]
+    fn a_fraction_crossing_a_tier_bound_is_split_exactly() {
+        // 5,400 s are 1.5 h: 1 h in the first tier, ½ h in the second.
+        let hours = to_price_unit("Period", Decimal::from(5_400)).unwrap();
+        let tiers = [tier(Some("1"), "3"), tier(None, "2")];
+        let line = price(&tiers, TierMode::Graduated, hours).unwrap();
+        assert_eq!(line.amount, d("4.00"));
+        // 1,000 s are 5/18 h at 0.10: 1/36, shown 0.027777 with its fraction.
+        let hours = to_price_unit("Period", Decimal::from(1_000)).unwrap();
+        let line = price(&[tier(None, "0.10")], TierMode::Volume, hours).unwrap();
+        let c = &line.breakdown[0];
+        assert_eq!(
+            (c.amount, c.amount_exact.as_deref()),
+            (d("0.027777"), Some("1/36"))
+        );
+        assert_eq!(c.quantity_exact.as_deref(), Some("5/18"));
+        assert_eq!(line.amount, d("0.02"));
     }
 
     #[test]
     fn zero_usage_costs_nothing_and_shows_the_first_tier() {
         for mode in [TierMode::Graduated, TierMode::Volume] {
-            let line = price(&schedule(), mode, Decimal::ZERO).unwrap();
+            let line = price(&schedule(), mode, Exact::ZERO).unwrap();
             assert_eq!(line.amount.to_string(), "0.00");
             assert_eq!(line.breakdown.len(), 1);
             assert_eq!(line.breakdown[0].tier_index, 0);
@@ -438,7 +527,7 @@ mod tests {
     #[test]
     fn a_single_unbounded_tier_is_a_flat_unit_price() {
         for mode in [TierMode::Graduated, TierMode::Volume] {
-            let line = price(&[tier(None, "0.00000125")], mode, d("1000000")).unwrap();
+            let line = price(&[tier(None, "0.00000125")], mode, x("1000000")).unwrap();
             assert_eq!(line.amount, d("1.25"));
             assert_eq!(line.breakdown.len(), 1);
             assert_eq!(line.breakdown[0].from, Decimal::ZERO);
@@ -448,7 +537,7 @@ mod tests {
 
     #[test]
     fn the_line_serializes_decimals_as_strings() {
-        let line = price(&schedule(), TierMode::Graduated, d("1001")).unwrap();
+        let line = price(&schedule(), TierMode::Graduated, x("1001")).unwrap();
         let json = serde_json::to_value(&line).unwrap();
         assert_eq!(json["quantity"], "1001");
         assert_eq!(json["amount"], "500.40");
@@ -477,10 +566,6 @@ mod tests {
     #[test]
     fn invalid_inputs_are_refused_not_mispriced() {
         let g = TierMode::Graduated;
-        assert_eq!(
-            price(&schedule(), g, d("-1")),
-            Err(PricingError::NegativeQuantity)
-        );
         for bad in [
             vec![],
             vec![tier(Some("10"), "1")],
@@ -494,18 +579,14 @@ mod tests {
             vec![tier(None, "-1")],
         ] {
             assert_eq!(
-                price(&bad, g, d("5")),
+                price(&bad, g, x("5")),
                 Err(PricingError::InvalidSchedule),
                 "{bad:?}"
             );
         }
-        let huge = d("999999999999999999");
+        let huge = Exact::parse("999999999999999999999999999999999/7").unwrap();
         assert_eq!(
             price(&[tier(None, "99999999999999")], g, huge),
-            Err(PricingError::Overflow)
-        );
-        assert_eq!(
-            bill_total(&[Decimal::MAX, d("1")]),
             Err(PricingError::Overflow)
         );
     }
@@ -515,7 +596,7 @@ mod tests {
         let line = price(
             &schedule(),
             TierMode::Graduated,
-            d("999999999999999999.123456"),
+            x("999999999999999999.123456"),
         )
         .unwrap();
         assert_eq!(line.amount, d("200000000000001099.82"));
@@ -524,9 +605,15 @@ mod tests {
     // -----------------------------------------------------------------------------------------
     // Properties
 
-    /// Quantities with up to 4 decimals, as converted usage has, up to 100,000 units.
-    fn quantity() -> impl Strategy<Value = Decimal> {
-        (0i64..1_000_000_000, 0u32..=4).prop_map(|(m, s)| Decimal::new(m, s))
+    /// Quantities as converted usage has them: up to 100,000 units of up to 4 decimals, over 1
+    /// or a conversion's divisor.
+    fn quantity() -> impl Strategy<Value = Exact> {
+        (
+            0i64..1_000_000_000,
+            0u32..=4,
+            prop_oneof![Just(1u32), Just(3_600), Just(1_048_576)],
+        )
+            .prop_map(|(m, s, per)| Exact::ratio(Decimal::new(m, s), per).unwrap())
     }
 
     /// Valid schedules of 1 to 5 tiers: ascending bounds, prices with up to 8 decimals.
@@ -566,12 +653,15 @@ mod tests {
         #[test]
         fn graduated_breakdown_adds_up(tiers in schedules(), q in quantity()) {
             let line = price(&tiers, TierMode::Graduated, q).unwrap();
-            let units: Decimal = line.breakdown.iter().map(|c| c.quantity).sum();
+            let units = sum(line.breakdown.iter().map(TierCharge::exact_quantity)).unwrap();
             prop_assert_eq!(units, q);
             for c in &line.breakdown {
-                prop_assert_eq!(c.amount, c.quantity * c.unit_price);
-                prop_assert!(c.from <= c.from + c.quantity);
-                prop_assert!(c.up_to.is_none_or(|top| c.from + c.quantity <= top));
+                let price = Exact::from_decimal(c.unit_price).unwrap();
+                prop_assert_eq!(c.exact_amount(), c.exact_quantity().checked_mul(price).unwrap());
+                let from = Exact::from_decimal(c.from).unwrap();
+                let top = from.checked_add(c.exact_quantity()).unwrap();
+                prop_assert!(c.up_to.is_none_or(|bound| top <= Exact::from_decimal(bound).unwrap()));
+                prop_assert!(c.quantity.scale() <= 6 && c.amount.scale() <= 6);
             }
         }
 
@@ -581,8 +671,9 @@ mod tests {
         ) {
             let line = price(&tiers, mode, q).unwrap();
             let exact = line.exact_amount().unwrap();
-            prop_assert!(line.amount <= exact);
-            prop_assert!(exact < line.amount + Decimal::new(1, 2));
+            let amount = Exact::from_decimal(line.amount).unwrap();
+            prop_assert!(amount <= exact);
+            prop_assert!(exact < amount.checked_add(x("0.01")).unwrap());
             prop_assert_eq!(line.amount.scale(), 2);
         }
 
@@ -599,9 +690,9 @@ mod tests {
             let [c] = line.breakdown.as_slice() else {
                 return Err(TestCaseError::fail("one tier expected"));
             };
-            prop_assert_eq!(c.quantity, q);
-            prop_assert!(c.from < q || c.tier_index == 0);
-            prop_assert!(c.up_to.is_none_or(|top| q <= top));
+            prop_assert_eq!(c.exact_quantity(), q);
+            prop_assert!(Exact::from_decimal(c.from).unwrap() < q || c.tier_index == 0);
+            prop_assert!(c.up_to.is_none_or(|top| q <= Exact::from_decimal(top).unwrap()));
         }
 
         #[test]
@@ -615,14 +706,68 @@ mod tests {
                 kind: "ecs".into(), spec: "ecs.g7.large".into(), count, hourly_fee,
             };
             let (lines, total) = price_resources(&[resource.clone(), resource], seconds).unwrap();
-            let exact = Decimal::from(count) * hourly_fee * Decimal::from(seconds)
-                / Decimal::from(3_600);
+            // The oracle in integers: cents = ⌊count × fee units × seconds × 100 / (3600 × 10^8)⌋.
+            let cents = i128::from(count) * i128::from(fee_units) * i128::from(seconds) * 100
+                / (3_600 * 100_000_000);
             for line in &lines {
-                prop_assert!(line.amount <= exact);
-                prop_assert!(exact < line.amount + Decimal::new(1, 2));
+                prop_assert_eq!(line.amount, Decimal::from_i128_with_scale(cents, 2));
                 prop_assert_eq!(line.amount.scale(), 2);
             }
             prop_assert_eq!(total.to_decimal(), lines[0].amount + lines[1].amount);
+        }
+    }
+
+    /// Terms of one `Period` item at `unit_price` an hour, reported by the platform's Time
+    /// source.
+    fn running_time_terms(unit_price: Decimal) -> Terms {
+        let pricing = crate::listing::steps::PricingStep::from_stored(&serde_json::json!({
+            "pricing_plan": "by_usage", "billing_period": "hour", "enterprise_only": false,
+            "currency": "CNY",
+            "billable_items": [{"code": "Period", "name": "Running time", "tier_mode": "graduated",
+                                "tiers": [{"up_to": null, "unit_price": unit_price.to_string()}]}]
+        }))
+        .unwrap();
+        Terms {
+            kind: crate::period::BillingPeriod::Hour,
+            currency: "CNY".into(),
+            items: vec![crate::sales::ItemSettings {
+                item: pricing.billable_items()[0].clone(),
+                price_unit: "hour",
+                reporting: Some(crate::sales::ReportingMethod::ComputeNest {
+                    source: crate::sales::PlatformSource::Time,
+                    prometheus: None,
+                }),
+                associations: Default::default(),
+                automatic_association: false,
+                in_effect: true,
+            }],
+        }
+    }
+
+    proptest! {
+        /// docs/RULES.md R11.14: for any running time of a day and any price the listing
+        /// accepts, the running-time line is `⌊seconds × price / 3600⌋` in cents — computed here
+        /// in integers — and the resources are charged for the same seconds.
+        #[test]
+        fn a_running_time_line_is_seconds_times_price_over_3600_truncated_to_cents(
+            seconds in 0i64..=86_400,
+            price_units in 0i64..=100_000_000_000_000,
+        ) {
+            let unit_price = Decimal::new(price_units, 8);
+            let resource = Resource {
+                kind: "ecs".into(), spec: "s".into(), count: 1, hourly_fee: unit_price,
+            };
+            let raw = HashMap::from([("Period".to_owned(), Decimal::from(seconds))]);
+            let priced =
+                price_period(&running_time_terms(unit_price), &raw, &[resource], seconds).unwrap();
+            let cents = i128::from(seconds) * i128::from(price_units) * 100 / (3_600 * 100_000_000);
+            let expected = Decimal::from_i128_with_scale(cents, 2);
+            prop_assert_eq!(priced.lines[0].amount, expected);
+            prop_assert_eq!(priced.resource_lines[0].amount, expected);
+            prop_assert_eq!(priced.resource_lines[0].running_seconds, seconds);
+            let hours = exact_of(priced.lines[0].quantity, priced.lines[0].quantity_exact.as_deref());
+            prop_assert_eq!(hours, Exact::ratio(Decimal::from(seconds), 3_600).unwrap());
+            prop_assert!(priced.lines[0].quantity.scale() <= 6);
         }
     }
 

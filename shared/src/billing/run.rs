@@ -7,7 +7,7 @@
 //! and `bills` is UNIQUE on (instance, period). Two runs racing, a run repeated by the scheduler,
 //! or a run that died halfway all leave one bill per (instance, period).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 
 use chrono::{DateTime, Utc};
@@ -16,7 +16,8 @@ use chrono_tz::Tz;
 use crate::billing::store::{self, CursorMove, DueCursor};
 use crate::billing::{Bill, Failure, FailureCode, Priced, RunReport, pricing};
 use crate::error::{ApiError, ApiResult};
-use crate::identity::Principal;
+use crate::idempotency;
+use crate::identity::{Principal, throttle};
 use crate::metering::platform_usage::{self, running_seconds};
 use crate::metering::{self, UsageRecord};
 use crate::orders::instance::Instance;
@@ -26,7 +27,7 @@ use crate::period::Period;
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::IdSequence;
 use crate::platform::outbound::Outbound;
-use crate::platform::storage::{Database, StorageError, transaction};
+use crate::platform::storage::{Database, StorageError, StorageErrorKind, transaction};
 
 /// How many (instance, period) pairs one transaction bills: large enough that commits do not
 /// dominate, small enough that a failed batch redoes little and the write lock is held for a
@@ -45,42 +46,110 @@ struct Prepared {
     collected: Vec<UsageRecord>,
 }
 
-/// Bills every closed, unbilled (instance, period) as of `as_of`, oldest first, in batches.
-/// `as_of` decides which periods are closed; `now` is when the bills and ledger entries are
-/// written (a run as of yesterday still records today).
+/// Bills every closed, unbilled (instance, period) as of `as_of`, oldest first, in batches,
+/// after releasing the test instances that lived `test_instance_max_hours` by then. `as_of`
+/// decides which periods are closed; `now` is when the bills and ledger entries are written (a
+/// run as of yesterday still records today).
 pub fn run(
     db: &dyn Database,
     out: &dyn Outbound,
     tz: Tz,
+    test_instance_max_hours: u32,
     as_of: DateTime<Utc>,
     now: DateTime<Utc>,
     actor: &Principal,
 ) -> ApiResult<RunReport> {
-    transaction(db, |db| orders::open_missing_billing_cursors(db, tz))?;
     let mut report = RunReport {
         as_of: rfc3339(as_of),
         ..RunReport::default()
     };
-    // Keyset over (next_close_at, instance_id): a billed instance's cursor moves past the key
-    // and comes round again for its next closed period; a failed one stays behind it.
-    let mut key: (i64, String) = (i64::MIN, String::new());
+    // Housekeeping, then the cursors of instances that have none, each on its own, then the
+    // release of expired test instances: none of them keeps the others from being billed.
+    if let Err(e) = idempotency::purge_expired(db, now) {
+        eprintln!(
+            "bill run: expired idempotency keys not purged: {}",
+            e.detail
+        );
+    }
+    if let Err(e) = throttle::purge(db, now) {
+        eprintln!(
+            "bill run: old counts of failed sign-ins not purged: {}",
+            e.detail
+        );
+    }
+    match orders::open_missing_billing_cursors(db, tz) {
+        Ok(failed) => report
+            .failures
+            .extend(failed.into_iter().map(|(instance_id, e)| Failure {
+                instance_id,
+                period_start: rfc3339(as_of),
+                code: FailureCode::CursorNotOpened,
+                reason: format!("its billing cursor could not be opened: {}", e.detail),
+            })),
+        Err(e) => eprintln!(
+            "bill run: instances without a cursor not read: {}",
+            e.detail
+        ),
+    }
+    if let Err(e) = orders::instance::expire_test_instances(db, test_instance_max_hours, as_of) {
+        eprintln!(
+            "bill run: expired test instances not released: {}",
+            e.detail
+        );
+    }
+    // Passes of a keyset over (next_close_at, instance_id). Within a pass a billed cursor comes
+    // round again while its next close lies past the key; one that fell behind the key (another
+    // instance's cursor stood far ahead in the batch) is billed by the next pass. Instances that
+    // failed are not tried again in this run. The run ends with a pass that bills nothing.
+    let mut failed: HashSet<String> = HashSet::new();
     loop {
-        let due = store::due_cursors(db, as_of.timestamp(), &key, BATCH)?;
-        let Some(last) = due.last() else { break };
-        key = (last.close_at, last.instance_id.clone());
-        let batch = prepare(db, out, tz, &due, &mut report.failures)?;
-        let (written, failed) = bill(db, tz, &batch, actor, now)?;
-        report.failures.extend(failed);
-        for bill in written {
-            report.bills_written += 1;
-            if bill.test {
-                report.test_bills += 1;
-            } else {
-                report.deducted += bill.total.to_decimal();
+        let mut key: (i64, String) = (i64::MIN, String::new());
+        let mut billed = 0;
+        loop {
+            let due = store::due_cursors(db, as_of.timestamp(), &key, BATCH)?;
+            let Some(last) = due.last() else { break };
+            key = (last.close_at, last.instance_id.clone());
+            let due: Vec<DueCursor> = due
+                .into_iter()
+                .filter(|c| !failed.contains(&c.instance_id))
+                .collect();
+            let mut failures = Vec::new();
+            let (written, more) = match prepare(db, out, tz, &due, &mut failures) {
+                Ok(batch) => bill(db, tz, &batch, actor, now),
+                Err(e) => (Vec::new(), failed_whole(&due, &e)),
+            };
+            failures.extend(more);
+            failed.extend(failures.iter().map(|f| f.instance_id.clone()));
+            report.failures.extend(failures);
+            billed += written.len();
+            for bill in written {
+                report.bills_written += 1;
+                if bill.test {
+                    report.test_bills += 1;
+                } else {
+                    report.deducted += bill.total.to_decimal();
+                }
             }
         }
+        if billed == 0 {
+            return Ok(report);
+        }
     }
-    Ok(report)
+}
+
+/// Every (instance, period) of a batch that could not be read or written as a whole (the
+/// database failed, not an instance): each is reported and left for the next run.
+fn failed_whole(due: &[DueCursor], e: &ApiError) -> Vec<Failure> {
+    due.iter()
+        .map(|c| Failure {
+            instance_id: c.instance_id.clone(),
+            period_start: DateTime::from_timestamp(c.period_start, 0)
+                .map(rfc3339)
+                .unwrap_or_default(),
+            code: FailureCode::BillNotWritten,
+            reason: format!("its batch could not be billed: {}", e.detail),
+        })
+        .collect()
 }
 
 /// Reads what billing a batch needs, before its write transaction: its instances (two queries),
@@ -147,7 +216,7 @@ fn prepare(
         };
         match platform_usage::collect(&instance, &terms, &period, out) {
             Ok(collected) => batch.push(Prepared {
-                next: after(&instance, &terms, &period, tz),
+                next: instance.period_after(&period, terms.kind, tz),
                 instance,
                 terms,
                 period,
@@ -182,42 +251,78 @@ fn step<T>(code: FailureCode, result: ApiResult<T>) -> Result<T, BatchError> {
     result.map_err(|e| BatchError::Step(code, e))
 }
 
+/// How often a batch's transaction is tried while the database stays busy past its statements'
+/// own wait ([`crate::platform::storage::BUSY_TIMEOUT`]), and the first pause between tries
+/// (doubled each time).
+const TRIES: u32 = 3;
+const FIRST_PAUSE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Runs `write` in a transaction, again after a pause while `BEGIN` or `COMMIT` finds the
+/// database busy: a refused `BEGIN` or `COMMIT` leaves nothing written, so the batch is redone
+/// from its start.
+fn with_retries<T>(
+    db: &dyn Database,
+    write: impl Fn(&dyn Database) -> Result<T, BatchError>,
+) -> Result<T, BatchError> {
+    let mut pause = FIRST_PAUSE;
+    for _ in 1..TRIES {
+        match transaction(db, &write) {
+            Err(BatchError::Transaction(e)) if e.kind == StorageErrorKind::Busy => {
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            outcome => return outcome,
+        }
+    }
+    transaction(db, &write)
+}
+
 /// Bills a batch in one transaction. Should a step fail, the batch is halved and each half billed
 /// on its own, down to the one instance that fails it, which is reported: one tenant's fault —
 /// absurd usage, a conflicting record, a balance at its limit — never keeps the others unbilled,
-/// and costs a few more transactions rather than one per instance.
+/// and costs a few more transactions rather than one per instance. Should the transaction itself
+/// fail (the database stayed busy), the batch is reported whole and the next one billed.
 fn bill(
     db: &dyn Database,
     tz: Tz,
     batch: &[Prepared],
     actor: &Principal,
     now: DateTime<Utc>,
-) -> ApiResult<(Vec<Bill>, Vec<Failure>)> {
+) -> (Vec<Bill>, Vec<Failure>) {
     if batch.is_empty() {
-        return Ok((Vec::new(), Vec::new()));
+        return (Vec::new(), Vec::new());
     }
-    match transaction(db, |db| write_batch(db, tz, batch, actor, now)) {
-        Ok(done) => Ok(done),
-        Err(BatchError::Transaction(e)) => Err(e.into()),
+    let failed = |code: FailureCode, reason: &str, batch: &[Prepared]| -> Vec<Failure> {
+        batch
+            .iter()
+            .map(|p| Failure {
+                instance_id: p.instance.id.clone(),
+                period_start: rfc3339(p.period.start),
+                code,
+                reason: reason.to_owned(),
+            })
+            .collect()
+    };
+    match with_retries(db, |db| write_batch(db, tz, batch, actor, now)) {
+        Ok(done) => done,
+        Err(BatchError::Transaction(e)) => (
+            Vec::new(),
+            failed(
+                FailureCode::BillNotWritten,
+                &format!("its batch's transaction failed: {e}"),
+                batch,
+            ),
+        ),
         Err(BatchError::Step(code, e)) if batch.len() == 1 => {
-            let p = &batch[0];
-            Ok((
-                Vec::new(),
-                vec![Failure {
-                    instance_id: p.instance.id.clone(),
-                    period_start: rfc3339(p.period.start),
-                    code,
-                    reason: e.detail,
-                }],
-            ))
+            (Vec::new(), failed(code, &e.detail, batch))
         }
         Err(BatchError::Step(..)) => {
             let (first, second) = batch.split_at(batch.len() / 2);
-            let (mut bills, mut failures) = bill(db, tz, first, actor, now)?;
-            let (more_bills, more_failures) = bill(db, tz, second, actor, now)?;
+            let (mut bills, mut failures) = bill(db, tz, first, actor, now);
+            let (more_bills, more_failures) = bill(db, tz, second, actor, now);
             bills.extend(more_bills);
             failures.extend(more_failures);
-            Ok((bills, failures))
+            (bills, failures)
         }
     }
 }
@@ -341,14 +446,4 @@ fn write_batch(
         ledger::post_many(db, &deductions, &actor.id, now),
     )?;
     Ok((written, failures))
-}
-
-/// The next period to bill after `period`, or `None` once the instance's last period is billed:
-/// the one in which it was released, or the one its release ends exactly (nothing runs, and no
-/// usage is accepted, from the release on).
-fn after(instance: &Instance, terms: &Terms, period: &Period, tz: Tz) -> Option<Period> {
-    match instance.released() {
-        Some(r) if r <= period.end => None,
-        _ => Some(period.next(terms.kind, tz)),
-    }
 }

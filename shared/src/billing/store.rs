@@ -6,6 +6,7 @@ use std::collections::HashSet;
 
 use chrono::DateTime;
 
+use crate::billing::write_off::WriteOff;
 use crate::billing::{Bill, BillFilter};
 use crate::error::{ApiError, ApiResult};
 use crate::orders::ledger::Cents;
@@ -176,13 +177,15 @@ const COLUMNS: &str = "id, instance_id, owner_id, provider_id, product_id, perio
                        currency, total_cents, test, lines, created_at, product_fees_cents, \
                        resource_fees_cents, resource_lines";
 
+/// Unix seconds of column `i` as RFC 3339.
+fn instant(row: &Row, i: usize) -> ApiResult<String> {
+    Ok(rfc3339(
+        DateTime::from_timestamp(row.int(i)?, 0).ok_or_else(|| ApiError::internal("bad time"))?,
+    ))
+}
+
 fn from_row(row: &Row) -> ApiResult<Bill> {
-    let ts = |i: usize| -> ApiResult<String> {
-        Ok(rfc3339(
-            DateTime::from_timestamp(row.int(i)?, 0)
-                .ok_or_else(|| ApiError::internal("bad time"))?,
-        ))
-    };
+    let ts = |i: usize| instant(row, i);
     Ok(Bill {
         id: row.text(0)?,
         instance_id: row.text(1)?,
@@ -252,4 +255,106 @@ pub(crate) fn list(
         ],
     )?;
     rows.iter().map(from_row).collect()
+}
+
+/// Where an instance's billing cursor stands: its next period's start and close time (`None`
+/// once every period is billed); `None` for an instance without a cursor.
+pub(crate) fn cursor(
+    db: &dyn Database,
+    instance_id: &str,
+) -> ApiResult<Option<(i64, Option<i64>)>> {
+    let rows = db.execute(
+        "SELECT next_period_start, next_close_at FROM billing_cursors WHERE instance_id = ?",
+        &[instance_id.into()],
+    )?;
+    rows.first()
+        .map(|r| Ok((r.int(0)?, r.opt_int(1)?)))
+        .transpose()
+}
+
+/// Records a write-off of the period starting at `period_start`; UNIQUE (instance, period).
+pub(crate) fn insert_write_off(
+    db: &dyn Database,
+    w: &WriteOff,
+    period_start: i64,
+) -> ApiResult<()> {
+    let period_end = DateTime::parse_from_rfc3339(&w.period_end)
+        .map_err(ApiError::internal)?
+        .timestamp();
+    db.execute(
+        "INSERT INTO write_offs (id, instance_id, provider_id, product_id, period_start,
+                                 period_end, test, reason, written_off_by, written_off_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        &[
+            w.id.clone().into(),
+            w.instance_id.clone().into(),
+            w.provider_id.clone().into(),
+            w.product_id.clone().into(),
+            period_start.into(),
+            period_end.into(),
+            i64::from(w.test).into(),
+            w.reason.clone().into(),
+            w.written_off_by.clone().into(),
+            w.written_off_at.clone().into(),
+        ],
+    )?;
+    Ok(())
+}
+
+const WRITE_OFF_COLUMNS: &str = "id, instance_id, provider_id, product_id, period_start, \
+                                 period_end, test, reason, written_off_by, written_off_at";
+
+fn write_off_from_row(row: &Row) -> ApiResult<WriteOff> {
+    let ts = |i: usize| instant(row, i);
+    Ok(WriteOff {
+        id: row.text(0)?,
+        instance_id: row.text(1)?,
+        provider_id: row.text(2)?,
+        product_id: row.text(3)?,
+        period_start: ts(4)?,
+        period_end: ts(5)?,
+        test: row.int(6)? != 0,
+        reason: row.text(7)?,
+        written_off_by: row.text(8)?,
+        written_off_at: row.text(9)?,
+    })
+}
+
+/// The write-off of one (instance, period), if there is one.
+pub(crate) fn find_write_off(
+    db: &dyn Database,
+    instance_id: &str,
+    period_start: i64,
+) -> ApiResult<Option<WriteOff>> {
+    let rows = db.execute(
+        &format!(
+            "SELECT {WRITE_OFF_COLUMNS} FROM write_offs WHERE instance_id = ? AND period_start = ?"
+        ),
+        &[instance_id.into(), period_start.into()],
+    )?;
+    rows.first().map(write_off_from_row).transpose()
+}
+
+/// An instance's write-offs, oldest period first, after the write-off `after`.
+pub(crate) fn write_offs_of(
+    db: &dyn Database,
+    instance_id: &str,
+    after: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<WriteOff>> {
+    let rows = db.execute(
+        &format!(
+            "SELECT {WRITE_OFF_COLUMNS} FROM write_offs
+             WHERE instance_id = ?1
+               AND (CAST(?2 AS TEXT) IS NULL OR period_start >
+                    (SELECT period_start FROM write_offs WHERE id = ?2 AND instance_id = ?1))
+             ORDER BY period_start LIMIT ?3"
+        ),
+        &[
+            instance_id.into(),
+            after.map(str::to_owned).into(),
+            (limit as i64).into(),
+        ],
+    )?;
+    rows.iter().map(write_off_from_row).collect()
 }

@@ -41,13 +41,15 @@ fn stored<T>(
     parse(&data)
 }
 
-/// Adds the product to the catalog. Runs inside the feature-approval transaction.
-pub(crate) fn publish(
-    db: &dyn Database,
-    product: &Product,
-    service: &ServiceSpec,
-    now: DateTime<Utc>,
-) -> ApiResult<()> {
+/// What the catalog keeps of a product: its category, tags (JSON), search text and summary.
+struct Entry {
+    category: &'static str,
+    tags: String,
+    search_text: String,
+    summary: String,
+}
+
+fn entry(db: &dyn Database, product: &Product, service: &ServiceSpec) -> ApiResult<Entry> {
     let access = stored(db, &product.id, Step::Access, |v| {
         AccessStep::from_stored(v, service)
     })?;
@@ -74,14 +76,53 @@ pub(crate) fn publish(
     ]
     .join("\n")
     .to_lowercase();
+    Ok(Entry {
+        category: category.category().id,
+        tags: json!(category.tags()).to_string(),
+        search_text,
+        summary: summary.to_string(),
+    })
+}
+
+/// Adds the product to the catalog. Runs inside the feature-approval transaction.
+pub(crate) fn publish(
+    db: &dyn Database,
+    product: &Product,
+    service: &ServiceSpec,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let e = entry(db, product, service)?;
     store::insert_entry(
         db,
         &product.id,
-        category.category().id,
-        &json!(category.tags()).to_string(),
-        &search_text,
-        &summary.to_string(),
+        e.category,
+        &e.tags,
+        &e.search_text,
+        &e.summary,
         now,
+    )
+}
+
+/// Keeps a published product's catalog entry in step with its category step (tags and SEO
+/// keywords stay editable after publication, without a new review). Runs in the transaction that
+/// writes the step; a product not in the catalog has nothing to follow.
+pub(crate) fn follow_step(db: &dyn Database, product_id: &str, step: Step) -> ApiResult<()> {
+    if step != Step::Category {
+        return Ok(());
+    }
+    let product = listing::store::find_product_unscoped(db, product_id)?;
+    if product.status != listing::ProductStatus::Published {
+        return Ok(());
+    }
+    let service = listing::store::find_service_unscoped(db, &product.service_id)?;
+    let e = entry(db, &product, &service.spec)?;
+    store::update_entry(
+        db,
+        product_id,
+        e.category,
+        &e.tags,
+        &e.search_text,
+        &e.summary,
     )
 }
 

@@ -32,6 +32,29 @@ pub(crate) fn insert_entry(
     Ok(())
 }
 
+/// Rewrites a published product's entry (its publication time stays).
+pub(crate) fn update_entry(
+    db: &dyn Database,
+    product_id: &str,
+    category: &str,
+    tags_json: &str,
+    search_text: &str,
+    summary_json: &str,
+) -> ApiResult<()> {
+    db.execute(
+        "UPDATE catalog_entries SET category = ?, tags = ?, search_text = ?, summary = ?
+         WHERE product_id = ?",
+        &[
+            category.into(),
+            tags_json.into(),
+            search_text.into(),
+            summary_json.into(),
+            product_id.into(),
+        ],
+    )?;
+    Ok(())
+}
+
 fn summary(row: &Row) -> ApiResult<Value> {
     let mut s: Value = serde_json::from_str(&row.text(0)?).map_err(ApiError::internal)?;
     s["published_at"] = Value::String(row.text(1)?);

@@ -31,23 +31,59 @@ enum Segment {
     Index(usize),
 }
 
-/// `a.b[0].c` → `a`, `b`, 0, `c`; `None` for anything else.
-fn parse_path(path: &str) -> Option<Vec<Segment>> {
+/// The most fields a form may send: far above any page's (a pricing step of 20 items of 20
+/// tiers has about 900).
+pub(crate) const MAX_FIELDS: usize = 1_000;
+/// The most segments a field's name may have (`billable_items[0].tiers[1].up_to` has 5).
+const MAX_DEPTH: usize = 8;
+/// The largest list index a field's name may hold: every list of a form is far shorter.
+const MAX_INDEX: usize = 100;
+
+/// A name past the limits: deeper than [`MAX_DEPTH`] or holding an index past [`MAX_INDEX`].
+/// A field named `x[100000000]` would allocate a list of that length, and a name of 500,000
+/// segments would recurse as deep; they are refused before anything is built.
+struct PastLimits;
+
+/// `a.b[0].c` → `a`, `b`, 0, `c`; `Ok(None)` for a name that is no path.
+fn parse_name(path: &str) -> Result<Option<Vec<Segment>>, PastLimits> {
     let mut out = Vec::new();
     for part in path.split('.') {
-        let (key, mut rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
+        let (key, rest) = part.split_once('[').map_or((part, ""), |(k, r)| (k, r));
         if key.is_empty() {
-            return None;
+            return Ok(None);
+        }
+        if out.len() >= MAX_DEPTH {
+            return Err(PastLimits);
         }
         out.push(Segment::Key(key.to_owned()));
-        if !rest.is_empty() {
-            rest = rest.strip_suffix(']')?;
-            for index in rest.split("][") {
-                out.push(Segment::Index(index.parse().ok()?));
+        if rest.is_empty() {
+            continue;
+        }
+        let Some(rest) = rest.strip_suffix(']') else {
+            return Ok(None);
+        };
+        for index in rest.split("][") {
+            if index.is_empty() || !index.bytes().all(|b| b.is_ascii_digit()) {
+                return Ok(None);
+            }
+            let index = index.parse::<usize>().ok().filter(|i| *i <= MAX_INDEX);
+            match index {
+                Some(i) if out.len() < MAX_DEPTH => out.push(Segment::Index(i)),
+                _ => return Err(PastLimits),
             }
         }
     }
-    Some(out)
+    Ok(Some(out))
+}
+
+/// `a.b[0].c` → `a`, `b`, 0, `c`; `None` for anything else, a name past the limits included.
+fn parse_path(path: &str) -> Option<Vec<Segment>> {
+    parse_name(path).ok().flatten()
+}
+
+/// 400 for a form past the limits of [`parse_path`] and [`MAX_FIELDS`].
+fn form_too_large(detail: String) -> ApiError {
+    ApiError::validation(vec![FieldError::new("form", Code::InvalidValue, detail)])
 }
 
 fn insert(target: &mut Value, path: &[Segment], value: Value) {
@@ -107,13 +143,32 @@ fn is_blank(v: &Value) -> bool {
     }
 }
 
-/// The JSON body of a form's fields: each named by its path, converted by its kind.
-pub(crate) fn to_json(pairs: &[(String, String)], kind: impl Fn(&str) -> Kind) -> Value {
-    let mut body = Value::Object(Map::new());
+/// The JSON body of a form's fields: each named by its path, converted by its kind. A form of
+/// more than [`MAX_FIELDS`] fields, or a name nested deeper than 8 or holding an index past 100,
+/// is 400 before anything is built from it; a name that is no path is ignored.
+pub(crate) fn to_json(pairs: &[(String, String)], kind: impl Fn(&str) -> Kind) -> ApiResult<Value> {
+    if pairs.len() > MAX_FIELDS {
+        return Err(form_too_large(format!(
+            "a form has at most {MAX_FIELDS} fields, this one {}",
+            pairs.len()
+        )));
+    }
+    let mut paths = Vec::with_capacity(pairs.len());
     for (name, raw) in pairs.iter().filter(|(n, _)| !is_control(n)) {
-        let Some(path) = parse_path(name) else {
-            continue;
-        };
+        match parse_name(name) {
+            Ok(Some(path)) => paths.push((name, raw, path)),
+            Ok(None) => {}
+            Err(PastLimits) => {
+                return Err(form_too_large(format!(
+                    "a field's name nests at most {MAX_DEPTH} deep and its indexes go up to \
+                     {MAX_INDEX}: {}",
+                    name.chars().take(80).collect::<String>()
+                )));
+            }
+        }
+    }
+    let mut body = Value::Object(Map::new());
+    for (name, raw, path) in paths {
         let value = match kind(name) {
             Kind::Text if raw.trim().is_empty() => Value::Null,
             Kind::Text => Value::String(raw.clone()),
@@ -129,7 +184,7 @@ pub(crate) fn to_json(pairs: &[(String, String)], kind: impl Fn(&str) -> Kind) -
         insert(&mut body, &path, value);
     }
     compact(&mut body);
-    body
+    Ok(body)
 }
 
 /// The value at a form path in a body, if any.
@@ -414,13 +469,51 @@ mod tests {
             _ => Kind::Text,
         };
         assert_eq!(
-            to_json(&form, kind),
+            to_json(&form, kind).unwrap(),
             json!({
                 "enterprise_only": true,
                 "billable_items": [{"code": "Frequency", "tiers": [
                     {"up_to": "1000", "unit_price": "0.5"}, {"unit_price": "0.2"}]}],
                 "tags": ["sql", "ha"]
             })
+        );
+    }
+
+    /// A name's depth, its indexes and the number of fields are capped before anything is
+    /// built: `x[100000000]` would allocate a list of a hundred million, a name of 500,000
+    /// segments recurse that deep.
+    #[test]
+    fn forms_past_their_limits_are_refused_before_anything_is_built() {
+        let refused = |p: &[(&str, &str)]| to_json(&pairs(p), |_| Kind::Text).unwrap_err();
+        assert_eq!(refused(&[("x[100000000]", "1")]).status(), 400);
+        assert_eq!(refused(&[("x[101]", "1")]).status(), 400);
+        let deep = vec!["a"; 500_000].join(".");
+        assert_eq!(refused(&[(deep.as_str(), "1")]).status(), 400);
+        assert_eq!(refused(&[("a.b.c.d.e.f.g.h.i", "1")]).status(), 400);
+        assert_eq!(refused(&[("a[1][2][3][4][5][6][7][8]", "1")]).status(), 400);
+        let many: Vec<(String, String)> = (0..=MAX_FIELDS)
+            .map(|i| (format!("f{i}"), "v".to_owned()))
+            .collect();
+        assert_eq!(to_json(&many, |_| Kind::Text).unwrap_err().status(), 400);
+        // At the limits, accepted.
+        let body = to_json(&pairs(&[("a.b.c.d.e.f.g[100]", "1")]), |_| Kind::Text).unwrap();
+        assert_eq!(
+            body["a"]["b"]["c"]["d"]["e"]["f"]["g"],
+            json!(["1"]),
+            "blanks compacted"
+        );
+        assert_eq!(
+            to_json(&many[..MAX_FIELDS], |_| Kind::Text)
+                .unwrap()
+                .as_object()
+                .unwrap()
+                .len(),
+            MAX_FIELDS
+        );
+        // A name that is no path at all is ignored, as before.
+        assert_eq!(
+            to_json(&pairs(&[("a[x]", "1")]), |_| Kind::Text).unwrap(),
+            json!({})
         );
     }
 

@@ -29,6 +29,15 @@ pub(crate) fn percent(rate: Decimal) -> String {
     format!("{}%", (rate * Decimal::ONE_HUNDRED).normalize())
 }
 
+/// A quantity or charge as a bill shows it: its decimal (at most 6 places), and its exact
+/// fraction beside it when the decimal is not all of it: `0.333333 (exactly 1/3)`.
+pub(crate) fn exactly(shown: Decimal, fraction: Option<&str>) -> String {
+    match fraction {
+        Some(f) => format!("{} (exactly {f})", shown.normalize()),
+        None => shown.normalize().to_string(),
+    }
+}
+
 /// A snake_case status or name as words: `category_review` → `category review`.
 pub(crate) fn words(snake: &str) -> String {
     snake.replace('_', " ")

@@ -6,6 +6,7 @@ use http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use maud::Markup;
 
 use crate::error::{ApiError, ApiResult};
+use crate::listing::product::MediaFile;
 use crate::platform::config::Config;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::{Database, Storage};
@@ -57,31 +58,60 @@ impl Req<'_> {
         form_urlencoded::parse(&self.body).into_owned().collect()
     }
 
-    /// The value of the cookie `name`, if the browser sent it.
+    /// The value of the console's cookie `name` ([`cookie_name`]), if the browser sent it.
     pub(crate) fn cookie(&self, name: &str) -> Option<&str> {
-        self.headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| v)
+        cookie_in(&self.headers, &cookie_name(name, self.is_tls()))
     }
 
-    /// Whether the browser reached us over TLS: Spin passes the URL it was asked for in
-    /// `spin-full-url`. Cookies are then marked `Secure`.
+    /// Whether the browser reached us over TLS ([`is_secure`]): cookies are then `Secure`.
     pub(crate) fn is_tls(&self) -> bool {
-        self.header("spin-full-url")
-            .is_some_and(|url| url.starts_with("https://"))
+        is_secure(self.config, &self.headers)
     }
 }
 
-/// A cookie of the console: `HttpOnly`, `SameSite=Strict`, for the whole console; `Secure` over
-/// TLS. `max_age` 0 removes it.
+/// The value of the cookie `name` among a request's headers.
+pub(crate) fn cookie_in<'h>(headers: &'h HeaderMap, name: &str) -> Option<&'h str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Whether browsers reach the console over TLS: the deployment's `public_url` is https (a proxy
+/// in front of Spin may terminate TLS), or Spin itself was asked an https URL (`spin-full-url`).
+pub(crate) fn is_secure(config: &Config, headers: &HeaderMap) -> bool {
+    config.is_https()
+        || headers
+            .get("spin-full-url")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|url| url.starts_with("https://"))
+}
+
+/// The name a console cookie goes by: over TLS with the `__Host-` prefix, which browsers accept
+/// only from a secure origin, for `Path=/` and no `Domain` — no other host or path can set it.
+pub(crate) fn cookie_name(name: &str, secure: bool) -> String {
+    if secure {
+        format!("__Host-{name}")
+    } else {
+        name.to_owned()
+    }
+}
+
+/// A cookie of the console: `HttpOnly`, `SameSite=Strict`; over TLS `Secure`, `__Host-`
+/// prefixed and so for the whole console (`path` holds over plain HTTP only). `max_age` 0
+/// removes it.
 pub(crate) fn cookie(name: &str, value: &str, path: &str, max_age: i64, secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
+    let (path, attribute) = if secure {
+        ("/", "; Secure")
+    } else {
+        (path, "")
+    };
+    let name = cookie_name(name, secure);
+    format!("{name}={value}; Path={path}; Max-Age={max_age}; HttpOnly; SameSite=Strict{attribute}")
 }
 
 /// The headers every console response carries.
@@ -132,13 +162,23 @@ pub(crate) fn redirect_with_cookie(to: &str, cookie: Option<String>) -> ApiResul
     builder.body(Vec::new()).map_err(ApiError::internal)
 }
 
-/// A file a tenant may see (a listing's media): private, revalidated every time.
-pub(crate) fn file(content_type: &str, bytes: Vec<u8>) -> ApiResult<Resp> {
-    secured(StatusCode::OK)
-        .header(header::CONTENT_TYPE, content_type)
-        .header(header::CACHE_CONTROL, "private, no-cache")
-        .body(bytes)
-        .map_err(ApiError::internal)
+/// A response replayed from its record (a form sent again under its one-time token): the status,
+/// type, redirect and body it had, with the headers every console response carries.
+pub(crate) fn replayed(recorded: Resp) -> ApiResult<Resp> {
+    let (parts, body) = recorded.into_parts();
+    let mut builder = secured(parts.status).header(header::CACHE_CONTROL, "no-store");
+    for name in [header::CONTENT_TYPE, header::LOCATION] {
+        if let Some(value) = parts.headers.get(&name) {
+            builder = builder.header(name, value);
+        }
+    }
+    builder.body(body).map_err(ApiError::internal)
+}
+
+/// A file a tenant may see (a listing's media): private, revalidated every time, sandboxed and
+/// named as a file as the API serves it ([`MediaFile::response`]).
+pub(crate) fn file(found: MediaFile) -> ApiResult<Resp> {
+    found.response(secured(StatusCode::OK).header(header::CACHE_CONTROL, "private, no-cache"))
 }
 
 /// A static asset, cached for a year under its versioned URL and revalidated by its `ETag`.
@@ -165,7 +205,7 @@ pub(crate) fn problem(err: &ApiError) -> Resp {
     let mut builder = Response::builder()
         .status(err.status())
         .header(header::CONTENT_TYPE, "application/problem+json");
-    if let Some(seconds) = err.retry_after() {
+    if let Some(seconds) = err.retry_after {
         builder = builder.header(header::RETRY_AFTER, seconds);
     }
     builder
@@ -179,9 +219,15 @@ mod tests {
 
     #[test]
     fn cookies_are_http_only_strict_and_secure_over_tls() {
-        let plain = cookie("s", "v", "/", 60, false);
-        assert_eq!(plain, "s=v; Path=/; Max-Age=60; HttpOnly; SameSite=Strict");
-        assert!(cookie("s", "v", "/", 60, true).ends_with("; Secure"));
+        let plain = cookie("s", "v", "/sign-in", 60, false);
+        assert_eq!(
+            plain,
+            "s=v; Path=/sign-in; Max-Age=60; HttpOnly; SameSite=Strict"
+        );
+        assert_eq!(
+            cookie("s", "v", "/sign-in", 60, true),
+            "__Host-s=v; Path=/; Max-Age=60; HttpOnly; SameSite=Strict; Secure"
+        );
     }
 
     #[test]

@@ -133,6 +133,7 @@ pub(crate) fn error_page(chrome: &Chrome, err: &ApiError) -> Resp {
         Code::Unauthorized => "Sign-in needed",
         Code::MethodNotAllowed => "Not a form here",
         Code::Internal => "Something went wrong",
+        Code::TooManyRequests => "Too many attempts",
         Code::StorageUnavailable => "Try again in a moment",
         _ => "Not done",
     };
@@ -143,12 +144,13 @@ pub(crate) fn error_page(chrome: &Chrome, err: &ApiError) -> Resp {
         }
         p { a href="/" { "Back to the console" } }
     };
-    let mut resp = html(err.status(), page(chrome, title, content));
-    if let Some(seconds) = err.retry_after() {
-        resp.headers_mut()
-            .insert(http::header::RETRY_AFTER, seconds.into());
+    let mut response = html(err.status(), page(chrome, title, content));
+    if let Some(seconds) = err.retry_after {
+        response
+            .headers_mut()
+            .insert(::http::header::RETRY_AFTER, seconds.into());
     }
-    resp
+    response
 }
 
 #[cfg(test)]

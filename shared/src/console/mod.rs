@@ -20,15 +20,18 @@ mod form;
 mod format;
 mod http;
 mod layout;
+mod once;
 mod pages;
 
 use ::http::{Method, Request};
 use chrono::{DateTime, Utc};
 
 use crate::error::{ApiError, ApiResult, Code};
+use crate::idempotency::Guard;
 use crate::identity::session::{self, Session, SessionId};
 use crate::identity::{Principal, Role};
 use crate::listing::media::MediaKind;
+use crate::platform::LargeBody;
 use crate::platform::clock::effective_now;
 use crate::platform::config::Config;
 use crate::platform::outbound::Outbound;
@@ -62,6 +65,34 @@ pub fn body_limit(method: &Method, path: &str) -> usize {
                 + FORM_OVERHEAD
         }
         _ => FORM_MAX,
+    }
+}
+
+/// What to do with a body that may be larger than a form (a media upload), before it is read:
+/// only a signed-in browser's upload is read; a visitor without a session is sent to sign in.
+pub fn before_large_body(
+    head: &::http::request::Parts,
+    storage: &Storage,
+    config: &Config,
+    real_now: DateTime<Utc>,
+) -> LargeBody {
+    if head.method != Method::POST {
+        return LargeBody::Skip;
+    }
+    let now =
+        effective_now(&head.headers, config.allow_clock_override, real_now).unwrap_or(real_now);
+    let name = http::cookie_name(SESSION_COOKIE, http::is_secure(config, &head.headers));
+    let session = http::cookie_in(&head.headers, &name).and_then(|c| {
+        storage
+            .db()
+            .and_then(|db| session::resume(db, SessionId::from_cookie(c), &config.admin_token, now))
+            .ok()
+            .flatten()
+    });
+    match (session, http::redirect("/sign-in")) {
+        (Some(_), _) => LargeBody::Read,
+        (None, Ok(to_sign_in)) => LargeBody::Refuse(Box::new(to_sign_in)),
+        (None, Err(e)) => LargeBody::Refuse(Box::new(http::problem(&e))),
     }
 }
 
@@ -116,7 +147,9 @@ pub fn handle(
         },
         None => route(&req, None, &chrome),
     };
-    routed.unwrap_or_else(|e| layout::error_page(&chrome, &e))
+    let mut response = routed.unwrap_or_else(|e| layout::error_page(&chrome, &e));
+    config.secure(&mut response);
+    response
 }
 
 /// The signed-in principal's session, if the cookie names one that still works.
@@ -176,7 +209,9 @@ fn route(req: &Req, session: Option<&Session>, chrome: &Chrome) -> ApiResult<Res
         (["sign-out"], _, true) => pages::auth::sign_out(req, session),
 
         (["orders", "new"], true, _) => pages::customer::confirm(req, chrome, me),
-        (["orders"], _, true) => pages::customer::place(req, chrome, me),
+        (["orders"], _, true) => once::submit(req, chrome, me, Guard::Atomic, || {
+            pages::customer::place(req, chrome, me)
+        }),
         (["instances"], true, _) => pages::instances::list(req, chrome, me),
         (["instances", id], true, _) => pages::instances::show(req, chrome, me, id),
         (["instances", id, "actions"], _, true) => pages::instances::act(req, me, id),
@@ -215,7 +250,11 @@ fn route(req: &Req, session: Option<&Session>, chrome: &Chrome) -> ApiResult<Res
         (["principals"], _, true) => pages::principals::create_principal(req, chrome, me),
         (["principals", id, "tokens"], _, true) => pages::principals::rotate(req, chrome, me, id),
         (["principals", id], true, _) => pages::principals::principal(req, chrome, me, id),
-        (["principals", id, "top-ups"], _, true) => pages::principals::top_up(req, chrome, me, id),
+        (["principals", id, "top-ups"], _, true) => {
+            once::submit(req, chrome, me, Guard::Atomic, || {
+                pages::principals::top_up(req, chrome, me, id)
+            })
+        }
         (["principals", id, "disable"], _, true) => {
             pages::principals::set_disabled(req, chrome, me, id, true)
         }
@@ -226,11 +265,22 @@ fn route(req: &Req, session: Option<&Session>, chrome: &Chrome) -> ApiResult<Res
             pages::principals::set_commission(req, chrome, me, id)
         }
         (["bill-runs"], true, _) => pages::operator::bill_runs(req, chrome, me),
-        (["bill-runs"], _, true) => pages::operator::run_bills(req, chrome, me),
+        (["bill-runs"], _, true) => once::submit(req, chrome, me, Guard::Recorded, || {
+            pages::operator::run_bills(req, chrome, me)
+        }),
         (["settlements"], true, _) => pages::settlements::month(req, chrome, me),
-        (["settlements", "close"], _, true) => pages::settlements::close(req, chrome, me),
+        (["settlements", "close"], _, true) => {
+            once::submit(req, chrome, me, Guard::Recorded, || {
+                pages::settlements::close(req, chrome, me)
+            })
+        }
+        (["settlements", "write-offs"], _, true) => pages::settlements::write_off(req, chrome, me),
         (["settlements", id], true, _) => pages::settlements::statement(req, chrome, me, id),
-        (["settlements", id, "payout"], _, true) => pages::settlements::pay(req, chrome, me, id),
+        (["settlements", id, "payout"], _, true) => {
+            once::submit(req, chrome, me, Guard::Atomic, || {
+                pages::settlements::pay(req, chrome, me, id)
+            })
+        }
         _ => Err(ApiError::not_found("page")),
     }
 }

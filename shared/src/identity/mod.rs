@@ -13,6 +13,7 @@ use crate::platform::storage::{Database, enum_from_str, transaction};
 
 pub(crate) mod session;
 mod store;
+pub(crate) mod throttle;
 
 /// What a principal may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -65,23 +65,17 @@ impl ProductStatus {
     }
 
     /// Why `edit` is refused in this state (409), or `None` when it may be made: nothing is
-    /// edited under review or once published; the category is locked once a category review
-    /// approved it (nobody reviewed another); a required medium (logo, user guide) may be
-    /// replaced but no longer removed once the listing was submitted, so no published listing
-    /// lacks one.
+    /// edited under review; once published, only the category step's tags, SEO keywords and
+    /// region selection ([`ProductStatus::category_locked`] keeps the category itself); a
+    /// required medium (logo, user guide) may be replaced but no longer removed once the listing
+    /// was submitted, so no published listing lacks one.
     pub(crate) fn refusal(self, edit: Edit) -> Option<ApiError> {
-        if let Some(refusal) = self.edit_refusal() {
+        let published_category =
+            self == ProductStatus::Published && edit == Edit::Step(Step::Category);
+        if let Some(refusal) = self.edit_refusal().filter(|_| !published_category) {
             return Some(refusal);
         }
-        let category_approved = matches!(
-            self,
-            ProductStatus::SelfTest | ProductStatus::FeatureRejected
-        );
         match edit {
-            Edit::Step(Step::Category) if category_approved => Some(ApiError::new(
-                Code::StepLocked,
-                "the category was approved in its review: it cannot change any more",
-            )),
             Edit::RemoveMedia(kind) if kind.is_required() && self != ProductStatus::Draft => {
                 Some(ApiError::new(
                     Code::StepLocked,
@@ -93,6 +87,25 @@ impl ProductStatus {
             }
             _ => None,
         }
+    }
+
+    /// Whether a category review approved the category: it cannot change any more (nobody
+    /// reviewed another), though the rest of the category step may.
+    pub(crate) fn category_locked(self) -> bool {
+        matches!(
+            self,
+            ProductStatus::SelfTest | ProductStatus::FeatureRejected | ProductStatus::Published
+        )
+    }
+
+    /// The refusal of a category step that would change an approved category (409
+    /// `StepLocked`).
+    pub(crate) fn category_refusal() -> ApiError {
+        ApiError::new(
+            Code::StepLocked,
+            "the category was approved in its review: it cannot change any more (its tags, SEO \
+             keywords and region selection can)",
+        )
     }
 
     /// Why any edit is refused in this state (409), or `None` when the listing is editable.
@@ -227,15 +240,25 @@ mod tests {
     #[test]
     fn the_category_is_locked_once_approved_and_required_media_once_submitted() {
         let code = |status: ProductStatus, edit| status.refusal(edit).map(|e| e.code);
+        for status in [
+            ProductStatus::SelfTest,
+            ProductStatus::FeatureRejected,
+            ProductStatus::Published,
+        ] {
+            // The step may be written (tags, keywords, region selection), not its category.
+            assert_eq!(code(status, Edit::Step(Step::Category)), None);
+            assert!(status.category_locked());
+        }
         for status in [ProductStatus::SelfTest, ProductStatus::FeatureRejected] {
-            assert_eq!(
-                code(status, Edit::Step(Step::Category)),
-                Some(Code::StepLocked)
-            );
             assert_eq!(code(status, Edit::Step(Step::Pricing)), None);
         }
+        assert_eq!(
+            code(ProductStatus::Published, Edit::Step(Step::Pricing)),
+            Some(Code::ListingNotEditable)
+        );
         for status in [ProductStatus::Draft, ProductStatus::CategoryRejected] {
             assert_eq!(code(status, Edit::Step(Step::Category)), None);
+            assert!(!status.category_locked());
         }
         for kind in [MediaKind::Logo, MediaKind::UserGuide] {
             assert_eq!(code(ProductStatus::Draft, Edit::RemoveMedia(kind)), None);

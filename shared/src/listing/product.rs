@@ -10,7 +10,9 @@ use crate::identity::Principal;
 use crate::listing::media::{self, MediaKind};
 use crate::listing::{Edit, ProductStatus, Step, Warning, store, validate_step};
 use crate::platform::ids::new_id;
-use crate::platform::storage::{Database, Storage, transaction};
+use crate::platform::storage::{
+    Chunks, Database, Storage, delete_chunked, put_chunked, transaction,
+};
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Product {
@@ -191,8 +193,13 @@ pub(crate) fn list(
     store::list_products(db, caller, status, after, limit)
 }
 
+/// What else a step's write must do in its transaction, once the step is saved (the catalog
+/// entry of a published product follows its category step).
+pub(crate) type AfterSave<'a> = &'a dyn Fn(&dyn Database, &str, Step) -> ApiResult<()>;
+
 /// The provider writes one step whole: validated against the service before the transaction,
-/// the edit lock re-checked inside it.
+/// the edit lock re-checked inside it, and an approved category kept (409 `StepLocked` for
+/// another); `after_save` runs in the same transaction.
 pub(crate) fn write_step(
     db: &dyn Database,
     provider: &Principal,
@@ -200,6 +207,7 @@ pub(crate) fn write_step(
     step: Step,
     body: &[u8],
     now: DateTime<Utc>,
+    after_save: AfterSave,
 ) -> ApiResult<ProductView> {
     let product = store::find_product(db, provider, id)?;
     if let Some(refusal) = product.status.refusal(Edit::Step(step)) {
@@ -208,11 +216,18 @@ pub(crate) fn write_step(
     let service = store::find_service(db, provider, &product.service_id)?;
     let validated = validate_step(step, body, &service.spec)?;
     transaction(db, |db| {
-        store::lock_for_edit(db, &product.id, Edit::Step(step), now)?;
+        let status = store::lock_for_edit(db, &product.id, Edit::Step(step), now)?;
+        if step == Step::Category && status.category_locked() {
+            let approved = store::step_data(db, &product.id, Step::Category)?;
+            if approved.as_ref().map(|a| &a["category"]) != Some(&validated.data()["category"]) {
+                return Err(ProductStatus::category_refusal());
+            }
+        }
         if step == Step::Pricing {
             store::check_billing_period_change(db, &product.id, validated.data())?;
         }
-        store::save_step(db, &product.id, step, &validated, now)
+        store::save_step(db, &product.id, step, &validated, now)?;
+        after_save(db, &product.id, step)
     })?;
     find(db, provider, id)
 }
@@ -268,7 +283,10 @@ pub(crate) fn upload_media(
     let checked = media::check_upload(kind, index, content_type, bytes)?;
     let blob_key = format!("media/{}/{}", product.id, new_id("blob", now));
     let kv = storage.kv()?;
-    kv.set(&blob_key, bytes)?;
+    if let Err(e) = put_chunked(kv, &blob_key, bytes) {
+        delete_chunked(kv, &blob_key, bytes.len());
+        return Err(e.into());
+    }
     let saved = transaction(db, |db| {
         store::lock_for_edit(db, &product.id, Edit::PutMedia, now)?;
         store::put_media(db, &product.id, kind, index, &checked, &blob_key, now)
@@ -277,12 +295,12 @@ pub(crate) fn upload_media(
         Ok(saved) => saved,
         Err(e) => {
             // Best effort: an orphaned blob is invisible (nothing points at it).
-            let _ = kv.delete(&blob_key);
+            delete_chunked(kv, &blob_key, bytes.len());
             return Err(e);
         }
     };
     if let Some(previous) = previous {
-        let _ = kv.delete(&previous);
+        delete_chunked(kv, &previous, kind.max_bytes());
     }
     Ok(MediaView::of(&product.id, media))
 }
@@ -302,17 +320,60 @@ pub(crate) fn delete_media(
         store::lock_for_edit(db, &product.id, Edit::RemoveMedia(kind), now)?;
         store::delete_media(db, &product.id, kind, index)
     })?;
-    let _ = storage.kv()?.delete(&blob_key);
+    delete_chunked(storage.kv()?, &blob_key, kind.max_bytes());
     Ok(())
 }
 
-/// The bytes of a medium and the content type they were checked to have.
+/// A medium and the content type it was checked to have.
 pub(crate) struct MediaFile {
     pub content_type: String,
     /// A name to save it under, made of the slot alone (`logo.png`, `screenshot-2.jpg`): nothing
     /// the provider typed reaches the header.
     pub file_name: String,
-    pub bytes: Vec<u8>,
+    pub body: MediaBody,
+}
+
+impl MediaFile {
+    /// The file as an HTTP response on `builder` (the API's or the console's, with their own
+    /// headers). A provider chose these bytes: browsers must not sniff them into another type,
+    /// render them as a page of this origin, or run anything they contain — so the response is
+    /// sandboxed and named as a file. Bytes in pieces go as a [`Chunks`] extension, streamed by
+    /// the component; bytes stored whole go as the body.
+    pub(crate) fn response(
+        self,
+        mut builder: http::response::Builder,
+    ) -> ApiResult<http::Response<Vec<u8>>> {
+        use http::header::{self, HeaderValue};
+        let disposition = format!("inline; filename=\"{}\"", self.file_name);
+        if let Some(headers) = builder.headers_mut() {
+            for (name, value) in [
+                (header::CONTENT_TYPE, self.content_type.as_str()),
+                (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+                (
+                    header::CONTENT_SECURITY_POLICY,
+                    "sandbox; default-src 'none'",
+                ),
+                (header::CONTENT_DISPOSITION, disposition.as_str()),
+            ] {
+                headers.insert(
+                    name,
+                    HeaderValue::from_str(value).map_err(ApiError::internal)?,
+                );
+            }
+        }
+        match self.body {
+            MediaBody::Whole(bytes) => builder.body(bytes),
+            MediaBody::Chunks(chunks) => builder.extension(chunks).body(Vec::new()),
+        }
+        .map_err(ApiError::internal)
+    }
+}
+
+/// Where a medium's bytes are: in pieces of the key-value store, read as they are sent, or
+/// (uploaded before media were stored in pieces) whole.
+pub(crate) enum MediaBody {
+    Chunks(Chunks),
+    Whole(Vec<u8>),
 }
 
 /// A medium of a product, for its provider or an operator; or, with no caller, of a published
@@ -330,10 +391,11 @@ pub(crate) fn media_file(
         None => store::find_published_product(db, id)?,
     };
     let media = store::find_media(db, &product.id, kind, index)?;
-    let bytes = storage
-        .kv()?
-        .get(&media.blob_key)?
-        .ok_or_else(|| ApiError::internal(format!("blob {} is missing", media.blob_key)))?;
+    // Nothing under the key itself: the blob is in pieces.
+    let body = match storage.kv()?.get(&media.blob_key)? {
+        Some(whole) => MediaBody::Whole(whole),
+        None => MediaBody::Chunks(Chunks::of(&media.blob_key, media.size)),
+    };
     let extension = match media.content_type.as_str() {
         "image/png" => "png",
         "image/jpeg" => "jpg",
@@ -348,6 +410,6 @@ pub(crate) fn media_file(
     Ok(MediaFile {
         content_type: media.content_type,
         file_name,
-        bytes,
+        body,
     })
 }

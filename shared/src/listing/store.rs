@@ -144,17 +144,17 @@ pub(crate) fn lock_product(db: &dyn Database, product_id: &str, how: RowLock) ->
 }
 
 /// Re-reads the product's status inside the caller's transaction and refuses the edit (409) when
-/// the listing is frozen. Checking inside the transaction means a submission that commits first
-/// cannot be followed by an edit of the listing under review. The product's row is written first
-/// (its edit time), so the status is read with the row locked, as it is once any concurrent
-/// submission committed (on PostgreSQL, where writers run at once); a refusal rolls the write
-/// back with the transaction.
+/// the listing is frozen; returns the status. Checking inside the transaction means a submission
+/// that commits first cannot be followed by an edit of the listing under review. The product's
+/// row is written first (its edit time), so the status is read with the row locked, as it is
+/// once any concurrent submission committed (on PostgreSQL, where writers run at once); a
+/// refusal rolls the write back with the transaction.
 pub(crate) fn lock_for_edit(
     db: &dyn Database,
     product_id: &str,
     edit: Edit,
     now: DateTime<Utc>,
-) -> ApiResult<()> {
+) -> ApiResult<ProductStatus> {
     let rows = db.execute(
         "UPDATE products SET updated_at = ? WHERE id = ? RETURNING status",
         &[rfc3339(now).into(), product_id.into()],
@@ -168,7 +168,7 @@ pub(crate) fn lock_for_edit(
     if let Some(refusal) = status.refusal(edit) {
         return Err(refusal);
     }
-    Ok(())
+    Ok(status)
 }
 
 pub(crate) fn save_step(

@@ -92,7 +92,11 @@ pub(crate) struct PeriodTotal {
     pub period_start: String,
     pub item_code: String,
     pub raw_total: Decimal,
+    /// In the price unit, at most 6 decimals.
     pub quantity: Decimal,
+    /// The quantity as an exact fraction (`"1/3"`), when `quantity` is not all of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quantity_exact: Option<String>,
     pub price_unit: &'static str,
 }
 
@@ -273,16 +277,23 @@ fn totals_of(
     instance_id: &str,
     (from, to): (i64, i64),
 ) -> ApiResult<Vec<PeriodTotal>> {
-    Ok(store::period_totals(db, instance_id, from, to)?
+    store::period_totals(db, instance_id, from, to)?
         .into_iter()
-        .map(|(period_start, code, raw_total)| PeriodTotal {
-            period_start: rfc3339(DateTime::from_timestamp(period_start, 0).unwrap_or_default()),
-            quantity: units::to_price_unit(&code, raw_total),
-            price_unit: crate::sales::price_unit(&code),
-            item_code: code,
-            raw_total,
+        .map(|(period_start, code, raw_total)| {
+            let quantity = units::to_price_unit(&code, raw_total)
+                .ok_or_else(|| ApiError::internal("a negative usage total"))?;
+            Ok(PeriodTotal {
+                period_start: rfc3339(
+                    DateTime::from_timestamp(period_start, 0).unwrap_or_default(),
+                ),
+                quantity: quantity.shown(),
+                quantity_exact: quantity.fraction(),
+                price_unit: crate::sales::price_unit(&code),
+                item_code: code,
+                raw_total,
+            })
         })
-        .collect())
+        .collect()
 }
 
 /// An instance's usage as the caller may see it (its provider, its owner, an operator): a page

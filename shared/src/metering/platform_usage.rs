@@ -8,7 +8,7 @@ use crate::metering::UsageRecord;
 use crate::orders::Terms;
 use crate::orders::instance::{Instance, RunningInterval};
 use crate::period::Period;
-use crate::platform::outbound::Outbound;
+use crate::platform::outbound::{self, Outbound};
 use crate::sales::{Endpoint, PrometheusQuery, Selector};
 use crate::sales::{PlatformSource, ReportingMethod};
 
@@ -98,8 +98,7 @@ pub(crate) fn prometheus_increase(
     let selector = Selector::parse(&q.query)
         .map_err(|why| format!("its Prometheus query is not accepted: {why}"))?;
     let url = query_url(&endpoint, &selector, instance_id, period);
-    let (status, body) = out
-        .get(&url)
+    let (status, body) = outbound::get(out, &url)
         .map_err(|e| format!("Prometheus at {} unreachable: {e}", endpoint.as_str()))?;
     if status != 200 {
         return Err(format!(

@@ -289,6 +289,14 @@ pub(crate) struct RecordKey {
     pub(crate) end_time: i64,
 }
 
+/// A page of an instance's records after a cursor, read in the order of
+/// `usage_records_in_order`: from the cursor on, never the range sorted whole.
+pub(crate) const USAGE_PAGE: &str =
+    "SELECT item_code, start_time, end_time, value, period_start, source, received_at, scale
+     FROM usage_records WHERE instance_id = ?1 AND period_start >= ?2 AND period_start < ?3
+       AND (period_start, item_code, source, start_time, end_time) > (?4, ?5, ?6, ?7, ?8)
+     ORDER BY period_start, item_code, source, start_time, end_time LIMIT ?9";
+
 /// Up to `limit` records of an instance whose period starts in `[from, to)`, after `after`, in
 /// the order (period, item, source, window), with each one's place.
 pub(crate) fn records(
@@ -306,10 +314,7 @@ pub(crate) fn records(
         end_time: i64::MIN,
     });
     let rows = db.execute(
-        "SELECT item_code, start_time, end_time, value, period_start, source, received_at, scale
-         FROM usage_records WHERE instance_id = ?1 AND period_start >= ?2 AND period_start < ?3
-           AND (period_start, item_code, source, start_time, end_time) > (?4, ?5, ?6, ?7, ?8)
-         ORDER BY period_start, item_code, source, start_time, end_time LIMIT ?9",
+        USAGE_PAGE,
         &[
             instance_id.into(),
             from.into(),
@@ -432,6 +437,17 @@ mod tests {
     //! something changed after the push was validated (a release, a bill run), which a request
     //! cannot stage between its own validation and its insert.
     use super::*;
+
+    /// A usage page is read in index order from its cursor, never sorted whole.
+    #[test]
+    fn a_usage_page_is_read_in_index_order() {
+        let plan = crate::platform::storage::query_plan(USAGE_PAGE, 9);
+        assert!(
+            plan.contains("USING INDEX usage_records_in_order"),
+            "{plan}"
+        );
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+    }
     use crate::platform::storage::Backend;
     use crate::platform::storage::native::NativeBackend;
 

@@ -2,18 +2,20 @@
 //!
 //! Providers push whole numbers in the metering key's base unit (seconds, bytes, bits, counts);
 //! customers are charged per price unit (hours, MB, Mb, …), named by
-//! [`crate::sales::price_unit`]. The conversion is a decimal division, exact where the result
-//! has a finite decimal expansion (1,800 s = 0.5 h; 524,288 B = 0.5 MB) and otherwise correct to
-//! `Decimal`'s 28 significant digits (1 s = 0.0002777…778 h).
+//! [`crate::sales::price_unit`]. The conversion is an exact fraction ([`Exact`]): 1,800 s are
+//! ½ h, 1,200 s are ⅓ h — not 0.3333… — so a bill prices `seconds × unit_price / 3600`, the
+//! multiplication first, and is exact to the cent.
 //!
 //! Convert a period's usage once, after summing its raw values: `to_price_unit(Σ raw)`, never
-//! `Σ to_price_unit(raw)`. Raw sums are exact integers, so the bill does not depend on how the
-//! provider split its usage across records, and per-record rounding cannot accumulate.
+//! `Σ to_price_unit(raw)`. Raw sums are exact, so the bill does not depend on how the provider
+//! split its usage across records.
 
 use std::fmt;
 
 use rust_decimal::Decimal;
 use serde_json::Value;
+
+use crate::exact::Exact;
 
 /// Seconds in an hour, for `Period`.
 const SECONDS_PER_HOUR: u32 = 3_600;
@@ -33,11 +35,10 @@ fn base_units_per_price_unit(code: &str) -> u32 {
     }
 }
 
-/// A period's summed raw usage of the item `code`, in the item's price unit.
-pub(crate) fn to_price_unit(code: &str, raw_total: Decimal) -> Decimal {
-    // Dividing by a constant of at least 1 cannot overflow. Normalized so that bills show
-    // `0.5` hours, not `0.5000`.
-    (raw_total / Decimal::from(base_units_per_price_unit(code))).normalize()
+/// A period's summed raw usage of the item `code`, in the item's price unit, exactly; `None`
+/// only for a negative total, which no stored usage can sum to.
+pub(crate) fn to_price_unit(code: &str, raw_total: Decimal) -> Option<Exact> {
+    Exact::ratio(raw_total, base_units_per_price_unit(code))
 }
 
 /// Why a pushed `Value` is not a metering value.
@@ -118,35 +119,43 @@ mod tests {
         Decimal::from_str(s).unwrap()
     }
 
-    fn convert(code: &str, raw: u64) -> Decimal {
-        to_price_unit(code, Decimal::from(raw))
+    fn convert(code: &str, raw: u64) -> Exact {
+        to_price_unit(code, Decimal::from(raw)).unwrap()
+    }
+
+    fn x(s: &str) -> Exact {
+        Exact::parse(s).unwrap()
     }
 
     #[test]
     fn period_seconds_become_hours() {
-        assert_eq!(convert("Period", 1_800).to_string(), "0.5");
-        assert_eq!(convert("Period", 3_600), d("1"));
-        assert_eq!(convert("Period", 5_400), d("1.5"));
-        assert_eq!(convert("Period", 1), d("0.0002777777777777777777777778"));
-        // 3,600 single seconds summed first are exactly one hour.
-        assert_eq!(to_price_unit("Period", Decimal::from(3_600)), Decimal::ONE);
+        assert_eq!(convert("Period", 1_800).shown().to_string(), "0.5");
+        assert_eq!(convert("Period", 3_600), x("1"));
+        assert_eq!(convert("Period", 5_400), x("1.5"));
+        // A third of an hour is a third, not 0.3333…: shown to 6 places with the fraction.
+        assert_eq!(convert("Period", 1_200), x("1/3"));
+        assert_eq!(convert("Period", 1_200).shown(), d("0.333333"));
+        assert_eq!(convert("Period", 1), x("1/3600"));
     }
 
     #[test]
     fn storage_bytes_become_mb() {
-        assert_eq!(convert("Storage", 524_288), d("0.5"));
-        assert_eq!(convert("Storage", 1_048_576), d("1"));
+        assert_eq!(convert("Storage", 524_288), x("0.5"));
+        assert_eq!(convert("Storage", 1_048_576), x("1"));
         // docs/RULES.md R1.10: 7.5 MB is 7,864,320 bytes.
-        assert_eq!(convert("Storage", 7_864_320), d("7.5"));
-        assert_eq!(convert("Storage", 1), d("0.00000095367431640625"));
+        assert_eq!(convert("Storage", 7_864_320), x("7.5"));
+        assert_eq!(convert("Storage", 1), x("1/1048576"));
+        // A petabyte of bytes stays exact (a decimal quotient would need 30 digits).
+        let petabyte = convert("Storage", 1_000_000_000_000_001);
+        assert_eq!(petabyte.to_string(), "1000000000000001/1048576");
     }
 
     #[test]
     fn network_bits_become_mb() {
         for code in ["NetworkIn", "NetworkOut"] {
-            assert_eq!(convert(code, 1_048_576), d("1"), "{code}");
-            assert_eq!(convert(code, 3_145_728), d("3"), "{code}");
-            assert_eq!(convert(code, 524_288), d("0.5"), "{code}");
+            assert_eq!(convert(code, 1_048_576), x("1"), "{code}");
+            assert_eq!(convert(code, 3_145_728), x("3"), "{code}");
+            assert_eq!(convert(code, 524_288), x("0.5"), "{code}");
         }
     }
 
@@ -162,8 +171,8 @@ mod tests {
             "Unit",
             "ApiCalls",
         ] {
-            assert_eq!(convert(code, 1_800), d("1800"), "{code}");
-            assert_eq!(convert(code, 0), Decimal::ZERO, "{code}");
+            assert_eq!(convert(code, 1_800), x("1800"), "{code}");
+            assert_eq!(convert(code, 0), Exact::ZERO, "{code}");
         }
     }
 
@@ -180,7 +189,7 @@ mod tests {
             ("ApiCalls", "count", 1),
         ] {
             assert_eq!(price_unit(code), unit, "{code}");
-            assert_eq!(convert(code, one_unit), Decimal::ONE, "{code}");
+            assert_eq!(convert(code, one_unit), x("1"), "{code}");
         }
     }
 
@@ -248,22 +257,12 @@ mod tests {
 
     proptest! {
         #[test]
-        fn converting_whole_price_units_is_linear(
-            code in codes(), a in 0u64..1_000_000_000, b in 0u64..1_000_000_000
-        ) {
-            let unit = u64::from(base_units_per_price_unit(code));
-            let (a, b) = (a * unit, b * unit);
-            prop_assert_eq!(convert(code, a + b), convert(code, a) + convert(code, b));
-        }
-
-        #[test]
-        fn converting_is_monotone_and_near_linear(
+        fn converting_is_linear_and_monotone(
             code in codes(), a in 0u64..1 << 62, b in 0u64..1 << 62
         ) {
             prop_assert!(convert(code, a.min(b)) <= convert(code, a.max(b)));
-            let split = convert(code, a) + convert(code, b);
-            let whole = convert(code, a + b);
-            prop_assert!((whole - split).abs() <= Decimal::new(1, 9), "{whole} vs {split}");
+            let split = convert(code, a).checked_add(convert(code, b)).unwrap();
+            prop_assert_eq!(convert(code, a + b), split);
         }
 
         #[test]

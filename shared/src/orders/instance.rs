@@ -10,6 +10,7 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::{Principal, Role};
 use crate::listing::service::Resource;
 use crate::orders::store;
+use crate::period::{BillingPeriod, Period};
 use crate::platform::storage::{Database, transaction};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -77,6 +78,10 @@ pub(crate) struct Instance {
     /// was ordered: what its bills charge per running hour.
     pub resources: Vec<Resource>,
     pub running_intervals: Vec<RunningInterval>,
+    /// The EULA its order accepted (read with the instance alone, not in batches); `None` for
+    /// an order placed before accepted EULAs were recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub eula: Option<crate::orders::AcceptedEula>,
 }
 
 impl Instance {
@@ -94,6 +99,21 @@ impl Instance {
             .as_deref()
             .and_then(|z| z.parse().ok())
             .unwrap_or(deployment)
+    }
+
+    /// The next period to bill after `period`, or `None` once `period` is its last: the one in
+    /// which it was released, or the one its release ends exactly (nothing runs, and no usage
+    /// is accepted, from the release on).
+    pub(crate) fn period_after(
+        &self,
+        period: &Period,
+        kind: BillingPeriod,
+        tz: Tz,
+    ) -> Option<Period> {
+        match self.released() {
+            Some(r) if r <= period.end => None,
+            _ => Some(period.next(kind, tz)),
+        }
     }
 
     /// When it was released, if it was. Usage and billing end here, not at an earlier stop: a
@@ -140,8 +160,9 @@ pub(crate) fn list(
 }
 
 /// The owner stops, starts or releases its instance: a compare-and-set on the status, and the
-/// running interval closed or opened at `now`, in one transaction. The provider and operators see
-/// the instance; only its owner operates it.
+/// running interval closed or opened at `now`, in one transaction. The provider sees the
+/// instance; only its owner operates it, and operators may release any (an instance that can
+/// never be billed must stop running up periods).
 pub(crate) fn perform(
     db: &dyn Database,
     caller: &Principal,
@@ -152,7 +173,8 @@ pub(crate) fn perform(
     transaction(db, |db| {
         store::lock_instance(db, id)?;
         let instance = find(db, caller, id)?;
-        if instance.owner_id != caller.id {
+        let operator_release = caller.is_operator() && action == Action::Release;
+        if instance.owner_id != caller.id && !operator_release {
             return Err(ApiError::forbidden());
         }
         let to = act(instance.status, action)?;
@@ -172,6 +194,24 @@ pub(crate) fn release_test_instances(
         store::move_instance(db, &id, status, InstanceStatus::Released, now)?;
     }
     Ok(())
+}
+
+/// Releases every test instance that has lived `max_hours` by `as_of`, at the moment its time
+/// ran out: a test deployment is bounded, and its last bill is of the period it ended in.
+pub(crate) fn expire_test_instances(
+    db: &dyn Database,
+    max_hours: u32,
+    as_of: DateTime<Utc>,
+) -> ApiResult<()> {
+    let lifetime = chrono::TimeDelta::hours(i64::from(max_hours));
+    let deployed_by = (as_of - lifetime).timestamp();
+    transaction(db, |db| {
+        for (id, status, deployed) in store::test_instances_deployed_by(db, deployed_by)? {
+            let ended = DateTime::from_timestamp(deployed, 0).unwrap_or_default() + lifetime;
+            store::move_instance(db, &id, status, InstanceStatus::Released, ended)?;
+        }
+        Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -285,7 +285,7 @@ pub(crate) struct Placed {
 /// The EULA an order accepted, as the order records it.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct AcceptedEula {
-    pub source: &'static str,
+    pub source: String,
     pub template_id: Option<String>,
     /// SHA-256 (hex) of the EULA as the quote showed it.
     pub digest: String,
@@ -294,13 +294,15 @@ pub(crate) struct AcceptedEula {
 
 /// Places an order: a running instance, billed from the period it starts in; nothing is charged.
 /// Checks run in this order — the product (404), the EULA, the account type, the template and
-/// region, whether the template is sold, then the balance — all inside the transaction that writes, so a
-/// concurrent deduction cannot slip between the arrears check and the order.
+/// region, whether the template is sold, then the balance (or, for a test order, how many test
+/// instances the product has alive: at most `test_limit`) — all inside the transaction that
+/// writes, so a concurrent deduction or test order cannot slip between the check and the order.
 pub(crate) fn place(
     db: &dyn Database,
     caller: &Principal,
     req: &OrderRequest,
     tz: Tz,
+    test_limit: u32,
     now: DateTime<Utc>,
 ) -> ApiResult<Placed> {
     transaction(db, |db| {
@@ -315,7 +317,19 @@ pub(crate) fn place(
         }
         check_account_type(caller, &p)?;
         let (choice, _) = p.choose_billed(db, req)?;
-        if !p.test {
+        if p.test {
+            let alive = store::live_test_instances(db, &p.product.id)?.len();
+            if alive >= test_limit as usize {
+                return Err(ApiError::new(
+                    Code::TestInstanceLimit,
+                    format!(
+                        "{} has {alive} test instances alive, the most a product may have: \
+                         release one first",
+                        p.product.id
+                    ),
+                ));
+            }
+        } else {
             let account = ledger::account(db, &caller.id, now)?;
             if account.balance.0 < 0 {
                 return Err(ApiError::new(
@@ -334,7 +348,7 @@ pub(crate) fn place(
             order_id,
             instance,
             eula: AcceptedEula {
-                source: eula.source(),
+                source: eula.source().to_owned(),
                 template_id: eula.template_id().map(str::to_owned),
                 digest: eula.digest(),
                 accepted_at: rfc3339(now),
@@ -357,14 +371,25 @@ pub(crate) fn open_billing_cursor(
     store::open_billing_cursor(db, &instance.id, &first, first.closes_at(kind, tz))
 }
 
-/// Gives every instance without a billing cursor one at the period it was created in.
-pub(crate) fn open_missing_billing_cursors(db: &dyn Database, tz: Tz) -> ApiResult<()> {
+/// Gives every instance without a billing cursor one at the period it was created in, each in a
+/// transaction of its own: an instance whose cursor cannot be opened is returned with why, and
+/// the others are opened all the same.
+pub(crate) fn open_missing_billing_cursors(
+    db: &dyn Database,
+    tz: Tz,
+) -> ApiResult<Vec<(String, ApiError)>> {
+    let mut failed = Vec::new();
     for id in store::instances_without_cursor(db)? {
-        let instance = store::find_instance(db, &id)?;
-        let terms = terms(db, &instance)?;
-        open_billing_cursor(db, &instance, terms.kind, instance.zone(tz))?;
+        let opened = transaction(db, |db| {
+            let instance = store::find_instance(db, &id)?;
+            let terms = terms(db, &instance)?;
+            open_billing_cursor(db, &instance, terms.kind, instance.zone(tz))
+        });
+        if let Err(e) = opened {
+            failed.push((id, e));
+        }
     }
-    Ok(())
+    Ok(failed)
 }
 
 /// Instances whatever their owner, by id, with their running intervals, read a batch at a time
@@ -402,4 +427,36 @@ pub(crate) fn terms(db: &dyn Database, instance: &Instance) -> ApiResult<Terms> 
         currency: pricing.currency().to_owned(),
         items,
     })
+}
+
+/// The EULA an instance's order accepted, whole (the custom text, or the marketplace template
+/// with the provider's amendments), for its customer, its provider and operators: what the
+/// order recorded, or — for an order placed before the EULA itself was recorded — the listing's
+/// agreement while its digest is still the one accepted. `{"instance_id", "source",
+/// "template_id", "digest", "accepted_at", "eula"}`.
+pub(crate) fn accepted_eula(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Value> {
+    let instance = instance::find(db, caller, id)?;
+    let unrecorded = || ApiError::not_found("accepted EULA");
+    let (accepted, recorded) =
+        store::accepted_eula(db, &instance.order_id)?.ok_or_else(unrecorded)?;
+    let eula = match recorded {
+        Some(json) => serde_json::from_str::<Value>(&json).map_err(ApiError::internal)?,
+        None => {
+            let agreement = listing::store::step_data(db, &instance.product_id, Step::Agreement)?
+                .ok_or_else(unrecorded)?;
+            let eula = AgreementStep::from_stored(&agreement)?.eula().clone();
+            if eula.digest() != accepted.digest {
+                return Err(unrecorded());
+            }
+            serde_json::to_value(eula).map_err(ApiError::internal)?
+        }
+    };
+    Ok(json!({
+        "instance_id": instance.id,
+        "source": accepted.source,
+        "template_id": accepted.template_id,
+        "digest": accepted.digest,
+        "accepted_at": accepted.accepted_at,
+        "eula": eula,
+    }))
 }

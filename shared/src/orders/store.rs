@@ -10,7 +10,7 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
 use crate::orders::instance::{Instance, InstanceStatus, RunningInterval};
 use crate::orders::ledger::{Cents, EntryKind, LedgerEntry};
-use crate::orders::{Choice, Purchasable};
+use crate::orders::{AcceptedEula, Choice, Purchasable};
 use crate::period::Period;
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::new_id;
@@ -33,8 +33,9 @@ pub(crate) fn insert_order(
     let eula = p.agreement.eula();
     db.execute(
         "INSERT INTO orders (id, owner_id, product_id, template_id, plan_id, region, test, instance_id,
-                             created_at, eula_source, eula_template_id, eula_digest, eula_accepted_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                             created_at, eula_source, eula_template_id, eula_digest, eula_accepted_at,
+                             eula)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             order_id.clone().into(),
             caller.id.clone().into(),
@@ -49,6 +50,9 @@ pub(crate) fn insert_order(
             eula.template_id().into(),
             eula.digest().into(),
             rfc3339(now).into(),
+            serde_json::to_string(eula)
+                .map_err(ApiError::internal)?
+                .into(),
         ],
     )?;
     db.execute(
@@ -102,6 +106,7 @@ fn instance_from_row(row: &Row) -> Result<Instance, StorageError> {
             None => Vec::new(),
         },
         running_intervals: Vec::new(),
+        eula: None,
     })
 }
 
@@ -121,7 +126,7 @@ pub(crate) fn intervals(db: &dyn Database, instance_id: &str) -> ApiResult<Vec<R
         .collect::<Result<_, StorageError>>()?)
 }
 
-/// An instance whatever its owner, for internal reads (bill runs).
+/// An instance whatever its owner, with the EULA its order accepted.
 pub(crate) fn find_instance(db: &dyn Database, id: &str) -> ApiResult<Instance> {
     let rows = db.execute(
         &format!("SELECT {COLUMNS} FROM instances WHERE id = ?"),
@@ -133,7 +138,34 @@ pub(crate) fn find_instance(db: &dyn Database, id: &str) -> ApiResult<Instance> 
         .transpose()?
         .ok_or_else(|| ApiError::not_found("instance"))?;
     instance.running_intervals = intervals(db, id)?;
+    instance.eula = accepted_eula(db, &instance.order_id)?.map(|(accepted, _)| accepted);
     Ok(instance)
+}
+
+/// The EULA an order accepted, and the EULA itself as the order recorded it (JSON); `None` for
+/// an order placed before EULAs were recorded, the JSON `None` before their text was.
+pub(crate) fn accepted_eula(
+    db: &dyn Database,
+    order_id: &str,
+) -> ApiResult<Option<(AcceptedEula, Option<String>)>> {
+    let rows = db.execute(
+        "SELECT eula_source, eula_template_id, eula_digest, eula_accepted_at, eula FROM orders
+         WHERE id = ? AND eula_digest IS NOT NULL",
+        &[order_id.into()],
+    )?;
+    rows.first()
+        .map(|r| {
+            Ok((
+                AcceptedEula {
+                    source: r.text(0)?,
+                    template_id: r.opt_text(1)?,
+                    digest: r.text(2)?,
+                    accepted_at: r.text(3)?,
+                },
+                r.opt_text(4)?,
+            ))
+        })
+        .transpose()
 }
 
 /// Instances whatever their owner, by id, with their running intervals: two queries per
@@ -461,5 +493,23 @@ pub(crate) fn live_test_instances(
     )?;
     rows.iter()
         .map(|r| Ok((r.text(0)?, enum_from_str(&r.text(1)?)?)))
+        .collect()
+}
+
+/// The test instances alive that were deployed at or before `deployed_by` (Unix seconds), with
+/// their status and when they were deployed.
+pub(crate) fn test_instances_deployed_by(
+    db: &dyn Database,
+    deployed_by: i64,
+) -> ApiResult<Vec<(String, InstanceStatus, i64)>> {
+    let rows = db.execute(
+        "SELECT i.id, i.status, MIN(v.started_at) FROM instances i
+         JOIN instance_intervals v ON v.instance_id = i.id
+         WHERE i.test = 1 AND i.status <> 'released'
+         GROUP BY i.id, i.status HAVING MIN(v.started_at) <= ? ORDER BY i.id",
+        &[deployed_by.into()],
+    )?;
+    rows.iter()
+        .map(|r| Ok((r.text(0)?, enum_from_str(&r.text(1)?)?, r.int(2)?)))
         .collect()
 }

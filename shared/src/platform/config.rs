@@ -18,9 +18,35 @@ pub struct Config {
     /// The marketplace's share of a provider's product fees, in [0, 1): the rate of providers an
     /// operator has not given one of their own.
     pub commission_rate: Decimal,
+    /// The origin browsers and clients reach the deployment at (`https://market.example`),
+    /// whatever TLS-terminating proxy stands in front of Spin; `None` when not set. When it is
+    /// https, the console's cookies are `Secure` and `__Host-` prefixed and every response
+    /// carries `Strict-Transport-Security`.
+    pub public_url: Option<String>,
+    /// The most test instances of one product alive at once (not released).
+    pub test_instance_limit: u32,
+    /// How long a test instance lives: the first bill run after it released it.
+    pub test_instance_max_hours: u32,
     /// Where the system of record lives (the Spin components' database; the native tests choose
     /// theirs themselves).
     pub database: DatabaseConfig,
+}
+
+/// A positive whole number of a variable, or `default` when it is not set.
+fn positive(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &str,
+    default: u32,
+) -> Result<u32, String> {
+    match get(name) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{name} must be a positive whole number, got {text:?}")),
+    }
 }
 
 /// The database the components use: the `database` variable and, for PostgreSQL, its
@@ -132,7 +158,45 @@ pub fn commission_rate(text: &str) -> Option<Decimal> {
         .map(|r| r.normalize())
 }
 
+/// What `Strict-Transport-Security` says to a browser of an https deployment: https only, for a
+/// year.
+pub const HSTS: &str = "max-age=31536000";
+
+/// A commission rate as an operator writes one through the API: exactly `0`, or `0.` and one
+/// to six digits (the contract's pattern), so what the contract accepts is what is accepted.
+pub fn commission_rate_exact(text: &str) -> Option<Decimal> {
+    let digits = match text.strip_prefix("0") {
+        Some("") => "",
+        Some(rest) => rest
+            .strip_prefix('.')
+            .filter(|d| (1..=6).contains(&d.len()))?,
+        None => return None,
+    };
+    digits
+        .bytes()
+        .all(|b| b.is_ascii_digit())
+        .then(|| commission_rate(text))
+        .flatten()
+}
+
 impl Config {
+    /// Whether the deployment is reached over https (its `public_url`).
+    pub fn is_https(&self) -> bool {
+        self.public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"))
+    }
+
+    /// Adds the headers of an https deployment to a response: `Strict-Transport-Security`.
+    pub fn secure<B>(&self, response: &mut http::Response<B>) {
+        if self.is_https() {
+            response.headers_mut().insert(
+                http::header::STRICT_TRANSPORT_SECURITY,
+                http::HeaderValue::from_static(HSTS),
+            );
+        }
+    }
+
     /// Reads the variables through `get` (Spin's variables, or a map in tests).
     pub fn from_variables(get: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let admin_token = get("admin_token").unwrap_or_default();
@@ -158,9 +222,23 @@ impl Config {
                 "commission_rate must be a decimal from 0 up to (not including) 1, got {rate:?}"
             )
         })?;
+        let public_url = match get("public_url").map(|u| u.trim().trim_end_matches('/').to_owned())
+        {
+            None => None,
+            Some(u) if u.is_empty() => None,
+            Some(u) if u.starts_with("https://") || u.starts_with("http://") => Some(u),
+            Some(u) => {
+                return Err(format!(
+                    "public_url must be an http:// or https:// origin, got {u:?}"
+                ));
+            }
+        };
         Ok(Self {
             database: DatabaseConfig::from_variables(&get)?,
+            public_url,
             commission_rate,
+            test_instance_limit: positive(&get, "test_instance_limit", 5)?,
+            test_instance_max_hours: positive(&get, "test_instance_max_hours", 72)?,
             admin_token,
             billing_timezone,
             allow_clock_override,
@@ -172,6 +250,26 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_operators_rate_is_accepted_exactly_as_the_contract_writes_it() {
+        for ok in ["0", "0.15", "0.000001", "0.999999"] {
+            assert!(commission_rate_exact(ok).is_some(), "{ok}");
+        }
+        for refused in [
+            "1",
+            "0.",
+            ".5",
+            "00.5",
+            " 0.5",
+            "0.5\u{c}",
+            "0.1500000",
+            "5049930287610111.922\u{c}",
+            "+0.5",
+        ] {
+            assert!(commission_rate_exact(refused).is_none(), "{refused:?}");
+        }
+    }
 
     fn database(vars: &[(&str, &str)]) -> Result<DatabaseConfig, String> {
         DatabaseConfig::from_variables(&|name: &str| {

@@ -6,7 +6,7 @@ use spin_sdk::{key_value, pg4, sqlite, variables};
 
 use crate::error::ApiError;
 use crate::platform::config::{Config, DatabaseConfig};
-use crate::platform::outbound::Outbound;
+use crate::platform::outbound::{Outbound, RESPONSE_MAX, TIMEOUT};
 use crate::platform::storage::postgres::{self, BEGIN, placeholders, storable};
 use crate::platform::storage::{
     Backend, Database, Dialect, KeyValue, Row, StorageError, StorageErrorKind, Value,
@@ -273,16 +273,88 @@ impl KeyValue for SpinKv {
 }
 
 /// Outbound HTTP through Spin: only hosts in the component's `allowed_outbound_hosts` answer.
+/// The port's limits hold here: the host is told the timeouts (connect, first byte, between
+/// bytes), and the component waits for nothing past its own deadline of [`TIMEOUT`] in all,
+/// nor reads past [`RESPONSE_MAX`] bytes.
 pub(crate) struct SpinOutbound;
 
 impl Outbound for SpinOutbound {
-    fn get(&self, url: &str) -> Result<(u16, Vec<u8>), String> {
-        let req = http::Request::get(url)
-            .body(Vec::new())
-            .map_err(|e| e.to_string())?;
-        let resp: http::Response<Vec<u8>> =
-            spin_executor::run(spin_sdk::http::send(req)).map_err(|e| e.to_string())?;
-        Ok((resp.status().as_u16(), resp.into_body()))
+    fn get_unguarded(&self, url: &str) -> Result<(u16, Vec<u8>), String> {
+        use wasi::http::types::{
+            Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+        };
+        use wasi::io::streams::StreamError;
+
+        let timeout_ns = u64::try_from(TIMEOUT.as_nanos()).unwrap_or(u64::MAX);
+        let deadline = wasi::clocks::monotonic_clock::now().saturating_add(timeout_ns);
+        let late = || format!("no answer within {} s", TIMEOUT.as_secs());
+        // Waits until `ready` can make progress; `Err` once the deadline passed first.
+        let wait = |ready: &wasi::io::poll::Pollable| {
+            let timer = wasi::clocks::monotonic_clock::subscribe_instant(deadline);
+            let woken = wasi::io::poll::poll(&[ready, &timer]);
+            if woken.contains(&0) {
+                Ok(())
+            } else {
+                Err(late())
+            }
+        };
+
+        let uri: http::Uri = url.parse().map_err(|_| format!("not a URL: {url}"))?;
+        let request = OutgoingRequest::new(Fields::new());
+        let scheme = match uri.scheme_str() {
+            Some("https") => Scheme::Https,
+            _ => Scheme::Http,
+        };
+        let _ = request.set_method(&Method::Get);
+        let _ = request.set_scheme(Some(&scheme));
+        let _ = request.set_authority(uri.authority().map(|a| a.as_str()));
+        let _ = request.set_path_with_query(uri.path_and_query().map(|p| p.as_str()));
+        let options = RequestOptions::new();
+        // A host that does not take an option still has the deadline below.
+        let _ = options.set_connect_timeout(Some(timeout_ns));
+        let _ = options.set_first_byte_timeout(Some(timeout_ns));
+        let _ = options.set_between_bytes_timeout(Some(timeout_ns));
+        let body = request
+            .body()
+            .map_err(|()| "the request has no body".to_owned())?;
+        let pending = wasi::http::outgoing_handler::handle(request, Some(options))
+            .map_err(|e| format!("{e:?}"))?;
+        let _ = OutgoingBody::finish(body, None);
+        let response = loop {
+            if let Some(answer) = pending.get() {
+                break answer
+                    .map_err(|()| "the answer was already taken".to_owned())?
+                    .map_err(|e| format!("{e:?}"))?;
+            }
+            wait(&pending.subscribe())?;
+        };
+        let status = response.status();
+        let incoming = response
+            .consume()
+            .map_err(|()| "the answer has no body".to_owned())?;
+        let mut bytes = Vec::new();
+        {
+            let stream = incoming
+                .stream()
+                .map_err(|()| "the answer's body is unreadable".to_owned())?;
+            loop {
+                match stream.read(16_384) {
+                    Ok(chunk) if chunk.is_empty() => wait(&stream.subscribe())?,
+                    Ok(chunk) => {
+                        if bytes.len() + chunk.len() > RESPONSE_MAX {
+                            return Err(format!("an answer over {RESPONSE_MAX} bytes"));
+                        }
+                        bytes.extend(chunk);
+                    }
+                    Err(StreamError::Closed) => break,
+                    Err(StreamError::LastOperationFailed(e)) => {
+                        return Err(e.to_debug_string());
+                    }
+                }
+            }
+        }
+        drop(IncomingBody::finish(incoming));
+        Ok((status, bytes))
     }
 }
 

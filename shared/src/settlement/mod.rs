@@ -3,109 +3,33 @@
 //! aside), less the marketplace's commission; the cloud resources' fees are the cloud's and are
 //! never settled to providers.
 //!
-//! A month is open until every period in it is closed for billing; its statements are computed
-//! live meanwhile. Closing a month (an operator, the platform, or the schedule) first runs any
-//! bill run still due, then writes each provider's statement once — the month's row and the
-//! UNIQUE (provider, month) make racing or repeated closes write nothing twice — with the rate
-//! in force. An operator then marks a statement paid, once.
+//! A month closes provider by provider ([`mod@close`]): a provider's statement is written once
+//! every non-test period of its instances in the month is billed or written off, so no other
+//! provider's unbillable instance holds it up. The month's instants are frozen when it is first
+//! closed — a later change of `billing_timezone` moves no closed month — and each bill belongs
+//! to exactly one statement. Until a provider's statement is written it is computed live, at the
+//! rate in force for the month ([`commission`]). An operator then marks a statement paid, once.
 
+mod close;
+mod commission;
 mod month;
 mod store;
 
+pub use close::scheduled_run;
+pub(crate) use close::{OpenProvider, close, closes_at, standing};
+pub(crate) use commission::{RateChange, RateSource, find_commission, set_commission};
 pub(crate) use month::Month;
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{self, Principal, Role};
 use crate::orders::ledger::{ACCOUNT_CURRENCY, Cents};
 use crate::platform::clock::rfc3339;
-use crate::platform::config::Config;
-use crate::platform::ids::new_id;
-use crate::platform::outbound::Outbound;
-use crate::platform::storage::{Database, serialize_on, transaction};
-
-/// Whose rate a provider's commission is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum RateSource {
-    /// The deployment's `commission_rate`.
-    Default,
-    /// One an operator set for this provider.
-    Provider,
-}
-
-/// The commission rate in force for a provider.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Commission {
-    pub(crate) provider_id: String,
-    pub(crate) rate: Decimal,
-    pub(crate) source: RateSource,
-}
-
-/// The rate in force for `provider_id`: its own, else the deployment's.
-pub(crate) fn commission(
-    db: &dyn Database,
-    provider_id: &str,
-    default: Decimal,
-) -> ApiResult<Commission> {
-    Ok(match store::provider_rate(db, provider_id)? {
-        Some(rate) => Commission {
-            provider_id: provider_id.to_owned(),
-            rate,
-            source: RateSource::Provider,
-        },
-        None => Commission {
-            provider_id: provider_id.to_owned(),
-            rate: default,
-            source: RateSource::Default,
-        },
-    })
-}
-
-/// A provider's commission, as an operator or the provider itself may read it; anyone else, or
-/// a principal that is no provider, gets 404.
-pub(crate) fn find_commission(
-    db: &dyn Database,
-    caller: &Principal,
-    provider_id: &str,
-    default: Decimal,
-) -> ApiResult<Commission> {
-    if !(caller.is_operator() || caller.id == provider_id) {
-        return Err(ApiError::not_found("provider"));
-    }
-    provider(db, provider_id)?;
-    commission(db, provider_id, default)
-}
-
-/// An operator sets a provider's own rate (a decimal in [0, 1)), or with `None` returns it to the
-/// deployment's.
-pub(crate) fn set_commission(
-    db: &dyn Database,
-    operator: &Principal,
-    provider_id: &str,
-    rate: Option<&str>,
-    default: Decimal,
-    now: DateTime<Utc>,
-) -> ApiResult<Commission> {
-    let rate = rate
-        .map(|r| {
-            crate::platform::config::commission_rate(r).ok_or_else(|| {
-                ApiError::validation(vec![FieldError::new(
-                    "rate",
-                    Code::InvalidValue,
-                    "a decimal from 0 up to (not including) 1, at most 6 decimal places",
-                )])
-            })
-        })
-        .transpose()?;
-    provider(db, provider_id)?;
-    store::set_provider_rate(db, provider_id, rate, &operator.id, &rfc3339(now))?;
-    commission(db, provider_id, default)
-}
+use crate::platform::storage::{Database, transaction};
 
 fn provider(db: &dyn Database, id: &str) -> ApiResult<Principal> {
     let principal = identity::find_principal(db, id)?;
@@ -116,7 +40,7 @@ fn provider(db: &dyn Database, id: &str) -> ApiResult<Principal> {
     }
 }
 
-/// Whether a month's statements are still computed live or were written when it closed.
+/// Whether a statement is still computed live or was written when its provider's month closed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum MonthStatus {
@@ -124,8 +48,68 @@ pub(crate) enum MonthStatus {
     Closed,
 }
 
+/// A month's instants in Unix seconds, `[start, end)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Span {
+    pub(crate) start: i64,
+    pub(crate) end: i64,
+}
+
+/// A month's instants as shown: when it began and ended (UTC).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Instants {
+    pub(crate) start: String,
+    pub(crate) end: String,
+}
+
+impl From<Span> for Instants {
+    fn from(span: Span) -> Self {
+        let at = |t: i64| rfc3339(DateTime::from_timestamp(t, 0).unwrap_or_default());
+        Instants {
+            start: at(span.start),
+            end: at(span.end),
+        }
+    }
+}
+
+/// A month's instants: those it was frozen with when first closed, else cut now in `tz` — its
+/// start where a frozen month before it ended, its end where a frozen month after it starts — so
+/// that months tile time whatever zone each was cut in.
+pub(crate) fn span_of(db: &dyn Database, month: &Month, tz: Tz) -> ApiResult<(Span, bool)> {
+    let (before, after) = (month.previous(), month.next());
+    let frozen = store::frozen_months(db, &before, &after)?;
+    let find = |m: &Month| {
+        let name = m.to_string();
+        frozen
+            .iter()
+            .find(|(n, _, _)| *n == name)
+            .and_then(|(_, span, _)| *span)
+    };
+    if let Some(span) = find(month) {
+        return Ok((span, true));
+    }
+    let start = find(&before).map_or(month.start(tz).timestamp(), |s| s.end);
+    let end = find(&after).map_or(month.end(tz).timestamp(), |s| s.start);
+    Ok((Span { start, end }, false))
+}
+
+/// One written-off period of a statement's product.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WrittenOffPeriod {
+    pub(crate) instance_id: String,
+    pub(crate) period_start: String,
+    pub(crate) reason: String,
+}
+
+/// A product's periods of the month closed without a bill.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WriteOffs {
+    pub(crate) count: i64,
+    pub(crate) periods: Vec<WrittenOffPeriod>,
+}
+
 /// One product's share of a statement.
-#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct ProductSettlement {
     pub(crate) product_id: String,
     /// The product fees of its customers' bills of the month (test orders' aside).
@@ -135,72 +119,82 @@ pub(crate) struct ProductSettlement {
     /// `gross − commission`: the provider's.
     pub(crate) net: Cents,
     pub(crate) bill_count: i64,
+    /// Its periods of the month an operator wrote off (statements written before write-offs
+    /// existed have none).
+    #[serde(default)]
+    pub(crate) write_offs: WriteOffs,
 }
 
-/// One product's fees over a month's bills, before commission.
+/// One product's fees over a month's bills, before commission, and its write-offs.
 pub(crate) struct ProductFees {
     pub(crate) product_id: String,
     pub(crate) gross: Cents,
     pub(crate) bill_count: i64,
+    pub(crate) write_offs: Vec<WrittenOffPeriod>,
 }
 
 /// What the marketplace owes one provider for one month.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Statement {
-    /// Set once the month is closed and the statement written.
+    /// Set once the provider's month is closed and the statement written.
     pub(crate) id: Option<String>,
     pub(crate) provider_id: String,
     pub(crate) month: String,
+    /// The instants the month began and ended; the statement counts the bills of periods
+    /// starting within them.
+    pub(crate) period: Option<Instants>,
     pub(crate) status: MonthStatus,
     pub(crate) currency: &'static str,
-    /// The commission rate the statement is computed with (the one in force when it closed).
+    /// The commission rate in force for the month (when written: the one it was written with).
     pub(crate) rate: Decimal,
     pub(crate) products: Vec<ProductSettlement>,
     pub(crate) gross: Cents,
     pub(crate) commission: Cents,
     pub(crate) net: Cents,
     pub(crate) bill_count: i64,
+    pub(crate) write_off_count: i64,
     pub(crate) closed_at: Option<String>,
     pub(crate) paid_at: Option<String>,
     pub(crate) payout_reference: Option<String>,
 }
 
 impl Statement {
-    /// A statement of `provider_id` at `rate` from its products' gross fees and bill counts.
+    /// A statement of `provider_id` at `rate` from its products' gross fees, bill counts and
+    /// write-offs.
     fn compute(
         provider_id: &str,
         month: &Month,
+        span: Span,
         rate: Decimal,
         products: Vec<ProductFees>,
     ) -> ApiResult<Self> {
         let products = products
             .into_iter()
-            .map(
-                |ProductFees {
-                     product_id,
-                     gross,
-                     bill_count,
-                 }| {
-                    let commission = (Decimal::from(gross.0) * rate).trunc();
-                    let commission = Cents(
-                        i64::try_from(commission)
-                            .map_err(|_| ApiError::internal("a commission beyond cents"))?,
-                    );
-                    Ok(ProductSettlement {
-                        product_id,
-                        gross,
-                        commission,
-                        net: Cents(gross.0 - commission.0),
-                        bill_count,
-                    })
-                },
-            )
+            .map(|p| {
+                let commission = (Decimal::from(p.gross.0) * rate).trunc();
+                let commission = Cents(
+                    i64::try_from(commission)
+                        .map_err(|_| ApiError::internal("a commission beyond cents"))?,
+                );
+                Ok(ProductSettlement {
+                    product_id: p.product_id,
+                    gross: p.gross,
+                    commission,
+                    net: Cents(p.gross.0 - commission.0),
+                    bill_count: p.bill_count,
+                    write_offs: WriteOffs {
+                        count: p.write_offs.len() as i64,
+                        periods: p.write_offs,
+                    },
+                })
+            })
             .collect::<ApiResult<Vec<_>>>()?;
         let sum = |f: fn(&ProductSettlement) -> i64| Cents(products.iter().map(f).sum());
         Ok(Self {
             id: None,
             provider_id: provider_id.to_owned(),
             month: month.to_string(),
+            period: Some(span.into()),
             status: MonthStatus::Open,
             currency: ACCOUNT_CURRENCY,
             rate,
@@ -208,6 +202,7 @@ impl Statement {
             commission: sum(|p| p.commission.0),
             net: sum(|p| p.net.0),
             bill_count: products.iter().map(|p| p.bill_count).sum(),
+            write_off_count: products.iter().map(|p| p.write_offs.count).sum(),
             products,
             closed_at: None,
             paid_at: None,
@@ -216,10 +211,47 @@ impl Statement {
     }
 }
 
+/// Each provider's products of the month within `span` — fees and write-offs — by provider;
+/// `scope` restricts it to one provider.
+fn earnings(
+    db: &dyn Database,
+    scope: Option<&str>,
+    span: Span,
+) -> ApiResult<Vec<(String, Vec<ProductFees>)>> {
+    let mut by_provider: Vec<(String, Vec<ProductFees>)> = Vec::new();
+    for (provider_id, fees) in store::product_fees(db, scope, span)? {
+        match by_provider.last_mut() {
+            Some((p, products)) if *p == provider_id => products.push(fees),
+            _ => by_provider.push((provider_id, vec![fees])),
+        }
+    }
+    for (provider_id, product_id, period) in store::write_offs(db, scope, span)? {
+        let products = match by_provider.iter().position(|(p, _)| *p == provider_id) {
+            Some(i) => &mut by_provider[i].1,
+            None => {
+                by_provider.push((provider_id, Vec::new()));
+                &mut by_provider.last_mut().expect("just pushed").1
+            }
+        };
+        match products.iter_mut().find(|f| f.product_id == product_id) {
+            Some(fees) => fees.write_offs.push(period),
+            None => products.push(ProductFees {
+                product_id,
+                gross: Cents(0),
+                bill_count: 0,
+                write_offs: vec![period],
+            }),
+        }
+    }
+    by_provider.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(by_provider)
+}
+
 /// A month's statements as the caller may see them: a provider its own (a statement of nothing
-/// when it earned nothing), an operator every provider's that earned something, or one
-/// provider's (404 for a principal that is no provider). An open month's are computed live at
-/// today's rates.
+/// when it earned nothing), an operator every provider's that earned or wrote off something, or
+/// one provider's (404 for a principal that is no provider). Written statements as written; the
+/// others computed live at the rate in force for the month. The month is `closed` once every
+/// statement shown is written and no provider of it waits on an unbilled period.
 pub(crate) fn statements(
     db: &dyn Database,
     caller: &Principal,
@@ -227,7 +259,7 @@ pub(crate) fn statements(
     provider_id: Option<&str>,
     tz: Tz,
     default_rate: Decimal,
-) -> ApiResult<(MonthStatus, Vec<Statement>)> {
+) -> ApiResult<(MonthStatus, Span, Vec<Statement>)> {
     let scope = match caller.role {
         Role::Operator => provider_id,
         Role::Provider => Some(caller.id.as_str()),
@@ -239,177 +271,58 @@ pub(crate) fn statements(
         // A statement of nothing is for a provider that earned nothing, not for a stranger.
         provider(db, id)?;
     }
-    if store::month_closed_at(db, month)?.is_some() {
-        let mut closed = store::statements(db, month, scope)?;
-        if closed.is_empty()
-            && let Some(id) = scope
-        {
-            let mut nothing = Statement::compute(
-                id,
+    let (span, frozen) = span_of(db, month, tz)?;
+    let mut items = store::statements(db, month, scope)?;
+    for statement in &mut items {
+        statement.period.get_or_insert_with(|| span.into());
+    }
+    for (provider_id, products) in earnings(db, scope, span)? {
+        if items.iter().all(|s| s.provider_id != provider_id) {
+            let rate = commission::rate_for(db, &provider_id, month, default_rate)?;
+            items.push(Statement::compute(
+                &provider_id,
                 month,
-                commission(db, id, default_rate)?.rate,
-                Vec::new(),
-            )?;
+                span,
+                rate,
+                products,
+            )?);
+        }
+    }
+    items.sort_by(|a, b| a.provider_id.cmp(&b.provider_id));
+    let waiting = !store::unbilled_before(db, span.end, scope)?.is_empty();
+    let closed = frozen && !waiting && items.iter().all(|s| s.status == MonthStatus::Closed);
+    if let (Some(id), true) = (scope, items.is_empty()) {
+        let rate = commission::rate_for(db, id, month, default_rate)?;
+        let mut nothing = Statement::compute(id, month, span, rate, Vec::new())?;
+        if closed {
             nothing.status = MonthStatus::Closed;
-            closed.push(nothing);
         }
-        return Ok((MonthStatus::Closed, closed));
+        items.push(nothing);
     }
-    let open = live(db, month, scope, tz, default_rate)?;
-    Ok((MonthStatus::Open, open))
-}
-
-/// The month's statements computed from its bills now, at today's rates; with a `scope`, that
-/// provider's alone, earned something or not.
-fn live(
-    db: &dyn Database,
-    month: &Month,
-    scope: Option<&str>,
-    tz: Tz,
-    default_rate: Decimal,
-) -> ApiResult<Vec<Statement>> {
-    let (from, to) = (month.start(tz).timestamp(), month.end(tz).timestamp());
-    let mut by_provider: Vec<(String, Vec<ProductFees>)> = Vec::new();
-    for (provider_id, fees) in store::product_fees(db, scope, from, to)? {
-        match by_provider.last_mut() {
-            Some((p, products)) if *p == provider_id => products.push(fees),
-            _ => by_provider.push((provider_id, vec![fees])),
-        }
-    }
-    if let Some(id) = scope
-        && by_provider.is_empty()
-    {
-        by_provider.push((id.to_owned(), Vec::new()));
-    }
-    by_provider
-        .into_iter()
-        .map(|(provider_id, products)| {
-            let rate = commission(db, &provider_id, default_rate)?.rate;
-            Statement::compute(&provider_id, month, rate, products)
-        })
-        .collect()
+    let status = if closed {
+        MonthStatus::Closed
+    } else {
+        MonthStatus::Open
+    };
+    Ok((status, span, items))
 }
 
 /// A written statement, if the caller may see it: its provider or an operator.
-pub(crate) fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Statement> {
-    let statement = store::statement(db, id)?;
-    if caller.is_operator() || statement.provider_id == caller.id {
-        Ok(statement)
-    } else {
-        Err(ApiError::not_found("statement"))
-    }
-}
-
-/// What closing a month did.
-#[derive(Debug, Clone, Serialize)]
-pub(crate) struct Closing {
-    pub(crate) month: String,
-    pub(crate) status: MonthStatus,
-    /// Statements this close wrote (0 when the month was closed already).
-    pub(crate) statements_written: usize,
-    pub(crate) items: Vec<Statement>,
-}
-
-/// Closes `month`: once every period in it is closed for billing (409 `MonthNotClosable`
-/// before), after billing whatever is still due, and only when no period of it is left unbilled
-/// (a failing instance keeps the month open: the statements would miss its bills). Writes each
-/// provider's statement exactly once; a month closed already is answered with its statements.
-pub(crate) fn close(
+pub(crate) fn find(
     db: &dyn Database,
-    out: &dyn Outbound,
-    actor: &Principal,
-    month: &Month,
+    caller: &Principal,
+    id: &str,
     tz: Tz,
-    now: DateTime<Utc>,
-    default_rate: Decimal,
-) -> ApiResult<Closing> {
-    if now < month.closes_at(tz) {
-        return Err(ApiError::new(
-            Code::MonthNotClosable,
-            format!(
-                "{month} can be closed from {}, when every period in it is closed for billing",
-                rfc3339(month.closes_at(tz))
-            ),
-        ));
+) -> ApiResult<Statement> {
+    let mut statement = store::statement(db, id)?;
+    if !(caller.is_operator() || statement.provider_id == caller.id) {
+        return Err(ApiError::not_found("statement"));
     }
-    if store::month_closed_at(db, month)?.is_none() {
-        crate::billing::run(db, out, tz, now, now, actor)?;
+    if statement.period.is_none() {
+        let month = Month::parse(&statement.month).map_err(ApiError::internal)?;
+        statement.period = Some(span_of(db, &month, tz)?.0.into());
     }
-    let end = month.end(tz).timestamp();
-    let written = transaction(db, |db| {
-        // Racing closes take turns (the month's row does not exist yet to be locked): the
-        // second finds the month closed and writes nothing.
-        serialize_on(db, &format!("settlement close {month}"))?;
-        if store::month_closed_at(db, month)?.is_some() {
-            return Ok(0);
-        }
-        let unbilled = store::instances_unbilled_before(db, end)?;
-        if unbilled > 0 {
-            return Err(ApiError::new(
-                Code::MonthNotClosable,
-                format!(
-                    "{unbilled} instances have periods of {month} not billed yet (see the bill \
-                     run's failures); bill them before closing"
-                ),
-            ));
-        }
-        let statements = live(db, month, None, tz, default_rate)?;
-        let at = rfc3339(now);
-        store::close_month(db, month, &actor.id, &at)?;
-        for statement in &statements {
-            store::insert_statement(db, &new_id("stl", now), statement, &at)?;
-        }
-        Ok(statements.len())
-    })?;
-    Ok(Closing {
-        month: month.to_string(),
-        status: MonthStatus::Closed,
-        statements_written: written,
-        items: store::statements(db, month, None)?,
-    })
-}
-
-/// What the schedule does at `now` (the cron event's time), as the built-in operator: the bill
-/// run as of `now` — a late or repeated event bills exactly what it should — then the close of
-/// the month before, once it may close. Its report as JSON: `{"bill_run", "settlement"}`.
-pub fn scheduled_run(
-    db: &dyn Database,
-    out: &dyn Outbound,
-    config: &Config,
-    now: DateTime<Utc>,
-) -> ApiResult<serde_json::Value> {
-    let tz = config.billing_timezone;
-    let report = crate::billing::run(db, out, tz, now, now, &Principal::built_in_operator())?;
-    let closing = close_due(db, out, tz, now, config.commission_rate)?;
-    Ok(serde_json::json!({ "bill_run": report, "settlement": closing }))
-}
-
-/// The schedule's close: the month before `now`'s, once it may be closed and if it is not yet.
-/// A month that cannot be closed yet (an instance still failing) is tried again next time.
-fn close_due(
-    db: &dyn Database,
-    out: &dyn Outbound,
-    tz: Tz,
-    now: DateTime<Utc>,
-    default_rate: Decimal,
-) -> ApiResult<Option<Closing>> {
-    let previous = Month::containing(now, tz).previous();
-    if now < previous.closes_at(tz) || store::month_closed_at(db, &previous)?.is_some() {
-        return Ok(None);
-    }
-    match close(
-        db,
-        out,
-        &Principal::built_in_operator(),
-        &previous,
-        tz,
-        now,
-        default_rate,
-    ) {
-        Ok(closing) => Ok(Some(closing)),
-        Err(e) if e.code == Code::MonthNotClosable => Ok(None),
-        Err(e) => Err(e),
-    }
+    Ok(statement)
 }
 
 /// The longest payout reference an operator may record.
@@ -421,6 +334,7 @@ pub(crate) fn pay(
     operator: &Principal,
     id: &str,
     reference: Option<&str>,
+    tz: Tz,
     now: DateTime<Utc>,
 ) -> ApiResult<Statement> {
     let mut e = crate::validate::Errors::new();
@@ -440,7 +354,7 @@ pub(crate) fn pay(
                 format!("statement {id} was already paid"),
             ));
         }
-        store::statement(db, id)
+        find(db, operator, id, tz)
     })
 }
 
@@ -469,8 +383,14 @@ mod tests {
             product_id: product_id.to_owned(),
             gross: Cents(gross),
             bill_count,
+            write_offs: Vec::new(),
         }
     }
+
+    const SPAN: Span = Span {
+        start: 1_772_294_400,
+        end: 1_774_972_800,
+    };
 
     #[test]
     fn the_commission_is_truncated_to_cents_per_product() {
@@ -479,6 +399,7 @@ mod tests {
         let s = Statement::compute(
             "usr-a",
             &month(),
+            SPAN,
             rate,
             vec![fees("p1", 34_632, 104), fees("p2", 1, 1)],
         )
@@ -497,7 +418,8 @@ mod tests {
 
     #[test]
     fn a_provider_that_earned_nothing_is_owed_nothing() {
-        let s = Statement::compute("usr-a", &month(), Decimal::new(1, 1), Vec::new()).unwrap();
+        let s =
+            Statement::compute("usr-a", &month(), SPAN, Decimal::new(1, 1), Vec::new()).unwrap();
         assert_eq!(
             (s.gross, s.commission, s.net, s.bill_count),
             (Cents(0), Cents(0), Cents(0), 0)
@@ -512,7 +434,7 @@ mod tests {
         ) {
             let rate = Decimal::new(rate_millionths, 6);
             let products = grosses.iter().enumerate().map(|(i, g)| fees(&format!("p{i}"), *g, 1)).collect();
-            let s = Statement::compute("usr-a", &month(), rate, products).unwrap();
+            let s = Statement::compute("usr-a", &month(), SPAN, rate, products).unwrap();
             for p in &s.products {
                 prop_assert_eq!(p.commission.0 + p.net.0, p.gross.0);
                 let exact = Decimal::from(p.gross.0) * rate;

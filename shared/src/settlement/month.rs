@@ -83,12 +83,6 @@ impl Month {
     pub(crate) fn end(self, tz: Tz) -> DateTime<Utc> {
         self.next().start(tz)
     }
-
-    /// When every period in it is closed for billing: the end of the day after it (its last
-    /// day closes then; its last hour earlier).
-    pub(crate) fn closes_at(self, tz: Tz) -> DateTime<Utc> {
-        Period::containing(BillingPeriod::Day, tz, self.end(tz)).end
-    }
 }
 
 impl fmt::Display for Month {
@@ -127,8 +121,6 @@ mod tests {
         let march = Month::parse("2026-03").unwrap();
         assert_eq!(march.start(shanghai), at("2026-02-28T16:00:00Z"));
         assert_eq!(march.end(shanghai), at("2026-03-31T16:00:00Z"));
-        // Its last day closes at the end of April 1st, Shanghai time.
-        assert_eq!(march.closes_at(shanghai), at("2026-04-01T16:00:00Z"));
         assert_eq!(
             Month::containing(at("2026-02-28T16:00:00Z"), shanghai),
             march

@@ -370,7 +370,7 @@ fn bill_runs_are_for_operators_and_the_platform_and_not_dated_ahead() {
         .expect(200);
     let ahead = (app.now() + Duration::hours(1)).to_rfc3339();
     app.post("/api/v1/billing/runs", ADMIN, json!({"as_of": ahead}))
-        .problem(400, "AsOfInFuture");
+        .problem(409, "AsOfInFuture");
     app.post("/api/v1/billing/runs", ADMIN, json!({"as_of": "yesterday"}))
         .problem(400, "InvalidJson");
 }
@@ -474,6 +474,7 @@ fn a_bill_that_cannot_be_written_is_reported_and_the_next_run_bills_the_rest_onc
         &failing,
         &NativeOutbound,
         tz,
+        72,
         as_of("2026-03-28T00:00:00Z"),
         as_of("2026-03-28T00:00:00Z"),
         &operator,
@@ -492,6 +493,7 @@ fn a_bill_that_cannot_be_written_is_reported_and_the_next_run_bills_the_rest_onc
         w.app.backend.open_db().unwrap().as_ref(),
         &NativeOutbound,
         tz,
+        72,
         as_of("2026-03-28T00:00:00Z"),
         as_of("2026-03-28T00:00:00Z"),
         &operator,
@@ -1011,4 +1013,22 @@ fn an_instance_released_on_a_period_boundary_is_billed_through_the_period_before
     );
     // Nothing is left to bill: the next run finds nothing due.
     assert_eq!(w.run("2026-03-28T14:00:00Z")["bills_written"], 0);
+}
+
+/// One run bills every closed period of every instance, however far apart their cursors stand:
+/// an instance days behind is caught up although another one's next period closes later than
+/// each of its own (the run's keyset once stepped past them, billing one period per run).
+#[test]
+fn a_run_catches_up_instances_far_behind_others_in_one_run() {
+    let w = world("hour", &[Item::running_time("1.00")]);
+    let (_, product) = w
+        .app
+        .product_with_items("hour", &[Item::running_time("1.00")], true);
+    w.app.set_now(at("2026-03-29T08:00:00Z"));
+    let recent = w.app.order(&w.customer, &product);
+    let report = w.run("2026-03-29T10:00:00Z");
+    assert_eq!(report["failures"], json!([]), "{report}");
+    // 08:00 on the 27th to 08:00 on the 29th for the first, the 08:00 hour for the second.
+    assert_eq!(report["bills_written"], 49 + 1, "{report}");
+    assert_eq!(w.app.bills(&w.customer, Some(&recent)).len(), 1);
 }

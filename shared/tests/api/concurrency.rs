@@ -27,6 +27,7 @@ fn bill_run_at_the_close(app: &TestApp) -> RunReport {
         storage.db().unwrap(),
         &NativeOutbound,
         tz,
+        app.config().test_instance_max_hours,
         at(CLOSES),
         at(CLOSES),
         &Principal::built_in_operator(),

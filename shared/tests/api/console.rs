@@ -8,13 +8,13 @@ use testkit::native::{ADMIN, TestApp};
 use testkit::{Item, Market, Response, at, str_of};
 
 /// A browser of the console: it keeps the session cookie and reads forms' anti-forgery tokens.
-struct Browser<'a> {
+pub(crate) struct Browser<'a> {
     app: &'a TestApp,
     cookie: Option<String>,
 }
 
 /// The value of the hidden `csrf` input of a page.
-fn csrf_of(page: &Response) -> String {
+pub(crate) fn csrf_of(page: &Response) -> String {
     let text = page.text();
     let at = text
         .find(r#"name="csrf" value=""#)
@@ -24,17 +24,17 @@ fn csrf_of(page: &Response) -> String {
 }
 
 /// The `name=value` a `Set-Cookie` header sets.
-fn cookie_pair(response: &Response) -> String {
+pub(crate) fn cookie_pair(response: &Response) -> String {
     let set = response.header("set-cookie").expect("a cookie is set");
     set.split(';').next().expect("name=value").to_owned()
 }
 
 impl<'a> Browser<'a> {
-    fn new(app: &'a TestApp) -> Self {
+    pub(crate) fn new(app: &'a TestApp) -> Self {
         Self { app, cookie: None }
     }
 
-    fn request(&self, method: &str, path: &str, form: &[(&str, &str)]) -> Response {
+    pub(crate) fn request(&self, method: &str, path: &str, form: &[(&str, &str)]) -> Response {
         let body: String = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(form)
             .finish();
@@ -45,19 +45,19 @@ impl<'a> Browser<'a> {
         self.app.console(method, path, &headers, body.into_bytes())
     }
 
-    fn get(&self, path: &str) -> Response {
+    pub(crate) fn get(&self, path: &str) -> Response {
         self.request("GET", path, &[])
     }
 
     /// Posts a form with this session's token, as the page's own form would.
-    fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
+    pub(crate) fn post(&self, path: &str, form: &[(&str, &str)]) -> Response {
         let token = csrf_of(&self.get("/catalog"));
         let mut fields = vec![("csrf", token.as_str())];
         fields.extend_from_slice(form);
         self.request("POST", path, &fields)
     }
 
-    fn sign_in(&mut self, token: &str) -> Response {
+    pub(crate) fn sign_in(&mut self, token: &str) -> Response {
         let form = self.app.console("GET", "/sign-in", &[], Vec::new());
         let nonce = cookie_pair(&form);
         let body: String = form_urlencoded::Serializer::new(String::new())
@@ -310,23 +310,23 @@ fn a_refused_step_is_shown_again_with_every_error_beside_its_field() {
 const HOSTILE: &str = "<script>alert(1)</script>";
 
 /// When every period of March 2026 (Asia/Shanghai) is closed: the end of April 1st there.
-const MARCH_CLOSES: &str = "2026-04-01T16:00:00Z";
+pub(crate) const MARCH_CLOSES: &str = "2026-04-01T16:00:00Z";
 
 /// Two providers' hourly products, each billed 1.00 per running hour and ordered by one customer
 /// at 08:00 UTC on March 27th; the first product is named like markup. The deployment's
 /// commission is 10% and it allows the test clock.
-struct Settling {
-    app: TestApp,
+pub(crate) struct Settling {
+    pub(crate) app: TestApp,
     /// (id, token) of each provider.
-    a: (String, String),
-    b: (String, String),
+    pub(crate) a: (String, String),
+    pub(crate) b: (String, String),
 }
 
 fn principal_id(app: &TestApp, token: &str) -> String {
     str_of(&app.get("/api/v1/me", token).expect(200).json()["id"])
 }
 
-fn settling() -> Settling {
+pub(crate) fn settling() -> Settling {
     let app = TestApp::with_config(|name| match name {
         "allow_clock_override" => Some("true".to_owned()),
         "commission_rate" => Some("0.10".to_owned()),
@@ -365,8 +365,20 @@ fn settling() -> Settling {
 }
 
 impl Settling {
+    /// March closes, as soon as it may, through the API.
+    fn close_march(&self) {
+        self.app.set_now(at(MARCH_CLOSES));
+        self.app
+            .post(
+                "/api/v1/settlements/runs",
+                ADMIN,
+                json!({"month": "2026-03"}),
+            )
+            .expect(200);
+    }
+
     /// The id of each provider's written statement of March: (a's, b's).
-    fn march_statements(&self) -> (String, String) {
+    pub(crate) fn march_statements(&self) -> (String, String) {
         let march = self
             .app
             .get("/api/v1/settlements?month=2026-03", ADMIN)
@@ -384,7 +396,7 @@ impl Settling {
         (of(&self.a.0), of(&self.b.0))
     }
 
-    fn signed_in(&self, token: &str) -> Browser<'_> {
+    pub(crate) fn signed_in(&self, token: &str) -> Browser<'_> {
         let mut browser = Browser::new(&self.app);
         browser.sign_in(token).expect(303);
         browser
@@ -394,14 +406,7 @@ impl Settling {
 #[test]
 fn a_provider_reads_its_own_statements_only_and_customers_have_none() {
     let w = settling();
-    w.app.set_now(at(MARCH_CLOSES));
-    w.app
-        .post(
-            "/api/v1/settlements/runs",
-            ADMIN,
-            json!({"month": "2026-03"}),
-        )
-        .expect(200);
+    w.close_march();
     let (own, other) = w.march_statements();
     let provider = w.signed_in(&w.a.1);
 
@@ -500,7 +505,7 @@ fn an_operator_closes_a_month_and_records_each_payout_once() {
     // No bill run has billed March yet: its live statements are empty until the close bills it.
     assert!(
         open.contains("Close 2026-03")
-            && open.contains("No bill of 2026-03 carries a provider's product fees yet"),
+            && open.contains("No provider has a bill or a write-off in 2026-03 yet"),
         "{open}"
     );
     let closed = operator.post("/settlements/close", &[("month", "2026-03")]);
@@ -530,7 +535,7 @@ fn an_operator_closes_a_month_and_records_each_payout_once() {
         .get("/settlements?month=2026-04")
         .expect(200)
         .text();
-    assert_eq!(april.matches("month open").count(), 2, "{april}");
+    assert_eq!(april.matches("not closed yet").count(), 2, "{april}");
     let one = format!("/settlements?month=2026-04&amp;provider_id={}", w.b.0);
     assert!(april.contains(&one), "{april}");
     let b_april = operator
@@ -801,4 +806,165 @@ fn disabling_a_principal_ends_its_console_session_at_once_and_enabling_lets_it_s
     provider.get("/products").expect(303);
     provider.sign_in(&token).expect(303);
     provider.get("/products").expect(200);
+}
+
+#[test]
+fn an_operator_writes_off_the_period_that_keeps_a_providers_month_open() {
+    let w = settling();
+    // A third provider's customer's instance that can never be billed: its Prometheus cannot
+    // be reached. It ran the last half hour of March (Shanghai).
+    w.app.set_now(at("2026-03-31T15:00:00Z"));
+    let unreachable = Item::prometheus_requests("http://127.0.0.1:1", "0.01");
+    let (_, product) = w.app.product_with_items("hour", &[unreachable], true);
+    let (_, customer) = w.app.funded_customer("10.00");
+    let instance = w.app.order(&customer, &product);
+    w.app.set_now(at("2026-03-31T15:30:00Z"));
+    w.app.act(&customer, &instance, "release");
+    w.app.set_now(at(MARCH_CLOSES));
+    let operator = w.signed_in(ADMIN);
+    operator
+        .post("/settlements/close", &[("month", "2026-03")])
+        .expect(303);
+    // The two others are closed; the third waits on its 15:00 hour, with why and a form.
+    let page = operator
+        .get("/settlements?month=2026-03")
+        .expect(200)
+        .text();
+    for shown in [
+        "Waiting on unbilled periods",
+        instance.as_str(),
+        "2026-03-31 15:00 UTC",
+        "unreachable",
+        r#"action="/settlements/write-offs""#,
+        "Close 2026-03",
+    ] {
+        assert!(page.contains(shown), "{shown:?} missing: {page}");
+    }
+    let form = |reason: &'static str| {
+        vec![
+            ("month", "2026-03"),
+            ("instance_id", instance.as_str()),
+            ("period_start", "2026-03-31T15:00:00Z"),
+            ("reason", reason),
+        ]
+    };
+    // A write-off needs its reason: refused beside the form, nothing written.
+    let before = w.app.snapshot();
+    let refused = operator.post("/settlements/write-offs", &form("  "));
+    assert_eq!(refused.status, 400, "{}", refused.text());
+    assert!(
+        refused
+            .text()
+            .contains(&format!(r#"id="reason-{instance}-error""#))
+            && refused.text().contains("(Required)"),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(w.app.snapshot(), before);
+    // Written off: the next close writes the third statement, with the write-off on it.
+    let written = operator.post("/settlements/write-offs", &form("Prometheus is gone"));
+    assert_eq!(written.status, 303, "{}", written.text());
+    assert_eq!(
+        written.header("location"),
+        Some("/settlements?month=2026-03")
+    );
+    let page = operator
+        .get("/settlements?month=2026-03")
+        .expect(200)
+        .text();
+    assert!(!page.contains("Waiting on unbilled periods"), "{page}");
+    operator
+        .post("/settlements/close", &[("month", "2026-03")])
+        .expect(303);
+    let page = operator
+        .get("/settlements?month=2026-03")
+        .expect(200)
+        .text();
+    assert!(!page.contains("Close 2026-03"), "{page}");
+    let again = operator.post("/settlements/write-offs", &form("twice"));
+    assert_eq!(again.status, 303, "the same write-off: {}", again.text());
+    // Its customer sees the period on the instance's page.
+    let shopper = w.signed_in(&customer);
+    let shown = shopper
+        .get(&format!("/instances/{instance}"))
+        .expect(200)
+        .text();
+    assert!(
+        shown.contains("Periods written off") && shown.contains("Prometheus is gone"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_commission_rate_is_set_from_a_month_and_a_written_month_keeps_its_own() {
+    let w = settling();
+    w.close_march();
+    let operator = w.signed_in(ADMIN);
+    let page = format!("/principals/{}", w.a.0);
+    let shown = operator.get(&page).expect(200).text();
+    // The current month of Shanghai is the form's default.
+    assert!(
+        shown.contains(r#"name="effective_from""#) && shown.contains(r#"value="2026-04""#),
+        "{shown}"
+    );
+    let commission = format!("/principals/{}/commission", w.a.0);
+    let before = w.app.snapshot();
+    let refused = operator.post(
+        &commission,
+        &[("rate", "0.2"), ("effective_from", "2026-03")],
+    );
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    assert!(
+        refused
+            .text()
+            .contains("a rate can take effect from a later month only")
+            && refused.text().contains(r#"value="2026-03""#),
+        "{}",
+        refused.text()
+    );
+    assert_eq!(w.app.snapshot(), before);
+    let set = operator.post(
+        &commission,
+        &[("rate", "0.2"), ("effective_from", "2026-05")],
+    );
+    assert_eq!(set.status, 303, "{}", set.text());
+    let shown = operator.get(&page).expect(200).text();
+    assert!(
+        shown.contains("Its rates") && shown.contains("2026-05") && shown.contains("20%"),
+        "{shown}"
+    );
+    // April is still at the deployment's 10%.
+    assert!(
+        shown.contains("In 2026-04 the marketplace keeps"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_customer_reads_the_eula_it_accepted_on_its_instance_page() {
+    let app = TestApp::new();
+    let (_, _, product) = app.published_product_with(|step, body| {
+        if step == "agreement" {
+            body["eula"] = json!({"source": "custom", "text": "Clause 1. <b>Be nice.</b>"});
+        }
+    });
+    let (_, customer) = app.funded_customer("10.00");
+    let instance = app.order(&customer, &product);
+    let mut shopper = Browser::new(&app);
+    shopper.sign_in(&customer).expect(303);
+    let shown = shopper
+        .get(&format!("/instances/{instance}"))
+        .expect(200)
+        .text();
+    let digest = str_of(
+        &app.get(&format!("/api/v1/instances/{instance}"), &customer)
+            .expect(200)
+            .json()["eula"]["digest"],
+    );
+    assert!(
+        shown.contains("End-user license agreement")
+            && shown.contains("Clause 1. &lt;b&gt;Be nice.&lt;/b&gt;")
+            && shown.contains(&digest),
+        "{shown}"
+    );
 }

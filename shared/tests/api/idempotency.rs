@@ -208,3 +208,71 @@ fn a_key_on_a_request_no_route_takes_is_not_looked_at() {
     post_with_key(&app, &path, ADMIN, "with space", json!({"amount": "2.00"}))
         .problem(400, "InvalidValue");
 }
+
+/// A quote and a preview write nothing: a key sent with one is ignored — not checked, not
+/// recorded, never conflicting — and the request is served outside any write transaction.
+#[test]
+fn a_key_on_a_read_only_post_is_ignored_and_records_nothing() {
+    let app = TestApp::with_config(|n| (n == "allow_clock_override").then(|| "true".to_owned()));
+    let (_, _, product) = app.published_product();
+    let (_, customer) = app.funded_customer("100.00");
+    let instance = app.order(&customer, &product);
+    let quote = |region: &str, key: &str| {
+        post_with_key(
+            &app,
+            "/api/v1/orders/quote",
+            &customer,
+            key,
+            json!({"product_id": product, "region": region, "accept_eula": true}),
+        )
+    };
+    quote("cn-hangzhou", "q-1").expect(200);
+    quote("cn-hangzhou", "with space").expect(200);
+    let preview = |period_start: &str| {
+        post_with_key(
+            &app,
+            "/api/v1/billing/preview",
+            &customer,
+            "q-1",
+            json!({"instance_id": instance, "period_start": period_start}),
+        )
+    };
+    preview("2026-03-27T08:00:00Z").expect(200);
+    // The same key for another request is no conflict: nothing was recorded under it.
+    preview("2026-03-27T09:00:00Z").expect(200);
+    assert_eq!(app.count("idempotency_keys"), 0);
+}
+
+/// A key stands for its request 24 hours (Stripe's window): a retry within them replays, the
+/// same key after them is a new request, and the bill run purges what expired.
+#[test]
+fn a_key_expires_after_24_hours_and_bill_runs_purge_it() {
+    let app = TestApp::with_config(|n| (n == "allow_clock_override").then(|| "true".to_owned()));
+    let (customer_id, customer) = app.customer("individual");
+    let path = format!("/api/v1/accounts/{customer_id}/top-ups");
+    let top_up = || post_with_key(&app, &path, ADMIN, "daily", json!({"amount": "5.00"}));
+    app.set_now(at("2026-03-27T08:00:00Z"));
+    let first = top_up().expect(201);
+    app.set_now(at("2026-03-28T07:59:59Z"));
+    assert_eq!(top_up().expect(201).json(), first.json(), "a replay");
+    assert_eq!(app.balance(&customer), "5.00");
+    app.set_now(at("2026-03-28T08:00:00Z"));
+    let second = top_up().expect(201);
+    assert_ne!(second.json(), first.json(), "a new request");
+    assert_eq!(app.balance(&customer), "10.00");
+    // The bill run purges the records a day old, and only those.
+    app.set_now(at("2026-03-29T07:00:00Z"));
+    post_with_key(&app, &path, ADMIN, "fresh", json!({"amount": "1.00"})).expect(201);
+    assert_eq!(app.count("idempotency_keys"), 2);
+    app.set_now(at("2026-03-29T08:00:00Z"));
+    app.post(
+        "/api/v1/billing/runs",
+        ADMIN,
+        json!({"as_of": "2026-03-29T08:00:00Z"}),
+    )
+    .expect(200);
+    assert_eq!(app.count("idempotency_keys"), 1, "the fresh one stays");
+    let replay = post_with_key(&app, &path, ADMIN, "fresh", json!({"amount": "1.00"}));
+    assert_eq!(replay.expect(201).json()["account"]["balance"], "11.00");
+    assert_eq!(app.balance(&customer), "11.00");
+}

@@ -8,9 +8,12 @@
 //! (SQLite by default), and [`api_tests_pass_on_postgres`] runs the binary again, every test of
 //! it, on PostgreSQL.
 
+mod bill_runs;
 mod billing;
 mod concurrency;
 mod console;
+mod console_forms;
+mod exact;
 mod fuzz;
 mod idempotency;
 mod identity;
@@ -18,8 +21,12 @@ mod limits;
 mod listings;
 mod metering;
 mod orders;
+mod outbound;
 mod reviews;
 mod robustness;
+mod schema;
+mod security;
+mod self_test;
 mod settlements;
 
 use std::process::Command;

@@ -29,6 +29,8 @@ struct State {
     requests: Vec<String>,
     /// The 1-based number of the request to hold until [`JsonServer::release`].
     hold: Option<usize>,
+    /// The 1-based number from which every request is held until [`JsonServer::release`].
+    hold_from: Option<usize>,
     released: bool,
 }
 
@@ -73,6 +75,35 @@ impl JsonServer {
         state.released = false;
     }
 
+    /// Holds every request from the `nth` on (counted from 1 since the server started) without
+    /// an answer until [`JsonServer::release`]: a Prometheus that takes as long as the test
+    /// wants.
+    pub fn hold_every_from(&self, nth: usize) {
+        let mut state = self.shared.lock();
+        state.hold_from = Some(nth);
+        state.released = false;
+    }
+
+    /// Waits until `count` requests have arrived in all, polling up to `deadline`; false if they
+    /// did not.
+    pub fn wait_for_requests(&self, count: usize, deadline: Duration) -> bool {
+        let give_up = Instant::now() + deadline;
+        let mut state = self.shared.lock();
+        while state.requests.len() < count {
+            let left = give_up.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            state = self
+                .shared
+                .changed
+                .wait_timeout(state, left)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+        }
+        true
+    }
+
     /// Waits until the held request has arrived, polling up to `deadline`; false if it did not.
     pub fn wait_until_held(&self, deadline: Duration) -> bool {
         let give_up = Instant::now() + deadline;
@@ -98,6 +129,7 @@ impl JsonServer {
     pub fn release(&self) {
         let mut state = self.shared.lock();
         state.hold = None;
+        state.hold_from = None;
         state.released = true;
         self.shared.changed.notify_all();
     }
@@ -129,7 +161,11 @@ impl Shared {
             state.requests.push(target.clone());
             let number = state.requests.len();
             self.changed.notify_all();
-            while state.hold == Some(number) && !state.released {
+            let held = |s: &State| {
+                (s.hold == Some(number) || s.hold_from.is_some_and(|from| number >= from))
+                    && !s.released
+            };
+            while held(&state) {
                 state = self
                     .changed
                     .wait(state)

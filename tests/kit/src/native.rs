@@ -11,7 +11,7 @@ use nestmarket::api::{self, Api};
 use nestmarket::platform::config::Config;
 use nestmarket::platform::outbound::native::NativeOutbound;
 use nestmarket::platform::storage::native::NativeBackend;
-use nestmarket::platform::storage::{Backend, Dialect, Storage, Value};
+use nestmarket::platform::storage::{Backend, Chunks, Dialect, Storage, Value};
 
 use crate::engine::{Engine, PostgresSchema};
 use crate::market::{Market, at};
@@ -138,13 +138,16 @@ impl TestApp {
             req = req.header(*name, *value);
         }
         let storage = Storage::new(self.backend.clone());
-        response(nestmarket::console::handle(
-            req.body(body).expect("a valid request"),
+        response(
+            nestmarket::console::handle(
+                req.body(body).expect("a valid request"),
+                &storage,
+                &NativeOutbound,
+                &self.config(),
+                self.now(),
+            ),
             &storage,
-            &NativeOutbound,
-            &self.config(),
-            self.now(),
-        ))
+        )
     }
 
     /// Writes the product's status directly, for rules that depend on review states.
@@ -164,20 +167,30 @@ impl TestApp {
         // A fresh Storage per request: a new connection, like a fresh Spin instance.
         let storage = Storage::new(self.backend.clone());
         let api = api_for(req.uri().path());
-        response(api::handle(
-            api,
-            req,
+        response(
+            api::handle(
+                api,
+                req,
+                &storage,
+                &NativeOutbound,
+                &self.config(),
+                self.now(),
+            ),
             &storage,
-            &NativeOutbound,
-            &self.config(),
-            self.now(),
-        ))
+        )
     }
 }
 
-/// The kit's response of a handler's.
-fn response(resp: http::Response<Vec<u8>>) -> Response {
-    let (parts, body) = resp.into_parts();
+/// The kit's response of a handler's; a body left in the key-value store in pieces (a medium)
+/// is read whole, as Spin's adapter streams it.
+fn response(resp: http::Response<Vec<u8>>, storage: &Storage) -> Response {
+    let (parts, mut body) = resp.into_parts();
+    if let Some(chunks) = parts.extensions.get::<Chunks>() {
+        assert!(body.is_empty(), "a streamed body has no bytes of its own");
+        body = chunks
+            .read_all(storage.kv().expect("the key-value store"))
+            .expect("every piece of the body");
+    }
     Response {
         status: parts.status.as_u16(),
         headers: parts.headers,

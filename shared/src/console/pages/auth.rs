@@ -8,6 +8,7 @@ use crate::console::layout::{Chrome, page};
 use crate::console::{SESSION_COOKIE, csrf_refusal, home_of};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::session::{self, SESSION_HOURS, Session, csrf_from_secret, csrf_matches};
+use crate::identity::throttle;
 use crate::platform::ids::random_bytes;
 
 /// The sign-in form's own secret, in a cookie of the sign-in page: the form's anti-forgery token
@@ -19,9 +20,40 @@ pub(crate) fn home(session: Option<&Session>) -> ApiResult<Resp> {
     redirect(session.map_or("/catalog", |s| home_of(&s.principal)))
 }
 
-/// Where to go after signing in: a path of this console only, never another site.
+/// The sections of the console a signed-in visitor may be sent back to (`/sign-in`, `/sign-out`,
+/// assets and the API are none of them).
+const SECTIONS: &[&str] = &[
+    "catalog",
+    "orders",
+    "instances",
+    "bills",
+    "account",
+    "services",
+    "products",
+    "reviews",
+    "principals",
+    "bill-runs",
+    "settlements",
+];
+
+/// Where to go after signing in (or after an action of a list): a page of this console only,
+/// never another site. The path is made of ids and words only — letters, digits, `-`, `_`,
+/// `.`, `/` — under one of the console's [`SECTIONS`], with no empty or `..` segment; anything
+/// percent-encoded, a control character (a browser drops a tab from `/%09/evil.example`, leaving
+/// `//evil.example`) or a backslash is refused. A query may follow, of visible characters but a
+/// backslash.
 pub(super) fn local_path(next: Option<&str>) -> Option<&str> {
-    next.filter(|n| n.starts_with('/') && !n.starts_with("//") && !n.starts_with("/\\"))
+    let next = next?;
+    let (path, query) = next.split_once('?').unwrap_or((next, ""));
+    let segments: Vec<&str> = path.strip_prefix('/')?.split('/').collect();
+    let words = segments.iter().all(|s| {
+        !s.is_empty()
+            && *s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    });
+    let query_ok = query.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    (words && query_ok && SECTIONS.contains(&segments[0])).then_some(next)
 }
 
 /// A signed-out visitor asking for a page is sent to sign in, and back afterwards.
@@ -98,12 +130,17 @@ pub(crate) fn sign_in(req: &Req, chrome: &Chrome) -> ApiResult<Resp> {
     if nonce.is_empty() || !csrf_matches(&csrf_from_secret(nonce), value("csrf").unwrap_or("")) {
         return Err(csrf_refusal());
     }
-    match session::sign_in(
-        req.db()?,
-        value("token").unwrap_or(""),
-        &req.config.admin_token,
-        req.now,
-    ) {
+    let db = req.db()?;
+    let client = req.header(throttle::CLIENT_HEADER);
+    let signed_in = throttle::guarded(db, client, req.real_now, || {
+        session::sign_in(
+            db,
+            value("token").unwrap_or(""),
+            &req.config.admin_token,
+            req.now,
+        )
+    });
+    match signed_in {
         Ok(session) => {
             let to = local_path(value("next").filter(|n| !n.is_empty()))
                 .unwrap_or(home_of(&session.principal));
@@ -152,12 +189,33 @@ mod tests {
 
     #[test]
     fn only_paths_of_this_console_are_followed_after_sign_in() {
-        assert_eq!(local_path(Some("/bills/b-1")), Some("/bills/b-1"));
+        for local in [
+            "/bills/bill-1",
+            "/principals?role=provider",
+            "/products/prod-1/steps/access",
+        ] {
+            assert_eq!(local_path(Some(local)), Some(local));
+        }
         for foreign in [
             "//evil.example",
             "https://evil.example",
             "/\\evil.example",
             "",
+            "/",
+            // Percent-encoded or control characters: browsers drop a tab, and `%09` decodes to
+            // one, leaving `//evil.example`.
+            "/%09/evil.example",
+            "/\t/evil.example",
+            "/catalog/%2F%2Fevil.example",
+            "/%2F%2Fevil.example",
+            "/catalog\\evil.example",
+            "/catalog//evil.example",
+            "/catalog/../../evil",
+            // Not a page a visitor is sent back to.
+            "/api/v1/me",
+            "/sign-out",
+            "/assets/console.css",
+            "/bills?x=\\evil",
         ] {
             assert_eq!(local_path(Some(foreign)), None, "{foreign}");
         }

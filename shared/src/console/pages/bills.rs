@@ -6,7 +6,7 @@ use maud::html;
 
 use super::catalog::{next_page, paged};
 use crate::billing::{self, BillFilter};
-use crate::console::format::{name_of, time, unix_time};
+use crate::console::format::{exactly, name_of, time, unix_time};
 use crate::console::http::{Req, Resp};
 use crate::console::layout::{Chrome, ok};
 use crate::error::ApiResult;
@@ -97,7 +97,7 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
             @for line in &bill.lines {
                 section.line {
                     h2 { (line.name) " (" code { (line.code) } ")" }
-                    p { (line.quantity.normalize()) " " (line.price_unit) ", " (name_of(&line.tier_mode))
+                    p { (exactly(line.quantity, line.quantity_exact.as_deref())) " " (line.price_unit) ", " (name_of(&line.tier_mode))
                         " tiers: " strong { (line.amount) " " (bill.currency) } }
                     div.table-wrap {
                         table {
@@ -112,9 +112,9 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
                                         td { (c.tier_index + 1) }
                                         td { "over " (c.from.normalize())
                                             @if let Some(up_to) = c.up_to { " up to " (up_to.normalize()) } }
-                                        td.num { (c.quantity.normalize()) }
+                                        td.num { (exactly(c.quantity, c.quantity_exact.as_deref())) }
                                         td.num { (c.unit_price.normalize()) }
-                                        td.num { (c.amount.normalize()) }
+                                        td.num { (exactly(c.amount, c.amount_exact.as_deref())) }
                                     }
                                 }
                             }

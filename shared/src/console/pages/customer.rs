@@ -89,6 +89,7 @@ fn confirmation(
         (eula(&agreement))
         form.narrow method="post" action="/orders" {
             (chrome.csrf_field())
+            (crate::console::once::field())
             input type="hidden" name="product_id" value=(order.product_id);
             @if let Some(t) = &order.template_id { input type="hidden" name="template_id" value=(t); }
             @if let Some(p) = &order.plan_id { input type="hidden" name="plan_id" value=(p); }
@@ -118,7 +119,15 @@ pub(crate) fn confirm(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<R
 pub(crate) fn place(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Resp> {
     me.require(&[Role::Customer])?;
     let order = order_request(&req.form(), true);
-    match orders::place(req.db()?, me, &order, req.config.billing_timezone, req.now) {
+    let placed = orders::place(
+        req.db()?,
+        me,
+        &order,
+        req.config.billing_timezone,
+        req.config.test_instance_limit,
+        req.now,
+    );
+    match placed {
         Ok(placed) => redirect(&format!("/instances/{}", placed.instance.id)),
         // Refusals of this order (the EULA, arrears, a region) are shown on its confirmation.
         Err(e) if matches!(e.status().as_u16(), 400 | 402 | 409) => {

@@ -7,6 +7,7 @@ use chrono::DateTime;
 use maud::html;
 
 use super::catalog::{next_page, paged};
+use crate::billing::write_off;
 use crate::console::chart::{Bar, bar_chart};
 use crate::console::format::{name_of, time, unix_time};
 use crate::console::http::{Req, Resp, redirect};
@@ -15,6 +16,7 @@ use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
 use crate::metering;
 use crate::orders::instance::{self, Action, InstanceStatus};
+use crate::orders::{self, AcceptedEula};
 
 const PAGE: usize = 50;
 /// The most recent periods a usage chart shows.
@@ -76,6 +78,13 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
             value: t.quantity,
         });
     }
+    // The EULA its order accepted, whole; an order from before EULAs were recorded has none.
+    let eula = match orders::accepted_eula(db, me, id) {
+        Ok(e) => Some(e),
+        Err(e) if e.code == Code::NotFound => None,
+        Err(e) => return Err(e),
+    };
+    let written_off = write_off::list(db, me, id, None, PAGE)?;
     let owner = found.owner_id == me.id;
     let actions: &[(Action, &str)] = match found.status {
         InstanceStatus::Running => &[(Action::Stop, "Stop"), (Action::Release, "Release")],
@@ -120,9 +129,48 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
                 h3 { (code) }
                 (bar_chart(&format!("usage-{n}"), code, unit, recent))
             }
+            @if !written_off.is_empty() {
+                h2 { "Periods written off" }
+                p.hint { "Periods that could not be billed, closed by an operator without a bill: nothing was deducted for them." }
+                ul {
+                    @for w in &written_off {
+                        li { (time(&w.period_start)) " – " (time(&w.period_end)) ": " (w.reason) }
+                    }
+                }
+            }
             p { a href={ "/bills?instance_id=" (found.id) } { "Bills of this instance" } }
+            (eula_section(found.eula.as_ref(), eula.as_ref()))
         },
     ))
+}
+
+/// The agreement the order accepted: which, when, its digest, and the EULA itself.
+fn eula_section(
+    accepted: Option<&AcceptedEula>,
+    whole: Option<&serde_json::Value>,
+) -> maud::Markup {
+    html! {
+        section.eula {
+            h2 { "End-user license agreement" }
+            @match (accepted, whole) {
+                (Some(a), Some(w)) => {
+                    p { "Accepted with the order on " (time(&a.accepted_at)) "." }
+                    dl {
+                        @if let Some(t) = &a.template_id { dt { "Marketplace template" } dd { code { (t) } } }
+                        dt { "SHA-256" } dd { code { (a.digest) } }
+                    }
+                    @let eula = &w["eula"];
+                    @if let Some(text) = eula["text"].as_str() { blockquote.eula-text { (text) } }
+                    @if let Some(amendments) = eula["amendments"].as_str() {
+                        h3 { "The provider's amendments" }
+                        blockquote.eula-text { (amendments) }
+                    }
+                }
+                (Some(a), None) => { p { "Accepted on " (time(&a.accepted_at)) "; its text was not recorded with the order." } }
+                _ => { p { "The order was placed before accepted agreements were recorded." } }
+            }
+        }
+    }
 }
 
 /// A period start as it labels a bar: `03-27 08:00`.

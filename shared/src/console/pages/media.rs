@@ -160,7 +160,7 @@ pub(crate) fn file(
     };
     let (kind, index) = parse_slot(&slot)?;
     let found = product::media_file(req.storage, Some(me), id, kind, index)?;
-    file_response(&found.content_type, found.bytes)
+    file_response(found)
 }
 
 #[cfg(test)]

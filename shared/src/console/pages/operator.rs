@@ -174,6 +174,7 @@ fn bill_runs_page(
         (form.summary(problem))
         form.narrow method="post" action="/bill-runs" {
             (chrome.csrf_field())
+            (crate::console::once::field())
             (form.text("as_of", "Bill periods closed by (RFC 3339; empty for now)", Some("e.g. 2026-03-27T10:00:00Z")))
             button type="submit" { "Run bills now" }
         }
@@ -235,6 +236,7 @@ pub(crate) fn run_bills(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult
             req.db()?,
             req.outbound,
             req.config.billing_timezone,
+            req.config.test_instance_max_hours,
             as_of,
             req.now,
             me,
@@ -242,7 +244,7 @@ pub(crate) fn run_bills(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult
     });
     match report {
         Ok(report) => Ok(bill_runs_page(chrome, &values, None, Some(&report))),
-        Err(e) if e.status() == StatusCode::BAD_REQUEST => {
+        Err(e) if e.status() == StatusCode::BAD_REQUEST || e.code == Code::AsOfInFuture => {
             Ok(bill_runs_page(chrome, &values, Some(&e), None))
         }
         Err(e) => Err(e),

@@ -161,6 +161,7 @@ fn principals_page(req: &Req, chrome: &Chrome, shown: Shown) -> ApiResult<Resp> 
                                     @if p.role == Role::Customer {
                                         form.inline method="post" action={ "/principals/" (p.id) "/top-ups" } {
                                             (chrome.csrf_field())
+                                            (crate::console::once::field())
                                             label for={ "amount-" (p.id) } { "Top up (CNY)" }
                                             input id={ "amount-" (p.id) } name="amount" type="text" inputmode="decimal" size="8";
                                             button.secondary type="submit" { "Top up" }
@@ -187,30 +188,44 @@ pub(crate) fn principals(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResul
     principals_page(req, chrome, Shown::default())
 }
 
-/// One principal: whether it may sign in, its token; a provider's commission rate, with the
-/// form setting it (`rate` typed and refused, shown again with its errors).
+/// A refused commission form: what was typed (rate, effective month) and why.
+type RefusedRate<'a> = (&'a str, &'a str, &'a ApiError);
+
+/// One principal: whether it may sign in, its token; a provider's commission rate in force, its
+/// history, and the form setting it from a month on (shown again, with its errors, when
+/// refused).
 fn principal_page(
     req: &Req,
     chrome: &Chrome,
     me: &Principal,
     id: &str,
-    refused: Option<(&str, &ApiError)>,
+    refused: Option<RefusedRate>,
 ) -> ApiResult<Resp> {
     let db = req.db()?;
     let p = identity::find_principal(db, id)?;
     let default_rate = req.config.commission_rate;
+    let tz = req.config.billing_timezone;
     let commission = match p.role {
-        Role::Provider => Some(settlement::find_commission(db, me, &p.id, default_rate)?),
+        Role::Provider => Some(settlement::find_commission(
+            db,
+            me,
+            &p.id,
+            default_rate,
+            tz,
+            req.now,
+        )?),
         _ => None,
     };
     let own_rate = commission
         .as_ref()
         .filter(|c| c.source == RateSource::Provider)
         .map(|c| c.rate.to_string());
-    let values = serde_json::json!({
-        "rate": refused.map_or(own_rate, |(typed, _)| Some(typed.to_owned()))
-    });
-    let errors = refused.map_or(&[][..], |(_, e)| e.errors.as_slice());
+    let this_month = commission.as_ref().map(|c| c.month.clone());
+    let values = match refused {
+        Some((rate, month, _)) => serde_json::json!({ "rate": rate, "effective_from": month }),
+        None => serde_json::json!({ "rate": own_rate, "effective_from": this_month }),
+    };
+    let errors = refused.map_or(&[][..], |(_, _, e)| e.errors.as_slice());
     let form = Form::new(&values, errors);
     let here = format!("/principals/{}", p.id);
     let content = html! {
@@ -228,30 +243,49 @@ fn principal_page(
         @if let Some(c) = &commission {
             section {
                 h2 { "Commission" }
-                p { "The marketplace keeps " strong { (percent(c.rate)) } " of this provider's product fees"
+                p { "In " (c.month) " the marketplace keeps " strong { (percent(c.rate)) } " of this provider's product fees"
                     @match c.source {
                         RateSource::Provider => { ": a rate of its own (the deployment's is " (percent(default_rate)) ")." }
                         RateSource::Default => { ": the deployment's rate." }
                     }
-                    " A month's statement is written with the rate in force when the month closes." }
-                (form.summary(refused.map(|(_, e)| e)))
+                    " Each month settles at the rate in force for it: the latest set from that month or before." }
+                @if !c.rates.is_empty() {
+                    div.table-wrap {
+                        table {
+                            caption { "Its rates" }
+                            thead { tr { th scope="col" { "From" } th scope="col" { "Rate" } th scope="col" { "Set" } } }
+                            tbody {
+                                @for r in &c.rates {
+                                    tr {
+                                        td { (r.effective_from) }
+                                        td { @match r.rate { Some(rate) => { (percent(rate)) } None => { "the deployment's" } } }
+                                        td { (time(&r.set_at)) br; small { (r.set_by) } }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+                (form.summary(refused.map(|(_, _, e)| e)))
                 form.narrow method="post" action={ "/principals/" (p.id) "/commission" } {
                     (chrome.csrf_field())
                     (form.text("rate", "Its own rate", Some("A decimal from 0 up to (not including) 1, at most 6 decimal places: 0.15 is 15%. Empty returns it to the deployment's rate.")))
+                    (form.text("effective_from", "From the month (YYYY-MM)", Some("The first month it settles; a month whose statement is written already cannot change.")))
                     button type="submit" { "Set the rate" }
                 }
                 @if c.source == RateSource::Provider {
                     form method="post" action={ "/principals/" (p.id) "/commission" } {
                         (chrome.csrf_field())
                         input type="hidden" name="rate" value="";
-                        button.secondary type="submit" { "Use the deployment's rate (" (percent(default_rate)) ")" }
+                        input type="hidden" name="effective_from" value=(c.month);
+                        button.secondary type="submit" { "Use the deployment's rate (" (percent(default_rate)) ") from " (c.month) }
                     }
                 }
                 p { a href={ "/settlements?provider_id=" (p.id) } { "Its statements" } }
             }
         }
     };
-    let status = refused.map_or(StatusCode::OK, |(_, e)| e.status());
+    let status = refused.map_or(StatusCode::OK, |(_, _, e)| e.status());
     Ok(html(status, page(chrome, &p.name, content)))
 }
 
@@ -279,7 +313,8 @@ pub(crate) fn set_disabled(
     }
 }
 
-/// `POST /principals/{id}/commission`: a provider's own rate, or (empty) the deployment's.
+/// `POST /principals/{id}/commission`: a provider's own rate, or (empty) the deployment's, from
+/// a month on (empty: the current one).
 pub(crate) fn set_commission(
     req: &Req,
     chrome: &Chrome,
@@ -288,11 +323,23 @@ pub(crate) fn set_commission(
 ) -> ApiResult<Resp> {
     me.require(&[Role::Operator])?;
     let typed = field(req, "rate").unwrap_or_default();
+    let month = field(req, "effective_from").unwrap_or_default();
     let rate = Some(typed.trim()).filter(|r| !r.is_empty());
-    match settlement::set_commission(req.db()?, me, id, rate, req.config.commission_rate, req.now) {
+    let from = Some(month.trim()).filter(|m| !m.is_empty());
+    let set = settlement::set_commission(
+        req.db()?,
+        me,
+        id,
+        rate,
+        from,
+        req.config.commission_rate,
+        req.config.billing_timezone,
+        req.now,
+    );
+    match set {
         Ok(c) => redirect(&format!("/principals/{}", c.provider_id)),
-        Err(e) if e.status() == StatusCode::BAD_REQUEST => {
-            principal_page(req, chrome, me, id, Some((&typed, &e)))
+        Err(e) if matches!(e.status(), StatusCode::BAD_REQUEST | StatusCode::CONFLICT) => {
+            principal_page(req, chrome, me, id, Some((&typed, &month, &e)))
         }
         Err(e) => Err(e),
     }

@@ -179,8 +179,8 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
 }
 
 /// The reporting body of the form: only what the chosen method and source take.
-fn reporting_body(fields: &[(String, String)]) -> Value {
-    let mut body = to_json(fields, |_| Kind::Text);
+fn reporting_body(fields: &[(String, String)]) -> ApiResult<Value> {
+    let mut body = to_json(fields, |_| Kind::Text)?;
     if let Some(o) = body.as_object_mut() {
         if o.get("method").and_then(Value::as_str) != Some("compute_nest") {
             o.remove("source");
@@ -189,7 +189,7 @@ fn reporting_body(fields: &[(String, String)]) -> Value {
             o.remove("prometheus");
         }
     }
-    body
+    Ok(body)
 }
 
 /// `POST /products/{id}/sales/{code}/{reporting|associations}`.
@@ -206,7 +206,7 @@ pub(crate) fn save(
     let db = req.db()?;
     let (values, saved) = match setting {
         "reporting" => {
-            let body = reporting_body(&fields);
+            let body = reporting_body(&fields)?;
             let saved = sales::set_reporting(
                 db,
                 me,
@@ -266,7 +266,8 @@ mod tests {
                 ("method", "service_provider"),
                 ("source", "time"),
                 ("prometheus.query", "q")
-            ])),
+            ]))
+            .unwrap(),
             json!({"method": "service_provider"})
         );
         assert_eq!(
@@ -275,7 +276,8 @@ mod tests {
                 ("source", "prometheus"),
                 ("prometheus.endpoint", "http://p"),
                 ("prometheus.query", "q")
-            ])),
+            ]))
+            .unwrap(),
             json!({"method": "compute_nest", "source": "prometheus", "prometheus": {"endpoint": "http://p", "query": "q"}})
         );
     }

@@ -1,12 +1,14 @@
 //! Settlements: what the marketplace owes providers for a calendar month (docs/RULES.md §13). A
 //! provider reads its own statement of any month; operators read every provider's (or one's),
-//! close a month and record payouts. Months are cut in the deployment's `billing_timezone`, and
-//! a provider without a rate of its own is charged the deployment's `commission_rate`.
+//! close a month provider by provider, write off the periods that keep a provider's month open
+//! and record payouts. Months are cut in the deployment's `billing_timezone` until first closed,
+//! and a provider without a rate of its own is charged the deployment's `commission_rate`.
 
 use http::StatusCode;
 use maud::{Markup, html};
 
 use super::listing::product_name;
+use crate::billing;
 use crate::console::form::field;
 use crate::console::format::{money, percent, time};
 use crate::console::http::{Req, Resp, html, redirect};
@@ -16,7 +18,7 @@ use crate::identity::{self, Principal, Role};
 use crate::listing::product;
 use crate::orders::ledger::Cents;
 use crate::platform::clock::rfc3339;
-use crate::settlement::{self, Month, MonthStatus, Statement};
+use crate::settlement::{self, Instants, Month, MonthStatus, OpenProvider, Statement};
 
 /// A refused form of a month's page, shown beside the form (or above everything when the form
 /// is no longer offered, as for a statement paid already).
@@ -27,13 +29,19 @@ enum Refused<'a> {
         reference: &'a str,
         error: &'a ApiError,
     },
+    WriteOff {
+        instance_id: &'a str,
+        period_start: &'a str,
+        reason: &'a str,
+        error: &'a ApiError,
+    },
 }
 
 impl Refused<'_> {
     fn error(&self) -> &ApiError {
         match self {
             Self::Close(e) => e,
-            Self::Payout { error, .. } => error,
+            Self::Payout { error, .. } | Self::WriteOff { error, .. } => error,
         }
     }
 }
@@ -88,7 +96,8 @@ fn named<'a>(req: &Req, me: &Principal, statement: &'a Statement) -> ApiResult<N
 fn standing(s: &Statement) -> String {
     match (s.status, &s.id, &s.paid_at) {
         (MonthStatus::Open, _, _) => {
-            "open: computed live from the month's bills, at today's rate".to_owned()
+            "open: computed live from the month's bills, at the rate in force for the month"
+                .to_owned()
         }
         (MonthStatus::Closed, None, _) => "closed: nothing earned, nothing to pay".to_owned(),
         (MonthStatus::Closed, Some(_), Some(at)) => format!("closed and paid {}", time(at)),
@@ -117,6 +126,7 @@ fn payout_form(chrome: &Chrome, id: &str, refused: Option<&Refused>) -> Markup {
     html! {
         form.inline method="post" action={ "/settlements/" (id) "/payout" } {
             (chrome.csrf_field())
+            (crate::console::once::field())
             label for=(input) { "Payout reference" }
             input id=(input) name="reference" type="text" value=(typed) required maxlength="200"
                 aria-invalid=[error.map(|_| "true")] aria-describedby=[described.as_deref()];
@@ -152,6 +162,8 @@ fn statement_section(
                 dt { "Commission" } dd { (money(s.commission, s.currency)) }
                 dt { "Net (the provider's)" } dd { strong { (money(s.net, s.currency)) } }
                 dt { "Bills" } dd { (s.bill_count) }
+                dt { "Periods written off" } dd { (s.write_off_count) }
+                @if let Some(p) = &s.period { dt { "Month's instants" } dd { (span_text(p)) } }
                 @if let Some(at) = &s.closed_at { dt { "Closed" } dd { (time(at)) } }
                 @if let Some(at) = &s.paid_at { dt { "Paid" } dd { (time(at)) } }
                 @if let Some(r) = &s.payout_reference { dt { "Payout reference" } dd { (r) } }
@@ -164,7 +176,7 @@ fn statement_section(
                         caption { "Per product, " (s.month) }
                         thead { tr {
                             th scope="col" { "Product" } th scope="col" { "Bills" } th scope="col" { "Gross" }
-                            th scope="col" { "Commission" } th scope="col" { "Net" }
+                            th scope="col" { "Commission" } th scope="col" { "Net" } th scope="col" { "Written off" }
                         } }
                         tbody {
                             @for (p, name) in s.products.iter().zip(&shown.products) {
@@ -174,6 +186,12 @@ fn statement_section(
                                     td.num { (money(p.gross, s.currency)) }
                                     td.num { (money(p.commission, s.currency)) }
                                     td.num { (money(p.net, s.currency)) }
+                                    td {
+                                        (p.write_offs.count)
+                                        @for w in &p.write_offs.periods {
+                                            br; small { (time(&w.period_start)) " of " code { (w.instance_id) } ": " (w.reason) }
+                                        }
+                                    }
                                 }
                             }
                         }
@@ -183,6 +201,7 @@ fn statement_section(
                             td.num { (money(s.gross, s.currency)) }
                             td.num { (money(s.commission, s.currency)) }
                             td.num { strong { (money(s.net, s.currency)) } }
+                            td { (s.write_off_count) }
                         } }
                     }
                 }
@@ -213,7 +232,7 @@ fn overview(
         });
     html! {
         @if shown.is_empty() {
-            p { "No bill of " (month) " carries a provider's product fees"
+            p { "No provider has a bill or a write-off in " (month)
                 @if status == MonthStatus::Open { " yet: bills are written as the month's periods close" } "." }
         } @else {
             div.table-wrap {
@@ -222,7 +241,7 @@ fn overview(
                     thead { tr {
                         th scope="col" { "Provider" } th scope="col" { "Bills" } th scope="col" { "Gross" }
                         th scope="col" { "Commission" } th scope="col" { "Net" } th scope="col" { "Rate" }
-                        th scope="col" { "Payout" }
+                        th scope="col" { "Written off" } th scope="col" { "Payout" }
                     } }
                     tbody {
                         @for n in shown {
@@ -238,8 +257,9 @@ fn overview(
                                 td.num { (money(s.commission, s.currency)) }
                                 td.num { (money(s.net, s.currency)) }
                                 td.num { (percent(s.rate)) }
+                                td.num { (s.write_off_count) }
                                 td {
-                                    @if s.status == MonthStatus::Open { "month open" }
+                                    @if s.status == MonthStatus::Open { "not closed yet" }
                                     @else if let Some(at) = &s.paid_at {
                                         "paid " (time(at))
                                         @if let Some(r) = &s.payout_reference { br; small { "ref. " (r) } }
@@ -255,7 +275,7 @@ fn overview(
                         td.num { (money(total(|s| s.gross), currency)) }
                         td.num { (money(total(|s| s.commission), currency)) }
                         td.num { (money(total(|s| s.net), currency)) }
-                        td {} td {}
+                        td {} td.num { (shown.iter().map(|n| n.statement.write_off_count).sum::<i64>()) } td {}
                     } }
                 }
             }
@@ -300,23 +320,113 @@ fn picker(
 }
 
 /// The close form of an open month (operators), with the reason a close was refused beside it.
-fn close_section(chrome: &Chrome, req: &Req, month: Month, refused: Option<&Refused>) -> Markup {
+fn close_section(
+    chrome: &Chrome,
+    req: &Req,
+    month: Month,
+    refused: Option<&Refused>,
+) -> ApiResult<Markup> {
     let error = match refused {
         Some(Refused::Close(e)) => Some(*e),
         _ => None,
     };
-    let from = time(&rfc3339(month.closes_at(req.config.billing_timezone)));
-    html! {
+    let from = settlement::closes_at(req.db()?, &month, req.config.billing_timezone)?;
+    let from = time(&rfc3339(from));
+    Ok(html! {
         section.close {
             h2 { "Close " (month) }
-            p { "Closing bills whatever is still due, then writes each provider's statement once, at the rates in force. "
-                (month) " can be closed from " (from) ", once every period in it is closed for billing; the schedule closes it on its own as soon as it may." }
+            p { "Closing bills whatever is still due, then writes the statement of every provider whose periods of the month are all billed or written off, once, at the rate in force for the month; a provider still waiting on a period holds up its own statement only. "
+                (month) " can be closed from " (from) ", once every period in it is closed for billing; the schedule closes it on its own as soon as it may, and again while a provider is open." }
             form method="post" action="/settlements/close" {
                 (chrome.csrf_field())
+                (crate::console::once::field())
                 input type="hidden" name="month" value=(month.to_string());
                 button type="submit" aria-describedby=[error.map(|_| "close-error")] { "Close " (month) }
             }
             @if let Some(e) = error { ul.field-errors id="close-error" role="alert" { (reasons(e)) } }
+        }
+    })
+}
+
+/// A month's instants, as a line: `2026-02-28 16:00 UTC – 2026-03-31 16:00 UTC`.
+fn span_text(p: &Instants) -> String {
+    format!("{} – {}", time(&p.start), time(&p.end))
+}
+
+/// The write-off form of one period that keeps its provider's month open; a refusal of it is
+/// shown under it, with the reason typed.
+fn write_off_form(
+    chrome: &Chrome,
+    month: Month,
+    instance_id: &str,
+    period_start: &str,
+    refused: Option<&Refused>,
+) -> Markup {
+    let (typed, error) = match refused {
+        Some(Refused::WriteOff {
+            instance_id: i,
+            period_start: p,
+            reason,
+            error,
+        }) if *i == instance_id && *p == period_start => (*reason, Some(*error)),
+        _ => ("", None),
+    };
+    let input = format!("reason-{instance_id}");
+    let described = error.map(|_| format!("{input}-error"));
+    html! {
+        form.inline method="post" action="/settlements/write-offs" {
+            (chrome.csrf_field())
+            input type="hidden" name="month" value=(month.to_string());
+            input type="hidden" name="instance_id" value=(instance_id);
+            input type="hidden" name="period_start" value=(period_start);
+            label for=(input) { "Why it cannot be billed" }
+            input id=(input) name="reason" type="text" value=(typed) required maxlength="500"
+                aria-invalid=[error.map(|_| "true")] aria-describedby=[described.as_deref()];
+            button type="submit" { "Write off" }
+        }
+        @if let (Some(e), Some(d)) = (error, &described) { ul.field-errors id=(d) { (reasons(e)) } }
+    }
+}
+
+/// The providers whose statement of the month waits on periods neither billed nor written off,
+/// each period with why; operators get a write-off form beside each.
+fn waiting_section(
+    chrome: &Chrome,
+    me: &Principal,
+    month: Month,
+    open: &[OpenProvider],
+    names: &[String],
+    refused: Option<&Refused>,
+) -> Markup {
+    html! {
+        section.waiting {
+            h2 { "Waiting on unbilled periods" }
+            p.hint { "A provider's statement is written once every period of its instances in the month is billed or written off. Writing a period off closes it without a bill: nothing is deducted, and the instance's billing moves on to its next period." }
+            div.table-wrap {
+                table {
+                    caption { "Periods keeping a provider's " (month) " open" }
+                    thead { tr {
+                        th scope="col" { "Provider" } th scope="col" { "Instance" } th scope="col" { "Period from" }
+                        th scope="col" { "Why" }
+                        @if me.is_operator() { th scope="col" { "Write off" } }
+                    } }
+                    tbody {
+                        @for (o, name) in open.iter().zip(names) {
+                            @for b in &o.blocking {
+                                tr {
+                                    td { (name) br; small { (o.provider_id) } }
+                                    td { a href={ "/instances/" (b.instance_id) } { (b.instance_id) } }
+                                    td { (time(&b.period_start)) }
+                                    td { (b.reason) }
+                                    @if me.is_operator() {
+                                        td { (write_off_form(chrome, month, &b.instance_id, &b.period_start, refused)) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -330,29 +440,57 @@ fn month_page(
     refused: Option<Refused>,
 ) -> ApiResult<Resp> {
     let provider_id = req.query("provider_id").filter(|_| me.is_operator());
-    let (status, statements) = settlement::statements(
+    let tz = req.config.billing_timezone;
+    let (status, span, statements) = settlement::statements(
         req.db()?,
         me,
         &month,
         provider_id,
-        req.config.billing_timezone,
+        tz,
         req.config.commission_rate,
     )?;
+    let scope = if me.is_operator() {
+        provider_id
+    } else {
+        Some(me.id.as_str())
+    };
+    let open: Vec<OpenProvider> = settlement::standing(req.db()?, &month, tz, req.now)?
+        .into_iter()
+        .filter(|o| scope.is_none_or(|p| o.provider_id == p))
+        .collect();
+    let open_names = open
+        .iter()
+        .map(|o| provider_name(req, &o.provider_id))
+        .collect::<ApiResult<Vec<_>>>()?;
     let shown = statements
         .iter()
         .map(|s| named(req, me, s))
         .collect::<ApiResult<Vec<_>>>()?;
     let refused = refused.as_ref();
-    // A refusal whose form this page no longer offers (a statement paid meanwhile) is shown
-    // above everything.
+    // A refusal whose form this page no longer offers (a statement paid meanwhile, a period
+    // written off meanwhile) is shown above everything.
     let beside = match refused {
         Some(Refused::Close(_)) => me.is_operator() && status == MonthStatus::Open,
         Some(Refused::Payout { id, .. }) => statements.iter().any(|s| payable(s) == Some(*id)),
+        Some(Refused::WriteOff {
+            instance_id,
+            period_start,
+            ..
+        }) => open.iter().any(|o| {
+            o.blocking
+                .iter()
+                .any(|b| b.instance_id == *instance_id && b.period_start == *period_start)
+        }),
         None => true,
     };
     let title = match provider_id {
         Some(p) => format!("Settlements of {month}: {}", provider_name(req, p)?),
         None => format!("Settlements of {month}"),
+    };
+    let close = if me.is_operator() && status == MonthStatus::Open {
+        Some(close_section(chrome, req, month, refused)?)
+    } else {
+        None
     };
     let content = html! {
         @if let Some(r) = refused.filter(|_| !beside) {
@@ -361,14 +499,16 @@ fn month_page(
         (picker(&month.to_string(), Some(month), provider_id, None))
         p.lead {
             @match status {
-                MonthStatus::Open => { span.status { "open" } " Statements are computed live from the month's bills at today's rates; they are written when the month closes." }
-                MonthStatus::Closed => { span.status { "closed" } " Statements were written when the month closed, at the rates then in force." }
+                MonthStatus::Open => { span.status { "open" } " A provider's statement is computed live from the month's bills, at the rate in force for the month, until it is written: once every period of the provider's instances in the month is billed or written off." }
+                MonthStatus::Closed => { span.status { "closed" } " Every provider's statement was written when its month closed, at the rate in force for the month." }
             }
         }
+        p.hint { (month) " runs " (span_text(&Instants::from(span))) "." }
         @if me.role == Role::Provider {
             p.hint { "Your products' fees on your customers' bills of the month, less the marketplace's commission; the cloud resources' fees and test orders are never settled." }
         }
-        @if me.is_operator() && status == MonthStatus::Open { (close_section(chrome, req, month, refused)) }
+        @if let Some(c) = &close { (c) }
+        @if !open.is_empty() { (waiting_section(chrome, me, month, &open, &open_names, refused)) }
         @if me.is_operator() && provider_id.is_none() {
             (overview(chrome, month, status, &shown, refused))
         } @else {
@@ -399,7 +539,7 @@ pub(crate) fn month(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Res
 /// provider's is 404, like a missing one).
 pub(crate) fn statement(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiResult<Resp> {
     me.require(&[Role::Provider, Role::Operator])?;
-    let s = settlement::find(req.db()?, me, id)?;
+    let s = settlement::find(req.db()?, me, id, req.config.billing_timezone)?;
     let shown = named(req, me, &s)?;
     let title = if me.is_operator() {
         format!("Statement of {}: {}", s.month, shown.provider)
@@ -420,15 +560,7 @@ pub(crate) fn close(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Res
     let tz = req.config.billing_timezone;
     let typed = field(req, "month").unwrap_or_default();
     let month = settlement::month_of(Some(typed.trim()), req.now, tz)?;
-    match settlement::close(
-        req.db()?,
-        req.outbound,
-        me,
-        &month,
-        tz,
-        req.now,
-        req.config.commission_rate,
-    ) {
+    match settlement::close(req.db()?, req.outbound, me, &month, req.config, req.now) {
         Ok(_) => redirect(&format!("/settlements?month={month}")),
         Err(e) if matches!(e.status(), StatusCode::BAD_REQUEST | StatusCode::CONFLICT) => {
             month_page(req, chrome, me, month, Some(Refused::Close(&e)))
@@ -444,14 +576,60 @@ pub(crate) fn pay(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiRe
     let typed = field(req, "reference").unwrap_or_default();
     let reference = Some(typed.trim()).filter(|r| !r.is_empty());
     let db = req.db()?;
-    match settlement::pay(db, me, id, reference, req.now) {
+    let tz = req.config.billing_timezone;
+    match settlement::pay(db, me, id, reference, tz, req.now) {
         Ok(paid) => redirect(&format!("/settlements?month={}", paid.month)),
         Err(e) if matches!(e.status(), StatusCode::BAD_REQUEST | StatusCode::CONFLICT) => {
-            let month = settlement::find(db, me, id)?.month;
+            let month = settlement::find(db, me, id, tz)?.month;
             let month = Month::parse(&month).map_err(ApiError::internal)?;
             let refused = Refused::Payout {
                 id,
                 reference: &typed,
+                error: &e,
+            };
+            month_page(req, chrome, me, month, Some(refused))
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `POST /settlements/write-offs`: an operator writes off a period that keeps a provider's month
+/// open; the month's page again, with the refusal beside the period's form when refused.
+pub(crate) fn write_off(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Resp> {
+    me.require(&[Role::Operator])?;
+    let tz = req.config.billing_timezone;
+    let typed_month = field(req, "month").unwrap_or_default();
+    let month = settlement::month_of(Some(typed_month.trim()), req.now, tz)?;
+    let instance_id = field(req, "instance_id").unwrap_or_default();
+    let period_start = field(req, "period_start").unwrap_or_default();
+    let reason = field(req, "reason").unwrap_or_default();
+    let start = chrono::DateTime::parse_from_rfc3339(&period_start)
+        .map(|t| t.to_utc())
+        .map_err(|_| {
+            ApiError::validation(vec![crate::error::FieldError::new(
+                "period_start",
+                Code::InvalidPeriodStart,
+                "not an RFC 3339 instant",
+            )])
+        });
+    let written = start.and_then(|start| {
+        billing::write_off::write_off(
+            req.db()?,
+            me,
+            &instance_id,
+            start,
+            Some(reason.trim()).filter(|r| !r.is_empty()),
+            tz,
+            req.now,
+        )
+    });
+    match written {
+        Ok(_) => redirect(&format!("/settlements?month={month}")),
+        Err(e) if matches!(e.status(), StatusCode::BAD_REQUEST | StatusCode::CONFLICT) => {
+            let refused = Refused::WriteOff {
+                instance_id: &instance_id,
+                period_start: &period_start,
+                reason: &reason,
                 error: &e,
             };
             month_page(req, chrome, me, month, Some(refused))

@@ -242,12 +242,22 @@ pub(crate) fn save(
 ) -> ApiResult<Resp> {
     me.require(&[Role::Provider])?;
     let step = step_of(step)?;
-    let mut body = to_json(&req.form(), kind);
+    let mut body = to_json(&req.form(), kind)?;
     if step == Step::Agreement {
         eula_of_its_source(&mut body);
     }
     let db = req.db()?;
-    match product::write_step(db, me, id, step, body.to_string().as_bytes(), req.now) {
+    let body_bytes = body.to_string();
+    let written = product::write_step(
+        db,
+        me,
+        id,
+        step,
+        body_bytes.as_bytes(),
+        req.now,
+        &crate::catalog::follow_step,
+    );
+    match written {
         Ok(_) => {
             let next = Step::ALL.iter().skip_while(|s| **s != step).nth(1);
             redirect(&match next {

@@ -1,17 +1,28 @@
 //! A minimal HTTP/1.1 client over `std::net` for `http://` URLs: enough to talk to a local
-//! Prometheus-compatible server in tests, with no extra dependency.
+//! Prometheus-compatible server in tests, with no extra dependency, under the port's limits
+//! ([`TIMEOUT`] in all, [`RESPONSE_MAX`] bytes of answer).
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::Duration;
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::Instant;
 
-use super::Outbound;
+use super::{Outbound, RESPONSE_MAX, TIMEOUT};
 
 /// Plain HTTP/1.1 over `std::net`.
 pub struct NativeOutbound;
 
+/// Room for the status line and headers above the body's cap.
+const HEAD_MAX: usize = 65_536;
+
 impl Outbound for NativeOutbound {
-    fn get(&self, url: &str) -> Result<(u16, Vec<u8>), String> {
+    fn get_unguarded(&self, url: &str) -> Result<(u16, Vec<u8>), String> {
+        let deadline = Instant::now() + TIMEOUT;
+        let left = || {
+            deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())
+                .ok_or_else(|| format!("no answer within {} s", TIMEOUT.as_secs()))
+        };
         let rest = url
             .strip_prefix("http://")
             .ok_or_else(|| format!("only http:// URLs are supported natively: {url}"))?;
@@ -19,17 +30,38 @@ impl Outbound for NativeOutbound {
             Some(i) => (&rest[..i], &rest[i..]),
             None => (rest, "/"),
         };
-        let mut stream =
-            TcpStream::connect(authority).map_err(|e| format!("connect {authority}: {e}"))?;
+        let address = authority
+            .to_socket_addrs()
+            .map_err(|e| format!("resolve {authority}: {e}"))?
+            .next()
+            .ok_or_else(|| format!("resolve {authority}: no address"))?;
+        let mut stream = TcpStream::connect_timeout(&address, left()?)
+            .map_err(|e| format!("connect {authority}: {e}"))?;
         stream
-            .set_read_timeout(Some(Duration::from_secs(10)))
+            .set_write_timeout(Some(left()?))
             .map_err(|e| e.to_string())?;
         write!(stream, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\nAccept: application/json\r\n\r\n")
             .map_err(|e| format!("send: {e}"))?;
         let mut raw = Vec::new();
-        stream
-            .read_to_end(&mut raw)
-            .map_err(|e| format!("read: {e}"))?;
+        let mut buffer = [0u8; 16_384];
+        loop {
+            stream
+                .set_read_timeout(Some(left()?))
+                .map_err(|e| e.to_string())?;
+            let n = stream.read(&mut buffer).map_err(|e| match e.kind() {
+                std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                    format!("no answer within {} s", TIMEOUT.as_secs())
+                }
+                _ => format!("read: {e}"),
+            })?;
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buffer[..n]);
+            if raw.len() > RESPONSE_MAX + HEAD_MAX {
+                return Err(format!("an answer over {RESPONSE_MAX} bytes"));
+            }
+        }
         let split = raw
             .windows(4)
             .position(|w| w == b"\r\n\r\n")
@@ -41,6 +73,9 @@ impl Outbound for NativeOutbound {
             .and_then(|s| s.parse::<u16>().ok())
             .ok_or("malformed status line")?;
         let body = raw[split + 4..].to_vec();
+        if body.len() > RESPONSE_MAX {
+            return Err(format!("an answer over {RESPONSE_MAX} bytes"));
+        }
         if head
             .to_ascii_lowercase()
             .contains("transfer-encoding: chunked")

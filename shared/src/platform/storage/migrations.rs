@@ -407,6 +407,124 @@ const MIGRATIONS: &[Migration] = &[
         // switch to write-ahead logging.
         statements: &[],
     },
+    Migration {
+        version: 16,
+        statements: &[
+            // Instance-periods an operator closed without a bill (billing::write_off). UNIQUE
+            // (instance, period): a period is written off once; the billing cursor's
+            // compare-and-set keeps a write-off and a bill of one period from both existing.
+            "CREATE TABLE write_offs (
+                id TEXT PRIMARY KEY,
+                instance_id TEXT NOT NULL REFERENCES instances(id),
+                provider_id TEXT NOT NULL,
+                product_id TEXT NOT NULL,
+                period_start BIGINT NOT NULL,
+                period_end BIGINT NOT NULL,
+                test INTEGER NOT NULL,
+                reason TEXT NOT NULL,
+                written_off_by TEXT NOT NULL,
+                written_off_at TEXT NOT NULL,
+                UNIQUE (instance_id, period_start)
+            )",
+            // A month's statements list the write-offs of its periods, per provider.
+            "CREATE INDEX write_offs_by_period ON write_offs (period_start, provider_id)",
+        ],
+    },
+    Migration {
+        version: 17,
+        statements: &[
+            // A month closes provider by provider. Its row now records the instants it was
+            // frozen with when first closed (a later change of billing_timezone moves no closed
+            // month; NULL for months closed before) and how many providers its last close left
+            // waiting on unbilled periods.
+            "ALTER TABLE settlement_months ADD COLUMN period_start BIGINT",
+            "ALTER TABLE settlement_months ADD COLUMN period_end BIGINT",
+            "ALTER TABLE settlement_months ADD COLUMN open_providers INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE settlements ADD COLUMN period_start BIGINT",
+            "ALTER TABLE settlements ADD COLUMN period_end BIGINT",
+            "ALTER TABLE settlements ADD COLUMN write_off_count INTEGER NOT NULL DEFAULT 0",
+            // The bills each statement counts: keyed by the bill, so a bill belongs to one
+            // statement for ever.
+            "CREATE TABLE statement_bills (
+                bill_id TEXT PRIMARY KEY REFERENCES bills(id),
+                statement_id TEXT NOT NULL REFERENCES settlements(id)
+            )",
+            "CREATE INDEX statement_bills_by_statement ON statement_bills (statement_id)",
+            // Why an instance's period was left unbilled when a close last saw it (the reason
+            // of the bill run's failure), shown beside the periods that keep a month open.
+            "CREATE TABLE settlement_blocks (
+                instance_id TEXT PRIMARY KEY REFERENCES instances(id),
+                period_start BIGINT NOT NULL,
+                reason TEXT NOT NULL,
+                seen_at TEXT NOT NULL
+            )",
+        ],
+    },
+    Migration {
+        version: 18,
+        statements: &[
+            // Commission rates with an effective month (YYYY-MM): a month settles at the latest
+            // rate from that month or before; a NULL rate returns the provider to the
+            // deployment's. A rate set before took effect from the beginning.
+            "CREATE TABLE commission_rates (
+                provider_id TEXT NOT NULL REFERENCES principals(id),
+                effective_from TEXT NOT NULL,
+                rate TEXT,
+                set_by TEXT NOT NULL,
+                set_at TEXT NOT NULL,
+                PRIMARY KEY (provider_id, effective_from)
+            )",
+            "INSERT INTO commission_rates (provider_id, effective_from, rate, set_by, set_at)
+             SELECT provider_id, '1970-01', rate, set_by, set_at FROM provider_commissions",
+            "DROP TABLE provider_commissions",
+        ],
+    },
+    Migration {
+        version: 19,
+        statements: &[
+            // The EULA an order accepted, whole, as the quote showed it (JSON), so that its
+            // customer can read it back; NULL for orders placed before.
+            "ALTER TABLE orders ADD COLUMN eula TEXT",
+        ],
+    },
+    Migration {
+        version: 20,
+        statements: &[
+            // An idempotency key stands for its request 24 hours: when it was recorded, in Unix
+            // seconds, indexed for the bill run's purge of the expired.
+            "ALTER TABLE idempotency_keys ADD COLUMN created_unix INTEGER NOT NULL DEFAULT 0",
+            "UPDATE idempotency_keys SET created_unix = CAST(strftime('%s', created_at) AS INTEGER)",
+            "CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_unix)",
+            // Where a recorded redirect sent the client: a console form's answer is a 303.
+            "ALTER TABLE idempotency_keys ADD COLUMN location TEXT",
+        ],
+    },
+    Migration {
+        version: 21,
+        statements: &[
+            // Failed authentications per client address and minute (Unix seconds of its start):
+            // every instance and host of the deployment counts in the same rows.
+            "CREATE TABLE auth_failures (
+                client TEXT NOT NULL,
+                minute INTEGER NOT NULL,
+                failures INTEGER NOT NULL,
+                PRIMARY KEY (client, minute)
+            )",
+        ],
+    },
+    Migration {
+        version: 22,
+        statements: &[
+            // A provider's statement reads its own bills of the month: by provider first, with
+            // everything the sum reads, so it never scans another tenant's bills.
+            "CREATE INDEX bills_by_provider_for_settlement
+                 ON bills (provider_id, period_start, product_id, test, product_fees_cents)",
+            // A usage page reads one instance's records in the order it lists them: read in
+            // index order from the page's cursor, never sorted whole.
+            "CREATE INDEX usage_records_in_order
+                 ON usage_records (instance_id, period_start, item_code, source, start_time, end_time)",
+        ],
+    },
 ];
 
 /// The migrations of a database's dialect.

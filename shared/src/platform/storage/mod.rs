@@ -430,6 +430,61 @@ pub trait KeyValue {
     fn delete(&self, key: &str) -> Result<(), StorageError>;
 }
 
+/// How large a piece of a blob the key-value store holds under one key: a file is written and
+/// served a piece at a time, so serving a 100 MiB video holds about this much per request.
+pub const BLOB_CHUNK: usize = 1_048_576;
+
+/// A response body still in the key-value store: the keys of its pieces, in order, and its
+/// length. A handler answers a file with an empty body and this extension; Spin's adapter
+/// streams the pieces out one by one (`components`), the native tests read them whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chunks {
+    /// The keys of the pieces, in order.
+    pub keys: Vec<String>,
+    /// The body's length in bytes.
+    pub size: u64,
+}
+
+impl Chunks {
+    /// The pieces of a blob of `size` bytes written by [`put_chunked`] under `key`.
+    pub(crate) fn of(key: &str, size: u64) -> Self {
+        let count = size.div_ceil(BLOB_CHUNK as u64);
+        Chunks {
+            keys: (0..count).map(|n| format!("{key}/{n}")).collect(),
+            size,
+        }
+    }
+
+    /// The whole body, read piece by piece from `kv`: for tests and small files.
+    pub fn read_all(&self, kv: &dyn KeyValue) -> Result<Vec<u8>, StorageError> {
+        let mut body = Vec::new();
+        for key in &self.keys {
+            body.extend(
+                kv.get(key)?
+                    .ok_or_else(|| StorageError::other(format!("piece {key} is missing")))?,
+            );
+        }
+        Ok(body)
+    }
+}
+
+/// Writes `bytes` under `key` in pieces of [`BLOB_CHUNK`] bytes (`key/0`, `key/1`, …).
+pub(crate) fn put_chunked(kv: &dyn KeyValue, key: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    for (n, piece) in bytes.chunks(BLOB_CHUNK).enumerate() {
+        kv.set(&format!("{key}/{n}"), piece)?;
+    }
+    Ok(())
+}
+
+/// Deletes a blob written under `key`, whole (as blobs were before pieces) or in pieces of a
+/// blob of at most `max_size` bytes. Best effort: an orphaned piece is invisible.
+pub(crate) fn delete_chunked(kv: &dyn KeyValue, key: &str, max_size: usize) {
+    let _ = kv.delete(key);
+    for n in 0..max_size.div_ceil(BLOB_CHUNK) {
+        let _ = kv.delete(&format!("{key}/{n}"));
+    }
+}
+
 /// Opens the real stores. Opening is deferred until a handler needs a store, because a component
 /// may only open what `spin.toml` grants it (identity has no key-value store).
 pub trait Backend {
@@ -544,14 +599,44 @@ const KEYS_PER_LOCK: usize = 500;
 /// serialization conflict before it gives up (503: the client may retry later).
 const RETRIES: u32 = 5;
 
+thread_local! {
+    /// How many [`transaction`]s this thread has open: one request (or bill run) per thread,
+    /// under Spin as in the native tests.
+    static OPEN_TRANSACTIONS: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether this thread holds a write transaction open: the outbound port refuses to wait on the
+/// network then (`platform::outbound::get`).
+pub(crate) fn in_transaction() -> bool {
+    OPEN_TRANSACTIONS.with(|open| open.get() > 0)
+}
+
+/// Counts a [`transaction`] open until it is dropped, however it ends.
+struct Open;
+
+impl Open {
+    fn new() -> Self {
+        OPEN_TRANSACTIONS.with(|open| open.set(open.get() + 1));
+        Open
+    }
+}
+
+impl Drop for Open {
+    fn drop(&mut self) {
+        OPEN_TRANSACTIONS.with(|open| open.set(open.get().saturating_sub(1)));
+    }
+}
+
 /// Runs `f` in a transaction ([`Database::begin`]), committing what it did or, on any error,
-/// rolling all of it back. A transaction the database undid to break a deadlock or a
-/// serialization conflict (PostgreSQL only) is run again from the start, up to five
-/// times: `f` must do nothing outside the database that a second run would repeat.
+/// rolling all of it back. Nothing in `f` may wait on the network: the outbound port refuses
+/// while it runs. A transaction the database undid to break a deadlock or a serialization
+/// conflict (PostgreSQL only) is run again from the start, up to five times: `f` must do
+/// nothing outside the database that a second run would repeat.
 pub fn transaction<T, E: From<StorageError>>(
     db: &dyn Database,
     mut f: impl FnMut(&dyn Database) -> Result<T, E>,
 ) -> Result<T, E> {
+    let _open = Open::new();
     let mut retries = 0;
     loop {
         db.begin()?;
@@ -574,6 +659,22 @@ pub fn transaction<T, E: From<StorageError>>(
             u64::from(retries) * (1 + jitter / 32),
         ));
     }
+}
+
+/// The plan SQLite makes of `sql` on a freshly migrated database, one line per step: tests
+/// hold the reads that must go by index to their plans.
+#[cfg(test)]
+pub(crate) fn query_plan(sql: &str, params: usize) -> String {
+    let dir = tempfile::tempdir().expect("a directory");
+    let storage = Storage::new(native::NativeBackend::new(dir.path().join("db.sqlite")));
+    let db = storage.db().expect("a migrated database");
+    let zeros = vec![Value::Integer(0); params];
+    db.execute(&format!("EXPLAIN QUERY PLAN {sql}"), &zeros)
+        .expect("a plan")
+        .iter()
+        .map(|r| r.text(3).expect("the step"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 #[cfg(test)]

@@ -107,6 +107,21 @@ fn every_post_without_a_token_is_401_and_changes_nothing() {
     assert_eq!(app.snapshot(), before);
 }
 
+/// Every operation that authenticates its caller (it documents 401) may be answered 429 once
+/// the client's address failed too often (docs/RULES.md R2.10), so it documents 429 too: an
+/// operation added without it would surprise a client at the worst moment.
+#[test]
+fn every_operation_that_authenticates_documents_429() {
+    let contract = Contract::get();
+    let undocumented: Vec<String> = contract
+        .operations
+        .iter()
+        .filter(|op| op.responses.contains_key(&401) && !op.responses.contains_key(&429))
+        .map(|op| format!("{} {}", op.method, op.template))
+        .collect();
+    assert!(undocumented.is_empty(), "{}", undocumented.join("\n"));
+}
+
 #[test]
 fn other_methods_of_a_documented_path_are_405_with_its_allow() {
     let app = TestApp::new();

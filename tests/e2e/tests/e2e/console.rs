@@ -13,7 +13,7 @@ use chrono::{Datelike, DurationRound, TimeDelta, Utc};
 use serde_json::json;
 use testkit::{Item, Market, pdf, rfc3339, service_body, str_of, usage};
 
-use crate::harness::{Browser, HttpMarket, Manifest, Spin, SpinUp, eventually};
+use crate::harness::{Browser, HttpMarket, Manifest, PAGE_WITHIN, Spin, SpinUp, eventually};
 
 /// Phone width: every page must work at 375 px.
 const PHONE: u32 = 375;
@@ -307,10 +307,12 @@ fn an_operator_rejects_a_listing_with_a_reason_then_approves_it() {
     settle_a_past_month(&mut browser, &market);
 }
 
-/// The operator of `browser` sets a provider's commission, closes a past month of its product's
-/// bills and records the payout; the provider then reads its paid statement. The browser is on
-/// the real clock, so the month is one that could close long ago (Asia/Shanghai, UTC+8 all
-/// year): its product was published and ordered then, and released three hours later.
+/// The operator of `browser` sets a provider's commission from a past month on, closes that
+/// month — another provider's instance that can never be billed waits on its period, until the
+/// operator writes it off from the month's page — and records the payout; the provider then
+/// reads its paid statement. The browser is on the real clock, so the month is one that could
+/// close long ago (Asia/Shanghai, UTC+8 all year): its products were published and ordered then,
+/// and released hours later.
 fn settle_a_past_month(browser: &mut Browser, market: &HttpMarket) {
     let then = (Utc::now() + TimeDelta::hours(8) - TimeDelta::days(40)).date_naive();
     let month = then.format("%Y-%m").to_string();
@@ -327,6 +329,13 @@ fn settle_a_past_month(browser: &mut Browser, market: &HttpMarket) {
     market
         .at(ordered + TimeDelta::hours(3))
         .act(&customer, &instance, "release");
+    // Nothing answers at this path of the deployment's Prometheus origin.
+    let nowhere = Item::prometheus_requests("http://127.0.0.1:9090/nothing", "0.01");
+    let (_, broken) = past.product_with_items("hour", &[nowhere], true);
+    let unbillable = past.order(&customer, &broken);
+    market
+        .at(ordered + TimeDelta::minutes(30))
+        .act(&customer, &unbillable, "release");
 
     // 15% for this provider, on its page.
     browser.open(&format!("{}/principals", market.origin()), "Principals");
@@ -336,12 +345,14 @@ fn settle_a_past_month(browser: &mut Browser, market: &HttpMarket) {
     browser.wait_for_heading("a provider");
     assert!(browser.text().contains("the deployment's rate"));
     browser.fill("#f-rate", "0.15");
+    browser.fill("#f-effective-from", &month);
     browser
         .find("form.narrow[action$='/commission'] button")
         .click();
     browser.wait_for_heading("a provider");
+    let rates = browser.find("table").text();
     assert!(
-        browser.text().contains("a rate of its own"),
+        rates.contains(&month) && rates.contains("15%"),
         "{}",
         browser.text()
     );
@@ -356,8 +367,35 @@ fn settle_a_past_month(browser: &mut Browser, market: &HttpMarket) {
         .find("form[action='/settlements/close'] button")
         .click();
     browser.wait_for_heading(&heading);
-    // Closed: the month's page offers the payout instead of the close.
+    // The provider's statement is written; the other waits on its one period, with why, until
+    // the operator writes it off; closing again closes it.
     browser.find("form[action$='/payout']");
+    let waiting = browser.find("section.waiting").text();
+    assert!(waiting.contains(&unbillable), "{waiting}");
+    browser.screenshot("settlement month waiting on a period");
+    browser.fill(
+        &format!("#reason-{unbillable}"),
+        "Its Prometheus answers nothing",
+    );
+    browser
+        .find("form[action='/settlements/write-offs'] button")
+        .click();
+    browser.wait_for_heading(&heading);
+    assert!(
+        browser.try_find("section.waiting").is_none(),
+        "{}",
+        browser.text()
+    );
+    browser
+        .find("form[action='/settlements/close'] button")
+        .click();
+    browser.wait_for_heading(&heading);
+    eventually("the month closed", Duration::from_secs(20), || {
+        browser
+            .try_find("form[action='/settlements/close']")
+            .is_none()
+            .then_some(())
+    });
     let statements = market
         .get(
             &format!("/api/v1/settlements?month={month}"),
@@ -455,9 +493,40 @@ fn a_customer_orders_and_reads_a_bills_tier_breakdown_and_usage_on_a_phone() {
             .contains("Accept the EULA")
     );
     browser.find("#accept_eula").click();
+    // Sent twice (a double click), the order deploys once: the form carries a one-time token.
+    // Each click sends it into a window of its own, so that both submissions complete.
+    browser.set_attribute("form[action='/orders']", "target", Some("_blank"));
+    let (_, confirmation) = browser.windows();
+    for opened in [2, 3] {
+        browser.find("form[action='/orders'] button").click();
+        eventually("a window of the order", PAGE_WITHIN, || {
+            (browser.windows().0.len() == opened).then_some(())
+        });
+        // The new window is in front: the next click goes to the confirmation again.
+        browser.switch_to(&confirmation);
+    }
+    let (windows, _) = browser.windows();
+    let mut landed = Vec::new();
+    for window in windows.iter().filter(|w| **w != confirmation) {
+        browser.switch_to(window);
+        browser.wait_for_heading("Instance si-");
+        landed.push(browser.path());
+        browser.close_window();
+    }
+    browser.switch_to(&confirmation);
+    assert_eq!(
+        landed[0], landed[1],
+        "both submissions lead to one instance"
+    );
+    // The page itself sends it a third time, and lands on that instance too.
+    browser.set_attribute("form[action='/orders']", "target", None);
     browser.find("form[action='/orders'] button").click();
     browser.wait_for_heading("Instance si-");
+    assert_eq!(browser.path(), landed[0]);
     let instance = browser.path().trim_start_matches("/instances/").to_owned();
+    browser.open(&format!("{}/instances", market.origin()), "Instances");
+    let listed = browser.find_all("main a[href^='/instances/si-']");
+    assert_eq!(listed.len(), 1, "one instance: {}", browser.text());
 
     // The provider reports 1,500 calls in the next hour; a bill run once it has closed.
     let ordered = Utc::now();
@@ -522,4 +591,10 @@ fn a_customer_orders_and_reads_a_bills_tier_breakdown_and_usage_on_a_phone() {
         "a usage chart"
     );
     assert!(browser.find("figure.chart table").text().contains("1500"));
+    // The agreement the order accepted, whole.
+    let eula = browser.find("section.eula").text();
+    assert!(
+        eula.contains("End-user license agreement") && eula.contains("You agree."),
+        "{eula}"
+    );
 }

@@ -469,10 +469,8 @@ fn provider_operator_customer_metering_bill_run_bill() {
     assert_eq!(breakdown.len(), 2, "{bill}");
     assert_eq!(breakdown[0]["quantity"], "1000");
     assert_eq!(breakdown[0]["unit_price"], "0.5");
-    assert_eq!(
-        breakdown[0]["amount"], "500.0",
-        "tier amounts are not truncated"
-    );
+    assert_eq!(breakdown[0]["amount"], "500", "tier amounts are exact");
+    assert_eq!(breakdown[0].get("amount_exact"), None, "500 is all of it");
     assert_eq!(breakdown[1]["quantity"], "1");
     assert_eq!(breakdown[1]["unit_price"], "0.4");
     assert_eq!(breakdown[1]["amount"], "0.4");

@@ -1,6 +1,6 @@
 //! The PostgreSQL schema, version for version the schema of `storage::migrations` (SQLite's):
-//! the same tables, columns, keys, constraints and indexes, in PostgreSQL's words. Version 15 is
-//! the whole schema as SQLite's migrations had built it by their version 15 (no PostgreSQL
+//! the same tables, columns, keys, constraints and indexes, in PostgreSQL's words. Version 22 is
+//! the whole schema as SQLite's migrations had built it by their version 22 (no PostgreSQL
 //! database existed before); every later version of SQLite's list has its counterpart here, with
 //! the same number (a test compares both lists and the schemas they build).
 //!
@@ -12,7 +12,7 @@
 use crate::platform::storage::migrations::Migration;
 
 pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 15,
+    version: 22,
     statements: &[
         r#"CREATE TABLE principals (
             id TEXT COLLATE "C" PRIMARY KEY,
@@ -72,7 +72,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             decided_at TEXT COLLATE "C",
             reason TEXT COLLATE "C",
             category_snapshot TEXT COLLATE "C",
-            rowid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE
+            rowid BIGINT GENERATED ALWAYS AS IDENTITY
         )"#,
         // At most one open review per product, whatever races.
         "CREATE UNIQUE INDEX reviews_one_pending_per_product ON reviews (product_id)
@@ -128,7 +128,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             reference TEXT COLLATE "C",
             created_by TEXT COLLATE "C" NOT NULL,
             created_at TEXT COLLATE "C" NOT NULL,
-            rowid BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE
+            rowid BIGINT GENERATED ALWAYS AS IDENTITY
         )"#,
         // A customer's ledger is read newest first, a page at a time.
         "CREATE INDEX ledger_entries_by_customer ON ledger_entries (customer_id, rowid)",
@@ -148,7 +148,8 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             eula_source TEXT COLLATE "C",
             eula_template_id TEXT COLLATE "C",
             eula_digest TEXT COLLATE "C",
-            eula_accepted_at TEXT COLLATE "C"
+            eula_accepted_at TEXT COLLATE "C",
+            eula TEXT COLLATE "C"
         )"#,
         r#"CREATE TABLE instances (
             id TEXT COLLATE "C" PRIMARY KEY,
@@ -195,6 +196,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
         )"#,
         "CREATE INDEX usage_records_totals ON usage_records
             (instance_id, period_start, item_code, scale, value)",
+        // A usage page reads one instance's records in the order it lists them.
+        "CREATE INDEX usage_records_in_order
+            ON usage_records (instance_id, period_start, item_code, source, start_time, end_time)",
         // Each instance's next period to bill and when it closes; NULL once fully billed.
         r#"CREATE TABLE billing_cursors (
             instance_id TEXT COLLATE "C" PRIMARY KEY REFERENCES instances(id),
@@ -226,6 +230,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
         "CREATE INDEX bills_by_provider ON bills (provider_id, id)",
         "CREATE INDEX bills_by_period_for_settlement
             ON bills (period_start, provider_id, product_id, test, product_fees_cents)",
+        // A provider's statement reads its own bills of the month.
+        "CREATE INDEX bills_by_provider_for_settlement
+            ON bills (provider_id, period_start, product_id, test, product_fees_cents)",
         r#"CREATE TABLE idempotency_keys (
             principal_id TEXT COLLATE "C" NOT NULL,
             key TEXT COLLATE "C" NOT NULL,
@@ -234,19 +241,31 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             content_type TEXT COLLATE "C",
             body BYTEA NOT NULL,
             created_at TEXT COLLATE "C" NOT NULL,
+            created_unix BIGINT NOT NULL DEFAULT 0,
+            location TEXT COLLATE "C",
             PRIMARY KEY (principal_id, key)
         )"#,
-        // A provider's own commission rate, a decimal in [0, 1) as text: never a float.
-        r#"CREATE TABLE provider_commissions (
-            provider_id TEXT COLLATE "C" PRIMARY KEY REFERENCES principals(id),
-            rate TEXT COLLATE "C" NOT NULL,
+        // A key stands for its request 24 hours; the bill run purges the expired.
+        "CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_unix)",
+        // Commission rates with an effective month (YYYY-MM), a decimal in [0, 1) as text
+        // (never a float); a NULL rate returns the provider to the deployment's.
+        r#"CREATE TABLE commission_rates (
+            provider_id TEXT COLLATE "C" NOT NULL REFERENCES principals(id),
+            effective_from TEXT COLLATE "C" NOT NULL,
+            rate TEXT COLLATE "C",
             set_by TEXT COLLATE "C" NOT NULL,
-            set_at TEXT COLLATE "C" NOT NULL
+            set_at TEXT COLLATE "C" NOT NULL,
+            PRIMARY KEY (provider_id, effective_from)
         )"#,
+        // A month's row: the instants it was frozen with when first closed, and how many
+        // providers its last close left waiting on unbilled periods.
         r#"CREATE TABLE settlement_months (
             month TEXT COLLATE "C" PRIMARY KEY,
             closed_by TEXT COLLATE "C" NOT NULL,
-            closed_at TEXT COLLATE "C" NOT NULL
+            closed_at TEXT COLLATE "C" NOT NULL,
+            period_start BIGINT,
+            period_end BIGINT,
+            open_providers BIGINT NOT NULL DEFAULT 0
         )"#,
         r#"CREATE TABLE settlements (
             id TEXT COLLATE "C" PRIMARY KEY,
@@ -262,7 +281,46 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             paid_at TEXT COLLATE "C",
             paid_by TEXT COLLATE "C",
             payout_reference TEXT COLLATE "C",
+            period_start BIGINT,
+            period_end BIGINT,
+            write_off_count BIGINT NOT NULL DEFAULT 0,
             UNIQUE (provider_id, month)
+        )"#,
+        // The bills each statement counts: keyed by the bill, so a bill belongs to one
+        // statement for ever.
+        r#"CREATE TABLE statement_bills (
+            bill_id TEXT COLLATE "C" PRIMARY KEY REFERENCES bills(id),
+            statement_id TEXT COLLATE "C" NOT NULL REFERENCES settlements(id)
+        )"#,
+        "CREATE INDEX statement_bills_by_statement ON statement_bills (statement_id)",
+        // Why an instance's period was left unbilled when a close last saw it.
+        r#"CREATE TABLE settlement_blocks (
+            instance_id TEXT COLLATE "C" PRIMARY KEY REFERENCES instances(id),
+            period_start BIGINT NOT NULL,
+            reason TEXT COLLATE "C" NOT NULL,
+            seen_at TEXT COLLATE "C" NOT NULL
+        )"#,
+        // Instance-periods an operator closed without a bill, each once.
+        r#"CREATE TABLE write_offs (
+            id TEXT COLLATE "C" PRIMARY KEY,
+            instance_id TEXT COLLATE "C" NOT NULL REFERENCES instances(id),
+            provider_id TEXT COLLATE "C" NOT NULL,
+            product_id TEXT COLLATE "C" NOT NULL,
+            period_start BIGINT NOT NULL,
+            period_end BIGINT NOT NULL,
+            test BIGINT NOT NULL,
+            reason TEXT COLLATE "C" NOT NULL,
+            written_off_by TEXT COLLATE "C" NOT NULL,
+            written_off_at TEXT COLLATE "C" NOT NULL,
+            UNIQUE (instance_id, period_start)
+        )"#,
+        "CREATE INDEX write_offs_by_period ON write_offs (period_start, provider_id)",
+        // Failed authentications per client address and minute (Unix seconds of its start).
+        r#"CREATE TABLE auth_failures (
+            client TEXT COLLATE "C" NOT NULL,
+            minute BIGINT NOT NULL,
+            failures BIGINT NOT NULL,
+            PRIMARY KEY (client, minute)
         )"#,
         r#"CREATE TABLE console_sessions (
             id_hash TEXT COLLATE "C" PRIMARY KEY,

@@ -24,7 +24,7 @@ const NO_BROWSER: &str = "the console's browser tests drive headless Chromium th
     chromium chromium-driver`, which puts /usr/bin/chromium and /usr/bin/chromedriver in place; \
     .ci/run does this)";
 /// How long a page may take to show what a test waits for.
-const PAGE_WITHIN: Duration = Duration::from_secs(20);
+pub(crate) const PAGE_WITHIN: Duration = Duration::from_secs(20);
 /// The W3C name of an element reference in WebDriver's answers.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
@@ -247,6 +247,44 @@ impl Browser {
     /// The page's visible text.
     pub(crate) fn text(&self) -> String {
         self.find("body").text()
+    }
+
+    /// Sets (or, with `None`, removes) an attribute of the element `css`, as a page's own
+    /// script could: the test steers where a form is sent, not what it sends.
+    pub(crate) fn set_attribute(&self, css: &str, name: &str, value: Option<&str>) {
+        let element = self.find(css);
+        self.command(
+            "POST",
+            "/execute/sync",
+            json!({
+                "script": "const [e, n, v] = arguments; \
+                           if (v === null) { e.removeAttribute(n) } else { e.setAttribute(n, v) }",
+                "args": [{ ELEMENT: element.id }, name, value],
+            }),
+        );
+    }
+
+    /// The handles of the session's windows, and of the one commands go to.
+    pub(crate) fn windows(&self) -> (Vec<String>, String) {
+        let all = self.command("GET", "/window/handles", Value::Null);
+        let current = self.command("GET", "/window", Value::Null);
+        let all = all
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|h| h.as_str().map(str::to_owned))
+            .collect();
+        (all, current.as_str().unwrap_or_default().to_owned())
+    }
+
+    /// Sends the next commands to the window `handle`.
+    pub(crate) fn switch_to(&self, handle: &str) {
+        self.command("POST", "/window", json!({ "handle": handle }));
+    }
+
+    /// Closes the current window (commands then go nowhere until [`Browser::switch_to`]).
+    pub(crate) fn close_window(&self) {
+        self.command("DELETE", "/window", Value::Null);
     }
 
     /// Saves a PNG of the page under `target/console-screenshots/`.

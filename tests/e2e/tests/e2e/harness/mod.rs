@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
-pub(crate) use browser::Browser;
+pub(crate) use browser::{Browser, PAGE_WITHIN};
 pub(crate) use client::HttpMarket;
 pub(crate) use deployment::{Deployment, pg_ctl};
 pub(crate) use manifest::Manifest;

@@ -262,6 +262,38 @@ impl Spin {
         std::fs::read_to_string(path).unwrap_or_default()
     }
 
+    /// The memory of this app's process group, in bytes, summed over its processes from
+    /// /proc: (resident now, the peak each process reached so far).
+    pub(crate) fn memory(&self) -> (u64, u64) {
+        let group = self.child.id().to_string();
+        let Ok(entries) = std::fs::read_dir("/proc") else {
+            return (0, 0);
+        };
+        let (mut now, mut peak) = (0, 0);
+        for entry in entries.flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let pgrp = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(2));
+            if pgrp != Some(group.as_str()) {
+                continue;
+            }
+            let status = std::fs::read_to_string(entry.path().join("status")).unwrap_or_default();
+            let kib = |field: &str| -> u64 {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix(field))
+                    .and_then(|v| v.split_whitespace().next()?.parse().ok())
+                    .unwrap_or(0)
+            };
+            now += kib("VmRSS:") * 1024;
+            peak += kib("VmHWM:") * 1024;
+        }
+        (now, peak)
+    }
+
     /// The command lines of the processes of this app's group (`spin up`, one `spin trigger …`
     /// per trigger type, the cron plugin), from /proc.
     pub(crate) fn processes(&self) -> Vec<String> {

@@ -10,8 +10,13 @@
 //! network between them, so it is not wrapped: it is idempotent by construction (each period is
 //! billed once), and its report is recorded after the run for the retries to replay.
 //!
-//! Only successful responses are recorded: a refused request changed nothing, so running it
-//! again is harmless.
+//! Only successful responses (and a console form's redirect) are recorded: a refused request
+//! changed nothing, so running it again is harmless. A record lives [`LIFETIME`] (24 hours, Stripe's window): the same key
+//! after that is a new request, and bill runs purge what expired ([`purge_expired`]). A response
+//! is recorded up to [`RECORDED_MAX`] bytes.
+//!
+//! What a key does on each route is the API's to say (`api::key_use`); the console's money and
+//! deployment forms use a one-time token of the form as their key.
 
 mod key;
 mod store;
@@ -21,11 +26,22 @@ pub(crate) use key::IdempotencyKey;
 use http::{HeaderMap, Method};
 use sha2::{Digest, Sha256};
 
+use chrono::{DateTime, Utc};
+
 use crate::error::{ApiError, ApiResult, Code};
-use crate::platform::clock::rfc3339;
 use crate::platform::storage::{Database, StorageError, serialize_on, transaction};
 
-use super::Resp;
+/// A response, the API's or the console's.
+pub(crate) type Resp = http::Response<Vec<u8>>;
+
+/// How long a key stands for its first request, in seconds: 24 hours.
+pub(crate) const LIFETIME: i64 = 24 * 3600;
+
+/// The largest response body recorded for replay (1 MiB, the largest request body): above any
+/// response of a route run in one transaction with its record (an order with a 100,000-character
+/// EULA is under 400 KiB). A larger one is answered and not recorded; its retry runs again, which
+/// only routes idempotent by construction ([`Guard::Recorded`]) can produce.
+pub(crate) const RECORDED_MAX: usize = 1_048_576;
 
 /// The header a client names its request with.
 pub(crate) const HEADER: &str = "idempotency-key";
@@ -88,11 +104,11 @@ pub(crate) fn run(
     key: &IdempotencyKey,
     fingerprint: &str,
     guard: Guard,
-    now: chrono::DateTime<chrono::Utc>,
+    now: DateTime<Utc>,
     serve: impl Fn() -> Resp,
 ) -> ApiResult<Resp> {
     let replay = |db: &dyn Database| -> ApiResult<Option<Resp>> {
-        match store::find(db, principal_id, key)? {
+        match store::find(db, principal_id, key, now.timestamp() - LIFETIME)? {
             Some(saved) if saved.fingerprint == fingerprint => Ok(Some(saved.response()?)),
             Some(_) => Err(ApiError::new(
                 Code::IdempotencyKeyReused,
@@ -102,11 +118,15 @@ pub(crate) fn run(
         }
     };
     let record = |db: &dyn Database, response: &Resp| -> ApiResult<()> {
-        if response.status().is_success() {
-            store::insert(db, principal_id, key, fingerprint, response, &rfc3339(now))?;
+        if recordable(response) && response.body().len() <= RECORDED_MAX {
+            store::insert(db, principal_id, key, fingerprint, response, now)?;
         }
         Ok(())
     };
+    // A retry of a request already answered is replayed without taking the write lock.
+    if let Some(saved) = replay(db)? {
+        return Ok(saved);
+    }
     match guard {
         Guard::Atomic => {
             let outcome = transaction(db, |db| {
@@ -119,6 +139,11 @@ pub(crate) fn run(
                     return Ok(saved);
                 }
                 let response = serve();
+                if response.body().len() > RECORDED_MAX {
+                    return Err(Unrecorded::Refused(ApiError::internal(
+                        "a response too large to record for its retries",
+                    )));
+                }
                 if response.status().is_server_error() {
                     // Ours or a provider's failure (a 502 of an unreadable Prometheus): nothing
                     // of it is kept, the client may retry, and it is answered as it is.
@@ -134,11 +159,8 @@ pub(crate) fn run(
             }
         }
         Guard::Recorded => {
-            if let Some(saved) = replay(db)? {
-                return Ok(saved);
-            }
             let response = serve();
-            if !response.status().is_success() {
+            if !recordable(&response) {
                 return Ok(response);
             }
             // Should a retry have run at the same time and recorded first, its response is the
@@ -150,4 +172,16 @@ pub(crate) fn run(
             Ok(recorded.unwrap_or(response))
         }
     }
+}
+
+/// Whether a response is the request's effect, to be replayed: a success, or the redirect a
+/// console form answers with once it was accepted.
+fn recordable(response: &Resp) -> bool {
+    response.status().is_success() || response.status().is_redirection()
+}
+
+/// Deletes the records older than [`LIFETIME`] as of `now`: their keys stand for nothing any
+/// more. Run by every bill run; the number deleted.
+pub(crate) fn purge_expired(db: &dyn Database, now: DateTime<Utc>) -> ApiResult<u64> {
+    store::delete_older_than(db, now.timestamp() - LIFETIME)
 }

@@ -1,0 +1,33 @@
+//! Failed authentications per client address and minute.
+
+use crate::error::ApiResult;
+use crate::platform::storage::Database;
+
+/// The failures counted for `client` in the minute starting at `minute` (Unix seconds).
+pub(super) fn failures(db: &dyn Database, client: &str, minute: i64) -> ApiResult<i64> {
+    let rows = db.execute(
+        "SELECT failures FROM auth_failures WHERE client = ? AND minute = ?",
+        &[client.into(), minute.into()],
+    )?;
+    Ok(rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(0))
+}
+
+/// Counts one more failure of `client` in the minute starting at `minute`: one statement, so
+/// racing failures are all counted.
+pub(super) fn count_failure(db: &dyn Database, client: &str, minute: i64) -> ApiResult<()> {
+    db.execute(
+        "INSERT INTO auth_failures (client, minute, failures) VALUES (?, ?, 1)
+         ON CONFLICT (client, minute) DO UPDATE SET failures = auth_failures.failures + 1",
+        &[client.into(), minute.into()],
+    )?;
+    Ok(())
+}
+
+/// Deletes the counts of minutes before `before` (Unix seconds).
+pub(super) fn delete_before(db: &dyn Database, before: i64) -> ApiResult<()> {
+    db.execute(
+        "DELETE FROM auth_failures WHERE minute < ?",
+        &[before.into()],
+    )?;
+    Ok(())
+}

@@ -1,0 +1,291 @@
+//! Closing a month, provider by provider. A provider's statement is written once every non-test
+//! period of its instances starting in the month is billed or written off; a provider whose
+//! instance cannot be billed holds up its own statement only. Closing freezes the month's
+//! instants the first time, writes each closable provider's statement and links its bills in one
+//! transaction; UNIQUE (provider, month) and the bill-keyed `statement_bills` make racing or
+//! repeated closes — the schedule's and an operator's — write nothing twice.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+use rust_decimal::Decimal;
+use serde::Serialize;
+
+use super::{Span, Statement, commission, earnings, span_of, store};
+use crate::billing::{Failure, RunReport};
+use crate::error::{ApiError, ApiResult, Code};
+use crate::identity::Principal;
+use crate::period::{BillingPeriod, Period};
+use crate::platform::clock::rfc3339;
+use crate::platform::config::Config;
+use crate::platform::ids::new_id;
+use crate::platform::outbound::Outbound;
+use crate::platform::storage::{Database, serialize_on, transaction};
+use crate::settlement::{Instants, Month};
+
+/// A period that keeps its provider's month open, and why.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Blocking {
+    pub(crate) instance_id: String,
+    pub(crate) period_start: String,
+    pub(crate) reason: String,
+}
+
+/// A provider whose month is not closed yet, and the periods it waits on.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct OpenProvider {
+    pub(crate) provider_id: String,
+    pub(crate) blocking: Vec<Blocking>,
+}
+
+/// What closing a month did, and where each of its providers stands.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Closing {
+    pub(crate) month: String,
+    /// The instants the month was frozen with.
+    pub(crate) period: Instants,
+    /// The providers whose statement of the month is written, now or before.
+    pub(crate) closed: Vec<String>,
+    /// The providers that wait on periods neither billed nor written off.
+    pub(crate) open: Vec<OpenProvider>,
+    /// Statements this close wrote (0 when every closable provider was closed already).
+    pub(crate) statements_written: usize,
+    /// The month's written statements.
+    pub(crate) items: Vec<Statement>,
+}
+
+/// The bill run a close starts with: whatever is due at `now`.
+fn bill_run(
+    db: &dyn Database,
+    out: &dyn Outbound,
+    config: &Config,
+    now: DateTime<Utc>,
+    actor: &Principal,
+) -> ApiResult<RunReport> {
+    let (tz, hours) = (config.billing_timezone, config.test_instance_max_hours);
+    crate::billing::run(db, out, tz, hours, now, now, actor)
+}
+
+/// When `month` (within `span`) may be closed: once its last period is closed for billing, the
+/// end of the day after it in `tz`.
+fn closable_from(span: Span, tz: Tz) -> DateTime<Utc> {
+    let end = DateTime::from_timestamp(span.end, 0).unwrap_or_default();
+    Period::containing(BillingPeriod::Day, tz, end).end
+}
+
+/// When an operator may close `month` at the earliest.
+pub(crate) fn closes_at(db: &dyn Database, month: &Month, tz: Tz) -> ApiResult<DateTime<Utc>> {
+    Ok(closable_from(span_of(db, month, tz)?.0, tz))
+}
+
+/// Closes `month` for every provider that may close (409 `MonthNotClosable` before its last
+/// period has ended), after billing whatever is due: answers which providers are closed and
+/// which still wait, on what.
+pub(crate) fn close(
+    db: &dyn Database,
+    out: &dyn Outbound,
+    actor: &Principal,
+    month: &Month,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> ApiResult<Closing> {
+    let tz = config.billing_timezone;
+    let from = closes_at(db, month, tz)?;
+    if now < from {
+        return Err(ApiError::new(
+            Code::MonthNotClosable,
+            format!(
+                "{month} can be closed from {}, when every period in it is closed for billing",
+                rfc3339(from)
+            ),
+        ));
+    }
+    let report = bill_run(db, out, config, now, actor)?;
+    close_billed(
+        db,
+        actor,
+        month,
+        tz,
+        now,
+        config.commission_rate,
+        &report.failures,
+    )
+}
+
+/// The close itself, after a bill run whose `failures` say why periods stayed unbilled.
+fn close_billed(
+    db: &dyn Database,
+    actor: &Principal,
+    month: &Month,
+    tz: Tz,
+    now: DateTime<Utc>,
+    default_rate: Decimal,
+    failures: &[Failure],
+) -> ApiResult<Closing> {
+    let at = rfc3339(now);
+    let (span, written) = transaction(db, |db| {
+        // Racing closes take turns (on PostgreSQL, where writers run at once): the second sees
+        // the statements the first wrote, and writes none twice.
+        serialize_on(db, &format!("settlement close {month}"))?;
+        let span = store::freeze_month(db, month, span_of(db, month, tz)?.0, &actor.id, &at)?;
+        let waiting = store::unbilled_before(db, span.end, None)?;
+        for u in &waiting {
+            let failed = failures.iter().find(|f| {
+                f.instance_id == u.instance_id && f.period_start == rfc3339(instant(u.period_start))
+            });
+            if let Some(f) = failed {
+                store::remember_block(db, &u.instance_id, u.period_start, &f.reason, &at)?;
+            }
+        }
+        let written_before: Vec<String> = store::statements(db, month, None)?
+            .into_iter()
+            .map(|s| s.provider_id)
+            .collect();
+        let mut written = 0;
+        for (provider_id, products) in earnings(db, None, span)? {
+            if written_before.contains(&provider_id)
+                || waiting.iter().any(|u| u.provider_id == provider_id)
+            {
+                continue;
+            }
+            let rate = commission::rate_for(db, &provider_id, month, default_rate)?;
+            let statement = Statement::compute(&provider_id, month, span, rate, products)?;
+            store::insert_statement(db, &new_id("stl", now), &statement, span, &at)?;
+            written += 1;
+        }
+        let open: std::collections::BTreeSet<&str> =
+            waiting.iter().map(|u| u.provider_id.as_str()).collect();
+        store::set_open_providers(db, month, open.len() as i64)?;
+        Ok::<_, ApiError>((span, written))
+    })?;
+    let items = store::statements(db, month, None)?;
+    Ok(Closing {
+        month: month.to_string(),
+        period: span.into(),
+        closed: items.iter().map(|s| s.provider_id.clone()).collect(),
+        open: open_providers(db, span, now, failures)?,
+        statements_written: written,
+        items,
+    })
+}
+
+fn instant(t: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(t, 0).unwrap_or_default()
+}
+
+/// The providers waiting on unbilled periods before the end of `span`, each period with why:
+/// this run's failure, else the last one a close saw, else when it closes.
+fn open_providers(
+    db: &dyn Database,
+    span: Span,
+    now: DateTime<Utc>,
+    failures: &[Failure],
+) -> ApiResult<Vec<OpenProvider>> {
+    let mut by_provider: BTreeMap<String, Vec<Blocking>> = BTreeMap::new();
+    for u in store::unbilled_before(db, span.end, None)? {
+        let start = rfc3339(instant(u.period_start));
+        let reason = failures
+            .iter()
+            .find(|f| f.instance_id == u.instance_id && f.period_start == start)
+            .map(|f| f.reason.clone())
+            .or(u.reason)
+            .unwrap_or_else(|| {
+                if u.closes_at > now.timestamp() {
+                    format!(
+                        "its period closes for billing at {}",
+                        rfc3339(instant(u.closes_at))
+                    )
+                } else {
+                    "not billed yet: the next bill run tries it".to_owned()
+                }
+            });
+        by_provider
+            .entry(u.provider_id)
+            .or_default()
+            .push(Blocking {
+                instance_id: u.instance_id,
+                period_start: start,
+                reason,
+            });
+    }
+    Ok(by_provider
+        .into_iter()
+        .map(|(provider_id, blocking)| OpenProvider {
+            provider_id,
+            blocking,
+        })
+        .collect())
+}
+
+/// Where a month's providers stand now, without closing anything (the settlement pages).
+pub(crate) fn standing(
+    db: &dyn Database,
+    month: &Month,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<OpenProvider>> {
+    open_providers(db, span_of(db, month, tz)?.0, now, &[])
+}
+
+/// What the schedule does at `now` (the cron event's time), as the built-in operator: the bill
+/// run as of `now` — a late or repeated event bills exactly what it should — then the close of
+/// every month that still has an open provider, oldest first, as far as each may close. Its
+/// report as JSON: `{"bill_run", "settlement": [{"month", "statements_written", "open"}]}`.
+pub fn scheduled_run(
+    db: &dyn Database,
+    out: &dyn Outbound,
+    config: &Config,
+    now: DateTime<Utc>,
+) -> ApiResult<serde_json::Value> {
+    let tz = config.billing_timezone;
+    let operator = Principal::built_in_operator();
+    let report = bill_run(db, out, config, now, &operator)?;
+    let mut settled = Vec::new();
+    for month in months_to_close(db, tz, now)? {
+        let c = close_billed(
+            db,
+            &operator,
+            &month,
+            tz,
+            now,
+            config.commission_rate,
+            &report.failures,
+        )?;
+        let open: Vec<&str> = c.open.iter().map(|o| o.provider_id.as_str()).collect();
+        settled.push(serde_json::json!({
+            "month": c.month, "statements_written": c.statements_written, "open": open,
+        }));
+    }
+    Ok(serde_json::json!({ "bill_run": report, "settlement": settled }))
+}
+
+/// The months the schedule closes at `now`, oldest first: from the first with anything to
+/// settle to the last that may close, skipping those whose last close left no provider open.
+fn months_to_close(db: &dyn Database, tz: Tz, now: DateTime<Utc>) -> ApiResult<Vec<Month>> {
+    let Some(first) = store::earliest_activity(db)? else {
+        return Ok(Vec::new());
+    };
+    let mut last = Month::containing(now, tz).previous();
+    if now < closes_at(db, &last, tz)? {
+        last = last.previous();
+    }
+    let first = Month::containing(instant(first), tz).previous();
+    if last < first {
+        return Ok(Vec::new());
+    }
+    let done: Vec<String> = store::frozen_months(db, &first, &last)?
+        .into_iter()
+        .filter(|(_, span, open)| span.is_some() && *open == 0)
+        .map(|(m, _, _)| m)
+        .collect();
+    let mut months = Vec::new();
+    let mut month = first;
+    while month <= last {
+        if !done.contains(&month.to_string()) {
+            months.push(month);
+        }
+        month = month.next();
+    }
+    Ok(months)
+}
