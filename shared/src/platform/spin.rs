@@ -10,7 +10,7 @@ use crate::platform::outbound::{Outbound, RESPONSE_MAX, TIMEOUT};
 use crate::platform::storage::postgres::{self, BEGIN, placeholders, storable};
 use crate::platform::storage::{
     Backend, Database, Dialect, KeyValue, Row, StorageError, StorageErrorKind, Value,
-    wait_while_busy,
+    busy_handler_off, wait_while_busy,
 };
 
 /// The database and store label every component uses (`spin.toml`: `sqlite_databases` and
@@ -40,10 +40,7 @@ impl Backend for SpinBackend {
         }
         let conn = sqlite::Connection::open(LABEL).map_err(sqlite_error)?;
         let db = SpinDb(conn);
-        // Concurrent instances each hold their own connection. A lock another holds is waited
-        // for by `wait_while_busy`, which polls; SQLite's own handler (whatever the host set)
-        // would back off to 100 ms sleeps.
-        db.execute("PRAGMA busy_timeout = 0", &[])?;
+        busy_handler_off(&db);
         Ok(Box::new(db))
     }
 

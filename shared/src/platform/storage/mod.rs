@@ -280,6 +280,15 @@ fn poll_interval(waited: Duration) -> Duration {
     Duration::from_micros(base_us + jitter_us)
 }
 
+/// Turns SQLite's own busy handler off on a new connection: concurrent instances each hold their
+/// own connection, and a lock another holds is waited for by [`wait_while_busy`], which polls,
+/// where SQLite's handler (whatever the host set) would back off to 100 ms sleeps. libSQL's
+/// client refuses the pragma ("unsupported statement"; its server queues writers itself): a
+/// refusal leaves the connection as it is, usable, rather than failing it.
+pub(crate) fn busy_handler_off(db: &dyn Database) {
+    let _ = db.execute("PRAGMA busy_timeout = 0", &[]);
+}
+
 /// Stored enums round-trip through their JSON names, so the database holds the API's words.
 pub(crate) fn enum_to_str<T: Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
@@ -707,6 +716,32 @@ mod tests {
                 "{waited} ms: {slept} µs"
             );
         }
+    }
+
+    /// libSQL's client, which refuses the busy-timeout pragma.
+    struct LibsqlLike(Box<dyn Database>);
+
+    impl Database for LibsqlLike {
+        fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError> {
+            if sql.starts_with("PRAGMA busy_timeout") {
+                return Err(StorageError::other("unsupported statement"));
+            }
+            self.0.execute(sql, params)
+        }
+    }
+
+    #[test]
+    fn a_database_refusing_the_busy_timeout_pragma_is_used_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = LibsqlLike(
+            NativeBackend::new(dir.path().join("db.sqlite"))
+                .open_db()
+                .unwrap(),
+        );
+        busy_handler_off(&db);
+        migrations::migrate(&db).unwrap();
+        insert(&db, "usr-1").unwrap();
+        assert_eq!(count(&db), 1);
     }
 
     #[test]

@@ -7,12 +7,14 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rusqlite::types::ValueRef;
 
 use super::postgres::native::Pool;
-use super::{Backend, Database, Dialect, KeyValue, Row, StorageError, Value, wait_while_busy};
+use super::{
+    Backend, Database, Dialect, KeyValue, Row, StorageError, Value, busy_handler_off,
+    wait_while_busy,
+};
 
 /// A database and an in-memory key-value store, for tests and benchmarks.
 #[derive(Clone)]
@@ -66,10 +68,10 @@ impl Backend for NativeBackend {
             NativeDatabase::Sqlite(path) => path,
             NativeDatabase::Postgres(pool) => return Ok(Box::new(pool.open()?)),
         };
-        let conn = rusqlite::Connection::open(path).map_err(sqlite_error)?;
+        let db = NativeDb(rusqlite::Connection::open(path).map_err(sqlite_error)?);
         // Locks are waited for by `wait_while_busy`, not SQLite's backing-off handler.
-        conn.busy_timeout(Duration::ZERO).map_err(sqlite_error)?;
-        Ok(Box::new(NativeDb(conn)))
+        busy_handler_off(&db);
+        Ok(Box::new(db))
     }
 
     fn open_kv(&self) -> Result<Box<dyn KeyValue>, StorageError> {

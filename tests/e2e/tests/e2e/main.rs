@@ -8,6 +8,7 @@ mod concurrency;
 mod console;
 mod crash;
 mod cron;
+mod deploy;
 mod full_path;
 mod grants;
 mod harness;
