@@ -146,16 +146,7 @@ fn native_ingestion() {
             connections,
             pushes,
             |_| &native.app,
-            |app, i| {
-                let body = native.push_body(next + i);
-                app.call_with_headers(
-                    "POST",
-                    "/api/v1/metering",
-                    Some(&native.provider),
-                    JSON,
-                    body,
-                )
-            },
+            |app, i| push(*app, &native.provider, native.push_body(next + i)),
         );
         next += pushes;
         native_run.print("in-process handler (native)", connections, RECORDS_PER_PUSH);
@@ -173,16 +164,7 @@ fn ingestion(target: &Target, world: &World, mut pushed: usize) -> usize {
             connections,
             pushes,
             |w| target.client(w, PUSHED_AT),
-            |m, i| {
-                let body = world.push_body(pushed + i);
-                m.call_with_headers(
-                    "POST",
-                    "/api/v1/metering",
-                    Some(&world.provider),
-                    JSON,
-                    body,
-                )
-            },
+            |m, i| push(m, &world.provider, world.push_body(pushed + i)),
         );
         pushed += pushes;
         spin.print(target.name, connections, RECORDS_PER_PUSH);
@@ -201,53 +183,14 @@ fn open_loop(target: &Target, world: &World, mut pushed: usize) -> usize {
         let per_second = offered / RECORDS_PER_PUSH;
         let pushes = per_second * OPEN_LOOP_SECONDS;
         let interval = Duration::from_secs(1) / u32::try_from(per_second).expect("a rate");
-        let clients: Vec<HttpMarket> = (0..OPEN_LOOP_CONNECTIONS)
-            .map(|w| target.client(w, PUSHED_AT))
-            .collect();
-        let next = AtomicUsize::new(0);
-        let started = Instant::now();
-        let mut latencies: Vec<Duration> = std::thread::scope(|s| {
-            let workers: Vec<_> = clients
-                .iter()
-                .map(|client| {
-                    let next = &next;
-                    s.spawn(move || {
-                        let mut mine = Vec::new();
-                        loop {
-                            let i = next.fetch_add(1, Ordering::Relaxed);
-                            if i >= pushes {
-                                return mine;
-                            }
-                            let due = started + interval * u32::try_from(i).expect("a count");
-                            if let Some(wait) = due.checked_duration_since(Instant::now()) {
-                                std::thread::sleep(wait);
-                            }
-                            let body = world.push_body(pushed + i);
-                            let response = client.call_with_headers(
-                                "POST",
-                                "/api/v1/metering",
-                                Some(&world.provider),
-                                JSON,
-                                body,
-                            );
-                            mine.push(due.elapsed());
-                            assert_eq!(response.status, 200, "{}", response.text());
-                        }
-                    })
-                })
-                .collect();
-            workers
-                .into_iter()
-                .flat_map(|w| w.join().expect("a worker"))
-                .collect()
-        });
-        let elapsed = started.elapsed();
+        let result = run_paced(
+            OPEN_LOOP_CONNECTIONS,
+            pushes,
+            |w| target.client(w, PUSHED_AT),
+            Some(interval),
+            |m, i| push(m, &world.provider, world.push_body(pushed + i)),
+        );
         pushed += pushes;
-        latencies.sort();
-        let result = Latencies {
-            sorted: latencies,
-            elapsed,
-        };
         println!(
             "| {} | {offered} | {pushes} | {:.0} | {} | {} | {} |",
             target.name,
@@ -332,6 +275,11 @@ fn bill_run(target: &Target, world: &World) {
 
 const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
 
+/// One `PushMeteringData` request of `provider`'s.
+fn push(market: &impl Market, provider: &str, body: Vec<u8>) -> Response {
+    market.call_with_headers("POST", "/api/v1/metering", Some(provider), JSON, body)
+}
+
 /// The marketplace the pushes and reads meet: a provider's hourly product with one item it
 /// reports, [`INSTANCES`] instances ordered at [`ORDERED`], and a product billed by running time
 /// for the bill run.
@@ -360,15 +308,7 @@ impl World {
         let read = setup.order(&customer, &product);
         let pushing = market.at(at(PUSHED_AT));
         for k in 0..READ_RECORDS / RECORDS_PER_PUSH {
-            pushing
-                .call_with_headers(
-                    "POST",
-                    "/api/v1/metering",
-                    Some(&provider),
-                    JSON,
-                    push_body(&read, k),
-                )
-                .expect(200);
+            push(&pushing, &provider, push_body(&read, k)).expect(200);
         }
         World {
             provider,
@@ -473,11 +413,24 @@ impl NativeWorld {
 }
 
 /// Latencies of `requests` requests sent over `connections` workers, each with its own client
-/// (`client(worker)`), taking the next request number until all are sent.
+/// (`client(worker)`), taking the next request number until all are sent (the closed loop).
 fn run<C: Sync + Send, M: Fn(&C, usize) -> Response + Sync>(
     connections: usize,
     requests: usize,
     client: impl Fn(usize) -> C,
+    send: M,
+) -> Latencies {
+    run_paced(connections, requests, client, None, send)
+}
+
+/// [`run`], or with `pace` the open loop: request `i` is due `i × pace` after the start, is
+/// sent no earlier, and its latency runs from when it was due (a request that waited for a
+/// worker counts its wait).
+fn run_paced<C: Sync + Send, M: Fn(&C, usize) -> Response + Sync>(
+    connections: usize,
+    requests: usize,
+    client: impl Fn(usize) -> C,
+    pace: Option<Duration>,
     send: M,
 ) -> Latencies {
     let clients: Vec<C> = (0..connections).map(client).collect();
@@ -495,9 +448,18 @@ fn run<C: Sync + Send, M: Fn(&C, usize) -> Response + Sync>(
                         if i >= requests {
                             return mine;
                         }
-                        let t = Instant::now();
+                        let due = match pace {
+                            Some(pace) => {
+                                let due = started + pace * u32::try_from(i).expect("a count");
+                                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                                    std::thread::sleep(wait);
+                                }
+                                due
+                            }
+                            None => Instant::now(),
+                        };
                         let response = send(c, i);
-                        mine.push(t.elapsed());
+                        mine.push(due.elapsed());
                         let text = response.text();
                         assert!(
                             (200..300).contains(&response.status),

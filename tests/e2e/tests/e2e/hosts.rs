@@ -14,8 +14,9 @@ use testkit::{Market, at, png, str_of, unix};
 
 use crate::books::{Account, assert_account_agrees, billed_once};
 use crate::concurrency::hosts_bill_each_period_once;
+use crate::crash::{INSTANCES, backlog, bill_run_held_mid_way};
 use crate::harness::{Deployment, Manifest, eventually, pg_ctl};
-use crate::prometheus::{ORDERED_AT, product_counted_by, prometheus_answering};
+use crate::prometheus::{ORDERED_AT, prometheus_answering};
 use crate::walkthrough::{
     assert_the_walk_through_ended, readme_admin_token, run_the_walk_through, walk_through,
 };
@@ -106,12 +107,6 @@ fn three_hosts_with_the_schedule_bill_each_period_once() {
     hosts_bill_each_period_once(deployment.hosts());
 }
 
-const CUSTOMERS: usize = 8;
-const INSTANCES: usize = 2_400;
-/// The run's Prometheus query answered last before the host dies: in its second batch of 2,000
-/// (`billing::BATCH`), after the first committed.
-const QUERIES_BEFORE_THE_CRASH: usize = 2_200;
-
 /// `kill -9` of the host running a bill run, between its batches; the two others then run bills
 /// at once: they finish it, and nothing is billed twice or lost.
 #[test]
@@ -122,39 +117,10 @@ fn a_host_killed_in_the_middle_of_a_bill_run_leaves_the_others_to_finish_it() {
     });
     let market = deployment.market();
     market.set_now(at(ORDERED_AT));
-    let (_, product) = product_counted_by(&market, &prometheus);
-    let accounts: Vec<Account> = (0..CUSTOMERS)
-        .map(|_| Account::open(&market, "1000.00"))
-        .collect();
-    std::thread::scope(|s| {
-        for (c, account) in accounts.iter().enumerate() {
-            let (buyer, product) = (market.host(c % HOSTS).at(at(ORDERED_AT)), &product);
-            s.spawn(move || {
-                for _ in 0..INSTANCES / CUSTOMERS {
-                    buyer.order(&account.token, product);
-                }
-            });
-        }
+    let accounts = backlog(&market, &prometheus, |c| {
+        market.host(c % HOSTS).at(at(ORDERED_AT))
     });
-
-    prometheus.hold(prometheus.requests().len() + QUERIES_BEFORE_THE_CRASH + 1);
-    let doomed = market.host(0).on_real_clock();
-    let run = std::thread::spawn(move || {
-        let body = json!({"as_of": "2026-03-27T10:00:00Z"}).to_string();
-        let admin = doomed.admin_token().to_owned();
-        doomed.try_call(
-            "POST",
-            "/api/v1/billing/runs",
-            Some(&admin),
-            Some("application/json"),
-            body.into_bytes(),
-        )
-    });
-    assert!(
-        prometheus.wait_until_held(Duration::from_secs(300)),
-        "the run never asked its query {}",
-        QUERIES_BEFORE_THE_CRASH + 1
-    );
+    let run = bill_run_held_mid_way(market.host(0).on_real_clock(), &prometheus, String::new);
     deployment.host_mut(0).kill();
     prometheus.release();
     let killed = run.join().expect("the run's thread");
