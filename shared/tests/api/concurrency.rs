@@ -3,11 +3,12 @@
 //! Concurrency). Each test asserts what must hold whatever the interleaving.
 
 use std::sync::Barrier;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
+use nestmarket::error::ApiError;
 use nestmarket::platform::outbound::native::NativeOutbound;
 use nestmarket::platform::storage::native::NativeBackend;
-use nestmarket::platform::storage::{Backend, Storage};
+use nestmarket::platform::storage::{Backend, Dialect, Storage, transaction};
 use nestmarket::{Principal, RunReport};
 use serde_json::json;
 use testkit::engine::{Engine, PostgresSchema, engine};
@@ -192,5 +193,48 @@ fn many_connections_migrating_an_empty_database_at_once_all_succeed() {
     assert_eq!(
         versions(backend.open_db().unwrap().as_ref()),
         versions(alone.backend.open_db().unwrap().as_ref())
+    );
+}
+
+/// Two transactions that lock the same two rows in opposite orders: on PostgreSQL the database
+/// breaks the deadlock by undoing one (40P01), and `transaction` runs that one again — both
+/// succeed. (On SQLite the second waits at `BEGIN IMMEDIATE`: there is no deadlock to break.)
+#[test]
+fn a_transaction_undone_to_break_a_deadlock_runs_again() {
+    let app = TestApp::new();
+    let ids: Vec<String> = (0..2).map(|_| app.principal("provider", None).0).collect();
+    let both_hold_one = Barrier::new(2);
+    let attempts = AtomicUsize::new(0);
+    let postgres = app.dialect() == Dialect::Postgres;
+    std::thread::scope(|s| {
+        for order in [[0, 1], [1, 0]] {
+            let (app, ids, both_hold_one, attempts) = (&app, &ids, &both_hold_one, &attempts);
+            s.spawn(move || {
+                let storage = Storage::new(app.backend.clone());
+                let mut first = true;
+                transaction(storage.db().unwrap(), |db| {
+                    attempts.fetch_add(1, Ordering::SeqCst);
+                    let rename = |i: usize| {
+                        db.execute(
+                            "UPDATE principals SET name = 'renamed' WHERE id = ?",
+                            &[ids[i].as_str().into()],
+                        )
+                    };
+                    rename(order[0])?;
+                    if postgres && first {
+                        first = false;
+                        both_hold_one.wait();
+                    }
+                    rename(order[1])?;
+                    Ok::<_, ApiError>(())
+                })
+                .expect("done, on the first try or the next");
+            });
+        }
+    });
+    // On PostgreSQL one of the two was undone once and ran again.
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        if postgres { 3 } else { 2 }
     );
 }
