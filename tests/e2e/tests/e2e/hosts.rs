@@ -280,3 +280,20 @@ fn postgres_restarted_under_eight_pushers_loses_no_acknowledged_record() {
         );
     }
 }
+
+/// spin.toml's `allowed_outbound_hosts = ["postgres://{{ postgres_host }}"]` is what lets a
+/// component reach the database: without it Spin refuses the connection, and the component
+/// answers 503 (the database out of its reach), while the others serve.
+#[test]
+fn without_its_postgres_grant_a_component_cannot_reach_the_database() {
+    let manifest = Manifest::repo()
+        .without_cron()
+        .without("identity", "allowed_outbound_hosts");
+    let deployment = Deployment::start(&manifest, 1, |up| up);
+    let market = deployment.market();
+    let admin = market.admin_token().to_owned();
+    let refused = market.get("/api/v1/principals", &admin);
+    assert_eq!(refused.status, 503, "{}", refused.text());
+    assert!(refused.header("retry-after").is_some());
+    market.get_anonymous("/api/v1/catalog").expect(200);
+}
