@@ -305,3 +305,37 @@ fn a_rate_set_while_its_month_closes_is_the_rate_of_its_statement_or_refused() {
         }
     }
 }
+
+/// Two test orders of a product with one test instance to go: one is placed, the other refused
+/// (409 `TestInstanceLimit`), whatever the interleaving. On PostgreSQL both are held where they
+/// write their order (behind the provider's row, which the order references), after the first
+/// has counted the product's test instances.
+#[test]
+fn test_orders_at_once_keep_to_the_test_instance_limit() {
+    let app = TestApp::with_config(|name| (name == "test_instance_limit").then(|| "1".to_owned()));
+    let (provider, product) = app.product_with_items("hour", &[Item::running_time("1.00")], false);
+    let mut held = app.holding(&format!(
+        "SELECT 1 FROM principals WHERE id = '{}' FOR UPDATE",
+        id_of(&app, &provider)
+    ));
+    let body = json!({"product_id": product, "region": "cn-hangzhou", "accept_eula": true});
+    let placed = std::thread::scope(|s| {
+        let orders: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| app.post("/api/v1/orders", &provider, body.clone())))
+            .collect();
+        held.until_waiting(2);
+        held.commit();
+        orders
+            .into_iter()
+            .map(|o| o.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    let statuses: Vec<u16> = placed.iter().map(|r| r.status).collect();
+    assert!(
+        statuses.contains(&201) && statuses.contains(&409),
+        "{statuses:?}"
+    );
+    let refused = placed.into_iter().find(|r| r.status == 409).unwrap();
+    refused.problem(409, "TestInstanceLimit");
+    assert_eq!(app.count("instances"), 1);
+}
