@@ -339,3 +339,84 @@ fn test_orders_at_once_keep_to_the_test_instance_limit() {
     refused.problem(409, "TestInstanceLimit");
     assert_eq!(app.count("instances"), 1);
 }
+
+/// An hourly instance ordered at 08:00, billed by the running hour, and the customer's id: its
+/// 08:00 hour closes at 10:00 ([`CLOSES`]).
+fn running_instance(app: &TestApp) -> (String, String) {
+    let (_, product) = app.product_with_items("hour", &[Item::running_time("1.00")], true);
+    let (customer_id, customer) = app.funded_customer("100.00");
+    (app.order(&customer, &product), customer_id)
+}
+
+fn write_off(app: &TestApp, instance: &str) -> testkit::Response {
+    app.post(
+        &format!("/api/v1/instances/{instance}/write-offs"),
+        ADMIN,
+        json!({"period_start": PERIOD, "reason": "its metrics answer nothing"}),
+    )
+}
+
+/// An operator writes off the period a bill run is billing: the write-off is refused as billed
+/// (409 `PeriodAlreadyBilled`) or the run leaves the period to it — never a 500. On PostgreSQL
+/// the run is held where it deducts the bill (behind the customer's account), its cursor moved
+/// and its bill written, when the write-off arrives.
+#[test]
+fn a_write_off_racing_the_bill_run_of_its_period_is_refused_as_billed() {
+    let app = TestApp::new();
+    let (instance, customer_id) = running_instance(&app);
+    app.set_now(at(CLOSES));
+    let mut held = app.holding(&format!(
+        "SELECT 1 FROM accounts WHERE customer_id = '{customer_id}' FOR UPDATE"
+    ));
+    let (run, written_off) = std::thread::scope(|s| {
+        let run = s.spawn(|| app.bill_run(CLOSES));
+        held.until_waiting(1);
+        let written_off = s.spawn(|| write_off(&app, &instance));
+        until("the write-off answered, or waiting for the run", || {
+            written_off.is_finished() || held.waiting() >= 2
+        });
+        held.commit();
+        (run.join().unwrap(), written_off.join().unwrap())
+    });
+    let bills = app.bills(ADMIN, Some(&instance));
+    match written_off.status {
+        201 => assert!(bills.is_empty(), "{run}"),
+        _ => {
+            written_off.problem(409, "PeriodAlreadyBilled");
+            assert_eq!(bills.len(), 1, "{run}");
+        }
+    }
+}
+
+/// Two operators write off the same period at once: one writes it off (201), the other gets
+/// that write-off (200) — never a 500. On PostgreSQL both arrive while a bill run (a session of
+/// the test's own) holds the instance's cursor.
+#[test]
+fn two_write_offs_of_one_period_at_once_write_it_off_once() {
+    let app = TestApp::new();
+    let (instance, _) = running_instance(&app);
+    app.set_now(at(CLOSES));
+    let mut held = app.holding(&format!(
+        "SELECT 1 FROM billing_cursors WHERE instance_id = '{instance}' FOR NO KEY UPDATE"
+    ));
+    let answers = std::thread::scope(|s| {
+        let both: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| write_off(&app, &instance)))
+            .collect();
+        held.until_waiting(2);
+        held.commit();
+        both.into_iter()
+            .map(|w| w.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    let mut statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [200, 201],
+        "{:?}",
+        answers.iter().map(|a| a.text()).collect::<Vec<_>>()
+    );
+    assert_eq!(answers[0].json()["id"], answers[1].json()["id"]);
+    assert_eq!(app.count("write_offs"), 1);
+}
