@@ -51,6 +51,8 @@ pub(crate) struct Ctx<'a> {
     pub method: Method,
     /// The wall clock, whatever `X-Clock-Now` says: `as_of` of a bill run is checked against it.
     pub real_now: DateTime<Utc>,
+    /// The wall clock, to read again after waiting ([`Ctx::now_again`]).
+    pub clock: &'a dyn Fn() -> DateTime<Utc>,
     /// The path below `/api/v1/`, split on `/`.
     pub segments: Vec<String>,
     pub query: Vec<(String, String)>,
@@ -83,6 +85,16 @@ fn authenticate(
 }
 
 impl Ctx<'_> {
+    /// "Now" read again, by a step that waited for a lock before it dates what it writes: the
+    /// wall clock by then, or `X-Clock-Now` where it is honoured (it names one instant).
+    pub(crate) fn now_again(&self) -> DateTime<Utc> {
+        if self.now == self.real_now {
+            (self.clock)()
+        } else {
+            self.now
+        }
+    }
+
     /// The authenticated caller, or 401 (429 after too many failures from its address); asked
     /// once per request, however often a handler and the idempotency guard ask.
     pub(crate) fn principal(&self) -> ApiResult<Principal> {
@@ -311,16 +323,18 @@ pub fn too_large(limit: usize) -> ApiError {
     )
 }
 
-/// Serves one request for `api`. `real_now` is the wall clock; a deployment that allows the test
-/// clock takes "now" from `X-Clock-Now` instead.
+/// Serves one request for `api`. `clock` reads the wall clock (when the request arrives, and
+/// again after a wait); a deployment that allows the test clock takes "now" from `X-Clock-Now`
+/// instead.
 pub fn handle(
     api: Api,
     req: Request<Vec<u8>>,
     storage: &Storage,
     outbound: &dyn Outbound,
     config: &Config,
-    real_now: DateTime<Utc>,
+    clock: &dyn Fn() -> DateTime<Utc>,
 ) -> Resp {
+    let real_now = clock();
     let (parts, body) = req.into_parts();
     let limit = body_limit(&parts.method, parts.uri.path());
     if body.len() > limit {
@@ -341,6 +355,7 @@ pub fn handle(
                 config,
                 now,
                 real_now,
+                clock,
                 method: parts.method.clone(),
                 segments: rest.split('/').map(crate::validate::path_segment).collect(),
                 query: form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
@@ -459,6 +474,7 @@ fn routed(ctx: &Ctx<'_>, route: impl Fn(&Ctx<'_>) -> Resp) -> bool {
         now: ctx.now,
         method: ctx.method.clone(),
         real_now: ctx.real_now,
+        clock: ctx.clock,
         segments: ctx.segments.clone(),
         query: ctx.query.clone(),
         headers,

@@ -99,7 +99,7 @@ fn action(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
         &caller,
         id,
         body.action,
-        ctx.now,
+        &|| ctx.now_again(),
     )?)
 }
 

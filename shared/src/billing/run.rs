@@ -115,7 +115,7 @@ pub fn run(
                 .collect();
             let mut failures = Vec::new();
             let (written, more) = match prepare(db, out, tz, &due, &mut failures) {
-                Ok(batch) => bill(db, tz, &batch, actor, now),
+                Ok(batch) => bill(db, tz, &batch.iter().collect::<Vec<_>>(), actor, now),
                 Err(e) => (Vec::new(), failed_whole(&due, &e)),
             };
             failures.extend(more);
@@ -277,22 +277,25 @@ fn with_retries<T>(
     transaction(db, &write)
 }
 
-/// Bills a batch in one transaction. Should a step fail, the batch is halved and each half billed
-/// on its own, down to the one instance that fails it, which is reported: one tenant's fault —
-/// absurd usage, a conflicting record, a balance at its limit — never keeps the others unbilled,
-/// and costs a few more transactions rather than one per instance. Should the transaction itself
-/// fail (the database stayed busy), the batch is reported whole and the next one billed.
+/// Bills a batch in one transaction. The instances another transaction holds meanwhile (a push
+/// in flight, another run) are billed after it, the same way: the batch waits only for its
+/// first instance, before it holds any ([`store::lock_cursors`]). Should a step fail, the batch
+/// is halved and each half billed on its own, down to the one instance that fails it, which is
+/// reported: one tenant's fault — absurd usage, a conflicting record, a balance at its limit —
+/// never keeps the others unbilled, and costs a few more transactions rather than one per
+/// instance. Should the transaction itself fail (the database stayed busy), the batch is
+/// reported whole and the next one billed.
 fn bill(
     db: &dyn Database,
     tz: Tz,
-    batch: &[Prepared],
+    batch: &[&Prepared],
     actor: &Principal,
     now: DateTime<Utc>,
 ) -> (Vec<Bill>, Vec<Failure>) {
     if batch.is_empty() {
         return (Vec::new(), Vec::new());
     }
-    let failed = |code: FailureCode, reason: &str, batch: &[Prepared]| -> Vec<Failure> {
+    let failed = |code: FailureCode, reason: &str, batch: &[&Prepared]| -> Vec<Failure> {
         batch
             .iter()
             .map(|p| Failure {
@@ -304,7 +307,17 @@ fn bill(
             .collect()
     };
     match with_retries(db, |db| write_batch(db, tz, batch, actor, now)) {
-        Ok(done) => done,
+        Ok((mut bills, mut failures, busy)) => {
+            let busy: Vec<&Prepared> = batch
+                .iter()
+                .filter(|p| busy.contains(&p.instance.id))
+                .copied()
+                .collect();
+            let (more_bills, more_failures) = bill(db, tz, &busy, actor, now);
+            bills.extend(more_bills);
+            failures.extend(more_failures);
+            (bills, failures)
+        }
         Err(BatchError::Transaction(e)) => (
             Vec::new(),
             failed(
@@ -327,23 +340,31 @@ fn bill(
     }
 }
 
-/// Writes a batch in the caller's transaction. Exactly-once rests on the cursors: one
-/// compare-and-set per batch chunk moves each due cursor off its period, and only the instances
-/// whose cursor moved (RETURNING) are billed — a racing run that moved it first bills it instead.
-/// `bills`' UNIQUE (instance, period) backs that up: a second bill fails the whole batch.
+/// Instances of a batch another transaction held: billed in one of their own.
+type Busy = HashSet<String>;
+
+/// Writes a batch in the caller's transaction, but for the instances whose cursors another
+/// transaction holds, which it answers ([`store::lock_cursors`]). Exactly-once rests on the
+/// cursors: one compare-and-set per batch chunk moves each due cursor off its period, and only
+/// the instances whose cursor moved (RETURNING) are billed — a racing run that moved it first
+/// bills it instead. `bills`' UNIQUE (instance, period) backs that up: a second bill fails the
+/// whole batch.
 fn write_batch(
     db: &dyn Database,
     tz: Tz,
-    batch: &[Prepared],
+    batch: &[&Prepared],
     actor: &Principal,
     now: DateTime<Utc>,
-) -> Result<(Vec<Bill>, Vec<Failure>), BatchError> {
+) -> Result<(Vec<Bill>, Vec<Failure>, Busy), BatchError> {
     // Price first, from the usage stored so far plus what the platform measured: nothing can be
-    // added meanwhile (this transaction holds the write lock on SQLite, the batch's cursors on
+    // added meanwhile (this transaction holds the write lock on SQLite, the cursors it bills on
     // PostgreSQL, and pushes check the cursor while they hold it). An instance whose usage
     // cannot be priced is reported and keeps its cursor.
     let ids: Vec<&str> = batch.iter().map(|p| p.instance.id.as_str()).collect();
-    store::lock_cursors(db, &ids)?;
+    let held = store::lock_cursors(db, &ids)?;
+    let (batch, busy): (Vec<&Prepared>, Vec<&Prepared>) =
+        batch.iter().partition(|p| held.contains(&p.instance.id));
+    let busy: Busy = busy.iter().map(|p| p.instance.id.clone()).collect();
     let periods: Vec<(&str, i64)> = batch
         .iter()
         .map(|p| (p.instance.id.as_str(), p.period.start.timestamp()))
@@ -445,5 +466,5 @@ fn write_batch(
         FailureCode::DeductionNotPosted,
         ledger::post_many(db, &deductions, &actor.id, now),
     )?;
-    Ok((written, failures))
+    Ok((written, failures, busy))
 }

@@ -420,3 +420,134 @@ fn two_write_offs_of_one_period_at_once_write_it_off_once() {
     assert_eq!(answers[0].json()["id"], answers[1].json()["id"]);
     assert_eq!(app.count("write_offs"), 1);
 }
+
+/// A push of `instance` of one record, `value` in the window `[start, start + 360)`.
+fn push_one(
+    app: &TestApp,
+    provider: &str,
+    instance: &str,
+    start: i64,
+    value: u64,
+) -> testkit::Response {
+    let record = json!({"StartTime": start, "EndTime": start + 360,
+        "Entities": [{"Key": "Frequency", "Value": value.to_string()}]});
+    app.push_usage(provider, instance, &[record])
+}
+
+/// While a push of one instance is in flight, a bill run bills the other instances of its batch:
+/// it never waits for one instance while it holds the others (pushes to those would wait with
+/// it). On PostgreSQL the push is a session of the test's own holding the instance's cursor
+/// shared, as a push does; the other instance is billed while it holds it, and the held one once
+/// it ends.
+#[test]
+fn a_bill_run_bills_the_rest_of_its_batch_while_a_push_holds_one_instance() {
+    let app = TestApp::new();
+    let (_, product) = app.product_with_items("hour", &[Item::running_time("1.00")], true);
+    let (_, customer) = app.funded_customer("100.00");
+    let mut instances: Vec<String> = (0..2).map(|_| app.order(&customer, &product)).collect();
+    // The batch is in instance order: the one held is the second.
+    instances.sort();
+    let (free, busy) = (&instances[0], &instances[1]);
+    let held = app.holding(&format!(
+        "SELECT 1 FROM billing_cursors WHERE instance_id = '{busy}' FOR SHARE"
+    ));
+    let report = std::thread::scope(|s| {
+        let run = s.spawn(|| bill_run_at_the_close(&app));
+        until("the free instance billed while the other is held", || {
+            app.bills(ADMIN, Some(free)).len() == 1
+        });
+        held.commit();
+        run.join().unwrap()
+    });
+    assert_eq!(report.bills_written, 2, "{report:?}");
+    assert!(report.failures.is_empty(), "{report:?}");
+    assert_eq!(app.bills(ADMIN, Some(busy)).len(), 1);
+}
+
+/// A push that arrives while a bill run waits for its instance (another push still in flight)
+/// waits behind the run, rather than passing it: pushes that keep coming cannot keep the run
+/// waiting. On PostgreSQL, where the push in flight is a session of the test's own, it then
+/// finds its period billed (409 `PeriodClosed`); whatever the order, the bill counts what was
+/// stored, and only that.
+#[test]
+fn a_push_arriving_while_a_bill_run_waits_for_its_instance_waits_behind_it() {
+    let app = TestApp::new();
+    let (provider, product) = app.product_with_items("hour", &[Item::frequency()], true);
+    let (_, customer) = app.funded_customer("100.00");
+    let instance = app.order(&customer, &product);
+    app.set_now(at("2026-03-27T09:59:00Z"));
+    push_one(&app, &provider, &instance, unix(PERIOD), 5).expect(200);
+    let mut held = app.holding(&format!(
+        "SELECT 1 FROM billing_cursors WHERE instance_id = '{instance}' FOR SHARE"
+    ));
+    let played = held.holds();
+    let (report, late) = std::thread::scope(|s| {
+        let run = s.spawn(|| bill_run_at_the_close(&app));
+        held.until_waiting(1);
+        let late = s.spawn(|| push_one(&app, &provider, &instance, unix(PERIOD) + 60, 7));
+        until("the push answered, or waiting behind the run", || {
+            late.is_finished() || held.waiting() >= 2
+        });
+        held.commit();
+        (run.join().unwrap(), late.join().unwrap())
+    });
+    assert_eq!(report.bills_written, 1, "{report:?}");
+    let billed = if played || late.status == 409 {
+        late.problem(409, "PeriodClosed");
+        "5"
+    } else {
+        late.expect(200);
+        "12"
+    };
+    let bills = app.bills(ADMIN, Some(&instance));
+    assert_eq!(str_of(&bills[0]["lines"][0]["quantity"]), billed);
+}
+
+/// A release is dated once it holds its instance, not when it was asked for: pushes in flight
+/// meanwhile commit first (their windows before it), and pushes arriving meanwhile wait behind
+/// it — so no record stored starts at or after the release. On PostgreSQL a push in flight (a
+/// session of the test's own) holds the instance while the clock moves on ten minutes and
+/// another push arrives: the release is dated then, and the push, before it, is stored.
+#[test]
+fn a_release_is_dated_once_it_holds_its_instance() {
+    let app = TestApp::new();
+    let (provider, product) = app.product_with_items("hour", &[Item::frequency()], true);
+    let (_, customer) = app.funded_customer("100.00");
+    let instance = app.order(&customer, &product);
+    app.set_now(at("2026-03-27T08:30:00Z"));
+    let mut held = app.holding(&format!(
+        "SELECT 1 FROM instances WHERE id = '{instance}' FOR SHARE"
+    ));
+    let path = format!("/api/v1/instances/{instance}/actions");
+    let played = held.holds();
+    let (released, pushed) = std::thread::scope(|s| {
+        let release = s.spawn(|| app.post(&path, &customer, json!({"action": "release"})));
+        held.until_waiting(1);
+        app.set_now(at("2026-03-27T08:40:00Z"));
+        let push =
+            s.spawn(|| push_one(&app, &provider, &instance, unix("2026-03-27T08:31:00Z"), 3));
+        until("the push answered, or waiting behind the release", || {
+            push.is_finished() || held.waiting() >= 2
+        });
+        held.commit();
+        (release.join().unwrap(), push.join().unwrap())
+    });
+    let released_at = str_of(&released.expect(200).json()["released_at"]);
+    if played {
+        assert_eq!(released_at, "2026-03-27T08:40:00Z");
+        pushed.expect(200);
+    }
+    let usage = app
+        .get(
+            &format!("/api/v1/metering/usage?instance_id={instance}"),
+            ADMIN,
+        )
+        .expect(200)
+        .json();
+    for record in usage["records"].as_array().unwrap() {
+        assert!(
+            record["start_time"].as_i64().unwrap() < unix(&released_at),
+            "{record} is after the release at {released_at}"
+        );
+    }
+}

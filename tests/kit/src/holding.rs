@@ -59,6 +59,12 @@ impl Holding {
         Self(None)
     }
 
+    /// Whether it holds anything: the race is played in one order (PostgreSQL), not left to
+    /// come as it comes (SQLite).
+    pub fn holds(&self) -> bool {
+        self.0.is_some()
+    }
+
     /// Runs `sql` in the held transaction: takes more locks (and waits for them, if others hold
     /// them).
     pub fn run(&mut self, sql: &str) {

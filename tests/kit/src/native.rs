@@ -163,7 +163,7 @@ impl TestApp {
                 &storage,
                 &NativeOutbound,
                 &self.config(),
-                self.now(),
+                &|| self.now(),
             ),
             &storage,
         )
@@ -187,14 +187,9 @@ impl TestApp {
         let storage = Storage::new(self.backend.clone());
         let api = api_for(req.uri().path());
         response(
-            api::handle(
-                api,
-                req,
-                &storage,
-                &NativeOutbound,
-                &self.config(),
-                self.now(),
-            ),
+            api::handle(api, req, &storage, &NativeOutbound, &self.config(), &|| {
+                self.now()
+            }),
             &storage,
         )
     }
