@@ -4,7 +4,7 @@
 //! `review`, `metering`, `billing`, `settlement` — each its rules and types, with its SQL in a
 //! `store.rs`; the HTTP API ([`api`]) and the web console ([`console`]) over them; the ports
 //! ([`platform`]: storage, clock, outbound HTTP, configuration, their Spin and native adapters)
-//! below them. Dependencies point one way, api → capabilities → ports (a test, `tidy.rs`, holds
+//! below them. Dependencies point one way, api → capabilities → ports (a test, `tidy`, holds
 //! it). `docs/ARCHITECTURE.md` has the
 //! codemap and the invariants, `docs/RULES.md` the business rules and where each is held.
 //!

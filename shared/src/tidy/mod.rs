@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod paths;
+
 /// The crate's top-level modules from the bottom up. A module may name (`crate::…`) only modules
 /// below it, so dependencies point one way and no two modules can depend on each other:
 /// api → capabilities → ports.
@@ -57,16 +59,39 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
-/// The top-level module a file belongs to: `src/billing/run.rs` → `billing`, `src/error.rs` →
-/// `error`.
-fn module_of(relative: &Path) -> String {
-    let first = relative
+/// The domain crate's sources but this module's, by path below `src/`, with their text.
+fn crate_sources() -> Vec<(PathBuf, String)> {
+    let mut files = Vec::new();
+    rust_files(&src_dir(), &mut files);
+    files
+        .into_iter()
+        .filter_map(|path| {
+            let relative = path.strip_prefix(src_dir()).expect("below src/").to_owned();
+            let text = std::fs::read_to_string(&path).expect("readable source");
+            (!relative.starts_with("tidy")).then_some((relative, text))
+        })
+        .collect()
+}
+
+/// A file's module path: `src/billing/run.rs` → `billing::run`, `src/billing/mod.rs` →
+/// `billing`, `src/error.rs` → `error`.
+fn module_path(relative: &Path) -> Vec<String> {
+    let mut path: Vec<String> = relative
         .components()
-        .next()
-        .expect("a path below src/")
-        .as_os_str()
-        .to_string_lossy();
-    first.trim_end_matches(".rs").to_owned()
+        .map(|c| {
+            c.as_os_str()
+                .to_string_lossy()
+                .trim_end_matches(".rs")
+                .to_owned()
+        })
+        .collect();
+    if path
+        .last()
+        .is_some_and(|last| last == "mod" || last == "lib")
+    {
+        path.pop();
+    }
+    path
 }
 
 /// The code of a file without its unit tests (`#[cfg(test)] mod tests`, always last): tests may
@@ -76,44 +101,30 @@ fn without_tests(text: &str) -> &str {
         .map_or(text, |cut| &text[..cut])
 }
 
-/// Every `crate::<module>` a file names outside comments.
-fn crate_references(code: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for line in code.lines() {
-        let line = line.split("//").next().unwrap_or_default();
-        let mut rest = line;
-        while let Some(i) = rest.find("crate::") {
-            rest = &rest[i + "crate::".len()..];
-            let name: String = rest
-                .chars()
-                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .collect();
-            if !name.is_empty() && !out.contains(&name) {
-                out.push(name);
-            }
-        }
-    }
-    out
-}
-
-/// The violations of the layering by one file of module `module` with this code.
-fn layering_violations(module: &str, code: &str) -> Vec<String> {
+/// The violations of the layering by one file of module path `module` with this code: every
+/// path it names, through a `use` tree (grouped and nested imports included) or written out,
+/// must start in its own top-level module or one below it.
+fn layering_violations(module: &[&str], code: &str) -> Vec<String> {
     let rank = |m: &str| LAYERS.iter().position(|l| *l == m);
-    let Some(own) = rank(module) else {
+    let own = module.first().copied().unwrap_or_default();
+    let Some(own_rank) = rank(own) else {
         return vec![format!(
-            "`{module}` is not in tidy::LAYERS: place it in a layer"
+            "`{own}` is not in tidy::LAYERS: place it in a layer"
         )];
     };
-    crate_references(code)
+    let mut used: Vec<String> = paths::crate_paths(module, code)
         .into_iter()
-        .filter(|used| used != module)
+        .filter_map(|p| p.into_iter().next())
+        .filter(|top| top != own)
+        .collect();
+    used.sort();
+    used.dedup();
+    used.into_iter()
         .filter_map(|used| match rank(&used) {
-            Some(r) if r < own => None,
-            Some(_) => Some(format!(
-                "`{module}` uses `crate::{used}`, which is above it"
-            )),
+            Some(r) if r < own_rank => None,
+            Some(_) => Some(format!("`{own}` uses `crate::{used}`, which is above it")),
             None => Some(format!(
-                "`{module}` uses `crate::{used}`, which is in no layer"
+                "`{own}` uses `crate::{used}`, which is in no layer"
             )),
         })
         .collect()
@@ -121,16 +132,14 @@ fn layering_violations(module: &str, code: &str) -> Vec<String> {
 
 #[test]
 fn dependencies_point_down_the_layers() {
-    let mut files = Vec::new();
-    rust_files(&src_dir(), &mut files);
     let mut violations = Vec::new();
-    for path in files {
-        let relative = path.strip_prefix(src_dir()).expect("below src/");
-        if relative == Path::new("lib.rs") || relative == Path::new("tidy.rs") {
+    for (relative, text) in crate_sources() {
+        if relative == Path::new("lib.rs") {
             continue;
         }
-        let text = std::fs::read_to_string(&path).expect("readable source");
-        for v in layering_violations(&module_of(relative), without_tests(&text)) {
+        let module = module_path(&relative);
+        let module: Vec<&str> = module.iter().map(String::as_str).collect();
+        for v in layering_violations(&module, without_tests(&text)) {
             violations.push(format!("{}: {v}", relative.display()));
         }
     }
@@ -141,13 +150,24 @@ fn dependencies_point_down_the_layers() {
 fn an_import_against_the_direction_is_caught() {
     let upward = "use crate::platform::storage::Database;\nuse crate::billing::Bill;\n";
     assert_eq!(
-        layering_violations("orders", upward),
+        layering_violations(&["orders"], upward),
         ["`orders` uses `crate::billing`, which is above it"]
     );
-    assert!(layering_violations("billing", upward).is_empty());
+    assert!(layering_violations(&["billing"], upward).is_empty());
+    let grouped = "use crate::{error::ApiError, platform::{storage::Database, ids}};\n\
+                   use crate::{exact::Exact, metering::{self, push::validate}};\n";
+    assert_eq!(
+        layering_violations(&["orders", "store"], grouped),
+        ["`orders` uses `crate::metering`, which is above it"]
+    );
+    let written_out = "fn f() { crate::settlement::close(db); }";
+    assert_eq!(
+        layering_violations(&["billing", "run"], written_out).len(),
+        1
+    );
     let in_comment = "// unlike crate::api, this is fine\nuse crate::error::ApiError;\n";
-    assert!(layering_violations("platform", in_comment).is_empty());
-    assert_eq!(layering_violations("newcomer", "").len(), 1);
+    assert!(layering_violations(&["platform"], in_comment).is_empty());
+    assert_eq!(layering_violations(&["newcomer"], "").len(), 1);
 }
 
 /// Whether a file may talk to the database: each capability's `store.rs`, and the storage port
@@ -162,15 +182,11 @@ fn may_query(relative: &Path) -> bool {
 /// looking for a query finds it in one place per capability.
 #[test]
 fn sql_lives_in_store_files() {
-    let mut files = Vec::new();
-    rust_files(&src_dir(), &mut files);
     let mut strays = Vec::new();
-    for path in files {
-        let relative = path.strip_prefix(src_dir()).expect("below src/");
-        if may_query(relative) || relative == Path::new("tidy.rs") {
+    for (relative, text) in crate_sources() {
+        if may_query(&relative) {
             continue;
         }
-        let text = std::fs::read_to_string(&path).expect("readable source");
         if without_tests(&text).contains(".execute(") {
             strays.push(relative.display().to_string());
         }
@@ -210,16 +226,9 @@ fn transaction_bypasses(relative: &Path, code: &str) -> Vec<String> {
 /// API tests that reach a stand-in Prometheus, a request sent inside a transaction fails the build.
 #[test]
 fn outbound_calls_go_through_the_guard() {
-    let mut files = Vec::new();
-    rust_files(&src_dir(), &mut files);
     let mut found = Vec::new();
-    for path in files {
-        let relative = path.strip_prefix(src_dir()).expect("below src/");
-        if relative == Path::new("tidy.rs") {
-            continue;
-        }
-        let text = std::fs::read_to_string(&path).expect("readable source");
-        found.extend(transaction_bypasses(relative, without_tests(&text)));
+    for (relative, text) in crate_sources() {
+        found.extend(transaction_bypasses(&relative, without_tests(&text)));
     }
     assert!(found.is_empty(), "{}", found.join("\n"));
 }
