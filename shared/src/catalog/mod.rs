@@ -8,10 +8,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
-use crate::listing::service::ServiceSpec;
-use crate::listing::steps::{AccessStep, CategoryStep, GeneralStep, PricingStep};
-use crate::listing::{self, Product};
-use crate::listing::{Step, categories};
+use crate::listing::{self, Listing, Reader, Step, categories};
 use crate::platform::storage::Database;
 
 mod store;
@@ -29,18 +26,6 @@ pub(crate) const PLATFORM_TAG: PlatformTag = PlatformTag {
     label: "Compute Nest service: deployed by the platform, stability ensured",
 };
 
-fn stored<T>(
-    db: &dyn Database,
-    product_id: &str,
-    step: Step,
-    parse: impl FnOnce(&Value) -> ApiResult<T>,
-) -> ApiResult<T> {
-    let data = listing::store::step_data(db, product_id, step)?.ok_or_else(|| {
-        ApiError::internal(format!("published product {product_id} lacks {step:?}"))
-    })?;
-    parse(&data)
-}
-
 /// What the catalog keeps of a product: its category, tags (JSON), search text and summary.
 struct Entry {
     category: &'static str,
@@ -49,13 +34,12 @@ struct Entry {
     summary: String,
 }
 
-fn entry(db: &dyn Database, product: &Product, service: &ServiceSpec) -> ApiResult<Entry> {
-    let access = stored(db, &product.id, Step::Access, |v| {
-        AccessStep::from_stored(v, service)
-    })?;
-    let general = stored(db, &product.id, Step::General, GeneralStep::from_stored)?;
-    let category = stored(db, &product.id, Step::Category, CategoryStep::from_stored)?;
-    let pricing = stored(db, &product.id, Step::Pricing, PricingStep::from_stored)?;
+fn entry(listing: &Listing) -> ApiResult<Entry> {
+    let product = &listing.product;
+    let access = listing.access()?;
+    let general = listing.general()?;
+    let category = listing.category()?;
+    let pricing = listing.pricing()?;
     let summary = json!({
         "id": product.id,
         "product_name": access.product_name(),
@@ -85,16 +69,11 @@ fn entry(db: &dyn Database, product: &Product, service: &ServiceSpec) -> ApiResu
 }
 
 /// Adds the product to the catalog. Runs inside the feature-approval transaction.
-pub(crate) fn publish(
-    db: &dyn Database,
-    product: &Product,
-    service: &ServiceSpec,
-    now: DateTime<Utc>,
-) -> ApiResult<()> {
-    let e = entry(db, product, service)?;
+pub(crate) fn publish(db: &dyn Database, listing: &Listing, now: DateTime<Utc>) -> ApiResult<()> {
+    let e = entry(listing)?;
     store::insert_entry(
         db,
-        &product.id,
+        &listing.product.id,
         e.category,
         &e.tags,
         &e.search_text,
@@ -110,12 +89,11 @@ pub(crate) fn follow_step(db: &dyn Database, product_id: &str, step: Step) -> Ap
     if step != Step::Category {
         return Ok(());
     }
-    let product = listing::store::find_product_unscoped(db, product_id)?;
-    if product.status != listing::ProductStatus::Published {
+    let listing = listing::find(db, Reader::Internal, product_id)?;
+    if !listing.is_published() {
         return Ok(());
     }
-    let service = listing::store::find_service_unscoped(db, &product.service_id)?;
-    let e = entry(db, &product, &service.spec)?;
+    let e = entry(&listing)?;
     store::update_entry(
         db,
         product_id,
@@ -157,19 +135,11 @@ pub(crate) struct CatalogFilter {
 /// The published listing a customer reads before ordering: general information, media links,
 /// the agreement, and the tier schedule of every billable item in effect.
 pub(crate) fn detail(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
-    let product = listing::store::find_published_product(db, product_id)?;
-    let service = &listing::store::find_service_unscoped(db, &product.service_id)?.spec;
+    let listing = listing::find(db, Reader::Public, product_id)?;
+    let (product, service) = (&listing.product, &listing.service.spec);
     let mut out = store::find(db, &product.id)?;
-    let steps = listing::store::steps(db, &product.id)?;
-    let data = |step: Step| {
-        steps
-            .iter()
-            .find(|(s, _)| *s == step)
-            .map(|(_, d)| d.data.clone())
-            .unwrap_or(Value::Null)
-    };
-    let pricing = PricingStep::from_stored(&data(Step::Pricing))?;
-    let category = CategoryStep::from_stored(&data(Step::Category))?;
+    let pricing = listing.pricing()?;
+    let category = listing.category()?;
     let settings = crate::sales::item_settings(db, &product.id, &pricing, service)?;
     let items: Vec<_> = settings
         .iter()
@@ -184,7 +154,8 @@ pub(crate) fn detail(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
             })
         })
         .collect();
-    let media: Vec<Value> = listing::store::media(db, &product.id)?
+    let media: Vec<Value> = listing
+        .media(db)?
         .into_iter()
         .map(|m| {
             let url = match m.index {
@@ -198,9 +169,9 @@ pub(crate) fn detail(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
             json!({ "kind": m.kind, "index": m.index, "content_type": m.content_type, "url": url })
         })
         .collect();
-    out["general"] = data(Step::General);
-    out["category_and_seo"] = data(Step::Category);
-    out["agreement"] = data(Step::Agreement);
+    out["general"] = json!(listing.general()?);
+    out["category_and_seo"] = json!(category);
+    out["agreement"] = json!(listing.agreement()?);
     out["service_method"] = json!(service.get().service_method);
     out["region_selectable"] = json!(category.region_selectable());
     out["regions"] = json!(service.get().regions);

@@ -15,7 +15,7 @@ use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{AccountType, Principal, Role};
 use crate::listing::service::{Service, Template};
 use crate::listing::steps::{AccessStep, AgreementStep, CategoryStep, PricingStep};
-use crate::listing::{self, Product, ProductStatus, Step};
+use crate::listing::{self, Product, ProductStatus, Reader, Step};
 use crate::period::{BillingPeriod, Period};
 use crate::platform::clock::rfc3339;
 use crate::platform::storage::{Database, transaction};
@@ -50,15 +50,12 @@ pub(crate) fn purchasable(
     caller: &Principal,
     product_id: &str,
 ) -> ApiResult<Purchasable> {
-    let (product, test) = match caller.role {
-        Role::Customer => (
-            listing::store::find_published_product(db, product_id)?,
-            false,
-        ),
+    let (listing, test) = match caller.role {
+        Role::Customer => (listing::find(db, Reader::Public, product_id)?, false),
         Role::Provider => {
-            let product = listing::store::find_product(db, caller, product_id)?;
+            let listing = listing::find(db, Reader::Caller(caller), product_id)?;
             if !matches!(
-                product.status,
+                listing.product.status,
                 ProductStatus::SelfTest | ProductStatus::FeatureRejected
             ) {
                 return Err(ApiError::new(
@@ -66,22 +63,17 @@ pub(crate) fn purchasable(
                     "providers place test orders of their own product during self_test or feature_rejected only",
                 ));
             }
-            (product, true)
+            (listing, true)
         }
         _ => return Err(ApiError::forbidden()),
     };
-    let service = listing::store::find_service_unscoped(db, &product.service_id)?;
-    let step = |s: Step| -> ApiResult<Value> {
-        listing::store::step_data(db, &product.id, s)?
-            .ok_or_else(|| ApiError::internal(format!("{} lacks its {s:?} step", product.id)))
-    };
     Ok(Purchasable {
-        pricing: PricingStep::from_stored(&step(Step::Pricing)?)?,
-        category: CategoryStep::from_stored(&step(Step::Category)?)?,
-        access: AccessStep::from_stored(&step(Step::Access)?, &service.spec)?,
-        agreement: AgreementStep::from_stored(&step(Step::Agreement)?)?,
-        product,
-        service,
+        pricing: listing.pricing()?,
+        category: listing.category()?,
+        access: listing.access()?,
+        agreement: listing.agreement()?,
+        product: listing.product,
+        service: listing.service,
         test,
     })
 }
@@ -411,13 +403,12 @@ pub(crate) struct Terms {
 /// The terms of an instance, read from its product as it is now: what its usage is validated
 /// against and billed by.
 pub(crate) fn terms(db: &dyn Database, instance: &Instance) -> ApiResult<Terms> {
-    let product = listing::store::find_product_unscoped(db, &instance.product_id)?;
-    let service = listing::store::find_service_unscoped(db, &product.service_id)?;
-    let pricing = PricingStep::from_stored(
-        &listing::store::step_data(db, &product.id, Step::Pricing)?
-            .ok_or_else(|| ApiError::internal("an ordered product lacks its pricing step"))?,
-    )?;
-    let items = sales::item_settings(db, &product.id, &pricing, &service.spec)?
+    let listing::Terms {
+        product,
+        service,
+        pricing,
+    } = listing::terms(db, &instance.product_id)?;
+    let items = sales::item_settings(db, &product.id, &pricing, &service)?
         .into_iter()
         .filter(|s| s.applies_to(&instance.template_id, instance.plan_id.as_deref()))
         .collect();
@@ -441,9 +432,11 @@ pub(crate) fn accepted_eula(db: &dyn Database, caller: &Principal, id: &str) -> 
     let eula = match recorded {
         Some(json) => serde_json::from_str::<Value>(&json).map_err(ApiError::internal)?,
         None => {
-            let agreement = listing::store::step_data(db, &instance.product_id, Step::Agreement)?
-                .ok_or_else(unrecorded)?;
-            let eula = AgreementStep::from_stored(&agreement)?.eula().clone();
+            let listing = listing::find(db, Reader::Internal, &instance.product_id)?;
+            if !listing.has(Step::Agreement) {
+                return Err(unrecorded());
+            }
+            let eula = listing.agreement()?.eula().clone();
             if eula.digest() != accepted.digest {
                 return Err(unrecorded());
             }

@@ -10,7 +10,7 @@ use crate::identity::Principal;
 use crate::listing::ProductStatus;
 use crate::listing::service::{MAX_PLANS, MAX_TEMPLATES, ServiceSpec, Template};
 use crate::listing::steps::{BillableItem, PricingStep};
-use crate::listing::{self, Step};
+use crate::listing::{self, Reader, Step};
 use crate::platform::storage::{Database, transaction};
 
 mod prometheus;
@@ -389,16 +389,16 @@ pub(crate) fn configure(
     setting: impl FnOnce(&ServiceSpec) -> ApiResult<Setting>,
     now: DateTime<Utc>,
 ) -> ApiResult<ItemSettings> {
-    let product = listing::store::find_product(db, provider, product_id)?;
+    let listing = listing::find(db, Reader::Caller(provider), product_id)?;
     // The state first, as for listing steps: a frozen product refuses any body.
-    settings_refusal(product.status).map_or(Ok(()), Err)?;
-    let service = listing::store::find_service(db, provider, &product.service_id)?;
+    settings_refusal(listing.product.status).map_or(Ok(()), Err)?;
+    let service = listing.service;
     let setting = setting(&service.spec)?;
     transaction(db, |db| {
-        let product = listing::store::find_product(db, provider, product_id)?;
+        let product = listing::find_product(db, Reader::Caller(provider), product_id)?;
         settings_refusal(product.status).map_or(Ok(()), Err)?;
-        let pricing =
-            pricing_of(db, &product.id)?.ok_or_else(|| ApiError::not_found("billable item"))?;
+        let pricing = listing::pricing_of(db, &product.id)?
+            .ok_or_else(|| ApiError::not_found("billable item"))?;
         if pricing.billable_item(code).is_none() {
             return Err(ApiError::not_found("billable item"));
         }
@@ -477,19 +477,16 @@ pub(crate) fn items_of(
     caller: &Principal,
     product_id: &str,
 ) -> ApiResult<Vec<ItemSettings>> {
-    let product = listing::store::find_product(db, caller, product_id)?;
-    let service = listing::store::find_service(db, caller, &product.service_id)?;
-    match pricing_of(db, &product.id)? {
-        Some(p) => item_settings(db, &product.id, &p, &service.spec),
-        None => Ok(Vec::new()),
+    let listing = listing::find(db, Reader::Caller(caller), product_id)?;
+    if !listing.has(Step::Pricing) {
+        return Ok(Vec::new());
     }
-}
-
-/// The pricing step of a product, which defines its billable items.
-fn pricing_of(db: &dyn Database, product_id: &str) -> ApiResult<Option<PricingStep>> {
-    listing::store::step_data(db, product_id, Step::Pricing)?
-        .map(|data| PricingStep::from_stored(&data))
-        .transpose()
+    item_settings(
+        db,
+        &listing.product.id,
+        &listing.pricing()?,
+        &listing.service.spec,
+    )
 }
 
 /// Sales settings are configured during the self-test (docs/RULES.md R6.1): 409 in any other state.

@@ -170,6 +170,78 @@ fn an_import_against_the_direction_is_caught() {
     assert_eq!(layering_violations(&["newcomer"], "").len(), 1);
 }
 
+/// Where a store is named from outside the module that owns it: a capability's `store` (its
+/// SQL and its rows) is its own, so another capability reads through the owner's typed front
+/// door and never depends on its tables. A `store` module is private to its parent, and no path
+/// from elsewhere runs through one.
+fn store_trespasses(module: &[&str], code: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    if paths::declares_visible_mod(code, "store") {
+        found.push(format!(
+            "`{}` makes its `store` visible outside it",
+            module.join("::")
+        ));
+    }
+    for path in paths::crate_paths(module, code) {
+        let Some(at) = path.iter().position(|s| s == "store") else {
+            continue;
+        };
+        let owner = &path[..at];
+        let inside = owner.len() <= module.len() && owner.iter().zip(module).all(|(a, b)| a == b);
+        if !inside {
+            let trespass = format!(
+                "`{}` reaches into `{}::store`",
+                module.join("::"),
+                owner.join("::")
+            );
+            if !found.contains(&trespass) {
+                found.push(trespass);
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_store_is_private_to_its_capability() {
+    let mut found = Vec::new();
+    for (relative, text) in crate_sources() {
+        let module = module_path(&relative);
+        let module: Vec<&str> = module.iter().map(String::as_str).collect();
+        for t in store_trespasses(&module, &text) {
+            found.push(format!("{}: {t}", relative.display()));
+        }
+    }
+    assert!(found.is_empty(), "{}", found.join("\n"));
+}
+
+#[test]
+fn a_path_into_another_capabilitys_store_is_caught() {
+    let imported = "use crate::listing;\nfn f() { listing::store::find_product(db, id) }";
+    assert_eq!(
+        store_trespasses(&["orders"], imported),
+        ["`orders` reaches into `listing::store`"]
+    );
+    let grouped = "use crate::{error::ApiError, listing::{self, store::{find_product}}};";
+    assert_eq!(store_trespasses(&["review"], grouped).len(), 1);
+    let nested = "use crate::identity::session::store;";
+    assert_eq!(store_trespasses(&["identity"], nested).len(), 1);
+    assert_eq!(
+        store_trespasses(&["listing"], "pub(crate) mod store;"),
+        ["`listing` makes its `store` visible outside it"]
+    );
+    for own in [
+        "mod store;\nfn f() { store::find(db) }",
+        "use crate::billing::store::{self, CursorMove};",
+        "use super::store;\nfn f() { super::store::cursor(db) }",
+    ] {
+        assert!(
+            store_trespasses(&["billing", "run"], own).is_empty(),
+            "{own}"
+        );
+    }
+}
+
 /// Whether a file may talk to the database: each capability's `store.rs`, and the storage port
 /// with its adapters (the migrations, the Spin and rusqlite connections).
 fn may_query(relative: &Path) -> bool {
