@@ -26,6 +26,7 @@ mod idempotency;
 mod identity;
 mod listing;
 mod metering;
+mod money;
 mod orders;
 mod period;
 pub mod platform;

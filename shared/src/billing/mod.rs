@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
 use crate::listing::steps::TierMode;
-use crate::orders::ledger::Cents;
+use crate::money::Cents;
 use crate::platform::storage::Database;
 use pricing::TierCharge;
 

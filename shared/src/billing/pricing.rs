@@ -21,8 +21,8 @@ use crate::exact::Exact;
 use crate::listing::service::Resource;
 use crate::listing::steps::{Tier, TierMode};
 use crate::metering::units::to_price_unit;
+use crate::money::Cents;
 use crate::orders::Terms;
-use crate::orders::ledger::Cents;
 
 /// One billable item's charge for one period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -9,7 +9,7 @@ use chrono::DateTime;
 use crate::billing::write_off::WriteOff;
 use crate::billing::{Bill, BillFilter};
 use crate::error::{ApiError, ApiResult};
-use crate::orders::ledger::Cents;
+use crate::money::Cents;
 use crate::period::Period;
 use crate::platform::clock::rfc3339;
 use crate::platform::storage::{Database, Row, Value};

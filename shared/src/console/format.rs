@@ -3,7 +3,7 @@
 use chrono::DateTime;
 use rust_decimal::Decimal;
 
-use crate::orders::ledger::Cents;
+use crate::money::Cents;
 
 /// An RFC 3339 instant as `2026-03-27 08:00 UTC`; anything else as it is.
 pub(crate) fn time(rfc3339: &str) -> String {

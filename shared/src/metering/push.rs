@@ -13,8 +13,8 @@ use crate::metering::units::parse_value;
 use crate::metering::{
     FUTURE_SKEW_SECONDS, MAX_RECORDS, MAX_VALUE, MIN_WINDOW_SECONDS, PushMeteringData, UsageRecord,
 };
+use crate::money::Cents;
 use crate::orders::instance::Instance;
-use crate::orders::ledger::Cents;
 use crate::period::{BillingPeriod, Period, window_within_one_period};
 use crate::sales::{ItemSettings, PlatformSource, ReportingMethod};
 use crate::validate::{Seen, parse_json};

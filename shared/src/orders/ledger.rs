@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::{self, Principal, Role};
+use crate::money::Cents;
 use crate::orders::store;
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::IdSequence;
@@ -15,42 +16,6 @@ use crate::platform::storage::{Database, transaction};
 
 /// The currency every account is kept in: the marketplace's, the one products are priced in.
 pub(crate) const ACCOUNT_CURRENCY: &str = crate::listing::steps::CURRENCY;
-
-/// An amount of money in whole cents: what balances and ledger entries hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Cents(pub i64);
-
-impl Cents {
-    /// Exact conversion: refuses amounts with more than 2 decimal places or out of range.
-    pub(crate) fn from_decimal(amount: Decimal) -> Option<Self> {
-        let cents = amount.checked_mul(Decimal::ONE_HUNDRED)?;
-        if cents.fract() != Decimal::ZERO {
-            return None;
-        }
-        i64::try_from(cents).ok().map(Cents)
-    }
-
-    pub(crate) fn to_decimal(self) -> Decimal {
-        Decimal::new(self.0, 2)
-    }
-}
-
-impl Serialize for Cents {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_decimal().to_string())
-    }
-}
-
-/// The inverse of its serialization (`"12.34"`), for what the database keeps as JSON.
-impl<'de> serde::Deserialize<'de> for Cents {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse::<Decimal>()
-            .ok()
-            .and_then(Cents::from_decimal)
-            .ok_or_else(|| serde::de::Error::custom(format!("not an amount of cents: {text}")))
-    }
-}
 
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Account {
@@ -218,20 +183,6 @@ pub(crate) fn ledger(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cents_are_exact() {
-        assert_eq!(
-            Cents::from_decimal(Decimal::new(1234, 2)),
-            Some(Cents(1234))
-        );
-        assert_eq!(Cents::from_decimal(Decimal::new(12345, 3)), None);
-        assert_eq!(
-            Cents::from_decimal(Decimal::new(12340, 3)),
-            Some(Cents(1234))
-        );
-        assert_eq!(Cents(-5).to_decimal().to_string(), "-0.05");
-    }
 
     #[test]
     fn top_ups_are_positive_cents() {

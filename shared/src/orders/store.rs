@@ -8,8 +8,9 @@ use chrono_tz::Tz;
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
+use crate::money::Cents;
 use crate::orders::instance::{Instance, InstanceStatus, RunningInterval};
-use crate::orders::ledger::{Cents, EntryKind, LedgerEntry};
+use crate::orders::ledger::{EntryKind, LedgerEntry};
 use crate::orders::{AcceptedEula, Choice, Purchasable};
 use crate::period::Period;
 use crate::platform::clock::rfc3339;

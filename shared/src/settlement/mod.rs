@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{self, Principal, Role};
-use crate::orders::ledger::{ACCOUNT_CURRENCY, Cents};
+use crate::money::Cents;
+use crate::orders::ledger::ACCOUNT_CURRENCY;
 use crate::platform::clock::rfc3339;
 use crate::platform::storage::{Database, transaction};
 

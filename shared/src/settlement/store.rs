@@ -9,7 +9,8 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use crate::error::{ApiError, ApiResult};
-use crate::orders::ledger::{ACCOUNT_CURRENCY, Cents};
+use crate::money::Cents;
+use crate::orders::ledger::ACCOUNT_CURRENCY;
 use crate::platform::storage::{Database, Row};
 use crate::settlement::{
     Month, MonthStatus, ProductFees, ProductSettlement, RateChange, Span, Statement,

@@ -21,7 +21,9 @@ const LAYERS: &[&str] = &[
     // Idempotency keys: a principal's retries replay the first response, for the API and the
     // console alike, and bill runs purge the expired.
     "idempotency",
-    // Billing periods, the calendar every capability from listing to billing cuts time by.
+    // Money in whole cents and billing periods: the amounts and the calendar every capability
+    // from listing to settlement counts in.
+    "money",
     "period",
     // The capabilities, each on the ones it builds on.
     "identity",

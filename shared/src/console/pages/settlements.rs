@@ -16,7 +16,7 @@ use crate::console::layout::{Chrome, page};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::{self, Principal, Role};
 use crate::listing::product;
-use crate::orders::ledger::Cents;
+use crate::money::Cents;
 use crate::platform::clock::rfc3339;
 use crate::settlement::{self, Instants, Month, MonthStatus, OpenProvider, Statement};
 
