@@ -25,7 +25,6 @@ use crate::orders::instance::Instance;
 use crate::orders::ledger::{self, EntryKind, Posting};
 use crate::orders::{self, Terms};
 use crate::period::Period;
-use crate::platform::clock::rfc3339;
 use crate::platform::ids::IdSequence;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::{Database, StorageError, StorageErrorKind, transaction};
@@ -61,7 +60,7 @@ pub fn run(
     actor: &Principal,
 ) -> ApiResult<RunReport> {
     let mut report = RunReport {
-        as_of: rfc3339(as_of),
+        as_of,
         ..RunReport::default()
     };
     // Housekeeping, then the cursors of instances that have none, each on its own, then the
@@ -81,11 +80,13 @@ pub fn run(
     match orders::open_missing_billing_cursors(db, tz) {
         Ok(failed) => report
             .failures
-            .extend(failed.into_iter().map(|(instance_id, e)| Failure {
-                instance_id,
-                period_start: rfc3339(as_of),
-                code: FailureCode::CursorNotOpened,
-                reason: format!("its billing cursor could not be opened: {}", e.detail),
+            .extend(failed.into_iter().map(|(instance_id, e)| {
+                Failure::new(
+                    &instance_id,
+                    as_of,
+                    FailureCode::CursorNotOpened,
+                    format!("its billing cursor could not be opened: {}", e.detail),
+                )
             })),
         Err(e) => eprintln!(
             "bill run: instances without a cursor not read: {}",
@@ -142,13 +143,13 @@ pub fn run(
 /// database failed, not an instance): each is reported and left for the next run.
 fn failed_whole(due: &[DueCursor], e: &ApiError) -> Vec<Failure> {
     due.iter()
-        .map(|c| Failure {
-            instance_id: c.instance_id.clone(),
-            period_start: DateTime::from_timestamp(c.period_start, 0)
-                .map(rfc3339)
-                .unwrap_or_default(),
-            code: FailureCode::BillNotWritten,
-            reason: format!("its batch could not be billed: {}", e.detail),
+        .map(|c| {
+            Failure::new(
+                &c.instance_id,
+                DateTime::from_timestamp(c.period_start, 0).unwrap_or_default(),
+                FailureCode::BillNotWritten,
+                format!("its batch could not be billed: {}", e.detail),
+            )
         })
         .collect()
 }
@@ -179,12 +180,7 @@ fn prepare(
         let start = DateTime::from_timestamp(cursor.period_start, 0)
             .ok_or_else(|| ApiError::internal("bad cursor"))?;
         let mut fail = |code: FailureCode, reason: String| {
-            failures.push(Failure {
-                instance_id: instance.id.clone(),
-                period_start: rfc3339(start),
-                code,
-                reason,
-            });
+            failures.push(Failure::new(&instance.id, start, code, reason));
         };
         // One instance's problem is reported and left for the next run; it never stops the
         // billing of the others.
@@ -223,12 +219,12 @@ fn prepare(
                 period,
                 collected,
             }),
-            Err(reason) => failures.push(Failure {
-                instance_id: instance.id.clone(),
-                period_start: rfc3339(period.start),
-                code: FailureCode::PlatformUsageUnavailable,
+            Err(reason) => failures.push(Failure::new(
+                &instance.id,
+                period.start,
+                FailureCode::PlatformUsageUnavailable,
                 reason,
-            }),
+            )),
         }
     }
     Ok(batch)
@@ -296,12 +292,7 @@ fn bill(
     let failed = |code: FailureCode, reason: &str, batch: &[Prepared]| -> Vec<Failure> {
         batch
             .iter()
-            .map(|p| Failure {
-                instance_id: p.instance.id.clone(),
-                period_start: rfc3339(p.period.start),
-                code,
-                reason: reason.to_owned(),
-            })
+            .map(|p| Failure::new(&p.instance.id, p.period.start, code, reason))
             .collect()
     };
     match with_retries(db, |db| write_batch(db, tz, batch, actor, now)) {
@@ -365,12 +356,12 @@ fn write_batch(
         let running = running_seconds(&p.instance.running_intervals, &p.period);
         match pricing::price_period(&p.terms, &raw, &p.instance.resources, running) {
             Ok(period) => priced.push((p, period)),
-            Err(e) => failures.push(Failure {
-                instance_id: p.instance.id.clone(),
-                period_start: rfc3339(p.period.start),
-                code: FailureCode::UsageUnpriceable,
-                reason: format!("its usage could not be priced: {}", e.detail),
-            }),
+            Err(e) => failures.push(Failure::new(
+                &p.instance.id,
+                p.period.start,
+                FailureCode::UsageUnpriceable,
+                format!("its usage could not be priced: {}", e.detail),
+            )),
         }
     }
     let moves: Vec<CursorMove> = priced
@@ -412,8 +403,8 @@ fn write_batch(
             owner_id: p.instance.owner_id.clone(),
             provider_id: p.instance.provider_id.clone(),
             product_id: p.instance.product_id.clone(),
-            period_start: rfc3339(p.period.start),
-            period_end: rfc3339(p.period.end),
+            period_start: p.period.start,
+            period_end: p.period.end,
             currency: p.terms.currency.clone(),
             product_fees: priced.product_fees,
             resource_fees: priced.resource_fees,
@@ -421,7 +412,7 @@ fn write_batch(
             test: p.instance.test,
             lines: priced.lines,
             resource_lines: priced.resource_lines,
-            created_at: rfc3339(now),
+            created_at: now,
         });
     }
     let periods: Vec<&Period> = billed.iter().map(|(p, _)| &p.period).collect();

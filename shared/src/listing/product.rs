@@ -20,8 +20,10 @@ pub(crate) struct Product {
     pub service_id: String,
     pub provider_id: String,
     pub status: ProductStatus,
-    pub created_at: String,
-    pub updated_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A step as stored: its normalized JSON and the warnings found when it was written.
@@ -29,7 +31,8 @@ pub(crate) struct Product {
 pub(crate) struct StoredStep {
     pub data: serde_json::Value,
     pub warnings: Vec<Warning>,
-    pub updated_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub updated_at: DateTime<Utc>,
 }
 
 /// Metadata of an uploaded medium; the bytes are in the key-value store under `blob_key`.
@@ -44,7 +47,8 @@ pub(crate) struct Media {
     pub width: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
-    pub uploaded_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub uploaded_at: DateTime<Utc>,
     #[serde(skip)]
     pub blob_key: String,
 }

@@ -254,7 +254,8 @@ pub(crate) struct Service {
     pub provider_id: String,
     #[serde(flatten)]
     pub spec: ServiceSpec,
-    pub created_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub created_at: DateTime<Utc>,
 }
 
 /// A provider registers a service it deploys on the platform.

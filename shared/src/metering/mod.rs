@@ -23,7 +23,7 @@ use serde_json::Value;
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::Principal;
 use crate::orders::{self, instance};
-use crate::platform::clock::rfc3339;
+use crate::platform::clock;
 use crate::platform::storage::{Database, transaction};
 use crate::sales::{PLATFORM_BILL_SOURCE, PLATFORM_MEASURED_SOURCE, SERVICE_PROVIDER_SOURCE};
 use push::MeteringContext;
@@ -81,15 +81,18 @@ pub(crate) struct StoredUsage {
     pub start_time: i64,
     pub end_time: i64,
     pub value: Decimal,
-    pub period_start: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub period_start: DateTime<Utc>,
     pub source: String,
-    pub received_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub received_at: DateTime<Utc>,
 }
 
 /// An item's usage in one period: the raw sum as pushed, and the quantity in its price unit.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct PeriodTotal {
-    pub period_start: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub period_start: DateTime<Utc>,
     pub item_code: String,
     pub raw_total: Decimal,
     /// In the price unit, at most 6 decimals.
@@ -283,9 +286,7 @@ fn totals_of(
             let quantity = units::to_price_unit(&code, raw_total)
                 .ok_or_else(|| ApiError::internal("a negative usage total"))?;
             Ok(PeriodTotal {
-                period_start: rfc3339(
-                    DateTime::from_timestamp(period_start, 0).unwrap_or_default(),
-                ),
+                period_start: clock::from_unix(period_start)?,
                 quantity: quantity.shown(),
                 quantity_exact: quantity.fraction(),
                 price_unit: crate::sales::price_unit(&code),

@@ -22,7 +22,8 @@ pub(crate) struct Account {
     pub customer_id: String,
     pub currency: &'static str,
     pub balance: Cents,
-    pub updated_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -42,7 +43,8 @@ pub(crate) struct LedgerEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
     pub created_by: String,
-    pub created_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub created_at: DateTime<Utc>,
 }
 
 /// The customer's account; one that never moved money reads as an empty account (reads write
@@ -52,8 +54,7 @@ pub(crate) fn account(
     customer_id: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Account> {
-    let (balance, updated_at) =
-        store::balance(db, customer_id)?.unwrap_or_else(|| (Cents(0), rfc3339(now)));
+    let (balance, updated_at) = store::balance(db, customer_id)?.unwrap_or((Cents(0), now));
     Ok(Account {
         customer_id: customer_id.to_owned(),
         currency: ACCOUNT_CURRENCY,
@@ -113,7 +114,7 @@ pub(crate) fn post_many(
             balance_after: Cents(*balance),
             reference: p.reference.map(str::to_owned),
             created_by: actor_id.to_owned(),
-            created_at: at.clone(),
+            created_at: now,
         });
     }
     let owners: Vec<&str> = postings.iter().map(|p| p.customer_id).collect();

@@ -17,7 +17,6 @@ use crate::listing::service::{Service, Template};
 use crate::listing::steps::{AccessStep, AgreementStep, CategoryStep, PricingStep};
 use crate::listing::{self, Product, ProductStatus, Reader, Step};
 use crate::period::{BillingPeriod, Period};
-use crate::platform::clock::rfc3339;
 use crate::platform::storage::{Database, transaction};
 use crate::sales::{self, ItemSettings};
 use instance::Instance;
@@ -281,7 +280,8 @@ pub(crate) struct AcceptedEula {
     pub template_id: Option<String>,
     /// SHA-256 (hex) of the EULA as the quote showed it.
     pub digest: String,
-    pub accepted_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub accepted_at: DateTime<Utc>,
 }
 
 /// Places an order: a running instance, billed from the period it starts in; nothing is charged.
@@ -342,7 +342,7 @@ pub(crate) fn place(
                 source: eula.source().to_owned(),
                 template_id: eula.template_id().map(str::to_owned),
                 digest: eula.digest(),
-                accepted_at: rfc3339(now),
+                accepted_at: now,
             },
         })
     })

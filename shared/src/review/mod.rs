@@ -79,7 +79,8 @@ pub(crate) enum ReviewStatus {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct TransitionRecord {
     pub actor_id: String,
-    pub at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub at: DateTime<Utc>,
     pub from: ProductStatus,
     pub to: ProductStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -93,9 +94,11 @@ pub(crate) struct Review {
     pub stage: Stage,
     pub status: ReviewStatus,
     pub submitted_by: String,
-    pub submitted_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub submitted_at: DateTime<Utc>,
     pub decided_by: Option<String>,
-    pub decided_at: Option<String>,
+    #[serde(with = "crate::platform::clock::instant::option")]
+    pub decided_at: Option<DateTime<Utc>>,
     pub reason: Option<String>,
     pub history: Vec<TransitionRecord>,
 }

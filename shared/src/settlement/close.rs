@@ -28,7 +28,8 @@ use crate::settlement::{Instants, Month};
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Blocking {
     pub(crate) instance_id: String,
-    pub(crate) period_start: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub(crate) period_start: DateTime<Utc>,
     pub(crate) reason: String,
 }
 
@@ -42,7 +43,7 @@ pub(crate) struct OpenProvider {
 /// What closing a month did, and where each of its providers stands.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Closing {
-    pub(crate) month: String,
+    pub(crate) month: Month,
     /// The instants the month was frozen with.
     pub(crate) period: Instants,
     /// The providers whose statement of the month is written, now or before.
@@ -129,7 +130,7 @@ fn close_billed(
         let waiting = store::unbilled_before(db, span.end, None)?;
         for u in &waiting {
             let failed = failures.iter().find(|f| {
-                f.instance_id == u.instance_id && f.period_start == rfc3339(instant(u.period_start))
+                f.instance_id == u.instance_id && f.period_start == instant(u.period_start)
             });
             if let Some(f) = failed {
                 store::remember_block(db, &u.instance_id, u.period_start, &f.reason, &at)?;
@@ -158,7 +159,7 @@ fn close_billed(
     })?;
     let items = store::statements(db, month, None)?;
     Ok(Closing {
-        month: month.to_string(),
+        month: *month,
         period: span.into(),
         closed: items.iter().map(|s| s.provider_id.clone()).collect(),
         open: open_providers(db, span, now, failures)?,
@@ -181,7 +182,7 @@ fn open_providers(
 ) -> ApiResult<Vec<OpenProvider>> {
     let mut by_provider: BTreeMap<String, Vec<Blocking>> = BTreeMap::new();
     for u in store::unbilled_before(db, span.end, None)? {
-        let start = rfc3339(instant(u.period_start));
+        let start = instant(u.period_start);
         let reason = failures
             .iter()
             .find(|f| f.instance_id == u.instance_id && f.period_start == start)

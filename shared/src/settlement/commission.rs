@@ -28,17 +28,18 @@ pub(crate) enum RateSource {
 /// One change of a provider's rate: from `effective_from` on, `rate` (`None`: the deployment's).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct RateChange {
-    pub(crate) effective_from: String,
+    pub(crate) effective_from: Month,
     pub(crate) rate: Option<Decimal>,
     pub(crate) set_by: String,
-    pub(crate) set_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub(crate) set_at: DateTime<Utc>,
 }
 
 /// A provider's commission: the rate in force for `month` (the current one), and its history.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Commission {
     pub(crate) provider_id: String,
-    pub(crate) month: String,
+    pub(crate) month: Month,
     pub(crate) rate: Decimal,
     pub(crate) source: RateSource,
     /// Every rate an operator set, oldest month first.
@@ -77,7 +78,7 @@ fn commission(
     let (rate, source) = in_force(db, provider_id, &month, default)?;
     Ok(Commission {
         provider_id: provider_id.to_owned(),
-        month: month.to_string(),
+        month,
         rate,
         source,
         rates: store::rate_changes(db, provider_id)?,

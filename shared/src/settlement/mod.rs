@@ -59,13 +59,15 @@ pub(crate) struct Span {
 /// A month's instants as shown: when it began and ended (UTC).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Instants {
-    pub(crate) start: String,
-    pub(crate) end: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub(crate) start: DateTime<Utc>,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub(crate) end: DateTime<Utc>,
 }
 
 impl From<Span> for Instants {
     fn from(span: Span) -> Self {
-        let at = |t: i64| rfc3339(DateTime::from_timestamp(t, 0).unwrap_or_default());
+        let at = |t: i64| DateTime::from_timestamp(t, 0).unwrap_or_default();
         Instants {
             start: at(span.start),
             end: at(span.end),
@@ -98,7 +100,8 @@ pub(crate) fn span_of(db: &dyn Database, month: &Month, tz: Tz) -> ApiResult<(Sp
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct WrittenOffPeriod {
     pub(crate) instance_id: String,
-    pub(crate) period_start: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub(crate) period_start: DateTime<Utc>,
     pub(crate) reason: String,
 }
 
@@ -140,7 +143,7 @@ pub(crate) struct Statement {
     /// Set once the provider's month is closed and the statement written.
     pub(crate) id: Option<String>,
     pub(crate) provider_id: String,
-    pub(crate) month: String,
+    pub(crate) month: Month,
     /// The instants the month began and ended; the statement counts the bills of periods
     /// starting within them.
     pub(crate) period: Option<Instants>,
@@ -154,8 +157,10 @@ pub(crate) struct Statement {
     pub(crate) net: Cents,
     pub(crate) bill_count: i64,
     pub(crate) write_off_count: i64,
-    pub(crate) closed_at: Option<String>,
-    pub(crate) paid_at: Option<String>,
+    #[serde(with = "crate::platform::clock::instant::option")]
+    pub(crate) closed_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::platform::clock::instant::option")]
+    pub(crate) paid_at: Option<DateTime<Utc>>,
     pub(crate) payout_reference: Option<String>,
 }
 
@@ -194,7 +199,7 @@ impl Statement {
         Ok(Self {
             id: None,
             provider_id: provider_id.to_owned(),
-            month: month.to_string(),
+            month: *month,
             period: Some(span.into()),
             status: MonthStatus::Open,
             currency: ACCOUNT_CURRENCY,
@@ -320,8 +325,7 @@ pub(crate) fn find(
         return Err(ApiError::not_found("statement"));
     }
     if statement.period.is_none() {
-        let month = Month::parse(&statement.month).map_err(ApiError::internal)?;
-        statement.period = Some(span_of(db, &month, tz)?.0.into());
+        statement.period = Some(span_of(db, &statement.month, tz)?.0.into());
     }
     Ok(statement)
 }

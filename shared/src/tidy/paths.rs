@@ -161,45 +161,94 @@ fn use_tree(tokens: &[Token], mut i: usize, prefix: &[String], out: &mut Vec<Imp
     }
 }
 
+/// The module each token is in: the file's, or an inline module's inside it (`mod tests { … }`),
+/// as an index into the returned module paths.
+fn modules_of(tokens: &[Token], file: &[&str]) -> (Vec<Vec<String>>, Vec<usize>) {
+    let mut modules = vec![
+        file.iter()
+            .map(|m| (*m).to_owned())
+            .collect::<Vec<String>>(),
+    ];
+    // (module index, brace depth its body opened at)
+    let mut open: Vec<(usize, usize)> = vec![(0, 0)];
+    let mut depth = 0;
+    let mut scope = Vec::with_capacity(tokens.len());
+    for (i, token) in tokens.iter().enumerate() {
+        scope.push(open.last().map_or(0, |(m, _)| *m));
+        match token {
+            Token::Punct('{') => {
+                depth += 1;
+                if let (Some(Token::Name(name)), Some(Token::Name(keyword))) = (
+                    i.checked_sub(1).map(|j| &tokens[j]),
+                    i.checked_sub(2).map(|j| &tokens[j]),
+                ) && keyword == "mod"
+                {
+                    let mut path = modules[open.last().map_or(0, |(m, _)| *m)].clone();
+                    path.push(name.clone());
+                    modules.push(path);
+                    open.push((modules.len() - 1, depth));
+                }
+            }
+            Token::Punct('}') => {
+                if open.len() > 1 && open.last().is_some_and(|(_, d)| *d == depth) {
+                    open.pop();
+                }
+                depth = depth.saturating_sub(1);
+            }
+            _ => {}
+        }
+    }
+    (modules, scope)
+}
+
+/// `path` from the crate root, as written in `module`: through `crate::`, `self::`, `super::`
+/// or a name `names` binds; `None` for anything else (another crate, a local item).
+fn resolve(
+    path: &[String],
+    module: &[String],
+    names: &HashMap<String, Vec<String>>,
+) -> Option<Vec<String>> {
+    let (first, rest) = path.split_first()?;
+    let mut base: Vec<String> = match first.as_str() {
+        "crate" => Vec::new(),
+        "self" => module.to_vec(),
+        "super" => {
+            let ups = path.iter().take_while(|s| *s == "super").count();
+            let kept = module.len().checked_sub(ups)?;
+            return Some([module[..kept].to_vec(), path[ups..].to_vec()].concat());
+        }
+        name => names.get(name)?.clone(),
+    };
+    base.extend(rest.iter().cloned());
+    Some(base)
+}
+
 /// The crate paths one file names, each from the crate root without `crate` (`["billing",
 /// "store", "find"]`). `module` is the file's own module path (`["billing", "run"]`).
 pub(super) fn crate_paths(module: &[&str], text: &str) -> Vec<Vec<String>> {
     let tokens = tokens(&code_only(text));
+    let (modules, scope) = modules_of(&tokens, module);
     let mut imports = Vec::new();
     let mut in_use = vec![false; tokens.len()];
     let mut i = 0;
     while i < tokens.len() {
         if tokens[i] == Token::Name("use".into()) {
-            let end = use_tree(&tokens, i + 1, &[], &mut imports);
+            let mut found = Vec::new();
+            let end = use_tree(&tokens, i + 1, &[], &mut found);
+            imports.extend(found.into_iter().map(|import| (scope[i], import)));
             in_use[i..end.min(tokens.len())].fill(true);
             i = end;
         } else {
             i += 1;
         }
     }
-    let resolve = |path: &[String], names: &HashMap<String, Vec<String>>| -> Option<Vec<String>> {
-        let (first, rest) = path.split_first()?;
-        let mut base: Vec<String> = match first.as_str() {
-            "crate" => Vec::new(),
-            "self" => module.iter().map(|m| (*m).to_owned()).collect(),
-            "super" => {
-                let ups = path.iter().take_while(|s| *s == "super").count();
-                let kept = module.len().checked_sub(ups)?;
-                let base = module[..kept].iter().map(|m| (*m).to_owned()).collect();
-                return Some([base, path[ups..].to_vec()].concat());
-            }
-            name => names.get(name)?.clone(),
-        };
-        base.extend(rest.iter().cloned());
-        Some(base)
-    };
-    // `use` paths resolve against the file's position alone; the names they bind, once
+    // `use` paths resolve against their module's position alone; the names they bind, once
     // resolved, let the rest of the file's paths resolve too.
     let empty = HashMap::new();
     let mut names = HashMap::new();
     let mut out = Vec::new();
-    for import in &imports {
-        if let Some(resolved) = resolve(&import.path, &empty) {
+    for (at, import) in &imports {
+        if let Some(resolved) = resolve(&import.path, &modules[*at], &empty) {
             if let Some(name) = &import.binds {
                 names.insert(name.clone(), resolved.clone());
             }
@@ -222,7 +271,7 @@ pub(super) fn crate_paths(module: &[&str], text: &str) -> Vec<Vec<String>> {
         }
         let after_sep = i > 0 && tokens[i - 1] == Token::PathSep;
         if path.len() > 1 && !in_use[i] && !after_sep {
-            out.extend(resolve(&path, &names));
+            out.extend(resolve(&path, &modules[scope[i]], &names));
         }
         i = j;
     }
@@ -304,6 +353,16 @@ mod tests {
                 "billing::store::CursorMove",
                 "error::x"
             ]
+        );
+    }
+
+    #[test]
+    fn inline_modules_are_modules_of_their_own() {
+        let text = "mod inner {\n    use super::store;\n    mod deeper { fn f() { \
+                    super::super::super::super::error::x(); } }\n}\nfn g() { self::h(); }";
+        assert_eq!(
+            paths(&["billing", "run"], text),
+            ["billing::run::h", "billing::run::store", "error::x"]
         );
     }
 

@@ -467,7 +467,7 @@ fn a_bill_that_cannot_be_written_is_reported_and_the_next_run_bills_the_rest_onc
     assert_eq!(first.bills_written, 4, "the four bills before the failure");
     assert_eq!(first.failures.len(), 1, "{:?}", first.failures);
     assert_eq!(first.failures[0].instance_id, w.instance);
-    assert_eq!(first.failures[0].period_start, "2026-03-27T12:00:00Z");
+    assert_eq!(first.failures[0].period_start, at("2026-03-27T12:00:00Z"));
     assert_eq!(
         serde_json::to_value(first.failures[0].code).unwrap(),
         "bill_not_written"

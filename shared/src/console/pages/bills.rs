@@ -1,7 +1,6 @@
 //! Bills: a customer's own, a provider's products', every bill for operators. A bill shows each
 //! line's tier breakdown and the usage records it was priced from.
 
-use chrono::DateTime;
 use maud::html;
 
 use super::catalog::{next_page, paged};
@@ -68,9 +67,7 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
     me.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     let db = req.db()?;
     let bill = billing::find(db, me, id)?;
-    let start = DateTime::parse_from_rfc3339(&bill.period_start)
-        .map(|t| t.timestamp())
-        .unwrap_or_default();
+    let start = bill.period_start.timestamp();
     // The records behind the bill: its period's, the first RECORDS_SHOWN of them.
     let records = metering::usage(
         db,

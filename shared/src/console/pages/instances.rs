@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use maud::html;
 
 use super::catalog::{next_page, paged};
@@ -174,10 +174,8 @@ fn eula_section(
 }
 
 /// A period start as it labels a bar: `03-27 08:00`.
-fn period_label(rfc3339: &str) -> String {
-    DateTime::parse_from_rfc3339(rfc3339)
-        .map(|t| t.to_utc().format("%m-%d %H:%M").to_string())
-        .unwrap_or_else(|_| rfc3339.to_owned())
+fn period_label(start: &DateTime<Utc>) -> String {
+    start.format("%m-%d %H:%M").to_string()
 }
 
 /// `POST /instances/{id}/actions`: the owner stops, starts or releases it.

@@ -220,7 +220,7 @@ fn principal_page(
         .as_ref()
         .filter(|c| c.source == RateSource::Provider)
         .map(|c| c.rate.to_string());
-    let this_month = commission.as_ref().map(|c| c.month.clone());
+    let this_month = commission.as_ref().map(|c| c.month);
     let values = match refused {
         Some((rate, month, _)) => serde_json::json!({ "rate": rate, "effective_from": month }),
         None => serde_json::json!({ "rate": own_rate, "effective_from": this_month }),

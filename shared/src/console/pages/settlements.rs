@@ -331,7 +331,7 @@ fn close_section(
         _ => None,
     };
     let from = settlement::closes_at(req.db()?, &month, req.config.billing_timezone)?;
-    let from = time(&rfc3339(from));
+    let from = time(&from);
     Ok(html! {
         section.close {
             h2 { "Close " (month) }
@@ -419,7 +419,7 @@ fn waiting_section(
                                     td { (time(&b.period_start)) }
                                     td { (b.reason) }
                                     @if me.is_operator() {
-                                        td { (write_off_form(chrome, month, &b.instance_id, &b.period_start, refused)) }
+                                        td { (write_off_form(chrome, month, &b.instance_id, &rfc3339(b.period_start), refused)) }
                                     }
                                 }
                             }
@@ -479,7 +479,7 @@ fn month_page(
         }) => open.iter().any(|o| {
             o.blocking
                 .iter()
-                .any(|b| b.instance_id == *instance_id && b.period_start == *period_start)
+                .any(|b| b.instance_id == *instance_id && rfc3339(b.period_start) == *period_start)
         }),
         None => true,
     };
@@ -581,7 +581,6 @@ pub(crate) fn pay(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiRe
         Ok(paid) => redirect(&format!("/settlements?month={}", paid.month)),
         Err(e) if matches!(e.status(), StatusCode::BAD_REQUEST | StatusCode::CONFLICT) => {
             let month = settlement::find(db, me, id, tz)?.month;
-            let month = Month::parse(&month).map_err(ApiError::internal)?;
             let refused = Refused::Payout {
                 id,
                 reference: &typed,
