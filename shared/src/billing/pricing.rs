@@ -733,10 +733,9 @@ mod tests {
             items: vec![crate::sales::ItemSettings {
                 item: pricing.billable_items()[0].clone(),
                 price_unit: "hour",
-                reporting: Some(crate::sales::ReportingMethod::ComputeNest {
-                    source: crate::sales::PlatformSource::Time,
-                    prometheus: None,
-                }),
+                reporting: Some(crate::sales::ReportingMethod::ComputeNest(
+                    crate::sales::PlatformSource::Time,
+                )),
                 associations: Default::default(),
                 automatic_association: false,
                 in_effect: true,

@@ -309,10 +309,7 @@ pub(crate) fn platform_bill_record(
         .filter(|s| {
             matches!(
                 s.reporting,
-                Some(ReportingMethod::ComputeNest {
-                    source: PlatformSource::Bill,
-                    ..
-                })
+                Some(ReportingMethod::ComputeNest(PlatformSource::Bill))
             )
         })
         .collect();
