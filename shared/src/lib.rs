@@ -41,4 +41,4 @@ mod tidy;
 pub use billing::run::run as bill_run;
 pub use billing::{Failure, FailureCode, RunReport};
 pub use identity::{AccountType, Principal, Role};
-pub use settlement::scheduled_run;
+pub use settlement::{MonthClosed, ScheduledRun, scheduled_run};

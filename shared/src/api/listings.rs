@@ -293,7 +293,7 @@ fn catalog_list(ctx: &Ctx) -> ApiResult<Resp> {
         page.cursor.as_deref(),
         page.fetch(),
     )?;
-    page.list(items, |v| v["id"].as_str().unwrap_or_default())
+    page.list(items, |e| &e.summary.id)
 }
 
 fn catalog_media(ctx: &Ctx, id: &str, kind: &str, index: Option<&str>) -> ApiResult<Resp> {

@@ -12,6 +12,8 @@
 //! - `layout`: the page around every page, its navigation, the error pages;
 //! - `form`: HTML forms to the domain's JSON bodies and back, field errors beside their fields;
 //! - `chart`: usage as server-rendered SVG;
+//! - `widgets`: what several pages show (a next-page link, a tier schedule, a template's
+//!   resources, tags);
 //! - `pages/`: one module per area, each page parse → authorize → one domain call → render.
 
 mod assets;
@@ -22,6 +24,7 @@ mod http;
 mod layout;
 mod once;
 mod pages;
+mod widgets;
 
 use ::http::{Method, Request};
 use chrono::{DateTime, Utc};

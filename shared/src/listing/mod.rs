@@ -146,8 +146,9 @@ pub(crate) enum Edit {
     RemoveMedia(MediaKind),
 }
 
-/// One of the five listing steps, as named in `PUT /api/v1/products/{id}/{step}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// One of the five listing steps, as named in `PUT /api/v1/products/{id}/{step}`; ordered as
+/// the wizard is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Step {
     Access,

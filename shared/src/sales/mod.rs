@@ -9,7 +9,7 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
 use crate::listing::ProductStatus;
 use crate::listing::service::{MAX_PLANS, MAX_TEMPLATES, ServiceSpec, Template};
-use crate::listing::steps::{BillableItem, PricingStep};
+use crate::listing::steps::{BillableItem, ItemCode, PricingStep, Tier, TierMode};
 use crate::listing::{self, Reader, Step};
 use crate::platform::storage::{Database, transaction};
 
@@ -126,6 +126,29 @@ impl ItemSettings {
         self.in_effect
             && (self.associations.templates.iter().any(|t| t == template_id)
                 || plan_id.is_some_and(|p| self.associations.plans.iter().any(|a| a == p)))
+    }
+}
+
+/// An item's price list as customers read it before ordering (the catalog, a quote): its tiers
+/// in its price unit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct PricedItem {
+    pub code: ItemCode,
+    pub name: String,
+    pub price_unit: &'static str,
+    pub tier_mode: TierMode,
+    pub tiers: Vec<Tier>,
+}
+
+impl From<&ItemSettings> for PricedItem {
+    fn from(s: &ItemSettings) -> Self {
+        PricedItem {
+            code: s.item.code().clone(),
+            name: s.item.name().to_owned(),
+            price_unit: s.price_unit,
+            tier_mode: s.item.tier_mode(),
+            tiers: s.item.tiers().to_vec(),
+        }
     }
 }
 

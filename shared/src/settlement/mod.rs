@@ -15,7 +15,7 @@ mod commission;
 mod month;
 mod store;
 
-pub use close::scheduled_run;
+pub use close::{MonthClosed, ScheduledRun, scheduled_run};
 pub(crate) use close::{OpenProvider, close, closes_at, standing};
 pub(crate) use commission::{RateChange, RateSource, find_commission, set_commission};
 pub(crate) use month::Month;

@@ -473,13 +473,14 @@ impl World {
     /// The schedule's run at `instant`.
     fn scheduled(&self, instant: &str) -> Value {
         let storage = Storage::new(self.app.backend.clone());
-        scheduled_run(
+        let run = scheduled_run(
             storage.db().unwrap(),
             &NativeOutbound,
             &self.app.config(),
             at(instant),
         )
-        .unwrap()
+        .unwrap();
+        serde_json::to_value(run).unwrap()
     }
 }
 

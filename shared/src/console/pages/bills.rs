@@ -3,11 +3,11 @@
 
 use maud::html;
 
-use super::catalog::{next_page, paged};
 use crate::billing::{self, BillFilter};
 use crate::console::format::{exactly, name_of, time, unix_time};
 use crate::console::http::{Req, Resp};
 use crate::console::layout::{Chrome, ok};
+use crate::console::widgets::{next_page, paged};
 use crate::error::ApiResult;
 use crate::identity::{Principal, Role};
 use crate::metering;

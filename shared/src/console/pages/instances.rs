@@ -6,17 +6,18 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use maud::html;
 
-use super::catalog::{next_page, paged};
 use crate::billing::write_off;
 use crate::console::chart::{Bar, bar_chart};
 use crate::console::format::{name_of, time, unix_time};
 use crate::console::http::{Req, Resp, redirect};
 use crate::console::layout::{Chrome, ok};
+use crate::console::widgets::{next_page, paged};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
+use crate::listing::steps::Eula;
 use crate::metering;
 use crate::orders::instance::{self, Action, InstanceStatus};
-use crate::orders::{self, AcceptedEula};
+use crate::orders::{self, AcceptedEula, InstanceEula};
 
 const PAGE: usize = 50;
 /// The most recent periods a usage chart shows.
@@ -145,10 +146,7 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
 }
 
 /// The agreement the order accepted: which, when, its digest, and the EULA itself.
-fn eula_section(
-    accepted: Option<&AcceptedEula>,
-    whole: Option<&serde_json::Value>,
-) -> maud::Markup {
+fn eula_section(accepted: Option<&AcceptedEula>, whole: Option<&InstanceEula>) -> maud::Markup {
     html! {
         section.eula {
             h2 { "End-user license agreement" }
@@ -159,11 +157,13 @@ fn eula_section(
                         @if let Some(t) = &a.template_id { dt { "Marketplace template" } dd { code { (t) } } }
                         dt { "SHA-256" } dd { code { (a.digest) } }
                     }
-                    @let eula = &w["eula"];
-                    @if let Some(text) = eula["text"].as_str() { blockquote.eula-text { (text) } }
-                    @if let Some(amendments) = eula["amendments"].as_str() {
-                        h3 { "The provider's amendments" }
-                        blockquote.eula-text { (amendments) }
+                    @match &w.eula {
+                        Eula::Custom { text } => { blockquote.eula-text { (text) } }
+                        Eula::Template { amendments: Some(amendments), .. } => {
+                            h3 { "The provider's amendments" }
+                            blockquote.eula-text { (amendments) }
+                        }
+                        Eula::Template { .. } => {}
                     }
                 }
                 (Some(a), None) => { p { "Accepted on " (time(&a.accepted_at)) "; its text was not recorded with the order." } }

@@ -6,11 +6,11 @@ use maud::{Markup, html};
 use rust_decimal::Decimal;
 
 use super::auth::local_path;
-use super::catalog::{next_page, paged};
 use crate::console::form::{Form, field};
 use crate::console::format::{name_of, percent, time};
 use crate::console::http::{Req, Resp, html, redirect};
 use crate::console::layout::{Chrome, page};
+use crate::console::widgets::{next_page, paged};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{self, NewPrincipal, Principal, Role};
 use crate::orders::ledger;

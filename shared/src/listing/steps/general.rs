@@ -53,12 +53,32 @@ struct Case {
     url: Option<String>,
 }
 
+/// What support the provider offers customers, in four parts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-struct SupportOffered {
+pub(crate) struct SupportOffered {
     service_scope: String,
     time_range: String,
     business_scope: String,
     billing_scope: String,
+}
+
+impl SupportOffered {
+    pub(crate) fn service_scope(&self) -> &str {
+        &self.service_scope
+    }
+
+    /// When support answers.
+    pub(crate) fn time_range(&self) -> &str {
+        &self.time_range
+    }
+
+    pub(crate) fn business_scope(&self) -> &str {
+        &self.business_scope
+    }
+
+    pub(crate) fn billing_scope(&self) -> &str {
+        &self.billing_scope
+    }
 }
 
 /// Step 2: how the product presents itself in the catalog.
@@ -234,6 +254,18 @@ impl GeneralStep {
 
     pub(crate) fn short_description(&self) -> &str {
         &self.short_description
+    }
+
+    pub(crate) fn highlights(&self) -> &str {
+        &self.highlights
+    }
+
+    pub(crate) fn description(&self) -> &str {
+        &self.description
+    }
+
+    pub(crate) fn support_offered(&self) -> &SupportOffered {
+        &self.support_offered
     }
 }
 

@@ -266,7 +266,6 @@ impl PricingStep {
         self.billable_items.iter().find(|i| i.code.as_str() == code)
     }
 
-    #[cfg(test)]
     pub(crate) fn pricing_plan(&self) -> PricingPlan {
         self.pricing_plan
     }
