@@ -255,8 +255,11 @@ fn check_still_open(
     Err(e)
 }
 
-/// A page of an instance's usage: records and the totals of the periods they belong to.
+/// A page of an instance's usage: records and the totals of the periods they belong to
+/// (`GET /api/v1/metering/usage`).
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct UsagePage {
+    pub(crate) instance_id: String,
     pub(crate) records: Vec<StoredUsage>,
     pub(crate) totals: Vec<PeriodTotal>,
     /// Where the next page starts, if there is one.
@@ -321,6 +324,7 @@ pub(crate) fn usage(
     };
     let totals = totals_of(db, &instance.id, periods)?;
     Ok(UsagePage {
+        instance_id: instance.id,
         records: page.into_iter().map(|(record, _)| record).collect(),
         totals,
         next_cursor: next_cursor.flatten(),

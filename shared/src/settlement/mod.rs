@@ -253,6 +253,16 @@ fn earnings(
     Ok(by_provider)
 }
 
+/// A month's statements as one caller sees them (`GET /api/v1/settlements`).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct MonthStatements {
+    pub(crate) month: Month,
+    pub(crate) period: Instants,
+    /// `closed` once every statement shown is written and no provider waits on a period.
+    pub(crate) status: MonthStatus,
+    pub(crate) items: Vec<Statement>,
+}
+
 /// A month's statements as the caller may see them: a provider its own (a statement of nothing
 /// when it earned nothing), an operator every provider's that earned or wrote off something, or
 /// one provider's (404 for a principal that is no provider). Written statements as written; the
@@ -265,7 +275,7 @@ pub(crate) fn statements(
     provider_id: Option<&str>,
     tz: Tz,
     default_rate: Decimal,
-) -> ApiResult<(MonthStatus, Span, Vec<Statement>)> {
+) -> ApiResult<MonthStatements> {
     let scope = match caller.role {
         Role::Operator => provider_id,
         Role::Provider => Some(caller.id.as_str()),
@@ -310,7 +320,12 @@ pub(crate) fn statements(
     } else {
         MonthStatus::Open
     };
-    Ok((status, span, items))
+    Ok(MonthStatements {
+        month: *month,
+        period: span.into(),
+        status,
+        items,
+    })
 }
 
 /// A written statement, if the caller may see it: its provider or an operator.

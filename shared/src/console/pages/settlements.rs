@@ -441,7 +441,12 @@ fn month_page(
 ) -> ApiResult<Resp> {
     let provider_id = req.query("provider_id").filter(|_| me.is_operator());
     let tz = req.config.billing_timezone;
-    let (status, span, statements) = settlement::statements(
+    let settlement::MonthStatements {
+        period,
+        status,
+        items: statements,
+        ..
+    } = settlement::statements(
         req.db()?,
         me,
         &month,
@@ -503,7 +508,7 @@ fn month_page(
                 MonthStatus::Closed => { span.status { "closed" } " Every provider's statement was written when its month closed, at the rate in force for the month." }
             }
         }
-        p.hint { (month) " runs " (span_text(&Instants::from(span))) "." }
+        p.hint { (month) " runs " (span_text(&period)) "." }
         @if me.role == Role::Provider {
             p.hint { "Your products' fees on your customers' bills of the month, less the marketplace's commission; the cloud resources' fees and test orders are never settled." }
         }
