@@ -191,16 +191,13 @@ fn media_path(ctx: &Ctx) -> ApiResult<(MediaKind, Option<u32>)> {
 fn put_media(ctx: &Ctx) -> ApiResult<Resp> {
     let (kind, index) = media_path(ctx)?;
     let caller = provider(ctx)?;
-    let media = product::upload_media(
-        ctx.storage,
-        &caller,
-        ctx.param("id"),
+    let upload = product::Upload {
         kind,
         index,
-        ctx.header("content-type"),
-        &ctx.body,
-        ctx.now,
-    )?;
+        content_type: ctx.header("content-type"),
+        bytes: &ctx.body,
+    };
+    let media = product::upload_media(ctx.storage, &caller, ctx.param("id"), upload, ctx.now)?;
     ok(&Uploaded {
         warnings: media.warning().into_iter().collect(),
         url: media.url,

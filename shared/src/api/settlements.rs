@@ -89,8 +89,7 @@ pub(super) fn commission(ctx: &Ctx) -> ApiResult<Resp> {
         ctx.storage.db()?,
         &caller,
         provider_id,
-        ctx.config.commission_rate,
-        ctx.config.billing_timezone,
+        ctx.config,
         ctx.now,
     )?)
 }
@@ -113,10 +112,8 @@ pub(super) fn set_commission(ctx: &Ctx) -> ApiResult<Resp> {
         ctx.storage.db()?,
         &caller,
         provider_id,
-        body.rate.as_deref(),
-        body.effective_from.as_deref(),
-        ctx.config.commission_rate,
-        ctx.config.billing_timezone,
+        (body.rate.as_deref(), body.effective_from.as_deref()),
+        ctx.config,
         ctx.now,
     )?)
 }

@@ -293,21 +293,31 @@ pub(crate) fn media_of(
         .collect())
 }
 
-/// The provider uploads a medium into a slot (`{kind}[/{index}]`). The bytes are checked by
-/// their magic bytes and written under a fresh key: the slot's old blob stays intact until the
-/// metadata pointing at the new one has committed, so a failed upload leaves the listing
-/// exactly as it was.
-#[allow(clippy::too_many_arguments)]
+/// A file sent into a media slot: the slot (`{kind}[/{index}]`), the content type it was sent
+/// as, and its bytes.
+pub(crate) struct Upload<'a> {
+    pub kind: MediaKind,
+    pub index: Option<u32>,
+    pub content_type: Option<&'a str>,
+    pub bytes: &'a [u8],
+}
+
+/// The provider uploads a medium into a slot. The bytes are checked by their magic bytes and
+/// written under a fresh key: the slot's old blob stays intact until the metadata pointing at
+/// the new one has committed, so a failed upload leaves the listing exactly as it was.
 pub(crate) fn upload_media(
     storage: &Storage,
     provider: &Principal,
     id: &str,
-    kind: MediaKind,
-    index: Option<u32>,
-    content_type: Option<&str>,
-    bytes: &[u8],
+    upload: Upload,
     now: DateTime<Utc>,
 ) -> ApiResult<MediaView> {
+    let Upload {
+        kind,
+        index,
+        content_type,
+        bytes,
+    } = upload;
     let db = storage.db()?;
     let product = store::find_product(db, provider, id)?;
     if let Some(refusal) = product.status.refusal(Edit::PutMedia) {

@@ -177,16 +177,14 @@ pub(crate) fn report_platform_bill(
     transaction(db, |db| {
         let instance = instance::find(db, reporter, &bill.instance_id)?;
         let terms = orders::terms(db, &instance)?;
-        let record = push::platform_bill_record(
-            &instance,
-            &terms.items,
-            terms.kind,
-            instance.zone(tz),
-            bill.period_start,
-            bill.amount,
-            bill.item_code.as_deref(),
+        let ctx = MeteringContext {
+            instance: &instance,
+            items: &terms.items,
+            billing_period: terms.kind,
+            tz: instance.zone(tz),
             now,
-        )?;
+        };
+        let record = push::platform_bill_record(&ctx, bill)?;
         let records = [record];
         check_still_open(db, &instance.id, &records)?;
         store::insert(

@@ -17,7 +17,7 @@ mod store;
 
 pub use close::{MonthClosed, ScheduledRun, scheduled_run};
 pub(crate) use close::{OpenProvider, close, closes_at, standing};
-pub(crate) use commission::{RateChange, RateSource, find_commission, set_commission};
+pub(crate) use commission::{Commission, RateChange, RateSource, find_commission, set_commission};
 pub(crate) use month::Month;
 
 use chrono::{DateTime, Utc};

@@ -43,7 +43,8 @@ const LAYERS: &[&str] = &[
     "components",
 ];
 
-/// The longest a source file may grow before it is split (comments and tests included).
+/// The longest a Rust file of the workspace may grow before it is split (comments and tests
+/// included, test files too).
 const MAX_LINES: usize = 800;
 
 fn src_dir() -> PathBuf {
@@ -325,11 +326,22 @@ fn a_bypass_of_the_outbound_guard_is_caught() {
     );
 }
 
+/// Every Rust file of the workspace, tests and benchmarks included: the domain crate, the test
+/// kit, the end-to-end tests and the components.
+fn workspace_files() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut files = Vec::new();
+    for dir in ["shared", "components", "tests"] {
+        rust_files(&root.join(dir), &mut files);
+    }
+    files
+}
+
+/// Every file of the workspace, tests included, stays short enough to read whole: a test file
+/// grows by topic, and splits by topic too.
 #[test]
 fn no_source_file_grows_past_800_lines() {
-    let mut files = Vec::new();
-    rust_files(&src_dir(), &mut files);
-    let long: Vec<String> = files
+    let long: Vec<String> = workspace_files()
         .iter()
         .filter_map(|path| {
             let lines = std::fs::read_to_string(path).ok()?.lines().count();
@@ -339,15 +351,92 @@ fn no_source_file_grows_past_800_lines() {
     assert!(long.is_empty(), "split these files:\n{}", long.join("\n"));
 }
 
+/// The longest a function may grow (signature to closing brace, comments included) before it is
+/// split along its steps.
+const MAX_FUNCTION_LINES: usize = 80;
+
+/// Whether `line` starts a function: optional visibility, `const`/`async`/`unsafe`, then `fn`.
+fn opens_function(line: &str) -> Option<&str> {
+    let mut rest = line.trim_start();
+    if let Some(after) = rest.strip_prefix("pub") {
+        rest = match after.strip_prefix('(') {
+            Some(scoped) => scoped.split_once(')')?.1,
+            None => after,
+        }
+        .trim_start();
+    }
+    for qualifier in ["const ", "async ", "unsafe "] {
+        rest = rest.strip_prefix(qualifier).unwrap_or(rest);
+    }
+    let name = rest.strip_prefix("fn ")?;
+    name.split(|c: char| !(c.is_alphanumeric() || c == '_'))
+        .next()
+}
+
+/// The functions of `text` longer than [`MAX_FUNCTION_LINES`]: each name with its length. A
+/// function ends at the first line after it that closes its indentation (`}` where `fn` began);
+/// a declaration without a body (ending in `;` before any `{`) has no length.
+fn long_functions(text: &str) -> Vec<(String, usize)> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut found = Vec::new();
+    for (i, line) in lines.iter().enumerate() {
+        let Some(name) = opens_function(line) else {
+            continue;
+        };
+        let indent = &line[..line.len() - line.trim_start().len()];
+        let body = lines[i..]
+            .iter()
+            .position(|l| l.contains('{') || l.ends_with(';'));
+        if body.is_none_or(|b| !lines[i + b].contains('{')) || line.trim_end().ends_with('}') {
+            continue;
+        }
+        let closing = format!("{indent}}}");
+        if let Some(end) = lines[i + 1..].iter().position(|l| l.trim_end() == closing) {
+            let length = end + 2;
+            if length > MAX_FUNCTION_LINES {
+                found.push((name.to_owned(), length));
+            }
+        }
+    }
+    found
+}
+
+/// A function is read whole: one longer than [`MAX_FUNCTION_LINES`] is split along its steps.
+#[test]
+fn no_function_grows_past_80_lines() {
+    let long: Vec<String> = crate_sources()
+        .iter()
+        .flat_map(|(relative, text)| {
+            long_functions(text)
+                .into_iter()
+                .map(move |(name, n)| format!("{}: fn {name}, {n} lines", relative.display()))
+        })
+        .collect();
+    assert!(
+        long.is_empty(),
+        "split these functions:\n{}",
+        long.join("\n")
+    );
+}
+
+#[test]
+fn a_long_function_is_caught() {
+    let body = |n: usize| "    step();\n".repeat(n);
+    let short = format!("pub(crate) fn short() {{\n{}}}\n", body(78));
+    assert!(long_functions(&short).is_empty());
+    let long = format!(
+        "impl X {{\n    pub(super) async fn long(\n        a: u8,\n    ) -> u8 {{\n{}    }}\n}}\n",
+        body(77)
+    );
+    assert_eq!(long_functions(&long), [("long".to_owned(), 81)]);
+    let declared = "trait T {\n    fn declared(&self);\n}\nfn one_line() { x() }\n";
+    assert!(long_functions(declared).is_empty());
+}
+
 /// The Rust sources of the workspace: the domain crate, its tests, the components and the
 /// end-to-end tests.
 fn workspace_sources() -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut files = Vec::new();
-    for dir in ["shared", "components", "tests"] {
-        rust_files(&root.join(dir), &mut files);
-    }
-    files
+    workspace_files()
         .iter()
         .map(|f| std::fs::read_to_string(f).expect("readable source"))
         .collect()

@@ -1,9 +1,9 @@
 //! The public catalog: published products by search, category and tag, and a product's page
 //! with its tiers and the hourly fees of the resources it deploys.
 
-use maud::html;
+use maud::{Markup, html};
 
-use crate::catalog::{self, CatalogFilter};
+use crate::catalog::{self, CatalogFilter, CatalogProduct};
 use crate::console::format::name_of;
 use crate::console::http::{Req, Resp};
 use crate::console::layout::{Chrome, ok};
@@ -80,7 +80,6 @@ pub(crate) fn list(req: &Req, chrome: &Chrome) -> ApiResult<Resp> {
 pub(crate) fn product(req: &Req, chrome: &Chrome, id: &str) -> ApiResult<Resp> {
     let p = catalog::detail(req.db()?, id)?;
     let summary = &p.entry.summary;
-    let currency = p.pricing.currency.as_str();
     let general = &p.general;
     let support = general.support_offered();
     let name = summary.product_name.clone();
@@ -117,21 +116,7 @@ pub(crate) fn product(req: &Req, chrome: &Chrome, id: &str) -> ApiResult<Resp> {
             @for m in p.media.iter().filter(|m| m.kind == MediaKind::UserGuide) {
                 p { a href=(m.url) { "User guide (PDF)" } }
             }
-            section {
-                h2 { "Pricing: pay as you go" }
-                p { "Usage is billed per " (name_of(&p.pricing.billing_period)) " in " (currency)
-                    @if p.pricing.enterprise_only { ", to enterprise accounts only" } "." }
-                @for item in &p.pricing.billable_items {
-                    (tier_table(item, currency))
-                }
-            }
-            section {
-                h2 { "Cloud resources and their hourly fees" }
-                @for t in &p.templates {
-                    h3 { "Template " (t.name) }
-                    (resources_table(&t.resources, currency))
-                }
-            }
+            (pricing_sections(&p))
             section {
                 h2 { "Support" }
                 dl {
@@ -143,31 +128,59 @@ pub(crate) fn product(req: &Req, chrome: &Chrome, id: &str) -> ApiResult<Resp> {
             }
             section {
                 h2 { "Order" }
-                @if customer {
-                    form.narrow method="get" action="/orders/new" {
-                        input type="hidden" name="product_id" value=(id);
-                        div.field {
-                            label for="template_id" { "Template" }
-                            select id="template_id" name="template_id" {
-                                @for t in &p.templates {
-                                    option value=(t.id) { (t.name) }
-                                }
-                            }
-                        }
-                        @if p.region_selectable {
-                            div.field {
-                                label for="region" { "Region" }
-                                select id="region" name="region" {
-                                    @for r in &p.regions { option value=(r) { (r) } }
-                                }
-                            }
-                        }
-                        button type="submit" { "Review the order" }
-                    }
-                } @else {
-                    p { "Sign in as a customer to order this product." }
-                }
+                @if customer { (order_form(&p, id)) }
+                @else { p { "Sign in as a customer to order this product." } }
             }
         },
     ))
+}
+
+/// How the product is priced: each item's tiers, and each template's resources with their
+/// hourly fees.
+fn pricing_sections(p: &CatalogProduct) -> Markup {
+    let currency = p.pricing.currency.as_str();
+    html! {
+        section {
+            h2 { "Pricing: pay as you go" }
+            p { "Usage is billed per " (name_of(&p.pricing.billing_period)) " in " (currency)
+                @if p.pricing.enterprise_only { ", to enterprise accounts only" } "." }
+            @for item in &p.pricing.billable_items {
+                (tier_table(item, currency))
+            }
+        }
+        section {
+            h2 { "Cloud resources and their hourly fees" }
+            @for t in &p.templates {
+                h3 { "Template " (t.name) }
+                (resources_table(&t.resources, currency))
+            }
+        }
+    }
+}
+
+/// The form a customer reviews an order of the product with: a template, and the region when
+/// the customer chooses it.
+fn order_form(p: &CatalogProduct, id: &str) -> Markup {
+    html! {
+        form.narrow method="get" action="/orders/new" {
+            input type="hidden" name="product_id" value=(id);
+            div.field {
+                label for="template_id" { "Template" }
+                select id="template_id" name="template_id" {
+                    @for t in &p.templates {
+                        option value=(t.id) { (t.name) }
+                    }
+                }
+            }
+            @if p.region_selectable {
+                div.field {
+                    label for="region" { "Region" }
+                    select id="region" name="region" {
+                        @for r in &p.regions { option value=(r) { (r) } }
+                    }
+                }
+            }
+            button type="submit" { "Review the order" }
+        }
+    }
 }

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
-use maud::html;
+use maud::{Markup, html};
 
 use crate::billing::write_off;
 use crate::console::chart::{Bar, bar_chart};
@@ -15,7 +15,7 @@ use crate::console::widgets::{next_page, paged};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
 use crate::listing::steps::Eula;
-use crate::metering;
+use crate::metering::{self, PeriodTotal};
 use crate::orders::instance::{self, Action, InstanceStatus};
 use crate::orders::{self, AcceptedEula, InstanceEula};
 
@@ -68,17 +68,6 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
     // The chart shows the last 31 days' periods.
     let since = (req.now - chrono::Duration::days(31)).timestamp();
     let totals = metering::usage_totals(db, me, id, (since, i64::MAX))?;
-    // Per item, its periods in order (the totals come oldest first).
-    let mut by_item: BTreeMap<&str, (&str, Vec<Bar>)> = BTreeMap::new();
-    for t in &totals {
-        let entry = by_item
-            .entry(t.item_code.as_str())
-            .or_insert_with(|| (t.price_unit, Vec::new()));
-        entry.1.push(Bar {
-            label: period_label(&t.period_start),
-            value: t.quantity,
-        });
-    }
     // The EULA its order accepted, whole; an order from before EULAs were recorded has none.
     let eula = match orders::accepted_eula(db, me, id) {
         Ok(e) => Some(e),
@@ -124,12 +113,7 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
                 }
             }
             h2 { "Usage" }
-            @if by_item.is_empty() { p { "No usage reported yet." } }
-            @for (n, (code, (unit, bars))) in by_item.into_iter().enumerate() {
-                @let recent = &bars[bars.len().saturating_sub(CHART_PERIODS)..];
-                h3 { (code) }
-                (bar_chart(&format!("usage-{n}"), code, unit, recent))
-            }
+            (usage_charts(&totals))
             @if !written_off.is_empty() {
                 h2 { "Periods written off" }
                 p.hint { "Periods that could not be billed, closed by an operator without a bill: nothing was deducted for them." }
@@ -145,8 +129,31 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
     ))
 }
 
+/// A chart per item of its usage per period, the most recent [`CHART_PERIODS`].
+fn usage_charts(totals: &[PeriodTotal]) -> Markup {
+    // Per item, its periods in order (the totals come oldest first).
+    let mut by_item: BTreeMap<&str, (&str, Vec<Bar>)> = BTreeMap::new();
+    for t in totals {
+        let entry = by_item
+            .entry(t.item_code.as_str())
+            .or_insert_with(|| (t.price_unit, Vec::new()));
+        entry.1.push(Bar {
+            label: period_label(&t.period_start),
+            value: t.quantity,
+        });
+    }
+    html! {
+        @if by_item.is_empty() { p { "No usage reported yet." } }
+        @for (n, (code, (unit, bars))) in by_item.into_iter().enumerate() {
+            @let recent = &bars[bars.len().saturating_sub(CHART_PERIODS)..];
+            h3 { (code) }
+            (bar_chart(&format!("usage-{n}"), code, unit, recent))
+        }
+    }
+}
+
 /// The agreement the order accepted: which, when, its digest, and the EULA itself.
-fn eula_section(accepted: Option<&AcceptedEula>, whole: Option<&InstanceEula>) -> maud::Markup {
+fn eula_section(accepted: Option<&AcceptedEula>, whole: Option<&InstanceEula>) -> Markup {
     html! {
         section.eula {
             h2 { "End-user license agreement" }

@@ -431,6 +431,54 @@ fn waiting_section(
     }
 }
 
+/// The providers of the month that wait on unbilled periods, as the caller may see them: an
+/// operator every one (or the one it looks at), a provider itself.
+fn open_providers(
+    req: &Req,
+    me: &Principal,
+    month: Month,
+    provider_id: Option<&str>,
+) -> ApiResult<Vec<OpenProvider>> {
+    let scope = if me.is_operator() {
+        provider_id
+    } else {
+        Some(me.id.as_str())
+    };
+    Ok(
+        settlement::standing(req.db()?, &month, req.config.billing_timezone, req.now)?
+            .into_iter()
+            .filter(|o| scope.is_none_or(|p| o.provider_id == p))
+            .collect(),
+    )
+}
+
+impl Refused<'_> {
+    /// Whether the page still offers the form this refusal is of, to show it beside; one whose
+    /// form is gone (a statement paid meanwhile, a period written off meanwhile) is shown above
+    /// everything.
+    fn has_its_form(
+        &self,
+        me: &Principal,
+        status: MonthStatus,
+        statements: &[Statement],
+        open: &[OpenProvider],
+    ) -> bool {
+        match self {
+            Refused::Close(_) => me.is_operator() && status == MonthStatus::Open,
+            Refused::Payout { id, .. } => statements.iter().any(|s| payable(s) == Some(*id)),
+            Refused::WriteOff {
+                instance_id,
+                period_start,
+                ..
+            } => open.iter().any(|o| {
+                o.blocking.iter().any(|b| {
+                    b.instance_id == *instance_id && rfc3339(b.period_start) == *period_start
+                })
+            }),
+        }
+    }
+}
+
 /// A month's statements as the caller may see them, with the forms of its role.
 fn month_page(
     req: &Req,
@@ -454,15 +502,7 @@ fn month_page(
         tz,
         req.config.commission_rate,
     )?;
-    let scope = if me.is_operator() {
-        provider_id
-    } else {
-        Some(me.id.as_str())
-    };
-    let open: Vec<OpenProvider> = settlement::standing(req.db()?, &month, tz, req.now)?
-        .into_iter()
-        .filter(|o| scope.is_none_or(|p| o.provider_id == p))
-        .collect();
+    let open = open_providers(req, me, month, provider_id)?;
     let open_names = open
         .iter()
         .map(|o| provider_name(req, &o.provider_id))
@@ -472,22 +512,7 @@ fn month_page(
         .map(|s| named(req, me, s))
         .collect::<ApiResult<Vec<_>>>()?;
     let refused = refused.as_ref();
-    // A refusal whose form this page no longer offers (a statement paid meanwhile, a period
-    // written off meanwhile) is shown above everything.
-    let beside = match refused {
-        Some(Refused::Close(_)) => me.is_operator() && status == MonthStatus::Open,
-        Some(Refused::Payout { id, .. }) => statements.iter().any(|s| payable(s) == Some(*id)),
-        Some(Refused::WriteOff {
-            instance_id,
-            period_start,
-            ..
-        }) => open.iter().any(|o| {
-            o.blocking
-                .iter()
-                .any(|b| b.instance_id == *instance_id && rfc3339(b.period_start) == *period_start)
-        }),
-        None => true,
-    };
+    let beside = refused.is_none_or(|r| r.has_its_form(me, status, &statements, &open));
     let title = match provider_id {
         Some(p) => format!("Settlements of {month}: {}", provider_name(req, p)?),
         None => format!("Settlements of {month}"),
