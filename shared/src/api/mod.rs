@@ -26,7 +26,7 @@ use crate::platform::clock::effective_now;
 use crate::platform::config::Config;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::Storage;
-use routes::{Body, KeyUse, Params};
+use routes::{Body, KeyUse, Params, Route};
 
 /// The HTTP components of `spin.toml`, one per API area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +42,42 @@ pub enum Api {
     Orders,
     /// `/api/v1/metering/...`.
     Metering,
+}
+
+impl Api {
+    /// This area's route table.
+    pub(crate) fn routes(self) -> &'static [Route] {
+        match self {
+            Api::Identity => identity::ROUTES,
+            Api::Listings => listings::ROUTES,
+            Api::Reviews => reviews::ROUTES,
+            Api::Orders => orders::ROUTES,
+            Api::Metering => metering::ROUTES,
+        }
+    }
+
+    const ALL: [Api; 5] = [
+        Api::Identity,
+        Api::Listings,
+        Api::Reviews,
+        Api::Orders,
+        Api::Metering,
+    ];
+}
+
+/// The route of this area that takes `segments`, with its parameters.
+pub(crate) fn find_route(api: Api, segments: &[String]) -> Option<(&'static Route, Params)> {
+    api.routes()
+        .iter()
+        .find_map(|r| r.matches(segments).map(|p| (r, p)))
+}
+
+/// Every route of every area.
+#[cfg(test)]
+fn all_routes() -> impl Iterator<Item = (Api, &'static Route)> {
+    Api::ALL
+        .into_iter()
+        .flat_map(|api| api.routes().iter().map(move |r| (api, r)))
 }
 
 /// Everything a handler needs about its request and its environment.
@@ -291,7 +327,13 @@ pub const JSON_BODY_MAX: usize = 1_048_576;
 /// the components' common signature, and does not matter), so a larger body is refused before
 /// it is read, routed or authenticated.
 pub fn body_limit(_method: &Method, path: &str) -> usize {
-    routes::body_limit(path)
+    let Some(segments) = routes::segments_of(path) else {
+        return JSON_BODY_MAX;
+    };
+    Api::ALL
+        .into_iter()
+        .find_map(|api| find_route(api, &segments))
+        .map_or(JSON_BODY_MAX, |(route, params)| route.body_limit(&params))
 }
 
 /// What to do with a body that may be larger than [`JSON_BODY_MAX`], before it is read: a
@@ -306,7 +348,7 @@ pub fn before_large_body(
     real_now: DateTime<Utc>,
 ) -> LargeBody {
     let takes_file = routes::segments_of(head.uri.path())
-        .and_then(|segments| routes::find(api, &segments))
+        .and_then(|segments| find_route(api, &segments))
         .is_some_and(|(route, _)| {
             route.body == Body::MediaFile
                 && head.method == Method::PUT
@@ -352,7 +394,7 @@ pub fn handle(
             let path = parts.uri.path();
             let no_route = || ApiError::not_found("route");
             let segments = routes::segments_of(path).ok_or_else(no_route)?;
-            let (route, params) = routes::find(api, &segments).ok_or_else(no_route)?;
+            let (route, params) = find_route(api, &segments).ok_or_else(no_route)?;
             let serve = route
                 .serving(&parts.method)
                 .ok_or_else(|| route.not_allowed())?;
@@ -419,5 +461,78 @@ fn idempotency_guard(
             Code::InvalidValue,
             "not accepted on requests that issue a token: a token is shown once",
         )])),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listing::media::MediaKind;
+
+    fn segments(path: &str) -> Vec<String> {
+        routes::segments_of(path).unwrap()
+    }
+
+    fn body_limit(path: &str) -> usize {
+        super::body_limit(&Method::PUT, path)
+    }
+
+    #[test]
+    fn a_path_finds_its_route_and_parameters_or_none() {
+        let (route, params) =
+            find_route(Api::Listings, &segments("/api/v1/products/p-1/pricing")).unwrap();
+        assert_eq!(route.path, "products/{id}/{step}");
+        assert_eq!((params.get("id"), params.get("step")), ("p-1", "pricing"));
+        assert!(find_route(Api::Listings, &segments("/api/v1/products/p-1/bogus")).is_none());
+        assert!(
+            find_route(
+                Api::Listings,
+                &segments("/api/v1/products/p-1/media/poster")
+            )
+            .is_none()
+        );
+        assert!(find_route(Api::Orders, &segments("/api/v1/products/p-1")).is_none());
+        let (route, _) = find_route(Api::Orders, &segments("/api/v1/settlements/runs")).unwrap();
+        assert_eq!(route.path, "settlements/runs");
+    }
+
+    #[test]
+    fn another_method_is_405_with_what_the_route_takes() {
+        let (route, _) =
+            find_route(Api::Listings, &segments("/api/v1/products/p-1/media/logo")).unwrap();
+        assert!(route.serving(&Method::POST).is_none());
+        let refusal = route.not_allowed();
+        assert_eq!(refusal.allow.as_deref(), Some("GET, PUT, DELETE"));
+    }
+
+    #[test]
+    fn a_media_slot_takes_its_kinds_file_and_every_other_path_json() {
+        assert_eq!(
+            body_limit("/api/v1/products/p-1/media/video"),
+            MediaKind::Video.max_bytes()
+        );
+        assert_eq!(
+            body_limit("/api/v1/products/p-1/media/screenshot/2"),
+            MediaKind::Screenshot.max_bytes()
+        );
+        for path in [
+            "/api/v1/products/p-1/media/poster",
+            "/api/v1/catalog/p-1/media/video",
+            "/api/v1/metering",
+            "/elsewhere",
+        ] {
+            assert_eq!(body_limit(path), JSON_BODY_MAX, "{path}");
+        }
+    }
+
+    #[test]
+    fn every_route_is_written_once_and_takes_each_method_once() {
+        let mut seen = std::collections::HashSet::new();
+        for (api, route) in all_routes() {
+            assert!(seen.insert(route.path), "{api:?} {} twice", route.path);
+            let mut methods: Vec<&str> = route.serves.iter().map(|s| s.verb.as_str()).collect();
+            methods.dedup();
+            assert_eq!(methods.len(), route.serves.len(), "{}", route.path);
+        }
     }
 }

@@ -1,11 +1,12 @@
-//! The route tables: one per API area ([`Api`]), each route a path below `/api/v1/` and, per
-//! method, the handler that serves it and what an `Idempotency-Key` does there. Dispatch, the
-//! `405` with its `Allow`, the idempotency guard and the body limits are all read from these
-//! tables, so a route is written once; nothing is run to learn whether a route exists.
+//! The vocabulary of the route tables (one per API area, `super::Api::routes`): a route is a
+//! path below `/api/v1/` and, per method, the handler that serves it and what an
+//! `Idempotency-Key` does there. Dispatch, the `405` with its `Allow`, the idempotency guard and
+//! the body limits are all read from the tables, so a route is written once; nothing is run to
+//! learn whether a route exists.
 
 use http::Method;
 
-use super::{Api, Ctx, JSON_BODY_MAX, Resp};
+use super::{Ctx, JSON_BODY_MAX, Resp};
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency::Guard;
 use crate::listing::media::MediaKind;
@@ -143,7 +144,7 @@ impl Params {
 
 impl Route {
     /// The parameters of `segments` if this route's path takes them.
-    fn matches(&self, segments: &[String]) -> Option<Params> {
+    pub(crate) fn matches(&self, segments: &[String]) -> Option<Params> {
         let pattern: Vec<&'static str> = self.path.split('/').collect();
         if pattern.len() != segments.len() {
             return None;
@@ -173,7 +174,7 @@ impl Route {
     }
 
     /// The largest body a request to this path may carry.
-    fn body_limit(&self, params: &Params) -> usize {
+    pub(crate) fn body_limit(&self, params: &Params) -> usize {
         match self.body {
             Body::Json => JSON_BODY_MAX,
             Body::MediaFile => {
@@ -183,123 +184,8 @@ impl Route {
     }
 }
 
-impl Api {
-    /// This area's route table.
-    pub(crate) fn routes(self) -> &'static [Route] {
-        match self {
-            Api::Identity => super::identity::ROUTES,
-            Api::Listings => super::listings::ROUTES,
-            Api::Reviews => super::reviews::ROUTES,
-            Api::Orders => super::orders::ROUTES,
-            Api::Metering => super::metering::ROUTES,
-        }
-    }
-
-    const ALL: [Api; 5] = [
-        Api::Identity,
-        Api::Listings,
-        Api::Reviews,
-        Api::Orders,
-        Api::Metering,
-    ];
-}
-
-/// The route of this area that takes `segments`, with its parameters.
-pub(crate) fn find(api: Api, segments: &[String]) -> Option<(&'static Route, Params)> {
-    api.routes()
-        .iter()
-        .find_map(|r| r.matches(segments).map(|p| (r, p)))
-}
-
 /// The segments of a path below `/api/v1/`, decoded; `None` for a path outside it.
 pub(crate) fn segments_of(path: &str) -> Option<Vec<String>> {
     let rest = path.strip_prefix("/api/v1/")?;
     Some(rest.split('/').map(crate::validate::path_segment).collect())
-}
-
-/// The largest body a request to `path` may carry, whichever area serves it: known from the
-/// path alone, before the body is read.
-pub(crate) fn body_limit(path: &str) -> usize {
-    let Some(segments) = segments_of(path) else {
-        return JSON_BODY_MAX;
-    };
-    Api::ALL
-        .into_iter()
-        .find_map(|api| find(api, &segments))
-        .map_or(JSON_BODY_MAX, |(route, params)| route.body_limit(&params))
-}
-
-/// Every route of every area: what the contract's coverage test walks.
-#[cfg(test)]
-pub(crate) fn all() -> impl Iterator<Item = (Api, &'static Route)> {
-    Api::ALL
-        .into_iter()
-        .flat_map(|api| api.routes().iter().map(move |r| (api, r)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn segments(path: &str) -> Vec<String> {
-        segments_of(path).unwrap()
-    }
-
-    #[test]
-    fn a_path_finds_its_route_and_parameters_or_none() {
-        let (route, params) =
-            find(Api::Listings, &segments("/api/v1/products/p-1/pricing")).unwrap();
-        assert_eq!(route.path, "products/{id}/{step}");
-        assert_eq!((params.get("id"), params.get("step")), ("p-1", "pricing"));
-        assert!(find(Api::Listings, &segments("/api/v1/products/p-1/bogus")).is_none());
-        assert!(
-            find(
-                Api::Listings,
-                &segments("/api/v1/products/p-1/media/poster")
-            )
-            .is_none()
-        );
-        assert!(find(Api::Orders, &segments("/api/v1/products/p-1")).is_none());
-        let (route, _) = find(Api::Orders, &segments("/api/v1/settlements/runs")).unwrap();
-        assert_eq!(route.path, "settlements/runs");
-    }
-
-    #[test]
-    fn another_method_is_405_with_what_the_route_takes() {
-        let (route, _) = find(Api::Listings, &segments("/api/v1/products/p-1/media/logo")).unwrap();
-        assert!(route.serving(&Method::POST).is_none());
-        let refusal = route.not_allowed();
-        assert_eq!(refusal.allow.as_deref(), Some("GET, PUT, DELETE"));
-    }
-
-    #[test]
-    fn a_media_slot_takes_its_kinds_file_and_every_other_path_json() {
-        assert_eq!(
-            body_limit("/api/v1/products/p-1/media/video"),
-            MediaKind::Video.max_bytes()
-        );
-        assert_eq!(
-            body_limit("/api/v1/products/p-1/media/screenshot/2"),
-            MediaKind::Screenshot.max_bytes()
-        );
-        for path in [
-            "/api/v1/products/p-1/media/poster",
-            "/api/v1/catalog/p-1/media/video",
-            "/api/v1/metering",
-            "/elsewhere",
-        ] {
-            assert_eq!(body_limit(path), JSON_BODY_MAX, "{path}");
-        }
-    }
-
-    #[test]
-    fn every_route_is_written_once_and_takes_each_method_once() {
-        let mut seen = std::collections::HashSet::new();
-        for (api, route) in all() {
-            assert!(seen.insert(route.path), "{api:?} {} twice", route.path);
-            let mut methods: Vec<&str> = route.serves.iter().map(|s| s.verb.as_str()).collect();
-            methods.dedup();
-            assert_eq!(methods.len(), route.serves.len(), "{}", route.path);
-        }
-    }
 }
