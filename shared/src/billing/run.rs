@@ -376,6 +376,10 @@ fn write_batch(
     actor: &Principal,
     now: DateTime<Utc>,
 ) -> Result<(Vec<Bill>, Vec<Failure>), BatchError> {
+    // The batch's cursors first (PostgreSQL; on SQLite the transaction holds the write lock):
+    // pushes check the cursor while they hold it, so no usage of these periods arrives now.
+    let ids: Vec<&str> = batch.iter().map(|p| p.instance.id.as_str()).collect();
+    store::lock_cursors(db, &ids)?;
     let (priced, failures) = price_batch(db, batch)?;
     let moves: Vec<CursorMove> = priced.iter().map(|(p, _)| cursor_move(p, tz)).collect();
     // The compare-and-set: only the run that moves the cursor off this period bills it.
@@ -421,8 +425,9 @@ fn write_batch(
 type PricedBatch<'a> = Vec<(&'a Prepared, Priced)>;
 
 /// Prices a batch from the usage stored so far plus what the platform measured: nothing can be
-/// added meanwhile (the caller's transaction holds the write lock, and pushes check the
-/// cursor). An instance whose usage cannot be priced is reported and keeps its cursor.
+/// added meanwhile (the caller holds the write lock on SQLite, the batch's cursors on
+/// PostgreSQL, and pushes check the cursor while they hold it). An instance whose usage cannot
+/// be priced is reported and keeps its cursor.
 fn price_batch<'a>(
     db: &dyn Database,
     batch: &'a [Prepared],

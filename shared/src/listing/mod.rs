@@ -20,7 +20,9 @@ pub(crate) mod steps;
 mod store;
 
 pub(crate) use product::{Media, Product, StoredStep, missing_by_step};
-pub(crate) use read::{Listing, Reader, Terms, find, find_product, pricing_of, terms};
+pub(crate) use read::{
+    Listing, Reader, Terms, find, find_product, lock_product, pricing_of, terms,
+};
 pub(crate) use steps::{ValidatedStep, validate_step};
 
 use serde::{Deserialize, Serialize};

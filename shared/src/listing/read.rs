@@ -7,7 +7,7 @@ use crate::identity::Principal;
 use crate::listing::service::{Service, ServiceSpec};
 use crate::listing::steps::{AccessStep, AgreementStep, CategoryStep, GeneralStep, PricingStep};
 use crate::listing::{Media, Product, ProductStatus, Step, StoredStep, missing_by_step, store};
-use crate::platform::storage::Database;
+use crate::platform::storage::{Database, RowLock};
 
 /// Who reads a product, and so which products exist for it (any other is 404).
 #[derive(Debug, Clone, Copy)]
@@ -19,6 +19,13 @@ pub(crate) enum Reader<'a> {
     /// The marketplace itself, for a product it already knows of (an instance's, one being
     /// published): any product.
     Internal,
+}
+
+/// Locks the product's row until the caller's transaction ends, before the caller reads what
+/// it decides on (the listing's `store::lock_product` says how each lock is used): `Exclusive`
+/// for a submission or a sales setting, `Shared` for an order.
+pub(crate) fn lock_product(db: &dyn Database, product_id: &str, how: RowLock) -> ApiResult<()> {
+    store::lock_product(db, product_id, how)
 }
 
 /// The product as `reader` may see it.

@@ -16,7 +16,7 @@ use crate::listing::service::{Resource, Service, Template};
 use crate::listing::steps::{AccessStep, AgreementStep, CategoryStep, Eula, PricingStep};
 use crate::listing::{self, Product, ProductStatus, Reader, Step};
 use crate::period::{BillingPeriod, Period};
-use crate::platform::storage::{Database, transaction};
+use crate::platform::storage::{Database, RowLock, transaction};
 use crate::sales::{self, ItemSettings, PricedItem};
 use instance::Instance;
 /// The body of `POST /api/v1/orders/quote` and, with `accept_eula`, of `POST /api/v1/orders`.
@@ -325,6 +325,7 @@ pub(crate) fn place(
     now: DateTime<Utc>,
 ) -> ApiResult<Placed> {
     transaction(db, |db| {
+        listing::lock_product(db, &req.product_id, RowLock::Shared)?;
         let p = purchasable(db, caller, &req.product_id)?;
         if req.accept_eula != Some(true) {
             return Err(invalid(

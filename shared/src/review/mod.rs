@@ -11,7 +11,7 @@ use crate::identity::Principal;
 use crate::listing::{self, Listing, ProductStatus, Reader};
 use crate::orders;
 use crate::platform::ids::new_id;
-use crate::platform::storage::{Database, transaction};
+use crate::platform::storage::{Database, RowLock, transaction};
 use crate::sales;
 use crate::validate::Errors;
 
@@ -123,6 +123,7 @@ pub(crate) fn submit(
     now: DateTime<Utc>,
 ) -> ApiResult<Review> {
     transaction(db, |db| {
+        listing::lock_product(db, product_id, RowLock::Exclusive)?;
         let listing = listing::find(db, Reader::Caller(provider), product_id)?;
         let product = &listing.product;
         let to = transition(product.status, Event::Submit(stage))?;

@@ -11,7 +11,7 @@ use crate::listing::ProductStatus;
 use crate::listing::service::{MAX_PLANS, MAX_TEMPLATES, ServiceSpec, Template};
 use crate::listing::steps::{BillableItem, ItemCode, PricingStep, Tier, TierMode};
 use crate::listing::{self, Reader, Step};
-use crate::platform::storage::{Database, transaction};
+use crate::platform::storage::{Database, RowLock, transaction};
 
 mod prometheus;
 mod reporting;
@@ -242,6 +242,7 @@ pub(crate) fn configure(
     let service = listing.service;
     let setting = setting(&service.spec)?;
     transaction(db, |db| {
+        listing::lock_product(db, product_id, RowLock::Exclusive)?;
         let product = listing::find_product(db, Reader::Caller(provider), product_id)?;
         settings_refusal(product.status).map_or(Ok(()), Err)?;
         let pricing = listing::pricing_of(db, &product.id)?
