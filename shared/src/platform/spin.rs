@@ -2,12 +2,14 @@
 //! `database` variable) and `spin_sdk::key_value` (Spin's own store, or Redis, by the runtime
 //! config), outbound HTTP over Spin's, and the configuration from Spin variables.
 
+use std::cell::Cell;
+
 use spin_sdk::{key_value, pg4, sqlite, variables};
 
 use crate::error::ApiError;
 use crate::platform::config::{Config, DatabaseConfig};
 use crate::platform::outbound::{Outbound, RESPONSE_MAX, TIMEOUT};
-use crate::platform::storage::postgres::{self, BEGIN, placeholders, storable};
+use crate::platform::storage::postgres::{self, BEGIN, placeholders, returns_rows, storable};
 use crate::platform::storage::{
     Backend, Database, Dialect, KeyValue, Row, StorageError, StorageErrorKind, Value,
     busy_handler_off, wait_while_busy,
@@ -35,7 +37,10 @@ impl Backend for SpinBackend {
     fn open_db(&self) -> Result<Box<dyn Database>, StorageError> {
         if let Some(url) = &self.postgres {
             // A session from the host's pool for this address, held until the request ends.
-            let db = SpinPg(pg4::Connection::open(url).map_err(pg_error)?);
+            let db = SpinPg {
+                session: pg4::Connection::open(url).map_err(pg_error)?,
+                in_transaction: Cell::new(false),
+            };
             db.outside_any_transaction()?;
             return Ok(Box::new(db));
         }
@@ -114,7 +119,12 @@ impl SpinDb {
 }
 
 /// A PostgreSQL session through Spin's host.
-struct SpinPg(pg4::Connection);
+struct SpinPg {
+    session: pg4::Connection,
+    /// Whether a transaction is open: an error that arrives without its SQLSTATE undid it
+    /// ([`postgres::without_sqlstate`]).
+    in_transaction: Cell<bool>,
+}
 
 impl Database for SpinPg {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError> {
@@ -124,9 +134,17 @@ impl Database for SpinPg {
         let statement = placeholders(sql);
         let params = parameters(params);
         let result = self
-            .0
+            .session
             .query(&at_least_one_row(&statement), &params)
-            .map_err(|e| pg_error(e).in_statement(sql))?;
+            .map_err(|e| match e {
+                // An error met while the rows streamed back (spinframework/spin 4.0.2 keeps
+                // only its text).
+                pg4::PgError::QueryFailed(pg4::QueryError::Text(message)) => {
+                    postgres::without_sqlstate(message, self.in_transaction.get())
+                }
+                other => pg_error(other),
+            })
+            .map_err(|e| e.in_statement(sql))?;
         let mut rows = Vec::with_capacity(result.rows.len());
         for r in result.rows {
             let mut values = r.into_iter();
@@ -144,7 +162,7 @@ impl Database for SpinPg {
     }
 
     fn written(&self, sql: &str, params: &[Value]) -> Result<u64, StorageError> {
-        self.0
+        self.session
             .execute(&placeholders(sql), &parameters(params))
             .map_err(|e| pg_error(e).in_statement(sql))
     }
@@ -154,14 +172,19 @@ impl Database for SpinPg {
     }
 
     fn begin(&self) -> Result<(), StorageError> {
-        self.command(BEGIN)
+        self.command(BEGIN)?;
+        self.in_transaction.set(true);
+        Ok(())
     }
 
     fn commit(&self) -> Result<(), StorageError> {
+        // Ended either way: a failed COMMIT rolls back.
+        self.in_transaction.set(false);
         self.command("COMMIT")
     }
 
     fn rollback(&self) -> Result<(), StorageError> {
+        self.in_transaction.set(false);
         self.command("ROLLBACK")
     }
 }
@@ -204,18 +227,6 @@ fn parameters(params: &[Value]) -> Vec<pg4::ParameterValue> {
         .collect()
 }
 
-/// Whether one of the app's statements returns rows: a `SELECT`, or a write with `RETURNING`.
-/// Spin 4.0.2's host never answers `query` of a statement that returns none (`BEGIN`, `CREATE
-/// TABLE`, an `INSERT` without `RETURNING`: its result has no row description), so those go
-/// through `execute`.
-fn returns_rows(sql: &str) -> bool {
-    let head = sql.trim_start().get(..6).unwrap_or_default();
-    head.eq_ignore_ascii_case("SELECT")
-        || sql
-            .split_whitespace()
-            .any(|word| word.eq_ignore_ascii_case("RETURNING"))
-}
-
 /// The statement, answered with one row more than it has when it has none: Spin 4.0.2's host
 /// never answers `query` of a statement whose result is empty (spinframework/spin#3671, fixed
 /// after 4.0.2), so every result carries a marker and its rows' order in front of them — `1`
@@ -255,10 +266,11 @@ fn pg_value(column: usize, v: pg4::DbValue) -> Result<Value, StorageError> {
 
 /// A failure of Spin's PostgreSQL API: a database error by its SQLSTATE. A connection that
 /// could not be made, or a statement that reached no answer from the server (the host reports
-/// no database error then: a broken or closed session), is the database out of reach — and so
-/// is, through Spin 4.0.2's `query`, an error met while the rows stream back, which arrives as
-/// text: the writes whose errors decide something run through `execute` ([`Database::written`]),
-/// which keeps the SQLSTATE.
+/// no database error then: a broken or closed session), is the database out of reach. (Through
+/// Spin 4.0.2's `query` an error met while the rows stream back arrives as text too: the
+/// statements whose errors decide something — writes, locks — run through `execute`
+/// ([`Database::written`]), which keeps the SQLSTATE, and `query` reads the rest inside a
+/// transaction as undone, [`postgres::without_sqlstate`].)
 fn pg_error(e: pg4::PgError) -> StorageError {
     match e {
         pg4::PgError::QueryFailed(pg4::QueryError::DbError(db)) => {

@@ -55,6 +55,10 @@ impl Database for BusyDb {
         self.inner.execute(sql, params)
     }
 
+    fn written(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StorageError> {
+        self.inner.written(sql, params)
+    }
+
     fn dialect(&self) -> Dialect {
         self.inner.dialect()
     }

@@ -39,7 +39,9 @@ pub(crate) enum RowLock {
 /// other waits for). For the rows a transaction decides on, before it reads what it decides:
 /// on PostgreSQL writers run at once, and a read after the lock sees what the row's other
 /// writers committed. Nothing to do on SQLite, where every writing transaction holds the
-/// database's one write lock from its start.
+/// database's one write lock from its start. The rows themselves are not needed: the lock runs
+/// as a write does ([`Database::written`]), so what it meets while it waits — a deadlock, its
+/// time running out — keeps its SQLSTATE.
 pub(crate) fn lock_rows(
     db: &dyn Database,
     (table, column): (&str, &str),
@@ -58,7 +60,7 @@ pub(crate) fn lock_rows(
     sorted.dedup();
     for chunk in sorted.chunks(KEYS_PER_LOCK) {
         let params: Vec<Value> = chunk.iter().map(|k| (*k).into()).collect();
-        db.execute(
+        db.written(
             &format!(
                 "SELECT 1 FROM {table} WHERE {column} IN ({}) ORDER BY {column} {clause}",
                 vec!["?"; chunk.len()].join(", ")

@@ -310,11 +310,13 @@ pub trait Database {
     /// Runs one statement and returns its rows.
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError>;
 
-    /// Runs one write (`INSERT`, `UPDATE` or `DELETE`, without `RETURNING`) and returns how many
-    /// rows it wrote: for a write whose refusal the caller tells apart by its error (a unique
-    /// violation). Spin 4.0.2's PostgreSQL host reports an error met while a statement returns
-    /// rows without its SQLSTATE, and its `execute` with it, so the PostgreSQL adapters run
-    /// these through `execute`; SQLite counts the rows the write returns.
+    /// Runs one statement for its effect, not its rows — a write (`INSERT`, `UPDATE` or
+    /// `DELETE`, without `RETURNING`), or on PostgreSQL a lock (a `SELECT … FOR …`, an advisory
+    /// lock) — and returns how many rows it wrote or found: for a statement whose failure the
+    /// caller tells apart by its error (a unique violation, a deadlock). Spin 4.0.2's
+    /// PostgreSQL host reports an error met while a statement returns rows without its
+    /// SQLSTATE, and its `execute` with it, so the PostgreSQL adapters run these through
+    /// `execute`; SQLite counts the rows the write returns (it takes no locks by statement).
     fn written(&self, sql: &str, params: &[Value]) -> Result<u64, StorageError> {
         let rows = self.execute(&format!("{sql} RETURNING 0"), params)?;
         Ok(rows.len() as u64)

@@ -31,6 +31,10 @@ impl Database for FailingDb {
         self.inner.execute(sql, params)
     }
 
+    fn written(&self, sql: &str, params: &[SqlValue]) -> Result<u64, StorageError> {
+        self.inner.written(sql, params)
+    }
+
     fn dialect(&self) -> Dialect {
         self.inner.dialect()
     }

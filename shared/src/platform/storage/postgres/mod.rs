@@ -95,9 +95,43 @@ pub(crate) fn unreachable(message: impl Into<String>) -> StorageError {
     }
 }
 
-/// Takes the transaction-scoped advisory lock of `name` ([`super::serialize_on`]).
+/// A failure of a statement that returns rows, reported without its SQLSTATE: Spin 4.0.2's host
+/// hands an error met while the rows stream back (anything the server found while running the
+/// statement — a deadlock, a serialization failure, a lock it waited for in vain) to the guest
+/// as text, and the native adapter reports it so too. Inside a transaction the server has undone
+/// whatever it was, the transaction is aborted and a rollback loses nothing, so it counts as
+/// [`StorageErrorKind::Retry`]: a deadlock broken there is run again, like one whose SQLSTATE
+/// arrived, and anything else fails again, at most five times ([`super::transaction`]), and is
+/// answered 503 as it was before. Outside one, the server out of reach ([`unreachable()`]).
+pub(crate) fn without_sqlstate(message: impl Into<String>, in_transaction: bool) -> StorageError {
+    let message = format!("reported without its SQLSTATE: {}", message.into());
+    if in_transaction {
+        StorageError {
+            kind: StorageErrorKind::Retry,
+            message,
+        }
+    } else {
+        unreachable(message)
+    }
+}
+
+/// Whether one of the app's statements returns rows: a `SELECT`, or a write with `RETURNING`.
+/// Spin 4.0.2's host never answers `query` of a statement that returns none (`BEGIN`, `CREATE
+/// TABLE`, an `INSERT` without `RETURNING`: its result has no row description), so the adapters
+/// run those through `execute`, which also keeps the SQLSTATE of their errors.
+pub(crate) fn returns_rows(sql: &str) -> bool {
+    let head = sql.trim_start().get(..6).unwrap_or_default();
+    head.eq_ignore_ascii_case("SELECT")
+        || sql
+            .split_whitespace()
+            .any(|word| word.eq_ignore_ascii_case("RETURNING"))
+}
+
+/// Takes the transaction-scoped advisory lock of `name` ([`super::serialize_on`]). Its rows are
+/// not needed: it runs as a write does ([`Database::written`]), so a deadlock it meets keeps
+/// its SQLSTATE.
 pub(crate) fn advisory_lock(db: &dyn Database, name: &str) -> Result<(), StorageError> {
-    db.execute(
+    db.written(
         "SELECT pg_advisory_xact_lock(CAST(? AS BIGINT)) IS NULL",
         &[lock_key(name).into()],
     )
@@ -150,6 +184,37 @@ mod tests {
             error("22P02", "UNIQUE constraint failed").kind,
             StorageErrorKind::Other
         );
+    }
+
+    #[test]
+    fn an_error_without_its_sqlstate_runs_the_transaction_again_and_is_unavailable_outside_one() {
+        assert_eq!(
+            without_sqlstate("db error", true).kind,
+            StorageErrorKind::Retry
+        );
+        assert_eq!(
+            without_sqlstate("db error", false).kind,
+            StorageErrorKind::Unavailable
+        );
+    }
+
+    #[test]
+    fn statements_that_return_rows_are_told_from_those_that_do_not() {
+        for rows in [
+            "SELECT 1",
+            "  select id FROM t FOR NO KEY UPDATE",
+            "UPDATE t SET a = 1 RETURNING a",
+            "INSERT INTO t VALUES (1)\n RETURNING 0",
+        ] {
+            assert!(returns_rows(rows), "{rows}");
+        }
+        for none in [
+            "BEGIN",
+            "INSERT INTO t VALUES (1)",
+            "UPDATE t SET returned = 1",
+        ] {
+            assert!(!returns_rows(none), "{none}");
+        }
     }
 
     #[test]

@@ -1,16 +1,18 @@
 //! The native PostgreSQL adapter of the tests and benchmarks, over the `postgres` crate: a pool
 //! of sessions, as Spin's host keeps one per address, each lent to one connection at a time and
 //! returned once no transaction is open on it. Parameters bind as strictly as Spin's do (an
-//! integer only to a `BIGINT`, text only to text), so a statement the tests pass runs under
-//! Spin too.
+//! integer only to a `BIGINT`, text only to text), and errors arrive as Spin's host reports them
+//! (a statement that returns rows loses the SQLSTATE of an error met while they stream back), so
+//! a statement the tests pass runs under Spin too, and fails there as it fails here.
 
 use std::error::Error as _;
 use std::sync::{Arc, Mutex};
 
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls};
 
-use super::{BEGIN, error, placeholders, storable, unreachable};
+use super::{BEGIN, error, placeholders, returns_rows, storable, unreachable, without_sqlstate};
 use crate::platform::storage::{Database, Dialect, Row, StorageError, Value};
 
 /// Sessions to one PostgreSQL database, reused across connections.
@@ -63,16 +65,28 @@ impl Drop for PgDb {
 }
 
 impl Database for PgDb {
+    /// As Spin's adapter runs it: a statement that returns no rows as a write; one that does
+    /// keeps the SQLSTATE of an error found before its rows start (parsing, binding), and loses
+    /// that of one met while they stream back, as Spin 4.0.2's host loses it.
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError> {
+        if !returns_rows(sql) {
+            return self.written(sql, params).map(|_| Vec::new());
+        }
+        let in_transaction = self.in_transaction.lock().map(|t| *t).unwrap_or(true);
         let rows = self.run(sql, params, |client, statement, params| {
-            client.query(statement, params)
+            let streamed = client
+                .query_raw(statement, params.iter().copied())
+                .map_err(pg_error)?;
+            streamed
+                .collect::<Vec<_>>()
+                .map_err(|e| without_sqlstate(e.to_string(), in_transaction))
         })?;
         rows.iter().map(row).collect()
     }
 
     fn written(&self, sql: &str, params: &[Value]) -> Result<u64, StorageError> {
         self.run(sql, params, |client, statement, params| {
-            client.execute(statement, params)
+            client.execute(statement, params).map_err(pg_error)
         })
     }
 
@@ -105,7 +119,7 @@ impl PgDb {
         &self,
         sql: &str,
         params: &[Value],
-        run: impl FnOnce(&mut Client, &str, &[&(dyn ToSql + Sync)]) -> Result<T, postgres::Error>,
+        run: impl FnOnce(&mut Client, &str, &[&(dyn ToSql + Sync)]) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let mut client = self
             .client
@@ -117,7 +131,7 @@ impl PgDb {
         let bound: Vec<Param> = params.iter().map(Param).collect();
         let refs: Vec<&(dyn ToSql + Sync)> =
             bound.iter().map(|p| p as &(dyn ToSql + Sync)).collect();
-        run(client, &placeholders(sql), &refs).map_err(|e| pg_error(e).in_statement(sql))
+        run(client, &placeholders(sql), &refs).map_err(|e| e.in_statement(sql))
     }
 
     fn set_in_transaction(&self, open: bool) {
