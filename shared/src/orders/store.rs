@@ -350,8 +350,8 @@ pub(crate) fn balance(
 /// parameters.
 const ROWS_PER_STATEMENT: usize = 100;
 
-/// The balances of these customers (sorted), creating the accounts that have no row yet at 0,
-/// and locking them for the caller's transaction.
+/// The balances of these customers (sorted, each once), creating the accounts that have no row
+/// yet at 0, and locking them for the caller's transaction.
 pub(crate) fn open_accounts(
     db: &dyn Database,
     customers: &[&str],
@@ -363,26 +363,18 @@ pub(crate) fn open_accounts(
         for c in chunk {
             params.extend([(*c).into(), at.into()]);
         }
-        db.execute(
+        // Each account created, or its row locked (an upsert locks the row it updates) until
+        // the caller's transaction ends, one after the other in the customers' order, new or
+        // not: two postings never each hold an account the other waits for. A concurrent
+        // posting to one of these waits, then reads the balance this one leaves.
+        let rows = db.execute(
             &format!(
                 "INSERT INTO accounts (customer_id, balance_cents, updated_at) VALUES {}
-                 ON CONFLICT (customer_id) DO NOTHING",
+                 ON CONFLICT (customer_id) DO UPDATE SET balance_cents = accounts.balance_cents
+                 RETURNING customer_id, balance_cents",
                 vec!["(?, 0, ?)"; chunk.len()].join(", ")
             ),
             &params,
-        )?;
-        let ids: Vec<Value> = chunk.iter().map(|c| (*c).into()).collect();
-        // Locked until the caller's transaction ends, in the customers' order (the caller sorts
-        // them): a concurrent posting to one of these accounts waits, then reads the balance
-        // this one leaves.
-        let rows = db.execute(
-            &format!(
-                "SELECT customer_id, balance_cents FROM accounts WHERE customer_id IN ({})
-                 ORDER BY customer_id{}",
-                vec!["?"; chunk.len()].join(", "),
-                db.dialect().row_lock()
-            ),
-            &ids,
         )?;
         for row in &rows {
             balances.insert(row.text(0)?, row.int(1)?);

@@ -565,3 +565,49 @@ fn a_release_is_dated_once_it_holds_its_instance() {
         );
     }
 }
+
+/// A bill run takes its customers' accounts one after the other in customer order, new accounts
+/// and old alike, so it never holds one a transaction taking them in that order waits for. On
+/// PostgreSQL a top-up of the first customer (a session of the test's own) holds that account
+/// while the run posts to both; the session then opens the second customer's account, which has
+/// none yet: the run, waiting at the first, holds nothing of the second, so the session does not
+/// wait for it (it would have waited for the run, and the run for it: a deadlock).
+#[test]
+fn a_bill_run_waiting_for_one_account_holds_none_after_it() {
+    let app = TestApp::new();
+    let (_, product) = app.product_with_items("hour", &[Item::running_time("1.00")], true);
+    let mut customers: Vec<(String, String)> = (0..2).map(|_| app.customer("enterprise")).collect();
+    customers.sort();
+    let (first, second) = (&customers[0], &customers[1]);
+    // The first has an account; the second, who never topped up, has none yet.
+    app.top_up(&first.0, "100.00");
+    for (_, token) in &customers {
+        app.order(token, &product);
+    }
+    app.set_now(at(CLOSES));
+    let mut held = app.holding(&format!(
+        "SELECT 1 FROM accounts WHERE customer_id = '{}' FOR NO KEY UPDATE",
+        first.0
+    ));
+    let (report, opened) = std::thread::scope(|s| {
+        let run = s.spawn(|| bill_run_at_the_close(&app));
+        held.until_waiting(1);
+        // Waiting at all is the deadlock the run would meet: give up at once rather than wait
+        // for PostgreSQL to break it.
+        let opened = held.try_run(&format!(
+            "SET LOCAL lock_timeout = '100ms';
+             INSERT INTO accounts (customer_id, balance_cents, updated_at)
+             VALUES ('{}', 0, '{CLOSES}')",
+            second.0
+        ));
+        held.commit();
+        (run.join().unwrap(), opened)
+    });
+    opened.expect("the second account is not held by the run waiting at the first");
+    assert_eq!(report.bills_written, 2, "{report:?}");
+    for (_, token) in &customers {
+        let ledger = app.ledger(token);
+        let sum: i64 = ledger.iter().map(|e| cents(&str_of(&e["amount"]))).sum();
+        assert_eq!(cents(&app.balance(token)), sum);
+    }
+}
