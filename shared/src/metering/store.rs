@@ -89,10 +89,17 @@ fn insert_arrival(db: &dyn Database) -> &'static str {
 
 impl Arrival<'_> {
     /// `?1` to `?5` of [`INSERT_ARRIVAL`]. The rows travel as one JSON parameter,
-    /// `[item, start, end, value, scale, period start]` each.
+    /// `[item, start, end, value, scale, period start]` each, sorted by their identity: two
+    /// arrivals with records in common insert them, and so wait for each other's, in one order
+    /// (on PostgreSQL an insert waits for an uncommitted row of its key), never each holding one
+    /// the other waits for. The sort is stable: of two records of one identity, the first pushed
+    /// is still the one inserted.
     fn parameters(&self) -> Vec<SqlValue> {
-        let rows: Vec<serde_json::Value> = self
-            .records
+        let mut records: Vec<&UsageRecord> = self.records.iter().collect();
+        records.sort_by(|a, b| {
+            (&a.item_code, a.start_time, a.end_time).cmp(&(&b.item_code, b.start_time, b.end_time))
+        });
+        let rows: Vec<serde_json::Value> = records
             .iter()
             .map(|r| {
                 serde_json::json!([

@@ -611,3 +611,56 @@ fn a_bill_run_waiting_for_one_account_holds_none_after_it() {
         assert_eq!(cents(&app.balance(token)), sum);
     }
 }
+
+/// Two pushes with records in common, listed in different orders, store them in one order: they
+/// never each hold a record the other waits for. On PostgreSQL another push (a session of the
+/// test's own) has stored the earlier of two records, not yet committed, when the app's push of
+/// both — the later listed first — arrives and waits for it; the session then stores the later
+/// one, which the app's push does not hold yet (it would have: a deadlock, which PostgreSQL
+/// breaks by failing one of the two). The app's push then finds both stored, the same: 200.
+#[test]
+fn pushes_with_records_in_common_in_different_orders_do_not_deadlock() {
+    let app = TestApp::new();
+    let (provider, product) = app.product_with_items("hour", &[Item::frequency()], true);
+    let (_, customer) = app.funded_customer("100.00");
+    let instance = app.order(&customer, &product);
+    app.set_now(at("2026-03-27T08:30:00Z"));
+    let (earlier, later) = (unix(PERIOD), unix(PERIOD) + 600);
+    let stored = |start: i64| {
+        format!(
+            "INSERT INTO usage_records (instance_id, item_code, source, start_time, end_time,
+                                        value, scale, period_start, request_id, received_at)
+             VALUES ('{instance}', 'Frequency', 'service_provider', {start}, {}, 4, 0, {},
+                     'req-held', '2026-03-27T08:30:00Z')",
+            start + 360,
+            unix(PERIOD)
+        )
+    };
+    let mut held = app.holding(&stored(earlier));
+    let record = |start: i64| {
+        json!({"StartTime": start, "EndTime": start + 360,
+            "Entities": [{"Key": "Frequency", "Value": "4"}]})
+    };
+    let (pushed, also_stored) = std::thread::scope(|s| {
+        let push =
+            s.spawn(|| app.push_usage(&provider, &instance, &[record(later), record(earlier)]));
+        held.until_waiting(1);
+        let also_stored = held.try_run(&stored(later));
+        held.commit();
+        (push.join().unwrap(), also_stored)
+    });
+    also_stored.expect("the later record is not held by the push waiting at the earlier");
+    let pushed = pushed.expect(200).json();
+    let expected = if app.dialect() == Dialect::Postgres {
+        json!([0, 2])
+    } else {
+        json!([2, 0])
+    };
+    assert_eq!(
+        json!([pushed["accepted"], pushed["duplicates"]]),
+        expected,
+        "{pushed}"
+    );
+    let totals = app.usage_totals(ADMIN, &instance);
+    assert_eq!(totals[0]["quantity"], "8", "{totals}");
+}
