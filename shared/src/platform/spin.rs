@@ -41,7 +41,7 @@ impl Backend for SpinBackend {
                 session: pg4::Connection::open(url).map_err(pg_error)?,
                 in_transaction: Cell::new(false),
             };
-            db.outside_any_transaction()?;
+            postgres::ready_session(&db)?;
             return Ok(Box::new(db));
         }
         let conn = sqlite::Connection::open(LABEL).map_err(sqlite_error)?;
@@ -192,24 +192,6 @@ impl Database for SpinPg {
 impl SpinPg {
     fn command(&self, sql: &str) -> Result<(), StorageError> {
         self.execute(sql, &[]).map(drop)
-    }
-
-    /// Ends any transaction the session still holds. The host's pool lends a session again once
-    /// the instance that held it is gone, however it went: a component that trapped in the
-    /// middle of a transaction leaves it open, and the next request would commit that half of
-    /// a transaction with its own. Inside a transaction `now()` is when it began; outside, the
-    /// statement's own time (a failed transaction refuses the question: rolled back too).
-    fn outside_any_transaction(&self) -> Result<(), StorageError> {
-        let outside = self
-            .execute("SELECT now() = statement_timestamp()", &[])
-            .ok()
-            .and_then(|rows| rows.first().and_then(|r| r.int(0).ok()))
-            == Some(1);
-        if outside {
-            Ok(())
-        } else {
-            self.command("ROLLBACK")
-        }
     }
 }
 

@@ -116,6 +116,12 @@ impl Default for PostgresSchema {
 impl PostgresSchema {
     /// A new, empty schema.
     pub fn new() -> Self {
+        Self::with_settings(&[])
+    }
+
+    /// A new, empty schema whose sessions start with these settings (name, value), as the
+    /// server's own (`ALTER ROLE … SET`) would give them.
+    pub fn with_settings(settings: &[(&str, &str)]) -> Self {
         static DATABASE: OnceLock<()> = OnceLock::new();
         DATABASE.get_or_init(|| {
             create_database_if_missing(TESTS_DATABASE);
@@ -133,7 +139,11 @@ impl PostgresSchema {
         connect(&database)
             .batch_execute(&format!("CREATE SCHEMA {name}"))
             .unwrap_or_else(|e| panic!("creating schema {name}: {e}"));
-        let url = format!("{database}?options=-csearch_path%3D{name}");
+        let more: String = settings
+            .iter()
+            .map(|(setting, value)| format!("%20-c{setting}%3D{value}"))
+            .collect();
+        let url = format!("{database}?options=-csearch_path%3D{name}{more}");
         Self { name, url }
     }
 

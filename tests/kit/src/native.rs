@@ -49,6 +49,19 @@ impl TestApp {
 
     /// A fresh deployment whose variables `overrides` returns (the rest default).
     pub fn with_config(overrides: impl Fn(&str) -> Option<String>) -> Self {
+        Self::deployed(overrides, &[])
+    }
+
+    /// A fresh deployment whose PostgreSQL server gives its sessions these settings (name,
+    /// value) — `ALTER ROLE … SET`, say; on SQLite, a fresh deployment.
+    pub fn with_server_settings(settings: &[(&str, &str)]) -> Self {
+        Self::deployed(|_| None, settings)
+    }
+
+    fn deployed(
+        overrides: impl Fn(&str) -> Option<String>,
+        server_settings: &[(&str, &str)],
+    ) -> Self {
         let (backend, database, postgres) = match crate::engine::engine() {
             Engine::Sqlite => {
                 let dir = tempfile::tempdir().expect("a temporary directory");
@@ -56,7 +69,7 @@ impl TestApp {
                 (backend, Box::new(dir) as Box<dyn Send + Sync>, None)
             }
             Engine::Postgres => {
-                let schema = PostgresSchema::new();
+                let schema = PostgresSchema::with_settings(server_settings);
                 let url = schema.url().to_owned();
                 (
                     NativeBackend::postgres(&url),

@@ -7,16 +7,61 @@ pub(crate) mod migrations;
 pub(crate) mod native;
 
 use std::borrow::Cow;
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{Database, StorageError, StorageErrorKind};
+use super::{BUSY_TIMEOUT, Database, StorageError, StorageErrorKind};
 
 /// `BEGIN` as every PostgreSQL transaction of the app starts: READ COMMITTED whatever the
 /// server's default, because the app's locks are written for it (docs/ARCHITECTURE.md,
 /// Concurrency): each statement sees what committed before it started, and a row a statement
 /// locks is read as it is once the lock is held.
 pub(crate) const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED";
+
+/// How long a transaction may sit idle — its session waiting for the next statement — before
+/// the server ends the session, rolling it back and freeing its locks
+/// (`idle_in_transaction_session_timeout`): the app waits on nothing but the database inside a
+/// transaction, so only a component that trapped halfway (its session back in the host's pool,
+/// the transaction open) stays idle that long.
+pub(crate) const IDLE_IN_TRANSACTION: Duration = Duration::from_secs(30);
+
+/// Readies a session a connection was just lent: ends any transaction it still holds, and gives
+/// it the app's time limits — a statement waits at most [`BUSY_TIMEOUT`] for a lock
+/// (`lock_timeout`, as long as SQLite waits; then 55P03, a 503) and a transaction idles at most
+/// [`IDLE_IN_TRANSACTION`] — unless the server gives it its own (`ALTER ROLE … SET`, `ALTER
+/// DATABASE … SET`, the connection's options; `0` means none set). One statement, which
+/// answers whether a transaction was open: inside one `now()` is when it began, outside it is
+/// the statement's own time (a failed transaction refuses the question).
+///
+/// Spin's host lends a session again once the instance that held it is gone, however it went:
+/// a component that trapped in the middle of a transaction leaves it open, and the next request
+/// would commit that half of a transaction with its own; the pool resets a session's settings
+/// (`RESET ALL`) before lending it again, so they are set here every time.
+pub(crate) fn ready_session(db: &dyn Database) -> Result<(), StorageError> {
+    let limit = |name: &str, value: Duration| {
+        format!(
+            "CASE WHEN current_setting('{name}') = '0'
+                  THEN set_config('{name}', '{}ms', false) END AS {name}",
+            value.as_millis()
+        )
+    };
+    let sql = format!(
+        "SELECT now() = statement_timestamp() AS outside, {}, {}",
+        limit("lock_timeout", BUSY_TIMEOUT),
+        limit("idle_in_transaction_session_timeout", IDLE_IN_TRANSACTION)
+    );
+    let outside = |db: &dyn Database| {
+        db.execute(&sql, &[])
+            .map(|rows| rows.first().and_then(|r| r.int(0).ok()) == Some(1))
+    };
+    if outside(db) == Ok(true) {
+        return Ok(());
+    }
+    // The settings rolled back with the transaction left open: once more, outside it.
+    db.rollback()?;
+    outside(db).map(drop)
+}
 
 /// The statement in PostgreSQL's placeholders: SQLite's `?N` becomes `$N`, and a bare `?` the
 /// number after the largest so far (SQLite's own rule), so the same text binds the same
@@ -70,13 +115,15 @@ pub(crate) fn storable(text: &str) -> Cow<'_, str> {
 /// A PostgreSQL error by its SQLSTATE, never by its words: 23505 (unique violation) decides
 /// races; 40001 and 40P01 (a serialization failure, a deadlock) undid the transaction, which is
 /// run again; class 08 (the connection), 57P01–57P03 (the server shutting down, crashed, or
-/// starting up) and 53300 (too many connections) mean the database cannot be reached now.
+/// starting up) and 53300 (too many connections) mean the database cannot be reached now, and
+/// so do 55P03 (a lock waited for past `lock_timeout`: another transaction holds it, for longer
+/// than a request waits) and 25P03 (the session ended for idling in a transaction).
 pub(crate) fn error(sqlstate: &str, message: impl Into<String>) -> StorageError {
     let kind = match sqlstate {
         "23505" => StorageErrorKind::UniqueViolation,
         "40001" | "40P01" => StorageErrorKind::Retry,
         "42P01" => StorageErrorKind::NoSuchTable,
-        "57P01" | "57P02" | "57P03" | "53300" => StorageErrorKind::Unavailable,
+        "57P01" | "57P02" | "57P03" | "53300" | "55P03" | "25P03" => StorageErrorKind::Unavailable,
         code if code.starts_with("08") => StorageErrorKind::Unavailable,
         _ => StorageErrorKind::Other,
     };
@@ -176,7 +223,9 @@ mod tests {
         for retried in ["40001", "40P01"] {
             assert_eq!(error(retried, "x").kind, StorageErrorKind::Retry);
         }
-        for down in ["08006", "08001", "57P01", "57P03", "53300"] {
+        for down in [
+            "08006", "08001", "57P01", "57P03", "53300", "55P03", "25P03",
+        ] {
             assert_eq!(error(down, "x").kind, StorageErrorKind::Unavailable);
         }
         // The words do not matter: a message that reads like a unique violation is not one.

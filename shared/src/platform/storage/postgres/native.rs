@@ -12,7 +12,10 @@ use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{IsNull, ToSql, Type, to_sql_checked};
 use postgres::{Client, NoTls};
 
-use super::{BEGIN, error, placeholders, returns_rows, storable, unreachable, without_sqlstate};
+use super::{
+    BEGIN, error, placeholders, ready_session, returns_rows, storable, unreachable,
+    without_sqlstate,
+};
 use crate::platform::storage::{Database, Dialect, Row, StorageError, Value};
 
 /// Sessions to one PostgreSQL database, reused across connections.
@@ -29,18 +32,20 @@ impl Pool {
         })
     }
 
-    /// A connection on an idle session, or on a new one.
+    /// A connection on an idle session, or on a new one, readied as Spin's adapter readies it.
     pub(crate) fn open(self: &Arc<Self>) -> Result<PgDb, StorageError> {
         let idle = self.idle.lock().ok().and_then(|mut idle| idle.pop());
         let client = match idle {
             Some(client) if !client.is_closed() => client,
             _ => Client::connect(&self.url, NoTls).map_err(pg_error)?,
         };
-        Ok(PgDb {
+        let db = PgDb {
             client: Mutex::new(Some(client)),
             in_transaction: Mutex::new(false),
             pool: Arc::clone(self),
-        })
+        };
+        ready_session(&db)?;
+        Ok(db)
     }
 }
 

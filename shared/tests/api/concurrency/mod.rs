@@ -16,6 +16,8 @@ use testkit::holding::until;
 use testkit::native::{ADMIN, TestApp};
 use testkit::{Item, Market, at, cents, str_of, unix};
 
+mod time_limits;
+
 /// The hour the races are about; it closes for billing at 10:00, once its late data is in.
 const PERIOD: &str = "2026-03-27T08:00:00Z";
 const CLOSES: &str = "2026-03-27T10:00:00Z";
