@@ -114,6 +114,10 @@ pub(crate) fn close(
     )
 }
 
+/// What the first close of every month takes turns on ([`serialize_on`]), before its month's
+/// own lock.
+const FIRST_CLOSES: &str = "settlement close";
+
 /// The close itself, after a bill run whose `failures` say why periods stayed unbilled.
 fn close_billed(
     db: &dyn Database,
@@ -126,6 +130,13 @@ fn close_billed(
 ) -> ApiResult<Closing> {
     let at = rfc3339(now);
     let (span, written) = transaction(db, |db| {
+        // A month's first close freezes its instants from its neighbours' (`span_of`): the
+        // first closes of any two months take turns, so each sees what the other froze and the
+        // months tile time whatever zone each host was told (a rollout changing
+        // `billing_timezone`). Later closes of a month read its frozen instants.
+        if !span_of(db, month, tz)?.1 {
+            serialize_on(db, FIRST_CLOSES)?;
+        }
         // Racing closes take turns (on PostgreSQL, where writers run at once): the second sees
         // the statements the first wrote, and writes none twice.
         serialize_on(db, &format!("settlement close {month}"))?;

@@ -16,6 +16,7 @@ use testkit::holding::until;
 use testkit::native::{ADMIN, TestApp};
 use testkit::{Item, Market, at, cents, str_of, unix};
 
+mod months;
 mod time_limits;
 
 /// The hour the races are about; it closes for billing at 10:00, once its late data is in.
@@ -259,67 +260,6 @@ fn deadlock(app: &TestApp, lock: &str) {
 /// The principal id of a token's holder.
 fn id_of(app: &TestApp, token: &str) -> String {
     str_of(&app.get("/api/v1/me", token).expect(200).json()["id"])
-}
-
-/// When every period of March 2026 (the default billing time zone, Asia/Shanghai) is closed.
-const MARCH_CLOSES: &str = "2026-04-01T16:00:00Z";
-
-/// An operator sets a provider's rate for March while March closes: the provider's statement is
-/// written at the rate its history says for March — the new one, or the old one and the rate
-/// refused (409 `MonthClosed`), whichever comes first; never a statement at the old rate beside
-/// a history that says otherwise. On PostgreSQL the close is held where it links the statement
-/// to its bills, after it read the rate, and the rate is set meanwhile.
-#[test]
-fn a_rate_set_while_its_month_closes_is_the_rate_of_its_statement_or_refused() {
-    let app = TestApp::with_config(|name| (name == "commission_rate").then(|| "0.10".to_owned()));
-    let (provider, product) = app.product_with_items("hour", &[Item::running_time("1.00")], true);
-    let provider_id = id_of(&app, &provider);
-    let (_, customer) = app.funded_customer("10000.00");
-    app.order(&customer, &product);
-    app.set_now(at(MARCH_CLOSES));
-    app.bill_run(MARCH_CLOSES);
-    let mut held = app.holding(&format!(
-        "SELECT 1 FROM bills WHERE provider_id = '{provider_id}' FOR UPDATE"
-    ));
-    let path = format!("/api/v1/principals/{provider_id}/commission");
-    let (closed, set) = std::thread::scope(|s| {
-        let close = s.spawn(|| {
-            app.post(
-                "/api/v1/settlements/runs",
-                ADMIN,
-                json!({"month": "2026-03"}),
-            )
-        });
-        held.until_waiting(1);
-        let set = s.spawn(|| {
-            app.put(
-                &path,
-                ADMIN,
-                json!({"rate": "0.05", "effective_from": "2026-03"}),
-            )
-        });
-        until("the rate set, or waiting for the close", || {
-            set.is_finished() || held.waiting() >= 2
-        });
-        held.commit();
-        (close.join().unwrap(), set.join().unwrap())
-    });
-    closed.expect(200);
-    let statement = &app
-        .get(
-            &format!("/api/v1/settlements?month=2026-03&provider_id={provider_id}"),
-            ADMIN,
-        )
-        .expect(200)
-        .json()["items"][0];
-    assert_eq!(statement["status"], "closed", "{statement}");
-    match set.status {
-        200 => assert_eq!(statement["rate"], "0.05", "the history says 5 % for March"),
-        _ => {
-            set.problem(409, "MonthClosed");
-            assert_eq!(statement["rate"], "0.1");
-        }
-    }
 }
 
 /// Two test orders of a product with one test instance to go: one is placed, the other refused
