@@ -25,7 +25,9 @@ use crate::identity::Principal;
 use crate::orders::{self, instance};
 use crate::platform::clock;
 use crate::platform::storage::{Database, transaction};
-use crate::sales::{PLATFORM_BILL_SOURCE, PLATFORM_MEASURED_SOURCE, SERVICE_PROVIDER_SOURCE};
+use crate::sales::{
+    PLATFORM_BILL_SOURCE, PLATFORM_MEASURED_SOURCE, ReportingMethod, SERVICE_PROVIDER_SOURCE,
+};
 use push::MeteringContext;
 
 /// The most records one push may carry, as in `PushMeteringData`.
@@ -150,8 +152,38 @@ pub(crate) fn push(
     }
     transaction(db, |db| {
         check_still_open(db, &instance.id, &records)?;
+        check_still_pushed(db, &instance.id, &records)?;
         store::insert(db, &arrival)
     })
+}
+
+/// Refuses, inside the write's transaction, records of items whose reporting method the
+/// provider changed since the push was validated (`ItemNotReportedByProvider`, as it would
+/// have been validated now): their usage now comes from another source, and records of both
+/// would be priced.
+fn check_still_pushed(
+    db: &dyn Database,
+    instance_id: &str,
+    records: &[UsageRecord],
+) -> ApiResult<()> {
+    let pushed =
+        store::items_reported_by(db, instance_id, records, &ReportingMethod::ServiceProvider)?;
+    let refused: Vec<FieldError> = records
+        .iter()
+        .filter(|r| !pushed.contains(&r.item_code))
+        .map(|r| {
+            FieldError::new(
+                r.origin.clone(),
+                Code::ItemNotReportedByProvider,
+                format!("{:?} is reported by the platform, not pushed", r.item_code),
+            )
+        })
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::validation(refused))
+    }
 }
 
 /// The platform's bill data for one period of an instance (the Bill source).

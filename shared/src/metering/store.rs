@@ -2,7 +2,7 @@
 //! key, so a retried push counts once; amounts are integer mantissas with a scale, so SQLite sums
 //! them exactly.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -12,6 +12,7 @@ use crate::metering::{Stored, StoredUsage, UsageRecord, amount};
 use crate::orders::instance;
 use crate::platform::clock::{self, rfc3339};
 use crate::platform::storage::{Database, Dialect, Row, StorageError, Value as SqlValue};
+use crate::sales::ReportingMethod;
 
 /// When the instance was released (Unix seconds), if it was, and the start of its first period
 /// not yet billed (its billing cursor), if it has one: what closes it to usage, in one query.
@@ -133,7 +134,8 @@ impl Arrival<'_> {
 /// under load each one waits for a CPU). It inserts every record or none: the release and bill
 /// run checks are on the push as a whole (its latest window start and its earliest period), and
 /// a record whose identity is already stored, or twice in the push, fails the whole statement
-/// on the primary key.
+/// on the primary key; and so is the check that its items are still pushed by the provider
+/// (the provider may have set another reporting method since the push was validated).
 pub(crate) fn insert_if_all_new(db: &dyn Database, arrival: &Arrival) -> ApiResult<Option<Stored>> {
     let records = arrival.records;
     let (Some(latest_start), Some(earliest_period)) = (
@@ -143,7 +145,12 @@ pub(crate) fn insert_if_all_new(db: &dyn Database, arrival: &Arrival) -> ApiResu
         return Ok(None);
     };
     let mut parameters = arrival.parameters();
-    parameters.extend([latest_start.into(), earliest_period.into()]);
+    parameters.extend([
+        latest_start.into(),
+        earliest_period.into(),
+        codes_of(records).into(),
+        ReportingMethod::ServiceProvider.stored().into(),
+    ]);
     if db.dialect() == Dialect::Postgres {
         parameters.push(instance::gate_key(arrival.instance_id).into());
     }
@@ -153,26 +160,33 @@ pub(crate) fn insert_if_all_new(db: &dyn Database, arrival: &Arrival) -> ApiResu
              WHERE NOT EXISTS (SELECT 1 FROM instances
                                WHERE id = ?1 AND unixepoch(released_at) <= ?6)
                AND NOT EXISTS (SELECT 1 FROM billing_cursors
-                               WHERE instance_id = ?1 AND next_period_start > ?7)"
+                               WHERE instance_id = ?1 AND next_period_start > ?7)
+               AND NOT EXISTS ({} AND s.reporting IS NOT ?9)",
+            items(db, "?1", "?8")
         ),
         // Writers run at once here: the statement holds the instance's gate and then locks
         // its row and its cursor (all shared, so pushes do not wait for each other), and reads
         // them as they are once locked. A release or a bill run of the instance waits for this
         // statement, and this one for them (ARCHITECTURE.md, Concurrency). The gate is a
         // condition of each row's scan: PostgreSQL evaluates it before it locks the row found.
+        // The items' settings are locked shared too: a change of their reporting method waits
+        // for the push, or the push reads the change.
         Dialect::Postgres => format!(
             "WITH instance AS (SELECT released_at FROM instances
                                WHERE id = ?1
-                                 AND pg_advisory_xact_lock_shared(CAST(?8 AS BIGINT)) IS NOT NULL
+                                 AND pg_advisory_xact_lock_shared(CAST(?10 AS BIGINT)) IS NOT NULL
                                FOR SHARE),
                   cursor AS (SELECT next_period_start FROM billing_cursors
                              WHERE instance_id = ?1
-                               AND pg_advisory_xact_lock_shared(CAST(?8 AS BIGINT)) IS NOT NULL
-                             FOR SHARE)
+                               AND pg_advisory_xact_lock_shared(CAST(?10 AS BIGINT)) IS NOT NULL
+                             FOR SHARE),
+                  items AS ({} FOR SHARE)
              {INSERT_ARRIVAL_POSTGRES}
              WHERE NOT EXISTS (SELECT 1 FROM instance WHERE CAST(floor(extract(epoch FROM
                                    CAST(released_at AS TIMESTAMPTZ))) AS BIGINT) <= ?6)
-               AND NOT EXISTS (SELECT 1 FROM cursor WHERE next_period_start > ?7)"
+               AND NOT EXISTS (SELECT 1 FROM cursor WHERE next_period_start > ?7)
+               AND NOT EXISTS (SELECT 1 FROM items WHERE reporting IS DISTINCT FROM ?9)",
+            items(db, "?1", "?8")
         ),
     };
     match db.written(&sql, &parameters) {
@@ -188,6 +202,55 @@ pub(crate) fn insert_if_all_new(db: &dyn Database, arrival: &Arrival) -> ApiResu
         ))),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The sales settings (`s`: its code, its reporting method) of the instance's product's items
+/// whose codes are in a JSON array, `instance` and `codes` the placeholders of the two: how
+/// each item is reported now.
+fn items(db: &dyn Database, instance: &str, codes: &str) -> String {
+    let codes = match db.dialect() {
+        Dialect::Sqlite => format!("SELECT c.value FROM json_each({codes}) AS c"),
+        Dialect::Postgres => {
+            format!(
+                "SELECT c FROM json_array_elements_text(CAST(CAST({codes} AS TEXT) AS JSON)) AS c"
+            )
+        }
+    };
+    format!(
+        "SELECT s.code, s.reporting FROM billable_item_settings AS s
+         WHERE s.product_id = (SELECT product_id FROM instances WHERE id = {instance})
+           AND s.code IN ({codes})"
+    )
+}
+
+/// The item codes of `records`, each once, as a JSON array.
+fn codes_of(records: &[UsageRecord]) -> String {
+    let codes: BTreeSet<&str> = records.iter().map(|r| r.item_code.as_str()).collect();
+    serde_json::Value::from(codes.into_iter().collect::<Vec<_>>()).to_string()
+}
+
+/// Which of these records' items the instance's product has reported by `method` now, inside
+/// the caller's transaction; on PostgreSQL their settings are held (shared) until it ends, so
+/// a change of their method waits for it, or it reads the change.
+pub(crate) fn items_reported_by(
+    db: &dyn Database,
+    instance_id: &str,
+    records: &[UsageRecord],
+    method: &ReportingMethod,
+) -> ApiResult<HashSet<String>> {
+    let lock = match db.dialect() {
+        Dialect::Sqlite => "",
+        Dialect::Postgres => " FOR SHARE",
+    };
+    let rows = db.execute(
+        &format!("{} AND s.reporting = ?3{lock}", items(db, "?1", "?2")),
+        &[
+            instance_id.into(),
+            codes_of(records).into(),
+            method.stored().into(),
+        ],
+    )?;
+    rows.iter().map(|r| Ok(r.text(0)?)).collect()
 }
 
 /// Writes validated records. Must run in one transaction: a conflicting duplicate aborts the

@@ -250,6 +250,11 @@ pub(crate) fn configure(
         if pricing.billable_item(code).is_none() {
             return Err(ApiError::not_found("billable item"));
         }
+        // Saved before the usage is read: the item's row is then held (on PostgreSQL a push
+        // of the item holds it shared while it stores its records), so the read sees every
+        // push that went first, and a push that comes after finds the new method. A refusal
+        // rolls the save back.
+        store::save(db, &product.id, code, &setting, now)?;
         if let Setting::Reporting(method) = &setting
             && store::usage_from_other_sources(db, &product.id, code, method.record_source())?
         {
@@ -263,7 +268,6 @@ pub(crate) fn configure(
                 ),
             ));
         }
-        store::save(db, &product.id, code, &setting, now)?;
         item_settings(db, &product.id, &pricing, &service.spec)?
             .into_iter()
             .find(|s| s.item.code().as_str() == code)

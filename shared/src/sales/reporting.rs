@@ -57,6 +57,15 @@ pub(crate) const PLATFORM_BILL_SOURCE: &str = "bill";
 pub(crate) const PLATFORM_MEASURED_SOURCE: &str = "platform";
 
 impl ReportingMethod {
+    /// The method as the settings' store keeps it (its JSON): a statement that must find an
+    /// item still reported so compares with it.
+    pub(crate) fn stored(&self) -> String {
+        match serde_json::to_string(self) {
+            Ok(json) => json,
+            Err(_) => unreachable!("a reporting method's wire form is strings"),
+        }
+    }
+
     /// The source its usage records are stored under.
     pub(crate) fn record_source(&self) -> &'static str {
         match self {

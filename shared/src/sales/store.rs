@@ -45,10 +45,12 @@ pub(crate) fn save(
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
     let (column, json) = match setting {
-        Setting::Reporting(r) => ("reporting", serde_json::to_string(r)),
-        Setting::Associations(a) => ("associations", serde_json::to_string(a)),
+        Setting::Reporting(r) => ("reporting", r.stored()),
+        Setting::Associations(a) => (
+            "associations",
+            serde_json::to_string(a).map_err(ApiError::internal)?,
+        ),
     };
-    let json = json.map_err(ApiError::internal)?;
     db.execute(
         &format!(
             "INSERT INTO billable_item_settings (product_id, code, {column}, updated_at)

@@ -17,6 +17,7 @@ use testkit::native::{ADMIN, TestApp};
 use testkit::{Item, Market, at, cents, str_of, unix};
 
 mod months;
+mod races;
 mod time_limits;
 
 /// The hour the races are about; it closes for billing at 10:00, once its late data is in.
@@ -377,6 +378,18 @@ fn two_write_offs_of_one_period_at_once_write_it_off_once() {
     assert_eq!(app.count("write_offs"), 1);
 }
 
+/// The usage records stored of `instance`, as an operator reads them.
+fn usage_records(app: &TestApp, instance: &str) -> Vec<serde_json::Value> {
+    let usage = app
+        .get(
+            &format!("/api/v1/metering/usage?instance_id={instance}"),
+            ADMIN,
+        )
+        .expect(200)
+        .json();
+    usage["records"].as_array().unwrap().clone()
+}
+
 /// A push of `instance` of one record, `value` in the window `[start, start + 360)`.
 fn push_one(
     app: &TestApp,
@@ -493,14 +506,7 @@ fn a_release_is_dated_once_it_holds_its_instance() {
         assert_eq!(released_at, "2026-03-27T08:40:00Z");
         pushed.expect(200);
     }
-    let usage = app
-        .get(
-            &format!("/api/v1/metering/usage?instance_id={instance}"),
-            ADMIN,
-        )
-        .expect(200)
-        .json();
-    for record in usage["records"].as_array().unwrap() {
+    for record in &usage_records(&app, &instance) {
         assert!(
             record["start_time"].as_i64().unwrap() < unix(&released_at),
             "{record} is after the release at {released_at}"

@@ -1,0 +1,72 @@
+//! Races of a check and the write it guards, on both engines: each check is made again where
+//! the write commits, behind a lock the other side takes too. On PostgreSQL a session of the
+//! test's own holds the first request halfway while the second runs; on SQLite the two run at
+//! once, in whatever order they come.
+
+use serde_json::json;
+use testkit::holding::until;
+use testkit::native::TestApp;
+use testkit::{Item, Market, at, unix};
+
+use super::{PERIOD, push_one, usage_records};
+
+/// A provider changes an item's reporting method while a push of it is in flight (a product
+/// in self-test): the push is stored and the change refused (409 `ReportingMethodLocked`: the
+/// test records pin the method), or the change made and the push refused (400
+/// `ItemNotReportedByProvider`) — never both, which would price the provider's records and the
+/// platform's of the same windows. On PostgreSQL the push is held (by a session of the test's
+/// own) when the change arrives, twice: behind a bill run of its instance, before it reads how
+/// its item is reported (the change goes first); and behind another push of its record, after
+/// (the change waits for it).
+#[test]
+fn a_reporting_method_changed_while_a_push_is_in_flight_is_refused_or_the_push_is() {
+    change_while_pushing(|instance| {
+        format!("SELECT 1 FROM billing_cursors WHERE instance_id = '{instance}' FOR NO KEY UPDATE")
+    });
+    change_while_pushing(|instance| {
+        format!(
+            "INSERT INTO usage_records (instance_id, item_code, source, start_time, end_time,
+                                        value, scale, period_start, request_id, received_at)
+             VALUES ('{instance}', 'Frequency', 'service_provider', {start}, {end}, 3, 0,
+                     {start}, 'req-held', '2026-03-27T08:30:00Z')",
+            start = unix(PERIOD),
+            end = unix(PERIOD) + 360
+        )
+    });
+}
+
+/// One play of the race: the push of a test instance held by what `holding` (of the instance)
+/// runs, the change of its item's method arriving meanwhile, then the holding rolled back.
+fn change_while_pushing(holding: impl Fn(&str) -> String) {
+    let app = TestApp::new();
+    let (provider, product) = app.product_with_items("hour", &[Item::frequency()], false);
+    let instance = app.order(&provider, &product);
+    app.set_now(at("2026-03-27T08:30:00Z"));
+    let mut held = app.holding(&holding(&instance));
+    let reporting = format!("/api/v1/products/{product}/billable-items/Frequency/reporting");
+    let (pushed, changed) = std::thread::scope(|s| {
+        let push = s.spawn(|| push_one(&app, &provider, &instance, unix(PERIOD), 3));
+        held.until_waiting(1);
+        let change = s.spawn(|| {
+            app.put(
+                &reporting,
+                &provider,
+                json!({"method": "compute_nest", "source": "bill"}),
+            )
+        });
+        until("the method changed, or waiting for the push", || {
+            change.is_finished() || held.waiting() >= 2
+        });
+        drop(held);
+        (push.join().unwrap(), change.join().unwrap())
+    });
+    let stored = usage_records(&app, &instance);
+    if changed.status == 200 {
+        pushed.problem(400, "ItemNotReportedByProvider");
+        assert!(stored.is_empty(), "{stored:?}");
+    } else {
+        changed.problem(409, "ReportingMethodLocked");
+        pushed.expect(200);
+        assert_eq!(stored.len(), 1, "{stored:?}");
+    }
+}
