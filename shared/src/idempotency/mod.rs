@@ -8,7 +8,9 @@
 //! its effect and its recorded response commit together or not at all, and a concurrent retry
 //! waits for the first (the key's lock, `serialize_on`) and then replays it. A bill run commits batch by batch and reads the
 //! network between them, so it is not wrapped: it is idempotent by construction (each period is
-//! billed once), and its report is recorded after the run for the retries to replay.
+//! billed once), and its report is recorded after the run for the retries to replay. Its key is
+//! claimed before it runs, so another request under the key is refused before it has any
+//! effect; a retry of it runs again until the report is recorded.
 //!
 //! Only successful responses (and a console form's redirect) are recorded: a refused request
 //! changed nothing, so running it again is harmless. A record lives [`LIFETIME`] (24 hours, Stripe's window): the same key
@@ -51,7 +53,8 @@ pub(crate) const HEADER: &str = "idempotency-key";
 pub(crate) enum Guard {
     /// In the transaction that records the key: effect and record commit together.
     Atomic,
-    /// Run as it is (it is idempotent itself), its response recorded afterwards.
+    /// Run as it is (it is idempotent itself), its key claimed before and its response
+    /// recorded afterwards.
     Recorded,
 }
 
@@ -107,70 +110,130 @@ pub(crate) fn run(
     now: DateTime<Utc>,
     serve: impl Fn() -> Resp,
 ) -> ApiResult<Resp> {
-    let replay = |db: &dyn Database| -> ApiResult<Option<Resp>> {
-        match store::find(db, principal_id, key, now.timestamp() - LIFETIME)? {
-            Some(saved) if saved.fingerprint == fingerprint => Ok(Some(saved.response()?)),
+    let keyed = Keyed {
+        principal_id,
+        key,
+        fingerprint,
+        now,
+    };
+    // A retry of a request already answered is replayed without taking the write lock.
+    if let Some(saved) = keyed.replay(db)? {
+        return Ok(saved);
+    }
+    match guard {
+        Guard::Atomic => keyed.atomic(db, serve),
+        Guard::Recorded => keyed.recorded(db, serve),
+    }
+}
+
+/// One request under its key.
+struct Keyed<'a> {
+    principal_id: &'a str,
+    key: &'a IdempotencyKey,
+    fingerprint: &'a str,
+    now: DateTime<Utc>,
+}
+
+impl Keyed<'_> {
+    /// The response recorded for this request, if any: `None` too while it is only claimed (a
+    /// retry running while the first does, or after it stopped halfway); 409 when the key
+    /// stands for another request.
+    fn replay(&self, db: &dyn Database) -> ApiResult<Option<Resp>> {
+        let expired = self.now.timestamp() - LIFETIME;
+        match store::find(db, self.principal_id, self.key, expired)? {
+            Some(saved) if saved.fingerprint == self.fingerprint => saved.response(),
             Some(_) => Err(ApiError::new(
                 Code::IdempotencyKeyReused,
                 "this Idempotency-Key was used for another request; use a new key",
             )),
             None => Ok(None),
         }
-    };
-    let record = |db: &dyn Database, response: &Resp| -> ApiResult<()> {
+    }
+
+    /// The key's lock, until the caller's transaction ends: a request taking the key waits
+    /// for another one taking it meanwhile.
+    fn lock(&self, db: &dyn Database) -> Result<(), StorageError> {
+        let name = format!(
+            "idempotency key {} {}",
+            self.principal_id,
+            self.key.as_str()
+        );
+        serialize_on(db, &name)
+    }
+
+    fn record(&self, db: &dyn Database, response: &Resp) -> ApiResult<()> {
         if recordable(response) && response.body().len() <= RECORDED_MAX {
-            store::insert(db, principal_id, key, fingerprint, response, now)?;
+            store::insert(
+                db,
+                self.principal_id,
+                self.key,
+                self.fingerprint,
+                response,
+                self.now,
+            )?;
         }
         Ok(())
-    };
-    // A retry of a request already answered is replayed without taking the write lock.
-    if let Some(saved) = replay(db)? {
-        return Ok(saved);
     }
-    match guard {
-        Guard::Atomic => {
-            let outcome = transaction(db, |db| {
-                // A retry racing the first request waits here for it to commit, then replays.
-                serialize_on(
-                    db,
-                    &format!("idempotency key {principal_id} {}", key.as_str()),
-                )?;
-                if let Some(saved) = replay(db)? {
-                    return Ok(saved);
-                }
-                let response = serve();
-                if response.body().len() > RECORDED_MAX {
-                    return Err(Unrecorded::Refused(ApiError::internal(
-                        "a response too large to record for its retries",
-                    )));
-                }
-                if response.status().is_server_error() {
-                    // Ours or a provider's failure (a 502 of an unreadable Prometheus): nothing
-                    // of it is kept, the client may retry, and it is answered as it is.
-                    return Err(Unrecorded::Failed(Box::new(response)));
-                }
-                record(db, &response)?;
-                Ok(response)
-            });
-            match outcome {
-                Ok(response) => Ok(response),
-                Err(Unrecorded::Failed(response)) => Ok(*response),
-                Err(Unrecorded::Refused(e)) => Err(e),
+
+    /// [`Guard::Atomic`]: `serve` in the transaction that records its response.
+    fn atomic(&self, db: &dyn Database, serve: impl Fn() -> Resp) -> ApiResult<Resp> {
+        let outcome = transaction(db, |db| {
+            // A retry racing the first request waits here for it to commit, then replays.
+            self.lock(db)?;
+            if let Some(saved) = self.replay(db)? {
+                return Ok(saved);
             }
-        }
-        Guard::Recorded => {
             let response = serve();
-            if !recordable(&response) {
-                return Ok(response);
+            if response.body().len() > RECORDED_MAX {
+                return Err(Unrecorded::Refused(ApiError::internal(
+                    "a response too large to record for its retries",
+                )));
             }
-            // Should a retry have run at the same time and recorded first, its response is the
-            // one every later retry gets: answer with it too.
-            let recorded = transaction(db, |db| {
-                record(db, &response)?;
-                replay(db)
-            })?;
-            Ok(recorded.unwrap_or(response))
+            if response.status().is_server_error() {
+                // Ours or a provider's failure (a 502 of an unreadable Prometheus): nothing
+                // of it is kept, the client may retry, and it is answered as it is.
+                return Err(Unrecorded::Failed(Box::new(response)));
+            }
+            self.record(db, &response)?;
+            Ok(response)
+        });
+        match outcome {
+            Ok(response) => Ok(response),
+            Err(Unrecorded::Failed(response)) => Ok(*response),
+            Err(Unrecorded::Refused(e)) => Err(e),
         }
+    }
+
+    /// [`Guard::Recorded`]: the key claimed for this request before it runs, in a transaction
+    /// of its own — another request under the key is refused before it has any effect (409),
+    /// a retry of this one replays its answer once recorded, or runs again meanwhile (it is
+    /// idempotent by construction) —, then `serve` as it is, then its response recorded.
+    fn recorded(&self, db: &dyn Database, serve: impl Fn() -> Resp) -> ApiResult<Resp> {
+        let claimed = transaction(db, |db| {
+            self.lock(db)?;
+            let saved = self.replay(db)?;
+            if saved.is_none() {
+                store::claim(db, self.principal_id, self.key, self.fingerprint, self.now)?;
+            }
+            Ok::<_, ApiError>(saved)
+        })?;
+        if let Some(saved) = claimed {
+            return Ok(saved);
+        }
+        let response = serve();
+        if !recordable(&response) {
+            // It changed nothing: the key stands for nothing again. Should that fail, the
+            // claim expires with the key's lifetime; the answer stands either way.
+            let _ = store::release(db, self.principal_id, self.key, self.fingerprint);
+            return Ok(response);
+        }
+        // Should a retry have run at the same time and recorded first, its response is the
+        // one every later retry gets: answer with it too.
+        let recorded = transaction(db, |db| {
+            self.record(db, &response)?;
+            self.replay(db)
+        })?;
+        Ok(recorded.unwrap_or(response))
     }
 }
 

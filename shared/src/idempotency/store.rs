@@ -19,8 +19,15 @@ pub(super) struct Saved {
     body: Vec<u8>,
 }
 
+/// The status of a key claimed by a request that has not answered yet ([`claim`]): no response's.
+const CLAIMED: i64 = 0;
+
 impl Saved {
-    pub(super) fn response(self) -> ApiResult<Resp> {
+    /// The recorded response; `None` while the key is only claimed.
+    pub(super) fn response(self) -> ApiResult<Option<Resp>> {
+        if self.status == CLAIMED {
+            return Ok(None);
+        }
         let status = u16::try_from(self.status)
             .ok()
             .and_then(|s| StatusCode::from_u16(s).ok())
@@ -32,7 +39,10 @@ impl Saved {
         if let Some(location) = self.location {
             response = response.header(header::LOCATION, location);
         }
-        response.body(self.body).map_err(ApiError::internal)
+        response
+            .body(self.body)
+            .map(Some)
+            .map_err(ApiError::internal)
     }
 }
 
@@ -61,6 +71,19 @@ pub(super) fn find(
         .transpose()
 }
 
+/// Records the key as standing for the request of `fingerprint`, its `response` still to come
+/// ([`insert`] records it).
+pub(super) fn claim(
+    db: &dyn Database,
+    principal_id: &str,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    upsert(db, (principal_id, key, fingerprint), None, now)
+}
+
+/// Records the request's response under its key.
 pub(super) fn insert(
     db: &dyn Database,
     principal_id: &str,
@@ -69,14 +92,46 @@ pub(super) fn insert(
     response: &Resp,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
+    upsert(db, (principal_id, key, fingerprint), Some(response), now)
+}
+
+/// Gives up the claim of the request of `fingerprint` on the key, if it is still only claimed:
+/// the request changed nothing, and the key stands for nothing again.
+pub(super) fn release(
+    db: &dyn Database,
+    principal_id: &str,
+    key: &IdempotencyKey,
+    fingerprint: &str,
+) -> ApiResult<()> {
+    db.execute(
+        "DELETE FROM idempotency_keys
+         WHERE principal_id = ? AND key = ? AND fingerprint = ? AND status = ?",
+        &[
+            principal_id.into(),
+            key.as_str().into(),
+            fingerprint.into(),
+            CLAIMED.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Records `response` (or, `None`, a claim) of a request under its key. An expired record of
+/// the key gives way, and so does the request's own claim; another live one (a racing retry's
+/// answer, another request's claim) stays.
+fn upsert(
+    db: &dyn Database,
+    (principal_id, key, fingerprint): (&str, &IdempotencyKey, &str),
+    response: Option<&Resp>,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
     let header = |name: header::HeaderName| {
-        response
+        response?
             .headers()
             .get(name)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned)
     };
-    // An expired record of the key gives way; a live one (a racing retry's) stays.
     db.execute(
         "INSERT INTO idempotency_keys (principal_id, key, fingerprint, status, content_type, body,
                                        created_at, created_unix, location)
@@ -86,18 +141,20 @@ pub(super) fn insert(
              content_type = excluded.content_type, body = excluded.body,
              location = excluded.location,
              created_at = excluded.created_at, created_unix = excluded.created_unix
-         WHERE idempotency_keys.created_unix <= ?",
+         WHERE idempotency_keys.created_unix <= ?
+            OR (idempotency_keys.status = ? AND idempotency_keys.fingerprint = excluded.fingerprint)",
         &[
             principal_id.into(),
             key.as_str().into(),
             fingerprint.into(),
-            i64::from(response.status().as_u16()).into(),
+            response.map_or(CLAIMED, |r| i64::from(r.status().as_u16())).into(),
             header(header::CONTENT_TYPE).into(),
-            response.body().clone().into(),
+            response.map_or_else(Vec::new, |r| r.body().clone()).into(),
             rfc3339(now).into(),
             now.timestamp().into(),
             header(header::LOCATION).into(),
             (now.timestamp() - super::LIFETIME).into(),
+            CLAIMED.into(),
         ],
     )?;
     Ok(())

@@ -70,3 +70,61 @@ fn change_while_pushing(holding: impl Fn(&str) -> String) {
         assert_eq!(stored.len(), 1, "{stored:?}");
     }
 }
+
+/// Two different pushes sent at once under one `Idempotency-Key`: one is stored, the other
+/// refused (409 `IdempotencyKeyReused`) having stored nothing — the key stands for one request,
+/// and the second never takes effect only to be told so. On PostgreSQL the first push is held
+/// behind a bill run of its instance (a session of the test's own holding the cursor), its key
+/// taken, when the second arrives.
+#[test]
+fn two_different_pushes_under_one_key_at_once_take_effect_once() {
+    let app = TestApp::new();
+    let (provider, product) = app.product_with_items("hour", &[Item::frequency()], true);
+    let (_, customer) = app.funded_customer("100.00");
+    let instances: Vec<String> = (0..2).map(|_| app.order(&customer, &product)).collect();
+    app.set_now(at("2026-03-27T08:30:00Z"));
+    let mut held = app.holding(&format!(
+        "SELECT 1 FROM billing_cursors WHERE instance_id = '{}' FOR NO KEY UPDATE",
+        instances[0]
+    ));
+    let push = |instance: &str| {
+        let record = json!({"StartTime": unix(PERIOD), "EndTime": unix(PERIOD) + 360,
+            "Entities": [{"Key": "Frequency", "Value": "3"}]});
+        let body = json!({"ServiceInstanceId": instance,
+            "Metering": json!([record]).to_string()});
+        app.call_with_headers(
+            "POST",
+            "/api/v1/metering",
+            Some(&provider),
+            &[
+                ("content-type", "application/json"),
+                ("idempotency-key", "push-0001"),
+            ],
+            body.to_string().into_bytes(),
+        )
+    };
+    let answers = std::thread::scope(|s| {
+        let first = s.spawn(|| push(&instances[0]));
+        held.until_waiting(1);
+        let second = s.spawn(|| push(&instances[1]));
+        until("the second push answered, or waiting", || {
+            second.is_finished() || held.waiting() >= 2
+        });
+        held.commit();
+        [first.join().unwrap(), second.join().unwrap()]
+    });
+    let statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    assert!(
+        statuses.contains(&200) && statuses.contains(&409),
+        "{statuses:?}"
+    );
+    for (answer, instance) in answers.into_iter().zip(&instances) {
+        let stored = usage_records(&app, instance);
+        if answer.status == 200 {
+            assert_eq!(stored.len(), 1, "{stored:?}");
+        } else {
+            answer.problem(409, "IdempotencyKeyReused");
+            assert!(stored.is_empty(), "{instance}: {stored:?}");
+        }
+    }
+}
