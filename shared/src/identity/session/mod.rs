@@ -10,10 +10,10 @@
 use chrono::{DateTime, Duration, Utc};
 use sha2::{Digest, Sha256};
 
-use super::{Principal, Role, principal_for_token, same_secret, token_hash};
+use super::{Principal, Role, lock_principals, principal_for_token, same_secret, token_hash};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::platform::ids::random_bytes;
-use crate::platform::storage::Database;
+use crate::platform::storage::{Database, transaction};
 
 mod store;
 
@@ -73,7 +73,8 @@ pub(crate) fn sign_in(
     admin_token: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Session> {
-    let principal = principal_for_token(db, token.trim(), admin_token)?;
+    let token = token.trim();
+    let principal = principal_for_token(db, token, admin_token)?;
     if principal.role == Role::Platform {
         return Err(ApiError::new(
             Code::Forbidden,
@@ -83,16 +84,24 @@ pub(crate) fn sign_in(
     let id = SessionId(hex::encode(random_bytes::<32>()));
     let expires = now + Duration::hours(SESSION_HOURS);
     store::sweep_expired(db, now.timestamp())?;
-    store::insert(
-        db,
-        &store::StoredSession {
-            id_hash: id.hash(),
-            principal_id: principal.id.clone(),
-            token_hash: token_hash(token.trim()),
-            created_at: now,
-            expires_at: expires,
-        },
-    )?;
+    let principal = transaction(db, |db| {
+        // The principal's row held, its token read again: a disable (or a new token) that
+        // commits first refuses the sign-in, and one after it waits for the session to commit
+        // and then ends it with the others. None outlives the disable.
+        lock_principals(db, &[&principal.id])?;
+        let principal = principal_for_token(db, token, admin_token)?;
+        store::insert(
+            db,
+            &store::StoredSession {
+                id_hash: id.hash(),
+                principal_id: principal.id.clone(),
+                token_hash: token_hash(token),
+                created_at: now,
+                expires_at: expires,
+            },
+        )?;
+        Ok::<_, ApiError>(principal)
+    })?;
     Ok(Session { principal, id })
 }
 

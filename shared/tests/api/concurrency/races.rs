@@ -5,10 +5,11 @@
 
 use serde_json::json;
 use testkit::holding::until;
-use testkit::native::TestApp;
+use testkit::native::{ADMIN, TestApp};
 use testkit::{Item, Market, at, unix};
 
 use super::{PERIOD, push_one, usage_records};
+use crate::console::Browser;
 
 /// A provider changes an item's reporting method while a push of it is in flight (a product
 /// in self-test): the push is stored and the change refused (409 `ReportingMethodLocked`: the
@@ -127,4 +128,43 @@ fn two_different_pushes_under_one_key_at_once_take_effect_once() {
             assert!(stored.is_empty(), "{instance}: {stored:?}");
         }
     }
+}
+
+/// A principal disabled while it signs in to the console keeps no session: the sign-in is
+/// refused (401), or the session it opened is ended with the others — none works again once an
+/// operator enables the principal. On PostgreSQL the disable (a session of the test's own) has
+/// disabled the principal and ended its sessions, not yet committed, when the sign-in arrives;
+/// on SQLite the operator disables it once the sign-in is answered.
+#[test]
+fn a_principal_disabled_while_it_signs_in_keeps_no_session() {
+    let app = TestApp::new();
+    let (id, token) = app.provider();
+    let mut held = app.holding(&format!(
+        "UPDATE principals SET disabled_at = '2026-03-27T08:00:00Z' WHERE id = '{id}';
+         DELETE FROM console_sessions WHERE principal_id = '{id}'"
+    ));
+    let disabled_by_the_test = held.holds();
+    let mut browser = Browser::new(&app);
+    let signed_in = std::thread::scope(|s| {
+        let sign_in = s.spawn(|| browser.sign_in(&token));
+        until("the sign-in answered, or waiting for the disable", || {
+            sign_in.is_finished() || held.waiting() >= 1
+        });
+        held.commit();
+        sign_in.join().unwrap()
+    });
+    let principal = format!("/api/v1/principals/{id}");
+    if !disabled_by_the_test {
+        app.post(&format!("{principal}/disable"), ADMIN, json!({}))
+            .expect(200);
+    }
+    assert!(
+        [303, 401].contains(&signed_in.status),
+        "{}",
+        signed_in.text()
+    );
+    app.post(&format!("{principal}/enable"), ADMIN, json!({}))
+        .expect(200);
+    let after = browser.get("/products").expect(303);
+    assert_eq!(after.header("location"), Some("/sign-in?next=%2Fproducts"));
 }
