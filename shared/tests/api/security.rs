@@ -8,7 +8,8 @@ use testkit::{Market, Response, at, png};
 
 use crate::console::{Browser, cookie_pair, csrf_of};
 
-fn from(app: &TestApp, address: &str, token: &str) -> Response {
+/// A `GET /api/v1/me` with `token` from the client at `address` (Spin's `spin-client-addr`).
+pub(crate) fn from(app: &TestApp, address: &str, token: &str) -> Response {
     app.call_with_headers(
         "GET",
         "/api/v1/me",

@@ -31,7 +31,9 @@ fn address(client: &str) -> &str {
 }
 
 /// Runs `authenticate` for a client at `client`'s address, unless it failed [`LIMIT`] times in
-/// the current minute (429); a failure of it (`Unauthorized`) is counted.
+/// the current minute (429); a failure of it (`Unauthorized`) is counted, and answered 429 too
+/// when the count it makes is past the limit — failures of attempts running at once are counted
+/// one by one, so of those that started below the limit only as many as it leaves are 401.
 pub(crate) fn guarded<T>(
     db: &dyn Database,
     client: Option<&str>,
@@ -42,25 +44,28 @@ pub(crate) fn guarded<T>(
         return authenticate();
     };
     let minute = now.timestamp() - now.timestamp().rem_euclid(60);
-    if store::failures(db, client, minute)? >= LIMIT {
-        let wait = u64::try_from(minute + 60 - now.timestamp()).unwrap_or(60);
-        return Err(ApiError {
-            retry_after: Some(wait.max(1)),
+    let too_many = || {
+        let wait = u64::try_from(minute + 60 - now.timestamp())
+            .unwrap_or(60)
+            .max(1);
+        ApiError {
+            retry_after: Some(wait),
             ..ApiError::new(
                 Code::TooManyRequests,
-                format!(
-                    "too many failed sign-ins from your address; try again in {} s",
-                    wait.max(1)
-                ),
+                format!("too many failed sign-ins from your address; try again in {wait} s"),
             )
-        });
+        }
+    };
+    if store::failures(db, client, minute)? >= LIMIT {
+        return Err(too_many());
     }
     let outcome = authenticate();
     if outcome
         .as_ref()
         .is_err_and(|e| e.code == Code::Unauthorized)
+        && store::count_failure(db, client, minute)? > LIMIT
     {
-        store::count_failure(db, client, minute)?;
+        return Err(too_many());
     }
     outcome
 }

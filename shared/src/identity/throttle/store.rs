@@ -1,6 +1,6 @@
 //! Failed authentications per client address and minute.
 
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult};
 use crate::platform::storage::Database;
 
 /// The failures counted for `client` in the minute starting at `minute` (Unix seconds).
@@ -12,15 +12,20 @@ pub(super) fn failures(db: &dyn Database, client: &str, minute: i64) -> ApiResul
     Ok(rows.first().map(|r| r.int(0)).transpose()?.unwrap_or(0))
 }
 
-/// Counts one more failure of `client` in the minute starting at `minute`: one statement, so
-/// racing failures are all counted.
-pub(super) fn count_failure(db: &dyn Database, client: &str, minute: i64) -> ApiResult<()> {
-    db.execute(
+/// Counts one more failure of `client` in the minute starting at `minute`, and answers the
+/// count with it: one statement, so racing failures are all counted, each with a count of its
+/// own.
+pub(super) fn count_failure(db: &dyn Database, client: &str, minute: i64) -> ApiResult<i64> {
+    let rows = db.execute(
         "INSERT INTO auth_failures (client, minute, failures) VALUES (?, ?, 1)
-         ON CONFLICT (client, minute) DO UPDATE SET failures = auth_failures.failures + 1",
+         ON CONFLICT (client, minute) DO UPDATE SET failures = auth_failures.failures + 1
+         RETURNING failures",
         &[client.into(), minute.into()],
     )?;
-    Ok(())
+    let row = rows
+        .first()
+        .ok_or_else(|| ApiError::internal("a counted failure without its count"))?;
+    Ok(row.int(0)?)
 }
 
 /// Deletes the counts of minutes before `before` (Unix seconds).

@@ -6,10 +6,11 @@
 use serde_json::json;
 use testkit::holding::until;
 use testkit::native::{ADMIN, TestApp};
-use testkit::{Item, Market, at, unix};
+use testkit::{Item, Market, Response, at, unix};
 
 use super::{PERIOD, push_one, usage_records};
 use crate::console::Browser;
+use crate::security::from;
 
 /// A provider changes an item's reporting method while a push of it is in flight (a product
 /// in self-test): the push is stored and the change refused (409 `ReportingMethodLocked`: the
@@ -167,4 +168,30 @@ fn a_principal_disabled_while_it_signs_in_keeps_no_session() {
         .expect(200);
     let after = browser.get("/products").expect(303);
     assert_eq!(after.header("location"), Some("/sign-in?next=%2Fproducts"));
+}
+
+/// Failed authentications from one address at once, with one failure to go before the limit:
+/// one is 401, the others 429 `TooManyRequests` — each failure is counted with a count of its
+/// own, so no more than ten in a minute are answered as failures, however many ran together.
+/// On PostgreSQL the three attempts wait to count their failure behind a session of the test's
+/// own holding the address's count, each having found nine before it authenticated.
+#[test]
+fn failed_authentications_at_once_past_the_limit_are_too_many() {
+    let app = TestApp::new();
+    for port in 0..9 {
+        from(&app, &format!("10.0.0.7:{}", 5000 + port), "nm_guess").problem(401, "Unauthorized");
+    }
+    let mut held = app.holding("SELECT 1 FROM auth_failures WHERE client = '10.0.0.7' FOR UPDATE");
+    let app = &app;
+    let answers: Vec<Response> = std::thread::scope(|s| {
+        let attempts: Vec<_> = (0..3)
+            .map(|n| s.spawn(move || from(app, &format!("10.0.0.7:{}", 6000 + n), "nm_guess")))
+            .collect();
+        held.until_waiting(3);
+        held.commit();
+        attempts.into_iter().map(|a| a.join().unwrap()).collect()
+    });
+    let mut statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [401, 429, 429]);
 }
