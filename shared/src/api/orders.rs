@@ -6,6 +6,7 @@ use rust_decimal::Decimal;
 use serde::Deserialize;
 
 use super::{Ctx, Resp, created, not_allowed, not_found, ok};
+use crate::billing::credit::{self, CreditRequest, Part};
 use crate::billing::{self, BillFilter};
 use crate::error::ApiResult;
 use crate::identity::Role;
@@ -40,6 +41,10 @@ pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
         (["bills"], _) => not_allowed("GET"),
         (["bills", id], &Method::GET) => bill(ctx, id),
         (["bills", _], _) => not_allowed("GET"),
+        (["bills", id, "credit-notes"], &Method::POST) => credit(ctx, id),
+        (["bills", _, "credit-notes"], _) => not_allowed("POST"),
+        (["credit-notes"], &Method::GET) => credit_notes(ctx),
+        (["credit-notes"], _) => not_allowed("GET"),
         _ => not_found(),
     }
 }
@@ -147,7 +152,7 @@ fn my_account(ctx: &Ctx) -> ApiResult<Resp> {
     caller.require(&[Role::Customer])?;
     let page = ctx.page()?;
     let db = ctx.storage.db()?;
-    let account = ledger::account(db, &caller.id, ctx.now)?;
+    let account = ledger::account(db, &caller.id, ctx.now, ctx.config.arrears_grace_hours)?;
     let entries = ledger::ledger(db, &caller.id, page.cursor.as_deref(), page.fetch())?;
     ok(&serde_json::json!({
         "account": account,
@@ -165,11 +170,12 @@ fn top_up(ctx: &Ctx, customer_id: &str) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Operator])?;
     let body: TopUp = ctx.json()?;
-    let (account, entry) = ledger::top_up(
+    let (account, entry) = billing::collection::top_up(
         ctx.storage.db()?,
         &caller,
         customer_id,
         body.amount,
+        ctx.config.arrears_grace_hours,
         ctx.now,
     )?;
     created(&serde_json::json!({ "account": account, "entry": entry }))
@@ -197,8 +203,7 @@ fn bill_run(ctx: &Ctx) -> ApiResult<Resp> {
     let report = billing::run(
         ctx.storage.db()?,
         ctx.outbound,
-        ctx.config.billing_timezone,
-        ctx.config.test_instance_max_hours,
+        ctx.config,
         as_of,
         ctx.now,
         &caller,
@@ -252,4 +257,46 @@ fn bill(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     ok(&billing::find(ctx.storage.db()?, &caller, id)?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreditBody {
+    amount: Option<Decimal>,
+    reason: Option<String>,
+    #[serde(default)]
+    applies_to: Part,
+}
+
+/// An operator's credit note on a bill: 201 with the note.
+fn credit(ctx: &Ctx, bill_id: &str) -> ApiResult<Resp> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Operator])?;
+    let body: CreditBody = ctx.json()?;
+    let request = CreditRequest {
+        amount: body.amount,
+        reason: body.reason.as_deref(),
+        applies_to: body.applies_to,
+    };
+    created(&credit::issue(
+        ctx.storage.db()?,
+        &caller,
+        bill_id,
+        &request,
+        ctx.now,
+    )?)
+}
+
+fn credit_notes(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
+    let page = ctx.page()?;
+    let items = credit::list(
+        ctx.storage.db()?,
+        &caller,
+        ctx.query("bill_id"),
+        page.cursor.as_deref(),
+        page.fetch(),
+    )?;
+    page.list(items, |n| &n.id)
 }

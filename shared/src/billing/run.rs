@@ -13,8 +13,9 @@ use std::rc::Rc;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use crate::billing::collection::{self, Collection};
 use crate::billing::store::{self, CursorMove, DueCursor};
-use crate::billing::{Bill, Failure, FailureCode, Priced, RunReport, pricing};
+use crate::billing::{Bill, Failure, FailureCode, Parts, Priced, RunReport, pricing};
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency;
 use crate::identity::{Principal, throttle};
@@ -25,6 +26,7 @@ use crate::orders::ledger::{self, Cents, EntryKind, Posting};
 use crate::orders::{self, Terms};
 use crate::period::Period;
 use crate::platform::clock::rfc3339;
+use crate::platform::config::Config;
 use crate::platform::ids::IdSequence;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::{Database, StorageError, StorageErrorKind, transaction};
@@ -47,56 +49,25 @@ struct Prepared {
 }
 
 /// Bills every closed, unbilled (instance, period) as of `as_of`, oldest first, in batches,
-/// after releasing the test instances that lived `test_instance_max_hours` by then. `as_of`
-/// decides which periods are closed; `now` is when the bills and ledger entries are written (a
-/// run as of yesterday still records today).
+/// after releasing the test instances that lived `test_instance_max_hours` by then; then
+/// suspends the running instances of customers in arrears for `arrears_grace_hours`. `as_of`
+/// decides which periods are closed; `now` is when the bills, ledger entries and suspensions
+/// are written (a run as of yesterday still records today). The deployment's
+/// `billing_timezone` cuts the periods of instances that did not record their own.
 pub fn run(
     db: &dyn Database,
     out: &dyn Outbound,
-    tz: Tz,
-    test_instance_max_hours: u32,
+    config: &Config,
     as_of: DateTime<Utc>,
     now: DateTime<Utc>,
     actor: &Principal,
 ) -> ApiResult<RunReport> {
+    let tz = config.billing_timezone;
     let mut report = RunReport {
         as_of: rfc3339(as_of),
         ..RunReport::default()
     };
-    // Housekeeping, then the cursors of instances that have none, each on its own, then the
-    // release of expired test instances: none of them keeps the others from being billed.
-    if let Err(e) = idempotency::purge_expired(db, now) {
-        eprintln!(
-            "bill run: expired idempotency keys not purged: {}",
-            e.detail
-        );
-    }
-    if let Err(e) = throttle::purge(db, now) {
-        eprintln!(
-            "bill run: old counts of failed sign-ins not purged: {}",
-            e.detail
-        );
-    }
-    match orders::open_missing_billing_cursors(db, tz) {
-        Ok(failed) => report
-            .failures
-            .extend(failed.into_iter().map(|(instance_id, e)| Failure {
-                instance_id,
-                period_start: rfc3339(as_of),
-                code: FailureCode::CursorNotOpened,
-                reason: format!("its billing cursor could not be opened: {}", e.detail),
-            })),
-        Err(e) => eprintln!(
-            "bill run: instances without a cursor not read: {}",
-            e.detail
-        ),
-    }
-    if let Err(e) = orders::instance::expire_test_instances(db, test_instance_max_hours, as_of) {
-        eprintln!(
-            "bill run: expired test instances not released: {}",
-            e.detail
-        );
-    }
+    prepare_run(db, config, as_of, now, &mut report);
     // Passes of a keyset over (next_close_at, instance_id). Within a pass a billed cursor comes
     // round again while its next close lies past the key; one that fell behind the key (another
     // instance's cursor stood far ahead in the batch) is billed by the next pass. Instances that
@@ -132,8 +103,61 @@ pub fn run(
             }
         }
         if billed == 0 {
-            return Ok(report);
+            break;
         }
+    }
+    // After the bills, which may have left balances below zero: arrears start, and those past
+    // their grace suspend what runs. A failure here bills nothing less; the next run retries.
+    match orders::arrears::suspend_overdue(db, config.arrears_grace_hours, now) {
+        Ok(suspended) => report.suspended = suspended,
+        Err(e) => eprintln!("bill run: arrears not suspended: {}", e.detail),
+    }
+    Ok(report)
+}
+
+/// What a run does before it bills: housekeeping, then the cursors of instances that have
+/// none, each on its own, then the release of expired test instances. None of them keeps the
+/// others, or the bills, from being made; a cursor that cannot be opened is reported.
+fn prepare_run(
+    db: &dyn Database,
+    config: &Config,
+    as_of: DateTime<Utc>,
+    now: DateTime<Utc>,
+    report: &mut RunReport,
+) {
+    if let Err(e) = idempotency::purge_expired(db, now) {
+        eprintln!(
+            "bill run: expired idempotency keys not purged: {}",
+            e.detail
+        );
+    }
+    if let Err(e) = throttle::purge(db, now) {
+        eprintln!(
+            "bill run: old counts of failed sign-ins not purged: {}",
+            e.detail
+        );
+    }
+    match orders::open_missing_billing_cursors(db, config.billing_timezone) {
+        Ok(failed) => report
+            .failures
+            .extend(failed.into_iter().map(|(instance_id, e)| Failure {
+                instance_id,
+                period_start: rfc3339(as_of),
+                code: FailureCode::CursorNotOpened,
+                reason: format!("its billing cursor could not be opened: {}", e.detail),
+            })),
+        Err(e) => eprintln!(
+            "bill run: instances without a cursor not read: {}",
+            e.detail
+        ),
+    }
+    if let Err(e) =
+        orders::instance::expire_test_instances(db, config.test_instance_max_hours, as_of)
+    {
+        eprintln!(
+            "bill run: expired test instances not released: {}",
+            e.detail
+        );
     }
 }
 
@@ -421,26 +445,64 @@ fn write_batch(
             lines: priced.lines,
             resource_lines: priced.resource_lines,
             created_at: rfc3339(now),
+            credit_notes: Vec::new(),
+            credited: Cents(0),
+            collected: Cents(0),
+            uncollected: Cents(0),
+            parts: Parts::default(),
         });
     }
+    let collections = step(
+        FailureCode::DeductionNotPosted,
+        deduct(db, &mut written, actor, now),
+    )?;
     let periods: Vec<&Period> = billed.iter().map(|(p, _)| &p.period).collect();
     step(
         FailureCode::BillNotWritten,
         store::insert(db, &written, &periods),
     )?;
-    let deductions: Vec<Posting> = written
-        .iter()
-        .filter(|b| !b.test && b.total.0 > 0)
-        .map(|b| Posting {
-            customer_id: &b.owner_id,
-            kind: EntryKind::Bill,
-            amount: Cents(-b.total.0),
-            reference: Some(&b.id),
-        })
-        .collect();
     step(
         FailureCode::DeductionNotPosted,
-        ledger::post_many(db, &deductions, &actor.id, now),
+        store::insert_collections(db, &collections),
     )?;
     Ok((written, failures))
+}
+
+/// Deducts the bills that charge something from their customers' accounts: each bill owes
+/// what the balance before it did not cover (its standing set here) and the rest is
+/// collected. Returns the collections, for once the bills are written.
+fn deduct(
+    db: &dyn Database,
+    written: &mut [Bill],
+    actor: &Principal,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<Collection>> {
+    let charged: Vec<usize> = (0..written.len())
+        .filter(|i| !written[*i].test && written[*i].total.0 > 0)
+        .collect();
+    let deductions: Vec<Posting> = charged
+        .iter()
+        .map(|i| Posting {
+            customer_id: &written[*i].owner_id,
+            kind: EntryKind::Bill,
+            amount: Cents(-written[*i].total.0),
+            reference: Some(&written[*i].id),
+        })
+        .collect();
+    let entries = ledger::post_many(db, &deductions, &actor.id, now)?;
+    let mut ids = IdSequence::new("col", now);
+    let mut collections = Vec::with_capacity(charged.len());
+    for (i, entry) in charged.into_iter().zip(&entries) {
+        let bill = &mut written[i];
+        let collected = collection::at_deduction(bill, entry.balance_after);
+        bill.parts.product_fees.uncollected = Cents(bill.product_fees.0 - collected.0.0);
+        bill.parts.resource_fees.uncollected = Cents(bill.resource_fees.0 - collected.1.0);
+        if collected != (Cents(0), Cents(0)) {
+            collections.push(Collection::of(&mut ids, bill, collected, &entry.id, now));
+        }
+    }
+    for bill in written.iter_mut() {
+        bill.fill_standing(Vec::new());
+    }
+    Ok(collections)
 }

@@ -217,6 +217,11 @@ fn route(req: &Req, session: Option<&Session>, chrome: &Chrome) -> ApiResult<Res
         (["instances", id, "actions"], _, true) => pages::instances::act(req, me, id),
         (["bills"], true, _) => pages::bills::list(req, chrome, me),
         (["bills", id], true, _) => pages::bills::show(req, chrome, me, id),
+        (["bills", id, "credit-notes"], _, true) => {
+            once::submit(req, chrome, me, Guard::Atomic, || {
+                pages::bills::credit(req, chrome, me, id)
+            })
+        }
         (["account"], true, _) => pages::customer::account(req, chrome, me),
 
         (["services"], true, _) => pages::provider::services(req, chrome, me),

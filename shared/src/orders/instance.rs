@@ -18,6 +18,9 @@ use crate::platform::storage::{Database, transaction};
 pub(crate) enum InstanceStatus {
     Running,
     Stopped,
+    /// Stopped by a bill run while its customer's arrears outlast the grace; running again
+    /// when a top-up ends them.
+    Suspended,
     Released,
 }
 
@@ -29,7 +32,16 @@ pub(crate) enum Action {
     Release,
 }
 
-/// The instance lifecycle: running ⇄ stopped, either → released, released accepts nothing.
+/// The refusal of what a customer in arrears may not do (R8.7, R8.20).
+pub(crate) fn in_arrears(what: &str) -> ApiError {
+    ApiError::new(
+        Code::AccountInArrears,
+        format!("the account balance is below zero: top up before {what}"),
+    )
+}
+
+/// The instance lifecycle: running ⇄ stopped, any → released, released accepts nothing; a
+/// suspended instance is started again only by the top-up that ends its customer's arrears.
 pub(crate) fn act(from: InstanceStatus, action: Action) -> ApiResult<InstanceStatus> {
     use Action::*;
     use InstanceStatus::*;
@@ -38,6 +50,9 @@ pub(crate) fn act(from: InstanceStatus, action: Action) -> ApiResult<InstanceSta
             Code::InstanceReleased,
             "the instance is released",
         )),
+        (Suspended, Start) => Err(in_arrears(
+            "starting it: it runs again once the arrears end",
+        )),
         (Running, Stop) => Ok(Stopped),
         (Stopped, Start) => Ok(Running),
         (_, Release) => Ok(Released),
@@ -45,6 +60,35 @@ pub(crate) fn act(from: InstanceStatus, action: Action) -> ApiResult<InstanceSta
             Code::InvalidInstanceAction,
             format!("a {s:?} instance cannot {a:?}").to_lowercase(),
         )),
+    }
+}
+
+/// One suspension of an instance for its customer's arrears, in Unix seconds: from when, and
+/// until the top-up that resumed it (`None` while it lasts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Suspension {
+    pub suspended_at: i64,
+    pub resumed_at: Option<i64>,
+}
+
+impl Suspension {
+    /// Whether the window `[start, end)` lies inside the suspension: it starts once the
+    /// instance was suspended and ends before it resumed.
+    pub(crate) fn holds(&self, start: i64, end: i64) -> bool {
+        start >= self.suspended_at && self.resumed_at.is_none_or(|r| end <= r)
+    }
+}
+
+impl Serialize for Suspension {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let at = |t: i64| {
+            crate::platform::clock::rfc3339(DateTime::from_timestamp(t, 0).unwrap_or_default())
+        };
+        let mut out = s.serialize_struct("Suspension", 2)?;
+        out.serialize_field("suspended_at", &at(self.suspended_at))?;
+        out.serialize_field("resumed_at", &self.resumed_at.map(at))?;
+        out.end()
     }
 }
 
@@ -78,6 +122,8 @@ pub(crate) struct Instance {
     /// was ordered: what its bills charge per running hour.
     pub resources: Vec<Resource>,
     pub running_intervals: Vec<RunningInterval>,
+    /// Its suspensions for its customer's arrears, oldest first.
+    pub suspensions: Vec<Suspension>,
     /// The EULA its order accepted (read with the instance alone, not in batches); `None` for
     /// an order placed before accepted EULAs were recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -114,6 +160,11 @@ impl Instance {
             Some(r) if r <= period.end => None,
             _ => Some(period.next(kind, tz)),
         }
+    }
+
+    /// Whether the window `[start, end)` (Unix seconds) lies inside one of its suspensions.
+    pub(crate) fn suspended_during(&self, start: i64, end: i64) -> bool {
+        self.suspensions.iter().any(|s| s.holds(start, end))
     }
 
     /// When it was released, if it was. Usage and billing end here, not at an earlier stop: a
@@ -177,6 +228,10 @@ pub(crate) fn perform(
             return Err(ApiError::forbidden());
         }
         let to = act(instance.status, action)?;
+        // Starting runs up resource fees again: not on an account that already owes.
+        if to == InstanceStatus::Running && store::balance_cents(db, &instance.owner_id)? < 0 {
+            return Err(in_arrears("starting an instance"));
+        }
         store::move_instance(db, &instance.id, instance.status, to, now)?;
         store::find_instance(db, id)
     })
@@ -218,6 +273,33 @@ mod tests {
     use super::*;
     use Action::*;
     use InstanceStatus::*;
+
+    #[test]
+    fn a_suspended_instance_is_released_or_waits_for_its_customers_top_up() {
+        assert_eq!(
+            act(Suspended, Start).unwrap_err().code,
+            Code::AccountInArrears
+        );
+        assert_eq!(
+            act(Suspended, Stop).unwrap_err().code,
+            Code::InvalidInstanceAction
+        );
+        assert_eq!(act(Suspended, Release).unwrap(), Released);
+    }
+
+    #[test]
+    fn a_window_is_inside_a_suspension_from_its_start_to_its_resumption() {
+        let open = Suspension {
+            suspended_at: 100,
+            resumed_at: None,
+        };
+        assert!(open.holds(100, 500) && !open.holds(99, 500));
+        let over = Suspension {
+            suspended_at: 100,
+            resumed_at: Some(400),
+        };
+        assert!(over.holds(100, 400) && !over.holds(100, 401) && !over.holds(400, 700));
+    }
 
     #[test]
     fn the_instance_lifecycle() {

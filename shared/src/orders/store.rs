@@ -1,14 +1,14 @@
 //! Orders, instances and their running intervals, and customers' accounts and ledger, in the
 //! database. Money is integer cents, so SQLite sums it exactly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
-use crate::orders::instance::{Instance, InstanceStatus, RunningInterval};
+use crate::orders::instance::{Instance, InstanceStatus, RunningInterval, Suspension};
 use crate::orders::ledger::{Cents, EntryKind, LedgerEntry};
 use crate::orders::{AcceptedEula, Choice, Purchasable};
 use crate::period::Period;
@@ -104,6 +104,7 @@ fn instance_from_row(row: &Row) -> Result<Instance, StorageError> {
             None => Vec::new(),
         },
         running_intervals: Vec::new(),
+        suspensions: Vec::new(),
         eula: None,
     })
 }
@@ -136,6 +137,9 @@ pub(crate) fn find_instance(db: &dyn Database, id: &str) -> ApiResult<Instance> 
         .transpose()?
         .ok_or_else(|| ApiError::not_found("instance"))?;
     instance.running_intervals = intervals(db, id)?;
+    instance.suspensions = suspensions(db, &[id.to_owned()])?
+        .remove(id)
+        .unwrap_or_default();
     instance.eula = accepted_eula(db, &instance.order_id)?.map(|(accepted, _)| accepted);
     Ok(instance)
 }
@@ -199,6 +203,32 @@ pub(crate) fn find_instances(
                 });
             }
         }
+        for (id, suspensions) in suspensions(db, chunk)? {
+            if let Some(instance) = found.get_mut(&id) {
+                instance.suspensions = suspensions;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The suspensions of these instances (at most [`IDS_PER_QUERY`]), oldest first, by instance;
+/// instances never suspended are absent.
+fn suspensions(db: &dyn Database, ids: &[String]) -> ApiResult<HashMap<String, Vec<Suspension>>> {
+    let marks = vec!["?"; ids.len()].join(", ");
+    let params: Vec<Value> = ids.iter().map(Into::into).collect();
+    let mut found: HashMap<String, Vec<Suspension>> = HashMap::new();
+    for row in &db.execute(
+        &format!(
+            "SELECT instance_id, suspended_at, resumed_at FROM instance_suspensions
+             WHERE instance_id IN ({marks}) ORDER BY instance_id, suspended_at"
+        ),
+        &params,
+    )? {
+        found.entry(row.text(0)?).or_default().push(Suspension {
+            suspended_at: row.int(1)?,
+            resumed_at: row.opt_int(2)?,
+        });
     }
     Ok(found)
 }
@@ -240,7 +270,7 @@ pub(crate) fn move_instance(
                 &[id.into(), at.into()],
             )?;
         }
-        InstanceStatus::Stopped | InstanceStatus::Released => {
+        InstanceStatus::Stopped | InstanceStatus::Suspended | InstanceStatus::Released => {
             db.execute(
                 "UPDATE instance_intervals SET ended_at = MAX(started_at, ?) WHERE instance_id = ? AND ended_at IS NULL",
                 &[at.into(), id.into()],
@@ -284,29 +314,40 @@ pub(crate) fn instances_without_cursor(db: &dyn Database) -> ApiResult<Vec<Strin
 
 // Accounts and the ledger
 
-/// The customer's balance and when it last changed, if the account has a row (an account that
-/// never moved money has none: reads write nothing).
-pub(crate) fn balance(db: &dyn Database, customer_id: &str) -> ApiResult<Option<(Cents, String)>> {
+/// The customer's balance, when it last changed and since when it is in arrears, if the
+/// account has a row (an account that never moved money has none: reads write nothing).
+#[allow(clippy::type_complexity)]
+pub(crate) fn balance(
+    db: &dyn Database,
+    customer_id: &str,
+) -> ApiResult<Option<(Cents, String, Option<i64>)>> {
     let rows = db.execute(
-        "SELECT balance_cents, updated_at FROM accounts WHERE customer_id = ?",
+        "SELECT balance_cents, updated_at, arrears_since FROM accounts WHERE customer_id = ?",
         &[customer_id.into()],
     )?;
     rows.first()
-        .map(|row| Ok((Cents(row.int(0)?), row.text(1)?)))
+        .map(|row| Ok((Cents(row.int(0)?), row.text(1)?, row.opt_int(2)?)))
         .transpose()
+}
+
+/// The customer's balance in cents (0 for an account that never moved money).
+pub(crate) fn balance_cents(db: &dyn Database, customer_id: &str) -> ApiResult<i64> {
+    Ok(balance(db, customer_id)?.map_or(0, |(b, _, _)| b.0))
 }
 
 /// Accounts (and the rows it inserts or updates) per statement: well under SQLite's 999
 /// parameters.
 const ROWS_PER_STATEMENT: usize = 100;
 
-/// The balances of these customers, creating the accounts that have no row yet at 0.
+/// The balances of these customers, creating the accounts that have no row yet at 0, and
+/// which of them are in arrears.
 pub(crate) fn open_accounts(
     db: &dyn Database,
     customers: &[&str],
     at: &str,
-) -> ApiResult<HashMap<String, i64>> {
+) -> ApiResult<(HashMap<String, i64>, HashSet<String>)> {
     let mut balances = HashMap::with_capacity(customers.len());
+    let mut in_arrears = HashSet::new();
     for chunk in customers.chunks(ROWS_PER_STATEMENT) {
         let mut params: Vec<Value> = Vec::with_capacity(2 * chunk.len());
         for c in chunk {
@@ -323,16 +364,20 @@ pub(crate) fn open_accounts(
         let ids: Vec<Value> = chunk.iter().map(|c| (*c).into()).collect();
         let rows = db.execute(
             &format!(
-                "SELECT customer_id, balance_cents FROM accounts WHERE customer_id IN ({})",
+                "SELECT customer_id, balance_cents, arrears_since FROM accounts
+                 WHERE customer_id IN ({})",
                 vec!["?"; chunk.len()].join(", ")
             ),
             &ids,
         )?;
         for row in &rows {
+            if row.opt_int(2)?.is_some() {
+                in_arrears.insert(row.text(0)?);
+            }
             balances.insert(row.text(0)?, row.int(1)?);
         }
     }
-    Ok(balances)
+    Ok((balances, in_arrears))
 }
 
 /// Appends ledger entries; `customers[i]` is `entries[i]`'s account.
@@ -370,16 +415,24 @@ pub(crate) fn insert_entries(
     Ok(())
 }
 
-/// Sets the balances of these accounts.
-pub(crate) fn set_balances(db: &dyn Database, balances: &[(&str, i64)], at: &str) -> ApiResult<()> {
+/// Sets the balances of these accounts: one below zero is in arrears from `now` (Unix seconds)
+/// unless it already was, one at zero or above is not.
+pub(crate) fn set_balances(
+    db: &dyn Database,
+    balances: &[(&str, i64)],
+    at: &str,
+    now: i64,
+) -> ApiResult<()> {
     for chunk in balances.chunks(ROWS_PER_STATEMENT) {
-        let mut params: Vec<Value> = vec![at.into()];
+        let mut params: Vec<Value> = vec![at.into(), now.into()];
         for (c, cents) in chunk {
             params.extend([(*c).into(), (*cents).into()]);
         }
         db.execute(
             &format!(
-                "UPDATE accounts AS a SET balance_cents = v.column2, updated_at = ?
+                "UPDATE accounts AS a SET balance_cents = v.column2, updated_at = ?1,
+                    arrears_since = CASE WHEN v.column2 < 0 THEN COALESCE(a.arrears_since, ?2)
+                                         ELSE NULL END
                  FROM (VALUES {}) AS v WHERE a.customer_id = v.column1",
                 vec!["(?, ?)"; chunk.len()].join(", ")
             ),
@@ -390,11 +443,7 @@ pub(crate) fn set_balances(db: &dyn Database, balances: &[(&str, i64)], at: &str
 }
 
 fn entry_from_row(row: &Row) -> ApiResult<LedgerEntry> {
-    let kind = match row.text(1)?.as_str() {
-        "top_up" => EntryKind::TopUp,
-        "bill" => EntryKind::Bill,
-        other => return Err(ApiError::internal(format!("unknown ledger kind {other}"))),
-    };
+    let kind: EntryKind = enum_from_str(&row.text(1)?)?;
     Ok(LedgerEntry {
         id: row.text(0)?,
         kind,
@@ -482,4 +531,54 @@ pub(crate) fn test_instances_deployed_by(
     rows.iter()
         .map(|r| Ok((r.text(0)?, enum_from_str(&r.text(1)?)?, r.int(2)?)))
         .collect()
+}
+
+// Arrears
+
+/// Every account below zero that is not in arrears yet is from `now`: a bill run's deductions
+/// start them as they post, this catches accounts that were below zero before arrears were
+/// kept.
+pub(crate) fn start_arrears(db: &dyn Database, now: i64) -> ApiResult<()> {
+    db.execute(
+        "UPDATE accounts SET arrears_since = ? WHERE balance_cents < 0 AND arrears_since IS NULL",
+        &[now.into()],
+    )?;
+    Ok(())
+}
+
+/// The running non-test instances of customers in arrears since `since` or before, by id.
+pub(crate) fn running_in_arrears_since(db: &dyn Database, since: i64) -> ApiResult<Vec<String>> {
+    let rows = db.execute(
+        "SELECT i.id FROM instances i JOIN accounts a ON a.customer_id = i.owner_id
+         WHERE a.arrears_since <= ? AND i.status = 'running' AND i.test = 0 ORDER BY i.id",
+        &[since.into()],
+    )?;
+    rows.iter().map(|r| Ok(r.text(0)?)).collect()
+}
+
+/// The customer's suspended instances, by id.
+pub(crate) fn suspended_instances(db: &dyn Database, customer_id: &str) -> ApiResult<Vec<String>> {
+    let rows = db.execute(
+        "SELECT id FROM instances WHERE owner_id = ? AND status = 'suspended' ORDER BY id",
+        &[customer_id.into()],
+    )?;
+    rows.iter().map(|r| Ok(r.text(0)?)).collect()
+}
+
+/// Records the start of an instance's suspension.
+pub(crate) fn open_suspension(db: &dyn Database, instance_id: &str, at: i64) -> ApiResult<()> {
+    db.execute(
+        "INSERT INTO instance_suspensions (instance_id, suspended_at) VALUES (?, ?)",
+        &[instance_id.into(), at.into()],
+    )?;
+    Ok(())
+}
+
+/// Records the end of an instance's suspension.
+pub(crate) fn close_suspension(db: &dyn Database, instance_id: &str, at: i64) -> ApiResult<()> {
+    db.execute(
+        "UPDATE instance_suspensions SET resumed_at = ? WHERE instance_id = ? AND resumed_at IS NULL",
+        &[at.into(), instance_id.into()],
+    )?;
+    Ok(())
 }

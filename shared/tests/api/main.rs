@@ -3,10 +3,13 @@
 //! refusal (a clear 4xx, nothing changed), every tenant boundary. One binary; the vocabulary is
 //! the test kit's (`testkit::Market`), over its in-process market (`testkit::native::TestApp`).
 
+mod arrears;
 mod bill_runs;
 mod billing;
+mod collection;
 mod console;
 mod console_forms;
+mod credit_notes;
 mod exact;
 mod fuzz;
 mod idempotency;

@@ -89,6 +89,8 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
     let actions: &[(Action, &str)] = match found.status {
         InstanceStatus::Running => &[(Action::Stop, "Stop"), (Action::Release, "Release")],
         InstanceStatus::Stopped => &[(Action::Start, "Start"), (Action::Release, "Release")],
+        // It runs again when a top-up ends its customer's arrears.
+        InstanceStatus::Suspended => &[(Action::Release, "Release")],
         InstanceStatus::Released => &[],
     };
     Ok(ok(
@@ -115,11 +117,23 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
                     }
                 }
             }
+            @if found.status == InstanceStatus::Suspended {
+                p.arrears role="status" { "Suspended: its customer's account is in arrears past the grace. It runs again as soon as a top-up brings the balance back to zero or above; meanwhile it is charged no resource fees and takes no usage." }
+            }
             h2 { "Running time" }
             ul {
                 @for i in &found.running_intervals {
                     li { "From " (unix_time(i.started_at)) " to "
                         @match i.ended_at { Some(end) => (unix_time(end)), None => "now" } }
+                }
+            }
+            @if !found.suspensions.is_empty() {
+                h2 { "Suspensions" }
+                ul {
+                    @for s in &found.suspensions {
+                        li { "Suspended " (unix_time(s.suspended_at)) " for arrears, "
+                            @match s.resumed_at { Some(r) => { "resumed " (unix_time(r)) " by a top-up" }, None => "not resumed" } }
+                    }
                 }
             }
             h2 { "Usage" }

@@ -232,15 +232,7 @@ pub(crate) fn run_bills(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult
     };
     let report = as_of.and_then(|as_of| {
         billing::check_as_of(as_of, req.real_now, req.config.allow_clock_override)?;
-        billing::run(
-            req.db()?,
-            req.outbound,
-            req.config.billing_timezone,
-            req.config.test_instance_max_hours,
-            as_of,
-            req.now,
-            me,
-        )
+        billing::run(req.db()?, req.outbound, req.config, as_of, req.now, me)
     });
     match report {
         Ok(report) => Ok(bill_runs_page(chrome, &values, None, Some(&report))),

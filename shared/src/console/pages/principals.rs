@@ -7,13 +7,13 @@ use rust_decimal::Decimal;
 
 use super::auth::local_path;
 use super::catalog::{next_page, paged};
+use crate::billing;
 use crate::console::form::{Form, field};
 use crate::console::format::{name_of, percent, time};
 use crate::console::http::{Req, Resp, html, redirect};
 use crate::console::layout::{Chrome, page};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{self, NewPrincipal, Principal, Role};
-use crate::orders::ledger;
 use crate::settlement::{self, RateSource};
 
 const PAGE: usize = 50;
@@ -411,7 +411,8 @@ pub(crate) fn top_up(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> Ap
             "an amount such as 100.00",
         )])
     })?;
-    match ledger::top_up(req.db()?, me, id, amount, req.now) {
+    let grace = req.config.arrears_grace_hours;
+    match billing::collection::top_up(req.db()?, me, id, amount, grace, req.now) {
         Ok(_) => redirect("/principals"),
         Err(e) if e.status() == StatusCode::BAD_REQUEST => refused(req, chrome, &e),
         Err(e) => Err(e),
