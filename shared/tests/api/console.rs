@@ -320,6 +320,8 @@ pub(crate) struct Settling {
     /// (id, token) of each provider.
     pub(crate) a: (String, String),
     pub(crate) b: (String, String),
+    /// The token of the customer who ordered both products.
+    pub(crate) customer: String,
 }
 
 fn principal_id(app: &TestApp, token: &str) -> String {
@@ -361,6 +363,7 @@ pub(crate) fn settling() -> Settling {
         a: (principal_id(&app, &token_a), token_a),
         b: (principal_id(&app, &token_b), token_b),
         app,
+        customer,
     }
 }
 

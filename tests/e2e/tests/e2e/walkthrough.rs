@@ -74,13 +74,14 @@ fn the_walk_through_runs_as_written_without_the_cron_plugin() {
         app.output()
     );
 
-    // It ran to its end: the bills it made are the deployment's only ones, and its statement
-    // was paid.
+    // It ran to its end: the bills it made are the deployment's only ones — March's two, then
+    // Carol's, the first credited — and its statement was paid.
     let admin = readme_admin_token();
     let market = HttpMarket::new(app.origin(), &admin);
     let bills = market.bills(&admin, None);
     let totals: Vec<&str> = bills.iter().map(|b| b["total"].as_str().unwrap()).collect();
-    assert_eq!(totals, ["502.00", "1.60"], "{bills:?}");
+    assert_eq!(totals[..3], ["502.00", "1.60", "51.60"], "{bills:?}");
+    assert_eq!(bills[0]["credited"], "50.00", "{bills:?}");
     let march = market
         .get("/api/v1/settlements?month=2026-03", &admin)
         .expect(200)
