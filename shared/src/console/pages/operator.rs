@@ -185,6 +185,13 @@ fn bill_runs_page(
                     dt { "Bills written" } dd { (r.bills_written) }
                     dt { "Test bills among them" } dd { (r.test_bills) }
                     dt { "Deducted" } dd { (r.deducted) " CNY" }
+                    dt { "Suspended for arrears" } dd {
+                        @if r.suspended.is_empty() { "none" }
+                        @for (i, id) in r.suspended.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            a href={ "/instances/" (id) } { (id) }
+                        }
+                    }
                     dt { "Failures" } dd { (r.failures.len()) }
                 }
                 @if !r.failures.is_empty() {
