@@ -294,7 +294,12 @@ pub(crate) fn collected(
     scope: Option<&str>,
     span: Span,
 ) -> ApiResult<Vec<(String, String, Cents)>> {
-    sums(db, COLLECTED, scope, span)
+    sums(
+        db,
+        &Movements::Collections.rows(scope.is_some()),
+        scope,
+        span,
+    )
 }
 
 /// The product-fee parts of the credit notes issued within `span`, by no statement yet, as
@@ -304,23 +309,53 @@ pub(crate) fn credited(
     scope: Option<&str>,
     span: Span,
 ) -> ApiResult<Vec<(String, String, Cents)>> {
-    sums(db, CREDITED, scope, span)
+    sums(
+        db,
+        &Movements::CreditNotes.rows(scope.is_some()),
+        scope,
+        span,
+    )
 }
 
-/// The collections of providers (`?1`, or all when NULL) within `[?2, ?3)` that no statement
-/// counts.
-const COLLECTED: &str = "FROM collections c
-     WHERE collected_at >= ?2 AND collected_at < ?3 AND (?1 IS NULL OR provider_id = ?1)
-       AND NOT EXISTS (SELECT 1 FROM statement_collections s WHERE s.collection_id = c.id)";
+/// What a statement counts besides its bills: each row dated within its month, counted once.
+#[derive(Clone, Copy)]
+enum Movements {
+    Collections,
+    CreditNotes,
+}
 
-/// The credit notes of providers (`?1`, or all when NULL) issued within `[?2, ?3)` that no
-/// statement counts.
-const CREDITED: &str = "FROM credit_notes n
-     WHERE issued_at >= ?2 AND issued_at < ?3 AND (?1 IS NULL OR provider_id = ?1)
-       AND NOT EXISTS (SELECT 1 FROM statement_credit_notes s WHERE s.credit_note_id = n.id)";
+impl Movements {
+    /// `FROM … WHERE` of the rows within `[?2, ?3)` that no statement counts yet: of the
+    /// provider `?1` when `scoped` (read by the provider's index), else of every provider (`?1`
+    /// NULL, read by the time's).
+    fn rows(self, scoped: bool) -> String {
+        let (table, at, link, key) = match self {
+            Movements::Collections => (
+                "collections",
+                "collected_at",
+                "statement_collections",
+                "collection_id",
+            ),
+            Movements::CreditNotes => (
+                "credit_notes",
+                "issued_at",
+                "statement_credit_notes",
+                "credit_note_id",
+            ),
+        };
+        let provider = if scoped {
+            "provider_id = ?1"
+        } else {
+            "?1 IS NULL"
+        };
+        format!(
+            "FROM {table} m WHERE {provider} AND {at} >= ?2 AND {at} < ?3
+               AND NOT EXISTS (SELECT 1 FROM {link} l WHERE l.{key} = m.id)"
+        )
+    }
+}
 
-/// The product-fee amounts of `rows` (a `FROM … WHERE` of [`COLLECTED`] or [`CREDITED`]) per
-/// provider and product.
+/// The product-fee amounts of `rows` (a [`Movements::rows`]) per provider and product.
 fn sums(
     db: &dyn Database,
     rows: &str,
@@ -425,15 +460,17 @@ pub(crate) fn insert_statement(
          WHERE provider_id = ?1 AND test = 0 AND period_start >= ?2 AND period_start < ?3",
         &params,
     )?;
+    let collections = Movements::Collections.rows(true);
     db.execute(
         &format!(
-            "INSERT INTO statement_collections (collection_id, statement_id) SELECT id, ?4 {COLLECTED}"
+            "INSERT INTO statement_collections (collection_id, statement_id) SELECT id, ?4 {collections}"
         ),
         &params,
     )?;
+    let notes = Movements::CreditNotes.rows(true);
     db.execute(
         &format!(
-            "INSERT INTO statement_credit_notes (credit_note_id, statement_id) SELECT id, ?4 {CREDITED}"
+            "INSERT INTO statement_credit_notes (credit_note_id, statement_id) SELECT id, ?4 {notes}"
         ),
         &params,
     )?;
@@ -521,6 +558,22 @@ pub(crate) fn mark_paid(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A provider's statement reads its own collections and credit notes by its index, never
+    /// another tenant's; a close of every provider reads the month's by their time.
+    #[test]
+    fn a_providers_collections_are_read_by_its_own_index() {
+        let plan = |m: Movements, scoped| {
+            let sql = format!("SELECT provider_id, SUM(product_cents) {}", m.rows(scoped));
+            crate::platform::storage::query_plan(&sql, 3)
+        };
+        let own = plan(Movements::Collections, true);
+        assert!(own.contains("INDEX collections_by_provider"), "{own}");
+        let all = plan(Movements::Collections, false);
+        assert!(all.contains("INDEX collections_by_time"), "{all}");
+        let notes = plan(Movements::CreditNotes, true);
+        assert!(notes.contains("INDEX credit_notes_by_provider"), "{notes}");
+    }
 
     /// A provider's statement reads its own bills by its index, never another tenant's.
     #[test]

@@ -98,7 +98,8 @@ pub(super) const COLLECTION_AND_ARREARS: &[&str] = &[
     )",
     "CREATE INDEX credit_notes_by_bill ON credit_notes (bill_id)",
     "CREATE INDEX credit_notes_by_customer ON credit_notes (customer_id, id)",
-    "CREATE INDEX credit_notes_by_time ON credit_notes (issued_at, provider_id)",
+    "CREATE INDEX credit_notes_by_provider ON credit_notes (provider_id, issued_at)",
+    "CREATE INDEX credit_notes_by_time ON credit_notes (issued_at)",
     // The money of a bill as it moved: each collection of its parts (negative: given back by a
     // credit note), when, and the ledger entry whose funds moved it (NULL: before collections
     // were recorded).
@@ -114,8 +115,8 @@ pub(super) const COLLECTION_AND_ARREARS: &[&str] = &[
         collected_at BIGINT NOT NULL
     )",
     // A month's statements sum what was collected within its instants.
-    "CREATE INDEX collections_by_time ON collections (collected_at, provider_id)",
-    "CREATE INDEX collections_by_bill ON collections (bill_id)",
+    "CREATE INDEX collections_by_provider ON collections (provider_id, collected_at)",
+    "CREATE INDEX collections_by_time ON collections (collected_at)",
     // A statement also sums what its month's bills still owe: the indexes its sums read hold it.
     "DROP INDEX bills_by_provider_for_settlement",
     "CREATE INDEX bills_by_provider_for_settlement ON bills
