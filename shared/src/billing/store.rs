@@ -455,8 +455,9 @@ pub(crate) fn credit_notes(
     let rows = db.execute(
         &format!(
             "SELECT {NOTE_COLUMNS} FROM credit_notes
-             WHERE (?1 IS NULL OR customer_id = ?1) AND (?2 IS NULL OR provider_id = ?2)
-               AND (?3 IS NULL OR bill_id = ?3) AND (?4 IS NULL OR id > ?4)
+             WHERE (CAST(?1 AS TEXT) IS NULL OR customer_id = ?1)
+               AND (CAST(?2 AS TEXT) IS NULL OR provider_id = ?2)
+               AND (CAST(?3 AS TEXT) IS NULL OR bill_id = ?3) AND (CAST(?4 AS TEXT) IS NULL OR id > ?4)
              ORDER BY id LIMIT ?5"
         ),
         &[

@@ -431,7 +431,8 @@ pub(crate) fn set_balances(
         db.execute(
             &format!(
                 "UPDATE accounts AS a SET balance_cents = v.column2, updated_at = ?1,
-                    arrears_since = CASE WHEN v.column2 < 0 THEN COALESCE(a.arrears_since, ?2)
+                    arrears_since = CASE WHEN v.column2 < 0
+                                         THEN COALESCE(a.arrears_since, CAST(?2 AS BIGINT))
                                          ELSE NULL END
                  FROM (VALUES {}) AS v WHERE a.customer_id = v.column1",
                 vec!["(?, ?)"; chunk.len()].join(", ")

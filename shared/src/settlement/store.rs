@@ -346,7 +346,7 @@ impl Movements {
         let provider = if scoped {
             "provider_id = ?1"
         } else {
-            "?1 IS NULL"
+            "CAST(?1 AS TEXT) IS NULL"
         };
         format!(
             "FROM {table} m WHERE {provider} AND {at} >= ?2 AND {at} < ?3
