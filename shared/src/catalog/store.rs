@@ -6,7 +6,7 @@ use serde_json::Value;
 use crate::catalog::CatalogFilter;
 use crate::error::{ApiError, ApiResult};
 use crate::platform::clock::rfc3339;
-use crate::platform::storage::{Database, Row};
+use crate::platform::storage::{Database, Dialect, Row};
 
 pub(crate) fn insert_entry(
     db: &dyn Database,
@@ -67,13 +67,25 @@ pub(crate) fn list(
     after: Option<&str>,
     limit: usize,
 ) -> ApiResult<Vec<Value>> {
+    let (tagged, containing) = match db.dialect() {
+        Dialect::Sqlite => (
+            "SELECT 1 FROM json_each(tags) WHERE value = ?2",
+            "instr(search_text, ?3) > 0",
+        ),
+        Dialect::Postgres => (
+            "SELECT 1 FROM json_array_elements_text(CAST(tags AS JSON)) AS t(value) WHERE value = ?2",
+            "strpos(search_text, ?3) > 0",
+        ),
+    };
     let rows = db.execute(
-        "SELECT summary, published_at FROM catalog_entries
-         WHERE (?1 IS NULL OR category = ?1)
-           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?2))
-           AND (?3 IS NULL OR instr(search_text, ?3) > 0)
-           AND (?4 IS NULL OR product_id > ?4)
-         ORDER BY product_id LIMIT ?5",
+        &format!(
+            "SELECT summary, published_at FROM catalog_entries
+             WHERE (CAST(?1 AS TEXT) IS NULL OR category = ?1)
+               AND (CAST(?2 AS TEXT) IS NULL OR EXISTS ({tagged}))
+               AND (CAST(?3 AS TEXT) IS NULL OR {containing})
+               AND (CAST(?4 AS TEXT) IS NULL OR product_id > ?4)
+             ORDER BY product_id LIMIT ?5"
+        ),
         &[
             filter.category.clone().into(),
             filter.tag.clone().into(),

@@ -23,18 +23,17 @@ pub(crate) fn suspend_overdue(
     let since = now - TimeDelta::hours(i64::from(grace_hours));
     transaction(db, |db| {
         store::start_arrears(db, now.timestamp())?;
-        let overdue = store::running_in_arrears_since(db, since.timestamp())?;
-        for id in &overdue {
-            store::move_instance(
-                db,
-                id,
-                InstanceStatus::Running,
-                InstanceStatus::Suspended,
-                now,
-            )?;
-            store::open_suspension(db, id, now.timestamp())?;
+        let customers = store::lock_overdue(db, since.timestamp())?;
+        let mut suspended = Vec::new();
+        for id in store::running_of(db, &customers)? {
+            let (from, to) = (InstanceStatus::Running, InstanceStatus::Suspended);
+            // One its customer stopped or released meanwhile is left as it is.
+            if store::move_instance_if(db, &id, from, to, now)? {
+                store::open_suspension(db, &id, now.timestamp())?;
+                suspended.push(id);
+            }
         }
-        Ok(overdue)
+        Ok(suspended)
     })
 }
 
@@ -42,14 +41,11 @@ pub(crate) fn suspend_overdue(
 /// its balance back to zero or above): its suspended instances run again from `now`.
 pub(crate) fn resume(db: &dyn Database, customer_id: &str, now: DateTime<Utc>) -> ApiResult<()> {
     for id in store::suspended_instances(db, customer_id)? {
-        store::move_instance(
-            db,
-            &id,
-            InstanceStatus::Suspended,
-            InstanceStatus::Running,
-            now,
-        )?;
-        store::close_suspension(db, &id, now.timestamp())?;
+        let (from, to) = (InstanceStatus::Suspended, InstanceStatus::Running);
+        // One released meanwhile stays released.
+        if store::move_instance_if(db, &id, from, to, now)? {
+            store::close_suspension(db, &id, now.timestamp())?;
+        }
     }
     Ok(())
 }

@@ -14,7 +14,9 @@ use crate::orders::{AcceptedEula, Choice, Purchasable};
 use crate::period::Period;
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::new_id;
-use crate::platform::storage::{Database, Row, StorageError, Value, enum_from_str, enum_to_str};
+use crate::platform::storage::{
+    Database, Dialect, Row, RowLock, StorageError, Value, enum_from_str, enum_to_str, lock_rows,
+};
 
 /// Writes an order, its running instance and the instance's first running interval; returns the
 /// order id and the instance.
@@ -236,6 +238,17 @@ fn suspensions(db: &dyn Database, ids: &[String]) -> ApiResult<HashMap<String, V
 /// Ids per `IN (…)` list: below 999, the oldest SQLite limit on bound parameters.
 const IDS_PER_QUERY: usize = 500;
 
+/// Locks the instance's row until the caller's transaction ends, so its status is read as it
+/// is once concurrent actions and pushes of it have committed ([`lock_rows`]).
+pub(crate) fn lock_instance(db: &dyn Database, id: &str) -> ApiResult<()> {
+    Ok(lock_rows(
+        db,
+        ("instances", "id"),
+        &[id],
+        RowLock::Exclusive,
+    )?)
+}
+
 /// Moves an instance from `from` to `to` (compare-and-set: a concurrent action makes this one
 /// fail rather than act on a stale status) and closes or opens its running interval at `now`.
 pub(crate) fn move_instance(
@@ -245,8 +258,27 @@ pub(crate) fn move_instance(
     to: InstanceStatus,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
+    if move_instance_if(db, id, from, to, now)? {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            Code::InvalidInstanceAction,
+            "the instance changed meanwhile; retry",
+        ))
+    }
+}
+
+/// Moves an instance from `from` to `to` as [`move_instance`] does, if it still is `from`:
+/// whether it moved (an instance acted on meanwhile is left as it is).
+pub(crate) fn move_instance_if(
+    db: &dyn Database,
+    id: &str,
+    from: InstanceStatus,
+    to: InstanceStatus,
+    now: DateTime<Utc>,
+) -> ApiResult<bool> {
     let moved = db.execute(
-        "UPDATE instances SET status = ?, released_at = CASE WHEN ? = 'released' THEN ? ELSE released_at END
+        "UPDATE instances SET status = ?, released_at = CASE WHEN CAST(? AS TEXT) = 'released' THEN ? ELSE released_at END
          WHERE id = ? AND status = ? RETURNING id",
         &[
             enum_to_str(&to).into(),
@@ -257,10 +289,7 @@ pub(crate) fn move_instance(
         ],
     )?;
     if moved.is_empty() {
-        return Err(ApiError::new(
-            Code::InvalidInstanceAction,
-            "the instance changed meanwhile; retry",
-        ));
+        return Ok(false);
     }
     let at = now.timestamp();
     match to {
@@ -272,12 +301,19 @@ pub(crate) fn move_instance(
         }
         InstanceStatus::Stopped | InstanceStatus::Suspended | InstanceStatus::Released => {
             db.execute(
-                "UPDATE instance_intervals SET ended_at = MAX(started_at, ?) WHERE instance_id = ? AND ended_at IS NULL",
+                &format!(
+                    "UPDATE instance_intervals SET ended_at = {}(started_at, ?)
+                     WHERE instance_id = ? AND ended_at IS NULL",
+                    match db.dialect() {
+                        Dialect::Sqlite => "MAX",
+                        Dialect::Postgres => "GREATEST",
+                    }
+                ),
                 &[at.into(), id.into()],
             )?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Starts billing an instance at `first`, its first period, closing at `closes_at`. A cursor
@@ -339,8 +375,8 @@ pub(crate) fn balance_cents(db: &dyn Database, customer_id: &str) -> ApiResult<i
 /// parameters.
 const ROWS_PER_STATEMENT: usize = 100;
 
-/// The balances of these customers, creating the accounts that have no row yet at 0, and
-/// which of them are in arrears.
+/// The balances of these customers (sorted), creating the accounts that have no row yet at 0,
+/// locking them for the caller's transaction, and which of them are in arrears.
 pub(crate) fn open_accounts(
     db: &dyn Database,
     customers: &[&str],
@@ -362,11 +398,15 @@ pub(crate) fn open_accounts(
             &params,
         )?;
         let ids: Vec<Value> = chunk.iter().map(|c| (*c).into()).collect();
+        // Locked until the caller's transaction ends, in the customers' order (the caller sorts
+        // them): a concurrent posting to one of these accounts waits, then reads the balance
+        // this one leaves.
         let rows = db.execute(
             &format!(
                 "SELECT customer_id, balance_cents, arrears_since FROM accounts
-                 WHERE customer_id IN ({})",
-                vec!["?"; chunk.len()].join(", ")
+                 WHERE customer_id IN ({}) ORDER BY customer_id{}",
+                vec!["?"; chunk.len()].join(", "),
+                db.dialect().row_lock()
             ),
             &ids,
         )?;
@@ -435,7 +475,7 @@ pub(crate) fn set_balances(
                                          THEN COALESCE(a.arrears_since, CAST(?2 AS BIGINT))
                                          ELSE NULL END
                  FROM (VALUES {}) AS v WHERE a.customer_id = v.column1",
-                vec!["(?, ?)"; chunk.len()].join(", ")
+                vec!["(CAST(? AS TEXT), CAST(? AS BIGINT))"; chunk.len()].join(", ")
             ),
             &params,
         )?;
@@ -467,7 +507,7 @@ pub(crate) fn ledger(
         "SELECT id, kind, amount_cents, balance_after_cents, reference, created_by, created_at
          FROM ledger_entries
          WHERE customer_id = ?1
-           AND (?2 IS NULL OR rowid < (SELECT rowid FROM ledger_entries WHERE id = ?2 AND customer_id = ?1))
+           AND (CAST(?2 AS TEXT) IS NULL OR rowid < (SELECT rowid FROM ledger_entries WHERE id = ?2 AND customer_id = ?1))
          ORDER BY rowid DESC LIMIT ?3",
         &[
             customer_id.into(),
@@ -488,8 +528,8 @@ pub(crate) fn list_instance_ids(
 ) -> ApiResult<Vec<String>> {
     let rows = db.execute(
         "SELECT id FROM instances
-         WHERE (?1 IS NULL OR owner_id = ?1) AND (?2 IS NULL OR provider_id = ?2)
-           AND (?3 IS NULL OR id > ?3)
+         WHERE (CAST(?1 AS TEXT) IS NULL OR owner_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR provider_id = ?2)
+           AND (CAST(?3 AS TEXT) IS NULL OR id > ?3)
          ORDER BY id LIMIT ?4",
         &[
             owner.into(),
@@ -501,14 +541,18 @@ pub(crate) fn list_instance_ids(
     Ok(rows.iter().map(|r| r.text(0)).collect::<Result<_, _>>()?)
 }
 
-/// A product's test instances not yet released, with their status.
+/// A product's test instances not yet released, with their status, locked for the caller's
+/// transaction (a customer's concurrent action waits, and then finds them released).
 pub(crate) fn live_test_instances(
     db: &dyn Database,
     product_id: &str,
 ) -> ApiResult<Vec<(String, InstanceStatus)>> {
     let rows = db.execute(
-        "SELECT id, status FROM instances
-         WHERE product_id = ? AND test = 1 AND status != 'released' ORDER BY id",
+        &format!(
+            "SELECT id, status FROM instances
+             WHERE product_id = ? AND test = 1 AND status != 'released' ORDER BY id{}",
+            db.dialect().row_lock()
+        ),
         &[product_id.into()],
     )?;
     rows.iter()
@@ -547,14 +591,38 @@ pub(crate) fn start_arrears(db: &dyn Database, now: i64) -> ApiResult<()> {
     Ok(())
 }
 
-/// The running non-test instances of customers in arrears since `since` or before, by id.
-pub(crate) fn running_in_arrears_since(db: &dyn Database, since: i64) -> ApiResult<Vec<String>> {
+/// The customers in arrears since `since` or before, locked for the caller's transaction in
+/// their order (as postings lock them): a top-up under way ends their arrears first, or waits
+/// for this transaction and then resumes what it suspends.
+pub(crate) fn lock_overdue(db: &dyn Database, since: i64) -> ApiResult<Vec<String>> {
     let rows = db.execute(
-        "SELECT i.id FROM instances i JOIN accounts a ON a.customer_id = i.owner_id
-         WHERE a.arrears_since <= ? AND i.status = 'running' AND i.test = 0 ORDER BY i.id",
+        &format!(
+            "SELECT customer_id FROM accounts WHERE arrears_since <= ? ORDER BY customer_id{}",
+            db.dialect().row_lock()
+        ),
         &[since.into()],
     )?;
     rows.iter().map(|r| Ok(r.text(0)?)).collect()
+}
+
+/// The running non-test instances of these customers, by id.
+pub(crate) fn running_of(db: &dyn Database, customers: &[String]) -> ApiResult<Vec<String>> {
+    let mut ids = Vec::new();
+    for chunk in customers.chunks(IDS_PER_QUERY) {
+        let params: Vec<Value> = chunk.iter().map(Into::into).collect();
+        let rows = db.execute(
+            &format!(
+                "SELECT id FROM instances
+                 WHERE owner_id IN ({}) AND status = 'running' AND test = 0 ORDER BY id",
+                vec!["?"; chunk.len()].join(", ")
+            ),
+            &params,
+        )?;
+        for row in &rows {
+            ids.push(row.text(0)?);
+        }
+    }
+    Ok(ids)
 }
 
 /// The customer's suspended instances, by id.

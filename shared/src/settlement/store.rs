@@ -197,7 +197,7 @@ pub(crate) fn unbilled_before(
          LEFT JOIN settlement_blocks b
            ON b.instance_id = c.instance_id AND b.period_start = c.next_period_start
          WHERE c.next_close_at IS NOT NULL AND c.next_period_start < ?1 AND i.test = 0
-           AND (?2 IS NULL OR i.provider_id = ?2)
+           AND (CAST(?2 AS TEXT) IS NULL OR i.provider_id = ?2)
          ORDER BY i.provider_id, c.instance_id",
         &[end.into(), scope.map(str::to_owned).into()],
     )?;
@@ -387,7 +387,7 @@ pub(crate) fn write_offs(
 ) -> ApiResult<Vec<(String, String, WrittenOffPeriod)>> {
     let rows = db.execute(
         "SELECT provider_id, product_id, instance_id, period_start, reason FROM write_offs
-         WHERE test = 0 AND (?1 IS NULL OR provider_id = ?1)
+         WHERE test = 0 AND (CAST(?1 AS TEXT) IS NULL OR provider_id = ?1)
            AND period_start >= ?2 AND period_start < ?3
          ORDER BY provider_id, product_id, period_start, instance_id",
         &[
@@ -519,7 +519,7 @@ pub(crate) fn statements(
 ) -> ApiResult<Vec<Statement>> {
     let rows = db.execute(
         &format!(
-            "SELECT {COLUMNS} FROM settlements WHERE month = ?1 AND (?2 IS NULL OR provider_id = ?2)
+            "SELECT {COLUMNS} FROM settlements WHERE month = ?1 AND (CAST(?2 AS TEXT) IS NULL OR provider_id = ?2)
              ORDER BY provider_id"
         ),
         &[month.to_string().into(), scope.map(str::to_owned).into()],

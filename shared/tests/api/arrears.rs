@@ -3,7 +3,9 @@
 //! running instances — no resource fees, no usage — and the top-up that brings the balance back
 //! to zero or above resumes them. A customer below zero starts nothing.
 
+use nestmarket::platform::storage::{Backend, transaction};
 use serde_json::{Value, json};
+use testkit::engine::{Engine, engine};
 use testkit::native::{ADMIN, TestApp};
 use testkit::{Item, Market, at, cents, str_of, unix, usage};
 
@@ -240,4 +242,69 @@ fn with_no_grace_the_run_that_takes_a_balance_below_zero_suspends_at_once_and_a_
     let released = w.instance(&w.running);
     assert_eq!(released["status"], "released");
     assert_eq!(released["suspensions"][1]["resumed_at"], Value::Null);
+}
+
+/// The run that would suspend a customer, while a top-up to it is under way (its account locked
+/// by the posting, the balance back above zero but not committed yet): on PostgreSQL the run
+/// waits for the account, then finds the arrears ended and suspends nothing; on SQLite the two
+/// take turns whole. Either way no instance of an account out of arrears is left suspended.
+#[test]
+fn a_run_waits_for_a_top_up_under_way_and_suspends_nothing_it_paid_for() {
+    let w = indebted("24");
+    w.run("2026-03-27T11:00:00Z");
+    // Everything closed by the deadline is billed first (a longer grace suspends nothing yet),
+    // so that the racing run has nothing left to do but suspend.
+    let deadline = "2026-03-28T11:00:00Z";
+    w.app.redeploy(|name| match name {
+        "allow_clock_override" => Some("true".to_owned()),
+        "arrears_grace_hours" => Some("48".to_owned()),
+        _ => None,
+    });
+    w.run(deadline);
+    w.app
+        .redeploy(|name| (name == "allow_clock_override").then(|| "true".to_owned()));
+    let customer = w.customer_id.as_str();
+    let db = w.app.backend.open_db().unwrap();
+    let posting = "UPDATE accounts SET balance_cents = 100000, arrears_since = NULL
+                   WHERE customer_id = ?";
+    match engine() {
+        Engine::Sqlite => {
+            transaction(db.as_ref(), |db| db.execute(posting, &[customer.into()])).unwrap();
+            w.run(deadline);
+        }
+        Engine::Postgres => std::thread::scope(|s| {
+            transaction(db.as_ref(), |db| {
+                db.execute(posting, &[customer.into()])?;
+                let run = s.spawn(|| w.run(deadline));
+                // The run is waiting on the account this transaction holds.
+                let watcher = w.app.backend.open_db().unwrap();
+                eventually("the run waiting for the account", || {
+                    let waiting = watcher.execute(
+                        "SELECT COUNT(*) FROM pg_stat_activity
+                         WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                        &[],
+                    );
+                    waiting.is_ok_and(|rows| rows[0].int(0).unwrap_or(0) > 0)
+                });
+                assert!(!run.is_finished());
+                Ok::<_, nestmarket::platform::storage::StorageError>(())
+            })
+            .unwrap();
+        }),
+    }
+    let instance = w.instance(&w.running);
+    assert_eq!(instance["status"], "running", "{instance}");
+    assert_eq!(instance["suspensions"], json!([]), "{instance}");
+}
+
+/// Polls `done` until it holds, for at most 20 s.
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < give_up,
+            "{what}: not within 20 s"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }

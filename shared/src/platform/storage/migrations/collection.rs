@@ -171,9 +171,14 @@ pub(super) const COLLECTION_AND_ARREARS: &[&str] = &[
         statement_id TEXT NOT NULL REFERENCES settlements(id)
     )",
     "CREATE INDEX statement_credit_notes_by_statement ON statement_credit_notes (statement_id)",
-    // What customers in arrears still owe stays owed: their newest bills no statement settled,
-    // up to the balance's debt, resource fees first.
-    "UPDATE bills SET
+    OWED_BY_ARREARS,
+    COLLECTED_BEFORE,
+    SETTLED_BEFORE,
+];
+
+/// What customers in arrears still owe stays owed: their newest bills no statement settled,
+/// up to the balance's debt, resource fees first.
+pub(crate) const OWED_BY_ARREARS: &str = "UPDATE bills SET
         uncollected_resource_cents = CASE WHEN u.unpaid < bills.resource_fees_cents
             THEN u.unpaid ELSE bills.resource_fees_cents END,
         uncollected_product_cents = CASE WHEN u.unpaid < bills.resource_fees_cents
@@ -194,9 +199,11 @@ pub(super) const COLLECTION_AND_ARREARS: &[&str] = &[
             AS a ON a.customer_id = r.owner_id
         WHERE a.debt > r.newer
      ) AS u
-     WHERE bills.id = u.id",
-    // The rest of every deducted bill was collected; dated at its period's start, so that it
-    // counts in the month the bill did.
+     WHERE bills.id = u.id";
+
+/// The rest of every deducted bill was collected; dated at its period's start, so that it
+/// counts in the month the bill did.
+pub(crate) const COLLECTED_BEFORE: &str =
     "INSERT INTO collections (id, bill_id, customer_id, provider_id, product_id, product_cents,
         resource_cents, ledger_entry_id, collected_at)
      SELECT 'col-' || id, id, owner_id, provider_id, product_id,
@@ -204,151 +211,8 @@ pub(super) const COLLECTION_AND_ARREARS: &[&str] = &[
         resource_fees_cents - uncollected_resource_cents, NULL, period_start
      FROM bills
      WHERE test = 0
-       AND total_cents > uncollected_product_cents + uncollected_resource_cents",
-    "INSERT INTO statement_collections (collection_id, statement_id)
-     SELECT c.id, s.statement_id FROM collections c JOIN statement_bills s ON s.bill_id = c.bill_id",
-];
+       AND total_cents > uncollected_product_cents + uncollected_resource_cents";
 
-#[cfg(test)]
-mod tests {
-    use super::super::{migrate, migrate_to};
-    use crate::platform::storage::Backend;
-    use crate::platform::storage::native::NativeBackend;
-
-    /// What a deployment wrote before collections: a customer 150.00 in arrears with three
-    /// bills of 100.00 (the oldest settled by a written statement), another in credit, a test
-    /// bill and a bill of nothing.
-    const BEFORE_COLLECTIONS: &[&str] = &[
-        "INSERT INTO principals (id, role, name, account_type, token_hash, created_at, token_issued_at)
-         VALUES ('usr-p', 'provider', 'p', NULL, 'h1', 't', 't'),
-                ('usr-c1', 'customer', 'c1', 'enterprise', 'h2', 't', 't'),
-                ('usr-c2', 'customer', 'c2', 'enterprise', 'h3', 't', 't')",
-        "INSERT INTO services (id, provider_id, spec, created_at) VALUES ('svc-1', 'usr-p', '{}', 't')",
-        "INSERT INTO products (id, service_id, provider_id, status, created_at, updated_at)
-         VALUES ('prod-1', 'svc-1', 'usr-p', 'published', 't', 't')",
-        "INSERT INTO orders (id, owner_id, product_id, template_id, region, test, instance_id, created_at)
-         VALUES ('ord-1', 'usr-c1', 'prod-1', 'tpl', 'r', 0, 'si-1', 't'),
-                ('ord-2', 'usr-c2', 'prod-1', 'tpl', 'r', 0, 'si-2', 't')",
-        "INSERT INTO instances (id, order_id, owner_id, product_id, provider_id, template_id, region,
-                                status, test, created_at)
-         VALUES ('si-1', 'ord-1', 'usr-c1', 'prod-1', 'usr-p', 'tpl', 'r', 'stopped', 0, 't'),
-                ('si-2', 'ord-2', 'usr-c2', 'prod-1', 'usr-p', 'tpl', 'r', 'running', 0, 't')",
-        "INSERT INTO bills (id, instance_id, owner_id, provider_id, product_id, period_start,
-                            period_end, currency, total_cents, test, lines, created_at,
-                            product_fees_cents, resource_fees_cents)
-         VALUES ('bill-1', 'si-1', 'usr-c1', 'usr-p', 'prod-1', 0, 3600, 'CNY', 10000, 0, '[]', 't', 8000, 2000),
-                ('bill-2', 'si-1', 'usr-c1', 'usr-p', 'prod-1', 3600, 7200, 'CNY', 10000, 0, '[]', 't', 9000, 1000),
-                ('bill-3', 'si-1', 'usr-c1', 'usr-p', 'prod-1', 7200, 10800, 'CNY', 10000, 0, '[]', 't', 7000, 3000),
-                ('bill-4', 'si-2', 'usr-c2', 'usr-p', 'prod-1', 0, 3600, 'CNY', 500, 0, '[]', 't', 500, 0),
-                ('bill-5', 'si-2', 'usr-c2', 'usr-p', 'prod-1', 3600, 7200, 'CNY', 700, 1, '[]', 't', 700, 0),
-                ('bill-6', 'si-2', 'usr-c2', 'usr-p', 'prod-1', 7200, 10800, 'CNY', 0, 0, '[]', 't', 0, 0)",
-        "INSERT INTO accounts (customer_id, balance_cents, updated_at)
-         VALUES ('usr-c1', -15000, 't'), ('usr-c2', 1000, 't')",
-        "INSERT INTO ledger_entries (id, customer_id, kind, amount_cents, balance_after_cents,
-                                     reference, created_by, created_at)
-         VALUES ('led-2', 'usr-c1', 'top_up', 15000, 15000, NULL, 'usr-admin', 't'),
-                ('led-1', 'usr-c1', 'bill', -30000, -15000, 'bill-1', 'usr-admin', 't')",
-        "INSERT INTO settlement_months (month, closed_by, closed_at, period_start, period_end)
-         VALUES ('1970-01', 'usr-admin', 't', 0, 3600)",
-        "INSERT INTO settlements (id, provider_id, month, rate, products, gross_cents,
-                                  commission_cents, net_cents, bill_count, closed_at)
-         VALUES ('stl-1', 'usr-p', '1970-01', '0.1', '[]', 8000, 800, 7200, 1, 't')",
-        "INSERT INTO statement_bills (bill_id, statement_id) VALUES ('bill-1', 'stl-1')",
-    ];
-
-    /// Each collection: its bill, parts, instant and ledger entry, by bill.
-    fn collections(
-        db: &dyn crate::platform::storage::Database,
-    ) -> Vec<(String, i64, i64, i64, Option<String>)> {
-        db.execute(
-            "SELECT bill_id, product_cents, resource_cents, collected_at, ledger_entry_id
-             FROM collections ORDER BY bill_id",
-            &[],
-        )
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r.text(0).unwrap(),
-                r.int(1).unwrap(),
-                r.int(2).unwrap(),
-                r.int(3).unwrap(),
-                r.opt_text(4).unwrap(),
-            )
-        })
-        .collect()
-    }
-
-    #[test]
-    fn bills_before_collections_are_collected_but_what_arrears_still_owe() {
-        let dir = tempfile::tempdir().unwrap();
-        let backend = NativeBackend::new(dir.path().join("db.sqlite"));
-        let db = backend.open_db().unwrap();
-        db.execute("PRAGMA foreign_keys = ON", &[]).unwrap();
-        migrate_to(db.as_ref(), 22).unwrap();
-        for statement in BEFORE_COLLECTIONS {
-            db.execute(statement, &[]).unwrap();
-        }
-        migrate(db.as_ref()).unwrap();
-        let ints = |sql: &str| -> Vec<Vec<i64>> {
-            db.execute(sql, &[])
-                .unwrap()
-                .iter()
-                .map(|r| (0..r.0.len()).map(|i| r.int(i).unwrap()).collect())
-                .collect()
-        };
-        // The newest unsettled bills owe the 150.00, resource fees first: all of bill-3, and
-        // 50.00 of bill-2 (its 10.00 of resources and 40.00 of product fees). bill-1 was settled.
-        assert_eq!(
-            ints(
-                "SELECT uncollected_product_cents, uncollected_resource_cents FROM bills ORDER BY id"
-            ),
-            [[0, 0], [4000, 1000], [7000, 3000], [0, 0], [0, 0], [0, 0]]
-        );
-        let collected = collections(db.as_ref());
-        assert_eq!(
-            collected,
-            [
-                ("bill-1".to_owned(), 8000, 2000, 0, None),
-                ("bill-2".to_owned(), 5000, 0, 3600, None),
-                ("bill-4".to_owned(), 500, 0, 0, None),
-            ]
-        );
-        // The statement settled bill-1's collection: it was its collected amount.
-        assert_eq!(
-            ints("SELECT COUNT(*) FROM statement_collections WHERE statement_id = 'stl-1'"),
-            [[1]]
-        );
-        assert_eq!(
-            ints(
-                "SELECT gross_cents, collected_cents, credited_cents, commission_cents, net_cents
-                  FROM settlements"
-            ),
-            [[8000, 8000, 0, 800, 7200]]
-        );
-        // The rebuilt tables keep their rows, the ledger its order, and the references hold.
-        assert_eq!(ints("SELECT COUNT(*) FROM instances"), [[2]]);
-        let ledger = db
-            .execute("SELECT id FROM ledger_entries ORDER BY rowid", &[])
-            .unwrap();
-        assert_eq!(ledger[0].text(0).unwrap(), "led-2");
-        db.execute(
-            "UPDATE instances SET status = 'suspended' WHERE id = 'si-2'",
-            &[],
-        )
-        .unwrap();
-        db.execute(
-            "INSERT INTO ledger_entries (id, customer_id, kind, amount_cents, balance_after_cents,
-                                         reference, created_by, created_at)
-             VALUES ('led-3', 'usr-c2', 'credit', 100, 1100, 'bill-4', 'usr-admin', 't')",
-            &[],
-        )
-        .unwrap();
-        let orphan = db.execute(
-            "INSERT INTO statement_bills (bill_id, statement_id) VALUES ('bill-2', 'stl-none')",
-            &[],
-        );
-        assert!(orphan.is_err(), "foreign keys still hold");
-        assert!(ints("PRAGMA foreign_key_check").is_empty());
-    }
-}
+/// The collection of a bill a written statement settled is that statement's.
+pub(crate) const SETTLED_BEFORE: &str = "INSERT INTO statement_collections (collection_id, statement_id)
+     SELECT c.id, s.statement_id FROM collections c JOIN statement_bills s ON s.bill_id = c.bill_id";
