@@ -296,7 +296,7 @@ pub struct ApiError {
     /// Every invalid field, when the request is refused for its fields.
     pub errors: Vec<FieldError>,
     /// For 405: the methods the resource does accept (the `Allow` header).
-    pub allow: Option<&'static str>,
+    pub allow: Option<String>,
     /// For 429: how many seconds to wait before trying again (the `Retry-After` header).
     pub retry_after: Option<u64>,
 }
@@ -345,10 +345,12 @@ impl ApiError {
     }
 
     /// 405, with the methods the resource accepts.
-    pub fn method_not_allowed(allow: &'static str) -> Self {
+    pub fn method_not_allowed(allow: impl Into<String>) -> Self {
+        let allow = allow.into();
+        let detail = format!("allowed methods: {allow}");
         Self {
             allow: Some(allow),
-            ..Self::new(Code::MethodNotAllowed, format!("allowed methods: {allow}"))
+            ..Self::new(Code::MethodNotAllowed, detail)
         }
     }
 

@@ -1,53 +1,53 @@
 //! `/api/v1/orders/...`, `/api/v1/instances/...` and `/api/v1/accounts/...`.
 
 use chrono::{DateTime, Utc};
-use http::Method;
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Resp, created, not_allowed, not_found, ok};
+use super::routes::{KeyUse, Route, get, post, post_keyed, route};
+use super::{Ctx, Listed, Resp, created, ok, settlements};
 use crate::billing::credit::{self, CreditRequest, Part};
 use crate::billing::{self, BillFilter};
 use crate::error::ApiResult;
+use crate::idempotency::Guard;
 use crate::identity::Role;
-use crate::orders::instance::{self, Action};
-use crate::orders::{self, OrderRequest, ledger};
+use crate::orders::instance::{self, Action, Instance};
+use crate::orders::ledger::{Account, LedgerEntry};
+use crate::orders::{self, AcceptedEula, OrderRequest, ledger};
 
-pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
-    let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
-    match (segs.as_slice(), &ctx.method) {
-        (["orders", "quote"], &Method::POST) => quote(ctx),
-        (["orders", "quote"], _) => not_allowed("POST"),
-        (["orders"], &Method::POST) => order(ctx),
-        (["orders"], _) => not_allowed("POST"),
-        (["instances", id], &Method::GET) => instance(ctx, id),
-        (["instances", _], _) => not_allowed("GET"),
-        (["instances", id, "actions"], &Method::POST) => action(ctx, id),
-        (["instances", _, "actions"], _) => not_allowed("POST"),
-        (["instances", id, "write-offs"], &Method::GET) => write_offs(ctx, id),
-        (["instances", id, "write-offs"], &Method::POST) => write_off(ctx, id),
-        (["instances", _, "write-offs"], _) => not_allowed("GET, POST"),
-        (["instances", id, "eula"], &Method::GET) => eula(ctx, id),
-        (["instances", _, "eula"], _) => not_allowed("GET"),
-        (["accounts", "me"], &Method::GET) => my_account(ctx),
-        (["accounts", "me"], _) => not_allowed("GET"),
-        (["accounts", id, "top-ups"], &Method::POST) => top_up(ctx, id),
-        (["accounts", _, "top-ups"], _) => not_allowed("POST"),
-        (["billing", "runs"], &Method::POST) => bill_run(ctx),
-        (["billing", "runs"], _) => not_allowed("POST"),
-        (["billing", "preview"], &Method::POST) => preview(ctx),
-        (["billing", "preview"], _) => not_allowed("POST"),
-        (["bills"], &Method::GET) => bills(ctx),
-        (["bills"], _) => not_allowed("GET"),
-        (["bills", id], &Method::GET) => bill(ctx, id),
-        (["bills", _], _) => not_allowed("GET"),
-        (["bills", id, "credit-notes"], &Method::POST) => credit(ctx, id),
-        (["bills", _, "credit-notes"], _) => not_allowed("POST"),
-        (["credit-notes"], &Method::GET) => credit_notes(ctx),
-        (["credit-notes"], _) => not_allowed("GET"),
-        _ => not_found(),
-    }
-}
+/// `/api/v1/orders/...`, `/api/v1/instances/...`, `/api/v1/accounts/...`, `/api/v1/billing/...`,
+/// `/api/v1/bills/...` (their credit notes too), `/api/v1/credit-notes` and
+/// `/api/v1/settlements/...` (served by `settlements`): the orders component's routes. A quote and a preview write nothing, so a key on them is ignored; a bill
+/// run and a close are idempotent by construction and commit batch by batch, reading Prometheus
+/// between batches, so a key is recorded, never held in one transaction with them.
+pub(super) static ROUTES: &[Route] = &[
+    route("orders/quote", &[post_keyed(quote, KeyUse::Ignored)]),
+    route("orders", &[post(order)]),
+    route("instances/{id}", &[get(instance)]),
+    route("instances/{id}/actions", &[post(action)]),
+    route(
+        "instances/{id}/write-offs",
+        &[get(write_offs), post(write_off)],
+    ),
+    route("instances/{id}/eula", &[get(eula)]),
+    route("accounts/me", &[get(my_account)]),
+    route("accounts/{id}/top-ups", &[post(top_up)]),
+    route("billing/runs", &[post_keyed(bill_run, RECORDED)]),
+    route("billing/preview", &[post_keyed(preview, KeyUse::Ignored)]),
+    route("bills", &[get(bills)]),
+    route("bills/{id}", &[get(bill)]),
+    route("bills/{id}/credit-notes", &[post(credit)]),
+    route("credit-notes", &[get(credit_notes)]),
+    route("settlements", &[get(settlements::statements)]),
+    route(
+        "settlements/runs",
+        &[post_keyed(settlements::close, RECORDED)],
+    ),
+    route("settlements/{id}", &[get(settlements::statement)]),
+    route("settlements/{id}/payout", &[post(settlements::payout)]),
+];
+
+const RECORDED: KeyUse = KeyUse::Guarded(Guard::Recorded);
 
 fn quote(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
@@ -69,21 +69,45 @@ fn order(ctx: &Ctx) -> ApiResult<Resp> {
         ctx.now,
     )?;
     let instance = placed.instance;
-    created(&serde_json::json!({
-        "order": {"id": placed.order_id, "product_id": instance.product_id, "test": instance.test,
-                  "created_at": instance.created_at, "eula": placed.eula},
-        "instance": instance,
-    }))
+    created(&Ordered {
+        order: Order {
+            id: placed.order_id,
+            product_id: instance.product_id.clone(),
+            test: instance.test,
+            created_at: instance.created_at,
+            eula: placed.eula,
+        },
+        instance,
+    })
 }
 
-fn instance(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+/// A placed order and the instance it deployed.
+#[derive(Serialize)]
+struct Ordered {
+    order: Order,
+    instance: Instance,
+}
+
+#[derive(Serialize)]
+struct Order {
+    id: String,
+    product_id: String,
+    test: bool,
+    #[serde(with = "crate::platform::clock::instant")]
+    created_at: DateTime<Utc>,
+    eula: AcceptedEula,
+}
+
+fn instance(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     ok(&instance::find(ctx.storage.db()?, &caller, id)?)
 }
 
 /// The EULA the instance's order accepted, whole.
-fn eula(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn eula(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     ok(&orders::accepted_eula(ctx.storage.db()?, &caller, id)?)
@@ -95,7 +119,8 @@ struct ActionBody {
     action: Action,
 }
 
-fn action(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn action(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     let body: ActionBody = ctx.json()?;
@@ -117,7 +142,8 @@ struct WriteOffRequest {
 
 /// An operator writes off an instance-period that cannot be billed: 201 with the write-off, or
 /// 200 with the one that period already has.
-fn write_off(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn write_off(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Operator])?;
     let body: WriteOffRequest = ctx.json()?;
@@ -133,7 +159,8 @@ fn write_off(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     if new { created(&written) } else { ok(&written) }
 }
 
-fn write_offs(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn write_offs(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     let page = ctx.page()?;
@@ -154,10 +181,24 @@ fn my_account(ctx: &Ctx) -> ApiResult<Resp> {
     let db = ctx.storage.db()?;
     let account = ledger::account(db, &caller.id, ctx.now, ctx.config.arrears_grace_hours)?;
     let entries = ledger::ledger(db, &caller.id, page.cursor.as_deref(), page.fetch())?;
-    ok(&serde_json::json!({
-        "account": account,
-        "ledger": page.envelope(entries, |e| &e.id),
-    }))
+    ok(&AccountPage {
+        account,
+        ledger: page.envelope(entries, |e| &e.id),
+    })
+}
+
+/// A customer's account and a page of its ledger, newest first.
+#[derive(Serialize)]
+struct AccountPage {
+    account: Account,
+    ledger: Listed<LedgerEntry>,
+}
+
+/// An account after a top-up, and the top-up's ledger entry.
+#[derive(Serialize)]
+struct ToppedUp {
+    account: Account,
+    entry: LedgerEntry,
 }
 
 #[derive(Deserialize)]
@@ -166,7 +207,8 @@ struct TopUp {
     amount: Decimal,
 }
 
-fn top_up(ctx: &Ctx, customer_id: &str) -> ApiResult<Resp> {
+fn top_up(ctx: &Ctx) -> ApiResult<Resp> {
+    let customer_id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Operator])?;
     let body: TopUp = ctx.json()?;
@@ -178,7 +220,7 @@ fn top_up(ctx: &Ctx, customer_id: &str) -> ApiResult<Resp> {
         ctx.config.arrears_grace_hours,
         ctx.now,
     )?;
-    created(&serde_json::json!({ "account": account, "entry": entry }))
+    created(&ToppedUp { account, entry })
 }
 
 #[derive(Deserialize)]
@@ -253,7 +295,8 @@ fn bills(ctx: &Ctx) -> ApiResult<Resp> {
     page.list(items, |b| &b.id)
 }
 
-fn bill(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn bill(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     ok(&billing::find(ctx.storage.db()?, &caller, id)?)
@@ -269,7 +312,8 @@ struct CreditBody {
 }
 
 /// An operator's credit note on a bill: 201 with the note.
-fn credit(ctx: &Ctx, bill_id: &str) -> ApiResult<Resp> {
+fn credit(ctx: &Ctx) -> ApiResult<Resp> {
+    let bill_id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Operator])?;
     let body: CreditBody = ctx.json()?;

@@ -15,7 +15,8 @@ use rust_decimal::Decimal;
 use crate::billing::{Bill, Split, store};
 use crate::error::ApiResult;
 use crate::identity::Principal;
-use crate::orders::ledger::{self, Account, Cents, LedgerEntry};
+use crate::money::Cents;
+use crate::orders::ledger::{self, Account, LedgerEntry};
 use crate::platform::ids::IdSequence;
 use crate::platform::storage::{Database, transaction};
 

@@ -16,7 +16,8 @@ use crate::billing::write_off::REASON_MAX;
 use crate::billing::{Bill, Split, scope, store};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
-use crate::orders::ledger::{self, AMOUNT_MAX, Cents, EntryKind, Posting};
+use crate::money::Cents;
+use crate::orders::ledger::{self, AMOUNT_MAX, EntryKind, Posting};
 use crate::platform::ids::{IdSequence, new_id};
 use crate::platform::storage::{Database, transaction};
 use crate::validate::Errors;
@@ -50,7 +51,8 @@ pub(crate) struct CreditNote {
     /// The `credit` entry of the customer's ledger.
     pub ledger_entry_id: String,
     pub issued_by: String,
-    pub issued_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub issued_at: DateTime<Utc>,
 }
 
 /// What an operator asks to credit: `amount` (positive, at most 2 decimals), `reason`, and the
@@ -144,9 +146,9 @@ pub(crate) fn issue(
             reason: reason.clone(),
             ledger_entry_id: entry.id,
             issued_by: operator.id.clone(),
-            issued_at: crate::platform::clock::rfc3339(now),
+            issued_at: now,
         };
-        store::insert_credit_note(db, &note, now.timestamp())?;
+        store::insert_credit_note(db, &note)?;
         Ok(note)
     })
 }

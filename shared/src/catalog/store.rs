@@ -1,22 +1,22 @@
 //! Catalog entries in the database: what publication wrote, read by the public catalog.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
-use crate::catalog::CatalogFilter;
+use crate::catalog::{CatalogEntry, CatalogFilter, Summary};
 use crate::error::{ApiError, ApiResult};
-use crate::platform::clock::rfc3339;
+use crate::platform::clock::{self, rfc3339};
 use crate::platform::storage::{Database, Dialect, Row};
 
 pub(crate) fn insert_entry(
     db: &dyn Database,
     product_id: &str,
     category: &str,
-    tags_json: &str,
+    tags: &[String],
     search_text: &str,
-    summary_json: &str,
+    summary: &Summary,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
+    let (tags_json, summary_json) = to_json(tags, summary)?;
     db.execute(
         "INSERT INTO catalog_entries (product_id, category, tags, search_text, summary, published_at)
          VALUES (?, ?, ?, ?, ?, ?)",
@@ -37,10 +37,11 @@ pub(crate) fn update_entry(
     db: &dyn Database,
     product_id: &str,
     category: &str,
-    tags_json: &str,
+    tags: &[String],
     search_text: &str,
-    summary_json: &str,
+    summary: &Summary,
 ) -> ApiResult<()> {
+    let (tags_json, summary_json) = to_json(tags, summary)?;
     db.execute(
         "UPDATE catalog_entries SET category = ?, tags = ?, search_text = ?, summary = ?
          WHERE product_id = ?",
@@ -55,10 +56,19 @@ pub(crate) fn update_entry(
     Ok(())
 }
 
-fn summary(row: &Row) -> ApiResult<Value> {
-    let mut s: Value = serde_json::from_str(&row.text(0)?).map_err(ApiError::internal)?;
-    s["published_at"] = Value::String(row.text(1)?);
-    Ok(s)
+/// The tags and the summary as their columns keep them (JSON).
+fn to_json(tags: &[String], summary: &Summary) -> ApiResult<(String, String)> {
+    Ok((
+        serde_json::to_string(tags).map_err(ApiError::internal)?,
+        serde_json::to_string(summary).map_err(ApiError::internal)?,
+    ))
+}
+
+fn entry_from_row(row: &Row) -> ApiResult<CatalogEntry> {
+    Ok(CatalogEntry {
+        summary: serde_json::from_str(&row.text(0)?).map_err(ApiError::internal)?,
+        published_at: clock::stored(&row.text(1)?)?,
+    })
 }
 
 pub(crate) fn list(
@@ -66,7 +76,7 @@ pub(crate) fn list(
     filter: &CatalogFilter,
     after: Option<&str>,
     limit: usize,
-) -> ApiResult<Vec<Value>> {
+) -> ApiResult<Vec<CatalogEntry>> {
     let (tagged, containing) = match db.dialect() {
         Dialect::Sqlite => (
             "SELECT 1 FROM json_each(tags) WHERE value = ?2",
@@ -94,17 +104,17 @@ pub(crate) fn list(
             (limit as i64).into(),
         ],
     )?;
-    rows.iter().map(summary).collect()
+    rows.iter().map(entry_from_row).collect()
 }
 
 /// The catalog summary of a published product, or 404 for anything not published.
-pub(crate) fn find(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
+pub(crate) fn find(db: &dyn Database, product_id: &str) -> ApiResult<CatalogEntry> {
     let rows = db.execute(
         "SELECT summary, published_at FROM catalog_entries WHERE product_id = ?",
         &[product_id.into()],
     )?;
     rows.first()
-        .map(summary)
+        .map(entry_from_row)
         .transpose()?
         .ok_or_else(|| ApiError::not_found("product"))
 }

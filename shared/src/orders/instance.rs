@@ -63,32 +63,22 @@ pub(crate) fn act(from: InstanceStatus, action: Action) -> ApiResult<InstanceSta
     }
 }
 
-/// One suspension of an instance for its customer's arrears, in Unix seconds: from when, and
-/// until the top-up that resumed it (`None` while it lasts).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// One suspension of an instance for its customer's arrears: from when, and until the top-up
+/// that resumed it (`None` while it lasts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub(crate) struct Suspension {
-    pub suspended_at: i64,
-    pub resumed_at: Option<i64>,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub suspended_at: DateTime<Utc>,
+    #[serde(with = "crate::platform::clock::instant::option")]
+    pub resumed_at: Option<DateTime<Utc>>,
 }
 
 impl Suspension {
-    /// Whether the window `[start, end)` lies inside the suspension: it starts once the
-    /// instance was suspended and ends before it resumed.
+    /// Whether the window `[start, end)` (Unix seconds) lies inside the suspension: it starts
+    /// once the instance was suspended and ends before it resumed.
     pub(crate) fn holds(&self, start: i64, end: i64) -> bool {
-        start >= self.suspended_at && self.resumed_at.is_none_or(|r| end <= r)
-    }
-}
-
-impl Serialize for Suspension {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let at = |t: i64| {
-            crate::platform::clock::rfc3339(DateTime::from_timestamp(t, 0).unwrap_or_default())
-        };
-        let mut out = s.serialize_struct("Suspension", 2)?;
-        out.serialize_field("suspended_at", &at(self.suspended_at))?;
-        out.serialize_field("resumed_at", &self.resumed_at.map(at))?;
-        out.end()
+        start >= self.suspended_at.timestamp()
+            && self.resumed_at.is_none_or(|r| end <= r.timestamp())
     }
 }
 
@@ -111,8 +101,10 @@ pub(crate) struct Instance {
     pub region: String,
     pub status: InstanceStatus,
     pub test: bool,
-    pub created_at: String,
-    pub released_at: Option<String>,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::platform::clock::instant::option")]
+    pub released_at: Option<DateTime<Utc>>,
     /// The zone its day periods are cut in: the deployment's `billing_timezone` when it was
     /// ordered. A later change of the variable leaves it alone, so its billing cursor keeps
     /// standing on its own period boundaries.
@@ -171,9 +163,6 @@ impl Instance {
     /// stopped instance still holds resources (storage, reserved capacity) until released.
     pub(crate) fn released(&self) -> Option<DateTime<Utc>> {
         self.released_at
-            .as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.to_utc())
     }
 }
 
@@ -290,14 +279,15 @@ mod tests {
 
     #[test]
     fn a_window_is_inside_a_suspension_from_its_start_to_its_resumption() {
+        let at = |t: i64| DateTime::from_timestamp(t, 0).unwrap();
         let open = Suspension {
-            suspended_at: 100,
+            suspended_at: at(100),
             resumed_at: None,
         };
         assert!(open.holds(100, 500) && !open.holds(99, 500));
         let over = Suspension {
-            suspended_at: 100,
-            resumed_at: Some(400),
+            suspended_at: at(100),
+            resumed_at: Some(at(400)),
         };
         assert!(over.holds(100, 400) && !over.holds(100, 401) && !over.holds(400, 700));
     }

@@ -8,11 +8,12 @@ use chrono_tz::Tz;
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
+use crate::money::Cents;
 use crate::orders::instance::{Instance, InstanceStatus, RunningInterval, Suspension};
-use crate::orders::ledger::{Cents, EntryKind, LedgerEntry};
+use crate::orders::ledger::{EntryKind, LedgerEntry};
 use crate::orders::{AcceptedEula, Choice, Purchasable};
 use crate::period::Period;
-use crate::platform::clock::rfc3339;
+use crate::platform::clock::{self, rfc3339};
 use crate::platform::ids::new_id;
 use crate::platform::storage::{
     Database, Dialect, Row, RowLock, StorageError, Value, enum_from_str, enum_to_str, lock_rows,
@@ -97,8 +98,12 @@ fn instance_from_row(row: &Row) -> Result<Instance, StorageError> {
         region: row.text(7)?,
         status: enum_from_str(&row.text(8)?)?,
         test: row.int(9)? != 0,
-        created_at: row.text(10)?,
-        released_at: row.opt_text(11)?,
+        created_at: clock::stored(&row.text(10)?)?,
+        released_at: row
+            .opt_text(11)?
+            .as_deref()
+            .map(clock::stored)
+            .transpose()?,
         billing_timezone: row.opt_text(12)?,
         resources: match row.opt_text(13)? {
             Some(json) => serde_json::from_str(&json)
@@ -164,7 +169,7 @@ pub(crate) fn accepted_eula(
                     source: r.text(0)?,
                     template_id: r.opt_text(1)?,
                     digest: r.text(2)?,
-                    accepted_at: r.text(3)?,
+                    accepted_at: clock::stored(&r.text(3)?)?,
                 },
                 r.opt_text(4)?,
             ))
@@ -228,8 +233,8 @@ fn suspensions(db: &dyn Database, ids: &[String]) -> ApiResult<HashMap<String, V
         &params,
     )? {
         found.entry(row.text(0)?).or_default().push(Suspension {
-            suspended_at: row.int(1)?,
-            resumed_at: row.opt_int(2)?,
+            suspended_at: clock::from_unix(row.int(1)?)?,
+            resumed_at: row.opt_int(2)?.map(clock::from_unix).transpose()?,
         });
     }
     Ok(found)
@@ -356,13 +361,16 @@ pub(crate) fn instances_without_cursor(db: &dyn Database) -> ApiResult<Vec<Strin
 pub(crate) fn balance(
     db: &dyn Database,
     customer_id: &str,
-) -> ApiResult<Option<(Cents, String, Option<i64>)>> {
+) -> ApiResult<Option<(Cents, DateTime<Utc>, Option<DateTime<Utc>>)>> {
     let rows = db.execute(
         "SELECT balance_cents, updated_at, arrears_since FROM accounts WHERE customer_id = ?",
         &[customer_id.into()],
     )?;
     rows.first()
-        .map(|row| Ok((Cents(row.int(0)?), row.text(1)?, row.opt_int(2)?)))
+        .map(|row| {
+            let since = row.opt_int(2)?.map(clock::from_unix).transpose()?;
+            Ok((Cents(row.int(0)?), clock::stored(&row.text(1)?)?, since))
+        })
         .transpose()
 }
 
@@ -440,7 +448,7 @@ pub(crate) fn insert_entries(
                 e.balance_after.0.into(),
                 e.reference.clone().into(),
                 e.created_by.clone().into(),
-                e.created_at.clone().into(),
+                rfc3339(e.created_at).into(),
             ]);
         }
         db.execute(
@@ -492,7 +500,7 @@ fn entry_from_row(row: &Row) -> ApiResult<LedgerEntry> {
         balance_after: Cents(row.int(3)?),
         reference: row.opt_text(4)?,
         created_by: row.text(5)?,
-        created_at: row.text(6)?,
+        created_at: clock::stored(&row.text(6)?)?,
     })
 }
 

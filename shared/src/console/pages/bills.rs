@@ -1,22 +1,21 @@
 //! Bills: a customer's own, a provider's products', every bill for operators. A bill shows each
 //! line's tier breakdown and the usage records it was priced from.
 
-use chrono::DateTime;
 use http::StatusCode;
 use maud::{Markup, html};
 use rust_decimal::Decimal;
 
-use super::catalog::{next_page, paged};
 use crate::billing::credit::{self, CreditRequest, Part};
-use crate::billing::{self, Bill, BillFilter, BillLine};
+use crate::billing::{self, Bill, BillFilter, BillLine, ResourceLine};
 use crate::console::form::field;
 use crate::console::format::{exactly, money, name_of, time, unix_time};
 use crate::console::http::{Req, Resp, html, redirect};
 use crate::console::layout::{Chrome, ok, page};
+use crate::console::widgets::{next_page, paged};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
 use crate::metering::{self, StoredUsage};
-use crate::orders::ledger::Cents;
+use crate::money::Cents;
 
 const PAGE: usize = 50;
 
@@ -92,9 +91,7 @@ fn bill_page(
     me.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     let db = req.db()?;
     let bill = billing::find(db, me, id)?;
-    let start = DateTime::parse_from_rfc3339(&bill.period_start)
-        .map(|t| t.timestamp())
-        .unwrap_or_default();
+    let start = bill.period_start.timestamp();
     // The records behind the bill: its period's, the first RECORDS_SHOWN of them.
     let records = metering::usage(
         db,
@@ -111,10 +108,11 @@ fn bill_page(
     let content = html! {
         (summary(&bill))
         @for line in &bill.lines { (line_section(line, &bill.currency)) }
-        @if !bill.resource_lines.is_empty() { (resources_section(&bill)) }
+        @if !bill.resource_lines.is_empty() { (resources_section(&bill.resource_lines)) }
         (credits_section(&bill))
         @if me.is_operator() && !bill.test { (credit_form(chrome, &bill, refused.as_ref())) }
-        (usage_section(&records))
+        h2 { "Usage behind this bill" }
+        (usage_table(&records))
     };
     Ok(html(
         status,
@@ -146,6 +144,7 @@ fn summary(bill: &Bill) -> Markup {
     }
 }
 
+/// One billable item's line, with its tier breakdown.
 fn line_section(line: &BillLine, currency: &str) -> Markup {
     html! {
         section.line {
@@ -178,7 +177,8 @@ fn line_section(line: &BillLine, currency: &str) -> Markup {
     }
 }
 
-fn resources_section(bill: &Bill) -> Markup {
+/// The cloud resources' lines: each resource for the time the instance ran.
+fn resources_section(lines: &[ResourceLine]) -> Markup {
     html! {
         section.line {
             h2 { "Cloud resources" }
@@ -191,7 +191,7 @@ fn resources_section(bill: &Bill) -> Markup {
                         th scope="col" { "Amount" }
                     } }
                     tbody {
-                        @for r in &bill.resource_lines {
+                        @for r in lines {
                             tr {
                                 td { (r.kind) " " code { (r.spec) } }
                                 td.num { (r.count) }
@@ -204,6 +204,34 @@ fn resources_section(bill: &Bill) -> Markup {
                 }
             }
             p.hint { "Each amount is count × hourly fee × seconds run ÷ 3,600, truncated to cents." }
+        }
+    }
+}
+
+/// The usage records of the bill's period, as reported.
+fn usage_table(records: &[StoredUsage]) -> Markup {
+    html! {
+        @if records.is_empty() { p { "No usage record in this period." } }
+        @else {
+            div.table-wrap {
+                table {
+                    thead { tr {
+                        th scope="col" { "Item" } th scope="col" { "From" } th scope="col" { "To" }
+                        th scope="col" { "Value (as reported)" } th scope="col" { "Reported by" }
+                    } }
+                    tbody {
+                        @for r in records {
+                            tr {
+                                td { code { (r.item_code) } }
+                                td { (unix_time(r.start_time)) }
+                                td { (unix_time(r.end_time)) }
+                                td.num { (r.value.normalize()) }
+                                td { (r.source.replace('_', " ")) }
+                            }
+                        }
+                    }
+                }
+            }
         }
     }
 }
@@ -281,34 +309,6 @@ fn credit_form(chrome: &Chrome, bill: &Bill, refused: Option<&RefusedCredit>) ->
                 ul.field-errors id="credit-error" role="alert" {
                     @if e.errors.is_empty() { li { (e.detail) " " span.code { "(" (e.code.as_str()) ")" } } }
                     @for f in &e.errors { li { (f.message) " " span.code { "(" (f.code.as_str()) ")" } } }
-                }
-            }
-        }
-    }
-}
-
-fn usage_section(records: &[StoredUsage]) -> Markup {
-    html! {
-        h2 { "Usage behind this bill" }
-        @if records.is_empty() { p { "No usage record in this period." } }
-        @else {
-            div.table-wrap {
-                table {
-                    thead { tr {
-                        th scope="col" { "Item" } th scope="col" { "From" } th scope="col" { "To" }
-                        th scope="col" { "Value (as reported)" } th scope="col" { "Reported by" }
-                    } }
-                    tbody {
-                        @for r in records {
-                            tr {
-                                td { code { (r.item_code) } }
-                                td { (unix_time(r.start_time)) }
-                                td { (unix_time(r.end_time)) }
-                                td.num { (r.value.normalize()) }
-                                td { (r.source.replace('_', " ")) }
-                            }
-                        }
-                    }
                 }
             }
         }
