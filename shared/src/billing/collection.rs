@@ -31,8 +31,8 @@ pub(crate) struct Collection {
     pub amounts: Split,
     /// The ledger entry whose funds moved it.
     pub ledger_entry_id: Option<String>,
-    /// When, in Unix seconds: the month a provider is paid it in.
-    pub at: i64,
+    /// When: the month a provider is paid it in.
+    pub at: DateTime<Utc>,
 }
 
 impl Collection {
@@ -52,7 +52,7 @@ impl Collection {
             product_id: bill.product_id.clone(),
             amounts,
             ledger_entry_id: Some(entry_id.to_owned()),
-            at: now.timestamp(),
+            at: now,
         }
     }
 }
@@ -66,16 +66,16 @@ pub(crate) struct Owed {
 }
 
 /// `amount` (at most what the parts owe, all of it) taken from the parts, product fees first.
-pub(crate) fn split(amount: i64, (product, resource): Split) -> Split {
-    let from_product = amount.clamp(0, product.0);
-    let from_resource = (amount - from_product).clamp(0, resource.0);
+pub(crate) fn split(amount: Cents, (product, resource): Split) -> Split {
+    let from_product = amount.0.clamp(0, product.0);
+    let from_resource = (amount.0 - from_product).clamp(0, resource.0);
     (Cents(from_product), Cents(from_resource))
 }
 
 /// What of `bill` its deduction collected, the balance having gone to `balance_after`: what the
 /// balance before covered of its total, product fees first.
 pub(crate) fn at_deduction(bill: &Bill, balance_after: Cents) -> Split {
-    let covered = balance_after.0.saturating_add(bill.total.0);
+    let covered = Cents(balance_after.0.saturating_add(bill.total.0));
     split(covered, (bill.product_fees, bill.resource_fees))
 }
 
@@ -90,20 +90,17 @@ pub(crate) fn collect(
     now: DateTime<Utc>,
 ) -> ApiResult<Vec<Collection>> {
     let owed = store::owed_by(db, customer_id)?;
-    let total: i64 = owed.iter().map(|o| o.owed.0.0 + o.owed.1.0).sum();
-    let mut left = total - (-balance_after.0).max(0);
+    let total: Cents = owed.iter().map(|o| o.owed.0 + o.owed.1).sum();
+    let mut left = total - Cents((-balance_after.0).max(0));
     let mut ids = IdSequence::new("col", now);
     let mut collected = Vec::new();
     for bill in owed {
-        if left <= 0 {
+        if left <= Cents(0) {
             break;
         }
         let taken = split(left, bill.owed);
-        left -= taken.0.0 + taken.1.0;
-        let still = (
-            Cents(bill.owed.0.0 - taken.0.0),
-            Cents(bill.owed.1.0 - taken.1.0),
-        );
+        left = left - taken.0 - taken.1;
+        let still = (bill.owed.0 - taken.0, bill.owed.1 - taken.1);
         store::set_uncollected(db, &bill.bill_id, still)?;
         collected.push(Collection {
             id: ids.next_id(),
@@ -113,7 +110,7 @@ pub(crate) fn collect(
             product_id: bill.product_id,
             amounts: taken,
             ledger_entry_id: Some(entry_id.to_owned()),
-            at: now.timestamp(),
+            at: now,
         });
     }
     store::insert_collections(db, &collected)?;
@@ -149,11 +146,11 @@ mod tests {
     #[test]
     fn a_bill_is_collected_product_fees_first() {
         let parts = (Cents(500), Cents(200));
-        assert_eq!(split(300, parts), (Cents(300), Cents(0)));
-        assert_eq!(split(600, parts), (Cents(500), Cents(100)));
-        assert_eq!(split(700, parts), (Cents(500), Cents(200)));
-        assert_eq!(split(0, parts), (Cents(0), Cents(0)));
-        assert_eq!(split(-5, parts), (Cents(0), Cents(0)));
+        assert_eq!(split(Cents(300), parts), (Cents(300), Cents(0)));
+        assert_eq!(split(Cents(600), parts), (Cents(500), Cents(100)));
+        assert_eq!(split(Cents(700), parts), (Cents(500), Cents(200)));
+        assert_eq!(split(Cents(0), parts), (Cents(0), Cents(0)));
+        assert_eq!(split(Cents(-5), parts), (Cents(0), Cents(0)));
     }
 
     proptest! {
@@ -163,7 +160,7 @@ mod tests {
         fn a_split_takes_what_is_owed_and_no_more(
             amount in -1_000i64..100_000, product in 0i64..50_000, resource in 0i64..50_000,
         ) {
-            let (p, r) = split(amount, (Cents(product), Cents(resource)));
+            let (p, r) = split(Cents(amount), (Cents(product), Cents(resource)));
             prop_assert!((0..=product).contains(&p.0) && (0..=resource).contains(&r.0));
             prop_assert_eq!(p.0 + r.0, amount.clamp(0, product + resource));
             prop_assert!(r.0 == 0 || p.0 == product, "product fees first");

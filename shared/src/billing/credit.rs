@@ -93,9 +93,9 @@ impl CreditRequest<'_> {
 /// what is left of it, then the other.
 pub(crate) fn parts_of(amount: Cents, left: Split, first: Part) -> Split {
     match first {
-        Part::ProductFees => split(amount.0, left),
+        Part::ProductFees => split(amount, left),
         Part::ResourceFees => {
-            let (resource, product) = split(amount.0, (left.1, left.0));
+            let (resource, product) = split(amount, (left.1, left.0));
             (product, resource)
         }
     }
@@ -125,10 +125,10 @@ pub(crate) fn issue(
         let bill = store::with_standing(db, vec![found])?.remove(0);
         let (product, resource) = (bill.parts.product_fees, bill.parts.resource_fees);
         let left = (
-            Cents(bill.product_fees.0 - product.credited.0),
-            Cents(bill.resource_fees.0 - resource.credited.0),
+            bill.product_fees - product.credited,
+            bill.resource_fees - resource.credited,
         );
-        if bill.test || amount.0 > left.0.0 + left.1.0 {
+        if bill.test || amount > left.0 + left.1 {
             return Err(exceeds(&bill, left));
         }
         let parts = parts_of(amount, left, request.applies_to);
@@ -159,7 +159,7 @@ fn exceeds(bill: &Bill, left: Split) -> ApiError {
     } else {
         format!(
             "at most {} of {} is left to credit",
-            Cents(left.0.0 + left.1.0).to_decimal(),
+            (left.0 + left.1).to_decimal(),
             bill.id
         )
     };
@@ -179,22 +179,9 @@ fn give_back(
         bill.parts.product_fees.uncollected,
         bill.parts.resource_fees.uncollected,
     );
-    let forgiven = (
-        Cents(parts.0.0.min(owed.0.0)),
-        Cents(parts.1.0.min(owed.1.0)),
-    );
-    store::set_uncollected(
-        db,
-        &bill.id,
-        (
-            Cents(owed.0.0 - forgiven.0.0),
-            Cents(owed.1.0 - forgiven.1.0),
-        ),
-    )?;
-    let returned = (
-        Cents(forgiven.0.0 - parts.0.0),
-        Cents(forgiven.1.0 - parts.1.0),
-    );
+    let forgiven = (parts.0.min(owed.0), parts.1.min(owed.1));
+    store::set_uncollected(db, &bill.id, (owed.0 - forgiven.0, owed.1 - forgiven.1))?;
+    let returned = (forgiven.0 - parts.0, forgiven.1 - parts.1);
     if returned != (Cents(0), Cents(0)) {
         let mut ids = IdSequence::new("col", now);
         let refund = Collection::of(&mut ids, bill, returned, entry_id, now);

@@ -152,17 +152,14 @@ impl Bill {
             self.parts.resource_fees.uncollected,
         );
         let credited = notes.iter().fold((Cents(0), Cents(0)), |(p, r), n| {
-            (
-                Cents(p.0 + n.product_fees.0),
-                Cents(r.0 + n.resource_fees.0),
-            )
+            (p + n.product_fees, r + n.resource_fees)
         });
         let part = |fees: Cents, credited: Cents, uncollected: Cents| PartStanding {
             credited,
             collected: if self.test {
                 Cents(0)
             } else {
-                Cents(fees.0 - credited.0 - uncollected.0)
+                fees - credited - uncollected
             },
             uncollected,
         };
@@ -171,9 +168,9 @@ impl Bill {
             resource_fees: part(self.resource_fees, credited.1, uncollected.1),
         };
         let (p, r) = (self.parts.product_fees, self.parts.resource_fees);
-        self.credited = Cents(p.credited.0 + r.credited.0);
-        self.collected = Cents(p.collected.0 + r.collected.0);
-        self.uncollected = Cents(p.uncollected.0 + r.uncollected.0);
+        self.credited = p.credited + r.credited;
+        self.collected = p.collected + r.collected;
+        self.uncollected = p.uncollected + r.uncollected;
         self.credit_notes = notes;
     }
 }

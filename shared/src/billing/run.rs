@@ -453,8 +453,8 @@ fn deduct(
     for (i, entry) in charged.into_iter().zip(&entries) {
         let bill = &mut written[i];
         let collected = collection::at_deduction(bill, entry.balance_after);
-        bill.parts.product_fees.uncollected = Cents(bill.product_fees.0 - collected.0.0);
-        bill.parts.resource_fees.uncollected = Cents(bill.resource_fees.0 - collected.1.0);
+        bill.parts.product_fees.uncollected = bill.product_fees - collected.0;
+        bill.parts.resource_fees.uncollected = bill.resource_fees - collected.1;
         if collected != (Cents(0), Cents(0)) {
             collections.push(Collection::of(&mut ids, bill, collected, &entry.id, now));
         }

@@ -421,7 +421,7 @@ fn note_from_row(row: &Row) -> ApiResult<CreditNote> {
         customer_id: row.text(2)?,
         provider_id: row.text(3)?,
         product_id: row.text(4)?,
-        amount: Cents(product.0 + resource.0),
+        amount: product + resource,
         product_fees: product,
         resource_fees: resource,
         reason: row.text(7)?,
@@ -534,7 +534,7 @@ pub(crate) fn insert_collections(db: &dyn Database, collections: &[Collection]) 
                 c.amounts.0.0.into(),
                 c.amounts.1.0.into(),
                 c.ledger_entry_id.clone().into(),
-                c.at.into(),
+                c.at.timestamp().into(),
             ]);
         }
         db.execute(

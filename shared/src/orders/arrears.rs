@@ -22,14 +22,14 @@ pub(crate) fn suspend_overdue(
 ) -> ApiResult<Vec<String>> {
     let since = now - TimeDelta::hours(i64::from(grace_hours));
     transaction(db, |db| {
-        store::start_arrears(db, now.timestamp())?;
-        let customers = store::lock_overdue(db, since.timestamp())?;
+        store::start_arrears(db, now)?;
+        let customers = store::lock_overdue(db, since)?;
         let mut suspended = Vec::new();
         for id in store::running_of(db, &customers)? {
             let (from, to) = (InstanceStatus::Running, InstanceStatus::Suspended);
             // One its customer stopped or released meanwhile is left as it is.
             if store::move_instance_if(db, &id, from, to, now)? {
-                store::open_suspension(db, &id, now.timestamp())?;
+                store::open_suspension(db, &id, now)?;
                 suspended.push(id);
             }
         }
@@ -44,7 +44,7 @@ pub(crate) fn resume(db: &dyn Database, customer_id: &str, now: DateTime<Utc>) -
         let (from, to) = (InstanceStatus::Suspended, InstanceStatus::Running);
         // One released meanwhile stays released.
         if store::move_instance_if(db, &id, from, to, now)? {
-            store::close_suspension(db, &id, now.timestamp())?;
+            store::close_suspension(db, &id, now)?;
         }
     }
     Ok(())

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::{Principal, Role};
 use crate::listing::service::Resource;
+use crate::money::Cents;
 use crate::orders::store;
 use crate::period::{BillingPeriod, Period};
 use crate::platform::storage::{Database, transaction};
@@ -219,7 +220,8 @@ pub(crate) fn perform(
         }
         let to = act(instance.status, action)?;
         // Starting runs up resource fees again: not on an account that already owes.
-        if to == InstanceStatus::Running && store::balance_cents(db, &instance.owner_id)? < 0 {
+        if to == InstanceStatus::Running && store::balance_cents(db, &instance.owner_id)? < Cents(0)
+        {
             return Err(in_arrears("starting an instance"));
         }
         store::move_instance(db, &instance.id, instance.status, to, now)?;

@@ -16,6 +16,7 @@ use crate::identity::{AccountType, Principal, Role};
 use crate::listing::service::{Resource, Service, Template};
 use crate::listing::steps::{AccessStep, AgreementStep, CategoryStep, Eula, PricingStep};
 use crate::listing::{self, Product, ProductStatus, Reader, Step};
+use crate::money::Cents;
 use crate::period::{BillingPeriod, Period};
 use crate::platform::storage::{Database, RowLock, transaction};
 use crate::sales::{self, ItemSettings, PricedItem};
@@ -349,7 +350,7 @@ pub(crate) fn place(
                     ),
                 ));
             }
-        } else if store::balance_cents(db, &caller.id)? < 0 {
+        } else if store::balance_cents(db, &caller.id)? < Cents(0) {
             return Err(instance::in_arrears("ordering"));
         }
         let (order_id, instance) = store::insert_order(db, caller, &p, &choice, tz, now)?;

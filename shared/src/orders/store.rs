@@ -374,9 +374,9 @@ pub(crate) fn balance(
         .transpose()
 }
 
-/// The customer's balance in cents (0 for an account that never moved money).
-pub(crate) fn balance_cents(db: &dyn Database, customer_id: &str) -> ApiResult<i64> {
-    Ok(balance(db, customer_id)?.map_or(0, |(b, _, _)| b.0))
+/// The customer's balance (0 for an account that never moved money).
+pub(crate) fn balance_cents(db: &dyn Database, customer_id: &str) -> ApiResult<Cents> {
+    Ok(balance(db, customer_id)?.map_or(Cents(0), |(b, _, _)| b))
 }
 
 /// Accounts (and the rows it inserts or updates) per statement: well under SQLite's 999
@@ -591,10 +591,10 @@ pub(crate) fn test_instances_deployed_by(
 /// Every account below zero that is not in arrears yet is from `now`: a bill run's deductions
 /// start them as they post, this catches accounts that were below zero before arrears were
 /// kept.
-pub(crate) fn start_arrears(db: &dyn Database, now: i64) -> ApiResult<()> {
+pub(crate) fn start_arrears(db: &dyn Database, now: DateTime<Utc>) -> ApiResult<()> {
     db.execute(
         "UPDATE accounts SET arrears_since = ? WHERE balance_cents < 0 AND arrears_since IS NULL",
-        &[now.into()],
+        &[now.timestamp().into()],
     )?;
     Ok(())
 }
@@ -602,13 +602,13 @@ pub(crate) fn start_arrears(db: &dyn Database, now: i64) -> ApiResult<()> {
 /// The customers in arrears since `since` or before, locked for the caller's transaction in
 /// their order (as postings lock them): a top-up under way ends their arrears first, or waits
 /// for this transaction and then resumes what it suspends.
-pub(crate) fn lock_overdue(db: &dyn Database, since: i64) -> ApiResult<Vec<String>> {
+pub(crate) fn lock_overdue(db: &dyn Database, since: DateTime<Utc>) -> ApiResult<Vec<String>> {
     let rows = db.execute(
         &format!(
             "SELECT customer_id FROM accounts WHERE arrears_since <= ? ORDER BY customer_id{}",
             db.dialect().row_lock()
         ),
-        &[since.into()],
+        &[since.timestamp().into()],
     )?;
     rows.iter().map(|r| Ok(r.text(0)?)).collect()
 }
@@ -643,19 +643,27 @@ pub(crate) fn suspended_instances(db: &dyn Database, customer_id: &str) -> ApiRe
 }
 
 /// Records the start of an instance's suspension.
-pub(crate) fn open_suspension(db: &dyn Database, instance_id: &str, at: i64) -> ApiResult<()> {
+pub(crate) fn open_suspension(
+    db: &dyn Database,
+    instance_id: &str,
+    at: DateTime<Utc>,
+) -> ApiResult<()> {
     db.execute(
         "INSERT INTO instance_suspensions (instance_id, suspended_at) VALUES (?, ?)",
-        &[instance_id.into(), at.into()],
+        &[instance_id.into(), at.timestamp().into()],
     )?;
     Ok(())
 }
 
 /// Records the end of an instance's suspension.
-pub(crate) fn close_suspension(db: &dyn Database, instance_id: &str, at: i64) -> ApiResult<()> {
+pub(crate) fn close_suspension(
+    db: &dyn Database,
+    instance_id: &str,
+    at: DateTime<Utc>,
+) -> ApiResult<()> {
     db.execute(
         "UPDATE instance_suspensions SET resumed_at = ? WHERE instance_id = ? AND resumed_at IS NULL",
-        &[at.into(), instance_id.into()],
+        &[at.timestamp().into(), instance_id.into()],
     )?;
     Ok(())
 }

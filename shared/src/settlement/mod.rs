@@ -242,7 +242,7 @@ impl Statement {
                     credited: p.credited,
                     uncollected: p.uncollected,
                     commission,
-                    net: Cents(p.collected.0 - commission.0),
+                    net: p.collected - commission,
                     bill_count: p.bill_count,
                     write_offs: WriteOffs {
                         count: p.write_offs.len() as i64,

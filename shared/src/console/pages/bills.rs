@@ -15,7 +15,6 @@ use crate::console::widgets::{next_page, paged};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
 use crate::metering::{self, StoredUsage};
-use crate::money::Cents;
 
 const PAGE: usize = 50;
 
@@ -271,7 +270,7 @@ fn credits_section(bill: &Bill) -> Markup {
 
 /// The operator's credit-note form; a refusal of it is shown under it, with what was typed.
 fn credit_form(chrome: &Chrome, bill: &Bill, refused: Option<&RefusedCredit>) -> Markup {
-    let left = Cents(bill.total.0 - bill.credited.0);
+    let left = bill.total - bill.credited;
     let (amount, reason, first) = refused.map_or(("", "", Part::ProductFees), |r| {
         (r.amount, r.reason, r.applies_to)
     });
