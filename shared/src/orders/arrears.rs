@@ -21,14 +21,25 @@ pub(crate) fn suspend_overdue(
     now: DateTime<Utc>,
 ) -> ApiResult<Vec<String>> {
     let since = now - TimeDelta::hours(i64::from(grace_hours));
+    transaction(db, |db| store::start_arrears(db, now))?;
     transaction(db, |db| {
-        store::start_arrears(db, now)?;
-        let customers = store::lock_overdue(db, since)?;
+        // A suspension closes its instances to usage, as a release does: their gates first, in
+        // id order and before any account (a bill run's batch takes its gate before it holds
+        // anything), so the pushes in flight commit before it and those arriving wait for it,
+        // then find the instance suspended. Then the accounts, read again under their locks.
+        let mut gated = store::running_of(db, &store::overdue(db, since, false)?)?;
+        gated.sort_unstable();
+        for id in &gated {
+            store::close_gate(db, id)?;
+        }
+        let customers = store::overdue(db, since, true)?;
         let mut suspended = Vec::new();
         for id in store::running_of(db, &customers)? {
             let (from, to) = (InstanceStatus::Running, InstanceStatus::Suspended);
-            // One its customer stopped or released meanwhile is left as it is.
-            if store::move_instance_if(db, &id, from, to, now)? {
+            // One its customer stopped or released meanwhile is left as it is, and one that
+            // started running since the gates were taken is left to the next run.
+            if gated.binary_search(&id).is_ok() && store::move_instance_if(db, &id, from, to, now)?
+            {
                 store::open_suspension(db, &id, now)?;
                 suspended.push(id);
             }

@@ -297,6 +297,47 @@ fn a_run_waits_for_a_top_up_under_way_and_suspends_nothing_it_paid_for() {
     assert_eq!(instance["suspensions"], json!([]), "{instance}");
 }
 
+/// A push whose validation found the instance running, while a run suspends it: the push's
+/// window lies inside the suspension, so it is refused (409 `InstanceSuspended`), nothing
+/// stored. On PostgreSQL the suspension (a session of the test's own) holds the instance's row
+/// when the push arrives, and commits while the push waits to store its record; on SQLite there
+/// is no race — the push comes first, and is the instance's usage.
+#[test]
+fn a_push_that_a_suspension_overtakes_stores_nothing_inside_it() {
+    let w = indebted("24");
+    let mut held = w.app.holding(&format!(
+        "SELECT 1 FROM instances WHERE id = '{}' FOR UPDATE",
+        w.running
+    ));
+    w.app.set_now(at("2026-03-27T11:40:00Z"));
+    let window = usage(
+        "2026-03-27T11:00:00Z",
+        "2026-03-27T11:30:00Z",
+        "Frequency",
+        3,
+    );
+    let pushed = std::thread::scope(|s| {
+        let push = s.spawn(|| w.app.push_usage(&w.provider, &w.running, &[window]));
+        held.until_waiting(1);
+        held.run(&format!(
+            "UPDATE instances SET status = 'suspended' WHERE id = '{0}';
+             INSERT INTO instance_suspensions (instance_id, suspended_at) VALUES ('{0}', {1})",
+            w.running,
+            unix("2026-03-27T11:00:00Z")
+        ));
+        held.commit();
+        push.join().unwrap()
+    });
+    let stored = w.app.usage_totals(&w.provider, &w.running);
+    if engine() == Engine::Postgres {
+        pushed.problem(409, "InstanceSuspended");
+        assert_eq!(stored, json!([]), "nothing stored");
+    } else {
+        pushed.expect(200);
+        assert_eq!(stored.as_array().map(Vec::len), Some(1), "{stored}");
+    }
+}
+
 /// Polls `done` until it holds, for at most 20 s.
 fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let give_up = std::time::Instant::now() + std::time::Duration::from_secs(20);
