@@ -85,7 +85,7 @@ pub enum Code {
     // 401 / 403 / 404 / 405.
     /// No bearer token, or one nobody holds.
     Unauthorized,
-    /// The customer's balance is below zero: top up before ordering.
+    /// The customer's balance is below zero: top up before ordering or starting an instance.
     AccountInArrears,
     /// The caller's role may not perform this operation.
     Forbidden,
@@ -150,6 +150,10 @@ pub enum Code {
     MonthClosed,
     /// The product has as many test instances alive as a product may.
     TestInstanceLimit,
+    /// A credit note for more than is left to credit of its bill.
+    CreditExceedsBill,
+    /// Usage inside a suspension of the instance (its customer's arrears).
+    InstanceSuspended,
     // 413 / 415.
     /// The body is larger than the endpoint accepts.
     PayloadTooLarge,
@@ -236,7 +240,9 @@ impl Code {
             | PeriodAlreadyBilled
             | PeriodNotDue
             | MonthClosed
-            | TestInstanceLimit => StatusCode::CONFLICT,
+            | TestInstanceLimit
+            | CreditExceedsBill
+            | InstanceSuspended => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -261,6 +261,11 @@ impl Visit<'_> {
             (["instances", id, "actions"], _, true) => pages::instances::act(req, me, id),
             (["bills"], true, _) => pages::bills::list(req, chrome, me),
             (["bills", id], true, _) => pages::bills::show(req, chrome, me, id),
+            (["bills", id, "credit-notes"], _, true) => {
+                once::submit(req, chrome, me, Guard::Atomic, || {
+                    pages::bills::credit(req, chrome, me, id)
+                })
+            }
             (["account"], true, _) => pages::customer::account(req, chrome, me),
             _ => return None,
         })

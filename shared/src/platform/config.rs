@@ -27,6 +27,9 @@ pub struct Config {
     pub test_instance_limit: u32,
     /// How long a test instance lives: the first bill run after it released it.
     pub test_instance_max_hours: u32,
+    /// How long a customer may stay in arrears before the next bill run suspends its running
+    /// instances (0: the first bill run after the arrears began).
+    pub arrears_grace_hours: u32,
     /// Where the system of record lives (the Spin components' database; the native tests choose
     /// theirs themselves).
     pub database: DatabaseConfig,
@@ -46,6 +49,17 @@ fn positive(
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("{name} must be a positive whole number, got {text:?}")),
+    }
+}
+
+/// A whole number of a variable, 0 included, or `default` when it is not set.
+fn whole(get: &impl Fn(&str) -> Option<String>, name: &str, default: u32) -> Result<u32, String> {
+    match get(name) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{name} must be a whole number, got {text:?}")),
     }
 }
 
@@ -239,6 +253,7 @@ impl Config {
             commission_rate,
             test_instance_limit: positive(&get, "test_instance_limit", 5)?,
             test_instance_max_hours: positive(&get, "test_instance_max_hours", 72)?,
+            arrears_grace_hours: whole(&get, "arrears_grace_hours", 24)?,
             admin_token,
             billing_timezone,
             allow_clock_override,

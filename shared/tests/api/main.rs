@@ -8,11 +8,14 @@
 //! (SQLite by default), and [`api_tests_pass_on_postgres`] runs the binary again, every test of
 //! it, on PostgreSQL.
 
+mod arrears;
 mod bill_runs;
 mod billing;
+mod collection;
 mod concurrency;
 mod console;
 mod console_forms;
+mod credit_notes;
 mod exact;
 mod fuzz;
 mod idempotency;
@@ -28,6 +31,7 @@ mod schema;
 mod security;
 mod self_test;
 mod settlements;
+mod upgrade;
 
 use std::process::Command;
 

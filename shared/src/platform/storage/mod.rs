@@ -30,6 +30,19 @@ pub enum Dialect {
     Postgres,
 }
 
+impl Dialect {
+    /// The clause that ends a `SELECT` of the rows a transaction decides on, locking them
+    /// against other writers of those rows until it ends (PostgreSQL's `FOR NO KEY UPDATE`:
+    /// rows that merely reference them may still be inserted); nothing on SQLite, whose
+    /// `BEGIN IMMEDIATE` already holds the only write lock there is.
+    pub(crate) fn row_lock(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR NO KEY UPDATE",
+        }
+    }
+}
+
 /// A value of a statement's parameters and results: SQLite's four types (plus NULL), which
 /// PostgreSQL's `BIGINT`, `TEXT` and `BYTEA` columns hold as well.
 #[derive(Debug, Clone, PartialEq)]

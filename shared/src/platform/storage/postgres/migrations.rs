@@ -11,10 +11,11 @@
 
 use crate::platform::storage::migrations::Migration;
 
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 22,
-    statements: &[
-        r#"CREATE TABLE principals (
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 22,
+        statements: &[
+            r#"CREATE TABLE principals (
             id TEXT COLLATE "C" PRIMARY KEY,
             role TEXT COLLATE "C" NOT NULL CHECK (role IN ('operator', 'provider', 'customer', 'platform')),
             name TEXT COLLATE "C" NOT NULL,
@@ -25,15 +26,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             disabled_at TEXT COLLATE "C",
             CHECK ((role = 'customer') = (account_type IS NOT NULL))
         )"#,
-        r#"CREATE TABLE services (
+            r#"CREATE TABLE services (
             id TEXT COLLATE "C" PRIMARY KEY,
             provider_id TEXT COLLATE "C" NOT NULL REFERENCES principals(id),
             spec TEXT COLLATE "C" NOT NULL,
             created_at TEXT COLLATE "C" NOT NULL
         )"#,
-        "CREATE INDEX services_by_provider ON services (provider_id, id)",
-        // UNIQUE(service_id) is the one-product-per-service rule: it decides creation races.
-        r#"CREATE TABLE products (
+            "CREATE INDEX services_by_provider ON services (provider_id, id)",
+            // UNIQUE(service_id) is the one-product-per-service rule: it decides creation races.
+            r#"CREATE TABLE products (
             id TEXT COLLATE "C" PRIMARY KEY,
             service_id TEXT COLLATE "C" NOT NULL UNIQUE REFERENCES services(id),
             provider_id TEXT COLLATE "C" NOT NULL REFERENCES principals(id),
@@ -41,15 +42,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             created_at TEXT COLLATE "C" NOT NULL,
             updated_at TEXT COLLATE "C" NOT NULL
         )"#,
-        "CREATE INDEX products_by_provider ON products (provider_id, id)",
-        r#"CREATE TABLE product_steps (
+            "CREATE INDEX products_by_provider ON products (provider_id, id)",
+            r#"CREATE TABLE product_steps (
             product_id TEXT COLLATE "C" NOT NULL REFERENCES products(id),
             step TEXT COLLATE "C" NOT NULL,
             data TEXT COLLATE "C" NOT NULL,
             updated_at TEXT COLLATE "C" NOT NULL,
             PRIMARY KEY (product_id, step)
         )"#,
-        r#"CREATE TABLE product_media (
+            r#"CREATE TABLE product_media (
             product_id TEXT COLLATE "C" NOT NULL REFERENCES products(id),
             kind TEXT COLLATE "C" NOT NULL,
             idx BIGINT NOT NULL,
@@ -61,7 +62,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             uploaded_at TEXT COLLATE "C" NOT NULL,
             PRIMARY KEY (product_id, kind, idx)
         )"#,
-        r#"CREATE TABLE reviews (
+            r#"CREATE TABLE reviews (
             id TEXT COLLATE "C" PRIMARY KEY,
             product_id TEXT COLLATE "C" NOT NULL REFERENCES products(id),
             stage TEXT COLLATE "C" NOT NULL CHECK (stage IN ('category', 'feature')),
@@ -74,11 +75,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             category_snapshot TEXT COLLATE "C",
             rowid BIGINT GENERATED ALWAYS AS IDENTITY
         )"#,
-        // At most one open review per product, whatever races.
-        "CREATE UNIQUE INDEX reviews_one_pending_per_product ON reviews (product_id)
+            // At most one open review per product, whatever races.
+            "CREATE UNIQUE INDEX reviews_one_pending_per_product ON reviews (product_id)
             WHERE status = 'pending'",
-        "CREATE INDEX reviews_by_product ON reviews (product_id, id)",
-        r#"CREATE TABLE product_transitions (
+            "CREATE INDEX reviews_by_product ON reviews (product_id, id)",
+            r#"CREATE TABLE product_transitions (
             seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
             product_id TEXT COLLATE "C" NOT NULL REFERENCES products(id),
             review_id TEXT COLLATE "C" NOT NULL REFERENCES reviews(id),
@@ -88,15 +89,15 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             to_status TEXT COLLATE "C" NOT NULL,
             reason TEXT COLLATE "C"
         )"#,
-        "CREATE INDEX product_transitions_by_review ON product_transitions (review_id, seq)",
-        // The history is append-only, enforced by the database rather than by convention.
-        "CREATE FUNCTION product_transitions_append_only() RETURNS trigger LANGUAGE plpgsql AS
+            "CREATE INDEX product_transitions_by_review ON product_transitions (review_id, seq)",
+            // The history is append-only, enforced by the database rather than by convention.
+            "CREATE FUNCTION product_transitions_append_only() RETURNS trigger LANGUAGE plpgsql AS
             $$ BEGIN RAISE EXCEPTION 'product_transitions is append-only'; END $$",
-        "CREATE TRIGGER product_transitions_no_update BEFORE UPDATE ON product_transitions
+            "CREATE TRIGGER product_transitions_no_update BEFORE UPDATE ON product_transitions
             FOR EACH ROW EXECUTE FUNCTION product_transitions_append_only()",
-        "CREATE TRIGGER product_transitions_no_delete BEFORE DELETE ON product_transitions
+            "CREATE TRIGGER product_transitions_no_delete BEFORE DELETE ON product_transitions
             FOR EACH ROW EXECUTE FUNCTION product_transitions_append_only()",
-        r#"CREATE TABLE billable_item_settings (
+            r#"CREATE TABLE billable_item_settings (
             product_id TEXT COLLATE "C" NOT NULL REFERENCES products(id),
             code TEXT COLLATE "C" NOT NULL,
             reporting TEXT COLLATE "C",
@@ -104,7 +105,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             updated_at TEXT COLLATE "C" NOT NULL,
             PRIMARY KEY (product_id, code)
         )"#,
-        r#"CREATE TABLE catalog_entries (
+            r#"CREATE TABLE catalog_entries (
             product_id TEXT COLLATE "C" PRIMARY KEY REFERENCES products(id),
             category TEXT COLLATE "C" NOT NULL,
             tags TEXT COLLATE "C" NOT NULL,
@@ -112,14 +113,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             summary TEXT COLLATE "C" NOT NULL,
             published_at TEXT COLLATE "C" NOT NULL
         )"#,
-        "CREATE INDEX catalog_entries_by_category ON catalog_entries (category, product_id)",
-        // Balances and ledger amounts are integer cents.
-        r#"CREATE TABLE accounts (
+            "CREATE INDEX catalog_entries_by_category ON catalog_entries (category, product_id)",
+            // Balances and ledger amounts are integer cents.
+            r#"CREATE TABLE accounts (
             customer_id TEXT COLLATE "C" PRIMARY KEY REFERENCES principals(id),
             balance_cents BIGINT NOT NULL,
             updated_at TEXT COLLATE "C" NOT NULL
         )"#,
-        r#"CREATE TABLE ledger_entries (
+            r#"CREATE TABLE ledger_entries (
             id TEXT COLLATE "C" PRIMARY KEY,
             customer_id TEXT COLLATE "C" NOT NULL REFERENCES accounts(customer_id),
             kind TEXT COLLATE "C" NOT NULL CHECK (kind IN ('top_up', 'bill')),
@@ -130,12 +131,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             created_at TEXT COLLATE "C" NOT NULL,
             rowid BIGINT GENERATED ALWAYS AS IDENTITY
         )"#,
-        // A customer's ledger is read newest first, a page at a time.
-        "CREATE INDEX ledger_entries_by_customer ON ledger_entries (customer_id, rowid)",
-        // A bill is deducted once: at most one ledger entry references it.
-        "CREATE UNIQUE INDEX ledger_entries_one_per_bill ON ledger_entries (reference)
+            // A customer's ledger is read newest first, a page at a time.
+            "CREATE INDEX ledger_entries_by_customer ON ledger_entries (customer_id, rowid)",
+            // A bill is deducted once: at most one ledger entry references it.
+            "CREATE UNIQUE INDEX ledger_entries_one_per_bill ON ledger_entries (reference)
             WHERE kind = 'bill'",
-        r#"CREATE TABLE orders (
+            r#"CREATE TABLE orders (
             id TEXT COLLATE "C" PRIMARY KEY,
             owner_id TEXT COLLATE "C" NOT NULL REFERENCES principals(id),
             product_id TEXT COLLATE "C" NOT NULL REFERENCES products(id),
@@ -151,7 +152,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             eula_accepted_at TEXT COLLATE "C",
             eula TEXT COLLATE "C"
         )"#,
-        r#"CREATE TABLE instances (
+            r#"CREATE TABLE instances (
             id TEXT COLLATE "C" PRIMARY KEY,
             order_id TEXT COLLATE "C" NOT NULL UNIQUE REFERENCES orders(id),
             owner_id TEXT COLLATE "C" NOT NULL REFERENCES principals(id),
@@ -167,21 +168,21 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             billing_timezone TEXT COLLATE "C",
             resources TEXT COLLATE "C"
         )"#,
-        "CREATE INDEX instances_by_owner ON instances (owner_id, id)",
-        "CREATE INDEX instances_by_provider ON instances (provider_id, id)",
-        // Running intervals [started_at, ended_at) in Unix seconds; at most one open at once.
-        r#"CREATE TABLE instance_intervals (
+            "CREATE INDEX instances_by_owner ON instances (owner_id, id)",
+            "CREATE INDEX instances_by_provider ON instances (provider_id, id)",
+            // Running intervals [started_at, ended_at) in Unix seconds; at most one open at once.
+            r#"CREATE TABLE instance_intervals (
             instance_id TEXT COLLATE "C" NOT NULL REFERENCES instances(id),
             started_at BIGINT NOT NULL,
             ended_at BIGINT,
             rowid BIGINT GENERATED ALWAYS AS IDENTITY,
             CHECK (ended_at IS NULL OR ended_at >= started_at)
         )"#,
-        "CREATE INDEX instance_intervals_by_instance ON instance_intervals (instance_id, started_at)",
-        "CREATE UNIQUE INDEX instance_intervals_one_open ON instance_intervals (instance_id)
+            "CREATE INDEX instance_intervals_by_instance ON instance_intervals (instance_id, started_at)",
+            "CREATE UNIQUE INDEX instance_intervals_one_open ON instance_intervals (instance_id)
             WHERE ended_at IS NULL",
-        // The primary key is the record's identity, its source included (docs/RULES.md R9.10).
-        r#"CREATE TABLE usage_records (
+            // The primary key is the record's identity, its source included (docs/RULES.md R9.10).
+            r#"CREATE TABLE usage_records (
             instance_id TEXT COLLATE "C" NOT NULL REFERENCES instances(id),
             item_code TEXT COLLATE "C" NOT NULL,
             source TEXT COLLATE "C" NOT NULL,
@@ -194,20 +195,20 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             received_at TEXT COLLATE "C" NOT NULL,
             PRIMARY KEY (instance_id, item_code, source, start_time, end_time)
         )"#,
-        "CREATE INDEX usage_records_totals ON usage_records
+            "CREATE INDEX usage_records_totals ON usage_records
             (instance_id, period_start, item_code, scale, value)",
-        // A usage page reads one instance's records in the order it lists them.
-        "CREATE INDEX usage_records_in_order
+            // A usage page reads one instance's records in the order it lists them.
+            "CREATE INDEX usage_records_in_order
             ON usage_records (instance_id, period_start, item_code, source, start_time, end_time)",
-        // Each instance's next period to bill and when it closes; NULL once fully billed.
-        r#"CREATE TABLE billing_cursors (
+            // Each instance's next period to bill and when it closes; NULL once fully billed.
+            r#"CREATE TABLE billing_cursors (
             instance_id TEXT COLLATE "C" PRIMARY KEY REFERENCES instances(id),
             next_period_start BIGINT NOT NULL,
             next_close_at BIGINT
         )"#,
-        "CREATE INDEX billing_cursors_due ON billing_cursors (next_close_at, instance_id)",
-        // UNIQUE (instance_id, period_start): an (instance, period) is billed at most once.
-        r#"CREATE TABLE bills (
+            "CREATE INDEX billing_cursors_due ON billing_cursors (next_close_at, instance_id)",
+            // UNIQUE (instance_id, period_start): an (instance, period) is billed at most once.
+            r#"CREATE TABLE bills (
             id TEXT COLLATE "C" PRIMARY KEY,
             instance_id TEXT COLLATE "C" NOT NULL REFERENCES instances(id),
             owner_id TEXT COLLATE "C" NOT NULL,
@@ -226,14 +227,14 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             rowid BIGINT GENERATED ALWAYS AS IDENTITY,
             UNIQUE (instance_id, period_start)
         )"#,
-        "CREATE INDEX bills_by_owner ON bills (owner_id, id)",
-        "CREATE INDEX bills_by_provider ON bills (provider_id, id)",
-        "CREATE INDEX bills_by_period_for_settlement
+            "CREATE INDEX bills_by_owner ON bills (owner_id, id)",
+            "CREATE INDEX bills_by_provider ON bills (provider_id, id)",
+            "CREATE INDEX bills_by_period_for_settlement
             ON bills (period_start, provider_id, product_id, test, product_fees_cents)",
-        // A provider's statement reads its own bills of the month.
-        "CREATE INDEX bills_by_provider_for_settlement
+            // A provider's statement reads its own bills of the month.
+            "CREATE INDEX bills_by_provider_for_settlement
             ON bills (provider_id, period_start, product_id, test, product_fees_cents)",
-        r#"CREATE TABLE idempotency_keys (
+            r#"CREATE TABLE idempotency_keys (
             principal_id TEXT COLLATE "C" NOT NULL,
             key TEXT COLLATE "C" NOT NULL,
             fingerprint TEXT COLLATE "C" NOT NULL,
@@ -245,11 +246,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             location TEXT COLLATE "C",
             PRIMARY KEY (principal_id, key)
         )"#,
-        // A key stands for its request 24 hours; the bill run purges the expired.
-        "CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_unix)",
-        // Commission rates with an effective month (YYYY-MM), a decimal in [0, 1) as text
-        // (never a float); a NULL rate returns the provider to the deployment's.
-        r#"CREATE TABLE commission_rates (
+            // A key stands for its request 24 hours; the bill run purges the expired.
+            "CREATE INDEX idempotency_keys_by_age ON idempotency_keys (created_unix)",
+            // Commission rates with an effective month (YYYY-MM), a decimal in [0, 1) as text
+            // (never a float); a NULL rate returns the provider to the deployment's.
+            r#"CREATE TABLE commission_rates (
             provider_id TEXT COLLATE "C" NOT NULL REFERENCES principals(id),
             effective_from TEXT COLLATE "C" NOT NULL,
             rate TEXT COLLATE "C",
@@ -257,9 +258,9 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             set_at TEXT COLLATE "C" NOT NULL,
             PRIMARY KEY (provider_id, effective_from)
         )"#,
-        // A month's row: the instants it was frozen with when first closed, and how many
-        // providers its last close left waiting on unbilled periods.
-        r#"CREATE TABLE settlement_months (
+            // A month's row: the instants it was frozen with when first closed, and how many
+            // providers its last close left waiting on unbilled periods.
+            r#"CREATE TABLE settlement_months (
             month TEXT COLLATE "C" PRIMARY KEY,
             closed_by TEXT COLLATE "C" NOT NULL,
             closed_at TEXT COLLATE "C" NOT NULL,
@@ -267,7 +268,7 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             period_end BIGINT,
             open_providers BIGINT NOT NULL DEFAULT 0
         )"#,
-        r#"CREATE TABLE settlements (
+            r#"CREATE TABLE settlements (
             id TEXT COLLATE "C" PRIMARY KEY,
             provider_id TEXT COLLATE "C" NOT NULL,
             month TEXT COLLATE "C" NOT NULL REFERENCES settlement_months(month),
@@ -286,22 +287,22 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             write_off_count BIGINT NOT NULL DEFAULT 0,
             UNIQUE (provider_id, month)
         )"#,
-        // The bills each statement counts: keyed by the bill, so a bill belongs to one
-        // statement for ever.
-        r#"CREATE TABLE statement_bills (
+            // The bills each statement counts: keyed by the bill, so a bill belongs to one
+            // statement for ever.
+            r#"CREATE TABLE statement_bills (
             bill_id TEXT COLLATE "C" PRIMARY KEY REFERENCES bills(id),
             statement_id TEXT COLLATE "C" NOT NULL REFERENCES settlements(id)
         )"#,
-        "CREATE INDEX statement_bills_by_statement ON statement_bills (statement_id)",
-        // Why an instance's period was left unbilled when a close last saw it.
-        r#"CREATE TABLE settlement_blocks (
+            "CREATE INDEX statement_bills_by_statement ON statement_bills (statement_id)",
+            // Why an instance's period was left unbilled when a close last saw it.
+            r#"CREATE TABLE settlement_blocks (
             instance_id TEXT COLLATE "C" PRIMARY KEY REFERENCES instances(id),
             period_start BIGINT NOT NULL,
             reason TEXT COLLATE "C" NOT NULL,
             seen_at TEXT COLLATE "C" NOT NULL
         )"#,
-        // Instance-periods an operator closed without a bill, each once.
-        r#"CREATE TABLE write_offs (
+            // Instance-periods an operator closed without a bill, each once.
+            r#"CREATE TABLE write_offs (
             id TEXT COLLATE "C" PRIMARY KEY,
             instance_id TEXT COLLATE "C" NOT NULL REFERENCES instances(id),
             provider_id TEXT COLLATE "C" NOT NULL,
@@ -314,21 +315,114 @@ pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
             written_off_at TEXT COLLATE "C" NOT NULL,
             UNIQUE (instance_id, period_start)
         )"#,
-        "CREATE INDEX write_offs_by_period ON write_offs (period_start, provider_id)",
-        // Failed authentications per client address and minute (Unix seconds of its start).
-        r#"CREATE TABLE auth_failures (
+            "CREATE INDEX write_offs_by_period ON write_offs (period_start, provider_id)",
+            // Failed authentications per client address and minute (Unix seconds of its start).
+            r#"CREATE TABLE auth_failures (
             client TEXT COLLATE "C" NOT NULL,
             minute BIGINT NOT NULL,
             failures BIGINT NOT NULL,
             PRIMARY KEY (client, minute)
         )"#,
-        r#"CREATE TABLE console_sessions (
+            r#"CREATE TABLE console_sessions (
             id_hash TEXT COLLATE "C" PRIMARY KEY,
             principal_id TEXT COLLATE "C" NOT NULL,
             token_hash TEXT COLLATE "C" NOT NULL,
             created_at TEXT COLLATE "C" NOT NULL,
             expires_at BIGINT NOT NULL
         )"#,
-        "CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at)",
-    ],
-}];
+            "CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at)",
+        ],
+    },
+    Migration {
+        version: 23,
+        statements: COLLECTION_AND_ARREARS,
+    },
+];
+
+/// Version 23: credit notes, arrears that suspend instances, and payouts of what was collected —
+/// SQLite's `storage::migrations::collection`, whose data statements are the same SQL. A
+/// CHECK constraint changes here by name.
+const COLLECTION_AND_ARREARS: &[&str] = &[
+    "ALTER TABLE instances DROP CONSTRAINT instances_status_check",
+    "ALTER TABLE instances ADD CONSTRAINT instances_status_check
+        CHECK (status IN ('running', 'stopped', 'suspended', 'released'))",
+    r#"CREATE TABLE instance_suspensions (
+        instance_id TEXT COLLATE "C" NOT NULL REFERENCES instances(id),
+        suspended_at BIGINT NOT NULL,
+        resumed_at BIGINT,
+        PRIMARY KEY (instance_id, suspended_at)
+    )"#,
+    "ALTER TABLE accounts ADD COLUMN arrears_since BIGINT",
+    "ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_kind_check",
+    "ALTER TABLE ledger_entries ADD CONSTRAINT ledger_entries_kind_check
+        CHECK (kind IN ('top_up', 'bill', 'credit'))",
+    "ALTER TABLE bills ADD COLUMN uncollected_product_cents BIGINT NOT NULL DEFAULT 0
+        CHECK (uncollected_product_cents >= 0)",
+    "ALTER TABLE bills ADD COLUMN uncollected_resource_cents BIGINT NOT NULL DEFAULT 0
+        CHECK (uncollected_resource_cents >= 0)",
+    "CREATE INDEX bills_uncollected ON bills (owner_id, period_start, id)
+        WHERE uncollected_product_cents + uncollected_resource_cents > 0",
+    r#"CREATE TABLE credit_notes (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        bill_id TEXT COLLATE "C" NOT NULL REFERENCES bills(id),
+        customer_id TEXT COLLATE "C" NOT NULL,
+        provider_id TEXT COLLATE "C" NOT NULL,
+        product_id TEXT COLLATE "C" NOT NULL,
+        product_cents BIGINT NOT NULL CHECK (product_cents >= 0),
+        resource_cents BIGINT NOT NULL CHECK (resource_cents >= 0),
+        reason TEXT COLLATE "C" NOT NULL,
+        ledger_entry_id TEXT COLLATE "C" NOT NULL,
+        issued_by TEXT COLLATE "C" NOT NULL,
+        issued_at BIGINT NOT NULL,
+        CHECK (product_cents + resource_cents > 0)
+    )"#,
+    "CREATE INDEX credit_notes_by_bill ON credit_notes (bill_id)",
+    "CREATE INDEX credit_notes_by_customer ON credit_notes (customer_id, id)",
+    "CREATE INDEX credit_notes_by_provider ON credit_notes (provider_id, issued_at)",
+    "CREATE INDEX credit_notes_by_time ON credit_notes (issued_at)",
+    r#"CREATE TABLE collections (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        bill_id TEXT COLLATE "C" NOT NULL REFERENCES bills(id),
+        customer_id TEXT COLLATE "C" NOT NULL,
+        provider_id TEXT COLLATE "C" NOT NULL,
+        product_id TEXT COLLATE "C" NOT NULL,
+        product_cents BIGINT NOT NULL,
+        resource_cents BIGINT NOT NULL,
+        ledger_entry_id TEXT COLLATE "C",
+        collected_at BIGINT NOT NULL
+    )"#,
+    "CREATE INDEX collections_by_provider ON collections (provider_id, collected_at)",
+    "CREATE INDEX collections_by_time ON collections (collected_at)",
+    "DROP INDEX bills_by_provider_for_settlement",
+    "CREATE INDEX bills_by_provider_for_settlement ON bills
+        (provider_id, period_start, product_id, test, product_fees_cents, uncollected_product_cents)",
+    "DROP INDEX bills_by_period_for_settlement",
+    "CREATE INDEX bills_by_period_for_settlement ON bills
+        (period_start, provider_id, product_id, test, product_fees_cents, uncollected_product_cents)",
+    // A statement's net is its collected amount less commission, negative when credit notes
+    // gave back more than was collected; statements written before settled what was billed.
+    "ALTER TABLE settlements DROP CONSTRAINT settlements_commission_cents_check",
+    // (A CHECK over several columns is named after its table alone.)
+    "ALTER TABLE settlements DROP CONSTRAINT settlements_check",
+    "ALTER TABLE settlements ADD COLUMN collected_cents BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE settlements ADD COLUMN credited_cents BIGINT NOT NULL DEFAULT 0
+        CHECK (credited_cents >= 0)",
+    "ALTER TABLE settlements ADD COLUMN uncollected_cents BIGINT NOT NULL DEFAULT 0
+        CHECK (uncollected_cents >= 0)",
+    "UPDATE settlements SET collected_cents = gross_cents",
+    "ALTER TABLE settlements ADD CONSTRAINT settlements_net_cents_check
+        CHECK (net_cents = collected_cents - commission_cents)",
+    r#"CREATE TABLE statement_collections (
+        collection_id TEXT COLLATE "C" PRIMARY KEY REFERENCES collections(id),
+        statement_id TEXT COLLATE "C" NOT NULL REFERENCES settlements(id)
+    )"#,
+    "CREATE INDEX statement_collections_by_statement ON statement_collections (statement_id)",
+    r#"CREATE TABLE statement_credit_notes (
+        credit_note_id TEXT COLLATE "C" PRIMARY KEY REFERENCES credit_notes(id),
+        statement_id TEXT COLLATE "C" NOT NULL REFERENCES settlements(id)
+    )"#,
+    "CREATE INDEX statement_credit_notes_by_statement ON statement_credit_notes (statement_id)",
+    crate::platform::storage::migrations::collection::OWED_BY_ARREARS,
+    crate::platform::storage::migrations::collection::COLLECTED_BEFORE,
+    crate::platform::storage::migrations::collection::SETTLED_BEFORE,
+];
