@@ -43,6 +43,7 @@ pub async fn serve(api: Api, req: IncomingRequest, out: ResponseOutparam) {
         Err(e) => api::problem(&e),
     };
     send(out, response, &storage);
+    api::after_response(&storage, &SpinOutbound, chrono::Utc::now());
 }
 
 /// Serves one request of the web console with Spin's stores, variables and clock, its body
@@ -71,6 +72,7 @@ pub async fn serve_console(req: IncomingRequest, out: ResponseOutparam) {
         Err(e) => api::problem(&e),
     };
     send(out, response, &storage);
+    api::after_response(&storage, &SpinOutbound, chrono::Utc::now());
 }
 
 /// The request as a handler takes it, its body read up to `limit`'s for its method and path; or

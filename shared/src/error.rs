@@ -150,6 +150,18 @@ pub enum Code {
     MonthClosed,
     /// The product has as many test instances alive as a product may.
     TestInstanceLimit,
+    /// The product is delisted: it takes no quotes or orders, and is not delisted twice.
+    ProductDelisted,
+    /// The product is not delisted: there is nothing to relist.
+    NotDelisted,
+    /// An operator delisted the product: only an operator relists it.
+    DelistedByOperator,
+    /// Only a published product is delisted or changes its prices by version.
+    ProductNotPublished,
+    /// A price change keeps the billable items' codes: instances are metered by them.
+    ItemCodesLocked,
+    /// The principal has as many webhooks as one may.
+    WebhookLimit,
     // 413 / 415.
     /// The body is larger than the endpoint accepts.
     PayloadTooLarge,
@@ -233,7 +245,13 @@ impl Code {
             | PeriodAlreadyBilled
             | PeriodNotDue
             | MonthClosed
-            | TestInstanceLimit => StatusCode::CONFLICT,
+            | TestInstanceLimit
+            | ProductDelisted
+            | NotDelisted
+            | DelistedByOperator
+            | ProductNotPublished
+            | ItemCodesLocked
+            | WebhookLimit => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

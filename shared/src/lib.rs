@@ -33,6 +33,7 @@ mod review;
 mod sales;
 mod settlement;
 mod validate;
+mod webhook;
 
 #[cfg(test)]
 mod tidy;

@@ -4,6 +4,7 @@ use http::{Method, Response, StatusCode};
 use serde::Deserialize;
 
 use super::{Ctx, Resp, created, no_content, not_allowed, not_found, ok};
+use crate::catalog::delisting::{self, ListingChangeRequest};
 use crate::catalog::{self, CatalogFilter};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
@@ -49,6 +50,22 @@ pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
             ],
             _,
         ) => not_allowed("PUT"),
+        (["products", id, "pricing", "versions"], &Method::GET) => {
+            let caller = provider_or_operator(ctx)?;
+            ok(&serde_json::json!({
+                "items": catalog::versions::versions(ctx.storage.db()?, &caller, id)?
+            }))
+        }
+        (["products", _, "pricing", "versions"], _) => not_allowed("GET"),
+        (["products", id, "availability"], &Method::GET) => {
+            let caller = provider_or_operator(ctx)?;
+            ok(&delisting::availability(ctx.storage.db()?, &caller, id)?)
+        }
+        (["products", _, "availability"], _) => not_allowed("GET"),
+        (["products", id, action @ ("delist" | "relist")], &Method::POST) => {
+            change_listing(ctx, id, action)
+        }
+        (["products", _, "delist" | "relist"], _) => not_allowed("POST"),
         (["products", id, step], m) => match Step::parse(step) {
             Some(step) if m == Method::PUT => put_step(ctx, id, step),
             Some(step) if m == Method::GET => get_step(ctx, id, step),
@@ -151,9 +168,33 @@ fn get_product(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     ok(&product::find(ctx.storage.db()?, &caller, id)?)
 }
 
+/// A provider or an operator takes a product out of the catalog, or brings it back.
+fn change_listing(ctx: &Ctx, id: &str, action: &str) -> ApiResult<Resp> {
+    let caller = provider_or_operator(ctx)?;
+    let request: ListingChangeRequest = ctx.json()?;
+    let db = ctx.storage.db()?;
+    ok(&if action == "delist" {
+        delisting::delist(db, &caller, id, &request, ctx.now)?
+    } else {
+        delisting::relist(db, &caller, id, &request, ctx.now)?
+    })
+}
+
+/// The product's view after a step was written; for the pricing step of a published product,
+/// the pricing version it became (`pricing_version`).
 fn put_step(ctx: &Ctx, id: &str, step: Step) -> ApiResult<Resp> {
     let caller = provider(ctx)?;
     let body = ctx.json_bytes()?;
+    if step == Step::Pricing {
+        let db = ctx.storage.db()?;
+        let notice = ctx.config.price_increase_notice_days;
+        if let Some(version) = catalog::versions::reprice(db, &caller, id, body, notice, ctx.now)? {
+            let mut view = serde_json::to_value(product::find(db, &caller, id)?)
+                .map_err(ApiError::internal)?;
+            view["pricing_version"] = serde_json::to_value(version).map_err(ApiError::internal)?;
+            return ok(&view);
+        }
+    }
     ok(&product::write_step(
         ctx.storage.db()?,
         &caller,

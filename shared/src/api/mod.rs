@@ -8,6 +8,7 @@ mod metering;
 mod orders;
 mod reviews;
 mod settlements;
+mod webhooks;
 
 use std::cell::OnceCell;
 
@@ -29,7 +30,7 @@ use crate::platform::storage::Storage;
 /// The HTTP components of `spin.toml`, one per API area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
-    /// `/api/v1/principals/...`, `/api/v1/me`.
+    /// `/api/v1/principals/...`, `/api/v1/me`, `/api/v1/webhooks/...`.
     Identity,
     /// `/api/v1/services/...`, `/api/v1/products/...`, `/api/v1/catalog/...`.
     Listings,
@@ -352,6 +353,7 @@ pub fn handle(
             };
             let route = |ctx: &Ctx| {
                 match api {
+                    Api::Identity if ctx.segments[0] == "webhooks" => webhooks::route(ctx),
                     Api::Identity => identity::route(ctx),
                     Api::Listings => listings::route(ctx),
                     Api::Reviews => reviews::route(ctx),
@@ -377,6 +379,25 @@ pub fn handle(
     let mut response = result.unwrap_or_else(|e| problem(&e));
     config.secure(&mut response);
     response
+}
+
+/// Delivers the webhook events the request just served emitted, right after its response was
+/// handed over: outside any transaction, within a few seconds, leaving whatever fails or is left
+/// to the schedule's retries. `now` is the wall clock.
+pub fn after_response(storage: &Storage, outbound: &dyn Outbound, now: DateTime<Utc>) {
+    let emitted = crate::webhook::take_emitted();
+    if emitted.is_empty() {
+        return;
+    }
+    let delivered = storage
+        .db()
+        .and_then(|db| crate::webhook::deliver::deliver_emitted(db, outbound, now, &emitted));
+    if let Err(e) = delivered {
+        eprintln!(
+            "webhooks: deliveries after the response failed: {}",
+            e.detail
+        );
+    }
 }
 
 /// What an `Idempotency-Key` does on a POST, by its path below `/api/v1/` (docs/RULES.md R1.13;

@@ -63,18 +63,19 @@ fn order(ctx: &Ctx) -> ApiResult<Resp> {
         ctx.config.test_instance_limit,
         ctx.now,
     )?;
-    let instance = placed.instance;
-    created(&serde_json::json!({
-        "order": {"id": placed.order_id, "product_id": instance.product_id, "test": instance.test,
-                  "created_at": instance.created_at, "eula": placed.eula},
-        "instance": instance,
-    }))
+    created(&placed.view())
 }
 
 fn instance(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
-    ok(&instance::find(ctx.storage.db()?, &caller, id)?)
+    ok(&orders::view(
+        ctx.storage.db()?,
+        &caller,
+        id,
+        ctx.config.billing_timezone,
+        ctx.now,
+    )?)
 }
 
 /// The EULA the instance's order accepted, whole.

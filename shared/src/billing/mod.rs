@@ -103,6 +103,8 @@ pub(crate) struct Bill {
     pub lines: Vec<BillLine>,
     pub resource_lines: Vec<ResourceLine>,
     pub created_at: String,
+    /// The version of the product's prices the bill was priced with.
+    pub pricing_version: i64,
 }
 
 /// An (instance, period) the run could not bill this time, and why; it is retried next run.

@@ -95,7 +95,7 @@ pub(crate) fn move_cursors(db: &dyn Database, moves: &[CursorMove]) -> ApiResult
     Ok(moved)
 }
 
-/// Bills per INSERT statement (15 parameters each, below SQLite's oldest limit of 999).
+/// Bills per INSERT statement (16 parameters each, below SQLite's oldest limit of 999).
 const BILLS_PER_STATEMENT: usize = 60;
 
 /// Inserts bills, [`BILLS_PER_STATEMENT`] per statement; `periods[i]` is `bills[i]`'s period.
@@ -104,7 +104,7 @@ pub(crate) fn insert(db: &dyn Database, bills: &[Bill], periods: &[&Period]) -> 
         .chunks(BILLS_PER_STATEMENT)
         .zip(periods.chunks(BILLS_PER_STATEMENT))
     {
-        let mut params: Vec<Value> = Vec::with_capacity(15 * chunk.len());
+        let mut params: Vec<Value> = Vec::with_capacity(16 * chunk.len());
         for (bill, period) in chunk.iter().zip(chunk_periods) {
             let lines = serde_json::to_string(&bill.lines).map_err(ApiError::internal)?;
             let resource_lines =
@@ -125,15 +125,17 @@ pub(crate) fn insert(db: &dyn Database, bills: &[Bill], periods: &[&Period]) -> 
                 bill.product_fees.0.into(),
                 bill.resource_fees.0.into(),
                 resource_lines.into(),
+                bill.pricing_version.into(),
             ]);
         }
         db.execute(
             &format!(
                 "INSERT INTO bills (id, instance_id, owner_id, provider_id, product_id, period_start, period_end,
                                     currency, total_cents, test, lines, created_at,
-                                    product_fees_cents, resource_fees_cents, resource_lines)
+                                    product_fees_cents, resource_fees_cents, resource_lines,
+                                    pricing_version)
                  VALUES {}",
-                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
             ),
             &params,
         )?;
@@ -156,7 +158,7 @@ pub(crate) fn find_by_period(
 
 const COLUMNS: &str = "id, instance_id, owner_id, provider_id, product_id, period_start, period_end, \
                        currency, total_cents, test, lines, created_at, product_fees_cents, \
-                       resource_fees_cents, resource_lines";
+                       resource_fees_cents, resource_lines, pricing_version";
 
 /// Unix seconds of column `i` as RFC 3339.
 fn instant(row: &Row, i: usize) -> ApiResult<String> {
@@ -183,6 +185,7 @@ fn from_row(row: &Row) -> ApiResult<Bill> {
         product_fees: Cents(row.int(12)?),
         resource_fees: Cents(row.int(13)?),
         resource_lines: serde_json::from_str(&row.text(14)?).map_err(ApiError::internal)?,
+        pricing_version: row.int(15)?,
     })
 }
 

@@ -14,7 +14,9 @@ use crate::listing::{self, Product};
 use crate::listing::{Step, categories};
 use crate::platform::storage::Database;
 
+pub(crate) mod delisting;
 mod store;
+pub(crate) mod versions;
 
 /// The mark of the publishing guide's "Verify the results": the product is a service deployed by the
 /// platform, whose stability the platform ensures.
@@ -158,6 +160,9 @@ pub(crate) struct CatalogFilter {
 /// the agreement, and the tier schedule of every billable item in effect.
 pub(crate) fn detail(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
     let product = listing::store::find_published_product(db, product_id)?;
+    if delisting::is_delisted(db, &product.id)? {
+        return Err(ApiError::not_found("product"));
+    }
     let service = &listing::store::find_service_unscoped(db, &product.service_id)?.spec;
     let mut out = store::find(db, &product.id)?;
     let steps = listing::store::steps(db, &product.id)?;
@@ -211,6 +216,7 @@ pub(crate) fn detail(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
         &service.get().templates
     ));
     out["pricing"] = json!({
+        "pricing_version": versions::current_version(db, &product.id)?,
         "pricing_plan": "by_usage",
         "billing_period": pricing.billing_period(),
         "currency": pricing.currency(),

@@ -73,6 +73,7 @@ pub(crate) fn list(
            AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?2))
            AND (?3 IS NULL OR instr(search_text, ?3) > 0)
            AND (?4 IS NULL OR product_id > ?4)
+           AND NOT EXISTS (SELECT 1 FROM delistings d WHERE d.product_id = catalog_entries.product_id)
          ORDER BY product_id LIMIT ?5",
         &[
             filter.category.clone().into(),
@@ -95,4 +96,189 @@ pub(crate) fn find(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
         .map(summary)
         .transpose()?
         .ok_or_else(|| ApiError::not_found("product"))
+}
+
+/// The delisting standing on a product, if any: (actor id, actor role, reason, Unix seconds).
+pub(crate) fn delisting(
+    db: &dyn Database,
+    product_id: &str,
+) -> ApiResult<Option<(String, String, String, i64)>> {
+    let rows = db.execute(
+        "SELECT actor_id, actor_role, reason, delisted_at FROM delistings WHERE product_id = ?",
+        &[product_id.into()],
+    )?;
+    rows.first()
+        .map(|r| Ok((r.text(0)?, r.text(1)?, r.text(2)?, r.int(3)?)))
+        .transpose()
+}
+
+/// Appends a delisting or relisting to the product's log.
+fn log_listing_change(
+    db: &dyn Database,
+    product_id: &str,
+    action: &str,
+    actor: (&str, &str),
+    reason: &str,
+    at: i64,
+) -> ApiResult<()> {
+    db.execute(
+        "INSERT INTO delisting_log (product_id, seq, action, actor_id, actor_role, reason, at)
+         SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6
+         FROM delisting_log WHERE product_id = ?1",
+        &[
+            product_id.into(),
+            action.into(),
+            actor.0.into(),
+            actor.1.into(),
+            reason.into(),
+            at.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Takes the product out of the catalog; `false` when a delisting already stands (the primary
+/// key decides between racing delistings).
+pub(crate) fn delist(
+    db: &dyn Database,
+    product_id: &str,
+    actor: (&str, &str),
+    reason: &str,
+    at: i64,
+) -> ApiResult<bool> {
+    let inserted = db.execute(
+        "INSERT INTO delistings (product_id, actor_id, actor_role, reason, delisted_at)
+         VALUES (?, ?, ?, ?, ?) ON CONFLICT (product_id) DO NOTHING RETURNING product_id",
+        &[
+            product_id.into(),
+            actor.0.into(),
+            actor.1.into(),
+            reason.into(),
+            at.into(),
+        ],
+    )?;
+    if inserted.is_empty() {
+        return Ok(false);
+    }
+    log_listing_change(db, product_id, "delisted", actor, reason, at)?;
+    Ok(true)
+}
+
+/// Lifts the product's delisting; `false` when none stood.
+pub(crate) fn relist(
+    db: &dyn Database,
+    product_id: &str,
+    actor: (&str, &str),
+    reason: &str,
+    at: i64,
+) -> ApiResult<bool> {
+    let deleted = db.execute(
+        "DELETE FROM delistings WHERE product_id = ? RETURNING product_id",
+        &[product_id.into()],
+    )?;
+    if deleted.is_empty() {
+        return Ok(false);
+    }
+    log_listing_change(db, product_id, "relisted", actor, reason, at)?;
+    Ok(true)
+}
+
+/// Every delisting and relisting of a product, oldest first: (action, actor id, actor role,
+/// reason, Unix seconds).
+pub(crate) fn listing_log(
+    db: &dyn Database,
+    product_id: &str,
+) -> ApiResult<Vec<(String, String, String, String, i64)>> {
+    let rows = db.execute(
+        "SELECT action, actor_id, actor_role, reason, at FROM delisting_log
+         WHERE product_id = ? ORDER BY seq",
+        &[product_id.into()],
+    )?;
+    rows.iter()
+        .map(|r| Ok((r.text(0)?, r.text(1)?, r.text(2)?, r.text(3)?, r.int(4)?)))
+        .collect()
+}
+
+/// A pricing version as stored.
+pub(crate) struct StoredVersion {
+    pub(crate) version: i64,
+    pub(crate) pricing: Value,
+    pub(crate) raises_price: bool,
+    pub(crate) created_by: String,
+    pub(crate) created_at: i64,
+    pub(crate) effective_at: i64,
+}
+
+fn version_from_row(r: &Row) -> ApiResult<StoredVersion> {
+    Ok(StoredVersion {
+        version: r.int(0)?,
+        pricing: serde_json::from_str(&r.text(1)?).map_err(ApiError::internal)?,
+        raises_price: r.int(2)? != 0,
+        created_by: r.text(3)?,
+        created_at: r.int(4)?,
+        effective_at: r.int(5)?,
+    })
+}
+
+const VERSION_COLUMNS: &str =
+    "version, pricing, raises_price, created_by, created_at, effective_at";
+
+/// A product's pricing versions, oldest first (none before its first price change).
+pub(crate) fn versions(db: &dyn Database, product_id: &str) -> ApiResult<Vec<StoredVersion>> {
+    let rows = db.execute(
+        &format!(
+            "SELECT {VERSION_COLUMNS} FROM pricing_versions WHERE product_id = ? ORDER BY version"
+        ),
+        &[product_id.into()],
+    )?;
+    rows.iter().map(version_from_row).collect()
+}
+
+/// The version new orders get: the highest (1 before any change).
+pub(crate) fn current_version(db: &dyn Database, product_id: &str) -> ApiResult<i64> {
+    let rows = db.execute(
+        "SELECT MAX(version) FROM pricing_versions WHERE product_id = ?",
+        &[product_id.into()],
+    )?;
+    Ok(rows
+        .first()
+        .map(|r| r.opt_int(0))
+        .transpose()?
+        .flatten()
+        .unwrap_or(1))
+}
+
+/// Writes a pricing version.
+pub(crate) fn insert_version(
+    db: &dyn Database,
+    product_id: &str,
+    v: &StoredVersion,
+) -> ApiResult<()> {
+    db.execute(
+        "INSERT INTO pricing_versions
+             (product_id, version, pricing, raises_price, created_by, created_at, effective_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?)",
+        &[
+            product_id.into(),
+            v.version.into(),
+            v.pricing.to_string().into(),
+            i64::from(v.raises_price).into(),
+            v.created_by.clone().into(),
+            v.created_at.into(),
+            v.effective_at.into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// When the product was published (RFC 3339), if it is in the catalog.
+pub(crate) fn published_at(db: &dyn Database, product_id: &str) -> ApiResult<Option<String>> {
+    let rows = db.execute(
+        "SELECT published_at FROM catalog_entries WHERE product_id = ?",
+        &[product_id.into()],
+    )?;
+    rows.first()
+        .map(|r| r.text(0))
+        .transpose()
+        .map_err(Into::into)
 }

@@ -12,6 +12,7 @@ use crate::listing::service::Resource;
 use crate::orders::store;
 use crate::period::{BillingPeriod, Period};
 use crate::platform::storage::{Database, transaction};
+use crate::webhook::{self, EventType, Tenants};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -82,6 +83,9 @@ pub(crate) struct Instance {
     /// an order placed before accepted EULAs were recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eula: Option<crate::orders::AcceptedEula>,
+    /// The version of its product's prices its order was placed under: it prices the instance
+    /// at once, later versions from when they take effect.
+    pub pricing_version: i64,
 }
 
 impl Instance {
@@ -177,9 +181,30 @@ pub(crate) fn perform(
             return Err(ApiError::forbidden());
         }
         let to = act(instance.status, action)?;
-        store::move_instance(db, &instance.id, instance.status, to, now)?;
+        move_status(db, &instance.id, instance.status, to, now)?;
         store::find_instance(db, id)
     })
+}
+
+/// Moves an instance from one status to another (compare-and-set); a release is an
+/// `instance.released` event to its customer and provider, in the same transaction.
+fn move_status(
+    db: &dyn Database,
+    id: &str,
+    from: InstanceStatus,
+    to: InstanceStatus,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    store::move_instance(db, id, from, to, now)?;
+    if to == InstanceStatus::Released {
+        let instance = store::find_instance(db, id)?;
+        let tenants = Tenants {
+            provider: Some(&instance.provider_id),
+            customer: Some(&instance.owner_id),
+        };
+        webhook::emit(db, EventType::InstanceReleased, tenants, &instance, now)?;
+    }
+    Ok(())
 }
 
 /// Ends a product's self-test: its test instances still alive are released at `now`, so their
@@ -190,7 +215,7 @@ pub(crate) fn release_test_instances(
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
     for (id, status) in store::live_test_instances(db, product_id)? {
-        store::move_instance(db, &id, status, InstanceStatus::Released, now)?;
+        move_status(db, &id, status, InstanceStatus::Released, now)?;
     }
     Ok(())
 }
@@ -207,7 +232,7 @@ pub(crate) fn expire_test_instances(
     transaction(db, |db| {
         for (id, status, deployed) in store::test_instances_deployed_by(db, deployed_by)? {
             let ended = DateTime::from_timestamp(deployed, 0).unwrap_or_default() + lifetime;
-            store::move_instance(db, &id, status, InstanceStatus::Released, ended)?;
+            move_status(db, &id, status, InstanceStatus::Released, ended)?;
         }
         Ok(())
     })

@@ -119,82 +119,123 @@ pub(crate) struct SpinOutbound;
 
 impl Outbound for SpinOutbound {
     fn get_unguarded(&self, url: &str) -> Result<(u16, Vec<u8>), String> {
-        use wasi::http::types::{
-            Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
-        };
-        use wasi::io::streams::StreamError;
+        exchange(
+            wasi::http::types::Method::Get,
+            url,
+            &[("accept", "application/json")],
+            &[],
+        )
+    }
 
-        let timeout_ns = u64::try_from(TIMEOUT.as_nanos()).unwrap_or(u64::MAX);
-        let deadline = wasi::clocks::monotonic_clock::now().saturating_add(timeout_ns);
-        let late = || format!("no answer within {} s", TIMEOUT.as_secs());
-        // Waits until `ready` can make progress; `Err` once the deadline passed first.
-        let wait = |ready: &wasi::io::poll::Pollable| {
-            let timer = wasi::clocks::monotonic_clock::subscribe_instant(deadline);
-            let woken = wasi::io::poll::poll(&[ready, &timer]);
-            if woken.contains(&0) {
-                Ok(())
-            } else {
-                Err(late())
-            }
-        };
+    fn post_unguarded(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>), String> {
+        exchange(wasi::http::types::Method::Post, url, headers, body)
+    }
+}
 
-        let uri: http::Uri = url.parse().map_err(|_| format!("not a URL: {url}"))?;
-        let request = OutgoingRequest::new(Fields::new());
-        let scheme = match uri.scheme_str() {
-            Some("https") => Scheme::Https,
-            _ => Scheme::Http,
-        };
-        let _ = request.set_method(&Method::Get);
-        let _ = request.set_scheme(Some(&scheme));
-        let _ = request.set_authority(uri.authority().map(|a| a.as_str()));
-        let _ = request.set_path_with_query(uri.path_and_query().map(|p| p.as_str()));
-        let options = RequestOptions::new();
-        // A host that does not take an option still has the deadline below.
-        let _ = options.set_connect_timeout(Some(timeout_ns));
-        let _ = options.set_first_byte_timeout(Some(timeout_ns));
-        let _ = options.set_between_bytes_timeout(Some(timeout_ns));
-        let body = request
-            .body()
-            .map_err(|()| "the request has no body".to_owned())?;
-        let pending = wasi::http::outgoing_handler::handle(request, Some(options))
-            .map_err(|e| format!("{e:?}"))?;
-        let _ = OutgoingBody::finish(body, None);
-        let response = loop {
-            if let Some(answer) = pending.get() {
-                break answer
-                    .map_err(|()| "the answer was already taken".to_owned())?
-                    .map_err(|e| format!("{e:?}"))?;
-            }
-            wait(&pending.subscribe())?;
-        };
-        let status = response.status();
-        let incoming = response
-            .consume()
-            .map_err(|()| "the answer has no body".to_owned())?;
-        let mut bytes = Vec::new();
-        {
-            let stream = incoming
-                .stream()
-                .map_err(|()| "the answer's body is unreadable".to_owned())?;
-            loop {
-                match stream.read(16_384) {
-                    Ok(chunk) if chunk.is_empty() => wait(&stream.subscribe())?,
-                    Ok(chunk) => {
-                        if bytes.len() + chunk.len() > RESPONSE_MAX {
-                            return Err(format!("an answer over {RESPONSE_MAX} bytes"));
-                        }
-                        bytes.extend(chunk);
+/// One request through Spin's outbound HTTP and its answer, within [`TIMEOUT`] in all and at
+/// most [`RESPONSE_MAX`] bytes of it.
+fn exchange(
+    method: wasi::http::types::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body_bytes: &[u8],
+) -> Result<(u16, Vec<u8>), String> {
+    use wasi::http::types::{
+        Fields, IncomingBody, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+    };
+    use wasi::io::streams::StreamError;
+
+    let timeout_ns = u64::try_from(TIMEOUT.as_nanos()).unwrap_or(u64::MAX);
+    let deadline = wasi::clocks::monotonic_clock::now().saturating_add(timeout_ns);
+    let late = || format!("no answer within {} s", TIMEOUT.as_secs());
+    // Waits until `ready` can make progress; `Err` once the deadline passed first.
+    let wait = |ready: &wasi::io::poll::Pollable| {
+        let timer = wasi::clocks::monotonic_clock::subscribe_instant(deadline);
+        let woken = wasi::io::poll::poll(&[ready, &timer]);
+        if woken.contains(&0) {
+            Ok(())
+        } else {
+            Err(late())
+        }
+    };
+
+    let uri: http::Uri = url.parse().map_err(|_| format!("not a URL: {url}"))?;
+    let fields = Fields::new();
+    for (name, value) in headers {
+        fields
+            .append(&(*name).to_owned(), &value.as_bytes().to_vec())
+            .map_err(|e| format!("header {name}: {e:?}"))?;
+    }
+    let request = OutgoingRequest::new(fields);
+    let scheme = match uri.scheme_str() {
+        Some("https") => Scheme::Https,
+        _ => Scheme::Http,
+    };
+    let _ = request.set_method(&method);
+    let _ = request.set_scheme(Some(&scheme));
+    let _ = request.set_authority(uri.authority().map(|a| a.as_str()));
+    let _ = request.set_path_with_query(uri.path_and_query().map(|p| p.as_str()));
+    let options = RequestOptions::new();
+    // A host that does not take an option still has the deadline below.
+    let _ = options.set_connect_timeout(Some(timeout_ns));
+    let _ = options.set_first_byte_timeout(Some(timeout_ns));
+    let _ = options.set_between_bytes_timeout(Some(timeout_ns));
+    let body = request
+        .body()
+        .map_err(|()| "the request has no body".to_owned())?;
+    let pending = wasi::http::outgoing_handler::handle(request, Some(options))
+        .map_err(|e| format!("{e:?}"))?;
+    if !body_bytes.is_empty() {
+        let stream = body
+            .write()
+            .map_err(|()| "the request's body is unwritable".to_owned())?;
+        for piece in body_bytes.chunks(4096) {
+            stream
+                .blocking_write_and_flush(piece)
+                .map_err(|e| format!("send: {e:?}"))?;
+        }
+    }
+    let _ = OutgoingBody::finish(body, None);
+    let response = loop {
+        if let Some(answer) = pending.get() {
+            break answer
+                .map_err(|()| "the answer was already taken".to_owned())?
+                .map_err(|e| format!("{e:?}"))?;
+        }
+        wait(&pending.subscribe())?;
+    };
+    let status = response.status();
+    let incoming = response
+        .consume()
+        .map_err(|()| "the answer has no body".to_owned())?;
+    let mut bytes = Vec::new();
+    {
+        let stream = incoming
+            .stream()
+            .map_err(|()| "the answer's body is unreadable".to_owned())?;
+        loop {
+            match stream.read(16_384) {
+                Ok(chunk) if chunk.is_empty() => wait(&stream.subscribe())?,
+                Ok(chunk) => {
+                    if bytes.len() + chunk.len() > RESPONSE_MAX {
+                        return Err(format!("an answer over {RESPONSE_MAX} bytes"));
                     }
-                    Err(StreamError::Closed) => break,
-                    Err(StreamError::LastOperationFailed(e)) => {
-                        return Err(e.to_debug_string());
-                    }
+                    bytes.extend(chunk);
+                }
+                Err(StreamError::Closed) => break,
+                Err(StreamError::LastOperationFailed(e)) => {
+                    return Err(e.to_debug_string());
                 }
             }
         }
-        drop(IncomingBody::finish(incoming));
-        Ok((status, bytes))
     }
+    drop(IncomingBody::finish(incoming));
+    Ok((status, bytes))
 }
 
 /// The deployment's configuration from the component's Spin variables.

@@ -12,10 +12,12 @@ use crate::listing::service::ServiceSpec;
 use crate::listing::steps::{CategoryStep, PricingStep};
 use crate::listing::{self, Product, ProductStatus, Step};
 use crate::orders;
+use crate::platform::clock::rfc3339;
 use crate::platform::ids::new_id;
 use crate::platform::storage::{Database, transaction};
 use crate::sales;
 use crate::validate::Errors;
+use crate::webhook::{self, EventType, Tenants};
 
 mod store;
 
@@ -262,13 +264,24 @@ pub(crate) fn decide(
             reason,
             now,
         )?;
+        let product = listing::store::find_product(db, operator, &review.product_id)?;
+        let tenants = Tenants {
+            provider: Some(&product.provider_id),
+            customer: None,
+        };
+        let decided = store::find(db, review_id)?;
+        webhook::emit(db, EventType::ReviewDecided, tenants, &decided, now)?;
         if to == ProductStatus::Published {
-            let product = listing::store::find_product(db, operator, &review.product_id)?;
             let service = listing::store::find_service(db, operator, &product.service_id)?;
             catalog::publish(db, &product, &service.spec, now)?;
             orders::instance::release_test_instances(db, &product.id, now)?;
+            let published = serde_json::json!({
+                "product_id": product.id, "provider_id": product.provider_id,
+                "published_at": rfc3339(now),
+            });
+            webhook::emit(db, EventType::ProductPublished, tenants, &published, now)?;
         }
-        store::find(db, review_id)
+        Ok(decided)
     })
 }
 

@@ -23,6 +23,7 @@ use crate::platform::ids::new_id;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::{Database, transaction};
 use crate::settlement::{Instants, Month};
+use crate::webhook::{self, EventType, Tenants};
 
 /// A period that keeps its provider's month open, and why.
 #[derive(Debug, Clone, Serialize)]
@@ -147,8 +148,21 @@ fn close_billed(
                 continue;
             }
             let rate = commission::rate_for(db, &provider_id, month, default_rate)?;
-            let statement = Statement::compute(&provider_id, month, span, rate, products)?;
-            store::insert_statement(db, &new_id("stl", now), &statement, span, &at)?;
+            let mut statement = Statement::compute(&provider_id, month, span, rate, products)?;
+            let id = new_id("stl", now);
+            store::insert_statement(db, &id, &statement, span, &at)?;
+            statement.id = Some(id);
+            statement.closed_at = Some(at.clone());
+            webhook::emit(
+                db,
+                EventType::SettlementClosed,
+                Tenants {
+                    provider: Some(&provider_id),
+                    customer: None,
+                },
+                &statement,
+                now,
+            )?;
             written += 1;
         }
         let open: std::collections::BTreeSet<&str> =
@@ -227,8 +241,9 @@ pub(crate) fn standing(
 
 /// What the schedule does at `now` (the cron event's time), as the built-in operator: the bill
 /// run as of `now` — a late or repeated event bills exactly what it should — then the close of
-/// every month that still has an open provider, oldest first, as far as each may close. Its
-/// report as JSON: `{"bill_run", "settlement": [{"month", "statements_written", "open"}]}`.
+/// every month that still has an open provider, oldest first, as far as each may close, then
+/// the webhooks' deliveries due. Its report as JSON: `{"bill_run", "settlement": [{"month",
+/// "statements_written", "open"}], "webhooks": {"attempted", "delivered", "failed"}}`.
 pub fn scheduled_run(
     db: &dyn Database,
     out: &dyn Outbound,
@@ -254,7 +269,12 @@ pub fn scheduled_run(
             "month": c.month, "statements_written": c.statements_written, "open": open,
         }));
     }
-    Ok(serde_json::json!({ "bill_run": report, "settlement": settled }))
+    // Every delivery due, this run's events' and earlier failures' alike, outside any
+    // transaction; one that fails waits for a later run.
+    drop(webhook::take_emitted());
+    let webhooks =
+        webhook::deliver::deliver_due(db, out, now, webhook::deliver::Budget::SCHEDULED)?;
+    Ok(serde_json::json!({ "bill_run": report, "settlement": settled, "webhooks": webhooks }))
 }
 
 /// The months the schedule closes at `now`, oldest first: from the first with anything to

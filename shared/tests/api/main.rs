@@ -21,3 +21,4 @@ mod robustness;
 mod security;
 mod self_test;
 mod settlements;
+mod webhooks;

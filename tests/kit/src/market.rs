@@ -336,6 +336,19 @@ pub trait Market {
         self.every_page(&path, token, "")
     }
 
+    /// `token`'s webhook for `events` at `url`: (id, secret).
+    fn webhook(&self, token: &str, url: &str, events: &[&str]) -> (String, String) {
+        let created = self
+            .post(
+                "/api/v1/webhooks",
+                token,
+                json!({ "url": url, "events": events }),
+            )
+            .expect(201)
+            .json();
+        (str_of(&created["id"]), str_of(&created["secret"]))
+    }
+
     /// The customer's balance.
     fn balance(&self, token: &str) -> String {
         str_of(&self.get("/api/v1/accounts/me", token).expect(200).json()["account"]["balance"])

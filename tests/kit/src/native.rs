@@ -113,7 +113,7 @@ impl TestApp {
             req = req.header(*name, *value);
         }
         let storage = Storage::new(self.backend.clone());
-        response(
+        let answer = response(
             nestmarket::console::handle(
                 req.body(body).expect("a valid request"),
                 &storage,
@@ -122,7 +122,22 @@ impl TestApp {
                 self.now(),
             ),
             &storage,
+        );
+        api::after_response(&storage, &NativeOutbound, self.now());
+        answer
+    }
+
+    /// What the `billing` cron component runs, at `instant`: the bill run, the closes, the
+    /// webhooks' deliveries due. Its report.
+    pub fn scheduled_run(&self, instant: DateTime<Utc>) -> serde_json::Value {
+        let storage = Storage::new(self.backend.clone());
+        nestmarket::scheduled_run(
+            storage.db().expect("a connection"),
+            &NativeOutbound,
+            &self.config(),
+            instant,
         )
+        .expect("a scheduled run")
     }
 
     /// Writes the product's status directly, for rules that depend on review states.
@@ -142,7 +157,7 @@ impl TestApp {
         // A fresh Storage per request: a new connection, like a fresh Spin instance.
         let storage = Storage::new(self.backend.clone());
         let api = api_for(req.uri().path());
-        response(
+        let answer = response(
             api::handle(
                 api,
                 req,
@@ -152,7 +167,10 @@ impl TestApp {
                 self.now(),
             ),
             &storage,
-        )
+        );
+        // As the components do once the response is handed over: this request's events.
+        api::after_response(&storage, &NativeOutbound, self.now());
+        answer
     }
 }
 
@@ -184,7 +202,7 @@ fn variables(overrides: impl Fn(&str) -> Option<String>) -> Config {
 fn api_for(path: &str) -> Api {
     let rest = path.trim_start_matches("/api/v1/");
     match rest.split(['/', '?']).next().unwrap_or_default() {
-        "principals" | "me" => Api::Identity,
+        "principals" | "me" | "webhooks" => Api::Identity,
         "reviews" => Api::Reviews,
         "metering" => Api::Metering,
         "orders" | "instances" | "accounts" | "bills" | "billing" | "settlements" => Api::Orders,
