@@ -2,6 +2,7 @@
 //! Each Spin component serves one [`Api`]; it only knows its own routes, so a request that
 //! `spin.toml` sends to the wrong component gets a 404 instead of silently working.
 
+mod export;
 mod identity;
 mod listings;
 mod metering;
@@ -215,6 +216,8 @@ impl Page {
         self.limit + 1
     }
 }
+
+pub use export::CsvPages;
 
 /// An HTTP response of the API.
 pub type Resp = Response<Vec<u8>>;

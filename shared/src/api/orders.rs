@@ -5,9 +5,10 @@ use http::Method;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
+use super::export;
 use super::{Ctx, Resp, created, not_allowed, not_found, ok};
 use crate::billing::{self, BillFilter};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::Role;
 use crate::orders::instance::{self, Action};
 use crate::orders::{self, OrderRequest, ledger};
@@ -40,6 +41,8 @@ pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
         (["bills"], _) => not_allowed("GET"),
         (["bills", id], &Method::GET) => bill(ctx, id),
         (["bills", _], _) => not_allowed("GET"),
+        (["bills", id, "usage"], &Method::GET) => bill_usage(ctx, id),
+        (["bills", _, "usage"], _) => not_allowed("GET"),
         _ => not_found(),
     }
 }
@@ -230,6 +233,24 @@ fn preview(ctx: &Ctx) -> ApiResult<Resp> {
     )?)
 }
 
+/// A bill export's columns: the bill's fields as the JSON shows them, its lines aside.
+const BILL_COLUMNS: &[&str] = &[
+    "id",
+    "instance_id",
+    "owner_id",
+    "provider_id",
+    "product_id",
+    "period_start",
+    "period_end",
+    "currency",
+    "product_fees",
+    "resource_fees",
+    "total",
+    "test",
+    "pricing_version",
+    "created_at",
+];
+
 fn bills(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
@@ -239,6 +260,15 @@ fn bills(ctx: &Ctx) -> ApiResult<Resp> {
         from: ctx.time_bound("from", 0)?,
         to: ctx.time_bound("to", i64::MAX)?,
     };
+    if ctx.wants_csv() {
+        let start = page.cursor;
+        return export::paged(ctx.storage.db()?, BILL_COLUMNS, move |db, cursor| {
+            let after = cursor.or(start.as_deref());
+            let mut items = billing::list(db, &caller, &filter, after, export::EXPORT_PAGE + 1)?;
+            let next = export::next_of(&mut items, |b| b.id.clone());
+            Ok((items, next))
+        });
+    }
     let items = billing::list(
         ctx.storage.db()?,
         &caller,
@@ -247,6 +277,28 @@ fn bills(ctx: &Ctx) -> ApiResult<Resp> {
         page.fetch(),
     )?;
     page.list(items, |b| &b.id)
+}
+
+/// The records behind one line of a bill, a page at a time (`?item=CODE&limit=&cursor=`).
+fn bill_usage(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
+    let page = ctx.page()?;
+    let item = ctx.query("item").ok_or_else(|| {
+        ApiError::validation(vec![FieldError::new(
+            "item",
+            Code::InvalidQuery,
+            "the code of one of the bill's lines",
+        )])
+    })?;
+    ok(&billing::usage::line_usage(
+        ctx.storage.db()?,
+        &caller,
+        id,
+        item,
+        page.cursor.as_deref(),
+        page.limit,
+    )?)
 }
 
 fn bill(ctx: &Ctx, id: &str) -> ApiResult<Resp> {

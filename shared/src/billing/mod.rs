@@ -11,6 +11,7 @@ pub(crate) mod preview;
 pub(crate) mod pricing;
 pub(crate) mod run;
 mod store;
+pub(crate) mod usage;
 pub(crate) mod write_off;
 
 use chrono::{DateTime, Utc};

@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::{Principal, Role};
 use crate::listing::{self, ProductStatus};
 use crate::platform::clock::rfc3339;
-use crate::platform::storage::{Database, enum_from_str, enum_to_str, transaction};
+use crate::platform::storage::{Database, enum_to_str, transaction};
 use crate::validate::Errors;
 use crate::webhook::{self, EventType, Tenants};
 
@@ -76,10 +76,6 @@ fn product_of(
     listing::store::find_product(db, caller, product_id)
 }
 
-fn instant(unix: i64) -> String {
-    rfc3339(DateTime::from_timestamp(unix, 0).unwrap_or_default())
-}
-
 /// Where a product stands in the catalog, for its provider or an operator.
 pub(crate) fn availability(
     db: &dyn Database,
@@ -91,29 +87,8 @@ pub(crate) fn availability(
 }
 
 fn availability_of(db: &dyn Database, product_id: &str) -> ApiResult<Availability> {
-    let history = store::listing_log(db, product_id)?
-        .into_iter()
-        .map(|(action, actor_id, role, reason, at)| {
-            Ok(ListingChange {
-                action: enum_from_str(&action)?,
-                actor_id,
-                actor_role: enum_from_str(&role)?,
-                reason,
-                at: instant(at),
-            })
-        })
-        .collect::<ApiResult<Vec<_>>>()?;
-    let delisting = store::delisting(db, product_id)?
-        .map(|(actor_id, role, reason, at)| {
-            Ok::<_, ApiError>(ListingChange {
-                action: ListingAction::Delisted,
-                actor_id,
-                actor_role: enum_from_str(&role)?,
-                reason,
-                at: instant(at),
-            })
-        })
-        .transpose()?;
+    let history = store::listing_log(db, product_id)?;
+    let delisting = store::delisting(db, product_id)?;
     let published =
         listing::store::find_product_unscoped(db, product_id)?.status == ProductStatus::Published;
     Ok(Availability {
@@ -182,13 +157,13 @@ pub(crate) fn relist(
     let reason = reason_of(request)?;
     transaction(db, |db| {
         let product = product_of(db, caller, product_id)?;
-        let Some((_, by_role, _, _)) = store::delisting(db, &product.id)? else {
+        let Some(standing) = store::delisting(db, &product.id)? else {
             return Err(ApiError::new(
                 Code::NotDelisted,
                 "the product is not delisted",
             ));
         };
-        if by_role == enum_to_str(&Role::Operator) && !caller.is_operator() {
+        if standing.actor_role == Role::Operator && !caller.is_operator() {
             return Err(ApiError::new(
                 Code::DelistedByOperator,
                 "an operator delisted the product: only an operator relists it",

@@ -4,9 +4,10 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use crate::catalog::CatalogFilter;
+use crate::catalog::delisting::ListingChange;
 use crate::error::{ApiError, ApiResult};
 use crate::platform::clock::rfc3339;
-use crate::platform::storage::{Database, Row};
+use crate::platform::storage::{Database, Row, enum_from_str};
 
 pub(crate) fn insert_entry(
     db: &dyn Database,
@@ -98,18 +99,25 @@ pub(crate) fn find(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
         .ok_or_else(|| ApiError::not_found("product"))
 }
 
-/// The delisting standing on a product, if any: (actor id, actor role, reason, Unix seconds).
-pub(crate) fn delisting(
-    db: &dyn Database,
-    product_id: &str,
-) -> ApiResult<Option<(String, String, String, i64)>> {
+/// A delisting or relisting from columns (action, actor id, actor role, reason, Unix seconds).
+fn change_from_row(r: &Row) -> ApiResult<ListingChange> {
+    Ok(ListingChange {
+        action: enum_from_str(&r.text(0)?)?,
+        actor_id: r.text(1)?,
+        actor_role: enum_from_str(&r.text(2)?)?,
+        reason: r.text(3)?,
+        at: rfc3339(DateTime::from_timestamp(r.int(4)?, 0).unwrap_or_default()),
+    })
+}
+
+/// The delisting standing on a product, if any.
+pub(crate) fn delisting(db: &dyn Database, product_id: &str) -> ApiResult<Option<ListingChange>> {
     let rows = db.execute(
-        "SELECT actor_id, actor_role, reason, delisted_at FROM delistings WHERE product_id = ?",
+        "SELECT 'delisted', actor_id, actor_role, reason, delisted_at FROM delistings
+         WHERE product_id = ?",
         &[product_id.into()],
     )?;
-    rows.first()
-        .map(|r| Ok((r.text(0)?, r.text(1)?, r.text(2)?, r.int(3)?)))
-        .transpose()
+    rows.first().map(change_from_row).transpose()
 }
 
 /// Appends a delisting or relisting to the product's log.
@@ -183,20 +191,14 @@ pub(crate) fn relist(
     Ok(true)
 }
 
-/// Every delisting and relisting of a product, oldest first: (action, actor id, actor role,
-/// reason, Unix seconds).
-pub(crate) fn listing_log(
-    db: &dyn Database,
-    product_id: &str,
-) -> ApiResult<Vec<(String, String, String, String, i64)>> {
+/// Every delisting and relisting of a product, oldest first.
+pub(crate) fn listing_log(db: &dyn Database, product_id: &str) -> ApiResult<Vec<ListingChange>> {
     let rows = db.execute(
         "SELECT action, actor_id, actor_role, reason, at FROM delisting_log
          WHERE product_id = ? ORDER BY seq",
         &[product_id.into()],
     )?;
-    rows.iter()
-        .map(|r| Ok((r.text(0)?, r.text(1)?, r.text(2)?, r.text(3)?, r.int(4)?)))
-        .collect()
+    rows.iter().map(change_from_row).collect()
 }
 
 /// A pricing version as stored.

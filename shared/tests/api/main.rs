@@ -4,10 +4,13 @@
 //! the test kit's (`testkit::Market`), over its in-process market (`testkit::native::TestApp`).
 
 mod bill_runs;
+mod bill_usage;
 mod billing;
 mod console;
 mod console_forms;
+mod delisting;
 mod exact;
+mod exports;
 mod fuzz;
 mod idempotency;
 mod identity;
@@ -16,6 +19,7 @@ mod listings;
 mod metering;
 mod orders;
 mod outbound;
+mod price_changes;
 mod reviews;
 mod robustness;
 mod security;

@@ -6,7 +6,7 @@
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use nestmarket::api::{self, Api};
+use nestmarket::api::{self, Api, CsvPages};
 use nestmarket::platform::config::Config;
 use nestmarket::platform::outbound::native::NativeOutbound;
 use nestmarket::platform::storage::native::NativeBackend;
@@ -183,6 +183,13 @@ fn response(resp: http::Response<Vec<u8>>, storage: &Storage) -> Response {
         body = chunks
             .read_all(storage.kv().expect("the key-value store"))
             .expect("every piece of the body");
+    }
+    if let Some(pages) = parts.extensions.get::<CsvPages>() {
+        let complete = pages.write_rest(storage, |page| {
+            body.extend_from_slice(page);
+            true
+        });
+        assert!(complete, "every page of the export");
     }
     Response {
         status: parts.status.as_u16(),
