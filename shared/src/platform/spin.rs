@@ -166,7 +166,10 @@ fn exchange(
 
     let uri: http::Uri = url.parse().map_err(|_| format!("not a URL: {url}"))?;
     let fields = Fields::new();
-    for (name, value) in headers {
+    // A body goes with its length, not chunked: receivers need not read chunked requests.
+    let length = body_bytes.len().to_string();
+    let sized = (!body_bytes.is_empty()).then_some(("content-length", length.as_str()));
+    for (name, value) in headers.iter().chain(sized.iter()) {
         fields
             .append(&(*name).to_owned(), &value.as_bytes().to_vec())
             .map_err(|e| format!("header {name}: {e:?}"))?;

@@ -17,4 +17,5 @@ mod routes;
 mod settlement;
 mod slow_prometheus;
 mod walkthrough;
+mod webhooks;
 mod wire;
