@@ -22,6 +22,7 @@ pub mod components;
 pub mod console;
 pub mod error;
 mod exact;
+mod export;
 mod idempotency;
 mod identity;
 mod listing;

@@ -34,6 +34,9 @@ const LAYERS: &[&str] = &[
     "metering",
     "billing",
     "settlement",
+    // CSV exports of the capabilities' lists, written a page at a time, for the API and the
+    // console alike.
+    "export",
     // The web console: pages over the capabilities, beside the API and independent of it (it
     // sits below `api` so that it cannot reach into the API's handlers).
     "console",

@@ -5,8 +5,9 @@ use http::Method;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use super::{Ctx, Resp, export, not_allowed, not_found, ok};
+use super::{Ctx, Resp, not_allowed, not_found, ok};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::export;
 use crate::identity::Role;
 use crate::metering::{self, PlatformBill, PushMeteringData};
 use crate::platform::ids::new_id;
@@ -40,17 +41,6 @@ fn push(ctx: &Ctx) -> ApiResult<Resp> {
     push_result(&request_id, stored)
 }
 
-/// A usage export's columns: each record's fields as the JSON shows them.
-const USAGE_COLUMNS: &[&str] = &[
-    "item_code",
-    "start_time",
-    "end_time",
-    "value",
-    "period_start",
-    "source",
-    "received_at",
-];
-
 fn usage(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Provider, Role::Customer, Role::Operator])?;
@@ -64,13 +54,8 @@ fn usage(ctx: &Ctx) -> ApiResult<Resp> {
     let range = (ctx.time_bound("from", 0)?, ctx.time_bound("to", i64::MAX)?);
     let page = ctx.page()?;
     if ctx.wants_csv() {
-        let (start, instance_id) = (page.cursor, instance_id.to_owned());
-        return export::paged(ctx.storage.db()?, USAGE_COLUMNS, move |db, cursor| {
-            let after = cursor.or(start.as_deref());
-            let usage =
-                metering::usage(db, &caller, &instance_id, range, after, export::EXPORT_PAGE)?;
-            Ok((usage.records, usage.next_cursor))
-        });
+        let db = ctx.storage.db()?;
+        return export::usage(db, caller, instance_id, range, page.cursor);
     }
     let usage = metering::usage(
         ctx.storage.db()?,

@@ -2,7 +2,6 @@
 //! Each Spin component serves one [`Api`]; it only knows its own routes, so a request that
 //! `spin.toml` sends to the wrong component gets a 404 instead of silently working.
 
-mod export;
 mod identity;
 mod listings;
 mod metering;
@@ -178,6 +177,39 @@ impl Ctx<'_> {
     }
 }
 
+impl Ctx<'_> {
+    /// Whether the client asked for CSV: `text/csv` in `Accept` with a weight above zero and at
+    /// least JSON's (listed first on a tie).
+    pub(crate) fn wants_csv(&self) -> bool {
+        let Some(accept) = self.header("accept") else {
+            return false;
+        };
+        let mut csv: Option<(f32, usize)> = None;
+        let mut json: Option<(f32, usize)> = None;
+        for (i, range) in accept.split(',').enumerate() {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match media.as_str() {
+                "text/csv" => csv = Some((q, i)),
+                "application/json" | "application/*" | "*/*" if json.is_none_or(|j| q > j.0) => {
+                    json = Some((q, i));
+                }
+                _ => {}
+            }
+        }
+        match (csv, json) {
+            (Some((c, _)), _) if c <= 0.0 => false,
+            (Some(_), None) => true,
+            (Some((c, ci)), Some((j, ji))) => c > j || (c == j && ci < ji),
+            (None, _) => false,
+        }
+    }
+}
+
 pub(crate) const DEFAULT_LIMIT: usize = 50;
 pub(crate) const MAX_LIMIT: usize = 500;
 
@@ -217,7 +249,7 @@ impl Page {
     }
 }
 
-pub use export::CsvPages;
+pub use crate::export::CsvPages;
 
 /// An HTTP response of the API.
 pub type Resp = Response<Vec<u8>>;

@@ -5,10 +5,10 @@ use http::Method;
 use rust_decimal::Decimal;
 use serde::Deserialize;
 
-use super::export;
 use super::{Ctx, Resp, created, not_allowed, not_found, ok};
 use crate::billing::{self, BillFilter};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::export;
 use crate::identity::Role;
 use crate::orders::instance::{self, Action};
 use crate::orders::{self, OrderRequest, ledger};
@@ -233,24 +233,6 @@ fn preview(ctx: &Ctx) -> ApiResult<Resp> {
     )?)
 }
 
-/// A bill export's columns: the bill's fields as the JSON shows them, its lines aside.
-const BILL_COLUMNS: &[&str] = &[
-    "id",
-    "instance_id",
-    "owner_id",
-    "provider_id",
-    "product_id",
-    "period_start",
-    "period_end",
-    "currency",
-    "product_fees",
-    "resource_fees",
-    "total",
-    "test",
-    "pricing_version",
-    "created_at",
-];
-
 fn bills(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
@@ -261,13 +243,7 @@ fn bills(ctx: &Ctx) -> ApiResult<Resp> {
         to: ctx.time_bound("to", i64::MAX)?,
     };
     if ctx.wants_csv() {
-        let start = page.cursor;
-        return export::paged(ctx.storage.db()?, BILL_COLUMNS, move |db, cursor| {
-            let after = cursor.or(start.as_deref());
-            let mut items = billing::list(db, &caller, &filter, after, export::EXPORT_PAGE + 1)?;
-            let next = export::next_of(&mut items, |b| b.id.clone());
-            Ok((items, next))
-        });
+        return export::bills(ctx.storage.db()?, caller, filter, page.cursor);
     }
     let items = billing::list(
         ctx.storage.db()?,

@@ -4,8 +4,9 @@
 use http::Method;
 use serde::Deserialize;
 
-use super::{Ctx, Resp, export, not_allowed, not_found, ok};
+use super::{Ctx, Resp, not_allowed, not_found, ok};
 use crate::error::ApiResult;
+use crate::export;
 use crate::identity::Role;
 use crate::settlement::{self, month_of};
 
@@ -24,25 +25,6 @@ pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
     }
 }
 
-/// A statement export's columns: each provider's statement as the JSON shows it, its products
-/// aside.
-const STATEMENT_COLUMNS: &[&str] = &[
-    "id",
-    "provider_id",
-    "month",
-    "status",
-    "currency",
-    "rate",
-    "gross",
-    "commission",
-    "net",
-    "bill_count",
-    "write_off_count",
-    "closed_at",
-    "paid_at",
-    "payout_reference",
-];
-
 /// A month's statements (`?month=YYYY-MM`, this month by default; `?provider_id=` for an
 /// operator): `{"month", "period", "status", "items"}`.
 fn statements(ctx: &Ctx) -> ApiResult<Resp> {
@@ -59,7 +41,7 @@ fn statements(ctx: &Ctx) -> ApiResult<Resp> {
         ctx.config.commission_rate,
     )?;
     if ctx.wants_csv() {
-        return export::whole(STATEMENT_COLUMNS, &items);
+        return export::statements(&items);
     }
     ok(&serde_json::json!({
         "month": month.to_string(), "period": settlement::Instants::from(span),

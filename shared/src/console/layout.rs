@@ -50,6 +50,7 @@ fn nav(role: Option<Role>) -> &'static [(&'static str, &'static str)] {
             ("/instances", "Instances"),
             ("/bills", "Bills"),
             ("/account", "Account"),
+            ("/webhooks", "Webhooks"),
         ],
         Some(Role::Provider) => &[
             ("/products", "Products"),
@@ -57,12 +58,14 @@ fn nav(role: Option<Role>) -> &'static [(&'static str, &'static str)] {
             ("/instances", "Instances"),
             ("/bills", "Bills"),
             ("/settlements", "Settlements"),
+            ("/webhooks", "Webhooks"),
         ],
         Some(Role::Operator) => &[
             ("/reviews", "Review queue"),
             ("/principals", "Principals"),
             ("/bill-runs", "Bill runs"),
             ("/settlements", "Settlements"),
+            ("/webhooks", "Webhooks"),
         ],
         Some(Role::Platform) => &[],
     }

@@ -217,6 +217,14 @@ fn route(req: &Req, session: Option<&Session>, chrome: &Chrome) -> ApiResult<Res
         (["instances", id, "actions"], _, true) => pages::instances::act(req, me, id),
         (["bills"], true, _) => pages::bills::list(req, chrome, me),
         (["bills", id], true, _) => pages::bills::show(req, chrome, me, id),
+        (["bills", id, "usage"], true, _) => pages::bills::line_usage(req, chrome, me, id),
+        (["exports", "bills"], true, _) => pages::exports::bills(req, me),
+        (["exports", "usage"], true, _) => pages::exports::usage(req, me),
+        (["exports", "settlements"], true, _) => pages::exports::settlements(req, me),
+        (["webhooks"], true, _) => pages::webhooks::list(req, chrome, me),
+        (["webhooks"], _, true) => pages::webhooks::create(req, chrome, me),
+        (["webhooks", id], true, _) => pages::webhooks::show(req, chrome, me, id),
+        (["webhooks", id, "delete"], _, true) => pages::webhooks::delete(req, me, id),
         (["account"], true, _) => pages::customer::account(req, chrome, me),
 
         (["services"], true, _) => pages::provider::services(req, chrome, me),
@@ -225,6 +233,8 @@ fn route(req: &Req, session: Option<&Session>, chrome: &Chrome) -> ApiResult<Res
         (["products"], _, true) => pages::provider::create_product(req, me),
         (["products", id], true, _) => pages::provider::product(req, chrome, me, id),
         (["products", id, "reviews"], _, true) => pages::provider::submit(req, chrome, me, id),
+        (["products", id, "delist"], _, true) => pages::pricing::change(req, me, id, true),
+        (["products", id, "relist"], _, true) => pages::pricing::change(req, me, id, false),
         (["products", id, "steps", step], true, _) => {
             pages::wizard::show(req, chrome, me, id, step)
         }

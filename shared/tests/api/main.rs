@@ -7,6 +7,7 @@ mod bill_runs;
 mod bill_usage;
 mod billing;
 mod console;
+mod console_after_publication;
 mod console_forms;
 mod delisting;
 mod exact;

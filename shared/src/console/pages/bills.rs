@@ -5,7 +5,7 @@ use chrono::DateTime;
 use maud::html;
 
 use super::catalog::{next_page, paged};
-use crate::billing::{self, BillFilter};
+use crate::billing::{self, BillFilter, usage};
 use crate::console::format::{exactly, name_of, time, unix_time};
 use crate::console::http::{Req, Resp};
 use crate::console::layout::{Chrome, ok};
@@ -56,6 +56,57 @@ pub(crate) fn list(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Resp
                 }
             }
             (next_page(req, next.as_deref()))
+            p { a.download href={ "/exports/bills" (instance_query(filter.instance_id.as_deref())) } { "Download these bills (CSV)" } }
+        },
+    ))
+}
+
+/// `?instance_id=…` of an export link, when the page has one.
+fn instance_query(instance: Option<&str>) -> String {
+    instance
+        .map(|i| {
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("instance_id", i)
+                .finish();
+            format!("?{query}")
+        })
+        .unwrap_or_default()
+}
+
+/// `GET /bills/{id}/usage?item=CODE[&cursor=]`: the records one line summed, a page at a time,
+/// with the page's total against the line's quantity.
+pub(crate) fn line_usage(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiResult<Resp> {
+    me.require(&[Role::Customer, Role::Provider, Role::Operator])?;
+    let item = req.query("item").unwrap_or_default();
+    let page = usage::line_usage(req.db()?, me, id, item, req.query("cursor"), PAGE)?;
+    Ok(ok(
+        chrome,
+        &format!("Usage of {} on bill {}", page.item_code, page.bill_id),
+        html! {
+            p { "The line's quantity: " strong { (exactly(page.line_quantity, page.line_quantity_exact.as_deref())) " " (page.price_unit) }
+                " (" (name_of(&page.kind)) " records; their values are in the unit they were reported in)." }
+            div.table-wrap {
+                table {
+                    thead { tr {
+                        th scope="col" { "From" } th scope="col" { "To" }
+                        th scope="col" { "Value (as reported)" } th scope="col" { "Reported by" } th scope="col" { "Received" }
+                    } }
+                    tbody {
+                        @for r in &page.items {
+                            tr {
+                                td { (unix_time(r.start_time)) }
+                                td { (unix_time(r.end_time)) }
+                                td.num { (r.value.normalize()) }
+                                td { (r.source.replace('_', " ")) }
+                                td { (time(&r.received_at)) }
+                            }
+                        }
+                    }
+                    tfoot { tr { th scope="row" colspan="2" { "This page" } td.num { (page.page_total.normalize()) } td {} td {} } }
+                }
+            }
+            (next_page(req, page.next_cursor.as_deref()))
+            p { a href={ "/bills/" (page.bill_id) } { "Back to the bill" } }
         },
     ))
 }
@@ -93,12 +144,14 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
                 dt { "Total" } dd { strong { (bill.total.to_decimal()) " " (bill.currency) } }
                 @if bill.test { dt { "Test order" } dd { "Shown, never deducted" } }
                 dt { "Written" } dd { (time(&bill.created_at)) }
+                dt { "Prices" } dd { "version " (bill.pricing_version) }
             }
             @for line in &bill.lines {
                 section.line {
                     h2 { (line.name) " (" code { (line.code) } ")" }
                     p { (exactly(line.quantity, line.quantity_exact.as_deref())) " " (line.price_unit) ", " (name_of(&line.tier_mode))
                         " tiers: " strong { (line.amount) " " (bill.currency) } }
+                    p { a href={ "/bills/" (bill.id) "/usage?item=" (line.code) } { "The usage records of this line" } }
                     div.table-wrap {
                         table {
                             caption { "Tier breakdown of " (line.code) }

@@ -492,6 +492,12 @@ fn month_page(
     } else {
         None
     };
+    let mut download = form_urlencoded::Serializer::new(String::new());
+    download.append_pair("month", &month.to_string());
+    if let Some(p) = provider_id {
+        download.append_pair("provider_id", p);
+    }
+    let download = download.finish();
     let content = html! {
         @if let Some(r) = refused.filter(|_| !beside) {
             div.summary role="alert" tabindex="-1" { ul { (reasons(r.error())) } }
@@ -503,7 +509,8 @@ fn month_page(
                 MonthStatus::Closed => { span.status { "closed" } " Every provider's statement was written when its month closed, at the rate in force for the month." }
             }
         }
-        p.hint { (month) " runs " (span_text(&Instants::from(span))) "." }
+        p.hint { (month) " runs " (span_text(&Instants::from(span))) ". "
+            a.download href={ "/exports/settlements?" (download) } { "Download the statements (CSV)" } }
         @if me.role == Role::Provider {
             p.hint { "Your products' fees on your customers' bills of the month, less the marketplace's commission; the cloud resources' fees and test orders are never settled." }
         }

@@ -248,6 +248,20 @@ pub(crate) fn save(
     }
     let db = req.db()?;
     let body_bytes = body.to_string();
+    // A published product's new prices are a pricing version (shown on its page).
+    if step == Step::Pricing {
+        let notice = req.config.price_increase_notice_days;
+        match crate::catalog::versions::reprice(db, me, id, body_bytes.as_bytes(), notice, req.now)
+        {
+            Ok(Some(_)) => return redirect(&format!("/products/{id}")),
+            Ok(None) => {}
+            Err(e) if matches!(e.status().as_u16(), 400 | 409) => {
+                let view = product::find(db, me, id)?;
+                return wizard_page(req, chrome, me, &view, step, &body, Some(&e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let written = product::write_step(
         db,
         me,

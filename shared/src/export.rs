@@ -1,8 +1,8 @@
-//! CSV exports (docs/RULES.md R16.11): `Accept: text/csv` on a list answers RFC 4180 CSV — a
-//! header row, then one row per item, each field the value the JSON shows of it — with the same
-//! filters and tenancy. A long export is not built in memory: the handler answers the first
-//! page, and [`CsvPages`] rides on the response for the sender to write the rest a page at a
-//! time as the client reads it.
+//! CSV exports (docs/RULES.md R16.11), for the API (`Accept: text/csv`) and the console's
+//! downloads: RFC 4180 CSV — a header row, then one row per item, each field the value the JSON
+//! shows of it. A long export is not built in memory: the first page is the response's body, and
+//! [`CsvPages`] rides on the response for the sender to write the rest a page at a time as the
+//! client reads it.
 
 use std::sync::Arc;
 
@@ -10,9 +10,12 @@ use http::{Response, StatusCode, header};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::{Ctx, MAX_LIMIT, Resp};
+use crate::billing::{self, BillFilter};
 use crate::error::{ApiError, ApiResult};
+use crate::identity::Principal;
+use crate::metering;
 use crate::platform::storage::{Database, Storage};
+use crate::settlement::Statement;
 
 /// The media type of an export.
 pub(crate) const TEXT_CSV: &str = "text/csv; charset=utf-8";
@@ -62,39 +65,6 @@ impl std::fmt::Debug for CsvPages {
     }
 }
 
-impl Ctx<'_> {
-    /// Whether the client asked for CSV: `text/csv` in `Accept` with a weight above zero and at
-    /// least JSON's (listed first on a tie).
-    pub(crate) fn wants_csv(&self) -> bool {
-        let Some(accept) = self.header("accept") else {
-            return false;
-        };
-        let mut csv: Option<(f32, usize)> = None;
-        let mut json: Option<(f32, usize)> = None;
-        for (i, range) in accept.split(',').enumerate() {
-            let mut parts = range.split(';');
-            let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
-            let q = parts
-                .filter_map(|p| p.trim().strip_prefix("q="))
-                .find_map(|q| q.trim().parse::<f32>().ok())
-                .unwrap_or(1.0);
-            match media.as_str() {
-                "text/csv" => csv = Some((q, i)),
-                "application/json" | "application/*" | "*/*" if json.is_none_or(|j| q > j.0) => {
-                    json = Some((q, i));
-                }
-                _ => {}
-            }
-        }
-        match (csv, json) {
-            (Some((c, _)), _) if c <= 0.0 => false,
-            (Some(_), None) => true,
-            (Some((c, ci)), Some((j, ji))) => c > j || (c == j && ci < ji),
-            (None, _) => false,
-        }
-    }
-}
-
 /// One CSV field (RFC 4180): quoted when it holds a comma, a quote or a line break, its quotes
 /// doubled.
 fn field(text: &str) -> String {
@@ -137,7 +107,7 @@ pub(crate) fn rows<T: Serialize>(
 
 /// The next page's cursor from `EXPORT_PAGE + 1` fetched items (the extra one only says there
 /// is more): the last kept item's `id`.
-pub(crate) fn next_of<T>(items: &mut Vec<T>, id: impl Fn(&T) -> String) -> Option<String> {
+fn next_of<T>(items: &mut Vec<T>, id: impl Fn(&T) -> String) -> Option<String> {
     if items.len() > EXPORT_PAGE {
         items.truncate(EXPORT_PAGE);
         items.last().map(id)
@@ -146,22 +116,21 @@ pub(crate) fn next_of<T>(items: &mut Vec<T>, id: impl Fn(&T) -> String) -> Optio
     }
 }
 
-/// A whole export in one piece (a list the handler holds anyway).
-pub(crate) fn whole<T: Serialize>(columns: &[&str], items: &[T]) -> ApiResult<Resp> {
+/// A whole export in one piece (a list the caller holds anyway).
+fn whole<T: Serialize>(columns: &[&str], items: &[T]) -> ApiResult<Resp> {
     respond(rows(columns, items, true)?, None)
 }
 
-/// How many items each page of a paged export reads.
-pub(crate) const EXPORT_PAGE: usize = MAX_LIMIT;
+/// How many items each page of a paged export reads (the API's largest page).
+const EXPORT_PAGE: usize = 500;
+
+/// A response whose body is CSV.
+type Resp = Response<Vec<u8>>;
 
 /// A paged export: `page(db, cursor)` reads up to [`EXPORT_PAGE`] items after `cursor` (`None`:
 /// from the start) and the cursor of the next page, if any. The first page answers now; the
 /// rest follow as the sender writes them.
-pub(crate) fn paged<T, F>(
-    db: &dyn Database,
-    columns: &'static [&'static str],
-    page: F,
-) -> ApiResult<Resp>
+fn paged<T, F>(db: &dyn Database, columns: &'static [&'static str], page: F) -> ApiResult<Resp>
 where
     T: Serialize,
     F: Fn(&dyn Database, Option<&str>) -> ApiResult<(Vec<T>, Option<String>)>
@@ -179,6 +148,92 @@ where
         next: Arc::new(move |db: &dyn Database, cursor: &str| read(db, Some(cursor))),
     });
     respond(first, rest)
+}
+
+/// A bill export's columns: the bill's fields as the JSON shows them, its lines aside.
+const BILL_COLUMNS: &[&str] = &[
+    "id",
+    "instance_id",
+    "owner_id",
+    "provider_id",
+    "product_id",
+    "period_start",
+    "period_end",
+    "currency",
+    "product_fees",
+    "resource_fees",
+    "total",
+    "test",
+    "pricing_version",
+    "created_at",
+];
+
+/// A usage export's columns: each record's fields as the JSON shows them.
+const USAGE_COLUMNS: &[&str] = &[
+    "item_code",
+    "start_time",
+    "end_time",
+    "value",
+    "period_start",
+    "source",
+    "received_at",
+];
+
+/// A statement export's columns: each provider's statement as the JSON shows it, its products
+/// aside.
+const STATEMENT_COLUMNS: &[&str] = &[
+    "id",
+    "provider_id",
+    "month",
+    "status",
+    "currency",
+    "rate",
+    "gross",
+    "commission",
+    "net",
+    "bill_count",
+    "write_off_count",
+    "closed_at",
+    "paid_at",
+    "payout_reference",
+];
+
+/// The bills the caller may see under `filter` (the list's filters and tenancy), from after
+/// `start` (a list cursor) on, every page of them.
+pub(crate) fn bills(
+    db: &dyn Database,
+    caller: Principal,
+    filter: BillFilter,
+    start: Option<String>,
+) -> ApiResult<Resp> {
+    paged(db, BILL_COLUMNS, move |db, cursor| {
+        let after = cursor.or(start.as_deref());
+        let mut items = billing::list(db, &caller, &filter, after, EXPORT_PAGE + 1)?;
+        let next = next_of(&mut items, |b| b.id.clone());
+        Ok((items, next))
+    })
+}
+
+/// An instance's usage records whose period starts in `range`, as the caller may see them,
+/// from after `start` (a usage cursor) on, every page of them.
+pub(crate) fn usage(
+    db: &dyn Database,
+    caller: Principal,
+    instance_id: &str,
+    range: (i64, i64),
+    start: Option<String>,
+) -> ApiResult<Resp> {
+    let instance_id = instance_id.to_owned();
+    paged(db, USAGE_COLUMNS, move |db, cursor| {
+        let after = cursor.or(start.as_deref());
+        let usage = metering::usage(db, &caller, &instance_id, range, after, EXPORT_PAGE)?;
+        Ok((usage.records, usage.next_cursor))
+    })
+}
+
+/// A month's statements (few: one per provider), in one piece.
+pub(crate) fn statements(items: &[Statement]) -> ApiResult<Resp> {
+    whole(STATEMENT_COLUMNS, items)
 }
 
 fn respond(body: Vec<u8>, rest: Option<CsvPages>) -> ApiResult<Resp> {
