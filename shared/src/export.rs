@@ -1,4 +1,4 @@
-//! CSV exports (docs/RULES.md R16.11), for the API (`Accept: text/csv`) and the console's
+//! CSV exports (docs/RULES.md R15.11), for the API (`Accept: text/csv`) and the console's
 //! downloads: RFC 4180 CSV — a header row, then one row per item, each field the value the JSON
 //! shows of it. A long export is not built in memory: the first page is the response's body, and
 //! [`CsvPages`] rides on the response for the sender to write the rest a page at a time as the

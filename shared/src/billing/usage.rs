@@ -1,4 +1,4 @@
-//! A bill line's usage (docs/RULES.md R16.10): the exact records the line summed — pushed by
+//! A bill line's usage (docs/RULES.md R15.10): the exact records the line summed — pushed by
 //! the provider, reported as platform bill data, or measured by the platform (running-time
 //! intervals, Prometheus samples) — paged, under the bill's tenancy. Nothing can be added to a
 //! billed period (pushes and platform reports check the billing cursor), so the records of the

@@ -1,4 +1,4 @@
-//! Delisting (docs/RULES.md R16.6–R16.9): a published product taken out of the catalog by its
+//! Delisting (docs/RULES.md R15.6–R15.9): a published product taken out of the catalog by its
 //! provider or an operator takes no quotes or orders while its instances keep running and
 //! billing; relisting brings it back, and an operator's delisting only an operator lifts. Both
 //! are recorded with who, when and why.

@@ -1,4 +1,4 @@
-//! Price changes of a published product (docs/RULES.md R16.1–R16.5): each change is a pricing
+//! Price changes of a published product (docs/RULES.md R15.1–R15.5): each change is a pricing
 //! version, validated as the pricing step is, with the billing period and the items' codes
 //! unchanged and no new review. New orders get it at once; an existing instance from the first
 //! period starting at or after its `effective_at` — at once (the next period) when no unit price

@@ -1,6 +1,6 @@
 //! Sending deliveries: outside any transaction, each claimed before it is sent and recorded
 //! after, retried with exponential backoff until an endpoint answers 2xx or 72 hours have passed
-//! since the event.
+//! since the first attempt (made right after the event).
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -14,7 +14,7 @@ use crate::platform::storage::{Database, transaction};
 use crate::webhook::store::{self, Due, Outcome};
 use crate::webhook::{DeliveryStatus, payload, sign};
 
-/// How long after its event a delivery is still tried.
+/// How long after its first attempt a delivery is still tried.
 pub(crate) const RETRY_WINDOW_SECONDS: i64 = 72 * 3600;
 /// The wait after a first failed attempt; it doubles with each failure up to [`MAX_BACKOFF`].
 pub(crate) const FIRST_BACKOFF_SECONDS: i64 = 10;
@@ -155,7 +155,7 @@ fn attempt(
     let then = if delivered {
         report.delivered += 1;
         DeliveryStatus::Delivered
-    } else if next > due.created_at.max(0) + RETRY_WINDOW_SECONDS {
+    } else if next > due.first_attempt_at.unwrap_or(at) + RETRY_WINDOW_SECONDS {
         report.failed += 1;
         DeliveryStatus::Failed
     } else {

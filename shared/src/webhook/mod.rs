@@ -358,7 +358,7 @@ pub(crate) enum DeliveryStatus {
     Pending,
     /// Answered with a 2xx.
     Delivered,
-    /// No 2xx within 72 hours of the event: no more attempts.
+    /// No 2xx within 72 hours of the first attempt: no more attempts.
     Failed,
 }
 

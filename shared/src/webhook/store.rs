@@ -237,6 +237,8 @@ pub(crate) struct Due {
     pub(crate) event_id: String,
     pub(crate) attempts: i64,
     pub(crate) next_attempt_at: i64,
+    /// When it was first tried, if it was.
+    pub(crate) first_attempt_at: Option<i64>,
     pub(crate) url: String,
     pub(crate) secret: String,
     pub(crate) kind: String,
@@ -245,7 +247,7 @@ pub(crate) struct Due {
 }
 
 const DUE_COLUMNS: &str = "d.webhook_id, d.event_id, d.attempts, d.next_attempt_at, w.url, \
-     w.secret, e.type, e.data, e.created_at
+     w.secret, e.type, e.data, e.created_at, d.first_attempt_at
      FROM webhook_deliveries d JOIN webhooks w ON w.id = d.webhook_id AND w.deleted_at IS NULL
      JOIN webhook_events e ON e.id = d.event_id";
 
@@ -260,6 +262,7 @@ fn due_from_row(r: &Row) -> ApiResult<Due> {
         kind: r.text(6)?,
         data: r.text(7)?,
         created_at: r.int(8)?,
+        first_attempt_at: r.opt_int(9)?,
     })
 }
 
@@ -338,7 +341,8 @@ pub(super) fn record(db: &dyn Database, due: &Due, outcome: &Outcome) -> ApiResu
         ],
     )?;
     db.execute(
-        "UPDATE webhook_deliveries SET attempts = ?1, status = ?2, next_attempt_at = ?3
+        "UPDATE webhook_deliveries SET attempts = ?1, status = ?2, next_attempt_at = ?3,
+             first_attempt_at = COALESCE(first_attempt_at, ?6)
          WHERE webhook_id = ?4 AND event_id = ?5",
         &[
             attempt.into(),
@@ -346,6 +350,7 @@ pub(super) fn record(db: &dyn Database, due: &Due, outcome: &Outcome) -> ApiResu
             outcome.next_attempt_at.into(),
             due.webhook_id.clone().into(),
             due.event_id.clone().into(),
+            outcome.at.into(),
         ],
     )?;
     Ok(())

@@ -1,4 +1,4 @@
-//! docs/RULES.md R16.10 through the HTTP handlers: each line of a bill pages the exact records it
+//! docs/RULES.md R15.10 through the HTTP handlers: each line of a bill pages the exact records it
 //! summed — pushed, platform bill data, running-time intervals, Prometheus samples — under the
 //! bill's tenancy, and the pages' totals add up to the line.
 

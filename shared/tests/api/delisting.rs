@@ -1,4 +1,4 @@
-//! docs/RULES.md R16.6–R16.9 through the HTTP handlers: a delisted product takes no quotes or
+//! docs/RULES.md R15.6–R15.9 through the HTTP handlers: a delisted product takes no quotes or
 //! orders while its instances keep running and billing; relisting brings it back, an operator's
 //! delisting only an operator lifts, and both are recorded with who, when and why.
 

@@ -1,4 +1,4 @@
-//! docs/RULES.md R16.11 through the HTTP handlers: `Accept: text/csv` on the bills, usage and
+//! docs/RULES.md R15.11 through the HTTP handlers: `Accept: text/csv` on the bills, usage and
 //! settlements lists answers RFC 4180 CSV that a standard reader parses and that matches the
 //! JSON — same filters, same tenancy —, written a page at a time.
 

@@ -1,4 +1,4 @@
-//! docs/RULES.md R16.1–R16.5 through the HTTP handlers: a published product's prices change by
+//! docs/RULES.md R15.1–R15.5 through the HTTP handlers: a published product's prices change by
 //! version, without a new review; new orders get a version at once, existing instances from the
 //! first period starting at or after its `effective_at` — after the notice period when a unit
 //! price rises —, and every bill names the version it was priced with.

@@ -520,7 +520,7 @@ const MIGRATIONS: &[Migration] = &[
     },    Migration {
         version: 23,
         statements: &[
-            // A published product's prices, version by version (docs/RULES.md R16): version 1 is
+            // A published product's prices, version by version (docs/RULES.md R15): version 1 is
             // the reviewed pricing step, copied here when the first change is made; each later
             // one applies to new orders at once and to existing instances from the first period
             // starting at or after `effective_at` (Unix seconds).
@@ -587,6 +587,8 @@ const MIGRATIONS: &[Migration] = &[
                 status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
                 attempts INTEGER NOT NULL,
                 next_attempt_at INTEGER NOT NULL,
+                -- Retries go on for 72 hours from the first attempt.
+                first_attempt_at INTEGER,
                 created_at INTEGER NOT NULL,
                 PRIMARY KEY (webhook_id, event_id)
             )",
