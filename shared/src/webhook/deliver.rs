@@ -16,7 +16,7 @@ use crate::webhook::{DeliveryStatus, payload, sign};
 
 /// How long after its first attempt a delivery is still tried.
 pub(crate) const RETRY_WINDOW_SECONDS: i64 = 72 * 3600;
-/// The wait after a first failed attempt; it doubles with each failure up to [`MAX_BACKOFF`].
+/// The wait after a first failed attempt; it doubles with each failure up to [`MAX_BACKOFF_SECONDS`].
 pub(crate) const FIRST_BACKOFF_SECONDS: i64 = 10;
 const MAX_BACKOFF_SECONDS: i64 = 3600;
 /// While one sender holds a delivery (longer than an attempt may take), nobody else sends it.
