@@ -10,6 +10,7 @@ use spin_sdk::http::{
 use crate::api::{self, Api, CsvPages};
 use crate::error::{ApiError, Code};
 use crate::platform::LargeBody;
+use crate::platform::config::{Config, DatabaseConfig};
 use crate::platform::spin::{SpinBackend, SpinOutbound, config};
 use crate::platform::storage::{Chunks, Storage};
 
@@ -19,11 +20,12 @@ use crate::platform::storage::{Chunks, Storage};
 /// is refused with 413 before it is read whole, before routing and authentication. A body that
 /// may be larger than a JSON body (a media file) is read only once its sender may upload it.
 pub async fn serve(api: Api, req: IncomingRequest, out: ResponseOutparam) {
-    let storage = Storage::new(SpinBackend);
-    let response = match config() {
+    let config = config();
+    let storage = spin_storage(&config);
+    let response = match &config {
         Ok(config) => {
             let early = |head: &http::request::Parts| {
-                api::before_large_body(api, head, &storage, &config, chrono::Utc::now())
+                api::before_large_body(api, head, &storage, config, chrono::Utc::now())
             };
             match read(req, api::body_limit, early).await {
                 Ok(req) => api::handle(
@@ -31,7 +33,7 @@ pub async fn serve(api: Api, req: IncomingRequest, out: ResponseOutparam) {
                     req,
                     &storage,
                     &SpinOutbound,
-                    &config,
+                    config,
                     chrono::Utc::now(),
                 ),
                 Err(mut answer) => {
@@ -40,7 +42,7 @@ pub async fn serve(api: Api, req: IncomingRequest, out: ResponseOutparam) {
                 }
             }
         }
-        Err(e) => api::problem(&e),
+        Err(e) => api::problem(e),
     };
     send(out, response, &storage);
     api::after_response(&storage, &SpinOutbound, chrono::Utc::now());
@@ -49,30 +51,36 @@ pub async fn serve(api: Api, req: IncomingRequest, out: ResponseOutparam) {
 /// Serves one request of the web console with Spin's stores, variables and clock, its body
 /// bounded as the API's are, and an upload read only from a signed-in browser.
 pub async fn serve_console(req: IncomingRequest, out: ResponseOutparam) {
-    let storage = Storage::new(SpinBackend);
-    let response = match config() {
+    let config = config();
+    let storage = spin_storage(&config);
+    let response = match &config {
         Ok(config) => {
             let early = |head: &http::request::Parts| {
-                crate::console::before_large_body(head, &storage, &config, chrono::Utc::now())
+                crate::console::before_large_body(head, &storage, config, chrono::Utc::now())
             };
             match read(req, crate::console::body_limit, early).await {
-                Ok(req) => crate::console::handle(
-                    req,
-                    &storage,
-                    &SpinOutbound,
-                    &config,
-                    chrono::Utc::now(),
-                ),
+                Ok(req) => {
+                    crate::console::handle(req, &storage, &SpinOutbound, config, chrono::Utc::now())
+                }
                 Err(mut answer) => {
                     config.secure(&mut answer);
                     answer
                 }
             }
         }
-        Err(e) => api::problem(&e),
+        Err(e) => api::problem(e),
     };
     send(out, response, &storage);
     api::after_response(&storage, &SpinOutbound, chrono::Utc::now());
+}
+
+/// The stores of one request, as the deployment's variables choose them (Spin's SQLite when
+/// they cannot be read: the request is then answered with the configuration's problem).
+fn spin_storage(config: &Result<Config, ApiError>) -> Storage {
+    let database = config
+        .as_ref()
+        .map_or(&DatabaseConfig::Sqlite, |c| &c.database);
+    Storage::new(SpinBackend::new(database))
 }
 
 /// The request as a handler takes it, its body read up to `limit`'s for its method and path; or
@@ -230,7 +238,7 @@ fn send(out: ResponseOutparam, response: http::Response<Vec<u8>>, storage: &Stor
 /// timestamp as "now"; its report as JSON.
 pub fn scheduled_bill_run(timestamp: u64) -> Result<String, String> {
     let config = config().map_err(|e| e.detail)?;
-    let storage = Storage::new(SpinBackend);
+    let storage = Storage::new(SpinBackend::new(&config.database));
     let now = i64::try_from(timestamp)
         .ok()
         .and_then(|t| chrono::DateTime::from_timestamp(t, 0))

@@ -173,6 +173,9 @@ pub enum Code {
     // 500: never carries internals in its detail.
     /// Our failure; the detail never carries internals.
     Internal,
+    // 503: the request changed nothing and may be retried after `Retry-After` seconds.
+    /// The database (or the key-value store) cannot be reached right now.
+    StorageUnavailable,
 }
 
 impl Code {
@@ -257,6 +260,7 @@ impl Code {
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             PlatformSourceUnavailable => StatusCode::BAD_GATEWAY,
             Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            StorageUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -369,6 +373,20 @@ impl ApiError {
         )
     }
 
+    /// 503: the database server cannot be reached, or keeps undoing the transaction. Nothing was
+    /// written; the cause goes to the log. `Retry-After` says when to try again.
+    pub fn unavailable(cause: impl std::fmt::Display) -> Self {
+        eprintln!("storage unavailable: {cause}");
+        Self {
+            retry_after: Some(STORAGE_RETRY_AFTER_SECONDS),
+            ..Self::new(
+                Code::StorageUnavailable,
+                "the database cannot be reached right now; nothing was changed, retry after the \
+                 Retry-After seconds",
+            )
+        }
+    }
+
     /// The HTTP status, from the code.
     pub fn status(&self) -> StatusCode {
         self.code.status()
@@ -388,6 +406,10 @@ impl ApiError {
         serde_json::to_vec(&body).expect("a JSON value always serializes")
     }
 }
+
+/// The `Retry-After` of a 503: a PostgreSQL restart takes a few seconds, a failover longer; a
+/// client that retries sooner is answered 503 again, at no cost to anyone.
+const STORAGE_RETRY_AFTER_SECONDS: u64 = 1;
 
 /// The result of every domain operation.
 pub type ApiResult<T> = Result<T, ApiError>;

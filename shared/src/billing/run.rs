@@ -349,8 +349,11 @@ fn write_batch(
     now: DateTime<Utc>,
 ) -> Result<(Vec<Bill>, Vec<Failure>), BatchError> {
     // Price first, from the usage stored so far plus what the platform measured: nothing can be
-    // added meanwhile (this transaction holds the write lock, and pushes check the cursor). An
-    // instance whose usage cannot be priced is reported and keeps its cursor.
+    // added meanwhile (this transaction holds the write lock on SQLite, the batch's cursors on
+    // PostgreSQL, and pushes check the cursor while they hold it). An instance whose usage
+    // cannot be priced is reported and keeps its cursor.
+    let ids: Vec<&str> = batch.iter().map(|p| p.instance.id.as_str()).collect();
+    store::lock_cursors(db, &ids)?;
     let periods: Vec<(&str, i64)> = batch
         .iter()
         .map(|p| (p.instance.id.as_str(), p.period.start.timestamp()))

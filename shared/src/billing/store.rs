@@ -12,7 +12,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::orders::ledger::Cents;
 use crate::period::Period;
 use crate::platform::clock::rfc3339;
-use crate::platform::storage::{Database, Row, Value};
+use crate::platform::storage::{Database, Row, RowLock, StorageError, Value, lock_rows};
 
 /// A cursor due for billing: its instance and the period start it stands on.
 pub(crate) struct DueCursor {
@@ -52,6 +52,21 @@ pub(crate) fn due_cursors(
         .collect()
 }
 
+/// Locks the cursors of these instances until the caller's transaction ends, in one order
+/// (theirs: no two runs can each hold a cursor the other waits for). A push stores records only
+/// while it holds its instance's cursor (shared), so once these are held no push of their
+/// instances is in flight, and none starts until the transaction ends: the usage a run reads
+/// after this is all there will be of the periods it bills (ARCHITECTURE.md, Concurrency).
+/// Nothing to do on SQLite, where the run's transaction holds the database's write lock.
+pub(crate) fn lock_cursors(db: &dyn Database, instance_ids: &[&str]) -> Result<(), StorageError> {
+    lock_rows(
+        db,
+        ("billing_cursors", "instance_id"),
+        instance_ids,
+        RowLock::Exclusive,
+    )
+}
+
 /// One cursor move: off `from` (a period start) onto `next_start`, closing at `next_close`
 /// (`None` once the instance is fully billed).
 pub(crate) struct CursorMove<'a> {
@@ -84,7 +99,11 @@ pub(crate) fn move_cursors(db: &dyn Database, moves: &[CursorMove]) -> ApiResult
                  FROM (VALUES {}) AS v
                  WHERE c.instance_id = v.column1 AND c.next_period_start = v.column2
                  RETURNING instance_id",
-                vec!["(?, ?, ?, ?)"; chunk.len()].join(", ")
+                vec![
+                    "(CAST(? AS TEXT), CAST(? AS BIGINT), CAST(? AS BIGINT), CAST(? AS BIGINT))";
+                    chunk.len()
+                ]
+                .join(", ")
             ),
             &params,
         )?;
@@ -198,7 +217,7 @@ pub(crate) fn find(
     let rows = db.execute(
         &format!(
             "SELECT {COLUMNS} FROM bills WHERE id = ?1
-               AND (?2 IS NULL OR owner_id = ?2) AND (?3 IS NULL OR provider_id = ?3)"
+               AND (CAST(?2 AS TEXT) IS NULL OR owner_id = ?2) AND (CAST(?3 AS TEXT) IS NULL OR provider_id = ?3)"
         ),
         &[id.into(), owner.into(), provider.into()],
     )?;
@@ -220,12 +239,12 @@ pub(crate) fn list(
     let rows = db.execute(
         &format!(
             "SELECT {COLUMNS} FROM bills
-             WHERE (?1 IS NULL OR owner_id = ?1) AND (?2 IS NULL OR provider_id = ?2)
-               AND (?3 IS NULL OR instance_id = ?3) AND period_start >= ?4 AND period_start < ?5
-               AND (?6 IS NULL OR (period_start, rowid) >
+             WHERE (CAST(?1 AS TEXT) IS NULL OR owner_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR provider_id = ?2)
+               AND (CAST(?3 AS TEXT) IS NULL OR instance_id = ?3) AND period_start >= ?4 AND period_start < ?5
+               AND (CAST(?6 AS TEXT) IS NULL OR (period_start, rowid) >
                                   (SELECT period_start, rowid FROM bills WHERE id = ?6
-                                   AND (?1 IS NULL OR owner_id = ?1)
-                                   AND (?2 IS NULL OR provider_id = ?2)))
+                                   AND (CAST(?1 AS TEXT) IS NULL OR owner_id = ?1)
+                                   AND (CAST(?2 AS TEXT) IS NULL OR provider_id = ?2)))
              ORDER BY period_start, rowid LIMIT ?7"
         ),
         &[
@@ -330,7 +349,7 @@ pub(crate) fn write_offs_of(
         &format!(
             "SELECT {WRITE_OFF_COLUMNS} FROM write_offs
              WHERE instance_id = ?1
-               AND (?2 IS NULL OR period_start >
+               AND (CAST(?2 AS TEXT) IS NULL OR period_start >
                     (SELECT period_start FROM write_offs WHERE id = ?2 AND instance_id = ?1))
              ORDER BY period_start LIMIT ?3"
         ),

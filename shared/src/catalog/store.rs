@@ -7,7 +7,7 @@ use crate::catalog::CatalogFilter;
 use crate::catalog::delisting::ListingChange;
 use crate::error::{ApiError, ApiResult};
 use crate::platform::clock::rfc3339;
-use crate::platform::storage::{Database, Row, enum_from_str};
+use crate::platform::storage::{Database, Dialect, Row, enum_from_str};
 
 pub(crate) fn insert_entry(
     db: &dyn Database,
@@ -68,14 +68,27 @@ pub(crate) fn list(
     after: Option<&str>,
     limit: usize,
 ) -> ApiResult<Vec<Value>> {
+    let (tagged, containing) = match db.dialect() {
+        Dialect::Sqlite => (
+            "SELECT 1 FROM json_each(tags) WHERE value = ?2",
+            "instr(search_text, ?3) > 0",
+        ),
+        Dialect::Postgres => (
+            "SELECT 1 FROM json_array_elements_text(CAST(tags AS JSON)) AS t(value) WHERE value = ?2",
+            "strpos(search_text, ?3) > 0",
+        ),
+    };
     let rows = db.execute(
-        "SELECT summary, published_at FROM catalog_entries
-         WHERE (?1 IS NULL OR category = ?1)
-           AND (?2 IS NULL OR EXISTS (SELECT 1 FROM json_each(tags) WHERE value = ?2))
-           AND (?3 IS NULL OR instr(search_text, ?3) > 0)
-           AND (?4 IS NULL OR product_id > ?4)
-           AND NOT EXISTS (SELECT 1 FROM delistings d WHERE d.product_id = catalog_entries.product_id)
-         ORDER BY product_id LIMIT ?5",
+        &format!(
+            "SELECT summary, published_at FROM catalog_entries
+             WHERE (CAST(?1 AS TEXT) IS NULL OR category = ?1)
+               AND (CAST(?2 AS TEXT) IS NULL OR EXISTS ({tagged}))
+               AND (CAST(?3 AS TEXT) IS NULL OR {containing})
+               AND (CAST(?4 AS TEXT) IS NULL OR product_id > ?4)
+               AND NOT EXISTS (SELECT 1 FROM delistings d
+                               WHERE d.product_id = catalog_entries.product_id)
+             ORDER BY product_id LIMIT ?5"
+        ),
         &[
             filter.category.clone().into(),
             filter.tag.clone().into(),
@@ -130,8 +143,10 @@ fn log_listing_change(
     at: i64,
 ) -> ApiResult<()> {
     db.execute(
-        "INSERT INTO delisting_log (product_id, seq, action, actor_id, actor_role, reason, at)
-         SELECT ?1, COALESCE(MAX(seq), 0) + 1, ?2, ?3, ?4, ?5, ?6
+        "INSERT INTO delisting_log
+             (product_id, seq, action, actor_id, actor_role, reason, changed_at)
+         SELECT CAST(?1 AS TEXT), COALESCE(MAX(seq), 0) + 1, CAST(?2 AS TEXT), CAST(?3 AS TEXT),
+                CAST(?4 AS TEXT), CAST(?5 AS TEXT), CAST(?6 AS BIGINT)
          FROM delisting_log WHERE product_id = ?1",
         &[
             product_id.into(),
@@ -194,7 +209,7 @@ pub(crate) fn relist(
 /// Every delisting and relisting of a product, oldest first.
 pub(crate) fn listing_log(db: &dyn Database, product_id: &str) -> ApiResult<Vec<ListingChange>> {
     let rows = db.execute(
-        "SELECT action, actor_id, actor_role, reason, at FROM delisting_log
+        "SELECT action, actor_id, actor_role, reason, changed_at FROM delisting_log
          WHERE product_id = ? ORDER BY seq",
         &[product_id.into()],
     )?;

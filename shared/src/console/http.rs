@@ -202,9 +202,13 @@ pub(crate) fn asset(req: &Req, content_type: &str, etag: &str, bytes: &[u8]) -> 
 /// The API's own problem document, for `/api/...` paths no API route took: a client of the API
 /// gets the API's answer, not a page.
 pub(crate) fn problem(err: &ApiError) -> Resp {
-    Response::builder()
+    let mut builder = Response::builder()
         .status(err.status())
-        .header(header::CONTENT_TYPE, "application/problem+json")
+        .header(header::CONTENT_TYPE, "application/problem+json");
+    if let Some(seconds) = err.retry_after {
+        builder = builder.header(header::RETRY_AFTER, seconds);
+    }
+    builder
         .body(err.to_problem_json())
         .expect("static headers are valid")
 }

@@ -128,7 +128,7 @@ pub(crate) fn ok(chrome: &Chrome, title: &str, content: Markup) -> Resp {
 }
 
 /// The page of a refusal or failure, with its status: 404 for what is missing or another
-/// tenant's, 403 for another role's page, 500 without internals.
+/// tenant's, 403 for another role's page, 500 without internals, 503 with `Retry-After`.
 pub(crate) fn error_page(chrome: &Chrome, err: &ApiError) -> Resp {
     let title = match err.code {
         Code::NotFound => "Not found",
@@ -137,6 +137,7 @@ pub(crate) fn error_page(chrome: &Chrome, err: &ApiError) -> Resp {
         Code::MethodNotAllowed => "Not a form here",
         Code::Internal => "Something went wrong",
         Code::TooManyRequests => "Too many attempts",
+        Code::StorageUnavailable => "Try again in a moment",
         _ => "Not done",
     };
     let content = html! {

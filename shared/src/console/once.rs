@@ -30,7 +30,7 @@ pub(crate) fn submit(
     chrome: &Chrome,
     me: &Principal,
     guard: Guard,
-    serve: impl FnOnce() -> ApiResult<Resp>,
+    serve: impl Fn() -> ApiResult<Resp>,
 ) -> ApiResult<Resp> {
     let Some(token) = form::field(req, FIELD) else {
         return serve();

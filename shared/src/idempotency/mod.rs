@@ -6,7 +6,7 @@
 //!
 //! A request that writes in one transaction runs inside the transaction that records its key, so
 //! its effect and its recorded response commit together or not at all, and a concurrent retry
-//! waits for the first and then replays it. A bill run commits batch by batch and reads the
+//! waits for the first (the key's lock, `serialize_on`) and then replays it. A bill run commits batch by batch and reads the
 //! network between them, so it is not wrapped: it is idempotent by construction (each period is
 //! billed once), and its report is recorded after the run for the retries to replay.
 //!
@@ -29,7 +29,7 @@ use sha2::{Digest, Sha256};
 use chrono::{DateTime, Utc};
 
 use crate::error::{ApiError, ApiResult, Code};
-use crate::platform::storage::{Database, StorageError, transaction};
+use crate::platform::storage::{Database, StorageError, serialize_on, transaction};
 
 /// A response, the API's or the console's.
 pub(crate) type Resp = http::Response<Vec<u8>>;
@@ -105,7 +105,7 @@ pub(crate) fn run(
     fingerprint: &str,
     guard: Guard,
     now: DateTime<Utc>,
-    serve: impl FnOnce() -> Resp,
+    serve: impl Fn() -> Resp,
 ) -> ApiResult<Resp> {
     let replay = |db: &dyn Database| -> ApiResult<Option<Resp>> {
         match store::find(db, principal_id, key, now.timestamp() - LIFETIME)? {
@@ -130,6 +130,11 @@ pub(crate) fn run(
     match guard {
         Guard::Atomic => {
             let outcome = transaction(db, |db| {
+                // A retry racing the first request waits here for it to commit, then replays.
+                serialize_on(
+                    db,
+                    &format!("idempotency key {principal_id} {}", key.as_str()),
+                )?;
                 if let Some(saved) = replay(db)? {
                     return Ok(saved);
                 }
@@ -160,10 +165,11 @@ pub(crate) fn run(
             }
             // Should a retry have run at the same time and recorded first, its response is the
             // one every later retry gets: answer with it too.
-            transaction(db, |db| {
+            let recorded = transaction(db, |db| {
                 record(db, &response)?;
-                Ok(replay(db)?.unwrap_or(response))
-            })
+                replay(db)
+            })?;
+            Ok(recorded.unwrap_or(response))
         }
     }
 }

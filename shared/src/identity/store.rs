@@ -96,7 +96,7 @@ pub(crate) fn list(
     let rows = db.execute(
         &format!(
             "SELECT {COLUMNS} FROM principals
-             WHERE (?1 IS NULL OR role = ?1) AND (?2 IS NULL OR id > ?2)
+             WHERE (CAST(?1 AS TEXT) IS NULL OR role = ?1) AND (CAST(?2 AS TEXT) IS NULL OR id > ?2)
              ORDER BY id LIMIT ?3"
         ),
         &[

@@ -14,7 +14,7 @@ use crate::listing::{
 };
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::new_id;
-use crate::platform::storage::{Database, Row, StorageError};
+use crate::platform::storage::{Database, Dialect, Row, RowLock, StorageError, lock_rows};
 
 const COLUMNS: &str = "id, service_id, provider_id, status, created_at, updated_at";
 
@@ -96,7 +96,7 @@ pub(crate) fn find_product_unscoped(db: &dyn Database, id: &str) -> ApiResult<Pr
 fn find_scoped(db: &dyn Database, id: &str, provider: Option<String>) -> ApiResult<Product> {
     let rows = db.execute(
         &format!(
-            "SELECT {COLUMNS} FROM products WHERE id = ?1 AND (?2 IS NULL OR provider_id = ?2)"
+            "SELECT {COLUMNS} FROM products WHERE id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR provider_id = ?2)"
         ),
         &[id.into(), provider.into()],
     )?;
@@ -116,8 +116,8 @@ pub(crate) fn list_products(
     let rows = db.execute(
         &format!(
             "SELECT {COLUMNS} FROM products
-             WHERE (?1 IS NULL OR provider_id = ?1) AND (?2 IS NULL OR status = ?2)
-               AND (?3 IS NULL OR id > ?3)
+             WHERE (CAST(?1 AS TEXT) IS NULL OR provider_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR status = ?2)
+               AND (CAST(?3 AS TEXT) IS NULL OR id > ?3)
              ORDER BY id LIMIT ?4"
         ),
         &[
@@ -133,9 +133,22 @@ pub(crate) fn list_products(
         .collect::<Result<_, _>>()?)
 }
 
+/// Locks the product's row until the caller's transaction ends ([`lock_rows`]), before it reads
+/// what it decides on: `Exclusive` for a submission's checks of the listing or a sales
+/// setting's status check (an edit of the listing, which writes the row first,
+/// [`lock_for_edit`], waits for it, or it for the edit); `Shared` for an order, which needs the
+/// product's status to hold until it commits (a publication, which releases the test
+/// instances, waits for the test orders in flight) while other orders go on.
+pub(crate) fn lock_product(db: &dyn Database, product_id: &str, how: RowLock) -> ApiResult<()> {
+    Ok(lock_rows(db, ("products", "id"), &[product_id], how)?)
+}
+
 /// Re-reads the product's status inside the caller's transaction and refuses the edit (409) when
 /// the listing is frozen; returns the status. Checking inside the transaction means a submission
-/// that commits first cannot be followed by an edit of the listing under review.
+/// that commits first cannot be followed by an edit of the listing under review. The product's
+/// row is written first (its edit time), so the status is read with the row locked, as it is
+/// once any concurrent submission committed (on PostgreSQL, where writers run at once); a
+/// refusal rolls the write back with the transaction.
 pub(crate) fn lock_for_edit(
     db: &dyn Database,
     product_id: &str,
@@ -143,8 +156,8 @@ pub(crate) fn lock_for_edit(
     now: DateTime<Utc>,
 ) -> ApiResult<ProductStatus> {
     let rows = db.execute(
-        "SELECT status FROM products WHERE id = ?",
-        &[product_id.into()],
+        "UPDATE products SET updated_at = ? WHERE id = ? RETURNING status",
+        &[rfc3339(now).into(), product_id.into()],
     )?;
     let status = rows
         .first()
@@ -155,10 +168,6 @@ pub(crate) fn lock_for_edit(
     if let Some(refusal) = status.refusal(edit) {
         return Err(refusal);
     }
-    db.execute(
-        "UPDATE products SET updated_at = ? WHERE id = ?",
-        &[rfc3339(now).into(), product_id.into()],
-    )?;
     Ok(status)
 }
 
@@ -245,12 +254,22 @@ pub(crate) fn step_data(
 ) -> ApiResult<Option<serde_json::Value>> {
     // One step's data, not the whole listing: the usual reader is a push, which needs only the
     // pricing terms, and descriptions and agreements can be long.
+    // PostgreSQL's JSON cannot take a member out of a text holding `\u0000`: there the whole
+    // stored step is read, and its data taken out here.
+    let (column, whole) = match db.dialect() {
+        Dialect::Sqlite => ("data -> '$.data'", false),
+        Dialect::Postgres => ("data", true),
+    };
     db.execute(
-        "SELECT data -> '$.data' FROM product_steps WHERE product_id = ?1 AND step = ?2",
+        &format!("SELECT {column} FROM product_steps WHERE product_id = ?1 AND step = ?2"),
         &[product_id.into(), step.as_str().into()],
     )?
     .first()
-    .map(|row| serde_json::from_str(&row.text(0)?).map_err(ApiError::internal))
+    .map(|row| {
+        let mut data: serde_json::Value =
+            serde_json::from_str(&row.text(0)?).map_err(ApiError::internal)?;
+        Ok(if whole { data["data"].take() } else { data })
+    })
     .transpose()
 }
 
@@ -410,7 +429,7 @@ fn find_service_scoped(
 ) -> ApiResult<Service> {
     let rows = db.execute(
         "SELECT id, provider_id, spec, created_at FROM services
-         WHERE id = ?1 AND (?2 IS NULL OR provider_id = ?2)",
+         WHERE id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR provider_id = ?2)",
         &[id.into(), provider.into()],
     )?;
     match rows.first() {
@@ -427,7 +446,7 @@ pub(crate) fn list_services(
 ) -> ApiResult<Vec<Service>> {
     let rows = db.execute(
         "SELECT id, provider_id, spec, created_at FROM services
-         WHERE (?1 IS NULL OR provider_id = ?1) AND (?2 IS NULL OR id > ?2)
+         WHERE (CAST(?1 AS TEXT) IS NULL OR provider_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR id > ?2)
          ORDER BY id LIMIT ?3",
         &[
             scope(caller).into(),

@@ -10,19 +10,29 @@ use rust_decimal::Decimal;
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::metering::{Stored, StoredUsage, UsageRecord, amount};
 use crate::platform::clock::rfc3339;
-use crate::platform::storage::{Database, Row, StorageError, Value as SqlValue};
+use crate::platform::storage::{Database, Dialect, Row, StorageError, Value as SqlValue};
 
 /// When the instance was released (Unix seconds), if it was, and the start of its first period
 /// not yet billed (its billing cursor), if it has one: what closes it to usage, in one query.
+/// Inside the caller's transaction; on PostgreSQL both rows are locked (shared) until it ends,
+/// so a release or a bill run of the instance waits for the records to commit (ARCHITECTURE.md,
+/// Concurrency).
 pub(crate) fn open_until(
     db: &dyn Database,
     instance_id: &str,
 ) -> ApiResult<(Option<i64>, Option<i64>)> {
-    let rows = db.execute(
-        "SELECT (SELECT unixepoch(released_at) FROM instances WHERE id = ?1),
-                (SELECT next_period_start FROM billing_cursors WHERE instance_id = ?1)",
-        &[instance_id.into()],
-    )?;
+    let sql = match db.dialect() {
+        Dialect::Sqlite => {
+            "SELECT (SELECT unixepoch(released_at) FROM instances WHERE id = ?1),
+                    (SELECT next_period_start FROM billing_cursors WHERE instance_id = ?1)"
+        }
+        Dialect::Postgres => {
+            "SELECT (SELECT CAST(floor(extract(epoch FROM CAST(released_at AS TIMESTAMPTZ))) AS BIGINT)
+                     FROM instances WHERE id = ?1 FOR SHARE),
+                    (SELECT next_period_start FROM billing_cursors WHERE instance_id = ?1 FOR SHARE)"
+        }
+    };
+    let rows = db.execute(sql, &[instance_id.into()])?;
     let row = rows
         .first()
         .ok_or_else(|| ApiError::internal("a scalar query returned no row"))?;
@@ -49,6 +59,21 @@ const INSERT_ARRIVAL: &str = "INSERT INTO usage_records (instance_id, item_code,
     SELECT ?1, r.value ->> 0, r.value ->> 1, r.value ->> 2, r.value ->> 3, r.value ->> 4,
            r.value ->> 5, ?2, ?3, ?4
     FROM json_each(?5) AS r";
+
+/// [`INSERT_ARRIVAL`] in PostgreSQL's words: `->>` gives text there, cast to the columns' type.
+const INSERT_ARRIVAL_POSTGRES: &str = "INSERT INTO usage_records (instance_id, item_code,
+        start_time, end_time, value, scale, period_start, source, request_id, received_at)
+    SELECT ?1, r.value ->> 0, CAST(r.value ->> 1 AS BIGINT), CAST(r.value ->> 2 AS BIGINT),
+           CAST(r.value ->> 3 AS BIGINT), CAST(r.value ->> 4 AS BIGINT),
+           CAST(r.value ->> 5 AS BIGINT), ?2, ?3, ?4
+    FROM json_array_elements(CAST(CAST(?5 AS TEXT) AS JSON)) AS r";
+
+fn insert_arrival(db: &dyn Database) -> &'static str {
+    match db.dialect() {
+        Dialect::Sqlite => INSERT_ARRIVAL,
+        Dialect::Postgres => INSERT_ARRIVAL_POSTGRES,
+    }
+}
 
 impl Arrival<'_> {
     /// `?1` to `?5` of [`INSERT_ARRIVAL`]. The rows travel as one JSON parameter,
@@ -100,27 +125,37 @@ pub(crate) fn insert_if_all_new(db: &dyn Database, arrival: &Arrival) -> ApiResu
     };
     let mut parameters = arrival.parameters();
     parameters.extend([latest_start.into(), earliest_period.into()]);
-    let inserted = db.execute(
-        &format!(
+    let sql = match db.dialect() {
+        Dialect::Sqlite => format!(
             "{INSERT_ARRIVAL}
              WHERE NOT EXISTS (SELECT 1 FROM instances
                                WHERE id = ?1 AND unixepoch(released_at) <= ?6)
                AND NOT EXISTS (SELECT 1 FROM billing_cursors
-                               WHERE instance_id = ?1 AND next_period_start > ?7)
-             RETURNING 0"
+                               WHERE instance_id = ?1 AND next_period_start > ?7)"
         ),
-        &parameters,
-    );
-    match inserted {
-        Ok(rows) if rows.len() == records.len() => Ok(Some(Stored {
-            accepted: rows.len(),
+        // Writers run at once here: the statement locks the instance's row and its cursor
+        // (shared, so pushes do not wait for each other), and reads them as they are once
+        // locked. A release or a bill run of the instance waits for this statement, and this
+        // one for them (ARCHITECTURE.md, Concurrency).
+        Dialect::Postgres => format!(
+            "WITH instance AS (SELECT released_at FROM instances WHERE id = ?1 FOR SHARE),
+                  cursor AS (SELECT next_period_start FROM billing_cursors
+                             WHERE instance_id = ?1 FOR SHARE)
+             {INSERT_ARRIVAL_POSTGRES}
+             WHERE NOT EXISTS (SELECT 1 FROM instance WHERE CAST(floor(extract(epoch FROM
+                                   CAST(released_at AS TIMESTAMPTZ))) AS BIGINT) <= ?6)
+               AND NOT EXISTS (SELECT 1 FROM cursor WHERE next_period_start > ?7)"
+        ),
+    };
+    match db.written(&sql, &parameters) {
+        Ok(n) if n == records.len() as u64 => Ok(Some(Stored {
+            accepted: records.len(),
             duplicates: 0,
         })),
-        Ok(rows) if rows.is_empty() => Ok(None),
+        Ok(0) => Ok(None),
         Err(e) if e.is_unique_violation() => Ok(None),
-        Ok(rows) => Err(ApiError::internal(format!(
-            "{} of {} records stored by an all-or-nothing insert",
-            rows.len(),
+        Ok(n) => Err(ApiError::internal(format!(
+            "{n} of {} records stored by an all-or-nothing insert",
             records.len()
         ))),
         Err(e) => Err(e.into()),
@@ -148,9 +183,10 @@ pub(crate) fn insert(db: &dyn Database, arrival: &Arrival) -> ApiResult<Stored> 
     } = arrival;
     let inserted = db.execute(
         &format!(
-            "{INSERT_ARRIVAL} WHERE true
+            "{} WHERE true
              ON CONFLICT (instance_id, item_code, source, start_time, end_time) DO NOTHING
-             RETURNING 0"
+             RETURNING 0",
+            insert_arrival(db)
         ),
         &arrival.parameters(),
     )?;
@@ -213,10 +249,19 @@ fn stored_values(
         .iter()
         .map(|r| serde_json::json!([r.item_code, r.start_time, r.end_time]))
         .collect();
+    let identities_of = match db.dialect() {
+        Dialect::Sqlite => "SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?3)",
+        Dialect::Postgres => {
+            "SELECT value ->> 0, CAST(value ->> 1 AS BIGINT), CAST(value ->> 2 AS BIGINT)
+             FROM json_array_elements(CAST(CAST(?3 AS TEXT) AS JSON))"
+        }
+    };
     db.execute(
-        "SELECT item_code, start_time, end_time, value, scale, request_id FROM usage_records
-         WHERE instance_id = ?1 AND source = ?2 AND (item_code, start_time, end_time) IN
-               (SELECT value ->> 0, value ->> 1, value ->> 2 FROM json_each(?3))",
+        &format!(
+            "SELECT item_code, start_time, end_time, value, scale, request_id FROM usage_records
+             WHERE instance_id = ?1 AND source = ?2
+               AND (item_code, start_time, end_time) IN ({identities_of})"
+        ),
         &[
             instance_id.into(),
             source.into(),
@@ -250,7 +295,7 @@ pub(crate) const USAGE_PAGE: &str =
     "SELECT item_code, start_time, end_time, value, period_start, source, received_at, scale
      FROM usage_records WHERE instance_id = ?1 AND period_start >= ?2 AND period_start < ?3
        AND (period_start, item_code, source, start_time, end_time) > (?4, ?5, ?6, ?7, ?8)
-       AND (?10 IS NULL OR item_code = ?10)
+       AND (CAST(?10 AS TEXT) IS NULL OR item_code = ?10)
      ORDER BY period_start, item_code, source, start_time, end_time LIMIT ?9";
 
 /// Up to `limit` records of an instance whose period starts in `[from, to)` (of `item` only,
@@ -320,7 +365,8 @@ pub(crate) fn period_totals(
     to: i64,
 ) -> ApiResult<Vec<(i64, String, Decimal)>> {
     let rows = db.execute(
-        "SELECT period_start, item_code, scale, SUM(value / 1000000000), SUM(value % 1000000000)
+        "SELECT period_start, item_code, scale, CAST(SUM(value / 1000000000) AS BIGINT),
+                CAST(SUM(value % 1000000000) AS BIGINT)
          FROM usage_records
          WHERE instance_id = ? AND period_start >= ? AND period_start < ?
          GROUP BY period_start, item_code, scale ORDER BY period_start, item_code",
@@ -358,8 +404,8 @@ pub(crate) fn totals_of_periods(
             params.extend(chunk.iter().map(|id| SqlValue::from(*id)));
             let rows = db.execute(
                 &format!(
-                    "SELECT instance_id, item_code, scale, SUM(value / 1000000000),
-                            SUM(value % 1000000000) FROM usage_records
+                    "SELECT instance_id, item_code, scale, CAST(SUM(value / 1000000000) AS BIGINT),
+                            CAST(SUM(value % 1000000000) AS BIGINT) FROM usage_records
                      WHERE period_start = ? AND instance_id IN ({})
                      GROUP BY instance_id, item_code, scale",
                     vec!["?"; chunk.len()].join(", ")

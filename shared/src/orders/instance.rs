@@ -175,6 +175,7 @@ pub(crate) fn perform(
     now: DateTime<Utc>,
 ) -> ApiResult<Instance> {
     transaction(db, |db| {
+        store::lock_instance(db, id)?;
         let instance = find(db, caller, id)?;
         let operator_release = caller.is_operator() && action == Action::Release;
         if instance.owner_id != caller.id && !operator_release {

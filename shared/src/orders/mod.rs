@@ -19,7 +19,7 @@ use crate::listing::steps::{AccessStep, AgreementStep, CategoryStep, PricingStep
 use crate::listing::{self, Product, ProductStatus, Step};
 use crate::period::{BillingPeriod, Period};
 use crate::platform::clock::rfc3339;
-use crate::platform::storage::{Database, transaction};
+use crate::platform::storage::{Database, RowLock, transaction};
 use crate::sales::{self, ItemSettings};
 use crate::webhook::{self, EventType, Tenants};
 use instance::Instance;
@@ -325,6 +325,7 @@ pub(crate) fn place(
     now: DateTime<Utc>,
 ) -> ApiResult<Placed> {
     transaction(db, |db| {
+        listing::store::lock_product(db, &req.product_id, RowLock::Shared)?;
         let p = purchasable(db, caller, &req.product_id)?;
         if req.accept_eula != Some(true) {
             return Err(invalid(

@@ -14,7 +14,9 @@ use crate::orders::{AcceptedEula, Choice, Purchasable};
 use crate::period::Period;
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::new_id;
-use crate::platform::storage::{Database, Row, StorageError, Value, enum_from_str, enum_to_str};
+use crate::platform::storage::{
+    Database, Dialect, Row, RowLock, StorageError, Value, enum_from_str, enum_to_str, lock_rows,
+};
 
 /// Writes an order, its running instance and the instance's first running interval; returns the
 /// order id and the instance.
@@ -209,6 +211,17 @@ pub(crate) fn find_instances(
 /// Ids per `IN (…)` list: below 999, the oldest SQLite limit on bound parameters.
 const IDS_PER_QUERY: usize = 500;
 
+/// Locks the instance's row until the caller's transaction ends, so its status is read as it
+/// is once concurrent actions and pushes of it have committed ([`lock_rows`]).
+pub(crate) fn lock_instance(db: &dyn Database, id: &str) -> ApiResult<()> {
+    Ok(lock_rows(
+        db,
+        ("instances", "id"),
+        &[id],
+        RowLock::Exclusive,
+    )?)
+}
+
 /// Moves an instance from `from` to `to` (compare-and-set: a concurrent action makes this one
 /// fail rather than act on a stale status) and closes or opens its running interval at `now`.
 pub(crate) fn move_instance(
@@ -219,7 +232,7 @@ pub(crate) fn move_instance(
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
     let moved = db.execute(
-        "UPDATE instances SET status = ?, released_at = CASE WHEN ? = 'released' THEN ? ELSE released_at END
+        "UPDATE instances SET status = ?, released_at = CASE WHEN CAST(? AS TEXT) = 'released' THEN ? ELSE released_at END
          WHERE id = ? AND status = ? RETURNING id",
         &[
             enum_to_str(&to).into(),
@@ -245,7 +258,14 @@ pub(crate) fn move_instance(
         }
         InstanceStatus::Stopped | InstanceStatus::Released => {
             db.execute(
-                "UPDATE instance_intervals SET ended_at = MAX(started_at, ?) WHERE instance_id = ? AND ended_at IS NULL",
+                &format!(
+                    "UPDATE instance_intervals SET ended_at = {}(started_at, ?)
+                     WHERE instance_id = ? AND ended_at IS NULL",
+                    match db.dialect() {
+                        Dialect::Sqlite => "MAX",
+                        Dialect::Postgres => "GREATEST",
+                    }
+                ),
                 &[at.into(), id.into()],
             )?;
         }
@@ -303,7 +323,8 @@ pub(crate) fn balance(db: &dyn Database, customer_id: &str) -> ApiResult<Option<
 /// parameters.
 const ROWS_PER_STATEMENT: usize = 100;
 
-/// The balances of these customers, creating the accounts that have no row yet at 0.
+/// The balances of these customers (sorted), creating the accounts that have no row yet at 0,
+/// and locking them for the caller's transaction.
 pub(crate) fn open_accounts(
     db: &dyn Database,
     customers: &[&str],
@@ -324,10 +345,15 @@ pub(crate) fn open_accounts(
             &params,
         )?;
         let ids: Vec<Value> = chunk.iter().map(|c| (*c).into()).collect();
+        // Locked until the caller's transaction ends, in the customers' order (the caller sorts
+        // them): a concurrent posting to one of these accounts waits, then reads the balance
+        // this one leaves.
         let rows = db.execute(
             &format!(
-                "SELECT customer_id, balance_cents FROM accounts WHERE customer_id IN ({})",
-                vec!["?"; chunk.len()].join(", ")
+                "SELECT customer_id, balance_cents FROM accounts WHERE customer_id IN ({})
+                 ORDER BY customer_id{}",
+                vec!["?"; chunk.len()].join(", "),
+                db.dialect().row_lock()
             ),
             &ids,
         )?;
@@ -384,7 +410,7 @@ pub(crate) fn set_balances(db: &dyn Database, balances: &[(&str, i64)], at: &str
             &format!(
                 "UPDATE accounts AS a SET balance_cents = v.column2, updated_at = ?
                  FROM (VALUES {}) AS v WHERE a.customer_id = v.column1",
-                vec!["(?, ?)"; chunk.len()].join(", ")
+                vec!["(CAST(? AS TEXT), CAST(? AS BIGINT))"; chunk.len()].join(", ")
             ),
             &params,
         )?;
@@ -420,7 +446,7 @@ pub(crate) fn ledger(
         "SELECT id, kind, amount_cents, balance_after_cents, reference, created_by, created_at
          FROM ledger_entries
          WHERE customer_id = ?1
-           AND (?2 IS NULL OR rowid < (SELECT rowid FROM ledger_entries WHERE id = ?2 AND customer_id = ?1))
+           AND (CAST(?2 AS TEXT) IS NULL OR rowid < (SELECT rowid FROM ledger_entries WHERE id = ?2 AND customer_id = ?1))
          ORDER BY rowid DESC LIMIT ?3",
         &[
             customer_id.into(),
@@ -441,8 +467,8 @@ pub(crate) fn list_instance_ids(
 ) -> ApiResult<Vec<String>> {
     let rows = db.execute(
         "SELECT id FROM instances
-         WHERE (?1 IS NULL OR owner_id = ?1) AND (?2 IS NULL OR provider_id = ?2)
-           AND (?3 IS NULL OR id > ?3)
+         WHERE (CAST(?1 AS TEXT) IS NULL OR owner_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR provider_id = ?2)
+           AND (CAST(?3 AS TEXT) IS NULL OR id > ?3)
          ORDER BY id LIMIT ?4",
         &[
             owner.into(),
@@ -454,14 +480,18 @@ pub(crate) fn list_instance_ids(
     Ok(rows.iter().map(|r| r.text(0)).collect::<Result<_, _>>()?)
 }
 
-/// A product's test instances not yet released, with their status.
+/// A product's test instances not yet released, with their status, locked for the caller's
+/// transaction (a customer's concurrent action waits, and then finds them released).
 pub(crate) fn live_test_instances(
     db: &dyn Database,
     product_id: &str,
 ) -> ApiResult<Vec<(String, InstanceStatus)>> {
     let rows = db.execute(
-        "SELECT id, status FROM instances
-         WHERE product_id = ? AND test = 1 AND status != 'released' ORDER BY id",
+        &format!(
+            "SELECT id, status FROM instances
+             WHERE product_id = ? AND test = 1 AND status != 'released' ORDER BY id{}",
+            db.dialect().row_lock()
+        ),
         &[product_id.into()],
     )?;
     rows.iter()

@@ -32,6 +32,9 @@ pub struct Config {
     pub webhook_hosts: Option<String>,
     /// How many days after a price increase it reaches existing instances.
     pub price_increase_notice_days: u32,
+    /// Where the system of record lives (the Spin components' database; the native tests choose
+    /// theirs themselves).
+    pub database: DatabaseConfig,
 }
 
 /// A positive whole number of a variable, or `default` when it is not set.
@@ -49,6 +52,106 @@ fn positive(
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("{name} must be a positive whole number, got {text:?}")),
     }
+}
+
+/// The database the components use: the `database` variable and, for PostgreSQL, its
+/// `postgres_*` variables.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseConfig {
+    /// Spin's SQLite database `default` (the embedded default: no server to run).
+    Sqlite,
+    /// A PostgreSQL server, shared by any number of hosts.
+    Postgres {
+        /// `host:port` (the components' `allowed_outbound_hosts` grant `postgres://` of it).
+        host: String,
+        /// The database's name.
+        database: String,
+        /// The role the app connects as.
+        user: String,
+        /// Its password (a secret variable); empty for none.
+        password: String,
+    },
+}
+
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DatabaseConfig::Sqlite => f.write_str("Sqlite"),
+            // The password never reaches a log.
+            DatabaseConfig::Postgres {
+                host,
+                database,
+                user,
+                ..
+            } => write!(f, "Postgres({user}@{host}/{database})"),
+        }
+    }
+}
+
+impl DatabaseConfig {
+    /// The PostgreSQL connection URL Spin opens (`postgres://user:password@host:port/database`,
+    /// each part percent-encoded); `None` for SQLite.
+    pub fn postgres_url(&self) -> Option<String> {
+        let DatabaseConfig::Postgres {
+            host,
+            database,
+            user,
+            password,
+        } = self
+        else {
+            return None;
+        };
+        let credentials = match password.as_str() {
+            "" => encode(user),
+            password => format!("{}:{}", encode(user), encode(password)),
+        };
+        Some(format!(
+            "postgres://{credentials}@{host}/{}",
+            encode(database)
+        ))
+    }
+
+    fn from_variables(get: &impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        match get("database").as_deref() {
+            None | Some("sqlite") => Ok(DatabaseConfig::Sqlite),
+            Some("postgres") => {
+                let host = get("postgres_host").unwrap_or_else(|| "127.0.0.1:5432".into());
+                let valid_host = host
+                    .rsplit_once(':')
+                    .is_some_and(|(name, port)| !name.is_empty() && port.parse::<u16>().is_ok());
+                if !valid_host {
+                    return Err(format!("postgres_host must be host:port, got {host:?}"));
+                }
+                let database = get("postgres_database").unwrap_or_else(|| "nestmarket".into());
+                let user = get("postgres_user").unwrap_or_else(|| "nestmarket".into());
+                if database.is_empty() || user.is_empty() {
+                    return Err("postgres_database and postgres_user must not be empty".into());
+                }
+                Ok(DatabaseConfig::Postgres {
+                    host,
+                    database,
+                    user,
+                    password: get("postgres_password").unwrap_or_default(),
+                })
+            }
+            Some(other) => Err(format!(
+                "database must be sqlite or postgres, got {other:?}"
+            )),
+        }
+    }
+}
+
+/// Percent-encodes a part of a URL's authority or path: every byte but letters, digits and
+/// `-._~`.
+fn encode(part: &str) -> String {
+    part.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 /// Parses a commission rate: a decimal in [0, 1) with at most 6 decimal places.
@@ -136,6 +239,7 @@ impl Config {
             }
         };
         Ok(Self {
+            database: DatabaseConfig::from_variables(&get)?,
             public_url,
             commission_rate,
             test_instance_limit: positive(&get, "test_instance_limit", 5)?,
@@ -173,6 +277,55 @@ mod tests {
             "+0.5",
         ] {
             assert!(commission_rate_exact(refused).is_none(), "{refused:?}");
+        }
+    }
+
+    fn database(vars: &[(&str, &str)]) -> Result<DatabaseConfig, String> {
+        DatabaseConfig::from_variables(&|name: &str| {
+            vars.iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn sqlite_is_the_default_and_postgres_is_chosen_by_its_variables() {
+        assert_eq!(database(&[]).unwrap(), DatabaseConfig::Sqlite);
+        assert_eq!(
+            database(&[("database", "sqlite")]).unwrap(),
+            DatabaseConfig::Sqlite
+        );
+        let pg = database(&[
+            ("database", "postgres"),
+            ("postgres_host", "db.internal:6432"),
+            ("postgres_database", "market"),
+            ("postgres_user", "app"),
+            ("postgres_password", "p@ss:w/rd"),
+        ])
+        .unwrap();
+        assert_eq!(
+            pg.postgres_url().unwrap(),
+            "postgres://app:p%40ss%3Aw%2Frd@db.internal:6432/market"
+        );
+        assert!(
+            !format!("{pg:?}").contains("p@ss"),
+            "the password is not logged"
+        );
+        let defaults = database(&[("database", "postgres")]).unwrap();
+        assert_eq!(
+            defaults.postgres_url().unwrap(),
+            "postgres://nestmarket@127.0.0.1:5432/nestmarket"
+        );
+    }
+
+    #[test]
+    fn a_wrong_database_variable_stops_the_deployment() {
+        assert!(database(&[("database", "mysql")]).is_err());
+        for host in ["localhost", ":5432", "db:port"] {
+            assert!(
+                database(&[("database", "postgres"), ("postgres_host", host)]).is_err(),
+                "{host}"
+            );
         }
     }
 }

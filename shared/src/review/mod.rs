@@ -14,7 +14,7 @@ use crate::listing::{self, Product, ProductStatus, Step};
 use crate::orders;
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::new_id;
-use crate::platform::storage::{Database, transaction};
+use crate::platform::storage::{Database, RowLock, transaction};
 use crate::sales;
 use crate::validate::Errors;
 use crate::webhook::{self, EventType, Tenants};
@@ -124,6 +124,7 @@ pub(crate) fn submit(
     now: DateTime<Utc>,
 ) -> ApiResult<Review> {
     transaction(db, |db| {
+        listing::store::lock_product(db, product_id, RowLock::Exclusive)?;
         let product = listing::store::find_product(db, provider, product_id)?;
         let to = transition(product.status, Event::Submit(stage))?;
         let service = listing::store::find_service(db, provider, &product.service_id)?;

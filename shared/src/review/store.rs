@@ -193,10 +193,10 @@ pub(crate) fn list(
     let rows = db.execute(
         &format!(
             "SELECT {COLUMNS} FROM reviews r JOIN products p ON p.id = r.product_id
-             WHERE (?1 IS NULL OR p.provider_id = ?1) AND (?2 IS NULL OR r.product_id = ?2)
-               AND (?3 IS NULL OR r.status = ?3)
-               AND (?4 IS NULL OR r.rowid > (SELECT r2.rowid FROM reviews r2 JOIN products p2 ON p2.id = r2.product_id
-                                    WHERE r2.id = ?4 AND (?1 IS NULL OR p2.provider_id = ?1)))
+             WHERE (CAST(?1 AS TEXT) IS NULL OR p.provider_id = ?1) AND (CAST(?2 AS TEXT) IS NULL OR r.product_id = ?2)
+               AND (CAST(?3 AS TEXT) IS NULL OR r.status = ?3)
+               AND (CAST(?4 AS TEXT) IS NULL OR r.rowid > (SELECT r2.rowid FROM reviews r2 JOIN products p2 ON p2.id = r2.product_id
+                                    WHERE r2.id = ?4 AND (CAST(?1 AS TEXT) IS NULL OR p2.provider_id = ?1)))
              ORDER BY r.rowid LIMIT ?5"
         ),
         &[

@@ -11,7 +11,7 @@ use crate::listing::ProductStatus;
 use crate::listing::service::{MAX_PLANS, MAX_TEMPLATES, ServiceSpec, Template};
 use crate::listing::steps::{BillableItem, PricingStep};
 use crate::listing::{self, Step};
-use crate::platform::storage::{Database, transaction};
+use crate::platform::storage::{Database, RowLock, transaction};
 
 mod prometheus;
 mod store;
@@ -395,6 +395,7 @@ pub(crate) fn configure(
     let service = listing::store::find_service(db, provider, &product.service_id)?;
     let setting = setting(&service.spec)?;
     transaction(db, |db| {
+        listing::store::lock_product(db, product_id, RowLock::Exclusive)?;
         let product = listing::store::find_product(db, provider, product_id)?;
         settings_refusal(product.status).map_or(Ok(()), Err)?;
         let pricing =

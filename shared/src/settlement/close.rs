@@ -21,7 +21,7 @@ use crate::platform::clock::rfc3339;
 use crate::platform::config::Config;
 use crate::platform::ids::new_id;
 use crate::platform::outbound::Outbound;
-use crate::platform::storage::{Database, transaction};
+use crate::platform::storage::{Database, serialize_on, transaction};
 use crate::settlement::{Instants, Month};
 use crate::webhook::{self, EventType, Tenants};
 
@@ -126,6 +126,9 @@ fn close_billed(
 ) -> ApiResult<Closing> {
     let at = rfc3339(now);
     let (span, written) = transaction(db, |db| {
+        // Racing closes take turns (on PostgreSQL, where writers run at once): the second sees
+        // the statements the first wrote, and writes none twice.
+        serialize_on(db, &format!("settlement close {month}"))?;
         let span = store::freeze_month(db, month, span_of(db, month, tz)?.0, &actor.id, &at)?;
         let waiting = store::unbilled_before(db, span.end, None)?;
         for u in &waiting {

@@ -198,7 +198,7 @@ pub(crate) fn unbilled_before(
          LEFT JOIN settlement_blocks b
            ON b.instance_id = c.instance_id AND b.period_start = c.next_period_start
          WHERE c.next_close_at IS NOT NULL AND c.next_period_start < ?1 AND i.test = 0
-           AND (?2 IS NULL OR i.provider_id = ?2)
+           AND (CAST(?2 AS TEXT) IS NULL OR i.provider_id = ?2)
          ORDER BY i.provider_id, c.instance_id",
         &[end.into(), scope.map(str::to_owned).into()],
     )?;
@@ -240,7 +240,7 @@ pub(crate) fn remember_block(
 /// One provider's products' fees and bill counts over a range of periods, read by the provider's
 /// index alone (`bills_by_provider_for_settlement`).
 pub(crate) const PROVIDER_FEES: &str =
-    "SELECT provider_id, product_id, SUM(product_fees_cents), COUNT(*) FROM bills
+    "SELECT provider_id, product_id, CAST(SUM(product_fees_cents) AS BIGINT), COUNT(*) FROM bills
      WHERE provider_id = ? AND period_start >= ? AND period_start < ? AND test = 0
      GROUP BY provider_id, product_id ORDER BY provider_id, product_id";
 
@@ -258,7 +258,7 @@ pub(crate) fn product_fees(
             &[provider_id.into(), span.start.into(), span.end.into()],
         )?,
         None => db.execute(
-            "SELECT provider_id, product_id, SUM(product_fees_cents), COUNT(*) FROM bills
+            "SELECT provider_id, product_id, CAST(SUM(product_fees_cents) AS BIGINT), COUNT(*) FROM bills
              WHERE period_start >= ? AND period_start < ? AND test = 0
              GROUP BY provider_id, product_id ORDER BY provider_id, product_id",
             &[span.start.into(), span.end.into()],
@@ -286,7 +286,7 @@ pub(crate) fn write_offs(
 ) -> ApiResult<Vec<(String, String, WrittenOffPeriod)>> {
     let rows = db.execute(
         "SELECT provider_id, product_id, instance_id, period_start, reason FROM write_offs
-         WHERE test = 0 AND (?1 IS NULL OR provider_id = ?1)
+         WHERE test = 0 AND (CAST(?1 AS TEXT) IS NULL OR provider_id = ?1)
            AND period_start >= ?2 AND period_start < ?3
          ORDER BY provider_id, product_id, period_start, instance_id",
         &[
@@ -393,7 +393,7 @@ pub(crate) fn statements(
 ) -> ApiResult<Vec<Statement>> {
     let rows = db.execute(
         &format!(
-            "SELECT {COLUMNS} FROM settlements WHERE month = ?1 AND (?2 IS NULL OR provider_id = ?2)
+            "SELECT {COLUMNS} FROM settlements WHERE month = ?1 AND (CAST(?2 AS TEXT) IS NULL OR provider_id = ?2)
              ORDER BY provider_id"
         ),
         &[month.to_string().into(), scope.map(str::to_owned).into()],

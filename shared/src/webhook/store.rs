@@ -127,7 +127,7 @@ pub(super) fn find(db: &dyn Database, id: &str, owner: Option<&str>) -> ApiResul
     let rows = db.execute(
         &format!(
             "SELECT {COLUMNS} FROM webhooks
-             WHERE id = ?1 AND deleted_at IS NULL AND (?2 IS NULL OR owner_id = ?2)"
+             WHERE id = ?1 AND deleted_at IS NULL AND (CAST(?2 AS TEXT) IS NULL OR owner_id = ?2)"
         ),
         &[id.into(), owner.into()],
     )?;
@@ -144,8 +144,8 @@ pub(super) fn list(
     let rows = db.execute(
         &format!(
             "SELECT {COLUMNS} FROM webhooks
-             WHERE deleted_at IS NULL AND (?1 IS NULL OR owner_id = ?1)
-               AND (?2 IS NULL OR id > ?2)
+             WHERE deleted_at IS NULL AND (CAST(?1 AS TEXT) IS NULL OR owner_id = ?1)
+               AND (CAST(?2 AS TEXT) IS NULL OR id > ?2)
              ORDER BY id LIMIT ?3"
         ),
         &[owner.into(), after.into(), (limit as i64).into()],
@@ -157,7 +157,7 @@ pub(super) fn list(
 pub(super) fn delete(db: &dyn Database, id: &str, owner: Option<&str>, at: i64) -> ApiResult<bool> {
     let rows = db.execute(
         "UPDATE webhooks SET deleted_at = ?3
-         WHERE id = ?1 AND deleted_at IS NULL AND (?2 IS NULL OR owner_id = ?2)
+         WHERE id = ?1 AND deleted_at IS NULL AND (CAST(?2 AS TEXT) IS NULL OR owner_id = ?2)
          RETURNING id",
         &[id.into(), owner.into(), at.into()],
     )?;
@@ -174,7 +174,7 @@ pub(super) fn deliveries(
     let rows = db.execute(
         "SELECT d.event_id, e.type, d.status, d.created_at, d.next_attempt_at
          FROM webhook_deliveries d JOIN webhook_events e ON e.id = d.event_id
-         WHERE d.webhook_id = ?1 AND (?2 IS NULL OR d.event_id < ?2)
+         WHERE d.webhook_id = ?1 AND (CAST(?2 AS TEXT) IS NULL OR d.event_id < ?2)
          ORDER BY d.event_id DESC LIMIT ?3",
         &[webhook_id.into(), after.into(), (limit as i64).into()],
     )?;

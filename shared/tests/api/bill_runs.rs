@@ -7,7 +7,7 @@ use std::cell::Cell;
 
 use nestmarket::platform::outbound::native::NativeOutbound;
 use nestmarket::platform::storage::{
-    Backend, Database, Row, Storage, StorageError, StorageErrorKind, Value as SqlValue,
+    Backend, Database, Dialect, Row, Storage, StorageError, StorageErrorKind, Value as SqlValue,
 };
 use nestmarket::{Principal, RunReport, bill_run};
 use serde_json::json;
@@ -53,6 +53,19 @@ impl Database for BusyDb {
             });
         }
         self.inner.execute(sql, params)
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.inner.dialect()
+    }
+
+    /// Through `execute`, so that the transaction's `BEGIN` can find the database busy.
+    fn begin(&self) -> Result<(), StorageError> {
+        let begin = match self.dialect() {
+            Dialect::Sqlite => "BEGIN IMMEDIATE",
+            Dialect::Postgres => "BEGIN",
+        };
+        self.execute(begin, &[]).map(drop)
     }
 }
 

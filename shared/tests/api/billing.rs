@@ -4,7 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use nestmarket::platform::outbound::native::NativeOutbound;
 use nestmarket::platform::storage::{
-    Backend, Database, Row, Storage, StorageError, Value as SqlValue,
+    Backend, Database, Dialect, Row, Storage, StorageError, Value as SqlValue,
 };
 use nestmarket::{Principal, bill_run};
 use proptest::prelude::*;
@@ -426,6 +426,22 @@ impl Database for FailingDb {
             }
         }
         self.inner.execute(sql, params)
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.inner.dialect()
+    }
+
+    fn begin(&self) -> Result<(), StorageError> {
+        self.inner.begin()
+    }
+
+    fn commit(&self) -> Result<(), StorageError> {
+        self.inner.commit()
+    }
+
+    fn rollback(&self) -> Result<(), StorageError> {
+        self.inner.rollback()
     }
 }
 

@@ -1,15 +1,21 @@
-//! Through the real runtime (issue 15): the app under `spin up`, driven over keep-alive HTTP
-//! connections as providers' meters, customers' pages and an operator's bill run would, next to
-//! the same pushes through the domain's handlers in-process (the native path), in one run.
+//! Through the real runtime (issues 15 and 21): the app under `spin up`, driven over keep-alive
+//! HTTP connections as providers' meters, customers' pages and an operator's bill run would, on
+//! three deployments in one run on one machine — SQLite on one host, PostgreSQL (and Redis) on
+//! one host, PostgreSQL on three hosts — next to the same pushes through the domain's handlers
+//! in-process (the native path, SQLite).
 //!
-//! - ingestion: `PushMeteringData` bodies of 100 fresh records, at 1 and 16 keep-alive
-//!   connections (records/s, p50, p99, max);
+//! - ingestion, closed loop: `PushMeteringData` bodies of 100 fresh records, at 1, 4 and 16
+//!   keep-alive connections, each sending its next push when the last is answered (records/s,
+//!   p50, p99, max);
+//! - ingestion, open loop: pushes offered at fixed rates whatever the answers, each push's
+//!   latency counted from the moment it was due, so a backlog shows (p50, p99, max);
 //! - reads at 16 connections: the categories, the catalog, an instance's usage, bills;
 //! - a bill run over 10,000 instance-periods, `POST /api/v1/billing/runs`.
 //!
-//! `cargo bench -p e2e` (needs `spin` on PATH, as the end-to-end tests do; `cargo bench` runs
-//! the native benches too); `THROUGH_SPIN=ingestion` (or `reads`, `bill-run`) runs one part.
-//! docs/BENCHMARKS.md has the numbers and the machine.
+//! `cargo bench -p e2e` (needs `spin` on PATH, and for PostgreSQL and Redis the variables
+//! `.ci/services start` prints, as the end-to-end tests do); `THROUGH_SPIN=ingestion` (or
+//! `open-loop`, `reads`, `bill-run`) runs one part, `THROUGH_SPIN_ON=sqlite` (or `postgres-1`,
+//! `postgres-3`) one deployment. docs/BENCHMARKS.md has the numbers and the machine.
 
 // Rates and timings are floats; no money is computed here.
 #![allow(clippy::float_arithmetic)]
@@ -28,7 +34,7 @@ use serde_json::json;
 use testkit::native::TestApp;
 use testkit::{Item, Market, Response, at};
 
-use harness::{HttpMarket, Manifest, SpinUp};
+use harness::{Deployment, HttpMarket, Manifest, Spin, SpinUp};
 use support::{invoked_by_cargo_bench, machine};
 
 const RECORDS_PER_PUSH: usize = 100;
@@ -43,74 +49,161 @@ const PUSHED_AT: &str = "2026-03-27T08:30:00Z";
 const BILLED_INSTANCES: usize = 10_000;
 const BILLED_ORDERED: &str = "2026-03-27T05:00:00Z";
 const BILLED_AS_OF: &str = "2026-03-27T07:00:00Z";
+/// The open loop's offered rates, in records per second (a push is 100 records), each for
+/// [`OPEN_LOOP_SECONDS`].
+const OFFERED: [usize; 4] = [10_000, 15_000, 20_000, 25_000];
+const OPEN_LOOP_SECONDS: usize = 10;
+/// Connections the open loop sends over: enough that a due push rarely waits for one.
+const OPEN_LOOP_CONNECTIONS: usize = 48;
+
+/// A deployment under test: its hosts, whose clients the load spreads over (worker `w` talks to
+/// host `w % hosts`).
+struct Target {
+    name: &'static str,
+    hosts: Vec<String>,
+    /// What runs the hosts, stopped when the target is dropped.
+    _running: (Option<Spin>, Option<Deployment>),
+}
+
+impl Target {
+    fn sqlite() -> Self {
+        let spin = SpinUp::new(Manifest::repo().without_cron()).start();
+        Target {
+            name: "SQLite, 1 host",
+            hosts: vec![spin.origin().to_owned()],
+            _running: (Some(spin), None),
+        }
+    }
+
+    fn postgres(hosts: usize, name: &'static str) -> Self {
+        let deployment = Deployment::start(&Manifest::repo().without_cron(), hosts, |up| up);
+        Target {
+            name,
+            hosts: deployment
+                .hosts()
+                .iter()
+                .map(|h| h.origin().to_owned())
+                .collect(),
+            _running: (None, Some(deployment)),
+        }
+    }
+
+    /// A client of host `w % hosts`, with connections of its own, at `now`.
+    fn client(&self, w: usize, now: &str) -> HttpMarket {
+        HttpMarket::new(&self.hosts[w % self.hosts.len()], harness::ADMIN_TOKEN).at(at(now))
+    }
+}
 
 fn main() {
     if !invoked_by_cargo_bench() {
         return;
     }
     println!("# Through Spin\n\nMachine: {}\n", machine());
-    let app = SpinUp::new(Manifest::repo().without_cron()).start();
-    let market = app.market();
-    let world = World::new(&market);
     let part = std::env::var("THROUGH_SPIN").ok();
     let runs = |name: &str| part.as_deref().is_none_or(|p| p == name);
+    let on = std::env::var("THROUGH_SPIN_ON").ok();
+    let deploys = |name: &str| on.as_deref().is_none_or(|d| d == name);
     if runs("ingestion") {
-        ingestion(&market, &world);
+        native_ingestion();
     }
-    if runs("reads") {
-        reads(&market, &world);
-    }
-    if runs("bill-run") {
-        bill_run(&market, &world);
+    for key in ["sqlite", "postgres-1", "postgres-3"] {
+        if !deploys(key) {
+            continue;
+        }
+        let target = match key {
+            "sqlite" => Target::sqlite(),
+            "postgres-1" => Target::postgres(1, "PostgreSQL, 1 host"),
+            _ => Target::postgres(3, "PostgreSQL, 3 hosts"),
+        };
+        println!("\n# {}\n", target.name);
+        let world = World::new(&target.client(0, ORDERED));
+        let mut pushed = 0;
+        if runs("ingestion") {
+            pushed = ingestion(&target, &world, pushed);
+        }
+        if runs("open-loop") {
+            pushed = open_loop(&target, &world, pushed);
+        }
+        world.check_stored(&target.client(0, PUSHED_AT), pushed);
+        if runs("reads") {
+            reads(&target, &world);
+        }
+        if runs("bill-run") {
+            bill_run(&target, &world);
+        }
     }
 }
 
-fn ingestion(market: &HttpMarket, world: &World) {
+/// The same pushes through the domain's handlers in-process, on SQLite: the native path.
+fn native_ingestion() {
     let native = NativeWorld::new();
-    println!("## Ingestion: 100-record pushes\n");
+    println!("## Ingestion in-process (native, SQLite): 100-record pushes, closed loop\n");
     println!("| path | connections | pushes | records/s | p50 | p99 | max |");
     println!("|---|---:|---:|---:|---:|---:|---:|");
-    let (mut next_push, mut next_native) = (0, 0);
+    let mut next = 0;
     for (connections, pushes) in [(1, 300), (4, 1_000), (16, 3_000)] {
-        let spin = run(
-            connections,
-            pushes,
-            |_| market.at(at(PUSHED_AT)),
-            |m, i| {
-                let body = world.push_body(next_push + i);
-                m.call_with_headers(
-                    "POST",
-                    "/api/v1/metering",
-                    Some(&world.provider),
-                    JSON,
-                    body,
-                )
-            },
-        );
-        next_push += pushes;
-        spin.print("spin up, keep-alive HTTP", connections, RECORDS_PER_PUSH);
         let native_run = run(
             connections,
             pushes,
             |_| &native.app,
-            |app, i| {
-                let body = native.push_body(next_native + i);
-                app.call_with_headers(
-                    "POST",
-                    "/api/v1/metering",
-                    Some(&native.provider),
-                    JSON,
-                    body,
-                )
-            },
+            |app, i| push(*app, &native.provider, native.push_body(next + i)),
         );
-        next_native += pushes;
+        next += pushes;
         native_run.print("in-process handler (native)", connections, RECORDS_PER_PUSH);
     }
-    world.check_stored(market, next_push);
 }
 
-fn reads(market: &HttpMarket, world: &World) {
+/// The closed loop: each connection sends its next push once the last is answered. Returns how
+/// many pushes were sent in all (`pushed` before).
+fn ingestion(target: &Target, world: &World, mut pushed: usize) -> usize {
+    println!("## Ingestion: 100-record pushes, closed loop\n");
+    println!("| deployment | connections | pushes | records/s | p50 | p99 | max |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for (connections, pushes) in [(1, 300), (4, 1_000), (16, 3_000)] {
+        let spin = run(
+            connections,
+            pushes,
+            |w| target.client(w, PUSHED_AT),
+            |m, i| push(m, &world.provider, world.push_body(pushed + i)),
+        );
+        pushed += pushes;
+        spin.print(target.name, connections, RECORDS_PER_PUSH);
+    }
+    pushed
+}
+
+/// The open loop: pushes due at a fixed rate, whatever the answers; each push's latency is from
+/// when it was due to its answer, so a push that waited for a connection, or behind others,
+/// counts its wait.
+fn open_loop(target: &Target, world: &World, mut pushed: usize) -> usize {
+    println!("\n## Ingestion: 100-record pushes, open loop ({OPEN_LOOP_SECONDS} s per rate)\n");
+    println!("| deployment | offered records/s | pushes | achieved records/s | p50 | p99 | max |");
+    println!("|---|---:|---:|---:|---:|---:|---:|");
+    for offered in OFFERED {
+        let per_second = offered / RECORDS_PER_PUSH;
+        let pushes = per_second * OPEN_LOOP_SECONDS;
+        let interval = Duration::from_secs(1) / u32::try_from(per_second).expect("a rate");
+        let result = run_paced(
+            OPEN_LOOP_CONNECTIONS,
+            pushes,
+            |w| target.client(w, PUSHED_AT),
+            Some(interval),
+            |m, i| push(m, &world.provider, world.push_body(pushed + i)),
+        );
+        pushed += pushes;
+        println!(
+            "| {} | {offered} | {pushes} | {:.0} | {} | {} | {} |",
+            target.name,
+            result.rate() * RECORDS_PER_PUSH as f64,
+            ms(result.quantile(0.5)),
+            ms(result.quantile(0.99)),
+            ms(result.quantile(1.0)),
+        );
+    }
+    pushed
+}
+
+fn reads(target: &Target, world: &World) {
     println!("\n## Reads\n");
     println!("| read | connections | requests | requests/s | mean | p50 | p99 | max |");
     println!("|---|---:|---:|---:|---:|---:|---:|---:|");
@@ -120,7 +213,7 @@ fn reads(market: &HttpMarket, world: &World) {
     let categories = run(
         1,
         500,
-        |_| market.on_real_clock(),
+        |w| target.client(w, PUSHED_AT),
         |m, _| m.call_with_headers("GET", "/api/v1/catalog/categories", None, &[], Vec::new()),
     );
     categories.print_reads("GET /api/v1/catalog/categories", 1);
@@ -149,16 +242,17 @@ fn reads(market: &HttpMarket, world: &World) {
         let reads = run(
             16,
             2_000,
-            |_| market.on_real_clock(),
+            |w| target.client(w, PUSHED_AT),
             |m, _| m.call_with_headers("GET", path, token, &[], Vec::new()),
         );
         reads.print_reads(what, 16);
     }
 }
 
-fn bill_run(market: &HttpMarket, world: &World) {
+fn bill_run(target: &Target, world: &World) {
     println!("\n## Bill run over HTTP\n");
-    let instances = world.order_many(market, BILLED_INSTANCES);
+    let instances = world.order_many(target, BILLED_INSTANCES);
+    let market = target.client(0, BILLED_AS_OF);
     let started = Instant::now();
     let report = market
         .post(
@@ -172,13 +266,19 @@ fn bill_run(market: &HttpMarket, world: &World) {
     assert_eq!(report["bills_written"], instances, "{report}");
     assert_eq!(report["failures"], json!([]));
     println!(
-        "| instance-periods | bill run | per instance-period |\n|---:|---:|---:|\n| {instances} | {:.2} s | {:.0} µs |",
+        "| deployment | instance-periods | bill run | per instance-period |\n|---|---:|---:|---:|\n| {} | {instances} | {:.2} s | {:.0} µs |",
+        target.name,
         took.as_secs_f64(),
         took.as_secs_f64() * 1e6 / instances as f64
     );
 }
 
 const JSON: &[(&str, &str)] = &[("content-type", "application/json")];
+
+/// One `PushMeteringData` request of `provider`'s.
+fn push(market: &impl Market, provider: &str, body: Vec<u8>) -> Response {
+    market.call_with_headers("POST", "/api/v1/metering", Some(provider), JSON, body)
+}
 
 /// The marketplace the pushes and reads meet: a provider's hourly product with one item it
 /// reports, [`INSTANCES`] instances ordered at [`ORDERED`], and a product billed by running time
@@ -208,15 +308,7 @@ impl World {
         let read = setup.order(&customer, &product);
         let pushing = market.at(at(PUSHED_AT));
         for k in 0..READ_RECORDS / RECORDS_PER_PUSH {
-            pushing
-                .call_with_headers(
-                    "POST",
-                    "/api/v1/metering",
-                    Some(&provider),
-                    JSON,
-                    push_body(&read, k),
-                )
-                .expect(200);
+            push(&pushing, &provider, push_body(&read, k)).expect(200);
         }
         World {
             provider,
@@ -250,11 +342,11 @@ impl World {
     }
 
     /// `n` instances of the running-time product, ordered at 05:00 over 16 connections.
-    fn order_many(&self, market: &HttpMarket, n: usize) -> usize {
+    fn order_many(&self, target: &Target, n: usize) -> usize {
         let ordered = run(
             16,
             n,
-            |_| market.at(at(BILLED_ORDERED)),
+            |w| target.client(w, BILLED_ORDERED),
             |m, _| {
                 let body = json!({"product_id": self.billed_product, "region": "cn-hangzhou",
                               "accept_eula": true});
@@ -321,11 +413,24 @@ impl NativeWorld {
 }
 
 /// Latencies of `requests` requests sent over `connections` workers, each with its own client
-/// (`client(worker)`), taking the next request number until all are sent.
+/// (`client(worker)`), taking the next request number until all are sent (the closed loop).
 fn run<C: Sync + Send, M: Fn(&C, usize) -> Response + Sync>(
     connections: usize,
     requests: usize,
     client: impl Fn(usize) -> C,
+    send: M,
+) -> Latencies {
+    run_paced(connections, requests, client, None, send)
+}
+
+/// [`run`], or with `pace` the open loop: request `i` is due `i × pace` after the start, is
+/// sent no earlier, and its latency runs from when it was due (a request that waited for a
+/// worker counts its wait).
+fn run_paced<C: Sync + Send, M: Fn(&C, usize) -> Response + Sync>(
+    connections: usize,
+    requests: usize,
+    client: impl Fn(usize) -> C,
+    pace: Option<Duration>,
     send: M,
 ) -> Latencies {
     let clients: Vec<C> = (0..connections).map(client).collect();
@@ -343,9 +448,18 @@ fn run<C: Sync + Send, M: Fn(&C, usize) -> Response + Sync>(
                         if i >= requests {
                             return mine;
                         }
-                        let t = Instant::now();
+                        let due = match pace {
+                            Some(pace) => {
+                                let due = started + pace * u32::try_from(i).expect("a count");
+                                if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                                    std::thread::sleep(wait);
+                                }
+                                due
+                            }
+                            None => Instant::now(),
+                        };
                         let response = send(c, i);
-                        mine.push(t.elapsed());
+                        mine.push(due.elapsed());
                         let text = response.text();
                         assert!(
                             (200..300).contains(&response.status),

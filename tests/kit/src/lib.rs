@@ -1,8 +1,10 @@
 //! The marketplace's test vocabulary, one for every test layer: the API tests (the handlers over
-//! rusqlite) and the end-to-end tests (the app under Spin, over HTTP) say "a published product",
+//! SQLite or PostgreSQL) and the end-to-end tests (the app under Spin, over HTTP) say "a published product",
 //! "a customer's order", "a bill run" the same way. A layer implements [`Market::call`] (and the
 //! clock); every other step is written once, here.
 
+#[cfg(feature = "native")]
+pub mod engine;
 mod fixtures;
 mod json_server;
 mod market;

@@ -1,7 +1,8 @@
-//! The marketplace in-process: the domain's HTTP handlers (`nestmarket::api::handle`) over real
-//! SQLite through the rusqlite adapter, a new connection per request as Spin opens them, and a
-//! simulated clock passed as "now". The API tests and the benchmarks drive it; it can also look
-//! into the database, to show that a refused request changed nothing.
+//! The marketplace in-process: the domain's HTTP handlers (`nestmarket::api::handle`) over a real
+//! database — SQLite through rusqlite, or PostgreSQL (`NESTMARKET_TEST_DATABASE=postgres`, see
+//! [`engine`](crate::engine)) —, a new connection per request as Spin opens them, and a simulated
+//! clock passed as "now". The API tests and the benchmarks drive it; it can also look into the
+//! database, to show that a refused request changed nothing.
 
 use std::sync::Mutex;
 
@@ -10,21 +11,25 @@ use nestmarket::api::{self, Api, CsvPages};
 use nestmarket::platform::config::Config;
 use nestmarket::platform::outbound::native::NativeOutbound;
 use nestmarket::platform::storage::native::NativeBackend;
-use nestmarket::platform::storage::{Backend, Chunks, Storage, Value};
+use nestmarket::platform::storage::{Backend, Chunks, Dialect, Storage, Value};
 
+use crate::engine::{Engine, PostgresSchema};
 use crate::market::{Market, at};
 use crate::response::Response;
 
 /// The built-in operator's token of every in-process app.
 pub const ADMIN: &str = "test-admin-token-0123456789";
 
-/// One deployment: a database file in a temporary directory, its key-value store, its variables.
+/// One deployment: a database of its own (a SQLite file in a temporary directory, or a
+/// PostgreSQL schema dropped with the app), its key-value store, its variables.
 pub struct TestApp {
-    _dir: tempfile::TempDir,
     /// The stores, shared by every request as the instances of one Spin app share them.
     pub backend: NativeBackend,
     config: Mutex<Config>,
     now: Mutex<DateTime<Utc>>,
+    /// Where the database lives (a temporary directory, a schema), removed when dropped. Last:
+    /// the database goes once nothing of the app uses it.
+    _database: Box<dyn Send + Sync>,
 }
 
 impl Default for TestApp {
@@ -41,14 +46,23 @@ impl TestApp {
 
     /// A fresh deployment whose variables `overrides` returns (the rest default).
     pub fn with_config(overrides: impl Fn(&str) -> Option<String>) -> Self {
-        let dir = tempfile::tempdir().expect("a temporary directory");
-        let backend = NativeBackend::new(dir.path().join("sqlite_db.db"));
+        let (backend, database) = match crate::engine::engine() {
+            Engine::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let backend = NativeBackend::new(dir.path().join("sqlite_db.db"));
+                (backend, Box::new(dir) as Box<dyn Send + Sync>)
+            }
+            Engine::Postgres => {
+                let schema = PostgresSchema::new();
+                (NativeBackend::postgres(schema.url()), Box::new(schema) as _)
+            }
+        };
         // Migrate up front, so that snapshots taken before the first request see every table.
         Storage::new(backend.clone())
             .db()
             .expect("a migrated database");
         Self {
-            _dir: dir,
+            _database: database,
             backend,
             config: Mutex::new(variables(overrides)),
             now: Mutex::new(at("2026-03-27T08:00:00Z")),
@@ -66,20 +80,31 @@ impl TestApp {
         *self.config.lock().expect("the variables") = variables(overrides);
     }
 
+    /// The SQL the app's database speaks, for the tests that reach into it.
+    pub fn dialect(&self) -> Dialect {
+        self.backend.dialect()
+    }
+
     /// Every row of every table plus the number of blobs: equal snapshots mean nothing changed.
     pub fn snapshot(&self) -> String {
         let db = self.backend.open_db().expect("a connection");
-        let tables = db
-            .execute(
+        let (tables, rows) = match self.dialect() {
+            Dialect::Sqlite => (
                 "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name",
-                &[],
-            )
-            .expect("the schema");
+                "SELECT * FROM \"{}\" ORDER BY rowid",
+            ),
+            Dialect::Postgres => (
+                "SELECT CAST(table_name AS TEXT) FROM information_schema.tables
+                 WHERE table_schema = current_schema() ORDER BY 1",
+                "SELECT * FROM \"{}\" AS t ORDER BY CAST(t AS TEXT)",
+            ),
+        };
+        let tables = db.execute(tables, &[]).expect("the schema");
         let mut out = format!("kv blobs: {}\n", self.backend.kv_len());
         for t in tables {
             let name = t.text(0).expect("a table name");
             let rows = db
-                .execute(&format!("SELECT * FROM \"{name}\" ORDER BY rowid"), &[])
+                .execute(&rows.replace("{}", &name), &[])
                 .unwrap_or_default();
             out.push_str(&format!("{name}: {rows:?}\n"));
         }

@@ -1,15 +1,22 @@
 //! Versioned schema migrations, applied lazily by whichever component first opens the database.
+//! This list is SQLite's; PostgreSQL's counterpart, version for version, is
+//! `storage::postgres::migrations`.
 //!
-//! Several Spin instances (of the same or different components) may start on a fresh database at
-//! the same moment, so the upgrade runs under `BEGIN IMMEDIATE` and re-reads the version inside
-//! the transaction: the loser of the race waits for the lock, sees the new version and does nothing.
+//! Several Spin instances (of the same or different components, on one host or many) may start
+//! on a fresh database at the same moment, so the upgrade runs in one transaction that first
+//! takes the schema's lock — SQLite's `BEGIN IMMEDIATE`, PostgreSQL's advisory lock — and
+//! re-reads the version inside it: the losers of the race wait for the lock, see the new version
+//! and do nothing.
 
-use crate::platform::storage::{Database, StorageError, transaction};
+use crate::platform::storage::postgres;
+use crate::platform::storage::{
+    Database, Dialect, StorageError, StorageErrorKind, serialize_on, transaction,
+};
 
-struct Migration {
-    version: i64,
-    /// One SQL statement per entry: both adapters execute a single statement per call.
-    statements: &'static [&'static str],
+pub(crate) struct Migration {
+    pub(crate) version: i64,
+    /// One SQL statement per entry: the adapters execute a single statement per call.
+    pub(crate) statements: &'static [&'static str],
 }
 
 const MIGRATIONS: &[Migration] = &[
@@ -517,7 +524,8 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX usage_records_in_order
                  ON usage_records (instance_id, period_start, item_code, source, start_time, end_time)",
         ],
-    },    Migration {
+    },
+    Migration {
         version: 23,
         statements: &[
             // A published product's prices, version by version (docs/RULES.md R15): version 1 is
@@ -554,7 +562,7 @@ const MIGRATIONS: &[Migration] = &[
                 actor_id TEXT NOT NULL,
                 actor_role TEXT NOT NULL,
                 reason TEXT,
-                at INTEGER NOT NULL,
+                changed_at INTEGER NOT NULL,
                 PRIMARY KEY (product_id, seq)
             )",
             // Webhooks: a principal's endpoints and the events they take (`,type,type,`); the
@@ -607,8 +615,16 @@ const MIGRATIONS: &[Migration] = &[
     },
 ];
 
-pub(crate) fn latest_version() -> i64 {
-    MIGRATIONS.last().map_or(0, |m| m.version)
+/// The migrations of a database's dialect.
+fn migrations(dialect: Dialect) -> &'static [Migration] {
+    match dialect {
+        Dialect::Sqlite => MIGRATIONS,
+        Dialect::Postgres => postgres::migrations::MIGRATIONS,
+    }
+}
+
+pub(crate) fn latest_version(dialect: Dialect) -> i64 {
+    migrations(dialect).last().map_or(0, |m| m.version)
 }
 
 fn current_version(db: &dyn Database) -> Result<i64, StorageError> {
@@ -619,29 +635,43 @@ fn current_version(db: &dyn Database) -> Result<i64, StorageError> {
             .transpose()?
             .flatten()
             .unwrap_or(0)),
-        Err(e) if e.message.contains("no such table") => Ok(0),
+        Err(e) if e.kind == StorageErrorKind::NoSuchTable => Ok(0),
         Err(e) => Err(e),
     }
 }
 
 pub(crate) fn migrate(db: &dyn Database) -> Result<(), StorageError> {
+    let dialect = db.dialect();
     // The fast path every request takes: one indexed read.
-    if current_version(db)? >= latest_version() {
+    if current_version(db)? >= latest_version(dialect) {
         return Ok(());
     }
-    // Write-ahead logging: a commit appends to the log and syncs it once (the rollback journal is
-    // created, synced and deleted per commit), and readers never wait for the writer, nor it for
-    // them. Still durable: the log is synced at every commit (`synchronous = FULL`, SQLite's
-    // default). It is a property of the file, set outside any transaction; a database that
-    // cannot take it (a remote one) keeps its own mode and works as before.
-    let _ = db.execute("PRAGMA journal_mode = WAL", &[]);
+    if dialect == Dialect::Sqlite {
+        // Write-ahead logging: a commit appends to the log and syncs it once (the rollback
+        // journal is created, synced and deleted per commit), and readers never wait for the
+        // writer, nor it for them. Still durable: the log is synced at every commit
+        // (`synchronous = FULL`, SQLite's default). It is a property of the file, set outside
+        // any transaction; a database that cannot take it (a remote one) keeps its own mode and
+        // works as before.
+        let _ = db.execute("PRAGMA journal_mode = WAL", &[]);
+    }
     transaction(db, |db| {
+        // PostgreSQL's DDL is transactional, and the advisory lock makes the hosts starting
+        // together on an empty database take turns: the first migrates, the others find it done.
+        serialize_on(db, "nestmarket schema migrations")?;
         db.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)",
+            match dialect {
+                Dialect::Sqlite => {
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)"
+                }
+                Dialect::Postgres => {
+                    "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY)"
+                }
+            },
             &[],
         )?;
         let current = current_version(db)?;
-        for m in MIGRATIONS.iter().filter(|m| m.version > current) {
+        for m in migrations(dialect).iter().filter(|m| m.version > current) {
             for statement in m.statements {
                 db.execute(statement, &[])?;
             }
@@ -667,7 +697,10 @@ mod tests {
         let db = backend.open_db().unwrap();
         migrate(db.as_ref()).unwrap();
         migrate(db.as_ref()).unwrap();
-        assert_eq!(current_version(db.as_ref()).unwrap(), latest_version());
+        assert_eq!(
+            current_version(db.as_ref()).unwrap(),
+            latest_version(Dialect::Sqlite)
+        );
     }
 
     /// A 200 means the write is on disk: write-ahead logging, the log synced at every commit.

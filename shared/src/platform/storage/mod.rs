@@ -1,7 +1,10 @@
-//! The storage port: one SQLite database (the system of record) and one key-value store (media
-//! blobs). Two adapters implement [`Backend`]: Spin's (`crate::spin`, used by the components) and
-//! rusqlite's (`native`, used by the tests). Both run the same SQL, so native tests exercise the
-//! real queries.
+//! The storage port: one SQL database (the system of record) and one key-value store (media
+//! blobs). The database is SQLite (the embedded default) or PostgreSQL (any number of hosts),
+//! its [`Dialect`]; SQL is written once where the two agree and per dialect where they do not.
+//! The adapters implement [`Backend`]: Spin's (`crate::spin`, used by the components: SQLite,
+//! PostgreSQL through `spin_sdk::pg4`, and whatever key-value store the runtime config names)
+//! and the native ones (`native`, used by the tests: rusqlite and the `postgres` crate). Both
+//! run the same SQL, so native tests exercise the real queries on either engine.
 
 use std::cell::{Cell, OnceCell};
 use std::time::{Duration, Instant};
@@ -13,8 +16,33 @@ use crate::error::{ApiError, ApiResult};
 pub(crate) mod migrations;
 #[cfg(not(target_family = "wasm"))]
 pub mod native;
+pub mod postgres;
 
-/// A SQLite value, the same four types (plus NULL) on both adapters.
+/// Which SQL a database speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// SQLite: `?` placeholders, `json_each`, and one writer at a time (`BEGIN IMMEDIATE`).
+    Sqlite,
+    /// PostgreSQL: `$n` placeholders (the adapters translate `?`), `json_array_elements`, and
+    /// concurrent writers that lock what they decide on (docs/ARCHITECTURE.md, Concurrency).
+    Postgres,
+}
+
+impl Dialect {
+    /// The clause that ends a `SELECT` of the rows a transaction decides on, locking them
+    /// against other writers of those rows until it ends (PostgreSQL's `FOR NO KEY UPDATE`:
+    /// rows that merely reference them may still be inserted); nothing on SQLite, whose
+    /// `BEGIN IMMEDIATE` already holds the only write lock there is.
+    pub(crate) fn row_lock(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR NO KEY UPDATE",
+        }
+    }
+}
+
+/// A value of a statement's parameters and results: SQLite's four types (plus NULL), which
+/// PostgreSQL's `BIGINT`, `TEXT` and `BYTEA` columns hold as well.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     /// SQL NULL.
@@ -132,6 +160,14 @@ pub enum StorageErrorKind {
     AccessDenied,
     /// Another connection holds the lock the statement needs: the adapters retry it (`wait_while_busy`).
     Busy,
+    /// The database undid the transaction to break a deadlock or a serialization conflict
+    /// (PostgreSQL's 40P01, 40001): [`transaction`] runs it again.
+    Retry,
+    /// The database server cannot be reached, or is shutting down or starting up (PostgreSQL's
+    /// class 08, 57P01–57P03, 53300): the request is answered 503 with `Retry-After`.
+    Unavailable,
+    /// The table does not exist (yet): the schema is not migrated.
+    NoSuchTable,
     /// Anything else: I/O, a schema mismatch.
     Other,
 }
@@ -155,7 +191,8 @@ impl StorageError {
     }
 
     /// Classifies a SQLite error message. Spin reports SQLite failures as plain strings, so the
-    /// message is the one signal both adapters share.
+    /// message is the one signal both adapters share. (PostgreSQL's errors are classified by
+    /// their SQLSTATE instead, by the PostgreSQL adapters.)
     pub fn from_sqlite_message(message: String) -> Self {
         let kind = if message.contains("UNIQUE constraint failed")
             || message.contains("PRIMARY KEY constraint failed")
@@ -163,10 +200,20 @@ impl StorageError {
             StorageErrorKind::UniqueViolation
         } else if message.contains("database is locked") {
             StorageErrorKind::Busy
+        } else if message.contains("no such table") {
+            StorageErrorKind::NoSuchTable
         } else {
             StorageErrorKind::Other
         };
         Self { kind, message }
+    }
+
+    /// The failure with the statement that failed, for the log (its first line or so).
+    pub(crate) fn in_statement(mut self, sql: &str) -> Self {
+        let head: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+        let head: String = head.chars().take(160).collect();
+        self.message = format!("{} (in `{head}`)", self.message);
+        self
     }
 
     /// Whether a UNIQUE or PRIMARY KEY constraint refused the write.
@@ -183,7 +230,11 @@ impl std::fmt::Display for StorageError {
 
 impl From<StorageError> for ApiError {
     fn from(e: StorageError) -> Self {
-        ApiError::internal(e)
+        match e.kind {
+            // Nothing was written (a failed transaction rolls back): the client may retry.
+            StorageErrorKind::Unavailable | StorageErrorKind::Retry => ApiError::unavailable(e),
+            _ => ApiError::internal(e),
+        }
     }
 }
 
@@ -229,6 +280,15 @@ fn poll_interval(waited: Duration) -> Duration {
     Duration::from_micros(base_us + jitter_us)
 }
 
+/// Turns SQLite's own busy handler off on a new connection: concurrent instances each hold their
+/// own connection, and a lock another holds is waited for by [`wait_while_busy`], which polls,
+/// where SQLite's handler (whatever the host set) would back off to 100 ms sleeps. libSQL's
+/// client refuses the pragma ("unsupported statement"; its server queues writers itself): a
+/// refusal leaves the connection as it is, usable, rather than failing it.
+pub(crate) fn busy_handler_off(db: &dyn Database) {
+    let _ = db.execute("PRAGMA busy_timeout = 0", &[]);
+}
+
 /// Stored enums round-trip through their JSON names, so the database holds the API's words.
 pub(crate) fn enum_to_str<T: Serialize>(v: &T) -> String {
     match serde_json::to_value(v) {
@@ -242,14 +302,30 @@ pub(crate) fn enum_from_str<T: for<'de> Deserialize<'de>>(s: &str) -> Result<T, 
         .map_err(|_| StorageError::other(format!("unexpected stored value {s:?}")))
 }
 
-/// A connection to the SQLite database: one statement per call, parameters bound positionally.
+/// A connection to the database: one statement per call, parameters bound positionally (`?`,
+/// or `?N` for the N-th; the PostgreSQL adapters translate both to `$N`).
 pub trait Database {
     /// Runs one statement and returns its rows.
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError>;
 
-    /// Opens a transaction ([`transaction`]). `BEGIN IMMEDIATE` takes the write lock up front,
-    /// so two instances racing on the same rows serialize instead of failing halfway with a lock
-    /// upgrade error. Inside an open transaction of the same connection, a savepoint.
+    /// Runs one write (`INSERT`, `UPDATE` or `DELETE`, without `RETURNING`) and returns how many
+    /// rows it wrote: for a write whose refusal the caller tells apart by its error (a unique
+    /// violation). Spin 4.0.2's PostgreSQL host reports an error met while a statement returns
+    /// rows without its SQLSTATE, and its `execute` with it, so the PostgreSQL adapters run
+    /// these through `execute`; SQLite counts the rows the write returns.
+    fn written(&self, sql: &str, params: &[Value]) -> Result<u64, StorageError> {
+        let rows = self.execute(&format!("{sql} RETURNING 0"), params)?;
+        Ok(rows.len() as u64)
+    }
+
+    /// The SQL this database speaks.
+    fn dialect(&self) -> Dialect {
+        Dialect::Sqlite
+    }
+
+    /// Opens a transaction ([`transaction`]). On SQLite, `BEGIN IMMEDIATE` takes the write lock
+    /// up front, so two instances racing on the same rows serialize instead of failing halfway
+    /// with a lock upgrade error. Inside an open transaction of the same connection, a savepoint.
     fn begin(&self) -> Result<(), StorageError> {
         self.execute("BEGIN IMMEDIATE", &[]).map(drop)
     }
@@ -263,6 +339,13 @@ pub trait Database {
     fn rollback(&self) -> Result<(), StorageError> {
         self.execute("ROLLBACK", &[]).map(drop)
     }
+
+    /// Whether the outermost transaction was undone by the database to break a deadlock or a
+    /// serialization conflict ([`StorageErrorKind::Retry`]) since it began: [`transaction`] then
+    /// runs it again.
+    fn undone_for_retry(&self) -> bool {
+        false
+    }
 }
 
 /// A connection that knows how deep in transactions it is: a transaction opened inside another
@@ -271,17 +354,42 @@ pub trait Database {
 struct Nesting {
     inner: Box<dyn Database>,
     depth: Cell<u32>,
+    /// A statement of the current outermost transaction failed with [`StorageErrorKind::Retry`].
+    retry: Cell<bool>,
+}
+
+impl Nesting {
+    /// Notes a failure that undid the transaction, for [`transaction`] to run it again.
+    fn noting_retry<T>(&self, outcome: Result<T, StorageError>) -> Result<T, StorageError> {
+        if let Err(e) = &outcome
+            && e.kind == StorageErrorKind::Retry
+        {
+            self.retry.set(true);
+        }
+        outcome
+    }
 }
 
 impl Database for Nesting {
     fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError> {
-        self.inner.execute(sql, params)
+        self.noting_retry(self.inner.execute(sql, params))
+    }
+
+    fn written(&self, sql: &str, params: &[Value]) -> Result<u64, StorageError> {
+        self.noting_retry(self.inner.written(sql, params))
+    }
+
+    fn dialect(&self) -> Dialect {
+        self.inner.dialect()
     }
 
     fn begin(&self) -> Result<(), StorageError> {
         let depth = self.depth.get();
         match depth {
-            0 => self.inner.begin()?,
+            0 => {
+                self.retry.set(false);
+                self.inner.begin()?;
+            }
             _ => self
                 .execute(&format!("SAVEPOINT nested_{depth}"), &[])
                 .map(drop)?,
@@ -294,7 +402,7 @@ impl Database for Nesting {
         // The level stays open when its commit fails: the rollback that follows closes it.
         let depth = self.depth.get().saturating_sub(1);
         match depth {
-            0 => self.inner.commit()?,
+            0 => self.noting_retry(self.inner.commit())?,
             _ => self
                 .execute(&format!("RELEASE nested_{depth}"), &[])
                 .map(drop)?,
@@ -314,6 +422,10 @@ impl Database for Nesting {
                     .map(drop)
             }
         }
+    }
+
+    fn undone_for_retry(&self) -> bool {
+        self.depth.get() == 0 && self.retry.get()
     }
 }
 
@@ -418,6 +530,7 @@ impl Storage {
         Ok(self.db.get_or_init(|| Nesting {
             inner: db,
             depth: Cell::new(0),
+            retry: Cell::new(false),
         }))
     }
 
@@ -430,6 +543,70 @@ impl Storage {
         Ok(self.kv.get_or_init(|| kv).as_ref())
     }
 }
+
+/// Makes the transactions that call this with the same `name` run one at a time, from the call
+/// until the calling transaction ends: for what has no row to lock yet (a month being closed, an
+/// idempotency key, the schema). On SQLite every writing transaction already does (`BEGIN
+/// IMMEDIATE`); on PostgreSQL it is a transaction-scoped advisory lock on the name's hash.
+pub(crate) fn serialize_on(db: &dyn Database, name: &str) -> Result<(), StorageError> {
+    match db.dialect() {
+        Dialect::Sqlite => Ok(()),
+        Dialect::Postgres => postgres::advisory_lock(db, name),
+    }
+}
+
+/// How a transaction holds a row it locks ([`lock_rows`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum RowLock {
+    /// Alone: other writers and lockers of the row wait (PostgreSQL's `FOR NO KEY UPDATE`; rows
+    /// that merely reference it may still be inserted).
+    Exclusive,
+    /// With other sharers: a writer of the row waits for all of them, and they for it
+    /// (`FOR SHARE`).
+    Shared,
+}
+
+/// Locks the rows of `table` whose `column` is one of `keys` until the caller's transaction
+/// ends, in the keys' order (two transactions locking overlapping rows never each hold one the
+/// other waits for). For the rows a transaction decides on, before it reads what it decides:
+/// on PostgreSQL writers run at once, and a read after the lock sees what the row's other
+/// writers committed. Nothing to do on SQLite, where every writing transaction holds the
+/// database's one write lock from its start.
+pub(crate) fn lock_rows(
+    db: &dyn Database,
+    (table, column): (&str, &str),
+    keys: &[&str],
+    how: RowLock,
+) -> Result<(), StorageError> {
+    if db.dialect() == Dialect::Sqlite {
+        return Ok(());
+    }
+    let clause = match how {
+        RowLock::Exclusive => "FOR NO KEY UPDATE",
+        RowLock::Shared => "FOR SHARE",
+    };
+    let mut sorted = keys.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    for chunk in sorted.chunks(KEYS_PER_LOCK) {
+        let params: Vec<Value> = chunk.iter().map(|k| (*k).into()).collect();
+        db.execute(
+            &format!(
+                "SELECT 1 FROM {table} WHERE {column} IN ({}) ORDER BY {column} {clause}",
+                vec!["?"; chunk.len()].join(", ")
+            ),
+            &params,
+        )?;
+    }
+    Ok(())
+}
+
+/// Rows [`lock_rows`] locks per statement.
+const KEYS_PER_LOCK: usize = 500;
+
+/// How many times [`transaction`] runs a transaction the database undid to break a deadlock or a
+/// serialization conflict before it gives up (503: the client may retry later).
+const RETRIES: u32 = 5;
 
 thread_local! {
     /// How many [`transaction`]s this thread has open: one request (or bill run) per thread,
@@ -461,23 +638,36 @@ impl Drop for Open {
 
 /// Runs `f` in a transaction ([`Database::begin`]), committing what it did or, on any error,
 /// rolling all of it back. Nothing in `f` may wait on the network: the outbound port refuses
-/// while it runs.
+/// while it runs. A transaction the database undid to break a deadlock or a serialization
+/// conflict (PostgreSQL only) is run again from the start, up to five times: `f` must do
+/// nothing outside the database that a second run would repeat.
 pub fn transaction<T, E: From<StorageError>>(
     db: &dyn Database,
-    f: impl FnOnce(&dyn Database) -> Result<T, E>,
+    mut f: impl FnMut(&dyn Database) -> Result<T, E>,
 ) -> Result<T, E> {
     let _open = Open::new();
-    db.begin()?;
-    let result = f(db).and_then(|v| {
-        db.commit()?;
-        Ok(v)
-    });
-    if result.is_err() {
+    let mut retries = 0;
+    loop {
+        db.begin()?;
+        let result = f(db).and_then(|v| {
+            db.commit()?;
+            Ok(v)
+        });
+        let Err(e) = result else { return result };
         // Nothing to do if the rollback fails too: the connection is dropped with the request,
-        // and SQLite rolls back an open transaction when its connection closes.
+        // and the database rolls back an open transaction when its connection closes.
         let _ = db.rollback();
+        if !db.undone_for_retry() || retries == RETRIES {
+            return Err(e);
+        }
+        retries += 1;
+        // A little wait, longer each time and at random, so that the two sides of a deadlock
+        // do not meet again at once.
+        let jitter = u64::from(crate::platform::ids::random_bytes::<1>()[0]);
+        std::thread::sleep(Duration::from_millis(
+            u64::from(retries) * (1 + jitter / 32),
+        ));
     }
-    result
 }
 
 /// The plan SQLite makes of `sql` on a freshly migrated database, one line per step: tests
@@ -526,6 +716,32 @@ mod tests {
                 "{waited} ms: {slept} µs"
             );
         }
+    }
+
+    /// libSQL's client, which refuses the busy-timeout pragma.
+    struct LibsqlLike(Box<dyn Database>);
+
+    impl Database for LibsqlLike {
+        fn execute(&self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StorageError> {
+            if sql.starts_with("PRAGMA busy_timeout") {
+                return Err(StorageError::other("unsupported statement"));
+            }
+            self.0.execute(sql, params)
+        }
+    }
+
+    #[test]
+    fn a_database_refusing_the_busy_timeout_pragma_is_used_as_it_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = LibsqlLike(
+            NativeBackend::new(dir.path().join("db.sqlite"))
+                .open_db()
+                .unwrap(),
+        );
+        busy_handler_off(&db);
+        migrations::migrate(&db).unwrap();
+        insert(&db, "usr-1").unwrap();
+        assert_eq!(count(&db), 1);
     }
 
     #[test]

@@ -1,30 +1,58 @@
-//! The native adapter: rusqlite over a database file plus an in-memory key-value store. Each
-//! [`NativeBackend::open_db`] opens a new connection to the file, as Spin does per
-//! `Connection::open`, so tests that open several see real SQLite locking and races.
+//! The native adapters, for tests and benchmarks: rusqlite over a database file, or a
+//! PostgreSQL database through the `postgres` crate; plus an in-memory key-value store. Each
+//! [`NativeBackend::open_db`] opens a new connection, as Spin does per `Connection::open` (a
+//! pooled session on PostgreSQL, as Spin's host keeps them), so tests that open several see real
+//! locking and races.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use rusqlite::types::ValueRef;
 
-use super::{Backend, Database, KeyValue, Row, StorageError, Value, wait_while_busy};
+use super::postgres::native::Pool;
+use super::{
+    Backend, Database, Dialect, KeyValue, Row, StorageError, Value, busy_handler_off,
+    wait_while_busy,
+};
 
-/// SQLite files through rusqlite and an in-memory key-value store, for tests and benchmarks.
+/// A database and an in-memory key-value store, for tests and benchmarks.
 #[derive(Clone)]
 pub struct NativeBackend {
-    db_path: PathBuf,
+    db: NativeDatabase,
     kv: Arc<Mutex<HashMap<String, Vec<u8>>>>,
 }
 
+#[derive(Clone)]
+enum NativeDatabase {
+    Sqlite(PathBuf),
+    Postgres(Arc<Pool>),
+}
+
 impl NativeBackend {
-    /// A backend over `db_path` (created on first open) with a fresh, empty key-value store.
-    /// Clones share both, like the instances of one Spin app.
+    /// A backend over the SQLite file `db_path` (created on first open) with a fresh, empty
+    /// key-value store. Clones share both, like the instances of one Spin app.
     pub fn new(db_path: impl Into<PathBuf>) -> Self {
         Self {
-            db_path: db_path.into(),
+            db: NativeDatabase::Sqlite(db_path.into()),
             kv: Arc::default(),
+        }
+    }
+
+    /// A backend over the PostgreSQL database at `url` (`postgres://user@host:port/db`, which
+    /// must exist), with a fresh, empty key-value store. Clones share both.
+    pub fn postgres(url: &str) -> Self {
+        Self {
+            db: NativeDatabase::Postgres(Pool::new(url)),
+            kv: Arc::default(),
+        }
+    }
+
+    /// The SQL the database speaks.
+    pub fn dialect(&self) -> Dialect {
+        match self.db {
+            NativeDatabase::Sqlite(_) => Dialect::Sqlite,
+            NativeDatabase::Postgres(_) => Dialect::Postgres,
         }
     }
 
@@ -36,10 +64,14 @@ impl NativeBackend {
 
 impl Backend for NativeBackend {
     fn open_db(&self) -> Result<Box<dyn Database>, StorageError> {
-        let conn = rusqlite::Connection::open(&self.db_path).map_err(sqlite_error)?;
+        let path = match &self.db {
+            NativeDatabase::Sqlite(path) => path,
+            NativeDatabase::Postgres(pool) => return Ok(Box::new(pool.open()?)),
+        };
+        let db = NativeDb(rusqlite::Connection::open(path).map_err(sqlite_error)?);
         // Locks are waited for by `wait_while_busy`, not SQLite's backing-off handler.
-        conn.busy_timeout(Duration::ZERO).map_err(sqlite_error)?;
-        Ok(Box::new(NativeDb(conn)))
+        busy_handler_off(&db);
+        Ok(Box::new(db))
     }
 
     fn open_kv(&self) -> Result<Box<dyn KeyValue>, StorageError> {

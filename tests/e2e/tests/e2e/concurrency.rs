@@ -1,6 +1,6 @@
 //! What only a real server produces: many connections at once. Sixteen meters pushing into one
-//! instance set; and two `spin up` hosts of one deployment (one state directory, both with the
-//! schedule) taking orders, pushes and bill runs at once.
+//! instance set; and hosts of one deployment (here two `spin up` on one state directory; three on
+//! PostgreSQL in hosts.rs), all with the schedule, taking orders, pushes and bill runs at once.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -120,10 +120,7 @@ fn hour_of(start: &str) -> String {
 }
 
 /// Two `spin up` processes on one state directory, both running the schedule every two seconds:
-/// two hosts of one deployment. Customers order on both, the provider pushes usage into the hour
-/// the schedule is billing meanwhile, operators run bills on both. Afterwards every
-/// (instance, period) has one bill, which counts exactly the usage whose push was accepted, and
-/// every account adds up.
+/// two hosts of one deployment on SQLite ([`hosts_bill_each_period_once`]).
 #[test]
 fn two_hosts_of_one_deployment_bill_each_period_once_with_every_accepted_record() {
     let state = tempfile::tempdir().expect("a state directory");
@@ -134,6 +131,14 @@ fn two_hosts_of_one_deployment_bill_each_period_once_with_every_accepted_record(
             .start()
     };
     let hosts: [Spin; 2] = [0, 1].map(host);
+    hosts_bill_each_period_once(&hosts);
+}
+
+/// Hosts of one deployment, each running the schedule every two seconds: customers order on
+/// each, the provider pushes usage into the hour the schedule is billing meanwhile, operators
+/// run bills on every host at once. Afterwards every (instance, period) has one bill, which
+/// counts exactly the usage whose push was accepted, and every account adds up.
+pub(crate) fn hosts_bill_each_period_once(hosts: &[Spin]) {
     // The hour starting at t0 has closed (it closes 2 h after its start), so the schedule bills it
     // while the provider's meter, whose clock says 90 minutes past t0, still pushes into it.
     let t0 = Utc::now()
@@ -163,7 +168,7 @@ fn two_hosts_of_one_deployment_bill_each_period_once_with_every_accepted_record(
             .collect();
         let customers: Vec<_> = (0..8)
             .map(|w| {
-                let host = &hosts[w % 2];
+                let host = &hosts[w % hosts.len()];
                 let (buyer, meter) = (
                     host.market().at(t0),
                     host.market().at(t0 + Duration::minutes(90)),
@@ -211,7 +216,9 @@ fn two_hosts_of_one_deployment_bill_each_period_once_with_every_accepted_record(
 
     // Whatever is closed now gets billed; then the schedule fires again on its own, twice.
     let closed_by = Utc::now();
-    hosts[1].market().bill_run(&rfc3339(closed_by));
+    hosts[hosts.len() - 1]
+        .market()
+        .bill_run(&rfc3339(closed_by));
     let firings = scheduled_runs(&hosts[0]);
     eventually(
         "two more scheduled bill runs",

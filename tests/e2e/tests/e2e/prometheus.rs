@@ -6,7 +6,7 @@ use serde_json::json;
 use testkit::{Item, JsonServer, Market, at, error_fields, prometheus_vector, query_param, unix};
 
 use crate::books::{Account, assert_account_agrees, billed_once};
-use crate::harness::{HttpMarket, Manifest, SpinUp};
+use crate::harness::{Manifest, SpinUp};
 
 pub(crate) const ORDERED_AT: &str = "2026-03-27T08:00:00Z";
 
@@ -20,7 +20,10 @@ pub(crate) fn prometheus_answering(increase: &'static str) -> JsonServer {
 
 /// A product published with one item, requests counted by `prometheus` at 0.01 each: (provider
 /// token, product id).
-pub(crate) fn product_counted_by(market: &HttpMarket, prometheus: &JsonServer) -> (String, String) {
+pub(crate) fn product_counted_by(
+    market: &impl Market,
+    prometheus: &JsonServer,
+) -> (String, String) {
     let requests = Item::prometheus_requests(prometheus.origin(), "0.01");
     market.product_with_items("hour", &[requests], true)
 }

@@ -129,12 +129,7 @@ fn route_probes(route: &str, provider_id: &str) -> Option<(&'static str, Vec<Pro
                     Provider,
                     Problem(404, "NotFound"),
                 ),
-                probe(
-                    "PUT",
-                    "/api/v1/webhooks",
-                    Operator,
-                    NotAllowed("GET, POST"),
-                ),
+                probe("PUT", "/api/v1/webhooks", Operator, NotAllowed("GET, POST")),
             ],
         ),
         "/api/v1/services/..." => (

@@ -38,6 +38,22 @@ impl Manifest {
         self
     }
 
+    /// Without the component `id` and its triggers: for a deployment whose readiness probe
+    /// (`GET /`, the console's) must not touch the database.
+    pub(crate) fn without_component(mut self, id: &str) -> Self {
+        for kind in ["http", "cron"] {
+            if let Some(triggers) = self.triggers()[kind].as_array_of_tables_mut() {
+                triggers.retain(|t| t["component"].as_str() != Some(id));
+            }
+        }
+        let removed = self.doc["component"]
+            .as_table_mut()
+            .expect("spin.toml has components")
+            .remove(id);
+        assert!(removed.is_some(), "spin.toml has no [component.{id}]");
+        self
+    }
+
     /// Every `[[trigger.cron]]` fires every two seconds.
     pub(crate) fn cron_every_two_seconds(mut self) -> Self {
         let crons = self.triggers()["cron"]

@@ -3,6 +3,7 @@
 
 mod browser;
 mod client;
+mod deployment;
 mod manifest;
 mod process;
 mod readme;
@@ -14,6 +15,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) use browser::{Browser, PAGE_WITHIN};
 pub(crate) use client::HttpMarket;
+pub(crate) use deployment::{Deployment, pg_ctl};
 pub(crate) use manifest::Manifest;
 pub(crate) use process::{Spin, SpinUp, build, free_loopback_address};
 pub(crate) use readme::{readme_blocks, readme_command, readme_deployment, readme_run_command};

@@ -54,11 +54,13 @@ pub(crate) fn build() {
     }
 }
 
-/// A `spin up` to start: the manifest, the variables and the state directory.
+/// A `spin up` to start: the manifest, the variables, the state directory and the runtime
+/// config.
 pub(crate) struct SpinUp {
     manifest: Manifest,
     variables: Vec<(String, String)>,
     state_dir: Option<PathBuf>,
+    runtime_config: Option<PathBuf>,
 }
 
 impl SpinUp {
@@ -71,7 +73,14 @@ impl SpinUp {
                 ("allow_clock_override".to_owned(), "true".to_owned()),
             ],
             state_dir: None,
+            runtime_config: None,
         }
+    }
+
+    /// Runs with `--runtime-config-file path`.
+    pub(crate) fn runtime_config(mut self, path: &Path) -> Self {
+        self.runtime_config = Some(path.to_owned());
+        self
     }
 
     pub(crate) fn variable(mut self, name: &str, value: &str) -> Self {
@@ -88,6 +97,23 @@ impl SpinUp {
     }
 
     pub(crate) fn start(self) -> Spin {
+        let mut spin = self.launch();
+        spin.serving();
+        spin
+    }
+
+    /// Starts them all at once, then waits for each to serve: the hosts of a deployment starting
+    /// together.
+    pub(crate) fn start_together(ups: Vec<SpinUp>) -> Vec<Spin> {
+        let mut hosts: Vec<Spin> = ups.into_iter().map(SpinUp::launch).collect();
+        for host in &mut hosts {
+            host.serving();
+        }
+        hosts
+    }
+
+    /// Runs `spin up`, without waiting for it to serve.
+    fn launch(self) -> Spin {
         build();
         let work = tempfile::tempdir().expect("a temporary directory");
         let manifest = self.manifest.write(work.path());
@@ -102,10 +128,13 @@ impl SpinUp {
             .arg(listen.to_string())
             .arg("--state-dir")
             .arg(&state_dir);
+        if let Some(path) = &self.runtime_config {
+            command.arg("--runtime-config-file").arg(path);
+        }
         for (name, value) in &self.variables {
             command.arg("--variable").arg(format!("{name}={value}"));
         }
-        Spin::spawn("spin up", command, work, listen, state_dir)
+        Spin::launch("spin up", command, work, listen, state_dir)
     }
 }
 
@@ -134,14 +163,20 @@ impl Spin {
         state_dir: PathBuf,
     ) -> Spin {
         let mut spin = Spin::launch(what, command, work, listen, state_dir);
-        if let Err(exit) = spin.wait_until_serving() {
+        spin.serving();
+        spin
+    }
+
+    /// Returns once the app serves HTTP; fails the test if it exits first.
+    fn serving(&mut self) {
+        if let Err(exit) = self.wait_until_serving() {
             panic!(
-                "{what} exited ({exit}) before it served HTTP on {}:\n{}",
-                spin.origin,
-                spin.output()
+                "{} exited ({exit}) before it served HTTP on {}:\n{}",
+                self.what,
+                self.origin,
+                self.output()
             );
         }
-        spin
     }
 
     /// Runs `command` like [`Spin::spawn`], for a deployment that must refuse to start: returns
