@@ -69,17 +69,18 @@ pub(crate) fn deliver_due(
     let started = Instant::now();
     let mut report = Report::default();
     let mut unreachable: HashSet<String> = HashSet::new();
-    let mut seen: HashSet<(String, String)> = HashSet::new();
+    let mut key: store::DueKey = (i64::MIN, String::new(), String::new());
     loop {
-        let due = store::due(db, now.timestamp(), 100)?;
-        let fresh: Vec<Due> = due
-            .into_iter()
-            .filter(|d| seen.insert((d.webhook_id.clone(), d.event_id.clone())))
-            .collect();
-        if fresh.is_empty() {
+        let due = store::due(db, now.timestamp(), &key, 100)?;
+        let Some(last) = due.last() else {
             return Ok(report);
-        }
-        for d in fresh {
+        };
+        key = (
+            last.next_attempt_at,
+            last.webhook_id.clone(),
+            last.event_id.clone(),
+        );
+        for d in due {
             if report.attempted >= budget.attempts || started.elapsed() >= budget.time {
                 return Ok(report);
             }

@@ -266,15 +266,34 @@ fn due_from_row(r: &Row) -> ApiResult<Due> {
     })
 }
 
-/// Pending deliveries due by `now`, the longest waiting first.
-pub(super) fn due(db: &dyn Database, now: i64, limit: usize) -> ApiResult<Vec<Due>> {
+/// Where a pass over the due deliveries stands: (next attempt, webhook, event) of the last one
+/// read.
+pub(super) type DueKey = (i64, String, String);
+
+/// Pending deliveries due by `now`, the longest waiting first, after `after`: a pass reads them
+/// page by page, so deliveries it skips (an unreachable endpoint's) never hide the others.
+pub(super) fn due(
+    db: &dyn Database,
+    now: i64,
+    after: &DueKey,
+    limit: usize,
+) -> ApiResult<Vec<Due>> {
     let rows = db.execute(
         &format!(
             "SELECT {DUE_COLUMNS}
-             WHERE d.status = 'pending' AND d.next_attempt_at <= ?
-             ORDER BY d.next_attempt_at LIMIT ?"
+             WHERE d.status = 'pending' AND d.next_attempt_at <= ?1
+               AND (d.next_attempt_at > ?2
+                    OR (d.next_attempt_at = ?2 AND (d.webhook_id > ?3
+                        OR (d.webhook_id = ?3 AND d.event_id > ?4))))
+             ORDER BY d.next_attempt_at, d.webhook_id, d.event_id LIMIT ?5"
         ),
-        &[now.into(), (limit as i64).into()],
+        &[
+            now.into(),
+            after.0.into(),
+            after.1.clone().into(),
+            after.2.clone().into(),
+            (limit as i64).into(),
+        ],
     )?;
     rows.iter().map(due_from_row).collect()
 }

@@ -380,3 +380,33 @@ fn a_bill_run_emits_one_event_per_bill_in_its_batches() {
     ids.dedup();
     assert_eq!(ids.len(), bills, "one event per bill");
 }
+
+#[test]
+fn an_unreachable_endpoints_backlog_holds_up_no_other_endpoint() {
+    let app = app();
+    let (_, _, product) = app.published_product();
+    let (_, customer) = app.funded_customer("1000.00");
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = format!("http://{}/gone", closed.local_addr().unwrap());
+    drop(closed);
+    // A backlog of the dead endpoint's deliveries, more than a page, due before anything else.
+    app.webhook(&customer, &dead, &["order.created"]);
+    for _ in 0..110 {
+        app.order(&customer, &product);
+    }
+    app.set_now(at("2026-03-27T08:00:01Z"));
+    let live = WebhookReceiver::answering(|n| if n <= 10 { 500 } else { 204 });
+    let (hook, _) = app.webhook(&customer, live.url(), &["order.created"]);
+    for _ in 0..10 {
+        app.order(&customer, &product);
+    }
+    assert_eq!(live.deliveries().len(), 10);
+    app.scheduled_run(at("2026-03-27T08:05:00Z"));
+    assert_eq!(
+        live.deliveries().len(),
+        20,
+        "the live endpoint's deliveries retried, past the dead one's backlog"
+    );
+    let listed = deliveries_of(&app, &customer, &hook);
+    assert!(listed.iter().all(|d| d["status"] == "delivered"));
+}
