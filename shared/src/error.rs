@@ -162,6 +162,8 @@ pub enum Code {
     ItemCodesLocked,
     /// The principal has as many webhooks as one may.
     WebhookLimit,
+    /// The deployment may not call a webhook's URL (outside its `webhook_hosts`).
+    WebhookHostNotAllowed,
     // 413 / 415.
     /// The body is larger than the endpoint accepts.
     PayloadTooLarge,
@@ -254,7 +256,8 @@ impl Code {
             | DelistedByOperator
             | ProductNotPublished
             | ItemCodesLocked
-            | WebhookLimit => StatusCode::CONFLICT,
+            | WebhookLimit
+            | WebhookHostNotAllowed => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,

@@ -206,10 +206,9 @@ pub(crate) struct Webhook {
 pub(crate) const WEBHOOKS_MAX: usize = 10;
 const URL_MAX: usize = 2_000;
 
-/// Whether `url` is an endpoint the deployment may call: an http or https URL with a host, no
-/// credentials, no fragment, inside the `webhook_hosts` pattern the deployment grants in
-/// `allowed_outbound_hosts` (`https://*`, `https://*.example.com`, `http://127.0.0.1:8080`).
-fn check_url(e: &mut Errors, url: &str, allowed: Option<&str>) {
+/// Whether `url` has the shape of an endpoint (the contract's pattern): `http://` or
+/// `https://`, a host part without credentials, no fragment, no space; at most 2,000 characters.
+fn check_url_shape(e: &mut Errors, url: &str) {
     if url.chars().count() > URL_MAX {
         e.add(
             "url",
@@ -218,25 +217,42 @@ fn check_url(e: &mut Errors, url: &str, allowed: Option<&str>) {
         );
         return;
     }
-    let Some(target) = deliver::Target::parse(url) else {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"));
+    let authority = rest.map(|r| r.split(['/', '?']).next().unwrap_or_default());
+    let shaped = authority.is_some_and(|a| !a.is_empty() && !a.contains('@'))
+        && !url.contains('#')
+        && !url.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !shaped {
         e.add(
             "url",
             Code::InvalidValue,
             "an http:// or https:// URL with a host, without credentials or fragment",
         );
-        return;
-    };
-    if !allowed.is_some_and(|pattern| target.allowed_by(pattern)) {
-        e.add(
-            "url",
-            Code::InvalidValue,
-            format!(
-                "this deployment may not call {} (its webhook_hosts: {})",
-                target.origin(),
-                allowed.unwrap_or("none")
-            ),
-        );
     }
+}
+
+/// 409 `WebhookHostNotAllowed` unless the deployment may call `url`: inside the `webhook_hosts`
+/// pattern it grants in `allowed_outbound_hosts` (`https://*`, `https://*.example.com`,
+/// `http://127.0.0.1:8080`). The same URL may be fine on another deployment: it is the
+/// deployment's grant, not the request, that refuses it.
+fn check_url_allowed(url: &str, allowed: Option<&str>) -> ApiResult<()> {
+    let target = deliver::Target::parse(url);
+    if target
+        .as_ref()
+        .is_some_and(|t| allowed.is_some_and(|pattern| t.allowed_by(pattern)))
+    {
+        return Ok(());
+    }
+    let origin = target.map_or_else(|| url.to_owned(), |t| t.origin());
+    Err(ApiError::new(
+        Code::WebhookHostNotAllowed,
+        format!(
+            "this deployment may not call {origin} (its webhook_hosts: {})",
+            allowed.unwrap_or("none")
+        ),
+    ))
 }
 
 fn check_events(e: &mut Errors, caller: &Principal, events: &[String]) -> Vec<EventType> {
@@ -277,13 +293,14 @@ pub(crate) fn create(
     let mut e = Errors::new();
     let url = e.required("url", &request.url).cloned();
     if let Some(url) = &url {
-        check_url(&mut e, url, allowed_hosts);
+        check_url_shape(&mut e, url);
     }
     let events = e
         .required("events", &request.events)
         .map(|events| check_events(&mut e, caller, events))
         .unwrap_or_default();
     e.finish()?;
+    check_url_allowed(url.as_deref().unwrap_or_default(), allowed_hosts)?;
     let webhook = Webhook {
         id: new_id("whk", now),
         owner_id: caller.id.clone(),

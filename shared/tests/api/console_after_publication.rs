@@ -210,7 +210,7 @@ fn a_customer_adds_a_webhook_sees_its_secret_once_and_its_deliveries() {
             ("events", "bill.issued"),
         ],
     );
-    assert_eq!(refused.status, 400);
+    assert_eq!(refused.status, 409);
     assert!(
         refused.text().contains("may not call"),
         "{}",

@@ -282,8 +282,15 @@ fn a_webhook_is_an_allowed_url_and_the_callers_own_events() {
             .expect(400)
             .json()
     };
+    let outside = app
+        .post(
+            "/api/v1/webhooks",
+            &customer,
+            json!({"url": "https://hooks.example.com/in", "events": ["bill.issued"]}),
+        )
+        .problem(409, "WebhookHostNotAllowed");
+    assert!(str_of(&outside["detail"]).contains("https://hooks.example.com:443"));
     for url in [
-        "https://hooks.example.com/in",
         "ftp://127.0.0.1/in",
         "http://user:pw@127.0.0.1:9/in",
         "not a url",
@@ -341,7 +348,7 @@ fn a_webhook_is_an_allowed_url_and_the_callers_own_events() {
         &other,
         json!({"url": url, "events": ["bill.issued"]}),
     )
-    .problem(400, "InvalidValue");
+    .problem(409, "WebhookHostNotAllowed");
 }
 
 #[test]
