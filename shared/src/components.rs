@@ -235,7 +235,8 @@ fn send(out: ResponseOutparam, response: http::Response<Vec<u8>>, storage: &Stor
 }
 
 /// The `billing` cron component's run ([`crate::settlement::scheduled_run`]) with the event's
-/// timestamp as "now"; its report as JSON.
+/// timestamp as "now"; its report as JSON (`{"bill_run", "settlement": [{"month",
+/// "statements_written", "open"}]}`).
 pub fn scheduled_bill_run(timestamp: u64) -> Result<String, String> {
     let config = config().map_err(|e| e.detail)?;
     let storage = Storage::new(SpinBackend::new(&config.database));
@@ -246,5 +247,5 @@ pub fn scheduled_bill_run(timestamp: u64) -> Result<String, String> {
     let db = storage.db().map_err(|e| e.detail)?;
     let report =
         crate::settlement::scheduled_run(db, &SpinOutbound, &config, now).map_err(|e| e.detail)?;
-    Ok(report.to_string())
+    serde_json::to_string(&report).map_err(|e| e.to_string())
 }

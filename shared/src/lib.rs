@@ -4,7 +4,7 @@
 //! `review`, `metering`, `billing`, `settlement` — each its rules and types, with its SQL in a
 //! `store.rs`; the HTTP API ([`api`]) and the web console ([`console`]) over them; the ports
 //! ([`platform`]: storage, clock, outbound HTTP, configuration, their Spin and native adapters)
-//! below them. Dependencies point one way, api → capabilities → ports (a test, `tidy.rs`, holds
+//! below them. Dependencies point one way, api → capabilities → ports (a test, `tidy`, holds
 //! it). `docs/ARCHITECTURE.md` has the
 //! codemap and the invariants, `docs/RULES.md` the business rules and where each is held.
 //!
@@ -27,6 +27,7 @@ mod idempotency;
 mod identity;
 mod listing;
 mod metering;
+mod money;
 mod orders;
 mod period;
 pub mod platform;
@@ -42,4 +43,5 @@ mod tidy;
 pub use billing::run::run as bill_run;
 pub use billing::{Failure, FailureCode, RunReport};
 pub use identity::{AccountType, Principal, Role};
-pub use settlement::scheduled_run;
+pub use settlement::{MonthClosed, ScheduledRun, scheduled_run};
+pub use webhook::deliver::Report as DeliveryReport;

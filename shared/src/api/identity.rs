@@ -1,44 +1,45 @@
-//! `/api/v1/principals/...` and `/api/v1/me`.
+//! `/api/v1/principals/...`, `/api/v1/me` and `/api/v1/webhooks/...` (handled in `webhooks`).
 
-use http::Method;
+use serde::Serialize;
 
-use super::{Ctx, Resp, created, not_allowed, not_found, ok};
+use super::routes::{KeyUse, Route, delete, get, post, post_keyed, put, route};
+use super::{Ctx, Resp, created, ok, settlements, webhooks};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::{
     NewPrincipal, Principal, Role, create_principal, find_principal, list_principals, rotate_token,
     set_disabled,
 };
 
-pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
-    let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
-    match (segs.as_slice(), &ctx.method) {
-        (["me"], &Method::GET) => me(ctx),
-        (["me"], _) => not_allowed("GET"),
-        (["principals"], &Method::POST) => create(ctx),
-        (["principals"], &Method::GET) => list(ctx),
-        (["principals"], _) => not_allowed("GET, POST"),
-        (["principals", id], &Method::GET) => get(ctx, id),
-        (["principals", _], _) => not_allowed("GET"),
-        (["principals", id, "tokens"], &Method::POST) => rotate(ctx, id),
-        (["principals", _, "tokens"], _) => not_allowed("POST"),
-        (["principals", id, action @ ("disable" | "enable")], &Method::POST) => {
-            ctx.principal()?.require(&[Role::Operator])?;
-            ok(&set_disabled(
-                ctx.storage.db()?,
-                id,
-                *action == "disable",
-                ctx.now,
-            )?)
-        }
-        (["principals", _, "disable" | "enable"], _) => not_allowed("POST"),
-        (["principals", id, "commission"], &Method::GET) => super::settlements::commission(ctx, id),
-        (["principals", id, "commission"], &Method::PUT) => {
-            super::settlements::set_commission(ctx, id)
-        }
-        (["principals", _, "commission"], _) => not_allowed("GET, PUT"),
-        _ => not_found(),
-    }
-}
+/// `/api/v1/me`, `/api/v1/principals/...` and `/api/v1/webhooks/...`.
+pub(super) static ROUTES: &[Route] = &[
+    route("me", &[get(me)]),
+    route(
+        "principals",
+        &[get(list), post_keyed(create, KeyUse::Refused)],
+    ),
+    route("principals/{id}", &[get(find)]),
+    route(
+        "principals/{id}/tokens",
+        &[post_keyed(rotate, KeyUse::Refused)],
+    ),
+    Route {
+        accepts: |p| matches!(p.get("action"), "disable" | "enable"),
+        ..route("principals/{id}/{action}", &[post(disable_or_enable)])
+    },
+    route(
+        "principals/{id}/commission",
+        &[
+            get(settlements::commission),
+            put(settlements::set_commission),
+        ],
+    ),
+    route("webhooks", &[get(webhooks::list), post(webhooks::create)]),
+    route(
+        "webhooks/{id}",
+        &[get(webhooks::find), delete(webhooks::delete)],
+    ),
+    route("webhooks/{id}/deliveries", &[get(webhooks::deliveries)]),
+];
 
 fn me(ctx: &Ctx) -> ApiResult<Resp> {
     ok(&ctx.principal()?)
@@ -48,7 +49,10 @@ fn create(ctx: &Ctx) -> ApiResult<Resp> {
     ctx.principal()?.require(&[Role::Operator])?;
     let new: NewPrincipal = ctx.json()?;
     let (principal, token) = create_principal(ctx.storage.db()?, new, ctx.now)?;
-    created(&serde_json::json!({ "principal": principal, "token": token.reveal() }))
+    created(&Issued {
+        principal,
+        token: token.reveal(),
+    })
 }
 
 fn list(ctx: &Ctx) -> ApiResult<Resp> {
@@ -75,16 +79,27 @@ fn visible(ctx: &Ctx, caller: &Principal, id: &str) -> ApiResult<Principal> {
     find_principal(ctx.storage.db()?, id)
 }
 
-fn get(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn find(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
-    ok(&visible(ctx, &caller, id)?)
+    ok(&visible(ctx, &caller, ctx.param("id"))?)
+}
+
+/// An operator disables a principal, or enables it again.
+fn disable_or_enable(ctx: &Ctx) -> ApiResult<Resp> {
+    ctx.principal()?.require(&[Role::Operator])?;
+    ok(&set_disabled(
+        ctx.storage.db()?,
+        ctx.param("id"),
+        ctx.param("action") == "disable",
+        ctx.now,
+    )?)
 }
 
 /// Rotation by an operator (for anyone) or by the principal itself. The built-in operator's token
 /// is the `admin_token` variable: it is rotated by redeploying, not through the API.
-fn rotate(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn rotate(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
-    let target = visible(ctx, &caller, id)?;
+    let target = visible(ctx, &caller, ctx.param("id"))?;
     if target.built_in {
         return Err(ApiError::new(
             Code::BuiltInPrincipal,
@@ -92,5 +107,15 @@ fn rotate(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
         ));
     }
     let token = rotate_token(ctx.storage.db()?, &target.id, ctx.now)?;
-    created(&serde_json::json!({ "principal": target, "token": token.reveal() }))
+    created(&Issued {
+        principal: target,
+        token: token.reveal(),
+    })
+}
+
+/// A principal and its new token, shown this once.
+#[derive(Serialize)]
+struct Issued<'a> {
+    principal: Principal,
+    token: &'a str,
 }

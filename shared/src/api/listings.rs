@@ -1,92 +1,61 @@
 //! `/api/v1/services/...`, `/api/v1/products/...` and `/api/v1/catalog/...`.
 
-use http::{Method, Response, StatusCode};
-use serde::Deserialize;
+use http::{Response, StatusCode};
+use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Resp, created, no_content, not_allowed, not_found, ok};
+use super::routes::{Body, Route, Serve, delete, get, post, put, route};
+use super::{Ctx, Items, Resp, created, no_content, ok};
 use crate::catalog::delisting::{self, ListingChangeRequest};
 use crate::catalog::{self, CatalogFilter};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
 use crate::listing::media::MediaKind;
-use crate::listing::product::{self, MediaFile};
+use crate::listing::product::{self, Media, MediaFile};
 use crate::listing::service::{self, ServiceRequest};
 use crate::listing::{ProductStatus, Step, Warning, categories};
 use crate::sales;
 
-pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
-    let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
-    match (segs.as_slice(), &ctx.method) {
-        (["services"], &Method::POST) => create_service(ctx),
-        (["services"], &Method::GET) => list_services(ctx),
-        (["services"], _) => not_allowed("GET, POST"),
-        (["services", id], &Method::GET) => get_service(ctx, id),
-        (["services", _], _) => not_allowed("GET"),
+/// `/api/v1/services/...`, `/api/v1/products/...` and `/api/v1/catalog/...`.
+pub(super) static ROUTES: &[Route] = &[
+    route("services", &[get(list_services), post(create_service)]),
+    route("services/{id}", &[get(get_service)]),
+    route("products", &[get(list_products), post(create_product)]),
+    route("products/{id}", &[get(get_product)]),
+    route("products/{id}/media", &[get(list_media)]),
+    media_slot("products/{id}/media/{kind}"),
+    media_slot("products/{id}/media/{kind}/{index}"),
+    route("products/{id}/billable-items", &[get(billable_items)]),
+    route(
+        "products/{id}/billable-items/{code}/reporting",
+        &[put(put_reporting)],
+    ),
+    route(
+        "products/{id}/billable-items/{code}/associations",
+        &[put(put_associations)],
+    ),
+    route("products/{id}/pricing/versions", &[get(pricing_versions)]),
+    route("products/{id}/availability", &[get(availability)]),
+    route("products/{id}/delist", &[post(delist)]),
+    route("products/{id}/relist", &[post(relist)]),
+    Route {
+        accepts: |p| Step::parse(p.get("step")).is_some(),
+        ..route("products/{id}/{step}", &[get(get_step), put(put_step)])
+    },
+    route("catalog/categories", &[get(categories)]),
+    route("catalog", &[get(catalog_list)]),
+    route("catalog/{id}", &[get(catalog_product)]),
+    route("catalog/{id}/media/{kind}", &[get(catalog_media)]),
+    route("catalog/{id}/media/{kind}/{index}", &[get(catalog_media)]),
+];
 
-        (["products"], &Method::POST) => create_product(ctx),
-        (["products"], &Method::GET) => list_products(ctx),
-        (["products"], _) => not_allowed("GET, POST"),
-        (["products", id], &Method::GET) => get_product(ctx, id),
-        (["products", _], _) => not_allowed("GET"),
-        (["products", id, "media"], &Method::GET) => list_media(ctx, id),
-        (["products", _, "media"], _) => not_allowed("GET"),
-        (["products", id, "media", kind], m) => media_slot(ctx, id, kind, None, m),
-        (["products", id, "media", kind, index], m) => media_slot(ctx, id, kind, Some(index), m),
-        (["products", id, "billable-items"], &Method::GET) => billable_items(ctx, id),
-        (["products", _, "billable-items"], _) => not_allowed("GET"),
-        (["products", id, "billable-items", code, "reporting"], &Method::PUT) => {
-            put_reporting(ctx, id, code)
-        }
-        (["products", id, "billable-items", code, "associations"], &Method::PUT) => {
-            put_associations(ctx, id, code)
-        }
-        (
-            [
-                "products",
-                _,
-                "billable-items",
-                _,
-                "reporting" | "associations",
-            ],
-            _,
-        ) => not_allowed("PUT"),
-        (["products", id, "pricing", "versions"], &Method::GET) => {
-            let caller = provider_or_operator(ctx)?;
-            ok(&serde_json::json!({
-                "items": catalog::versions::versions(ctx.storage.db()?, &caller, id)?
-            }))
-        }
-        (["products", _, "pricing", "versions"], _) => not_allowed("GET"),
-        (["products", id, "availability"], &Method::GET) => {
-            let caller = provider_or_operator(ctx)?;
-            ok(&delisting::availability(ctx.storage.db()?, &caller, id)?)
-        }
-        (["products", _, "availability"], _) => not_allowed("GET"),
-        (["products", id, action @ ("delist" | "relist")], &Method::POST) => {
-            change_listing(ctx, id, action)
-        }
-        (["products", _, "delist" | "relist"], _) => not_allowed("POST"),
-        (["products", id, step], m) => match Step::parse(step) {
-            Some(step) if m == Method::PUT => put_step(ctx, id, step),
-            Some(step) if m == Method::GET => get_step(ctx, id, step),
-            Some(_) => not_allowed("GET, PUT"),
-            None => not_found(),
-        },
-
-        (["catalog", "categories"], &Method::GET) => ok(&serde_json::json!({
-            "items": categories::CATEGORIES
-        })),
-        (["catalog", "categories"], _) => not_allowed("GET"),
-        (["catalog"], &Method::GET) => catalog_list(ctx),
-        (["catalog"], _) => not_allowed("GET"),
-        (["catalog", id], &Method::GET) => ok(&catalog::detail(ctx.storage.db()?, id)?),
-        (["catalog", _], _) => not_allowed("GET"),
-        (["catalog", id, "media", kind], &Method::GET) => catalog_media(ctx, id, kind, None),
-        (["catalog", id, "media", kind, index], &Method::GET) => {
-            catalog_media(ctx, id, kind, Some(index))
-        }
-        (["catalog", _, "media", _] | ["catalog", _, "media", _, _], _) => not_allowed("GET"),
-        _ => not_found(),
+/// A product's media slot: a file of its kind (an unknown kind is no slot) read, uploaded or
+/// removed.
+const fn media_slot(path: &'static str) -> Route {
+    const SLOT: &[Serve] = &[get(get_media), put(put_media), delete(delete_media)];
+    Route {
+        accepts: |p| MediaKind::parse(p.get("kind")).is_some(),
+        body: Body::MediaFile,
+        ..route(path, SLOT)
     }
 }
 
@@ -127,7 +96,8 @@ fn list_services(ctx: &Ctx) -> ApiResult<Resp> {
     page.list(items, |s| &s.id)
 }
 
-fn get_service(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn get_service(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = provider_or_operator(ctx)?;
     ok(&service::find(ctx.storage.db()?, &caller, id)?)
 }
@@ -163,36 +133,82 @@ fn list_products(ctx: &Ctx) -> ApiResult<Resp> {
     page.list(items, |p| &p.id)
 }
 
-fn get_product(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn get_product(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = provider_or_operator(ctx)?;
     ok(&product::find(ctx.storage.db()?, &caller, id)?)
 }
 
-/// A provider or an operator takes a product out of the catalog, or brings it back.
-fn change_listing(ctx: &Ctx, id: &str, action: &str) -> ApiResult<Resp> {
+/// A provider or an operator takes a product out of the catalog.
+fn delist(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = provider_or_operator(ctx)?;
     let request: ListingChangeRequest = ctx.json()?;
     let db = ctx.storage.db()?;
-    ok(&if action == "delist" {
-        delisting::delist(db, &caller, id, &request, ctx.now)?
-    } else {
-        delisting::relist(db, &caller, id, &request, ctx.now)?
-    })
+    ok(&delisting::delist(
+        db,
+        &caller,
+        ctx.param("id"),
+        &request,
+        ctx.now,
+    )?)
+}
+
+/// A provider or an operator brings a delisted product back.
+fn relist(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = provider_or_operator(ctx)?;
+    let request: ListingChangeRequest = ctx.json()?;
+    let db = ctx.storage.db()?;
+    ok(&delisting::relist(
+        db,
+        &caller,
+        ctx.param("id"),
+        &request,
+        ctx.now,
+    )?)
+}
+
+fn availability(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = provider_or_operator(ctx)?;
+    ok(&delisting::availability(
+        ctx.storage.db()?,
+        &caller,
+        ctx.param("id"),
+    )?)
+}
+
+fn pricing_versions(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = provider_or_operator(ctx)?;
+    let items = catalog::versions::versions(ctx.storage.db()?, &caller, ctx.param("id"))?;
+    ok(&Items { items })
+}
+
+/// A published product after a price change: its view and the version the change became.
+#[derive(Serialize)]
+struct Repriced {
+    #[serde(flatten)]
+    product: product::ProductView,
+    pricing_version: catalog::versions::PricingVersion,
+}
+
+/// The step a path names (the route accepts only steps).
+fn step_of(ctx: &Ctx) -> ApiResult<Step> {
+    Step::parse(ctx.param("step")).ok_or_else(|| ApiError::not_found("route"))
 }
 
 /// The product's view after a step was written; for the pricing step of a published product,
 /// the pricing version it became (`pricing_version`).
-fn put_step(ctx: &Ctx, id: &str, step: Step) -> ApiResult<Resp> {
+fn put_step(ctx: &Ctx) -> ApiResult<Resp> {
+    let (id, step) = (ctx.param("id"), step_of(ctx)?);
     let caller = provider(ctx)?;
     let body = ctx.json_bytes()?;
     if step == Step::Pricing {
         let db = ctx.storage.db()?;
         let notice = ctx.config.price_increase_notice_days;
         if let Some(version) = catalog::versions::reprice(db, &caller, id, body, notice, ctx.now)? {
-            let mut view = serde_json::to_value(product::find(db, &caller, id)?)
-                .map_err(ApiError::internal)?;
-            view["pricing_version"] = serde_json::to_value(version).map_err(ApiError::internal)?;
-            return ok(&view);
+            return ok(&Repriced {
+                product: product::find(db, &caller, id)?,
+                pricing_version: version,
+            });
         }
     }
     ok(&product::write_step(
@@ -206,21 +222,25 @@ fn put_step(ctx: &Ctx, id: &str, step: Step) -> ApiResult<Resp> {
     )?)
 }
 
-fn get_step(ctx: &Ctx, id: &str, step: Step) -> ApiResult<Resp> {
+fn get_step(ctx: &Ctx) -> ApiResult<Resp> {
+    let (id, step) = (ctx.param("id"), step_of(ctx)?);
     let caller = provider_or_operator(ctx)?;
     ok(&product::stored_step(ctx.storage.db()?, &caller, id, step)?)
 }
 
-fn list_media(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn list_media(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = provider_or_operator(ctx)?;
     let items = product::media_of(ctx.storage.db()?, &caller, id)?;
-    ok(&serde_json::json!({ "items": items }))
+    ok(&Items { items })
 }
 
 /// Parses `{kind}[/{index}]` of a media path; an unknown kind is 404.
-fn media_path(kind: &str, index: Option<&str>) -> ApiResult<(MediaKind, Option<u32>)> {
-    let kind = MediaKind::parse(kind).ok_or_else(|| ApiError::not_found("media kind"))?;
-    let index = index
+fn media_path(ctx: &Ctx) -> ApiResult<(MediaKind, Option<u32>)> {
+    let kind =
+        MediaKind::parse(ctx.param("kind")).ok_or_else(|| ApiError::not_found("media kind"))?;
+    let index = Some(ctx.param("index"))
+        .filter(|i| !i.is_empty())
         .map(|i| {
             i.parse::<u32>().map_err(|_| {
                 ApiError::validation(vec![FieldError::new(
@@ -234,52 +254,50 @@ fn media_path(kind: &str, index: Option<&str>) -> ApiResult<(MediaKind, Option<u
     Ok((kind, index))
 }
 
-/// `/products/{id}/media/{kind}[/{index}]`: single kinds take no index, multi kinds require one.
-fn media_slot(
-    ctx: &Ctx,
-    id: &str,
-    kind: &str,
-    index: Option<&str>,
-    method: &Method,
-) -> ApiResult<Resp> {
-    let (kind, index) = media_path(kind, index)?;
-    match *method {
-        Method::PUT => {
-            let caller = provider(ctx)?;
-            let media = product::upload_media(
-                ctx.storage,
-                &caller,
-                id,
-                kind,
-                index,
-                ctx.header("content-type"),
-                &ctx.body,
-                ctx.now,
-            )?;
-            let warnings: Vec<Warning> = media.warning().into_iter().collect();
-            ok(&serde_json::json!({
-                "url": media.url,
-                "media": media.media,
-                "warnings": warnings,
-            }))
-        }
-        Method::GET => {
-            let caller = provider_or_operator(ctx)?;
-            media_response(product::media_file(
-                ctx.storage,
-                Some(&caller),
-                id,
-                kind,
-                index,
-            )?)
-        }
-        Method::DELETE => {
-            let caller = provider(ctx)?;
-            product::delete_media(ctx.storage, &caller, id, kind, index, ctx.now)?;
-            no_content()
-        }
-        _ => not_allowed("GET, PUT, DELETE"),
-    }
+/// `PUT /products/{id}/media/{kind}[/{index}]`: single kinds take no index, multi kinds require
+/// one.
+fn put_media(ctx: &Ctx) -> ApiResult<Resp> {
+    let (kind, index) = media_path(ctx)?;
+    let caller = provider(ctx)?;
+    let upload = product::Upload {
+        kind,
+        index,
+        content_type: ctx.header("content-type"),
+        bytes: &ctx.body,
+    };
+    let media = product::upload_media(ctx.storage, &caller, ctx.param("id"), upload, ctx.now)?;
+    ok(&Uploaded {
+        warnings: media.warning().into_iter().collect(),
+        url: media.url,
+        media: media.media,
+    })
+}
+
+/// A medium as its upload answers it: where it is served, what it is, and any advice.
+#[derive(Serialize)]
+struct Uploaded {
+    url: String,
+    media: Media,
+    warnings: Vec<Warning>,
+}
+
+fn get_media(ctx: &Ctx) -> ApiResult<Resp> {
+    let (kind, index) = media_path(ctx)?;
+    let caller = provider_or_operator(ctx)?;
+    media_response(product::media_file(
+        ctx.storage,
+        Some(&caller),
+        ctx.param("id"),
+        kind,
+        index,
+    )?)
+}
+
+fn delete_media(ctx: &Ctx) -> ApiResult<Resp> {
+    let (kind, index) = media_path(ctx)?;
+    let caller = provider(ctx)?;
+    product::delete_media(ctx.storage, &caller, ctx.param("id"), kind, index, ctx.now)?;
+    no_content()
 }
 
 /// A medium with the content type it was checked to have, sandboxed ([`MediaFile::response`]).
@@ -287,13 +305,15 @@ fn media_response(file: MediaFile) -> ApiResult<Resp> {
     file.response(Response::builder().status(StatusCode::OK))
 }
 
-fn billable_items(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn billable_items(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = provider_or_operator(ctx)?;
     let items = sales::items_of(ctx.storage.db()?, &caller, id)?;
-    ok(&serde_json::json!({ "items": items }))
+    ok(&Items { items })
 }
 
-fn put_reporting(ctx: &Ctx, id: &str, code: &str) -> ApiResult<Resp> {
+fn put_reporting(ctx: &Ctx) -> ApiResult<Resp> {
+    let (id, code) = (ctx.param("id"), ctx.param("code"));
     let caller = provider(ctx)?;
     ok(&sales::set_reporting(
         ctx.storage.db()?,
@@ -306,7 +326,8 @@ fn put_reporting(ctx: &Ctx, id: &str, code: &str) -> ApiResult<Resp> {
     )?)
 }
 
-fn put_associations(ctx: &Ctx, id: &str, code: &str) -> ApiResult<Resp> {
+fn put_associations(ctx: &Ctx) -> ApiResult<Resp> {
+    let (id, code) = (ctx.param("id"), ctx.param("code"));
     let caller = provider(ctx)?;
     ok(&sales::set_associations(
         ctx.storage.db()?,
@@ -334,10 +355,26 @@ fn catalog_list(ctx: &Ctx) -> ApiResult<Resp> {
         page.cursor.as_deref(),
         page.fetch(),
     )?;
-    page.list(items, |v| v["id"].as_str().unwrap_or_default())
+    page.list(items, |e| &e.summary.id)
 }
 
-fn catalog_media(ctx: &Ctx, id: &str, kind: &str, index: Option<&str>) -> ApiResult<Resp> {
-    let (kind, index) = media_path(kind, index)?;
-    media_response(product::media_file(ctx.storage, None, id, kind, index)?)
+fn catalog_media(ctx: &Ctx) -> ApiResult<Resp> {
+    let (kind, index) = media_path(ctx)?;
+    media_response(product::media_file(
+        ctx.storage,
+        None,
+        ctx.param("id"),
+        kind,
+        index,
+    )?)
+}
+
+fn categories(_: &Ctx) -> ApiResult<Resp> {
+    ok(&Items {
+        items: categories::CATEGORIES.to_vec(),
+    })
+}
+
+fn catalog_product(ctx: &Ctx) -> ApiResult<Resp> {
+    ok(&catalog::detail(ctx.storage.db()?, ctx.param("id"))?)
 }

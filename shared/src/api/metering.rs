@@ -1,29 +1,31 @@
 //! `/api/v1/metering/...`: `PushMeteringData`-compatible ingestion and usage reads.
 
 use chrono::{DateTime, Utc};
-use http::Method;
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Resp, not_allowed, not_found, ok};
+use super::routes::{KeyUse, Route, get, post_keyed, route};
+use super::{Ctx, Resp, ok};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::export;
+use crate::idempotency::Guard;
 use crate::identity::Role;
 use crate::metering::{self, PlatformBill, PushMeteringData};
 use crate::platform::ids::new_id;
 
-pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
-    let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
-    match (segs.as_slice(), &ctx.method) {
-        (["metering"], &Method::POST) => push(ctx),
-        (["metering"], _) => not_allowed("POST"),
-        (["metering", "usage"], &Method::GET) => usage(ctx),
-        (["metering", "usage"], _) => not_allowed("GET"),
-        (["metering", "platform-bills"], &Method::POST) => platform_bill(ctx),
-        (["metering", "platform-bills"], _) => not_allowed("POST"),
-        _ => not_found(),
-    }
-}
+/// `/api/v1/metering/...`. A push and a platform bill are idempotent by construction (a usage
+/// record counts once) and validated before they take the write lock: a key is recorded, not
+/// held in one transaction with them.
+pub(super) static ROUTES: &[Route] = &[
+    route("metering", &[post_keyed(push, RECORDED)]),
+    route("metering/usage", &[get(usage)]),
+    route(
+        "metering/platform-bills",
+        &[post_keyed(platform_bill, RECORDED)],
+    ),
+];
+
+const RECORDED: KeyUse = KeyUse::Guarded(Guard::Recorded);
 
 fn push(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
@@ -57,20 +59,14 @@ fn usage(ctx: &Ctx) -> ApiResult<Resp> {
         let db = ctx.storage.db()?;
         return export::usage(db, caller, instance_id, range, page.cursor);
     }
-    let usage = metering::usage(
+    ok(&metering::usage(
         ctx.storage.db()?,
         &caller,
         instance_id,
         range,
         page.cursor.as_deref(),
         page.limit,
-    )?;
-    ok(&serde_json::json!({
-        "instance_id": instance_id,
-        "records": usage.records,
-        "totals": usage.totals,
-        "next_cursor": usage.next_cursor,
-    }))
+    )?)
 }
 
 #[derive(Deserialize)]
@@ -105,11 +101,20 @@ fn platform_bill(ctx: &Ctx) -> ApiResult<Resp> {
 }
 
 /// The answer to a stored report, in `PushMeteringData`'s shape plus our counts.
+#[derive(Serialize)]
+struct Reported<'a> {
+    #[serde(rename = "RequestId")]
+    request_id: &'a str,
+    #[serde(rename = "Success")]
+    success: bool,
+    #[serde(flatten)]
+    stored: metering::Stored,
+}
+
 fn push_result(request_id: &str, stored: metering::Stored) -> ApiResult<Resp> {
-    ok(&serde_json::json!({
-        "RequestId": request_id,
-        "Success": true,
-        "accepted": stored.accepted,
-        "duplicates": stored.duplicates,
-    }))
+    ok(&Reported {
+        request_id,
+        success: true,
+        stored,
+    })
 }

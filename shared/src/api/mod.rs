@@ -1,12 +1,14 @@
 //! The HTTP API as plain functions: `http::Request` in, `http::Response` out, over a [`Storage`].
-//! Each Spin component serves one [`Api`]; it only knows its own routes, so a request that
-//! `spin.toml` sends to the wrong component gets a 404 instead of silently working.
+//! Each Spin component serves one [`Api`]; it only knows its own routes (its route table,
+//! `routes`), so a request that `spin.toml` sends to the wrong component gets a 404 instead of
+//! silently working.
 
 mod identity;
 mod listings;
 mod metering;
 mod orders;
 mod reviews;
+mod routes;
 mod settlements;
 mod webhooks;
 
@@ -20,12 +22,12 @@ use serde::de::DeserializeOwned;
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::idempotency::{self, Guard, IdempotencyKey};
 use crate::identity::{Principal, bearer_token, principal_for_token, throttle};
-use crate::listing::media::MediaKind;
 use crate::platform::LargeBody;
 use crate::platform::clock::effective_now;
 use crate::platform::config::Config;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::Storage;
+use routes::{Body, KeyUse, Params, Route};
 
 /// The HTTP components of `spin.toml`, one per API area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,17 +45,52 @@ pub enum Api {
     Metering,
 }
 
+impl Api {
+    /// This area's route table.
+    pub(crate) fn routes(self) -> &'static [Route] {
+        match self {
+            Api::Identity => identity::ROUTES,
+            Api::Listings => listings::ROUTES,
+            Api::Reviews => reviews::ROUTES,
+            Api::Orders => orders::ROUTES,
+            Api::Metering => metering::ROUTES,
+        }
+    }
+
+    const ALL: [Api; 5] = [
+        Api::Identity,
+        Api::Listings,
+        Api::Reviews,
+        Api::Orders,
+        Api::Metering,
+    ];
+}
+
+/// The route of this area that takes `segments`, with its parameters.
+pub(crate) fn find_route(api: Api, segments: &[String]) -> Option<(&'static Route, Params)> {
+    api.routes()
+        .iter()
+        .find_map(|r| r.matches(segments).map(|p| (r, p)))
+}
+
+/// Every route of every area.
+#[cfg(test)]
+fn all_routes() -> impl Iterator<Item = (Api, &'static Route)> {
+    Api::ALL
+        .into_iter()
+        .flat_map(|api| api.routes().iter().map(move |r| (api, r)))
+}
+
 /// Everything a handler needs about its request and its environment.
 pub(crate) struct Ctx<'a> {
     pub storage: &'a Storage,
     pub outbound: &'a dyn Outbound,
     pub config: &'a Config,
     pub now: DateTime<Utc>,
-    pub method: Method,
     /// The wall clock, whatever `X-Clock-Now` says: `as_of` of a bill run is checked against it.
     pub real_now: DateTime<Utc>,
-    /// The path below `/api/v1/`, split on `/`.
-    pub segments: Vec<String>,
+    /// The parameters of the route's path (`{id}`, `{kind}`, …).
+    pub params: Params,
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
     pub body: Vec<u8>,
@@ -90,6 +127,11 @@ impl Ctx<'_> {
         self.caller
             .get_or_init(|| authenticate(&self.headers, self.storage, self.config, self.real_now))
             .clone()
+    }
+
+    /// A parameter of the route's path (`{id}` → `ctx.param("id")`).
+    pub(crate) fn param(&self, name: &str) -> &str {
+        self.params.get(name)
     }
 
     pub(crate) fn query(&self, name: &str) -> Option<&str> {
@@ -234,19 +276,32 @@ impl Page {
         &self,
         mut items: Vec<T>,
         id: impl Fn(&T) -> &str,
-    ) -> serde_json::Value {
+    ) -> Listed<T> {
         let next_cursor = if items.len() > self.limit {
             items.truncate(self.limit);
             items.last().map(|i| id(i).to_owned())
         } else {
             None
         };
-        serde_json::json!({ "items": items, "next_cursor": next_cursor })
+        Listed { items, next_cursor }
     }
 
     pub(crate) fn fetch(&self) -> usize {
         self.limit + 1
     }
+}
+
+/// A page of a list: its items and where the next page starts, if there is one.
+#[derive(Serialize)]
+pub(crate) struct Listed<T> {
+    pub items: Vec<T>,
+    pub next_cursor: Option<String>,
+}
+
+/// A list answered whole (`{"items": [...]}`): categories, a product's media and items.
+#[derive(Serialize)]
+pub(crate) struct Items<T> {
+    pub items: Vec<T>,
 }
 
 pub use crate::export::CsvPages;
@@ -283,7 +338,7 @@ pub fn problem(err: &ApiError) -> Resp {
     let mut builder = Response::builder()
         .status(err.status())
         .header(header::CONTENT_TYPE, "application/problem+json");
-    if let Some(allow) = err.allow {
+    if let Some(allow) = &err.allow {
         builder = builder.header(header::ALLOW, allow);
     }
     if let Some(seconds) = err.retry_after {
@@ -301,20 +356,20 @@ pub fn problem(err: &ApiError) -> Resp {
 /// pricing step, a 100-record push), far below what would tie up an instance.
 pub const JSON_BODY_MAX: usize = 1_048_576;
 
-/// The largest body a request may carry: on a media slot's path (`/products/{id}/media/{kind}`
-/// and `…/{kind}/{index}`) its kind's byte limit, whatever the method — a `POST` of a file to a
-/// slot is a `405`, as for a body of any size the slot would take —, anything else
-/// [`JSON_BODY_MAX`]. Known from the path alone (the method is taken for the components' common
-/// signature, and does not matter), so a larger body is refused before it is read, routed or
-/// authenticated.
+/// The largest body a request may carry, as its route says (`routes::Body`): on a media slot's
+/// path (`/products/{id}/media/{kind}` and `…/{kind}/{index}`) its kind's byte limit, whatever
+/// the method — a `POST` of a file to a slot is a `405`, as for a body of any size the slot would
+/// take —, anything else [`JSON_BODY_MAX`]. Known from the path alone (the method is taken for
+/// the components' common signature, and does not matter), so a larger body is refused before
+/// it is read, routed or authenticated.
 pub fn body_limit(_method: &Method, path: &str) -> usize {
-    let segments: Vec<&str> = path.trim_start_matches("/api/v1/").split('/').collect();
-    match segments.as_slice() {
-        ["products", _, "media", kind] | ["products", _, "media", kind, _] => {
-            MediaKind::parse(kind).map_or(JSON_BODY_MAX, MediaKind::max_bytes)
-        }
-        _ => JSON_BODY_MAX,
-    }
+    let Some(segments) = routes::segments_of(path) else {
+        return JSON_BODY_MAX;
+    };
+    Api::ALL
+        .into_iter()
+        .find_map(|api| find_route(api, &segments))
+        .map_or(JSON_BODY_MAX, |(route, params)| route.body_limit(&params))
 }
 
 /// What to do with a body that may be larger than [`JSON_BODY_MAX`], before it is read: a
@@ -328,7 +383,14 @@ pub fn before_large_body(
     config: &Config,
     real_now: DateTime<Utc>,
 ) -> LargeBody {
-    if api != Api::Listings || head.method != Method::PUT {
+    let takes_file = routes::segments_of(head.uri.path())
+        .and_then(|segments| find_route(api, &segments))
+        .is_some_and(|(route, _)| {
+            route.body == Body::MediaFile
+                && head.method == Method::PUT
+                && route.serving(&Method::PUT).is_some()
+        });
+    if !takes_file {
         return LargeBody::Skip;
     }
     let authorized = authenticate(&head.headers, storage, config, real_now)
@@ -348,7 +410,8 @@ pub fn too_large(limit: usize) -> ApiError {
 }
 
 /// Serves one request for `api`. `real_now` is the wall clock; a deployment that allows the test
-/// clock takes "now" from `X-Clock-Now` instead.
+/// clock takes "now" from `X-Clock-Now` instead. Its route table decides 404 and 405 before the
+/// handler runs; the handler authenticates and does the work.
 pub fn handle(
     api: Api,
     req: Request<Vec<u8>>,
@@ -365,9 +428,12 @@ pub fn handle(
     let result =
         effective_now(&parts.headers, config.allow_clock_override, real_now).and_then(|now| {
             let path = parts.uri.path();
-            let Some(rest) = path.strip_prefix("/api/v1/") else {
-                return Err(ApiError::not_found("route"));
-            };
+            let no_route = || ApiError::not_found("route");
+            let segments = routes::segments_of(path).ok_or_else(no_route)?;
+            let (route, params) = find_route(api, &segments).ok_or_else(no_route)?;
+            let serve = route
+                .serving(&parts.method)
+                .ok_or_else(|| route.not_allowed())?;
             let target = parts.uri.path_and_query().map_or(path, |t| t.as_str());
             let fingerprint =
                 idempotency::fingerprint(&parts.method, target, &parts.headers, &body);
@@ -377,8 +443,7 @@ pub fn handle(
                 config,
                 now,
                 real_now,
-                method: parts.method.clone(),
-                segments: rest.split('/').map(crate::validate::path_segment).collect(),
+                params,
                 query: form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
                     .into_owned()
                     .collect(),
@@ -386,19 +451,8 @@ pub fn handle(
                 body,
                 caller: OnceCell::new(),
             };
-            let route = |ctx: &Ctx| {
-                match api {
-                    Api::Identity if ctx.segments[0] == "webhooks" => webhooks::route(ctx),
-                    Api::Identity => identity::route(ctx),
-                    Api::Listings => listings::route(ctx),
-                    Api::Reviews => reviews::route(ctx),
-                    Api::Orders if ctx.segments[0] == "settlements" => settlements::route(ctx),
-                    Api::Orders => orders::route(ctx),
-                    Api::Metering => metering::route(ctx),
-                }
-                .unwrap_or_else(|e| problem(&e))
-            };
-            match idempotency_guard(&ctx, route)? {
+            let respond = || (serve.handler)(&ctx).unwrap_or_else(|e| problem(&e));
+            match idempotency_guard(&ctx, serve.key)? {
                 Some((caller, key, guard)) => idempotency::run(
                     storage.db()?,
                     &caller.id,
@@ -406,9 +460,9 @@ pub fn handle(
                     &fingerprint,
                     guard,
                     now,
-                    || route(&ctx),
+                    respond,
                 ),
-                None => Ok(route(&ctx)),
+                None => Ok(respond()),
             }
         });
     let mut response = result.unwrap_or_else(|e| problem(&e));
@@ -435,61 +489,24 @@ pub fn after_response(storage: &Storage, outbound: &dyn Outbound, now: DateTime<
     }
 }
 
-/// What an `Idempotency-Key` does on a POST, by its path below `/api/v1/` (docs/RULES.md R1.13;
-/// `openapi.yaml` says it of each operation).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeyUse {
-    /// Ignored: the request writes nothing, so it is served as it is, never under the write
-    /// lock, and nothing of it is recorded.
-    Ignored,
-    /// Refused (400): the request issues a token, which is shown once and never stored.
-    Refused,
-    /// Guarded as [`Guard`] says.
-    Guarded(Guard),
-}
-
-fn key_use(segments: &[&str]) -> KeyUse {
-    match segments {
-        ["orders", "quote"] | ["billing", "preview"] => KeyUse::Ignored,
-        ["principals"] | ["principals", _, "tokens"] => KeyUse::Refused,
-        // Idempotent by construction — a bill run bills each period once, a month's statements
-        // are written once, a usage record counts once — and better not held in one
-        // transaction: a run commits batch by batch and reads Prometheus between them, a push
-        // is validated before it takes the write lock.
-        ["billing", "runs"]
-        | ["settlements", "runs"]
-        | ["metering"]
-        | ["metering", "platform-bills"] => KeyUse::Guarded(Guard::Recorded),
-        _ => KeyUse::Guarded(Guard::Atomic),
-    }
-}
-
-/// Whether this request is guarded by an idempotency key, for whom, and how ([`key_use`]). The
-/// key is looked at only once the request is routed and its caller authenticated, as the
-/// documented order of checks puts routing (404, 405) before the token (401): a request without
-/// a valid token, or that no route takes, is served as if it had no key — nothing it does is
-/// recorded.
+/// Whether this request is guarded by an idempotency key, for whom, and how (its route's
+/// [`KeyUse`]). The key is looked at only once the request is routed (the route table answered
+/// 404 and 405 already) and its caller authenticated, as the documented order of checks puts
+/// routing before the token (401): a request without a valid token is served as if it had no
+/// key — nothing it does is recorded.
 fn idempotency_guard(
     ctx: &Ctx<'_>,
-    route: impl Fn(&Ctx<'_>) -> Resp,
+    key_use: KeyUse,
 ) -> ApiResult<Option<(Principal, IdempotencyKey, Guard)>> {
     let Some(value) = ctx.headers.get(idempotency::HEADER) else {
         return Ok(None);
     };
-    if ctx.method != Method::POST {
-        return Ok(None);
-    }
-    let segments: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
-    let key_use = key_use(&segments);
     if key_use == KeyUse::Ignored {
         return Ok(None);
     }
     let Ok(caller) = ctx.principal() else {
         return Ok(None);
     };
-    if !routed(ctx, route) {
-        return Ok(None);
-    }
     let key = IdempotencyKey::parse(value.as_bytes())?;
     match key_use {
         KeyUse::Guarded(guard) => Ok(Some((caller, key, guard))),
@@ -502,33 +519,75 @@ fn idempotency_guard(
     }
 }
 
-/// Whether a route takes this request's method and path. Every route that takes a `POST`
-/// authenticates before it does anything, and routing answers 404 and 405 before the token is
-/// looked at: the request served without its token (nor its body) says which, with no effect.
-fn routed(ctx: &Ctx<'_>, route: impl Fn(&Ctx<'_>) -> Resp) -> bool {
-    let mut headers = ctx.headers.clone();
-    headers.remove(header::AUTHORIZATION);
-    let anonymous = Ctx {
-        storage: ctx.storage,
-        outbound: ctx.outbound,
-        config: ctx.config,
-        now: ctx.now,
-        method: ctx.method.clone(),
-        real_now: ctx.real_now,
-        segments: ctx.segments.clone(),
-        query: ctx.query.clone(),
-        headers,
-        body: Vec::new(),
-        caller: OnceCell::new(),
-    };
-    route(&anonymous).status() == StatusCode::UNAUTHORIZED
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::listing::media::MediaKind;
 
-/// The 405 for a known path with an unsupported method.
-pub(crate) fn not_allowed(allow: &'static str) -> ApiResult<Resp> {
-    Err(ApiError::method_not_allowed(allow))
-}
+    fn segments(path: &str) -> Vec<String> {
+        routes::segments_of(path).unwrap()
+    }
 
-pub(crate) fn not_found() -> ApiResult<Resp> {
-    Err(ApiError::not_found("route"))
+    fn body_limit(path: &str) -> usize {
+        super::body_limit(&Method::PUT, path)
+    }
+
+    #[test]
+    fn a_path_finds_its_route_and_parameters_or_none() {
+        let (route, params) =
+            find_route(Api::Listings, &segments("/api/v1/products/p-1/pricing")).unwrap();
+        assert_eq!(route.path, "products/{id}/{step}");
+        assert_eq!((params.get("id"), params.get("step")), ("p-1", "pricing"));
+        assert!(find_route(Api::Listings, &segments("/api/v1/products/p-1/bogus")).is_none());
+        assert!(
+            find_route(
+                Api::Listings,
+                &segments("/api/v1/products/p-1/media/poster")
+            )
+            .is_none()
+        );
+        assert!(find_route(Api::Orders, &segments("/api/v1/products/p-1")).is_none());
+        let (route, _) = find_route(Api::Orders, &segments("/api/v1/settlements/runs")).unwrap();
+        assert_eq!(route.path, "settlements/runs");
+    }
+
+    #[test]
+    fn another_method_is_405_with_what_the_route_takes() {
+        let (route, _) =
+            find_route(Api::Listings, &segments("/api/v1/products/p-1/media/logo")).unwrap();
+        assert!(route.serving(&Method::POST).is_none());
+        let refusal = route.not_allowed();
+        assert_eq!(refusal.allow.as_deref(), Some("GET, PUT, DELETE"));
+    }
+
+    #[test]
+    fn a_media_slot_takes_its_kinds_file_and_every_other_path_json() {
+        assert_eq!(
+            body_limit("/api/v1/products/p-1/media/video"),
+            MediaKind::Video.max_bytes()
+        );
+        assert_eq!(
+            body_limit("/api/v1/products/p-1/media/screenshot/2"),
+            MediaKind::Screenshot.max_bytes()
+        );
+        for path in [
+            "/api/v1/products/p-1/media/poster",
+            "/api/v1/catalog/p-1/media/video",
+            "/api/v1/metering",
+            "/elsewhere",
+        ] {
+            assert_eq!(body_limit(path), JSON_BODY_MAX, "{path}");
+        }
+    }
+
+    #[test]
+    fn every_route_is_written_once_and_takes_each_method_once() {
+        let mut seen = std::collections::HashSet::new();
+        for (api, route) in all_routes() {
+            assert!(seen.insert(route.path), "{api:?} {} twice", route.path);
+            let mut methods: Vec<&str> = route.serves.iter().map(|s| s.verb.as_str()).collect();
+            methods.dedup();
+            assert_eq!(methods.len(), route.serves.len(), "{}", route.path);
+        }
+    }
 }

@@ -1,51 +1,52 @@
 //! `/api/v1/orders/...`, `/api/v1/instances/...` and `/api/v1/accounts/...`.
 
 use chrono::{DateTime, Utc};
-use http::Method;
 use rust_decimal::Decimal;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use super::{Ctx, Resp, created, not_allowed, not_found, ok};
+use super::routes::{KeyUse, Route, get, post, post_keyed, route};
+use super::{Ctx, Listed, Resp, created, ok, settlements};
 use crate::billing::{self, BillFilter};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::export;
+use crate::idempotency::Guard;
 use crate::identity::Role;
 use crate::orders::instance::{self, Action};
+use crate::orders::ledger::{Account, LedgerEntry};
 use crate::orders::{self, OrderRequest, ledger};
 
-pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
-    let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
-    match (segs.as_slice(), &ctx.method) {
-        (["orders", "quote"], &Method::POST) => quote(ctx),
-        (["orders", "quote"], _) => not_allowed("POST"),
-        (["orders"], &Method::POST) => order(ctx),
-        (["orders"], _) => not_allowed("POST"),
-        (["instances", id], &Method::GET) => instance(ctx, id),
-        (["instances", _], _) => not_allowed("GET"),
-        (["instances", id, "actions"], &Method::POST) => action(ctx, id),
-        (["instances", _, "actions"], _) => not_allowed("POST"),
-        (["instances", id, "write-offs"], &Method::GET) => write_offs(ctx, id),
-        (["instances", id, "write-offs"], &Method::POST) => write_off(ctx, id),
-        (["instances", _, "write-offs"], _) => not_allowed("GET, POST"),
-        (["instances", id, "eula"], &Method::GET) => eula(ctx, id),
-        (["instances", _, "eula"], _) => not_allowed("GET"),
-        (["accounts", "me"], &Method::GET) => my_account(ctx),
-        (["accounts", "me"], _) => not_allowed("GET"),
-        (["accounts", id, "top-ups"], &Method::POST) => top_up(ctx, id),
-        (["accounts", _, "top-ups"], _) => not_allowed("POST"),
-        (["billing", "runs"], &Method::POST) => bill_run(ctx),
-        (["billing", "runs"], _) => not_allowed("POST"),
-        (["billing", "preview"], &Method::POST) => preview(ctx),
-        (["billing", "preview"], _) => not_allowed("POST"),
-        (["bills"], &Method::GET) => bills(ctx),
-        (["bills"], _) => not_allowed("GET"),
-        (["bills", id], &Method::GET) => bill(ctx, id),
-        (["bills", _], _) => not_allowed("GET"),
-        (["bills", id, "usage"], &Method::GET) => bill_usage(ctx, id),
-        (["bills", _, "usage"], _) => not_allowed("GET"),
-        _ => not_found(),
-    }
-}
+/// `/api/v1/orders/...`, `/api/v1/instances/...`, `/api/v1/accounts/...`, `/api/v1/billing/...`,
+/// `/api/v1/bills/...` and `/api/v1/settlements/...` (served by `settlements`): the orders
+/// component's routes. A quote and a preview write nothing, so a key on them is ignored; a bill
+/// run and a close are idempotent by construction and commit batch by batch, reading Prometheus
+/// between batches, so a key is recorded, never held in one transaction with them.
+pub(super) static ROUTES: &[Route] = &[
+    route("orders/quote", &[post_keyed(quote, KeyUse::Ignored)]),
+    route("orders", &[post(order)]),
+    route("instances/{id}", &[get(instance)]),
+    route("instances/{id}/actions", &[post(action)]),
+    route(
+        "instances/{id}/write-offs",
+        &[get(write_offs), post(write_off)],
+    ),
+    route("instances/{id}/eula", &[get(eula)]),
+    route("accounts/me", &[get(my_account)]),
+    route("accounts/{id}/top-ups", &[post(top_up)]),
+    route("billing/runs", &[post_keyed(bill_run, RECORDED)]),
+    route("billing/preview", &[post_keyed(preview, KeyUse::Ignored)]),
+    route("bills", &[get(bills)]),
+    route("bills/{id}", &[get(bill)]),
+    route("bills/{id}/usage", &[get(bill_usage)]),
+    route("settlements", &[get(settlements::statements)]),
+    route(
+        "settlements/runs",
+        &[post_keyed(settlements::close, RECORDED)],
+    ),
+    route("settlements/{id}", &[get(settlements::statement)]),
+    route("settlements/{id}/payout", &[post(settlements::payout)]),
+];
+
+const RECORDED: KeyUse = KeyUse::Guarded(Guard::Recorded);
 
 fn quote(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
@@ -69,7 +70,8 @@ fn order(ctx: &Ctx) -> ApiResult<Resp> {
     created(&placed.view())
 }
 
-fn instance(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn instance(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     ok(&orders::view(
@@ -82,7 +84,8 @@ fn instance(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
 }
 
 /// The EULA the instance's order accepted, whole.
-fn eula(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn eula(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     ok(&orders::accepted_eula(ctx.storage.db()?, &caller, id)?)
@@ -94,7 +97,8 @@ struct ActionBody {
     action: Action,
 }
 
-fn action(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn action(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     let body: ActionBody = ctx.json()?;
@@ -116,7 +120,8 @@ struct WriteOffRequest {
 
 /// An operator writes off an instance-period that cannot be billed: 201 with the write-off, or
 /// 200 with the one that period already has.
-fn write_off(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn write_off(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Operator])?;
     let body: WriteOffRequest = ctx.json()?;
@@ -132,7 +137,8 @@ fn write_off(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     if new { created(&written) } else { ok(&written) }
 }
 
-fn write_offs(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn write_offs(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     let page = ctx.page()?;
@@ -153,10 +159,24 @@ fn my_account(ctx: &Ctx) -> ApiResult<Resp> {
     let db = ctx.storage.db()?;
     let account = ledger::account(db, &caller.id, ctx.now)?;
     let entries = ledger::ledger(db, &caller.id, page.cursor.as_deref(), page.fetch())?;
-    ok(&serde_json::json!({
-        "account": account,
-        "ledger": page.envelope(entries, |e| &e.id),
-    }))
+    ok(&AccountPage {
+        account,
+        ledger: page.envelope(entries, |e| &e.id),
+    })
+}
+
+/// A customer's account and a page of its ledger, newest first.
+#[derive(Serialize)]
+struct AccountPage {
+    account: Account,
+    ledger: Listed<LedgerEntry>,
+}
+
+/// An account after a top-up, and the top-up's ledger entry.
+#[derive(Serialize)]
+struct ToppedUp {
+    account: Account,
+    entry: LedgerEntry,
 }
 
 #[derive(Deserialize)]
@@ -165,7 +185,8 @@ struct TopUp {
     amount: Decimal,
 }
 
-fn top_up(ctx: &Ctx, customer_id: &str) -> ApiResult<Resp> {
+fn top_up(ctx: &Ctx) -> ApiResult<Resp> {
+    let customer_id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Operator])?;
     let body: TopUp = ctx.json()?;
@@ -176,7 +197,7 @@ fn top_up(ctx: &Ctx, customer_id: &str) -> ApiResult<Resp> {
         body.amount,
         ctx.now,
     )?;
-    created(&serde_json::json!({ "account": account, "entry": entry }))
+    created(&ToppedUp { account, entry })
 }
 
 #[derive(Deserialize)]
@@ -256,7 +277,7 @@ fn bills(ctx: &Ctx) -> ApiResult<Resp> {
 }
 
 /// The records behind one line of a bill, a page at a time (`?item=CODE&limit=&cursor=`).
-fn bill_usage(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn bill_usage(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     let page = ctx.page()?;
@@ -270,14 +291,15 @@ fn bill_usage(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     ok(&billing::usage::line_usage(
         ctx.storage.db()?,
         &caller,
-        id,
+        ctx.param("id"),
         item,
         page.cursor.as_deref(),
         page.limit,
     )?)
 }
 
-fn bill(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn bill(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     ok(&billing::find(ctx.storage.db()?, &caller, id)?)

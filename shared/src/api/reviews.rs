@@ -1,26 +1,19 @@
 //! `/api/v1/reviews/...`: submissions, the operators' queue, decisions and the history.
 
-use http::Method;
 use serde::Deserialize;
 
-use super::{Ctx, Resp, created, not_allowed, not_found, ok};
+use super::routes::{Route, get, post, route};
+use super::{Ctx, Resp, created, ok};
 use crate::error::ApiResult;
 use crate::identity::Role;
 use crate::review::{self, Decision, ReviewStatus, Stage};
 
-pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
-    let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
-    match (segs.as_slice(), &ctx.method) {
-        (["reviews"], &Method::POST) => submit(ctx),
-        (["reviews"], &Method::GET) => list(ctx),
-        (["reviews"], _) => not_allowed("GET, POST"),
-        (["reviews", id], &Method::GET) => get(ctx, id),
-        (["reviews", _], _) => not_allowed("GET"),
-        (["reviews", id, "decision"], &Method::POST) => decide(ctx, id),
-        (["reviews", _, "decision"], _) => not_allowed("POST"),
-        _ => not_found(),
-    }
-}
+/// `/api/v1/reviews/...`.
+pub(super) static ROUTES: &[Route] = &[
+    route("reviews", &[get(list), post(submit)]),
+    route("reviews/{id}", &[get(find)]),
+    route("reviews/{id}/decision", &[post(decide)]),
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,10 +51,10 @@ fn list(ctx: &Ctx) -> ApiResult<Resp> {
     page.list(items, |r| &r.id)
 }
 
-fn get(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn find(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Provider, Role::Operator])?;
-    ok(&review::find(ctx.storage.db()?, &caller, id)?)
+    ok(&review::find(ctx.storage.db()?, &caller, ctx.param("id"))?)
 }
 
 #[derive(Deserialize)]
@@ -71,14 +64,14 @@ struct DecisionBody {
     reason: Option<String>,
 }
 
-fn decide(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+fn decide(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Operator])?;
     let body: DecisionBody = ctx.json()?;
     ok(&review::decide(
         ctx.storage.db()?,
         &caller,
-        id,
+        ctx.param("id"),
         body.decision,
         body.reason.as_deref(),
         ctx.now,

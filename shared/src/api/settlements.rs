@@ -1,38 +1,23 @@
-//! `/api/v1/settlements/...`: providers' monthly statements and their payout; and a provider's
-//! commission rate, `/api/v1/principals/{id}/commission` (routed here by the identity API).
+//! `/api/v1/settlements/...`: providers' monthly statements and their payout (in the orders
+//! component's route table); and a provider's commission rate,
+//! `/api/v1/principals/{id}/commission` (in the identity component's).
 
-use http::Method;
 use serde::Deserialize;
 
-use super::{Ctx, Resp, not_allowed, not_found, ok};
+use super::{Ctx, Resp, ok};
 use crate::error::ApiResult;
 use crate::export;
 use crate::identity::Role;
 use crate::settlement::{self, month_of};
 
-pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
-    let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
-    match (segs.as_slice(), &ctx.method) {
-        (["settlements"], &Method::GET) => statements(ctx),
-        (["settlements"], _) => not_allowed("GET"),
-        (["settlements", "runs"], &Method::POST) => close(ctx),
-        (["settlements", "runs"], _) => not_allowed("POST"),
-        (["settlements", id], &Method::GET) => statement(ctx, id),
-        (["settlements", _], _) => not_allowed("GET"),
-        (["settlements", id, "payout"], &Method::POST) => payout(ctx, id),
-        (["settlements", _, "payout"], _) => not_allowed("POST"),
-        _ => not_found(),
-    }
-}
-
 /// A month's statements (`?month=YYYY-MM`, this month by default; `?provider_id=` for an
 /// operator): `{"month", "period", "status", "items"}`.
-fn statements(ctx: &Ctx) -> ApiResult<Resp> {
+pub(super) fn statements(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Provider, Role::Operator])?;
     let tz = ctx.config.billing_timezone;
     let month = month_of(ctx.query("month"), ctx.now, tz)?;
-    let (status, span, items) = settlement::statements(
+    let statements = settlement::statements(
         ctx.storage.db()?,
         &caller,
         &month,
@@ -41,15 +26,13 @@ fn statements(ctx: &Ctx) -> ApiResult<Resp> {
         ctx.config.commission_rate,
     )?;
     if ctx.wants_csv() {
-        return export::statements(&items);
+        return export::statements(&statements.items);
     }
-    ok(&serde_json::json!({
-        "month": month.to_string(), "period": settlement::Instants::from(span),
-        "status": status, "items": items,
-    }))
+    ok(&statements)
 }
 
-fn statement(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+pub(super) fn statement(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Provider, Role::Operator])?;
     ok(&settlement::find(
@@ -66,7 +49,7 @@ struct CloseRequest {
     month: String,
 }
 
-fn close(ctx: &Ctx) -> ApiResult<Resp> {
+pub(super) fn close(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Operator, Role::Platform])?;
     let body: CloseRequest = ctx.json()?;
@@ -88,7 +71,8 @@ struct PayoutRequest {
     reference: Option<String>,
 }
 
-fn payout(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+pub(super) fn payout(ctx: &Ctx) -> ApiResult<Resp> {
+    let id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Operator])?;
     let body: PayoutRequest = ctx.json()?;
@@ -102,15 +86,15 @@ fn payout(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
     )?)
 }
 
-pub(super) fn commission(ctx: &Ctx, provider_id: &str) -> ApiResult<Resp> {
+pub(super) fn commission(ctx: &Ctx) -> ApiResult<Resp> {
+    let provider_id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Provider, Role::Operator])?;
     ok(&settlement::find_commission(
         ctx.storage.db()?,
         &caller,
         provider_id,
-        ctx.config.commission_rate,
-        ctx.config.billing_timezone,
+        ctx.config,
         ctx.now,
     )?)
 }
@@ -124,7 +108,8 @@ struct CommissionRequest {
     effective_from: Option<String>,
 }
 
-pub(super) fn set_commission(ctx: &Ctx, provider_id: &str) -> ApiResult<Resp> {
+pub(super) fn set_commission(ctx: &Ctx) -> ApiResult<Resp> {
+    let provider_id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Operator])?;
     let body: CommissionRequest = ctx.json()?;
@@ -132,10 +117,8 @@ pub(super) fn set_commission(ctx: &Ctx, provider_id: &str) -> ApiResult<Resp> {
         ctx.storage.db()?,
         &caller,
         provider_id,
-        body.rate.as_deref(),
-        body.effective_from.as_deref(),
-        ctx.config.commission_rate,
-        ctx.config.billing_timezone,
+        (body.rate.as_deref(), body.effective_from.as_deref()),
+        ctx.config,
         ctx.now,
     )?)
 }

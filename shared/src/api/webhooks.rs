@@ -1,33 +1,10 @@
-//! `/api/v1/webhooks/...`: a principal's signed webhooks and their deliveries.
+//! `/api/v1/webhooks/...`: a principal's signed webhooks and their deliveries (served by the
+//! identity component, in its route table).
 
-use http::Method;
-
-use super::{Ctx, Resp, created, no_content, not_allowed, not_found, ok};
+use super::{Ctx, Resp, created, no_content, ok};
 use crate::error::ApiResult;
 use crate::identity::{Principal, Role};
 use crate::webhook::{self, WebhookRequest};
-
-pub(super) fn route(ctx: &Ctx) -> ApiResult<Resp> {
-    let segs: Vec<&str> = ctx.segments.iter().map(String::as_str).collect();
-    match (segs.as_slice(), &ctx.method) {
-        (["webhooks"], &Method::POST) => create(ctx),
-        (["webhooks"], &Method::GET) => list(ctx),
-        (["webhooks"], _) => not_allowed("GET, POST"),
-        (["webhooks", id], &Method::GET) => {
-            let caller = subscriber(ctx)?;
-            ok(&webhook::find(ctx.storage.db()?, &caller, id)?)
-        }
-        (["webhooks", id], &Method::DELETE) => {
-            let caller = subscriber(ctx)?;
-            webhook::delete(ctx.storage.db()?, &caller, id, ctx.now)?;
-            no_content()
-        }
-        (["webhooks", _], _) => not_allowed("GET, DELETE"),
-        (["webhooks", id, "deliveries"], &Method::GET) => deliveries(ctx, id),
-        (["webhooks", _, "deliveries"], _) => not_allowed("GET"),
-        _ => not_found(),
-    }
-}
 
 /// Providers and customers subscribe to events of their own, operators to everyone's.
 fn subscriber(ctx: &Ctx) -> ApiResult<Principal> {
@@ -36,7 +13,7 @@ fn subscriber(ctx: &Ctx) -> ApiResult<Principal> {
     Ok(caller)
 }
 
-fn create(ctx: &Ctx) -> ApiResult<Resp> {
+pub(super) fn create(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = subscriber(ctx)?;
     let request: WebhookRequest = ctx.json()?;
     created(&webhook::create(
@@ -48,7 +25,7 @@ fn create(ctx: &Ctx) -> ApiResult<Resp> {
     )?)
 }
 
-fn list(ctx: &Ctx) -> ApiResult<Resp> {
+pub(super) fn list(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = subscriber(ctx)?;
     let page = ctx.page()?;
     let items = webhook::list(
@@ -60,13 +37,24 @@ fn list(ctx: &Ctx) -> ApiResult<Resp> {
     page.list(items, |w| &w.id)
 }
 
-fn deliveries(ctx: &Ctx, id: &str) -> ApiResult<Resp> {
+pub(super) fn find(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = subscriber(ctx)?;
+    ok(&webhook::find(ctx.storage.db()?, &caller, ctx.param("id"))?)
+}
+
+pub(super) fn delete(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = subscriber(ctx)?;
+    webhook::delete(ctx.storage.db()?, &caller, ctx.param("id"), ctx.now)?;
+    no_content()
+}
+
+pub(super) fn deliveries(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = subscriber(ctx)?;
     let page = ctx.page()?;
     let items = webhook::deliveries(
         ctx.storage.db()?,
         &caller,
-        id,
+        ctx.param("id"),
         page.cursor.as_deref(),
         page.fetch(),
     )?;

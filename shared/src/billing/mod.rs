@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
 use crate::listing::steps::TierMode;
-use crate::orders::ledger::Cents;
+use crate::money::Cents;
 use crate::platform::storage::Database;
 use pricing::TierCharge;
 
@@ -90,8 +90,10 @@ pub(crate) struct Bill {
     pub owner_id: String,
     pub provider_id: String,
     pub product_id: String,
-    pub period_start: String,
-    pub period_end: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub period_start: DateTime<Utc>,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub period_end: DateTime<Utc>,
     pub currency: String,
     /// The sum of the billable items' lines: what the provider earns (less commission).
     pub product_fees: Cents,
@@ -103,7 +105,8 @@ pub(crate) struct Bill {
     pub test: bool,
     pub lines: Vec<BillLine>,
     pub resource_lines: Vec<ResourceLine>,
-    pub created_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub created_at: DateTime<Utc>,
     /// The version of the product's prices the bill was priced with.
     pub pricing_version: i64,
 }
@@ -113,12 +116,31 @@ pub(crate) struct Bill {
 pub struct Failure {
     /// The instance whose period was not billed.
     pub instance_id: String,
-    /// The period left for the next run (RFC 3339).
-    pub period_start: String,
+    /// The period left for the next run.
+    #[serde(with = "crate::platform::clock::instant")]
+    pub period_start: DateTime<Utc>,
     /// What went wrong, a stable name.
     pub code: FailureCode,
     /// Why, for an operator.
     pub reason: String,
+}
+
+impl Failure {
+    /// The instance's period starting at `period_start` was not billed this time, as `code`
+    /// says, for `reason`.
+    pub(crate) fn new(
+        instance_id: &str,
+        period_start: DateTime<Utc>,
+        code: FailureCode,
+        reason: impl Into<String>,
+    ) -> Self {
+        Self {
+            instance_id: instance_id.to_owned(),
+            period_start,
+            code,
+            reason: reason.into(),
+        }
+    }
 }
 
 /// What kept one instance's period from being billed. Every kind is about that instance alone:
@@ -149,7 +171,8 @@ pub enum FailureCode {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RunReport {
     /// The instant that decided which periods were closed.
-    pub as_of: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub as_of: DateTime<Utc>,
     /// Bills written by this run (none twice, whatever raced it).
     pub bills_written: usize,
     /// Test orders' bills among them (not deducted).

@@ -5,17 +5,41 @@ use std::collections::HashMap;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
+use serde::Serialize;
 
-use crate::billing::{Priced, pricing, store};
+use crate::billing::{BillLine, Priced, ResourceLine, pricing, store};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::metering::platform_usage::{self, running_seconds};
 use crate::metering::{self, UsageRecord};
+use crate::money::Cents;
 use crate::orders::instance::Instance;
 use crate::orders::{self, Terms};
 use crate::period::Period;
 use crate::platform::clock::rfc3339;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::Database;
+
+/// What one period of an instance costs, or would cost if billed now
+/// (`POST /api/v1/billing/preview`).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Preview {
+    pub instance_id: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub period_start: DateTime<Utc>,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub period_end: DateTime<Utc>,
+    /// Whether the period is closed for late data.
+    pub closed: bool,
+    /// The period's bill, once billed: the preview is then what the bill says.
+    pub bill_id: Option<String>,
+    pub currency: String,
+    pub product_fees: Cents,
+    pub resource_fees: Cents,
+    pub total: Cents,
+    pub test: bool,
+    pub lines: Vec<BillLine>,
+    pub resource_lines: Vec<ResourceLine>,
+}
 
 /// What a period would cost now, computed as a run would but written nowhere. For an open
 /// period, running time counts up to `now`.
@@ -26,7 +50,7 @@ pub(crate) fn preview(
     instance: &Instance,
     period_start: DateTime<Utc>,
     now: DateTime<Utc>,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<Preview> {
     let terms = orders::terms_for_period(db, instance, period_start.timestamp())?;
     let tz = instance.zone(tz);
     let period = Period::from_start(terms.kind, tz, period_start).ok_or_else(|| {
@@ -36,26 +60,24 @@ pub(crate) fn preview(
             "not the start of a billing period of this product",
         )])
     })?;
-    let summary = |priced: Priced, bill_id: Option<&str>| {
-        serde_json::json!({
-            "instance_id": instance.id,
-            "period_start": rfc3339(period.start),
-            "period_end": rfc3339(period.end),
-            "closed": period.is_closed(terms.kind, tz, now),
-            "bill_id": bill_id,
-            "currency": terms.currency,
-            "product_fees": priced.product_fees,
-            "resource_fees": priced.resource_fees,
-            "total": priced.total,
-            "test": instance.test,
-            "lines": priced.lines,
-            "resource_lines": priced.resource_lines,
-        })
+    let summary = |priced: Priced, bill_id: Option<String>| Preview {
+        instance_id: instance.id.clone(),
+        period_start: period.start,
+        period_end: period.end,
+        closed: period.is_closed(terms.kind, tz, now),
+        bill_id,
+        currency: terms.currency.clone(),
+        product_fees: priced.product_fees,
+        resource_fees: priced.resource_fees,
+        total: priced.total,
+        test: instance.test,
+        lines: priced.lines,
+        resource_lines: priced.resource_lines,
     };
     // A billed period costs what its bill says; nothing is asked of the provider's Prometheus.
     if let Some(bill) = store::find_by_period(db, &instance.id, period.start.timestamp())? {
         let id = bill.id.clone();
-        return Ok(summary(bill.into(), Some(&id)));
+        return Ok(summary(bill.into(), Some(id)));
     }
     let mut clipped = instance.clone();
     for i in &mut clipped.running_intervals {

@@ -21,8 +21,8 @@ use crate::exact::Exact;
 use crate::listing::service::Resource;
 use crate::listing::steps::{Tier, TierMode};
 use crate::metering::units::to_price_unit;
+use crate::money::Cents;
 use crate::orders::Terms;
-use crate::orders::ledger::Cents;
 
 /// One billable item's charge for one period.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -734,10 +734,9 @@ mod tests {
             items: vec![crate::sales::ItemSettings {
                 item: pricing.billable_items()[0].clone(),
                 price_unit: "hour",
-                reporting: Some(crate::sales::ReportingMethod::ComputeNest {
-                    source: crate::sales::PlatformSource::Time,
-                    prometheus: None,
-                }),
+                reporting: Some(crate::sales::ReportingMethod::ComputeNest(
+                    crate::sales::PlatformSource::Time,
+                )),
                 associations: Default::default(),
                 automatic_association: false,
                 in_effect: true,

@@ -21,11 +21,11 @@ use crate::idempotency;
 use crate::identity::{Principal, throttle};
 use crate::metering::platform_usage::{self, running_seconds};
 use crate::metering::{self, UsageRecord};
+use crate::money::Cents;
 use crate::orders::instance::Instance;
-use crate::orders::ledger::{self, Cents, EntryKind, Posting};
+use crate::orders::ledger::{self, EntryKind, Posting};
 use crate::orders::{self, Terms};
 use crate::period::Period;
-use crate::platform::clock::rfc3339;
 use crate::platform::ids::IdSequence;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::{Database, StorageError, StorageErrorKind, transaction};
@@ -62,11 +62,51 @@ pub fn run(
     actor: &Principal,
 ) -> ApiResult<RunReport> {
     let mut report = RunReport {
-        as_of: rfc3339(as_of),
+        as_of,
         ..RunReport::default()
     };
-    // Housekeeping, then the cursors of instances that have none, each on its own, then the
-    // release of expired test instances: none of them keeps the others from being billed.
+    report
+        .failures
+        .extend(housekeeping(db, tz, test_instance_max_hours, as_of, now));
+    // Passes of a keyset over (next_close_at, instance_id). Within a pass a billed cursor comes
+    // round again while its next close lies past the key; one that fell behind the key (another
+    // instance's cursor stood far ahead in the batch) is billed by the next pass. Instances that
+    // failed are not tried again in this run. The run ends with a pass that bills nothing.
+    let run = Run {
+        db,
+        out,
+        tz,
+        as_of,
+        now,
+        actor,
+    };
+    let mut failed: HashSet<String> = HashSet::new();
+    while run.pass(&mut failed, &mut report)? > 0 {}
+    Ok(report)
+}
+
+/// What a run bills with: the database, the outbound port, the billing time zone, the instant
+/// that decides which periods are closed, when it writes, and who runs it.
+struct Run<'a> {
+    db: &'a dyn Database,
+    out: &'a dyn Outbound,
+    tz: Tz,
+    as_of: DateTime<Utc>,
+    now: DateTime<Utc>,
+    actor: &'a Principal,
+}
+
+/// What a run does before it bills, each step on its own so that none keeps the others (or the
+/// billing) from running: purging expired idempotency keys and old counts of failed sign-ins,
+/// opening the cursors of instances that have none, releasing test instances whose time ran
+/// out. The instances whose cursor could not be opened are reported as of `as_of`.
+fn housekeeping(
+    db: &dyn Database,
+    tz: Tz,
+    test_instance_max_hours: u32,
+    as_of: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<Failure> {
     if let Err(e) = idempotency::purge_expired(db, now) {
         eprintln!(
             "bill run: expired idempotency keys not purged: {}",
@@ -79,45 +119,56 @@ pub fn run(
             e.detail
         );
     }
-    match orders::open_missing_billing_cursors(db, tz) {
-        Ok(failed) => report
-            .failures
-            .extend(failed.into_iter().map(|(instance_id, e)| Failure {
-                instance_id,
-                period_start: rfc3339(as_of),
-                code: FailureCode::CursorNotOpened,
-                reason: format!("its billing cursor could not be opened: {}", e.detail),
-            })),
-        Err(e) => eprintln!(
-            "bill run: instances without a cursor not read: {}",
-            e.detail
-        ),
-    }
+    let failures = match orders::open_missing_billing_cursors(db, tz) {
+        Ok(failed) => failed
+            .into_iter()
+            .map(|(instance_id, e)| {
+                Failure::new(
+                    &instance_id,
+                    as_of,
+                    FailureCode::CursorNotOpened,
+                    format!("its billing cursor could not be opened: {}", e.detail),
+                )
+            })
+            .collect(),
+        Err(e) => {
+            eprintln!(
+                "bill run: instances without a cursor not read: {}",
+                e.detail
+            );
+            Vec::new()
+        }
+    };
     if let Err(e) = orders::instance::expire_test_instances(db, test_instance_max_hours, as_of) {
         eprintln!(
             "bill run: expired test instances not released: {}",
             e.detail
         );
     }
-    // Passes of a keyset over (next_close_at, instance_id). Within a pass a billed cursor comes
-    // round again while its next close lies past the key; one that fell behind the key (another
-    // instance's cursor stood far ahead in the batch) is billed by the next pass. Instances that
-    // failed are not tried again in this run. The run ends with a pass that bills nothing.
-    let mut failed: HashSet<String> = HashSet::new();
-    loop {
+    failures
+}
+
+impl Run<'_> {
+    /// One pass of the keyset over the cursors due by `as_of`, a batch at a time, into
+    /// `report`; how many bills it wrote. Instances in `failed` are skipped, and those that
+    /// fail join them.
+    fn pass(&self, failed: &mut HashSet<String>, report: &mut RunReport) -> ApiResult<usize> {
+        let (db, tz) = (self.db, self.tz);
         let mut key: (i64, String) = (i64::MIN, String::new());
         let mut billed = 0;
         loop {
-            let due = store::due_cursors(db, as_of.timestamp(), &key, BATCH)?;
-            let Some(last) = due.last() else { break };
+            let due = store::due_cursors(db, self.as_of.timestamp(), &key, BATCH)?;
+            let Some(last) = due.last() else {
+                return Ok(billed);
+            };
             key = (last.close_at, last.instance_id.clone());
             let due: Vec<DueCursor> = due
                 .into_iter()
                 .filter(|c| !failed.contains(&c.instance_id))
                 .collect();
             let mut failures = Vec::new();
-            let (written, more) = match prepare(db, out, tz, &due, &mut failures) {
-                Ok(batch) => bill(db, tz, &batch, actor, now),
+            let (written, more) = match prepare(db, self.out, tz, &due, &mut failures) {
+                Ok(batch) => bill(db, tz, &batch, self.actor, self.now),
                 Err(e) => (Vec::new(), failed_whole(&due, &e)),
             };
             failures.extend(more);
@@ -133,9 +184,6 @@ pub fn run(
                 }
             }
         }
-        if billed == 0 {
-            return Ok(report);
-        }
     }
 }
 
@@ -143,13 +191,13 @@ pub fn run(
 /// database failed, not an instance): each is reported and left for the next run.
 fn failed_whole(due: &[DueCursor], e: &ApiError) -> Vec<Failure> {
     due.iter()
-        .map(|c| Failure {
-            instance_id: c.instance_id.clone(),
-            period_start: DateTime::from_timestamp(c.period_start, 0)
-                .map(rfc3339)
-                .unwrap_or_default(),
-            code: FailureCode::BillNotWritten,
-            reason: format!("its batch could not be billed: {}", e.detail),
+        .map(|c| {
+            Failure::new(
+                &c.instance_id,
+                DateTime::from_timestamp(c.period_start, 0).unwrap_or_default(),
+                FailureCode::BillNotWritten,
+                format!("its batch could not be billed: {}", e.detail),
+            )
         })
         .collect()
 }
@@ -188,12 +236,7 @@ fn prepare(
         let start = DateTime::from_timestamp(cursor.period_start, 0)
             .ok_or_else(|| ApiError::internal("bad cursor"))?;
         let mut fail = |code: FailureCode, reason: String| {
-            failures.push(Failure {
-                instance_id: instance.id.clone(),
-                period_start: rfc3339(start),
-                code,
-                reason,
-            });
+            failures.push(Failure::new(&instance.id, start, code, reason));
         };
         // One instance's problem is reported and left for the next run; it never stops the
         // billing of the others.
@@ -232,12 +275,12 @@ fn prepare(
                 period,
                 collected,
             }),
-            Err(reason) => failures.push(Failure {
-                instance_id: instance.id.clone(),
-                period_start: rfc3339(period.start),
-                code: FailureCode::PlatformUsageUnavailable,
+            Err(reason) => failures.push(Failure::new(
+                &instance.id,
+                period.start,
+                FailureCode::PlatformUsageUnavailable,
                 reason,
-            }),
+            )),
         }
     }
     Ok(batch)
@@ -305,12 +348,7 @@ fn bill(
     let failed = |code: FailureCode, reason: &str, batch: &[Prepared]| -> Vec<Failure> {
         batch
             .iter()
-            .map(|p| Failure {
-                instance_id: p.instance.id.clone(),
-                period_start: rfc3339(p.period.start),
-                code,
-                reason: reason.to_owned(),
-            })
+            .map(|p| Failure::new(&p.instance.id, p.period.start, code, reason))
             .collect()
     };
     match with_retries(db, |db| write_batch(db, tz, batch, actor, now)) {
@@ -348,61 +386,12 @@ fn write_batch(
     actor: &Principal,
     now: DateTime<Utc>,
 ) -> Result<(Vec<Bill>, Vec<Failure>), BatchError> {
-    // Price first, from the usage stored so far plus what the platform measured: nothing can be
-    // added meanwhile (this transaction holds the write lock on SQLite, the batch's cursors on
-    // PostgreSQL, and pushes check the cursor while they hold it). An instance whose usage
-    // cannot be priced is reported and keeps its cursor.
+    // The batch's cursors first (PostgreSQL; on SQLite the transaction holds the write lock):
+    // pushes check the cursor while they hold it, so no usage of these periods arrives now.
     let ids: Vec<&str> = batch.iter().map(|p| p.instance.id.as_str()).collect();
     store::lock_cursors(db, &ids)?;
-    let periods: Vec<(&str, i64)> = batch
-        .iter()
-        .map(|p| (p.instance.id.as_str(), p.period.start.timestamp()))
-        .collect();
-    let totals = step(
-        FailureCode::UsageUnpriceable,
-        metering::totals_of_periods(db, &periods),
-    )?;
-    let none = HashMap::new();
-    let mut failures = Vec::new();
-    let mut priced: Vec<(&Prepared, Priced)> = Vec::with_capacity(batch.len());
-    for p in batch {
-        let mut raw = totals
-            .get(&(p.instance.id.clone(), p.period.start.timestamp()))
-            .unwrap_or(&none)
-            .clone();
-        for r in &p.collected {
-            *raw.entry(r.item_code.clone()).or_default() +=
-                metering::amount(r.value, i64::from(r.scale));
-        }
-        let running = running_seconds(&p.instance.running_intervals, &p.period);
-        match pricing::price_period(&p.terms, &raw, &p.instance.resources, running) {
-            Ok(period) => priced.push((p, period)),
-            Err(e) => failures.push(Failure {
-                instance_id: p.instance.id.clone(),
-                period_start: rfc3339(p.period.start),
-                code: FailureCode::UsageUnpriceable,
-                reason: format!("its usage could not be priced: {}", e.detail),
-            }),
-        }
-    }
-    let moves: Vec<CursorMove> = priced
-        .iter()
-        .map(|(p, _)| {
-            let (next_start, next_close) = match &p.next {
-                Some(n) => (
-                    n.start.timestamp(),
-                    Some(n.closes_at(p.terms.kind, p.instance.zone(tz)).timestamp()),
-                ),
-                None => (p.period.end.timestamp(), None),
-            };
-            CursorMove {
-                instance_id: &p.instance.id,
-                from: p.period.start.timestamp(),
-                next_start,
-                next_close,
-            }
-        })
-        .collect();
+    let (priced, failures) = price_batch(db, batch)?;
+    let moves: Vec<CursorMove> = priced.iter().map(|(p, _)| cursor_move(p, tz)).collect();
     // The compare-and-set: only the run that moves the cursor off this period bills it.
     let moved = step(FailureCode::BillNotWritten, store::move_cursors(db, &moves))?;
     let billed: Vec<(&Prepared, Priced)> = priced
@@ -418,24 +407,7 @@ fn write_batch(
                 metering::store_platform_usage(db, &p.instance.id, &p.collected, now),
             )?;
         }
-        written.push(Bill {
-            id: ids.next_id(),
-            instance_id: p.instance.id.clone(),
-            owner_id: p.instance.owner_id.clone(),
-            provider_id: p.instance.provider_id.clone(),
-            product_id: p.instance.product_id.clone(),
-            period_start: rfc3339(p.period.start),
-            period_end: rfc3339(p.period.end),
-            currency: p.terms.currency.clone(),
-            product_fees: priced.product_fees,
-            resource_fees: priced.resource_fees,
-            total: priced.total,
-            test: p.instance.test,
-            lines: priced.lines,
-            resource_lines: priced.resource_lines,
-            created_at: rfc3339(now),
-            pricing_version: p.terms.pricing_version,
-        });
+        written.push(bill_of(p, priced, ids.next_id(), now));
     }
     let periods: Vec<&Period> = billed.iter().map(|(p, _)| &p.period).collect();
     step(
@@ -469,4 +441,88 @@ fn write_batch(
         ledger::post_many(db, &deductions, &actor.id, now),
     )?;
     Ok((written, failures))
+}
+
+/// The periods of a batch that could be priced, each with its price.
+type PricedBatch<'a> = Vec<(&'a Prepared, Priced)>;
+
+/// Prices a batch from the usage stored so far plus what the platform measured: nothing can be
+/// added meanwhile (the caller holds the write lock on SQLite, the batch's cursors on
+/// PostgreSQL, and pushes check the cursor while they hold it). An instance whose usage cannot
+/// be priced is reported and keeps its cursor.
+fn price_batch<'a>(
+    db: &dyn Database,
+    batch: &'a [Prepared],
+) -> Result<(PricedBatch<'a>, Vec<Failure>), BatchError> {
+    let periods: Vec<(&str, i64)> = batch
+        .iter()
+        .map(|p| (p.instance.id.as_str(), p.period.start.timestamp()))
+        .collect();
+    let totals = step(
+        FailureCode::UsageUnpriceable,
+        metering::totals_of_periods(db, &periods),
+    )?;
+    let none = HashMap::new();
+    let mut failures = Vec::new();
+    let mut priced = Vec::with_capacity(batch.len());
+    for p in batch {
+        let mut raw = totals
+            .get(&(p.instance.id.clone(), p.period.start.timestamp()))
+            .unwrap_or(&none)
+            .clone();
+        for r in &p.collected {
+            *raw.entry(r.item_code.clone()).or_default() +=
+                metering::amount(r.value, i64::from(r.scale));
+        }
+        let running = running_seconds(&p.instance.running_intervals, &p.period);
+        match pricing::price_period(&p.terms, &raw, &p.instance.resources, running) {
+            Ok(period) => priced.push((p, period)),
+            Err(e) => failures.push(Failure::new(
+                &p.instance.id,
+                p.period.start,
+                FailureCode::UsageUnpriceable,
+                format!("its usage could not be priced: {}", e.detail),
+            )),
+        }
+    }
+    Ok((priced, failures))
+}
+
+/// Where billing this period moves the instance's cursor: to its next period, or past its last.
+fn cursor_move(p: &Prepared, tz: Tz) -> CursorMove<'_> {
+    let (next_start, next_close) = match &p.next {
+        Some(n) => (
+            n.start.timestamp(),
+            Some(n.closes_at(p.terms.kind, p.instance.zone(tz)).timestamp()),
+        ),
+        None => (p.period.end.timestamp(), None),
+    };
+    CursorMove {
+        instance_id: &p.instance.id,
+        from: p.period.start.timestamp(),
+        next_start,
+        next_close,
+    }
+}
+
+/// The bill of one priced period.
+fn bill_of(p: &Prepared, priced: Priced, id: String, now: DateTime<Utc>) -> Bill {
+    Bill {
+        id,
+        instance_id: p.instance.id.clone(),
+        owner_id: p.instance.owner_id.clone(),
+        provider_id: p.instance.provider_id.clone(),
+        product_id: p.instance.product_id.clone(),
+        period_start: p.period.start,
+        period_end: p.period.end,
+        currency: p.terms.currency.clone(),
+        product_fees: priced.product_fees,
+        resource_fees: priced.resource_fees,
+        total: priced.total,
+        test: p.instance.test,
+        lines: priced.lines,
+        resource_lines: priced.resource_lines,
+        created_at: now,
+        pricing_version: p.terms.pricing_version,
+    }
 }

@@ -4,14 +4,14 @@
 
 use std::collections::HashSet;
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 
 use crate::billing::write_off::WriteOff;
 use crate::billing::{Bill, BillFilter};
 use crate::error::{ApiError, ApiResult};
-use crate::orders::ledger::Cents;
+use crate::money::Cents;
 use crate::period::Period;
-use crate::platform::clock::rfc3339;
+use crate::platform::clock::{self, rfc3339};
 use crate::platform::storage::{Database, Row, RowLock, StorageError, Value, lock_rows};
 
 /// A cursor due for billing: its instance and the period start it stands on.
@@ -140,7 +140,7 @@ pub(crate) fn insert(db: &dyn Database, bills: &[Bill], periods: &[&Period]) -> 
                 bill.total.0.into(),
                 i64::from(bill.test).into(),
                 lines.into(),
-                bill.created_at.clone().into(),
+                rfc3339(bill.created_at).into(),
                 bill.product_fees.0.into(),
                 bill.resource_fees.0.into(),
                 resource_lines.into(),
@@ -179,11 +179,9 @@ const COLUMNS: &str = "id, instance_id, owner_id, provider_id, product_id, perio
                        currency, total_cents, test, lines, created_at, product_fees_cents, \
                        resource_fees_cents, resource_lines, pricing_version";
 
-/// Unix seconds of column `i` as RFC 3339.
-fn instant(row: &Row, i: usize) -> ApiResult<String> {
-    Ok(rfc3339(
-        DateTime::from_timestamp(row.int(i)?, 0).ok_or_else(|| ApiError::internal("bad time"))?,
-    ))
+/// Unix seconds of column `i` as an instant.
+fn instant(row: &Row, i: usize) -> ApiResult<DateTime<Utc>> {
+    Ok(clock::from_unix(row.int(i)?)?)
 }
 
 fn from_row(row: &Row) -> ApiResult<Bill> {
@@ -200,7 +198,7 @@ fn from_row(row: &Row) -> ApiResult<Bill> {
         total: Cents(row.int(8)?),
         test: row.int(9)? != 0,
         lines: serde_json::from_str(&row.text(10)?).map_err(ApiError::internal)?,
-        created_at: row.text(11)?,
+        created_at: clock::stored(&row.text(11)?)?,
         product_fees: Cents(row.int(12)?),
         resource_fees: Cents(row.int(13)?),
         resource_lines: serde_json::from_str(&row.text(14)?).map_err(ApiError::internal)?,
@@ -281,9 +279,7 @@ pub(crate) fn insert_write_off(
     w: &WriteOff,
     period_start: i64,
 ) -> ApiResult<()> {
-    let period_end = DateTime::parse_from_rfc3339(&w.period_end)
-        .map_err(ApiError::internal)?
-        .timestamp();
+    let period_end = w.period_end.timestamp();
     db.execute(
         "INSERT INTO write_offs (id, instance_id, provider_id, product_id, period_start,
                                  period_end, test, reason, written_off_by, written_off_at)
@@ -298,7 +294,7 @@ pub(crate) fn insert_write_off(
             i64::from(w.test).into(),
             w.reason.clone().into(),
             w.written_off_by.clone().into(),
-            w.written_off_at.clone().into(),
+            rfc3339(w.written_off_at).into(),
         ],
     )?;
     Ok(())
@@ -319,7 +315,7 @@ fn write_off_from_row(row: &Row) -> ApiResult<WriteOff> {
         test: row.int(6)? != 0,
         reason: row.text(7)?,
         written_off_by: row.text(8)?,
-        written_off_at: row.text(9)?,
+        written_off_at: clock::stored(&row.text(9)?)?,
     })
 }
 

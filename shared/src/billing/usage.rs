@@ -62,9 +62,7 @@ pub(crate) fn line_usage(
         .iter()
         .find(|l| l.code == item)
         .ok_or_else(|| ApiError::not_found("bill line"))?;
-    let period_start = chrono::DateTime::parse_from_rfc3339(&bill.period_start)
-        .map_err(ApiError::internal)?
-        .timestamp();
+    let period_start = bill.period_start.timestamp();
     let page = metering::line_records(db, &bill.instance_id, period_start, item, cursor, limit)?;
     Ok(LineUsage {
         kind: kind_of(db, &bill, item)?,
@@ -92,9 +90,9 @@ fn kind_of(db: &dyn Database, bill: &billing::Bill, item: &str) -> ApiResult<Rec
         .find(|s| s.item.code().as_str() == item)
         .and_then(|s| s.reporting.as_ref());
     Ok(match reporting {
-        Some(ReportingMethod::ComputeNest { source, .. }) => match source {
+        Some(ReportingMethod::ComputeNest(source)) => match source {
             PlatformSource::Time => RecordKind::Interval,
-            PlatformSource::Prometheus => RecordKind::Sample,
+            PlatformSource::Prometheus(_) => RecordKind::Sample,
             PlatformSource::Bill => RecordKind::PlatformBill,
         },
         _ => RecordKind::Pushed,

@@ -25,13 +25,16 @@ pub(crate) struct WriteOff {
     pub instance_id: String,
     pub provider_id: String,
     pub product_id: String,
-    pub period_start: String,
-    pub period_end: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub period_start: DateTime<Utc>,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub period_end: DateTime<Utc>,
     /// A test order's period: it never blocked a settlement.
     pub test: bool,
     pub reason: String,
     pub written_off_by: String,
-    pub written_off_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub written_off_at: DateTime<Utc>,
 }
 
 /// The longest reason an operator may give.
@@ -106,12 +109,12 @@ pub(crate) fn write_off(
             instance_id: found.id.clone(),
             provider_id: found.provider_id.clone(),
             product_id: found.product_id.clone(),
-            period_start: rfc3339(period.start),
-            period_end: rfc3339(period.end),
+            period_start: period.start,
+            period_end: period.end,
             test: found.test,
             reason: reason.clone(),
             written_off_by: operator.id.clone(),
-            written_off_at: rfc3339(now),
+            written_off_at: now,
         };
         store::insert_write_off(db, &written, period.start.timestamp())?;
         Ok((written, true))

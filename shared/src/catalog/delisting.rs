@@ -9,8 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::store;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::{Principal, Role};
-use crate::listing::{self, ProductStatus};
-use crate::platform::clock::rfc3339;
+use crate::listing::{self, ProductStatus, Reader};
 use crate::platform::storage::{Database, enum_to_str, transaction};
 use crate::validate::Errors;
 use crate::webhook::{self, EventType, Tenants};
@@ -29,7 +28,8 @@ pub(crate) struct ListingChange {
     pub actor_id: String,
     pub actor_role: Role,
     pub reason: String,
-    pub at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,7 +73,7 @@ fn product_of(
     product_id: &str,
 ) -> ApiResult<listing::Product> {
     caller.require(&[Role::Provider, Role::Operator])?;
-    listing::store::find_product(db, caller, product_id)
+    listing::find_product(db, Reader::Caller(caller), product_id)
 }
 
 /// Where a product stands in the catalog, for its provider or an operator.
@@ -90,7 +90,7 @@ fn availability_of(db: &dyn Database, product_id: &str) -> ApiResult<Availabilit
     let history = store::listing_log(db, product_id)?;
     let delisting = store::delisting(db, product_id)?;
     let published =
-        listing::store::find_product_unscoped(db, product_id)?.status == ProductStatus::Published;
+        listing::find_product(db, Reader::Internal, product_id)?.status == ProductStatus::Published;
     Ok(Availability {
         product_id: product_id.to_owned(),
         listed: published && delisting.is_none(),
@@ -131,11 +131,14 @@ pub(crate) fn delist(
             ));
         }
         let view = availability_of(db, &product.id)?;
-        let event = serde_json::json!({
-            "product_id": product.id, "provider_id": product.provider_id,
-            "delisted_by": caller.id, "delisted_by_role": caller.role,
-            "reason": reason, "delisted_at": rfc3339(now),
-        });
+        let event = Delisted {
+            product_id: product.id.clone(),
+            provider_id: product.provider_id.clone(),
+            delisted_by: caller.id.clone(),
+            delisted_by_role: caller.role,
+            reason: reason.clone(),
+            delisted_at: now,
+        };
         let tenants = Tenants {
             provider: Some(&product.provider_id),
             customer: None,
@@ -179,6 +182,18 @@ pub(crate) fn relist(
         )?;
         availability_of(db, &product.id)
     })
+}
+
+/// What `product.delisted` carries.
+#[derive(Debug, Serialize)]
+struct Delisted {
+    product_id: String,
+    provider_id: String,
+    delisted_by: String,
+    delisted_by_role: Role,
+    reason: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    delisted_at: DateTime<Utc>,
 }
 
 /// 409 `ProductDelisted` for a product out of the catalog: what quotes and orders check.

@@ -1,23 +1,24 @@
 //! Catalog entries in the database: what publication wrote, read by the public catalog.
 
 use chrono::{DateTime, Utc};
-use serde_json::Value;
 
-use crate::catalog::CatalogFilter;
 use crate::catalog::delisting::ListingChange;
+use crate::catalog::{CatalogEntry, CatalogFilter, Summary};
 use crate::error::{ApiError, ApiResult};
-use crate::platform::clock::rfc3339;
+use crate::listing::steps::PricingStep;
+use crate::platform::clock::{self, rfc3339};
 use crate::platform::storage::{Database, Dialect, Row, enum_from_str};
 
 pub(crate) fn insert_entry(
     db: &dyn Database,
     product_id: &str,
     category: &str,
-    tags_json: &str,
+    tags: &[String],
     search_text: &str,
-    summary_json: &str,
+    summary: &Summary,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
+    let (tags_json, summary_json) = to_json(tags, summary)?;
     db.execute(
         "INSERT INTO catalog_entries (product_id, category, tags, search_text, summary, published_at)
          VALUES (?, ?, ?, ?, ?, ?)",
@@ -38,10 +39,11 @@ pub(crate) fn update_entry(
     db: &dyn Database,
     product_id: &str,
     category: &str,
-    tags_json: &str,
+    tags: &[String],
     search_text: &str,
-    summary_json: &str,
+    summary: &Summary,
 ) -> ApiResult<()> {
+    let (tags_json, summary_json) = to_json(tags, summary)?;
     db.execute(
         "UPDATE catalog_entries SET category = ?, tags = ?, search_text = ?, summary = ?
          WHERE product_id = ?",
@@ -56,10 +58,19 @@ pub(crate) fn update_entry(
     Ok(())
 }
 
-fn summary(row: &Row) -> ApiResult<Value> {
-    let mut s: Value = serde_json::from_str(&row.text(0)?).map_err(ApiError::internal)?;
-    s["published_at"] = Value::String(row.text(1)?);
-    Ok(s)
+/// The tags and the summary as their columns keep them (JSON).
+fn to_json(tags: &[String], summary: &Summary) -> ApiResult<(String, String)> {
+    Ok((
+        serde_json::to_string(tags).map_err(ApiError::internal)?,
+        serde_json::to_string(summary).map_err(ApiError::internal)?,
+    ))
+}
+
+fn entry_from_row(row: &Row) -> ApiResult<CatalogEntry> {
+    Ok(CatalogEntry {
+        summary: serde_json::from_str(&row.text(0)?).map_err(ApiError::internal)?,
+        published_at: clock::stored(&row.text(1)?)?,
+    })
 }
 
 pub(crate) fn list(
@@ -67,7 +78,7 @@ pub(crate) fn list(
     filter: &CatalogFilter,
     after: Option<&str>,
     limit: usize,
-) -> ApiResult<Vec<Value>> {
+) -> ApiResult<Vec<CatalogEntry>> {
     let (tagged, containing) = match db.dialect() {
         Dialect::Sqlite => (
             "SELECT 1 FROM json_each(tags) WHERE value = ?2",
@@ -97,17 +108,17 @@ pub(crate) fn list(
             (limit as i64).into(),
         ],
     )?;
-    rows.iter().map(summary).collect()
+    rows.iter().map(entry_from_row).collect()
 }
 
 /// The catalog summary of a published product, or 404 for anything not published.
-pub(crate) fn find(db: &dyn Database, product_id: &str) -> ApiResult<Value> {
+pub(crate) fn find(db: &dyn Database, product_id: &str) -> ApiResult<CatalogEntry> {
     let rows = db.execute(
         "SELECT summary, published_at FROM catalog_entries WHERE product_id = ?",
         &[product_id.into()],
     )?;
     rows.first()
-        .map(summary)
+        .map(entry_from_row)
         .transpose()?
         .ok_or_else(|| ApiError::not_found("product"))
 }
@@ -119,7 +130,7 @@ fn change_from_row(r: &Row) -> ApiResult<ListingChange> {
         actor_id: r.text(1)?,
         actor_role: enum_from_str(&r.text(2)?)?,
         reason: r.text(3)?,
-        at: rfc3339(DateTime::from_timestamp(r.int(4)?, 0).unwrap_or_default()),
+        at: clock::from_unix(r.int(4)?)?,
     })
 }
 
@@ -219,7 +230,7 @@ pub(crate) fn listing_log(db: &dyn Database, product_id: &str) -> ApiResult<Vec<
 /// A pricing version as stored.
 pub(crate) struct StoredVersion {
     pub(crate) version: i64,
-    pub(crate) pricing: Value,
+    pub(crate) pricing: PricingStep,
     pub(crate) raises_price: bool,
     pub(crate) created_by: String,
     pub(crate) created_at: i64,
@@ -229,7 +240,9 @@ pub(crate) struct StoredVersion {
 fn version_from_row(r: &Row) -> ApiResult<StoredVersion> {
     Ok(StoredVersion {
         version: r.int(0)?,
-        pricing: serde_json::from_str(&r.text(1)?).map_err(ApiError::internal)?,
+        pricing: PricingStep::from_stored(
+            &serde_json::from_str(&r.text(1)?).map_err(ApiError::internal)?,
+        )?,
         raises_price: r.int(2)? != 0,
         created_by: r.text(3)?,
         created_at: r.int(4)?,
@@ -278,7 +291,9 @@ pub(crate) fn insert_version(
         &[
             product_id.into(),
             v.version.into(),
-            v.pricing.to_string().into(),
+            serde_json::to_string(&v.pricing)
+                .map_err(ApiError::internal)?
+                .into(),
             i64::from(v.raises_price).into(),
             v.created_by.clone().into(),
             v.created_at.into(),
@@ -288,14 +303,17 @@ pub(crate) fn insert_version(
     Ok(())
 }
 
-/// When the product was published (RFC 3339), if it is in the catalog.
-pub(crate) fn published_at(db: &dyn Database, product_id: &str) -> ApiResult<Option<String>> {
+/// When the product was published, if it is in the catalog.
+pub(crate) fn published_at(
+    db: &dyn Database,
+    product_id: &str,
+) -> ApiResult<Option<DateTime<Utc>>> {
     let rows = db.execute(
         "SELECT published_at FROM catalog_entries WHERE product_id = ?",
         &[product_id.into()],
     )?;
-    rows.first()
-        .map(|r| r.text(0))
-        .transpose()
-        .map_err(Into::into)
+    Ok(rows
+        .first()
+        .map(|r| clock::stored(&r.text(0)?))
+        .transpose()?)
 }

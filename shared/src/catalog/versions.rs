@@ -10,15 +10,13 @@ use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::Serialize;
-use serde_json::Value;
 
 use crate::catalog::store::{self, StoredVersion};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
 use crate::listing::steps::{PricingStep, Tier};
-use crate::listing::{self, ProductStatus, Step, validate_step};
+use crate::listing::{self, ProductStatus, Reader, Step, validate_step};
 use crate::period::{BillingPeriod, Period};
-use crate::platform::clock::rfc3339;
 use crate::platform::storage::{Database, transaction};
 
 /// One version of a product's prices.
@@ -27,18 +25,20 @@ pub(crate) struct PricingVersion {
     pub product_id: String,
     pub version: i64,
     /// Existing instances are priced by it from the first period starting at or after this.
-    pub effective_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub effective_at: DateTime<Utc>,
     /// Whether some unit price rose against a version in force or pending when it was made: it
     /// then waited the notice period.
     pub raises_price: bool,
     pub created_by: String,
-    pub created_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub created_at: DateTime<Utc>,
     /// The pricing step of this version.
-    pub pricing: Value,
+    pub pricing: PricingStep,
 }
 
-fn instant(unix: i64) -> String {
-    rfc3339(DateTime::from_timestamp(unix, 0).unwrap_or_default())
+fn instant(unix: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(unix, 0).unwrap_or_default()
 }
 
 fn view(product_id: &str, v: StoredVersion) -> PricingVersion {
@@ -54,17 +54,13 @@ fn view(product_id: &str, v: StoredVersion) -> PricingVersion {
 }
 
 /// Version 1: the reviewed pricing step, in effect from the product's publication.
-fn first_version(db: &dyn Database, product: &listing::Product) -> ApiResult<StoredVersion> {
-    let pricing = listing::store::step_data(db, &product.id, Step::Pricing)?
-        .ok_or_else(|| ApiError::internal("a published product lacks its pricing step"))?;
-    let published = store::published_at(db, &product.id)?
-        .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
-        .map_or(0, |t| t.timestamp());
+fn first_version(db: &dyn Database, listing: &listing::Listing) -> ApiResult<StoredVersion> {
+    let published = store::published_at(db, &listing.product.id)?.map_or(0, |t| t.timestamp());
     Ok(StoredVersion {
         version: 1,
-        pricing,
+        pricing: listing.pricing()?,
         raises_price: false,
-        created_by: product.provider_id.clone(),
+        created_by: listing.product.provider_id.clone(),
         created_at: published,
         effective_at: published,
     })
@@ -76,12 +72,15 @@ pub(crate) fn versions(
     caller: &Principal,
     product_id: &str,
 ) -> ApiResult<Vec<PricingVersion>> {
-    let product = listing::store::find_product(db, caller, product_id)?;
-    let mut stored = store::versions(db, &product.id)?;
-    if stored.is_empty() && product.status == ProductStatus::Published {
-        stored.push(first_version(db, &product)?);
+    let listing = listing::find(db, Reader::Caller(caller), product_id)?;
+    let mut stored = store::versions(db, &listing.product.id)?;
+    if stored.is_empty() && listing.is_published() {
+        stored.push(first_version(db, &listing)?);
     }
-    Ok(stored.into_iter().map(|v| view(&product.id, v)).collect())
+    Ok(stored
+        .into_iter()
+        .map(|v| view(&listing.product.id, v))
+        .collect())
 }
 
 /// The version new orders of a product get.
@@ -101,7 +100,11 @@ impl VersionBook {
     /// instance ordered under `ordered` — the highest of `ordered` and every version in effect
     /// by then — and its pricing step (`None`: the product's pricing step, version 1 before any
     /// change).
-    pub(crate) fn for_period(&self, ordered: i64, period_start: i64) -> (i64, Option<&Value>) {
+    pub(crate) fn for_period(
+        &self,
+        ordered: i64,
+        period_start: i64,
+    ) -> (i64, Option<&PricingStep>) {
         self.0
             .iter()
             .rev()
@@ -116,7 +119,7 @@ pub(crate) fn version_for_period(
     product_id: &str,
     ordered: i64,
     period_start: i64,
-) -> ApiResult<(i64, Option<Value>)> {
+) -> ApiResult<(i64, Option<PricingStep>)> {
     let book = VersionBook::of(db, product_id)?;
     let (version, pricing) = book.for_period(ordered, period_start);
     Ok((version, pricing.cloned()))
@@ -127,8 +130,10 @@ pub(crate) fn version_for_period(
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct UpcomingChange {
     pub version: i64,
-    pub effective_at: String,
-    pub applies_from: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub effective_at: DateTime<Utc>,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub applies_from: DateTime<Utc>,
     pub raises_price: bool,
 }
 
@@ -160,8 +165,8 @@ pub(crate) fn outlook(
             };
             UpcomingChange {
                 version: v.version,
-                effective_at: rfc3339(at),
-                applies_from: rfc3339(first),
+                effective_at: at,
+                applies_from: first,
                 raises_price: v.raises_price,
             }
         }),
@@ -180,50 +185,53 @@ pub(crate) fn reprice(
     notice_days: u32,
     now: DateTime<Utc>,
 ) -> ApiResult<Option<PricingVersion>> {
-    let product = listing::store::find_product(db, provider, product_id)?;
-    if product.status != ProductStatus::Published {
+    let listing = listing::find(db, Reader::Caller(provider), product_id)?;
+    if listing.product.status != ProductStatus::Published {
         return Ok(None);
     }
-    let service = listing::store::find_service(db, provider, &product.service_id)?;
-    let validated = validate_step(Step::Pricing, body, &service.spec)?;
+    let validated = validate_step(Step::Pricing, body, &listing.service.spec)?;
     let new = PricingStep::from_stored(validated.data())?;
+    let product_id = listing.product.id.clone();
     let version = transaction(db, |db| {
-        listing::store::lock_for_edit(db, &product.id, listing::Edit::Reprice, now)?;
-        let mut stored = store::versions(db, &product.id)?;
+        listing::product::lock_for_reprice(db, &product_id, now)?;
+        let mut stored = store::versions(db, &product_id)?;
         if stored.is_empty() {
-            let first = first_version(db, &product)?;
-            store::insert_version(db, &product.id, &first)?;
+            let first = first_version(db, &listing)?;
+            store::insert_version(db, &product_id, &first)?;
             stored.push(first);
         }
         let latest = stored.last().map_or(1, |v| v.version);
-        let current = PricingStep::from_stored(&stored[stored.len() - 1].pricing)?;
-        check_terms_kept(&current, &new)?;
-        // Against what an instance may pay now or later: the version in force for existing
-        // instances and every one after it.
-        let in_force = stored
-            .iter()
-            .rev()
-            .find(|v| v.effective_at <= now.timestamp())
-            .map_or(1, |v| v.version);
-        let mut raises = false;
-        for v in stored.iter().filter(|v| v.version >= in_force) {
-            raises |= raises_price(&PricingStep::from_stored(&v.pricing)?, &new);
-        }
+        check_terms_kept(&stored[stored.len() - 1].pricing, &new)?;
+        let raises = raises_any(&stored, now, &new);
         let notice = TimeDelta::days(i64::from(notice_days));
         let effective_at = if raises { now + notice } else { now };
         let version = StoredVersion {
             version: latest + 1,
-            pricing: validated.data().clone(),
+            pricing: new.clone(),
             raises_price: raises,
             created_by: provider.id.clone(),
             created_at: now.timestamp(),
             effective_at: effective_at.timestamp(),
         };
-        store::insert_version(db, &product.id, &version)?;
-        listing::store::save_step(db, &product.id, Step::Pricing, &validated, now)?;
+        store::insert_version(db, &product_id, &version)?;
+        listing::product::save_repriced(db, &product_id, &validated, now)?;
         Ok::<_, ApiError>(version)
     })?;
-    Ok(Some(view(&product.id, version)))
+    Ok(Some(view(&product_id, version)))
+}
+
+/// Whether `new` raises a price against what an instance may pay now or later: the version in
+/// force for existing instances at `now` and every one after it.
+fn raises_any(stored: &[StoredVersion], now: DateTime<Utc>, new: &PricingStep) -> bool {
+    let in_force = stored
+        .iter()
+        .rev()
+        .find(|v| v.effective_at <= now.timestamp())
+        .map_or(1, |v| v.version);
+    stored
+        .iter()
+        .filter(|v| v.version >= in_force)
+        .any(|v| raises_price(&v.pricing, new))
 }
 
 /// A price change keeps the billing period (409 `BillingPeriodLocked`) and the items' codes
@@ -300,7 +308,7 @@ pub(crate) fn raises_price(old: &PricingStep, new: &PricingStep) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn pricing(mode: &str, tiers: Value) -> PricingStep {
         PricingStep::from_stored(&json!({

@@ -1,15 +1,13 @@
 //! How the console writes times, money and statuses for people.
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
 
-use crate::orders::ledger::Cents;
+use crate::money::Cents;
 
-/// An RFC 3339 instant as `2026-03-27 08:00 UTC`; anything else as it is.
-pub(crate) fn time(rfc3339: &str) -> String {
-    DateTime::parse_from_rfc3339(rfc3339)
-        .map(|t| t.to_utc().format("%Y-%m-%d %H:%M UTC").to_string())
-        .unwrap_or_else(|_| rfc3339.to_owned())
+/// An instant as `2026-03-27 08:00 UTC`.
+pub(crate) fn time(at: &DateTime<Utc>) -> String {
+    at.format("%Y-%m-%d %H:%M UTC").to_string()
 }
 
 /// Unix seconds as `2026-03-27 08:00:00 UTC`.
@@ -57,8 +55,8 @@ mod tests {
 
     #[test]
     fn times_read_in_utc() {
-        assert_eq!(time("2026-03-27T16:00:00+08:00"), "2026-03-27 08:00 UTC");
-        assert_eq!(time("not a time"), "not a time");
+        let at = DateTime::parse_from_rfc3339("2026-03-27T16:00:00+08:00").unwrap();
+        assert_eq!(time(&at.to_utc()), "2026-03-27 08:00 UTC");
         assert_eq!(unix_time(0), "1970-01-01 00:00:00 UTC");
     }
 

@@ -169,7 +169,7 @@ mod tests {
                 name: name.into(),
                 account_type: Some(AccountType::Individual),
                 built_in: false,
-                created_at: "2026-01-01T00:00:00Z".into(),
+                created_at: chrono::DateTime::UNIX_EPOCH,
                 disabled_at: None,
             }),
             csrf: "t0ken".into(),

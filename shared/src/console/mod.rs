@@ -12,6 +12,8 @@
 //! - `layout`: the page around every page, its navigation, the error pages;
 //! - `form`: HTML forms to the domain's JSON bodies and back, field errors beside their fields;
 //! - `chart`: usage as server-rendered SVG;
+//! - `widgets`: what several pages show (a next-page link, a tier schedule, a template's
+//!   resources, tags);
 //! - `pages/`: one module per area, each page parse → authorize → one domain call → render.
 
 mod assets;
@@ -22,6 +24,7 @@ mod http;
 mod layout;
 mod once;
 mod pages;
+mod widgets;
 
 use ::http::{Method, Request};
 use chrono::{DateTime, Utc};
@@ -191,107 +194,160 @@ fn route(req: &Req, session: Option<&Session>, chrome: &Chrome) -> ApiResult<Res
     let segs: Vec<&str> = req.segments.iter().map(String::as_str).collect();
     let get = req.method == Method::GET || req.method == Method::HEAD;
     let post = req.method == Method::POST;
-    // The pages anyone may see.
-    match (segs.as_slice(), get, post) {
-        (["assets", name], true, _) => return assets::serve(req, name),
-        ([], true, _) => return pages::auth::home(session),
-        (["sign-in"], true, _) => return pages::auth::sign_in_form(req, chrome),
-        (["sign-in"], _, true) => return pages::auth::sign_in(req, chrome),
-        (["catalog"], true, _) => return pages::catalog::list(req, chrome),
-        (["catalog", id], true, _) => return pages::catalog::product(req, chrome, id),
-        _ => {}
+    if let Some(page) = public_page(req, session, chrome, (&segs, get, post)) {
+        return page;
     }
     let Some(session) = session else {
         return pages::auth::to_sign_in(req);
     };
-    let me = &session.principal;
-    match (segs.as_slice(), get, post) {
-        (["sign-out"], _, true) => pages::auth::sign_out(req, session),
+    if segs == ["sign-out"] && post {
+        return pages::auth::sign_out(req, session);
+    }
+    let visit = Visit {
+        req,
+        chrome,
+        me: &session.principal,
+        get,
+        post,
+    };
+    visit
+        .customer_page(&segs)
+        .or_else(|| visit.provider_page(&segs))
+        .or_else(|| visit.operator_page(&segs))
+        .unwrap_or_else(|| Err(ApiError::not_found("page")))
+}
 
-        (["orders", "new"], true, _) => pages::customer::confirm(req, chrome, me),
-        (["orders"], _, true) => once::submit(req, chrome, me, Guard::Atomic, || {
-            pages::customer::place(req, chrome, me)
-        }),
-        (["instances"], true, _) => pages::instances::list(req, chrome, me),
-        (["instances", id], true, _) => pages::instances::show(req, chrome, me, id),
-        (["instances", id, "actions"], _, true) => pages::instances::act(req, me, id),
-        (["bills"], true, _) => pages::bills::list(req, chrome, me),
-        (["bills", id], true, _) => pages::bills::show(req, chrome, me, id),
-        (["bills", id, "usage"], true, _) => pages::bills::line_usage(req, chrome, me, id),
-        (["exports", "bills"], true, _) => pages::exports::bills(req, me),
-        (["exports", "usage"], true, _) => pages::exports::usage(req, me),
-        (["exports", "settlements"], true, _) => pages::exports::settlements(req, me),
-        (["webhooks"], true, _) => pages::webhooks::list(req, chrome, me),
-        (["webhooks"], _, true) => pages::webhooks::create(req, chrome, me),
-        (["webhooks", id], true, _) => pages::webhooks::show(req, chrome, me, id),
-        (["webhooks", id, "delete"], _, true) => pages::webhooks::delete(req, me, id),
-        (["account"], true, _) => pages::customer::account(req, chrome, me),
+/// The pages anyone may see: the assets, the home, signing in, the catalog.
+fn public_page(
+    req: &Req,
+    session: Option<&Session>,
+    chrome: &Chrome,
+    (segs, get, post): (&[&str], bool, bool),
+) -> Option<ApiResult<Resp>> {
+    Some(match (segs, get, post) {
+        (["assets", name], true, _) => assets::serve(req, name),
+        ([], true, _) => pages::auth::home(session),
+        (["sign-in"], true, _) => pages::auth::sign_in_form(req, chrome),
+        (["sign-in"], _, true) => pages::auth::sign_in(req, chrome),
+        (["catalog"], true, _) => pages::catalog::list(req, chrome),
+        (["catalog", id], true, _) => pages::catalog::product(req, chrome, id),
+        _ => return None,
+    })
+}
 
-        (["services"], true, _) => pages::provider::services(req, chrome, me),
-        (["services"], _, true) => pages::provider::create_service(req, chrome, me),
-        (["products"], true, _) => pages::provider::products(req, chrome, me),
-        (["products"], _, true) => pages::provider::create_product(req, me),
-        (["products", id], true, _) => pages::provider::product(req, chrome, me, id),
-        (["products", id, "reviews"], _, true) => pages::provider::submit(req, chrome, me, id),
-        (["products", id, "delist"], _, true) => pages::pricing::change(req, me, id, true),
-        (["products", id, "relist"], _, true) => pages::pricing::change(req, me, id, false),
-        (["products", id, "steps", step], true, _) => {
-            pages::wizard::show(req, chrome, me, id, step)
-        }
-        (["products", id, "steps", step], _, true) => {
-            pages::wizard::save(req, chrome, me, id, step)
-        }
-        (["products", id, "media"], true, _) => pages::media::show(req, chrome, me, id),
-        (["products", id, "media"], _, true) => pages::media::upload(req, chrome, me, id),
-        (["products", id, "media", "delete"], _, true) => pages::media::delete(req, me, id),
-        (["products", id, "media", kind], true, _) => pages::media::file(req, me, id, kind, None),
-        (["products", id, "media", kind, index], true, _) => {
-            pages::media::file(req, me, id, kind, Some(index))
-        }
-        (["products", id, "sales"], true, _) => pages::sales::show(req, chrome, me, id),
-        (["products", id, "sales", code, setting], _, true) => {
-            pages::sales::save(req, chrome, me, id, code, setting)
-        }
+/// A signed-in principal's request: each area's pages check the role they serve.
+struct Visit<'a> {
+    req: &'a Req<'a>,
+    chrome: &'a Chrome,
+    me: &'a Principal,
+    get: bool,
+    post: bool,
+}
 
-        (["reviews"], true, _) => pages::operator::queue(req, chrome, me),
-        (["reviews", id], true, _) => pages::operator::review(req, chrome, me, id),
-        (["reviews", id, "decision"], _, true) => pages::operator::decide(req, chrome, me, id),
-        (["principals"], true, _) => pages::principals::principals(req, chrome, me),
-        (["principals"], _, true) => pages::principals::create_principal(req, chrome, me),
-        (["principals", id, "tokens"], _, true) => pages::principals::rotate(req, chrome, me, id),
-        (["principals", id], true, _) => pages::principals::principal(req, chrome, me, id),
-        (["principals", id, "top-ups"], _, true) => {
-            once::submit(req, chrome, me, Guard::Atomic, || {
+impl Visit<'_> {
+    /// A customer's orders, instances, bills and account; bills' usage, downloads and webhooks
+    /// (every role's, each page checking its own).
+    fn customer_page(&self, segs: &[&str]) -> Option<ApiResult<Resp>> {
+        let (req, chrome, me) = (self.req, self.chrome, self.me);
+        Some(match (segs, self.get, self.post) {
+            (["orders", "new"], true, _) => pages::customer::confirm(req, chrome, me),
+            (["orders"], _, true) => once::submit(req, chrome, me, Guard::Atomic, || {
+                pages::customer::place(req, chrome, me)
+            }),
+            (["instances"], true, _) => pages::instances::list(req, chrome, me),
+            (["instances", id], true, _) => pages::instances::show(req, chrome, me, id),
+            (["instances", id, "actions"], _, true) => pages::instances::act(req, me, id),
+            (["bills"], true, _) => pages::bills::list(req, chrome, me),
+            (["bills", id], true, _) => pages::bills::show(req, chrome, me, id),
+            (["bills", id, "usage"], true, _) => pages::bills::line_usage(req, chrome, me, id),
+            (["exports", "bills"], true, _) => pages::exports::bills(req, me),
+            (["exports", "usage"], true, _) => pages::exports::usage(req, me),
+            (["exports", "settlements"], true, _) => pages::exports::settlements(req, me),
+            (["webhooks"], true, _) => pages::webhooks::list(req, chrome, me),
+            (["webhooks"], _, true) => pages::webhooks::create(req, chrome, me),
+            (["webhooks", id], true, _) => pages::webhooks::show(req, chrome, me, id),
+            (["webhooks", id, "delete"], _, true) => pages::webhooks::delete(req, me, id),
+            (["account"], true, _) => pages::customer::account(req, chrome, me),
+            _ => return None,
+        })
+    }
+
+    /// A provider's services, products, listing steps, media and sales settings.
+    fn provider_page(&self, segs: &[&str]) -> Option<ApiResult<Resp>> {
+        let (req, chrome, me) = (self.req, self.chrome, self.me);
+        Some(match (segs, self.get, self.post) {
+            (["services"], true, _) => pages::provider::services(req, chrome, me),
+            (["services"], _, true) => pages::provider::create_service(req, chrome, me),
+            (["products"], true, _) => pages::provider::products(req, chrome, me),
+            (["products"], _, true) => pages::provider::create_product(req, me),
+            (["products", id], true, _) => pages::provider::product(req, chrome, me, id),
+            (["products", id, "reviews"], _, true) => pages::provider::submit(req, chrome, me, id),
+            (["products", id, "delist"], _, true) => pages::pricing::change(req, me, id, true),
+            (["products", id, "relist"], _, true) => pages::pricing::change(req, me, id, false),
+            (["products", id, "steps", step], true, _) => {
+                pages::wizard::show(req, chrome, me, id, step)
+            }
+            (["products", id, "steps", step], _, true) => {
+                pages::wizard::save(req, chrome, me, id, step)
+            }
+            (["products", id, "media"], true, _) => pages::media::show(req, chrome, me, id),
+            (["products", id, "media"], _, true) => pages::media::upload(req, chrome, me, id),
+            (["products", id, "media", "delete"], _, true) => pages::media::delete(req, me, id),
+            (["products", id, "media", kind], true, _) => {
+                pages::media::file(req, me, id, kind, None)
+            }
+            (["products", id, "media", kind, index], true, _) => {
+                pages::media::file(req, me, id, kind, Some(index))
+            }
+            (["products", id, "sales"], true, _) => pages::sales::show(req, chrome, me, id),
+            (["products", id, "sales", code, setting], _, true) => {
+                pages::sales::save(req, chrome, me, id, code, setting)
+            }
+            _ => return None,
+        })
+    }
+
+    /// An operator's reviews, principals, bill runs and settlements.
+    fn operator_page(&self, segs: &[&str]) -> Option<ApiResult<Resp>> {
+        let (req, chrome, me) = (self.req, self.chrome, self.me);
+        let once =
+            |guard, page: &dyn Fn() -> ApiResult<Resp>| once::submit(req, chrome, me, guard, page);
+        Some(match (segs, self.get, self.post) {
+            (["reviews"], true, _) => pages::operator::queue(req, chrome, me),
+            (["reviews", id], true, _) => pages::operator::review(req, chrome, me, id),
+            (["reviews", id, "decision"], _, true) => pages::operator::decide(req, chrome, me, id),
+            (["principals"], true, _) => pages::principals::principals(req, chrome, me),
+            (["principals"], _, true) => pages::principals::create_principal(req, chrome, me),
+            (["principals", id, "tokens"], _, true) => {
+                pages::principals::rotate(req, chrome, me, id)
+            }
+            (["principals", id], true, _) => pages::principals::principal(req, chrome, me, id),
+            (["principals", id, "top-ups"], _, true) => once(Guard::Atomic, &|| {
                 pages::principals::top_up(req, chrome, me, id)
-            })
-        }
-        (["principals", id, "disable"], _, true) => {
-            pages::principals::set_disabled(req, chrome, me, id, true)
-        }
-        (["principals", id, "enable"], _, true) => {
-            pages::principals::set_disabled(req, chrome, me, id, false)
-        }
-        (["principals", id, "commission"], _, true) => {
-            pages::principals::set_commission(req, chrome, me, id)
-        }
-        (["bill-runs"], true, _) => pages::operator::bill_runs(req, chrome, me),
-        (["bill-runs"], _, true) => once::submit(req, chrome, me, Guard::Recorded, || {
-            pages::operator::run_bills(req, chrome, me)
-        }),
-        (["settlements"], true, _) => pages::settlements::month(req, chrome, me),
-        (["settlements", "close"], _, true) => {
-            once::submit(req, chrome, me, Guard::Recorded, || {
+            }),
+            (["principals", id, "disable" | "enable"], _, true) => {
+                pages::principals::set_disabled(req, chrome, me, id, segs[2] == "disable")
+            }
+            (["principals", id, "commission"], _, true) => {
+                pages::principals::set_commission(req, chrome, me, id)
+            }
+            (["bill-runs"], true, _) => pages::operator::bill_runs(req, chrome, me),
+            (["bill-runs"], _, true) => once(Guard::Recorded, &|| {
+                pages::operator::run_bills(req, chrome, me)
+            }),
+            (["settlements"], true, _) => pages::settlements::month(req, chrome, me),
+            (["settlements", "close"], _, true) => once(Guard::Recorded, &|| {
                 pages::settlements::close(req, chrome, me)
-            })
-        }
-        (["settlements", "write-offs"], _, true) => pages::settlements::write_off(req, chrome, me),
-        (["settlements", id], true, _) => pages::settlements::statement(req, chrome, me, id),
-        (["settlements", id, "payout"], _, true) => {
-            once::submit(req, chrome, me, Guard::Atomic, || {
+            }),
+            (["settlements", "write-offs"], _, true) => {
+                pages::settlements::write_off(req, chrome, me)
+            }
+            (["settlements", id], true, _) => pages::settlements::statement(req, chrome, me, id),
+            (["settlements", id, "payout"], _, true) => once(Guard::Atomic, &|| {
                 pages::settlements::pay(req, chrome, me, id)
-            })
-        }
-        _ => Err(ApiError::not_found("page")),
+            }),
+            _ => return None,
+        })
     }
 }
 

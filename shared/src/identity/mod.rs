@@ -53,11 +53,15 @@ pub struct Principal {
     pub account_type: Option<AccountType>,
     /// Whether it is the built-in operator of the `admin_token` variable.
     pub built_in: bool,
-    /// When it was created (RFC 3339).
-    pub created_at: String,
-    /// When an operator disabled it (RFC 3339): its token no longer works; its data stays.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub disabled_at: Option<String>,
+    /// When it was created.
+    #[serde(with = "crate::platform::clock::instant")]
+    pub created_at: DateTime<Utc>,
+    /// When an operator disabled it: its token no longer works; its data stays.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "crate::platform::clock::instant::option"
+    )]
+    pub disabled_at: Option<DateTime<Utc>>,
 }
 
 /// The operator authenticated by the `admin_token` variable. It exists without a database row, so
@@ -73,7 +77,7 @@ impl Principal {
             name: "built-in operator".to_owned(),
             account_type: None,
             built_in: true,
-            created_at: "1970-01-01T00:00:00Z".to_owned(),
+            created_at: DateTime::UNIX_EPOCH,
             disabled_at: None,
         }
     }
@@ -245,7 +249,7 @@ pub(crate) fn create_principal(
         name: new.name,
         account_type: new.account_type,
         built_in: false,
-        created_at: rfc3339(now),
+        created_at: now,
         disabled_at: None,
     };
     store::insert(db, &principal, &token.hash())?;

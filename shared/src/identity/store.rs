@@ -2,6 +2,7 @@
 
 use crate::error::{ApiError, ApiResult};
 use crate::identity::{Principal, Role};
+use crate::platform::clock;
 use crate::platform::storage::{Database, Row, StorageError, enum_from_str, enum_to_str};
 
 const COLUMNS: &str = "id, role, name, account_type, created_at, disabled_at";
@@ -13,8 +14,8 @@ fn from_row(row: &Row) -> Result<Principal, StorageError> {
         name: row.text(2)?,
         account_type: row.opt_text(3)?.map(|s| enum_from_str(&s)).transpose()?,
         built_in: false,
-        created_at: row.text(4)?,
-        disabled_at: row.opt_text(5)?,
+        created_at: clock::stored(&row.text(4)?)?,
+        disabled_at: row.opt_text(5)?.as_deref().map(clock::stored).transpose()?,
     })
 }
 
@@ -40,8 +41,8 @@ pub(crate) fn insert(db: &dyn Database, principal: &Principal, token_hash: &str)
             principal.name.clone().into(),
             principal.account_type.map(|a| enum_to_str(&a)).into(),
             token_hash.into(),
-            principal.created_at.clone().into(),
-            principal.created_at.clone().into(),
+            clock::rfc3339(principal.created_at).into(),
+            clock::rfc3339(principal.created_at).into(),
         ],
     )?;
     Ok(())

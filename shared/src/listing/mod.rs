@@ -1,21 +1,28 @@
 //! The listing: what a provider fills in to sell a service on the marketplace (docs/RULES.md §4),
 //! and the lifecycle states that decide when it may be edited (docs/RULES.md R5.2).
 //!
-//! Everything here is pure: request bodies and uploaded bytes go in, validated values, normalized
-//! JSON to store and warnings come out. Storage and HTTP live elsewhere.
+//! The rules are pure: request bodies and uploaded bytes go in, validated values, normalized JSON
+//! to store and warnings come out. Its `store.rs` (private) keeps products, services, steps and
+//! media metadata; HTTP lives elsewhere.
 //!
 //! - [`steps`]: the five wizard steps, each validated whole ([`validate_step`]).
 //! - [`categories`]: the fixed catalog categories a product is filed under.
 //! - [`media`]: logo, screenshots, certifications, video and user guide, checked by magic bytes.
+//! - [`mod@read`]: what the capabilities above read of a listing, typed ([`Listing`], [`Terms`]):
+//!   the listing's store is its own, and only the listing reads its steps' JSON.
 
 pub(crate) mod categories;
 pub(crate) mod media;
 pub(crate) mod product;
+mod read;
 pub(crate) mod service;
 pub(crate) mod steps;
-pub(crate) mod store;
+mod store;
 
 pub(crate) use product::{Media, Product, StoredStep, missing_by_step};
+pub(crate) use read::{
+    Listing, Reader, Terms, find, find_product, lock_product, pricing_of, terms,
+};
 pub(crate) use steps::{ValidatedStep, validate_step};
 
 use serde::{Deserialize, Serialize};
@@ -151,8 +158,9 @@ pub(crate) enum Edit {
     Reprice,
 }
 
-/// One of the five listing steps, as named in `PUT /api/v1/products/{id}/{step}`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// One of the five listing steps, as named in `PUT /api/v1/products/{id}/{step}`; ordered as
+/// the wizard is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum Step {
     Access,

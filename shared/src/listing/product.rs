@@ -5,10 +5,13 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
 use crate::error::{ApiError, ApiResult};
 use crate::identity::Principal;
 use crate::listing::media::{self, MediaKind};
-use crate::listing::{Edit, ProductStatus, Step, Warning, store, validate_step};
+use crate::listing::steps::StepData;
+use crate::listing::{Edit, ProductStatus, Step, ValidatedStep, Warning, store, validate_step};
 use crate::platform::ids::new_id;
 use crate::platform::storage::{
     Chunks, Database, Storage, delete_chunked, put_chunked, transaction,
@@ -20,16 +23,19 @@ pub(crate) struct Product {
     pub service_id: String,
     pub provider_id: String,
     pub status: ProductStatus,
-    pub created_at: String,
-    pub updated_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub updated_at: DateTime<Utc>,
 }
 
-/// A step as stored: its normalized JSON and the warnings found when it was written.
-#[derive(Debug, Clone, Serialize)]
+/// A step as stored: its normalized JSON (parsed by the listing alone) and the warnings found
+/// when it was written.
+#[derive(Debug, Clone)]
 pub(crate) struct StoredStep {
     pub data: serde_json::Value,
     pub warnings: Vec<Warning>,
-    pub updated_at: String,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// Metadata of an uploaded medium; the bytes are in the key-value store under `blob_key`.
@@ -44,7 +50,8 @@ pub(crate) struct Media {
     pub width: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub height: Option<u32>,
-    pub uploaded_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub uploaded_at: DateTime<Utc>,
     #[serde(skip)]
     pub blob_key: String,
 }
@@ -82,18 +89,42 @@ pub(crate) struct Completeness {
     pub missing: Vec<String>,
 }
 
-/// A product as its provider (or an operator) sees it: every step, per-step completeness,
-/// warnings and media.
+/// A product as its provider (or an operator) sees it: every step (`null` until written),
+/// per-step completeness, warnings and media.
 #[derive(Debug, Serialize)]
 pub(crate) struct ProductView {
     #[serde(flatten)]
     pub product: Product,
-    pub steps: serde_json::Map<String, serde_json::Value>,
-    pub completeness: serde_json::Map<String, serde_json::Value>,
+    pub steps: BTreeMap<Step, Option<StepData>>,
+    pub completeness: BTreeMap<Step, Completeness>,
     /// All five steps valid and the required media (logo, user guide) uploaded: ready to submit.
     pub complete: bool,
     pub warnings: Vec<Warning>,
     pub media: Vec<MediaView>,
+}
+
+impl ProductView {
+    /// One step as written, if it was.
+    pub(crate) fn step(&self, step: Step) -> Option<&StepData> {
+        self.steps.get(&step).and_then(Option::as_ref)
+    }
+
+    /// The name customers will see, once the access step gives one.
+    pub(crate) fn product_name(&self) -> Option<&str> {
+        match self.step(Step::Access) {
+            Some(StepData::Access(access)) => Some(access.product_name()),
+            _ => None,
+        }
+    }
+}
+
+/// One step as stored, for its provider or an operator (`GET /api/v1/products/{id}/{step}`).
+#[derive(Debug, Serialize)]
+pub(crate) struct StepView {
+    pub data: StepData,
+    pub warnings: Vec<Warning>,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub updated_at: DateTime<Utc>,
 }
 
 /// A medium with the address its bytes are served at.
@@ -127,28 +158,24 @@ impl MediaView {
 fn view(db: &dyn Database, product: Product) -> ApiResult<ProductView> {
     let stored = store::steps(db, &product.id)?;
     let media = store::media(db, &product.id)?;
-    let mut steps = serde_json::Map::new();
-    let mut completeness = serde_json::Map::new();
+    let service = store::find_service_unscoped(db, &product.service_id)?;
+    let mut steps: BTreeMap<Step, Option<StepData>> =
+        Step::ALL.into_iter().map(|step| (step, None)).collect();
     let mut warnings = Vec::new();
     for (step, stored) in &stored {
         warnings.extend(stored.warnings.iter().cloned());
-        steps.insert(step.as_str().to_owned(), stored.data.clone());
+        let data = StepData::from_stored(*step, &stored.data, &service.spec)?;
+        steps.insert(*step, Some(data));
     }
     let missing = missing_by_step(&stored, &media);
     let complete = missing.iter().all(|(_, m)| m.is_empty());
-    for (step, missing) in missing {
-        steps
-            .entry(step.as_str())
-            .or_insert(serde_json::Value::Null);
-        let c = Completeness {
-            complete: missing.is_empty(),
-            missing,
-        };
-        completeness.insert(
-            step.as_str().to_owned(),
-            serde_json::to_value(c).map_err(ApiError::internal)?,
-        );
-    }
+    let completeness = missing
+        .into_iter()
+        .map(|(step, missing)| {
+            let complete = missing.is_empty();
+            (step, Completeness { complete, missing })
+        })
+        .collect();
     let media: Vec<MediaView> = media
         .into_iter()
         .map(|m| MediaView::of(&product.id, m))
@@ -232,19 +259,46 @@ pub(crate) fn write_step(
     find(db, provider, id)
 }
 
+/// Locks a published product for a price change, in the caller's transaction (its status is
+/// checked again under the lock: 409 `ProductNotPublished` for any other).
+pub(crate) fn lock_for_reprice(
+    db: &dyn Database,
+    product_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    store::lock_for_edit(db, product_id, Edit::Reprice, now).map(drop)
+}
+
+/// Writes a published product's new pricing step (validated as the step), after
+/// [`lock_for_reprice`] in the same transaction: the step new orders read.
+pub(crate) fn save_repriced(
+    db: &dyn Database,
+    product_id: &str,
+    validated: &ValidatedStep,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    store::save_step(db, product_id, Step::Pricing, validated, now)
+}
+
 /// One step as stored, for its provider or an operator.
 pub(crate) fn stored_step(
     db: &dyn Database,
     caller: &Principal,
     id: &str,
     step: Step,
-) -> ApiResult<StoredStep> {
+) -> ApiResult<StepView> {
     let product = store::find_product(db, caller, id)?;
-    store::steps(db, &product.id)?
+    let stored = store::steps(db, &product.id)?
         .into_iter()
         .find(|(s, _)| *s == step)
         .map(|(_, stored)| stored)
-        .ok_or_else(|| ApiError::not_found("step"))
+        .ok_or_else(|| ApiError::not_found("step"))?;
+    let service = store::find_service_unscoped(db, &product.service_id)?;
+    Ok(StepView {
+        data: StepData::from_stored(step, &stored.data, &service.spec)?,
+        warnings: stored.warnings,
+        updated_at: stored.updated_at,
+    })
 }
 
 /// The product's media, for its provider or an operator.
@@ -260,21 +314,31 @@ pub(crate) fn media_of(
         .collect())
 }
 
-/// The provider uploads a medium into a slot (`{kind}[/{index}]`). The bytes are checked by
-/// their magic bytes and written under a fresh key: the slot's old blob stays intact until the
-/// metadata pointing at the new one has committed, so a failed upload leaves the listing
-/// exactly as it was.
-#[allow(clippy::too_many_arguments)]
+/// A file sent into a media slot: the slot (`{kind}[/{index}]`), the content type it was sent
+/// as, and its bytes.
+pub(crate) struct Upload<'a> {
+    pub kind: MediaKind,
+    pub index: Option<u32>,
+    pub content_type: Option<&'a str>,
+    pub bytes: &'a [u8],
+}
+
+/// The provider uploads a medium into a slot. The bytes are checked by their magic bytes and
+/// written under a fresh key: the slot's old blob stays intact until the metadata pointing at
+/// the new one has committed, so a failed upload leaves the listing exactly as it was.
 pub(crate) fn upload_media(
     storage: &Storage,
     provider: &Principal,
     id: &str,
-    kind: MediaKind,
-    index: Option<u32>,
-    content_type: Option<&str>,
-    bytes: &[u8],
+    upload: Upload,
     now: DateTime<Utc>,
 ) -> ApiResult<MediaView> {
+    let Upload {
+        kind,
+        index,
+        content_type,
+        bytes,
+    } = upload;
     let db = storage.db()?;
     let product = store::find_product(db, provider, id)?;
     if let Some(refusal) = product.status.refusal(Edit::PutMedia) {

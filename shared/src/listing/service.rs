@@ -190,60 +190,69 @@ impl NewService {
                     format!("template id {:?} is used twice", t.id),
                 );
             }
-            let resources: &[Resource] =
-                if e.list_within(&format!("{at}.resources"), t.resources.len(), MAX_RESOURCES) {
-                    &t.resources
-                } else {
-                    &[]
-                };
-            for (j, r) in resources.iter().enumerate() {
-                let at = format!("{at}.resources[{j}]");
-                e.text(&format!("{at}.type"), &r.kind, 1, 64, Code::TooLong);
-                e.text(&format!("{at}.spec"), &r.spec, 1, 200, Code::TooLong);
-                if r.count == 0 || r.count > MAX_RESOURCE_COUNT {
-                    e.add(
-                        format!("{at}.count"),
-                        Code::InvalidValue,
-                        format!("from 1 to {MAX_RESOURCE_COUNT}"),
-                    );
-                }
-                // Bounded so that a quote's sums can never overflow, and priced like unit prices.
-                if r.hourly_fee.is_sign_negative()
-                    || r.hourly_fee > Decimal::from(MAX_HOURLY_FEE)
-                    || r.hourly_fee.normalize().scale() > 8
-                {
-                    e.add(
-                        format!("{at}.hourly_fee"),
-                        Code::InvalidValue,
-                        format!("from 0 to {MAX_HOURLY_FEE}, at most 8 decimal places"),
-                    );
-                }
-            }
-            // Plans are referenced by id alone (billable-item associations), so ids are unique
-            // across the whole service, not only within their template.
-            let plans: &[Plan] = if e.list_within(&format!("{at}.plans"), t.plans.len(), MAX_PLANS)
-            {
-                &t.plans
-            } else {
-                &[]
-            };
-            for (j, p) in plans.iter().enumerate() {
-                let at = format!("{at}.plans[{j}]");
-                e.text(&format!("{at}.id"), &p.id, 1, 64, Code::TooLong);
-                e.text(&format!("{at}.name"), &p.name, 1, 100, Code::TooLong);
-                if !plan_ids.first(&p.id) {
-                    e.add(
-                        format!("{at}.id"),
-                        Code::Duplicate,
-                        format!("plan id {:?} is used twice", p.id),
-                    );
-                }
-            }
+            check_resources(e, &at, &t.resources);
+            check_plans(e, &at, &t.plans, &mut plan_ids);
         }
     }
 
     pub(crate) fn template(&self, id: &str) -> Option<&Template> {
         self.templates.iter().find(|t| t.id == id)
+    }
+}
+
+/// A template's resources: at most [`MAX_RESOURCES`], each named, counted and with an hourly
+/// fee bounded so that a quote's sums can never overflow, and priced like unit prices.
+fn check_resources(e: &mut Errors, at: &str, resources: &[Resource]) {
+    let resources: &[Resource] =
+        if e.list_within(&format!("{at}.resources"), resources.len(), MAX_RESOURCES) {
+            resources
+        } else {
+            &[]
+        };
+    for (j, r) in resources.iter().enumerate() {
+        let at = format!("{at}.resources[{j}]");
+        e.text(&format!("{at}.type"), &r.kind, 1, 64, Code::TooLong);
+        e.text(&format!("{at}.spec"), &r.spec, 1, 200, Code::TooLong);
+        if r.count == 0 || r.count > MAX_RESOURCE_COUNT {
+            e.add(
+                format!("{at}.count"),
+                Code::InvalidValue,
+                format!("from 1 to {MAX_RESOURCE_COUNT}"),
+            );
+        }
+        if r.hourly_fee.is_sign_negative()
+            || r.hourly_fee > Decimal::from(MAX_HOURLY_FEE)
+            || r.hourly_fee.normalize().scale() > 8
+        {
+            e.add(
+                format!("{at}.hourly_fee"),
+                Code::InvalidValue,
+                format!("from 0 to {MAX_HOURLY_FEE}, at most 8 decimal places"),
+            );
+        }
+    }
+}
+
+/// A template's plans: at most [`MAX_PLANS`]. Plans are referenced by id alone (billable-item
+/// associations), so ids are unique across the whole service (`seen`), not only within their
+/// template.
+fn check_plans<'a>(e: &mut Errors, at: &str, plans: &'a [Plan], seen: &mut Seen<'a>) {
+    let plans: &'a [Plan] = if e.list_within(&format!("{at}.plans"), plans.len(), MAX_PLANS) {
+        plans
+    } else {
+        &[]
+    };
+    for (j, p) in plans.iter().enumerate() {
+        let at = format!("{at}.plans[{j}]");
+        e.text(&format!("{at}.id"), &p.id, 1, 64, Code::TooLong);
+        e.text(&format!("{at}.name"), &p.name, 1, 100, Code::TooLong);
+        if !seen.first(&p.id) {
+            e.add(
+                format!("{at}.id"),
+                Code::Duplicate,
+                format!("plan id {:?} is used twice", p.id),
+            );
+        }
     }
 }
 
@@ -254,7 +263,8 @@ pub(crate) struct Service {
     pub provider_id: String,
     #[serde(flatten)]
     pub spec: ServiceSpec,
-    pub created_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub created_at: DateTime<Utc>,
 }
 
 /// A provider registers a service it deploys on the platform.

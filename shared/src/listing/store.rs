@@ -12,7 +12,7 @@ use crate::listing::service::{NewService, Service, ServiceSpec};
 use crate::listing::{
     Edit, Media, Product, ProductStatus, Step, StoredStep, ValidatedStep, Warning,
 };
-use crate::platform::clock::rfc3339;
+use crate::platform::clock::{self, rfc3339};
 use crate::platform::ids::new_id;
 use crate::platform::storage::{Database, Dialect, Row, RowLock, StorageError, lock_rows};
 
@@ -26,8 +26,8 @@ fn product_from_row(row: &Row) -> Result<Product, StorageError> {
         provider_id: row.text(2)?,
         status: ProductStatus::parse(&status)
             .ok_or_else(|| StorageError::other(format!("unknown product status {status:?}")))?,
-        created_at: row.text(4)?,
-        updated_at: row.text(5)?,
+        created_at: clock::stored(&row.text(4)?)?,
+        updated_at: clock::stored(&row.text(5)?)?,
     })
 }
 
@@ -44,8 +44,8 @@ pub(crate) fn create_product(
         service_id: service_id.to_owned(),
         provider_id: provider.id.clone(),
         status: ProductStatus::Draft,
-        created_at: rfc3339(now),
-        updated_at: rfc3339(now),
+        created_at: now,
+        updated_at: now,
     };
     let inserted = db.execute(
         &format!("INSERT INTO products ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)"),
@@ -54,8 +54,8 @@ pub(crate) fn create_product(
             product.service_id.clone().into(),
             product.provider_id.clone().into(),
             product.status.as_str().into(),
-            product.created_at.clone().into(),
-            product.updated_at.clone().into(),
+            rfc3339(product.created_at).into(),
+            rfc3339(product.updated_at).into(),
         ],
     );
     match inserted {
@@ -213,7 +213,7 @@ pub(crate) fn steps(db: &dyn Database, product_id: &str) -> ApiResult<Vec<(Step,
             StoredStep {
                 data: stored.data,
                 warnings: stored.warnings,
-                updated_at: row.text(2)?,
+                updated_at: clock::stored(&row.text(2)?)?,
             },
         ));
     }
@@ -291,7 +291,7 @@ fn media_from_row(row: &Row) -> Result<Media, StorageError> {
         size: row.int(3)? as u64,
         width: dim(row.opt_int(4)?),
         height: dim(row.opt_int(5)?),
-        uploaded_at: row.text(6)?,
+        uploaded_at: clock::stored(&row.text(6)?)?,
         blob_key: row.text(7)?,
     })
 }
@@ -384,7 +384,7 @@ fn service_from_row(row: &Row) -> Result<Service, StorageError> {
         id: row.text(0)?,
         provider_id: row.text(1)?,
         spec: ServiceSpec::from_stored(spec),
-        created_at: row.text(3)?,
+        created_at: clock::stored(&row.text(3)?)?,
     })
 }
 
@@ -398,7 +398,7 @@ pub(crate) fn create_service(
         id: new_id("svc", now),
         provider_id: provider.id.clone(),
         spec,
-        created_at: rfc3339(now),
+        created_at: now,
     };
     let json = serde_json::to_string(service.spec.get()).map_err(ApiError::internal)?;
     db.execute(
@@ -407,7 +407,7 @@ pub(crate) fn create_service(
             service.id.clone().into(),
             service.provider_id.clone().into(),
             json.into(),
-            service.created_at.clone().into(),
+            rfc3339(service.created_at).into(),
         ],
     )?;
     Ok(service)

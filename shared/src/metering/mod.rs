@@ -23,7 +23,7 @@ use serde_json::Value;
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::Principal;
 use crate::orders::{self, instance};
-use crate::platform::clock::rfc3339;
+use crate::platform::clock;
 use crate::platform::storage::{Database, transaction};
 use crate::sales::{PLATFORM_BILL_SOURCE, PLATFORM_MEASURED_SOURCE, SERVICE_PROVIDER_SOURCE};
 use push::MeteringContext;
@@ -81,15 +81,18 @@ pub(crate) struct StoredUsage {
     pub start_time: i64,
     pub end_time: i64,
     pub value: Decimal,
-    pub period_start: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub period_start: DateTime<Utc>,
     pub source: String,
-    pub received_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub received_at: DateTime<Utc>,
 }
 
 /// An item's usage in one period: the raw sum as pushed, and the quantity in its price unit.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct PeriodTotal {
-    pub period_start: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub period_start: DateTime<Utc>,
     pub item_code: String,
     pub raw_total: Decimal,
     /// In the price unit, at most 6 decimals.
@@ -174,16 +177,14 @@ pub(crate) fn report_platform_bill(
     transaction(db, |db| {
         let instance = instance::find(db, reporter, &bill.instance_id)?;
         let terms = orders::terms(db, &instance)?;
-        let record = push::platform_bill_record(
-            &instance,
-            &terms.items,
-            terms.kind,
-            instance.zone(tz),
-            bill.period_start,
-            bill.amount,
-            bill.item_code.as_deref(),
+        let ctx = MeteringContext {
+            instance: &instance,
+            items: &terms.items,
+            billing_period: terms.kind,
+            tz: instance.zone(tz),
             now,
-        )?;
+        };
+        let record = push::platform_bill_record(&ctx, bill)?;
         let records = [record];
         check_still_open(db, &instance.id, &records)?;
         store::insert(
@@ -252,8 +253,11 @@ fn check_still_open(
     Err(e)
 }
 
-/// A page of an instance's usage: records and the totals of the periods they belong to.
+/// A page of an instance's usage: records and the totals of the periods they belong to
+/// (`GET /api/v1/metering/usage`).
+#[derive(Debug, Clone, Serialize)]
 pub(crate) struct UsagePage {
+    pub(crate) instance_id: String,
     pub(crate) records: Vec<StoredUsage>,
     pub(crate) totals: Vec<PeriodTotal>,
     /// Where the next page starts, if there is one.
@@ -283,9 +287,7 @@ fn totals_of(
             let quantity = units::to_price_unit(&code, raw_total)
                 .ok_or_else(|| ApiError::internal("a negative usage total"))?;
             Ok(PeriodTotal {
-                period_start: rfc3339(
-                    DateTime::from_timestamp(period_start, 0).unwrap_or_default(),
-                ),
+                period_start: clock::from_unix(period_start)?,
                 quantity: quantity.shown(),
                 quantity_exact: quantity.fraction(),
                 price_unit: crate::sales::price_unit(&code),
@@ -327,6 +329,7 @@ pub(crate) fn usage(
     };
     let totals = totals_of(db, &instance.id, periods)?;
     Ok(UsagePage {
+        instance_id: instance.id,
         records: page.into_iter().map(|(record, _)| record).collect(),
         totals,
         next_cursor: next_cursor.flatten(),

@@ -9,8 +9,7 @@ use crate::orders::Terms;
 use crate::orders::instance::{Instance, RunningInterval};
 use crate::period::Period;
 use crate::platform::outbound::{self, Outbound};
-use crate::sales::{Endpoint, PrometheusQuery, Selector};
-use crate::sales::{PlatformSource, ReportingMethod};
+use crate::sales::{Endpoint, PlatformSource, PrometheusQuery, ReportingMethod, Selector};
 
 /// Seconds the instance ran within the period: its intervals clipped to `[start, end)`, an open
 /// interval running until the end of the period.
@@ -91,13 +90,9 @@ pub(crate) fn prometheus_increase(
     instance_id: &str,
     period: &Period,
 ) -> Result<Decimal, String> {
-    // Settings stored before the current rules are checked again: a query is only ever built
-    // from parsed parts.
-    let endpoint = Endpoint::parse(&q.endpoint)
-        .map_err(|why| format!("its Prometheus endpoint is not accepted: {why}"))?;
-    let selector = Selector::parse(&q.query)
-        .map_err(|why| format!("its Prometheus query is not accepted: {why}"))?;
-    let url = query_url(&endpoint, &selector, instance_id, period);
+    // A query is only ever built from the parsed parts.
+    let (endpoint, selector) = (&q.endpoint, &q.selector);
+    let url = query_url(endpoint, selector, instance_id, period);
     let (status, body) = outbound::get(out, &url)
         .map_err(|e| format!("Prometheus at {} unreachable: {e}", endpoint.as_str()))?;
     if status != 200 {
@@ -119,15 +114,12 @@ pub(crate) fn collect(
 ) -> Result<Vec<UsageRecord>, String> {
     let mut records = Vec::new();
     for s in &terms.items {
-        let Some(ReportingMethod::ComputeNest { source, prometheus }) = &s.reporting else {
+        let Some(ReportingMethod::ComputeNest(source)) = &s.reporting else {
             continue;
         };
         let (value, scale) = match source {
             PlatformSource::Time => (running_seconds(&instance.running_intervals, period), 0),
-            PlatformSource::Prometheus => {
-                let q = prometheus
-                    .as_ref()
-                    .ok_or("a Prometheus item without its query")?;
+            PlatformSource::Prometheus(q) => {
                 let d = prometheus_increase(out, q, &instance.id, period)?;
                 let mantissa = d
                     .checked_mul(Decimal::from(10i64.pow(PROMETHEUS_SCALE)))

@@ -11,10 +11,11 @@ use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::listing::steps::BILLABLE_ITEMS_MAX;
 use crate::metering::units::parse_value;
 use crate::metering::{
-    FUTURE_SKEW_SECONDS, MAX_RECORDS, MAX_VALUE, MIN_WINDOW_SECONDS, PushMeteringData, UsageRecord,
+    FUTURE_SKEW_SECONDS, MAX_RECORDS, MAX_VALUE, MIN_WINDOW_SECONDS, PlatformBill,
+    PushMeteringData, UsageRecord,
 };
+use crate::money::Cents;
 use crate::orders::instance::Instance;
-use crate::orders::ledger::Cents;
 use crate::period::{BillingPeriod, Period, window_within_one_period};
 use crate::sales::{ItemSettings, PlatformSource, ReportingMethod};
 use crate::validate::{Seen, parse_json};
@@ -66,6 +67,45 @@ fn records_of(metering: Value) -> ApiResult<Vec<Value>> {
     }
 }
 
+/// What the validation of a push found: the input's errors (400) and the records whose period
+/// is closed for late data (409), each named by its field.
+#[derive(Default)]
+struct Findings {
+    errors: Vec<FieldError>,
+    closed: Vec<FieldError>,
+}
+
+impl Findings {
+    fn error(&mut self, at: &str, field: &str, code: Code, message: impl Into<String>) {
+        self.errors
+            .push(FieldError::new(format!("{at}.{field}"), code, message));
+    }
+
+    /// Every input error in one 400; else, every record of a closed period in one 409.
+    fn finish(self) -> ApiResult<()> {
+        if !self.errors.is_empty() {
+            return Err(ApiError::validation(self.errors));
+        }
+        if !self.closed.is_empty() {
+            let mut e = ApiError::new(
+                Code::PeriodClosed,
+                "usage arrived after its period's late-data window",
+            );
+            e.errors = self.closed;
+            return Err(e);
+        }
+        Ok(())
+    }
+}
+
+/// A record's window, and whether it may carry usage.
+struct Window {
+    start: i64,
+    end: i64,
+    period: Period,
+    valid: bool,
+}
+
 /// Validates a whole push. Input errors are one 400 listing every bad field; if the input is
 /// valid but a record's period is closed for late data, the push is a 409 `PeriodClosed`.
 pub(crate) fn validate(
@@ -83,192 +123,36 @@ pub(crate) fn validate(
             ),
         )]));
     }
-    let mut errors = Vec::new();
-    let mut closed = Vec::new();
+    let mut found = Findings::default();
     let mut out = Vec::new();
-    let created = ctx.instance_created();
-    let released = ctx.instance_released();
     for (i, raw) in records.into_iter().enumerate() {
         let at = format!("Metering[{i}]");
-        let record: RecordBody = match serde_path_to_error::deserialize(raw) {
-            Ok(r) => r,
-            Err(e) => {
-                let path = e.path().to_string();
-                let field = if path == "." {
-                    at.clone()
-                } else {
-                    format!("{at}.{path}")
-                };
-                let message = e.into_inner().to_string();
-                let code = if message.starts_with("unknown field") {
-                    Code::UnknownField
-                } else {
-                    Code::InvalidJson
-                };
-                errors.push(FieldError::new(field, code, message));
-                continue;
-            }
-        };
-        let mut err = |field: &str, code: Code, message: String| {
-            errors.push(FieldError::new(format!("{at}.{field}"), code, message));
-        };
-        let (start, end) = (record.start_time, record.end_time);
-        let mut window_ok = true;
-        if start < 0 || end <= start {
-            err(
-                "EndTime",
-                Code::InvalidWindow,
-                format!("EndTime {end} must be after StartTime {start}"),
-            );
-            window_ok = false;
-        } else if end - start <= MIN_WINDOW_SECONDS {
-            err(
-                "EndTime",
-                Code::WindowTooShort,
-                format!("the window must be longer than {MIN_WINDOW_SECONDS} s"),
-            );
-            window_ok = false;
-        }
-        let (Some(start_at), Some(end_at)) = (
-            DateTime::from_timestamp(start, 0),
-            DateTime::from_timestamp(end, 0),
-        ) else {
-            err(
-                "StartTime",
-                Code::InvalidWindow,
-                "not a valid Unix time".into(),
-            );
-            continue;
-        };
-        if window_ok && !window_within_one_period(ctx.billing_period, ctx.tz, start_at, end_at) {
-            err(
-                "EndTime",
-                Code::WindowSpansPeriods,
-                "a record lies within one billing period".into(),
-            );
-            window_ok = false;
-        }
-        if end > ctx.now.timestamp() + FUTURE_SKEW_SECONDS {
-            err(
-                "EndTime",
-                Code::WindowInFuture,
-                "usage cannot end in the future".into(),
-            );
-            window_ok = false;
-        }
-        // A window overlapping the instance's life is its usage, even when it is the whole
-        // first (or last) hour a meter aligns its windows to; only one wholly outside it is not.
-        if end_at <= created {
-            err(
-                "EndTime",
-                Code::UsageBeforeOrder,
-                "the window ends before the instance was ordered".into(),
-            );
-            window_ok = false;
-        }
-        if released.is_some_and(|r| start_at >= r) {
-            err(
-                "StartTime",
-                Code::UsageAfterRelease,
-                "the window starts after the instance was released".into(),
-            );
-            window_ok = false;
-        }
-        if record.entities.is_empty() {
-            err("Entities", Code::Required, "at least one entity".into());
-        }
-        // At most one entity per billable item a product may have: more is refused before any
-        // is looked at, so a record's work is bounded by a constant, not by the push. Within
-        // the bound, an entity beyond the product's items is refused for what it is (an
-        // unknown item, a key repeated).
-        let entities = if record.entities.len() > BILLABLE_ITEMS_MAX {
-            err(
-                "Entities",
-                Code::TooMany,
-                format!(
-                    "at most {BILLABLE_ITEMS_MAX} entities (one per billable item), got {}",
-                    record.entities.len()
-                ),
-            );
-            &[][..]
-        } else {
-            &record.entities[..]
-        };
-        let mut keys = Seen::default();
-        let period = Period::containing(ctx.billing_period, ctx.tz, start_at);
-        for (j, entity) in entities.iter().enumerate() {
-            let field = format!("Entities[{j}]");
-            match ctx
-                .items
-                .iter()
-                .find(|s| s.item.code().as_str() == entity.key)
-            {
-                None => err(
-                    &format!("{field}.Key"),
-                    Code::UnknownBillableItem,
-                    format!(
-                        "{:?} is not a billable item in effect for this instance",
-                        entity.key
-                    ),
-                ),
-                Some(s) if s.reporting != Some(ReportingMethod::ServiceProvider) => err(
-                    &format!("{field}.Key"),
-                    Code::ItemNotReportedByProvider,
-                    format!("{:?} is reported by the platform, not pushed", entity.key),
-                ),
-                Some(_) => {}
-            }
-            if !keys.first(&entity.key) {
-                err(
-                    &format!("{field}.Key"),
-                    Code::Duplicate,
-                    "the key appears twice in this record".into(),
-                );
-            }
-            match parse_value(&entity.value) {
-                Ok(v) => match i64::try_from(v).ok().filter(|v| *v <= MAX_VALUE).ok_or(()) {
-                    Ok(value) if window_ok => out.push(UsageRecord {
-                        origin: format!("{at}.Entities"),
-                        item_code: entity.key.clone(),
-                        start_time: start,
-                        end_time: end,
-                        value,
-                        scale: 0,
-                        period_start: period.start.timestamp(),
-                    }),
-                    Ok(_) => {}
-                    Err(_) => err(
-                        &format!("{field}.Value"),
-                        Code::InvalidValue,
-                        format!("at most {MAX_VALUE}"),
-                    ),
-                },
-                Err(e) => err(&format!("{field}.Value"), Code::InvalidValue, e.to_string()),
-            }
-        }
-        if window_ok && ctx.now >= period.closes_at(ctx.billing_period, ctx.tz) {
-            closed.push(FieldError::new(
-                &at,
-                Code::PeriodClosed,
-                format!(
-                    "the period starting {} is closed for late data",
-                    crate::platform::clock::rfc3339(period.start)
-                ),
-            ));
+        match record_of(&at, raw) {
+            Ok(record) => out.extend(ctx.check_record(&at, &record, &mut found)),
+            Err(e) => found.errors.push(e),
         }
     }
-    if !errors.is_empty() {
-        return Err(ApiError::validation(errors));
-    }
-    if !closed.is_empty() {
-        let mut e = ApiError::new(
-            Code::PeriodClosed,
-            "usage arrived after its period's late-data window",
-        );
-        e.errors = closed;
-        return Err(e);
-    }
+    found.finish()?;
     Ok(out)
+}
+
+/// One record of the `Metering` array, or the error naming where it does not parse.
+fn record_of(at: &str, raw: Value) -> Result<RecordBody, FieldError> {
+    serde_path_to_error::deserialize(raw).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." {
+            at.to_owned()
+        } else {
+            format!("{at}.{path}")
+        };
+        let message = e.into_inner().to_string();
+        let code = if message.starts_with("unknown field") {
+            Code::UnknownField
+        } else {
+            Code::InvalidJson
+        };
+        FieldError::new(field, code, message)
+    })
 }
 
 impl MeteringContext<'_> {
@@ -276,67 +160,179 @@ impl MeteringContext<'_> {
         self.instance.created().unwrap_or(self.now)
     }
 
-    fn instance_released(&self) -> Option<DateTime<Utc>> {
-        self.instance.released()
+    /// One record, checked whole: its window, then each entity. Its usage records when all is
+    /// well (the findings say why not otherwise).
+    fn check_record(
+        &self,
+        at: &str,
+        record: &RecordBody,
+        found: &mut Findings,
+    ) -> Vec<UsageRecord> {
+        let Some(window) = self.check_window(at, record, found) else {
+            return Vec::new();
+        };
+        let out = self.check_entities(at, record, &window, found);
+        if window.valid && self.now >= window.period.closes_at(self.billing_period, self.tz) {
+            found.closed.push(FieldError::new(
+                at,
+                Code::PeriodClosed,
+                format!(
+                    "the period starting {} is closed for late data",
+                    crate::platform::clock::rfc3339(window.period.start)
+                ),
+            ));
+        }
+        out
+    }
+
+    /// The record's window: after its start and longer than the minimum, within one billing
+    /// period, not in the future, and overlapping the instance's life. `None` when its times are
+    /// no instants at all.
+    fn check_window(&self, at: &str, record: &RecordBody, found: &mut Findings) -> Option<Window> {
+        let (start, end) = (record.start_time, record.end_time);
+        let mut refusals: Vec<(&str, Code, String)> = Vec::new();
+        if start < 0 || end <= start {
+            let message = format!("EndTime {end} must be after StartTime {start}");
+            refusals.push(("EndTime", Code::InvalidWindow, message));
+        } else if end - start <= MIN_WINDOW_SECONDS {
+            let message = format!("the window must be longer than {MIN_WINDOW_SECONDS} s");
+            refusals.push(("EndTime", Code::WindowTooShort, message));
+        }
+        let (Some(start_at), Some(end_at)) = (
+            DateTime::from_timestamp(start, 0),
+            DateTime::from_timestamp(end, 0),
+        ) else {
+            refusals.push((
+                "StartTime",
+                Code::InvalidWindow,
+                "not a valid Unix time".into(),
+            ));
+            for (field, code, message) in refusals {
+                found.error(at, field, code, message);
+            }
+            return None;
+        };
+        if refusals.is_empty()
+            && !window_within_one_period(self.billing_period, self.tz, start_at, end_at)
+        {
+            let message = "a record lies within one billing period".into();
+            refusals.push(("EndTime", Code::WindowSpansPeriods, message));
+        }
+        if end > self.now.timestamp() + FUTURE_SKEW_SECONDS {
+            let message = "usage cannot end in the future".into();
+            refusals.push(("EndTime", Code::WindowInFuture, message));
+        }
+        // A window overlapping the instance's life is its usage, even when it is the whole
+        // first (or last) hour a meter aligns its windows to; only one wholly outside it is not.
+        if end_at <= self.instance_created() {
+            let message = "the window ends before the instance was ordered".into();
+            refusals.push(("EndTime", Code::UsageBeforeOrder, message));
+        }
+        if self.instance.released().is_some_and(|r| start_at >= r) {
+            let message = "the window starts after the instance was released".into();
+            refusals.push(("StartTime", Code::UsageAfterRelease, message));
+        }
+        let valid = refusals.is_empty();
+        for (field, code, message) in refusals {
+            found.error(at, field, code, message);
+        }
+        Some(Window {
+            start,
+            end,
+            period: Period::containing(self.billing_period, self.tz, start_at),
+            valid,
+        })
+    }
+
+    /// The record's entities: at least one, at most one per billable item a product may have
+    /// (more is refused before any is looked at, so a record's work is bounded by a constant,
+    /// not by the push); within the bound, each an item the provider pushes, once, with a value.
+    fn check_entities(
+        &self,
+        at: &str,
+        record: &RecordBody,
+        window: &Window,
+        found: &mut Findings,
+    ) -> Vec<UsageRecord> {
+        if record.entities.is_empty() {
+            found.error(at, "Entities", Code::Required, "at least one entity");
+        }
+        let entities = if record.entities.len() > BILLABLE_ITEMS_MAX {
+            let message = format!(
+                "at most {BILLABLE_ITEMS_MAX} entities (one per billable item), got {}",
+                record.entities.len()
+            );
+            found.error(at, "Entities", Code::TooMany, message);
+            &[][..]
+        } else {
+            &record.entities[..]
+        };
+        let mut keys = Seen::default();
+        let mut out = Vec::new();
+        for (j, entity) in entities.iter().enumerate() {
+            let field = format!("Entities[{j}]");
+            self.check_key(at, &field, entity, found);
+            if !keys.first(&entity.key) {
+                let message = "the key appears twice in this record";
+                found.error(at, &format!("{field}.Key"), Code::Duplicate, message);
+            }
+            let value = parse_value(&entity.value)
+                .map_err(|e| e.to_string())
+                .and_then(|v| {
+                    i64::try_from(v)
+                        .ok()
+                        .filter(|v| *v <= MAX_VALUE)
+                        .ok_or_else(|| format!("at most {MAX_VALUE}"))
+                });
+            match value {
+                Ok(value) if window.valid => out.push(UsageRecord {
+                    origin: format!("{at}.Entities"),
+                    item_code: entity.key.clone(),
+                    start_time: window.start,
+                    end_time: window.end,
+                    value,
+                    scale: 0,
+                    period_start: window.period.start.timestamp(),
+                }),
+                Ok(_) => {}
+                Err(why) => found.error(at, &format!("{field}.Value"), Code::InvalidValue, why),
+            }
+        }
+        out
+    }
+
+    /// An entity's key names an item in effect for the instance that the provider pushes.
+    fn check_key(&self, at: &str, field: &str, entity: &EntityBody, found: &mut Findings) {
+        let key = &entity.key;
+        let (code, message) = match self.items.iter().find(|s| s.item.code().as_str() == key) {
+            None => (
+                Code::UnknownBillableItem,
+                format!("{key:?} is not a billable item in effect for this instance"),
+            ),
+            Some(s) if s.reporting != Some(ReportingMethod::ServiceProvider) => (
+                Code::ItemNotReportedByProvider,
+                format!("{key:?} is reported by the platform, not pushed"),
+            ),
+            Some(_) => return,
+        };
+        found.error(at, &format!("{field}.Key"), code, message);
     }
 }
 
+fn invalid(field: &str, code: Code, message: &str) -> ApiError {
+    ApiError::validation(vec![FieldError::new(field, code, message)])
+}
+
 /// Validates a platform bill report into the usage record of its item and period: the period
-/// must be a period of the product, not closed for late data, and the amount whole cents.
-#[allow(clippy::too_many_arguments)]
+/// must be a period of the product the instance lived in, not closed for late data, and the
+/// amount whole cents.
 pub(crate) fn platform_bill_record(
-    instance: &Instance,
-    items: &[ItemSettings],
-    kind: BillingPeriod,
-    tz: Tz,
-    period_start: DateTime<Utc>,
-    amount: rust_decimal::Decimal,
-    item_code: Option<&str>,
-    now: DateTime<Utc>,
+    ctx: &MeteringContext,
+    bill: &PlatformBill,
 ) -> ApiResult<UsageRecord> {
-    let invalid = |field: &str, code: Code, message: &str| {
-        ApiError::validation(vec![FieldError::new(field, code, message)])
-    };
-    let period = Period::from_start(kind, tz, period_start).ok_or_else(|| {
-        invalid(
-            "period_start",
-            Code::InvalidPeriodStart,
-            "not the start of a billing period",
-        )
-    })?;
-    let bill_items: Vec<&ItemSettings> = items
-        .iter()
-        .filter(|s| {
-            matches!(
-                s.reporting,
-                Some(ReportingMethod::ComputeNest {
-                    source: PlatformSource::Bill,
-                    ..
-                })
-            )
-        })
-        .collect();
-    let item = match (item_code, bill_items.as_slice()) {
-        (Some(code), _) => bill_items
-            .iter()
-            .find(|s| s.item.code().as_str() == code)
-            .ok_or_else(|| {
-                invalid(
-                    "item_code",
-                    Code::UnknownBillableItem,
-                    "not an in-effect item of the Bill source",
-                )
-            })?,
-        (None, [only]) => only,
-        (None, _) => {
-            return Err(invalid(
-                "item_code",
-                Code::UnknownBillableItem,
-                "name the item: the instance has no single Bill-sourced item",
-            ));
-        }
-    };
-    let cents = Cents::from_decimal(amount)
+    let period = bill_period(ctx, bill.period_start)?;
+    let item = bill_item(ctx.items, bill.item_code.as_deref())?;
+    let cents = Cents::from_decimal(bill.amount)
         .filter(|c| (0..=MAX_VALUE).contains(&c.0))
         .ok_or_else(|| {
             invalid(
@@ -345,7 +341,7 @@ pub(crate) fn platform_bill_record(
                 "a non-negative amount with at most 2 decimal places",
             )
         })?;
-    if period.start.timestamp() > now.timestamp() {
+    if period.start.timestamp() > ctx.now.timestamp() {
         return Err(invalid(
             "period_start",
             Code::WindowInFuture,
@@ -353,21 +349,21 @@ pub(crate) fn platform_bill_record(
         ));
     }
     // Only periods the instance lived in are ever billed: a bill for another would be lost.
-    if instance.created().is_some_and(|c| period.end <= c) {
+    if ctx.instance.created().is_some_and(|c| period.end <= c) {
         return Err(invalid(
             "period_start",
             Code::UsageBeforeOrder,
             "the instance did not exist yet",
         ));
     }
-    if instance.released().is_some_and(|r| r <= period.start) {
+    if ctx.instance.released().is_some_and(|r| r <= period.start) {
         return Err(invalid(
             "period_start",
             Code::UsageAfterRelease,
             "the instance was released before this period",
         ));
     }
-    if now >= period.closes_at(kind, tz) {
+    if ctx.now >= period.closes_at(ctx.billing_period, ctx.tz) {
         return Err(ApiError::new(
             Code::PeriodClosed,
             "the period is closed for late data",
@@ -382,4 +378,41 @@ pub(crate) fn platform_bill_record(
         scale: 2,
         period_start: period.start.timestamp(),
     })
+}
+
+/// The period a platform bill is for: one of the product's, by its start.
+fn bill_period(ctx: &MeteringContext, start: DateTime<Utc>) -> ApiResult<Period> {
+    Period::from_start(ctx.billing_period, ctx.tz, start).ok_or_else(|| {
+        invalid(
+            "period_start",
+            Code::InvalidPeriodStart,
+            "not the start of a billing period",
+        )
+    })
+}
+
+/// The item a platform bill is for: the one named, or the instance's only Bill-sourced item.
+fn bill_item<'a>(items: &'a [ItemSettings], code: Option<&str>) -> ApiResult<&'a ItemSettings> {
+    let mut bill_items = items
+        .iter()
+        .filter(|s| s.reporting == Some(ReportingMethod::ComputeNest(PlatformSource::Bill)));
+    match code {
+        Some(code) => bill_items
+            .find(|s| s.item.code().as_str() == code)
+            .ok_or_else(|| {
+                invalid(
+                    "item_code",
+                    Code::UnknownBillableItem,
+                    "not an in-effect item of the Bill source",
+                )
+            }),
+        None => match (bill_items.next(), bill_items.next()) {
+            (Some(only), None) => Ok(only),
+            _ => Err(invalid(
+                "item_code",
+                Code::UnknownBillableItem,
+                "name the item: the instance has no single Bill-sourced item",
+            )),
+        },
+    }
 }

@@ -9,7 +9,7 @@ use rust_decimal::Decimal;
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::metering::{Stored, StoredUsage, UsageRecord, amount};
-use crate::platform::clock::rfc3339;
+use crate::platform::clock::{self, rfc3339};
 use crate::platform::storage::{Database, Dialect, Row, StorageError, Value as SqlValue};
 
 /// When the instance was released (Unix seconds), if it was, and the start of its first period
@@ -345,11 +345,9 @@ pub(crate) fn records(
                 start_time: key.start_time,
                 end_time: key.end_time,
                 value: amount(r.int(3)?, r.int(7)?),
-                period_start: rfc3339(
-                    DateTime::from_timestamp(key.period_start, 0).unwrap_or_default(),
-                ),
+                period_start: clock::from_unix(key.period_start)?,
                 source: key.source.clone(),
-                received_at: r.text(6)?,
+                received_at: clock::stored(&r.text(6)?)?,
             };
             Ok((record, key))
         })

@@ -68,8 +68,10 @@ pub(crate) struct Instance {
     pub region: String,
     pub status: InstanceStatus,
     pub test: bool,
-    pub created_at: String,
-    pub released_at: Option<String>,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub created_at: DateTime<Utc>,
+    #[serde(with = "crate::platform::clock::instant::option")]
+    pub released_at: Option<DateTime<Utc>>,
     /// The zone its day periods are cut in: the deployment's `billing_timezone` when it was
     /// ordered. A later change of the variable leaves it alone, so its billing cursor keeps
     /// standing on its own period boundaries.
@@ -124,9 +126,6 @@ impl Instance {
     /// stopped instance still holds resources (storage, reserved capacity) until released.
     pub(crate) fn released(&self) -> Option<DateTime<Utc>> {
         self.released_at
-            .as_deref()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.to_utc())
     }
 }
 

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::{self, Principal, Role};
+use crate::money::Cents;
 use crate::orders::store;
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::IdSequence;
@@ -16,48 +17,13 @@ use crate::platform::storage::{Database, transaction};
 /// The currency every account is kept in: the marketplace's, the one products are priced in.
 pub(crate) const ACCOUNT_CURRENCY: &str = crate::listing::steps::CURRENCY;
 
-/// An amount of money in whole cents: what balances and ledger entries hold.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Cents(pub i64);
-
-impl Cents {
-    /// Exact conversion: refuses amounts with more than 2 decimal places or out of range.
-    pub(crate) fn from_decimal(amount: Decimal) -> Option<Self> {
-        let cents = amount.checked_mul(Decimal::ONE_HUNDRED)?;
-        if cents.fract() != Decimal::ZERO {
-            return None;
-        }
-        i64::try_from(cents).ok().map(Cents)
-    }
-
-    pub(crate) fn to_decimal(self) -> Decimal {
-        Decimal::new(self.0, 2)
-    }
-}
-
-impl Serialize for Cents {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.to_decimal().to_string())
-    }
-}
-
-/// The inverse of its serialization (`"12.34"`), for what the database keeps as JSON.
-impl<'de> serde::Deserialize<'de> for Cents {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
-        text.parse::<Decimal>()
-            .ok()
-            .and_then(Cents::from_decimal)
-            .ok_or_else(|| serde::de::Error::custom(format!("not an amount of cents: {text}")))
-    }
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Account {
     pub customer_id: String,
     pub currency: &'static str,
     pub balance: Cents,
-    pub updated_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub updated_at: DateTime<Utc>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -77,7 +43,8 @@ pub(crate) struct LedgerEntry {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
     pub created_by: String,
-    pub created_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub created_at: DateTime<Utc>,
 }
 
 /// The customer's account; one that never moved money reads as an empty account (reads write
@@ -87,8 +54,7 @@ pub(crate) fn account(
     customer_id: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<Account> {
-    let (balance, updated_at) =
-        store::balance(db, customer_id)?.unwrap_or_else(|| (Cents(0), rfc3339(now)));
+    let (balance, updated_at) = store::balance(db, customer_id)?.unwrap_or((Cents(0), now));
     Ok(Account {
         customer_id: customer_id.to_owned(),
         currency: ACCOUNT_CURRENCY,
@@ -148,7 +114,7 @@ pub(crate) fn post_many(
             balance_after: Cents(*balance),
             reference: p.reference.map(str::to_owned),
             created_by: actor_id.to_owned(),
-            created_at: at.clone(),
+            created_at: now,
         });
     }
     let owners: Vec<&str> = postings.iter().map(|p| p.customer_id).collect();
@@ -218,20 +184,6 @@ pub(crate) fn ledger(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn cents_are_exact() {
-        assert_eq!(
-            Cents::from_decimal(Decimal::new(1234, 2)),
-            Some(Cents(1234))
-        );
-        assert_eq!(Cents::from_decimal(Decimal::new(12345, 3)), None);
-        assert_eq!(
-            Cents::from_decimal(Decimal::new(12340, 3)),
-            Some(Cents(1234))
-        );
-        assert_eq!(Cents(-5).to_decimal().to_string(), "-0.05");
-    }
 
     #[test]
     fn top_ups_are_positive_cents() {

@@ -9,18 +9,16 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
 use crate::catalog;
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{AccountType, Principal, Role};
-use crate::listing::service::{Service, Template};
-use crate::listing::steps::{AccessStep, AgreementStep, CategoryStep, PricingStep};
-use crate::listing::{self, Product, ProductStatus, Step};
+use crate::listing::service::{Resource, Service, Template};
+use crate::listing::steps::{AccessStep, AgreementStep, CategoryStep, Eula, PricingStep};
+use crate::listing::{self, Product, ProductStatus, Reader, Step};
 use crate::period::{BillingPeriod, Period};
-use crate::platform::clock::rfc3339;
 use crate::platform::storage::{Database, RowLock, transaction};
-use crate::sales::{self, ItemSettings};
+use crate::sales::{self, ItemSettings, PricedItem};
 use crate::webhook::{self, EventType, Tenants};
 use instance::Instance;
 /// The body of `POST /api/v1/orders/quote` and, with `accept_eula`, of `POST /api/v1/orders`.
@@ -54,16 +52,16 @@ pub(crate) fn purchasable(
     caller: &Principal,
     product_id: &str,
 ) -> ApiResult<Purchasable> {
-    let (product, test) = match caller.role {
+    let (listing, test) = match caller.role {
         Role::Customer => {
-            let product = listing::store::find_published_product(db, product_id)?;
-            catalog::delisting::check_listed(db, &product.id)?;
-            (product, false)
+            let listing = listing::find(db, Reader::Public, product_id)?;
+            catalog::delisting::check_listed(db, &listing.product.id)?;
+            (listing, false)
         }
         Role::Provider => {
-            let product = listing::store::find_product(db, caller, product_id)?;
+            let listing = listing::find(db, Reader::Caller(caller), product_id)?;
             if !matches!(
-                product.status,
+                listing.product.status,
                 ProductStatus::SelfTest | ProductStatus::FeatureRejected
             ) {
                 return Err(ApiError::new(
@@ -71,23 +69,18 @@ pub(crate) fn purchasable(
                     "providers place test orders of their own product during self_test or feature_rejected only",
                 ));
             }
-            (product, true)
+            (listing, true)
         }
         _ => return Err(ApiError::forbidden()),
     };
-    let service = listing::store::find_service_unscoped(db, &product.service_id)?;
-    let step = |s: Step| -> ApiResult<Value> {
-        listing::store::step_data(db, &product.id, s)?
-            .ok_or_else(|| ApiError::internal(format!("{} lacks its {s:?} step", product.id)))
-    };
     Ok(Purchasable {
-        pricing_version: catalog::versions::current_version(db, &product.id)?,
-        pricing: PricingStep::from_stored(&step(Step::Pricing)?)?,
-        category: CategoryStep::from_stored(&step(Step::Category)?)?,
-        access: AccessStep::from_stored(&step(Step::Access)?, &service.spec)?,
-        agreement: AgreementStep::from_stored(&step(Step::Agreement)?)?,
-        product,
-        service,
+        pricing_version: catalog::versions::current_version(db, &listing.product.id)?,
+        pricing: listing.pricing()?,
+        category: listing.category()?,
+        access: listing.access()?,
+        agreement: listing.agreement()?,
+        product: listing.product,
+        service: listing.service,
         test,
     })
 }
@@ -211,52 +204,82 @@ impl Purchasable {
     }
 
     /// The order confirmation: resources with hourly fees, tier schedules, period, currency.
-    fn confirmation(&self, choice: &Choice, items: &[ItemSettings]) -> Value {
-        let resources: Vec<Value> = choice
+    fn confirmation(&self, choice: &Choice, items: &[ItemSettings]) -> Quote {
+        let resources: Vec<QuotedResource> = choice
             .template
             .resources
             .iter()
-            .map(|r| {
-                json!({"type": r.kind, "spec": r.spec, "count": r.count, "hourly_fee": r.hourly_fee,
-                       "hourly_fee_total": r.hourly_fee * Decimal::from(r.count)})
+            .map(|r| QuotedResource {
+                resource: r.clone(),
+                hourly_fee_total: r.hourly_fee * Decimal::from(r.count),
             })
             .collect();
-        let hourly: Decimal = choice
-            .template
-            .resources
-            .iter()
-            .map(|r| r.hourly_fee * Decimal::from(r.count))
-            .sum();
-        let items: Vec<Value> = items
-            .iter()
-            .map(|s| {
-                json!({"code": s.item.code(), "name": s.item.name(), "price_unit": s.price_unit,
-                       "tier_mode": s.item.tier_mode(), "tiers": s.item.tiers()})
-            })
-            .collect();
-        json!({
-            "product_id": self.product.id,
-            "product_name": self.access.product_name(),
-            "test": self.test,
-            "template": {"id": choice.template.id, "name": choice.template.name},
-            "plan_id": choice.plan_id,
-            "region": choice.region,
-            "cloud_resources": resources,
-            "cloud_resources_hourly_fee": hourly,
-            "pricing_version": self.pricing_version,
-            "billing_period": self.pricing.billing_period(),
-            "currency": self.pricing.currency(),
-            "enterprise_only": self.pricing.enterprise_only(),
-            "billable_items": items,
-            // What ordering accepts; the order records its digest.
-            "eula": self.agreement.eula(),
-            "eula_digest": self.agreement.eula().digest(),
-            "charged_at_confirmation": "0.00",
-            "statement": "Nothing is charged when you confirm this order. From deployment on, \
-                          each closed billing period is billed: the cloud resources for the time \
-                          the instance ran, and the billable items above for your metered usage.",
-        })
+        Quote {
+            product_id: self.product.id.clone(),
+            product_name: self.access.product_name().to_owned(),
+            test: self.test,
+            template: QuotedTemplate {
+                id: choice.template.id.clone(),
+                name: choice.template.name.clone(),
+            },
+            plan_id: choice.plan_id.clone(),
+            region: choice.region.clone(),
+            cloud_resources_hourly_fee: resources.iter().map(|r| r.hourly_fee_total).sum(),
+            cloud_resources: resources,
+            pricing_version: self.pricing_version,
+            billing_period: self.pricing.billing_period(),
+            currency: self.pricing.currency().to_owned(),
+            enterprise_only: self.pricing.enterprise_only(),
+            billable_items: items.iter().map(PricedItem::from).collect(),
+            eula: self.agreement.eula().clone(),
+            eula_digest: self.agreement.eula().digest(),
+            charged_at_confirmation: "0.00",
+            statement: "Nothing is charged when you confirm this order. From deployment on, each \
+                        closed billing period is billed: the cloud resources for the time the \
+                        instance ran, and the billable items above for your metered usage.",
+        }
     }
+}
+
+/// The order confirmation a customer reads before ordering (`POST /api/v1/orders/quote`).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Quote {
+    pub product_id: String,
+    pub product_name: String,
+    /// A provider's test order of its own product in its self-test.
+    pub test: bool,
+    pub template: QuotedTemplate,
+    pub plan_id: Option<String>,
+    pub region: String,
+    pub cloud_resources: Vec<QuotedResource>,
+    /// What the template's resources cost per running hour, together.
+    pub cloud_resources_hourly_fee: Decimal,
+    /// The version of the product's prices an order placed now gets.
+    pub pricing_version: i64,
+    pub billing_period: BillingPeriod,
+    pub currency: String,
+    pub enterprise_only: bool,
+    pub billable_items: Vec<PricedItem>,
+    /// What ordering accepts; the order records its digest.
+    pub eula: Eula,
+    pub eula_digest: String,
+    pub charged_at_confirmation: &'static str,
+    pub statement: &'static str,
+}
+
+/// The template a quote deploys.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct QuotedTemplate {
+    pub id: String,
+    pub name: String,
+}
+
+/// A cloud resource a quote deploys, with its hourly fee times its count.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct QuotedResource {
+    #[serde(flatten)]
+    pub resource: Resource,
+    pub hourly_fee_total: Decimal,
 }
 
 /// Whether the customer may buy this product: enterprise-only products need an enterprise account.
@@ -275,7 +298,7 @@ fn check_account_type(caller: &Principal, p: &Purchasable) -> ApiResult<()> {
 
 /// The order confirmation a customer sees before ordering (or a provider before a test order):
 /// resources with hourly fees, tier schedules, period, currency, and that nothing is charged.
-pub(crate) fn quote(db: &dyn Database, caller: &Principal, req: &OrderRequest) -> ApiResult<Value> {
+pub(crate) fn quote(db: &dyn Database, caller: &Principal, req: &OrderRequest) -> ApiResult<Quote> {
     let p = purchasable(db, caller, &req.product_id)?;
     check_account_type(caller, &p)?;
     let (choice, items) = p.choose_billed(db, req)?;
@@ -290,15 +313,37 @@ pub(crate) struct Placed {
 }
 
 impl Placed {
-    /// `{"order", "instance"}`: what `POST /api/v1/orders` answers and `order.created` carries.
-    pub(crate) fn view(&self) -> Value {
-        let instance = &self.instance;
-        json!({
-            "order": {"id": self.order_id, "product_id": instance.product_id, "test": instance.test,
-                      "created_at": instance.created_at, "eula": self.eula},
-            "instance": instance,
-        })
+    /// What `POST /api/v1/orders` answers and `order.created` carries.
+    pub(crate) fn view(&self) -> Ordered {
+        let instance = self.instance.clone();
+        Ordered {
+            order: Order {
+                id: self.order_id.clone(),
+                product_id: instance.product_id.clone(),
+                test: instance.test,
+                created_at: instance.created_at,
+                eula: self.eula.clone(),
+            },
+            instance,
+        }
     }
+}
+
+/// A placed order and the instance it deployed, as its customer reads it.
+#[derive(Debug, Serialize)]
+pub(crate) struct Ordered {
+    order: Order,
+    instance: Instance,
+}
+
+#[derive(Debug, Serialize)]
+struct Order {
+    id: String,
+    product_id: String,
+    test: bool,
+    #[serde(with = "crate::platform::clock::instant")]
+    created_at: DateTime<Utc>,
+    eula: AcceptedEula,
 }
 
 /// The EULA an order accepted, as the order records it.
@@ -308,7 +353,8 @@ pub(crate) struct AcceptedEula {
     pub template_id: Option<String>,
     /// SHA-256 (hex) of the EULA as the quote showed it.
     pub digest: String,
-    pub accepted_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub accepted_at: DateTime<Utc>,
 }
 
 /// Places an order: a running instance, billed from the period it starts in; nothing is charged.
@@ -325,7 +371,7 @@ pub(crate) fn place(
     now: DateTime<Utc>,
 ) -> ApiResult<Placed> {
     transaction(db, |db| {
-        listing::store::lock_product(db, &req.product_id, RowLock::Shared)?;
+        listing::lock_product(db, &req.product_id, RowLock::Shared)?;
         let p = purchasable(db, caller, &req.product_id)?;
         if req.accept_eula != Some(true) {
             return Err(invalid(
@@ -370,7 +416,7 @@ pub(crate) fn place(
                 source: eula.source().to_owned(),
                 template_id: eula.template_id().map(str::to_owned),
                 digest: eula.digest(),
-                accepted_at: rfc3339(now),
+                accepted_at: now,
             },
         };
         let tenants = Tenants {
@@ -464,18 +510,15 @@ pub(crate) fn terms_priced(
     db: &dyn Database,
     instance: &Instance,
     version: i64,
-    pricing: Option<&Value>,
+    pricing: Option<&PricingStep>,
 ) -> ApiResult<Terms> {
-    let product = listing::store::find_product_unscoped(db, &instance.product_id)?;
-    let service = listing::store::find_service_unscoped(db, &product.service_id)?;
-    let pricing = match pricing {
-        Some(p) => PricingStep::from_stored(p)?,
-        None => PricingStep::from_stored(
-            &listing::store::step_data(db, &product.id, Step::Pricing)?
-                .ok_or_else(|| ApiError::internal("an ordered product lacks its pricing step"))?,
-        )?,
-    };
-    let items = sales::item_settings(db, &product.id, &pricing, &service.spec)?
+    let listing::Terms {
+        product,
+        service,
+        pricing: current,
+    } = listing::terms(db, &instance.product_id)?;
+    let pricing = pricing.unwrap_or(&current);
+    let items = sales::item_settings(db, &product.id, pricing, &service)?
         .into_iter()
         .filter(|s| s.applies_to(&instance.template_id, instance.plan_id.as_deref()))
         .collect();
@@ -529,34 +572,45 @@ pub(crate) fn view(
     })
 }
 
+/// The EULA an instance's order accepted, whole (`GET /api/v1/instances/{id}/eula`).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct InstanceEula {
+    pub instance_id: String,
+    #[serde(flatten)]
+    pub accepted: AcceptedEula,
+    pub eula: Eula,
+}
+
 /// The EULA an instance's order accepted, whole (the custom text, or the marketplace template
 /// with the provider's amendments), for its customer, its provider and operators: what the
 /// order recorded, or — for an order placed before the EULA itself was recorded — the listing's
-/// agreement while its digest is still the one accepted. `{"instance_id", "source",
-/// "template_id", "digest", "accepted_at", "eula"}`.
-pub(crate) fn accepted_eula(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Value> {
+/// agreement while its digest is still the one accepted.
+pub(crate) fn accepted_eula(
+    db: &dyn Database,
+    caller: &Principal,
+    id: &str,
+) -> ApiResult<InstanceEula> {
     let instance = instance::find(db, caller, id)?;
     let unrecorded = || ApiError::not_found("accepted EULA");
     let (accepted, recorded) =
         store::accepted_eula(db, &instance.order_id)?.ok_or_else(unrecorded)?;
     let eula = match recorded {
-        Some(json) => serde_json::from_str::<Value>(&json).map_err(ApiError::internal)?,
+        Some(json) => serde_json::from_str::<Eula>(&json).map_err(ApiError::internal)?,
         None => {
-            let agreement = listing::store::step_data(db, &instance.product_id, Step::Agreement)?
-                .ok_or_else(unrecorded)?;
-            let eula = AgreementStep::from_stored(&agreement)?.eula().clone();
+            let listing = listing::find(db, Reader::Internal, &instance.product_id)?;
+            if !listing.has(Step::Agreement) {
+                return Err(unrecorded());
+            }
+            let eula = listing.agreement()?.eula().clone();
             if eula.digest() != accepted.digest {
                 return Err(unrecorded());
             }
-            serde_json::to_value(eula).map_err(ApiError::internal)?
+            eula
         }
     };
-    Ok(json!({
-        "instance_id": instance.id,
-        "source": accepted.source,
-        "template_id": accepted.template_id,
-        "digest": accepted.digest,
-        "accepted_at": accepted.accepted_at,
-        "eula": eula,
-    }))
+    Ok(InstanceEula {
+        instance_id: instance.id,
+        accepted,
+        eula,
+    })
 }

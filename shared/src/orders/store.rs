@@ -8,11 +8,12 @@ use chrono_tz::Tz;
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
+use crate::money::Cents;
 use crate::orders::instance::{Instance, InstanceStatus, RunningInterval};
-use crate::orders::ledger::{Cents, EntryKind, LedgerEntry};
+use crate::orders::ledger::{EntryKind, LedgerEntry};
 use crate::orders::{AcceptedEula, Choice, Purchasable};
 use crate::period::Period;
-use crate::platform::clock::rfc3339;
+use crate::platform::clock::{self, rfc3339};
 use crate::platform::ids::new_id;
 use crate::platform::storage::{
     Database, Dialect, Row, RowLock, StorageError, Value, enum_from_str, enum_to_str, lock_rows,
@@ -99,8 +100,12 @@ fn instance_from_row(row: &Row) -> Result<Instance, StorageError> {
         region: row.text(7)?,
         status: enum_from_str(&row.text(8)?)?,
         test: row.int(9)? != 0,
-        created_at: row.text(10)?,
-        released_at: row.opt_text(11)?,
+        created_at: clock::stored(&row.text(10)?)?,
+        released_at: row
+            .opt_text(11)?
+            .as_deref()
+            .map(clock::stored)
+            .transpose()?,
         billing_timezone: row.opt_text(12)?,
         resources: match row.opt_text(13)? {
             Some(json) => serde_json::from_str(&json)
@@ -163,7 +168,7 @@ pub(crate) fn accepted_eula(
                     source: r.text(0)?,
                     template_id: r.opt_text(1)?,
                     digest: r.text(2)?,
-                    accepted_at: r.text(3)?,
+                    accepted_at: clock::stored(&r.text(3)?)?,
                 },
                 r.opt_text(4)?,
             ))
@@ -309,13 +314,16 @@ pub(crate) fn instances_without_cursor(db: &dyn Database) -> ApiResult<Vec<Strin
 
 /// The customer's balance and when it last changed, if the account has a row (an account that
 /// never moved money has none: reads write nothing).
-pub(crate) fn balance(db: &dyn Database, customer_id: &str) -> ApiResult<Option<(Cents, String)>> {
+pub(crate) fn balance(
+    db: &dyn Database,
+    customer_id: &str,
+) -> ApiResult<Option<(Cents, DateTime<Utc>)>> {
     let rows = db.execute(
         "SELECT balance_cents, updated_at FROM accounts WHERE customer_id = ?",
         &[customer_id.into()],
     )?;
     rows.first()
-        .map(|row| Ok((Cents(row.int(0)?), row.text(1)?)))
+        .map(|row| Ok((Cents(row.int(0)?), clock::stored(&row.text(1)?)?)))
         .transpose()
 }
 
@@ -384,7 +392,7 @@ pub(crate) fn insert_entries(
                 e.balance_after.0.into(),
                 e.reference.clone().into(),
                 e.created_by.clone().into(),
-                e.created_at.clone().into(),
+                rfc3339(e.created_at).into(),
             ]);
         }
         db.execute(
@@ -431,7 +439,7 @@ fn entry_from_row(row: &Row) -> ApiResult<LedgerEntry> {
         balance_after: Cents(row.int(3)?),
         reference: row.opt_text(4)?,
         created_by: row.text(5)?,
-        created_at: row.text(6)?,
+        created_at: clock::stored(&row.text(6)?)?,
     })
 }
 

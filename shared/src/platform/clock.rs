@@ -5,6 +5,7 @@ use chrono::{DateTime, Datelike, Utc};
 use http::HeaderMap;
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::platform::storage::StorageError;
 
 pub(crate) const CLOCK_HEADER: &str = "x-clock-now";
 
@@ -40,18 +41,102 @@ pub(crate) fn effective_now(
     Ok(at)
 }
 
+/// An instant as the API shows it and the stores keep it: RFC 3339 in whole seconds, UTC
+/// (`2026-03-27T08:00:00Z`).
 pub(crate) fn rfc3339(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// An instant read back from what a store wrote ([`rfc3339`]).
+pub(crate) fn stored(text: &str) -> Result<DateTime<Utc>, StorageError> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.to_utc())
+        .map_err(|e| StorageError::other(format!("a stored instant {text:?}: {e}")))
+}
+
+/// An instant a store keeps in Unix seconds.
+pub(crate) fn from_unix(seconds: i64) -> Result<DateTime<Utc>, StorageError> {
+    DateTime::from_timestamp(seconds, 0)
+        .ok_or_else(|| StorageError::other(format!("a stored instant {seconds} out of range")))
+}
+
+/// Serde for a domain instant (`#[serde(with = "crate::platform::clock::instant")]`): inside, a
+/// `DateTime<Utc>`; on the wire and in stored JSON, [`rfc3339`].
+pub(crate) mod instant {
+    use chrono::{DateTime, Utc};
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&super::rfc3339(*t))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = String::deserialize(d)?;
+        super::stored(&text).map_err(serde::de::Error::custom)
+    }
+
+    /// The same for an instant that may not have happened (`null`), as shown (structs read
+    /// back from stored JSON hold none).
+    pub(crate) mod option {
+        use chrono::{DateTime, Utc};
+        use serde::Serializer;
+
+        pub(crate) fn serialize<S: Serializer>(
+            t: &Option<DateTime<Utc>>,
+            s: S,
+        ) -> Result<S::Ok, S::Error> {
+            match t {
+                Some(t) => s.serialize_str(&super::super::rfc3339(*t)),
+                None => s.serialize_none(),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use chrono::Timelike;
+
     use super::*;
 
     fn headers(v: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         h.insert(CLOCK_HEADER, v.parse().unwrap());
         h
+    }
+
+    #[derive(serde::Serialize, serde::Deserialize, Debug, PartialEq)]
+    struct Dated {
+        #[serde(with = "instant")]
+        at: DateTime<Utc>,
+    }
+
+    #[derive(serde::Serialize)]
+    struct Ended {
+        #[serde(with = "instant::option")]
+        until: Option<DateTime<Utc>>,
+    }
+
+    #[test]
+    fn an_instant_is_shown_in_whole_seconds_and_read_back() {
+        let at = DateTime::parse_from_rfc3339("2026-03-27T08:00:00.750+08:00")
+            .unwrap()
+            .to_utc();
+        let json = serde_json::to_value(Dated { at }).unwrap();
+        assert_eq!(json, serde_json::json!({"at": "2026-03-27T00:00:00Z"}));
+        let back: Dated = serde_json::from_value(json).unwrap();
+        assert_eq!(back.at, at.with_nanosecond(0).unwrap());
+        for (until, shown) in [
+            (None, serde_json::Value::Null),
+            (Some(at), "2026-03-27T00:00:00Z".into()),
+        ] {
+            assert_eq!(
+                serde_json::to_value(Ended { until }).unwrap()["until"],
+                shown
+            );
+        }
+        assert!(stored("yesterday").is_err());
+        assert_eq!(from_unix(0).unwrap(), DateTime::UNIX_EPOCH);
     }
 
     #[test]

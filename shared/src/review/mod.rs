@@ -8,11 +8,8 @@ use serde::{Deserialize, Serialize};
 use crate::catalog;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
-use crate::listing::service::ServiceSpec;
-use crate::listing::steps::{CategoryStep, PricingStep};
-use crate::listing::{self, Product, ProductStatus, Step};
+use crate::listing::{self, Listing, ProductStatus, Reader};
 use crate::orders;
-use crate::platform::clock::rfc3339;
 use crate::platform::ids::new_id;
 use crate::platform::storage::{Database, RowLock, transaction};
 use crate::sales;
@@ -83,7 +80,8 @@ pub(crate) enum ReviewStatus {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct TransitionRecord {
     pub actor_id: String,
-    pub at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub at: DateTime<Utc>,
     pub from: ProductStatus,
     pub to: ProductStatus,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -97,9 +95,11 @@ pub(crate) struct Review {
     pub stage: Stage,
     pub status: ReviewStatus,
     pub submitted_by: String,
-    pub submitted_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub submitted_at: DateTime<Utc>,
     pub decided_by: Option<String>,
-    pub decided_at: Option<String>,
+    #[serde(with = "crate::platform::clock::instant::option")]
+    pub decided_at: Option<DateTime<Utc>>,
     pub reason: Option<String>,
     pub history: Vec<TransitionRecord>,
 }
@@ -124,14 +124,14 @@ pub(crate) fn submit(
     now: DateTime<Utc>,
 ) -> ApiResult<Review> {
     transaction(db, |db| {
-        listing::store::lock_product(db, product_id, RowLock::Exclusive)?;
-        let product = listing::store::find_product(db, provider, product_id)?;
+        listing::lock_product(db, product_id, RowLock::Exclusive)?;
+        let listing = listing::find(db, Reader::Caller(provider), product_id)?;
+        let product = &listing.product;
         let to = transition(product.status, Event::Submit(stage))?;
-        let service = listing::store::find_service(db, provider, &product.service_id)?;
         let category = match stage {
-            Stage::Category => Some(check_category_submission(db, &product)?),
+            Stage::Category => Some(check_category_submission(db, &listing)?),
             Stage::Feature => {
-                check_feature_submission(db, &product, &service.spec)?;
+                check_feature_submission(db, &listing)?;
                 None
             }
         };
@@ -160,14 +160,10 @@ pub(crate) fn submit(
 
 /// A category review needs the whole listing: all five steps and the logo and user guide. A
 /// resubmission after a rejection needs a changed category. Returns the category submitted.
-fn check_category_submission(db: &dyn Database, product: &Product) -> ApiResult<String> {
-    check_complete(db, product)?;
-    let category = CategoryStep::from_stored(
-        &listing::store::step_data(db, &product.id, Step::Category)?.unwrap_or_default(),
-    )?
-    .category()
-    .id
-    .to_owned();
+fn check_category_submission(db: &dyn Database, listing: &Listing) -> ApiResult<String> {
+    check_complete(db, listing)?;
+    let category = listing.category()?.category().id.to_owned();
+    let product = &listing.product;
     if product.status == ProductStatus::CategoryRejected
         && store::rejected_category(db, &product.id)?.as_deref() == Some(category.as_str())
     {
@@ -181,11 +177,9 @@ fn check_category_submission(db: &dyn Database, product: &Product) -> ApiResult<
 
 /// Every step written, and the logo and user guide uploaded (400 `ListingIncomplete` per
 /// missing part otherwise).
-fn check_complete(db: &dyn Database, product: &Product) -> ApiResult<()> {
-    let steps = listing::store::steps(db, &product.id)?;
-    let media = listing::store::media(db, &product.id)?;
+fn check_complete(db: &dyn Database, listing: &Listing) -> ApiResult<()> {
     let mut e = Errors::new();
-    for (step, missing) in listing::missing_by_step(&steps, &media) {
+    for (step, missing) in listing.missing(db)? {
         for m in missing {
             e.add(
                 step.as_str(),
@@ -203,16 +197,10 @@ fn check_complete(db: &dyn Database, product: &Product) -> ApiResult<()> {
 
 /// A feature review needs the whole listing still (the self-test edits it), every billable
 /// item's reporting method and one item in effect.
-fn check_feature_submission(
-    db: &dyn Database,
-    product: &Product,
-    service: &ServiceSpec,
-) -> ApiResult<()> {
-    check_complete(db, product)?;
-    let pricing = PricingStep::from_stored(
-        &listing::store::step_data(db, &product.id, Step::Pricing)?.unwrap_or_default(),
-    )?;
-    let items = sales::item_settings(db, &product.id, &pricing, service)?;
+fn check_feature_submission(db: &dyn Database, listing: &Listing) -> ApiResult<()> {
+    check_complete(db, listing)?;
+    let pricing = listing.pricing()?;
+    let items = sales::item_settings(db, &listing.product.id, &pricing, &listing.service.spec)?;
     let missing = sales::incomplete(&items);
     if missing.is_empty() {
         Ok(())
@@ -265,7 +253,7 @@ pub(crate) fn decide(
             reason,
             now,
         )?;
-        let product = listing::store::find_product(db, operator, &review.product_id)?;
+        let product = listing::find_product(db, Reader::Caller(operator), &review.product_id)?;
         let tenants = Tenants {
             provider: Some(&product.provider_id),
             customer: None,
@@ -273,24 +261,34 @@ pub(crate) fn decide(
         let decided = store::find(db, review_id)?;
         webhook::emit(db, EventType::ReviewDecided, tenants, &decided, now)?;
         if to == ProductStatus::Published {
-            let service = listing::store::find_service(db, operator, &product.service_id)?;
-            catalog::publish(db, &product, &service.spec, now)?;
-            orders::instance::release_test_instances(db, &product.id, now)?;
-            let published = serde_json::json!({
-                "product_id": product.id, "provider_id": product.provider_id,
-                "published_at": rfc3339(now),
-            });
+            let listing = listing::find(db, Reader::Caller(operator), &review.product_id)?;
+            catalog::publish(db, &listing, now)?;
+            orders::instance::release_test_instances(db, &listing.product.id, now)?;
+            let published = Published {
+                product_id: listing.product.id.clone(),
+                provider_id: listing.product.provider_id,
+                published_at: now,
+            };
             webhook::emit(db, EventType::ProductPublished, tenants, &published, now)?;
         }
         Ok(decided)
     })
 }
 
+/// What `product.published` carries.
+#[derive(Debug, Serialize)]
+struct Published {
+    product_id: String,
+    provider_id: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    published_at: DateTime<Utc>,
+}
+
 /// A review, if the caller may see it: operators all, a provider those of its own products
 /// (another provider's review is 404).
 pub(crate) fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Review> {
     let review = store::find(db, id)?;
-    listing::store::find_product(db, caller, &review.product_id)
+    listing::find_product(db, Reader::Caller(caller), &review.product_id)
         .map_err(|_| ApiError::not_found("review"))?;
     Ok(review)
 }

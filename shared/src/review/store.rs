@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
 use crate::listing::ProductStatus;
-use crate::platform::clock::rfc3339;
+use crate::platform::clock::{self, rfc3339};
 use crate::platform::storage::{Database, Row, StorageError, enum_from_str, enum_to_str};
 use crate::review::{Review, ReviewFilter, ReviewStatus, Stage, TransitionRecord};
 
@@ -19,9 +19,9 @@ fn from_row(row: &Row) -> Result<Review, StorageError> {
         stage: enum_from_str(&row.text(2)?)?,
         status: enum_from_str(&row.text(3)?)?,
         submitted_by: row.text(4)?,
-        submitted_at: row.text(5)?,
+        submitted_at: clock::stored(&row.text(5)?)?,
         decided_by: row.opt_text(6)?,
-        decided_at: row.opt_text(7)?,
+        decided_at: row.opt_text(7)?.as_deref().map(clock::stored).transpose()?,
         reason: row.opt_text(8)?,
         history: Vec::new(),
     })
@@ -147,7 +147,7 @@ fn with_history(db: &dyn Database, mut reviews: Vec<Review>) -> ApiResult<Vec<Re
             .map(|r| {
                 Ok(TransitionRecord {
                     actor_id: r.text(0)?,
-                    at: r.text(1)?,
+                    at: clock::stored(&r.text(1)?)?,
                     from: status_of(&r.text(2)?)?,
                     to: status_of(&r.text(3)?)?,
                     reason: r.opt_text(4)?,

@@ -9,196 +9,20 @@ use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
 use crate::listing::ProductStatus;
 use crate::listing::service::{MAX_PLANS, MAX_TEMPLATES, ServiceSpec, Template};
-use crate::listing::steps::{BillableItem, PricingStep};
-use crate::listing::{self, Step};
+use crate::listing::steps::{BillableItem, ItemCode, PricingStep, Tier, TierMode};
+use crate::listing::{self, Reader, Step};
 use crate::platform::storage::{Database, RowLock, transaction};
 
 mod prometheus;
+mod reporting;
 mod store;
 
 use crate::validate::{Errors, Seen, parse_json};
 pub(crate) use prometheus::{Endpoint, Selector};
-
-/// Where the platform takes an item's usage from when it reports it itself.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub(crate) enum PlatformSource {
-    /// The instance's running time.
-    Time,
-    /// Bill data the platform reports.
-    Bill,
-    /// A Prometheus query, evaluated per instance and period.
-    Prometheus,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct PrometheusQuery {
-    pub endpoint: String,
-    pub query: String,
-}
-
-/// Exactly one reporting method per item: an item reported by the platform cannot also be
-/// pushed by the provider (split it into two items instead).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "method", rename_all = "snake_case")]
-pub(crate) enum ReportingMethod {
-    ServiceProvider,
-    ComputeNest {
-        source: PlatformSource,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        prometheus: Option<PrometheusQuery>,
-    },
-}
-
-impl ReportingMethod {
-    /// The source its usage records are stored under: a record's source is part of its
-    /// identity, so the provider's and the platform's records of one window never collide.
-    pub(crate) fn record_source(&self) -> &'static str {
-        match self {
-            ReportingMethod::ServiceProvider => SERVICE_PROVIDER_SOURCE,
-            ReportingMethod::ComputeNest {
-                source: PlatformSource::Bill,
-                ..
-            } => PLATFORM_BILL_SOURCE,
-            ReportingMethod::ComputeNest { .. } => PLATFORM_MEASURED_SOURCE,
-        }
-    }
-}
-
-/// The source of usage the provider pushes.
-pub(crate) const SERVICE_PROVIDER_SOURCE: &str = "service_provider";
-/// The source of bill data the platform reports.
-pub(crate) const PLATFORM_BILL_SOURCE: &str = "bill";
-/// The source of usage the platform measures at bill time (running time, Prometheus).
-pub(crate) const PLATFORM_MEASURED_SOURCE: &str = "platform";
-
-/// The body of `PUT .../billable-items/{code}/reporting`, loose so every mistake is reported.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ReportingRequest {
-    method: Option<String>,
-    source: Option<String>,
-    prometheus: Option<PrometheusQuery>,
-}
-
-impl ReportingRequest {
-    /// Validates the method for the item `code`: the Time source reports running time, so it
-    /// applies to the `Period` key (seconds, priced per hour) only.
-    pub(crate) fn validate(self, code: &str) -> ApiResult<ReportingMethod> {
-        let mut e = Errors::new();
-        let bad = Code::InvalidReportingMethod;
-        let method = match self.method.as_deref() {
-            None => {
-                e.add(
-                    "method",
-                    Code::Required,
-                    "`service_provider` or `compute_nest`",
-                );
-                None
-            }
-            Some("service_provider") => {
-                if self.source.is_some() {
-                    e.add("source", bad, "only `compute_nest` reporting has a source");
-                }
-                if self.prometheus.is_some() {
-                    e.add(
-                        "prometheus",
-                        bad,
-                        "only the `prometheus` source has a query",
-                    );
-                }
-                Some(ReportingMethod::ServiceProvider)
-            }
-            Some("compute_nest") => {
-                let source = match self.source.as_deref() {
-                    Some("time") if code != "Period" => {
-                        e.add(
-                            "source",
-                            bad,
-                            "the `time` source reports running time: use it for the `Period` item",
-                        );
-                        None
-                    }
-                    Some("time") => Some(PlatformSource::Time),
-                    Some("bill") => Some(PlatformSource::Bill),
-                    Some("prometheus") => Some(PlatformSource::Prometheus),
-                    Some(_) => {
-                        e.add("source", bad, "one of `time`, `bill`, `prometheus`");
-                        None
-                    }
-                    None => {
-                        e.add(
-                            "source",
-                            Code::Required,
-                            "one of `time`, `bill`, `prometheus`",
-                        );
-                        None
-                    }
-                };
-                match (&source, &self.prometheus) {
-                    (Some(PlatformSource::Prometheus), None) => e.add(
-                        "prometheus",
-                        Code::Required,
-                        "`{endpoint, query}` of the Prometheus HTTP API",
-                    ),
-                    (Some(PlatformSource::Prometheus), Some(p)) => {
-                        if let Err(why) = Endpoint::parse(&p.endpoint) {
-                            e.add("prometheus.endpoint", bad, why);
-                        }
-                        if let Err(why) = Selector::parse(&p.query) {
-                            e.add("prometheus.query", bad, why);
-                        }
-                    }
-                    (_, Some(_)) => e.add(
-                        "prometheus",
-                        bad,
-                        "only the `prometheus` source has a query",
-                    ),
-                    (_, None) => {}
-                }
-                source.map(|source| ReportingMethod::ComputeNest {
-                    source,
-                    prometheus: self.prometheus,
-                })
-            }
-            Some(other) => {
-                e.add(
-                    "method",
-                    bad,
-                    format!("`{other}` is not `service_provider` or `compute_nest`"),
-                );
-                None
-            }
-        };
-        e.finish()?;
-        method.ok_or_else(|| ApiError::internal("reporting method missing after validation"))
-    }
-}
-
-/// A Prometheus endpoint outside the deployment's `prometheus_origin` could never be queried
-/// (Spin denies the request), so every bill of the item would fail: refuse it up front.
-pub(crate) fn check_reachable(method: &ReportingMethod, origin: Option<&str>) -> ApiResult<()> {
-    let (
-        Some(origin),
-        ReportingMethod::ComputeNest {
-            prometheus: Some(p),
-            ..
-        },
-    ) = (origin, method)
-    else {
-        return Ok(());
-    };
-    let endpoint = p.endpoint.trim_end_matches('/');
-    if endpoint == origin || endpoint.starts_with(&format!("{origin}/")) {
-        return Ok(());
-    }
-    Err(ApiError::validation(vec![crate::error::FieldError::new(
-        "prometheus.endpoint",
-        Code::InvalidReportingMethod,
-        format!("this deployment reaches Prometheus at {origin} only (its prometheus_origin)"),
-    )]))
-}
+pub(crate) use reporting::{
+    PLATFORM_BILL_SOURCE, PLATFORM_MEASURED_SOURCE, PlatformSource, PrometheusQuery,
+    ReportingMethod, ReportingRequest, SERVICE_PROVIDER_SOURCE, check_reachable,
+};
 
 /// The body of `PUT .../billable-items/{code}/associations`.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,6 +129,29 @@ impl ItemSettings {
     }
 }
 
+/// An item's price list as customers read it before ordering (the catalog, a quote): its tiers
+/// in its price unit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) struct PricedItem {
+    pub code: ItemCode,
+    pub name: String,
+    pub price_unit: &'static str,
+    pub tier_mode: TierMode,
+    pub tiers: Vec<Tier>,
+}
+
+impl From<&ItemSettings> for PricedItem {
+    fn from(s: &ItemSettings) -> Self {
+        PricedItem {
+            code: s.item.code().clone(),
+            name: s.item.name().to_owned(),
+            price_unit: s.price_unit,
+            tier_mode: s.item.tier_mode(),
+            tiers: s.item.tiers().to_vec(),
+        }
+    }
+}
+
 /// The templates customers may order, given the product's items: those with at least one item
 /// in effect for them (without a plan, or with one of their plans), each with the plans that
 /// have one. A template nothing would bill deploys resources the provider is never paid for.
@@ -389,17 +236,17 @@ pub(crate) fn configure(
     setting: impl FnOnce(&ServiceSpec) -> ApiResult<Setting>,
     now: DateTime<Utc>,
 ) -> ApiResult<ItemSettings> {
-    let product = listing::store::find_product(db, provider, product_id)?;
+    let listing = listing::find(db, Reader::Caller(provider), product_id)?;
     // The state first, as for listing steps: a frozen product refuses any body.
-    settings_refusal(product.status).map_or(Ok(()), Err)?;
-    let service = listing::store::find_service(db, provider, &product.service_id)?;
+    settings_refusal(listing.product.status).map_or(Ok(()), Err)?;
+    let service = listing.service;
     let setting = setting(&service.spec)?;
     transaction(db, |db| {
-        listing::store::lock_product(db, product_id, RowLock::Exclusive)?;
-        let product = listing::store::find_product(db, provider, product_id)?;
+        listing::lock_product(db, product_id, RowLock::Exclusive)?;
+        let product = listing::find_product(db, Reader::Caller(provider), product_id)?;
         settings_refusal(product.status).map_or(Ok(()), Err)?;
-        let pricing =
-            pricing_of(db, &product.id)?.ok_or_else(|| ApiError::not_found("billable item"))?;
+        let pricing = listing::pricing_of(db, &product.id)?
+            .ok_or_else(|| ApiError::not_found("billable item"))?;
         if pricing.billable_item(code).is_none() {
             return Err(ApiError::not_found("billable item"));
         }
@@ -478,19 +325,16 @@ pub(crate) fn items_of(
     caller: &Principal,
     product_id: &str,
 ) -> ApiResult<Vec<ItemSettings>> {
-    let product = listing::store::find_product(db, caller, product_id)?;
-    let service = listing::store::find_service(db, caller, &product.service_id)?;
-    match pricing_of(db, &product.id)? {
-        Some(p) => item_settings(db, &product.id, &p, &service.spec),
-        None => Ok(Vec::new()),
+    let listing = listing::find(db, Reader::Caller(caller), product_id)?;
+    if !listing.has(Step::Pricing) {
+        return Ok(Vec::new());
     }
-}
-
-/// The pricing step of a product, which defines its billable items.
-fn pricing_of(db: &dyn Database, product_id: &str) -> ApiResult<Option<PricingStep>> {
-    listing::store::step_data(db, product_id, Step::Pricing)?
-        .map(|data| PricingStep::from_stored(&data))
-        .transpose()
+    item_settings(
+        db,
+        &listing.product.id,
+        &listing.pricing()?,
+        &listing.service.spec,
+    )
 }
 
 /// Sales settings are configured during the self-test (docs/RULES.md R6.1): 409 in any other state.
@@ -533,60 +377,6 @@ pub(crate) fn incomplete(items: &[ItemSettings]) -> Vec<crate::error::FieldError
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn reporting(v: serde_json::Value) -> ApiResult<ReportingMethod> {
-        serde_json::from_value::<ReportingRequest>(v)
-            .unwrap()
-            .validate("Period")
-    }
-
-    #[test]
-    fn the_reporting_methods() {
-        assert_eq!(
-            reporting(serde_json::json!({"method": "service_provider"})).unwrap(),
-            ReportingMethod::ServiceProvider
-        );
-        let time = serde_json::json!({"method": "compute_nest", "source": "time"});
-        let for_frequency = serde_json::from_value::<ReportingRequest>(time).unwrap();
-        assert!(for_frequency.validate("Frequency").is_err());
-        for source in ["time", "bill"] {
-            assert!(
-                reporting(serde_json::json!({"method": "compute_nest", "source": source})).is_ok()
-            );
-        }
-        let p = reporting(
-            serde_json::json!({"method": "compute_nest", "source": "prometheus",
-            "prometheus": {"endpoint": "http://prom:9090", "query": "requests_total"}}),
-        )
-        .unwrap();
-        assert!(matches!(
-            p,
-            ReportingMethod::ComputeNest {
-                source: PlatformSource::Prometheus,
-                prometheus: Some(_)
-            }
-        ));
-    }
-
-    #[test]
-    fn inconsistent_reporting_methods_are_refused() {
-        for body in [
-            serde_json::json!({}),
-            serde_json::json!({"method": "both"}),
-            serde_json::json!({"method": "service_provider", "source": "time"}),
-            serde_json::json!({"method": "compute_nest"}),
-            serde_json::json!({"method": "compute_nest", "source": "sundial"}),
-            serde_json::json!({"method": "compute_nest", "source": "prometheus"}),
-            serde_json::json!({"method": "compute_nest", "source": "time",
-                "prometheus": {"endpoint": "http://p", "query": "q"}}),
-            serde_json::json!({"method": "compute_nest", "source": "prometheus",
-                "prometheus": {"endpoint": "ftp://p", "query": "q"}}),
-            serde_json::json!({"method": "compute_nest", "source": "prometheus",
-                "prometheus": {"endpoint": "http://p", "query": ""}}),
-        ] {
-            assert!(reporting(body.clone()).is_err(), "{body}");
-        }
-    }
 
     #[test]
     fn price_units_follow_the_metering_key() {

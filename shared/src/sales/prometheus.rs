@@ -16,7 +16,10 @@ const QUERY_MAX: usize = 2_000;
 /// `http[s]://host[:port][/path]`: no user info, query, fragment or escapes. The Prometheus HTTP
 /// API's own path (`/api/v1/query`) is appended to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Endpoint(String);
+pub(crate) struct Endpoint {
+    /// As the provider wrote it (shown back so).
+    text: String,
+}
 
 impl Endpoint {
     pub(crate) fn parse(text: &str) -> Result<Self, String> {
@@ -46,19 +49,27 @@ impl Endpoint {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || "-._~/".contains(c));
         if host_ok && port_ok && path_ok {
-            Ok(Self(text.trim_end_matches('/').to_owned()))
+            Ok(Self {
+                text: text.to_owned(),
+            })
         } else {
             Err(invalid())
         }
     }
 
-    /// The endpoint of the instant-query API.
-    pub(crate) fn query_api(&self) -> String {
-        format!("{}/api/v1/query", self.0)
+    /// The origin and path, without a trailing `/`.
+    pub(crate) fn base(&self) -> &str {
+        self.text.trim_end_matches('/')
     }
 
+    /// The endpoint of the instant-query API.
+    pub(crate) fn query_api(&self) -> String {
+        format!("{}/api/v1/query", self.base())
+    }
+
+    /// As the provider wrote it.
     pub(crate) fn as_str(&self) -> &str {
-        &self.0
+        &self.text
     }
 }
 
@@ -94,6 +105,8 @@ struct Matcher {
 pub(crate) struct Selector {
     metric: String,
     matchers: Vec<Matcher>,
+    /// As the provider wrote it (shown back so; never sent).
+    text: String,
 }
 
 fn is_name(name: &str, allow_colon: bool) -> bool {
@@ -115,6 +128,7 @@ impl Selector {
         if text.chars().count() > QUERY_MAX {
             return Err(format!("at most {QUERY_MAX} characters"));
         }
+        let written = text;
         let text = text.trim();
         let (metric, rest) = text.split_at(text.find('{').unwrap_or(text.len()));
         if !is_name(metric, true) {
@@ -145,7 +159,13 @@ impl Selector {
         Ok(Self {
             metric: metric.to_owned(),
             matchers,
+            text: written.to_owned(),
         })
+    }
+
+    /// As the provider wrote it.
+    pub(crate) fn as_str(&self) -> &str {
+        &self.text
     }
 
     /// The selector restricted to one instance: its matchers, then the instance's.

@@ -23,13 +23,15 @@ use crate::platform::ids::new_id;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::{Database, serialize_on, transaction};
 use crate::settlement::{Instants, Month};
+use crate::webhook::deliver::Report as DeliveryReport;
 use crate::webhook::{self, EventType, Tenants};
 
 /// A period that keeps its provider's month open, and why.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Blocking {
     pub(crate) instance_id: String,
-    pub(crate) period_start: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub(crate) period_start: DateTime<Utc>,
     pub(crate) reason: String,
 }
 
@@ -43,7 +45,7 @@ pub(crate) struct OpenProvider {
 /// What closing a month did, and where each of its providers stands.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Closing {
-    pub(crate) month: String,
+    pub(crate) month: Month,
     /// The instants the month was frozen with.
     pub(crate) period: Instants,
     /// The providers whose statement of the month is written, now or before.
@@ -133,7 +135,7 @@ fn close_billed(
         let waiting = store::unbilled_before(db, span.end, None)?;
         for u in &waiting {
             let failed = failures.iter().find(|f| {
-                f.instance_id == u.instance_id && f.period_start == rfc3339(instant(u.period_start))
+                f.instance_id == u.instance_id && f.period_start == instant(u.period_start)
             });
             if let Some(f) = failed {
                 store::remember_block(db, &u.instance_id, u.period_start, &f.reason, &at)?;
@@ -155,7 +157,7 @@ fn close_billed(
             let id = new_id("stl", now);
             store::insert_statement(db, &id, &statement, span, &at)?;
             statement.id = Some(id);
-            statement.closed_at = Some(at.clone());
+            statement.closed_at = Some(now);
             webhook::emit(
                 db,
                 EventType::SettlementClosed,
@@ -175,7 +177,7 @@ fn close_billed(
     })?;
     let items = store::statements(db, month, None)?;
     Ok(Closing {
-        month: month.to_string(),
+        month: *month,
         period: span.into(),
         closed: items.iter().map(|s| s.provider_id.clone()).collect(),
         open: open_providers(db, span, now, failures)?,
@@ -198,7 +200,7 @@ fn open_providers(
 ) -> ApiResult<Vec<OpenProvider>> {
     let mut by_provider: BTreeMap<String, Vec<Blocking>> = BTreeMap::new();
     for u in store::unbilled_before(db, span.end, None)? {
-        let start = rfc3339(instant(u.period_start));
+        let start = instant(u.period_start);
         let reason = failures
             .iter()
             .find(|f| f.instance_id == u.instance_id && f.period_start == start)
@@ -242,6 +244,30 @@ pub(crate) fn standing(
     open_providers(db, span_of(db, month, tz)?.0, now, &[])
 }
 
+/// What a scheduled run did: its bill run, each month it closed, then the webhooks' deliveries
+/// due.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScheduledRun {
+    /// The bill run as of the event's time.
+    pub bill_run: RunReport,
+    /// The months closed, oldest first.
+    pub settlement: Vec<MonthClosed>,
+    /// The deliveries attempted.
+    pub webhooks: DeliveryReport,
+}
+
+/// One month a scheduled run closed: how many statements it wrote, and which providers are
+/// still open.
+#[derive(Debug, Clone, Serialize)]
+pub struct MonthClosed {
+    /// `YYYY-MM`.
+    pub month: String,
+    /// Statements this close wrote.
+    pub statements_written: usize,
+    /// The providers still waiting on an unbilled period.
+    pub open: Vec<String>,
+}
+
 /// What the schedule does at `now` (the cron event's time), as the built-in operator: the bill
 /// run as of `now` — a late or repeated event bills exactly what it should — then the close of
 /// every month that still has an open provider, oldest first, as far as each may close, then
@@ -252,7 +278,7 @@ pub fn scheduled_run(
     out: &dyn Outbound,
     config: &Config,
     now: DateTime<Utc>,
-) -> ApiResult<serde_json::Value> {
+) -> ApiResult<ScheduledRun> {
     let tz = config.billing_timezone;
     let operator = Principal::built_in_operator();
     let report = bill_run(db, out, config, now, &operator)?;
@@ -267,17 +293,22 @@ pub fn scheduled_run(
             config.commission_rate,
             &report.failures,
         )?;
-        let open: Vec<&str> = c.open.iter().map(|o| o.provider_id.as_str()).collect();
-        settled.push(serde_json::json!({
-            "month": c.month, "statements_written": c.statements_written, "open": open,
-        }));
+        settled.push(MonthClosed {
+            month: c.month.to_string(),
+            statements_written: c.statements_written,
+            open: c.open.into_iter().map(|o| o.provider_id).collect(),
+        });
     }
     // Every delivery due, this run's events' and earlier failures' alike, outside any
     // transaction; one that fails waits for a later run.
     drop(webhook::take_emitted());
     let webhooks =
         webhook::deliver::deliver_due(db, out, now, webhook::deliver::Budget::SCHEDULED)?;
-    Ok(serde_json::json!({ "bill_run": report, "settlement": settled, "webhooks": webhooks }))
+    Ok(ScheduledRun {
+        bill_run: report,
+        settlement: settled,
+        webhooks,
+    })
 }
 
 /// The months the schedule closes at `now`, oldest first: from the first with anything to

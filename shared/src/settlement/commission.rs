@@ -5,7 +5,6 @@
 //! statement was written for already (409 `MonthClosed`): a written statement never changes.
 
 use chrono::{DateTime, Utc};
-use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::Serialize;
 
@@ -13,6 +12,7 @@ use super::{Month, provider, store};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::Principal;
 use crate::platform::clock::rfc3339;
+use crate::platform::config::Config;
 use crate::platform::storage::{Database, transaction};
 
 /// Whose rate a provider's commission is.
@@ -28,17 +28,18 @@ pub(crate) enum RateSource {
 /// One change of a provider's rate: from `effective_from` on, `rate` (`None`: the deployment's).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct RateChange {
-    pub(crate) effective_from: String,
+    pub(crate) effective_from: Month,
     pub(crate) rate: Option<Decimal>,
     pub(crate) set_by: String,
-    pub(crate) set_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub(crate) set_at: DateTime<Utc>,
 }
 
 /// A provider's commission: the rate in force for `month` (the current one), and its history.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Commission {
     pub(crate) provider_id: String,
-    pub(crate) month: String,
+    pub(crate) month: Month,
     pub(crate) rate: Decimal,
     pub(crate) source: RateSource,
     /// Every rate an operator set, oldest month first.
@@ -77,7 +78,7 @@ fn commission(
     let (rate, source) = in_force(db, provider_id, &month, default)?;
     Ok(Commission {
         provider_id: provider_id.to_owned(),
-        month: month.to_string(),
+        month,
         rate,
         source,
         rates: store::rate_changes(db, provider_id)?,
@@ -85,15 +86,16 @@ fn commission(
 }
 
 /// A provider's commission, as an operator or the provider itself may read it; anyone else, or
-/// a principal that is no provider, gets 404.
+/// a principal that is no provider, gets 404. The deployment's `config` gives the default rate
+/// and the zone its months are cut in.
 pub(crate) fn find_commission(
     db: &dyn Database,
     caller: &Principal,
     provider_id: &str,
-    default: Decimal,
-    tz: Tz,
+    config: &Config,
     now: DateTime<Utc>,
 ) -> ApiResult<Commission> {
+    let (default, tz) = (config.commission_rate, config.billing_timezone);
     if !(caller.is_operator() || caller.id == provider_id) {
         return Err(ApiError::not_found("provider"));
     }
@@ -106,18 +108,17 @@ fn invalid(field: &str, message: &str) -> ApiError {
 }
 
 /// An operator sets a provider's rate (a decimal in [0, 1)), or with `None` returns it to the
-/// deployment's, from `effective_from` on (`YYYY-MM`; by default the current month of `tz`).
-#[allow(clippy::too_many_arguments)]
+/// deployment's, from `effective_from` on (`YYYY-MM`; by default the current month of the
+/// deployment's `billing_timezone`).
 pub(crate) fn set_commission(
     db: &dyn Database,
     operator: &Principal,
     provider_id: &str,
-    rate: Option<&str>,
-    effective_from: Option<&str>,
-    default: Decimal,
-    tz: Tz,
+    (rate, effective_from): (Option<&str>, Option<&str>),
+    config: &Config,
     now: DateTime<Utc>,
 ) -> ApiResult<Commission> {
+    let (default, tz) = (config.commission_rate, config.billing_timezone);
     let rate = rate
         .map(|r| {
             crate::platform::config::commission_rate_exact(r).ok_or_else(|| {

@@ -15,9 +15,9 @@ mod commission;
 mod month;
 mod store;
 
-pub use close::scheduled_run;
+pub use close::{MonthClosed, ScheduledRun, scheduled_run};
 pub(crate) use close::{OpenProvider, close, closes_at, standing};
-pub(crate) use commission::{RateChange, RateSource, find_commission, set_commission};
+pub(crate) use commission::{Commission, RateChange, RateSource, find_commission, set_commission};
 pub(crate) use month::Month;
 
 use chrono::{DateTime, Utc};
@@ -27,7 +27,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{self, Principal, Role};
-use crate::orders::ledger::{ACCOUNT_CURRENCY, Cents};
+use crate::money::Cents;
+use crate::orders::ledger::ACCOUNT_CURRENCY;
 use crate::platform::clock::rfc3339;
 use crate::platform::storage::{Database, transaction};
 use crate::webhook::{self, EventType, Tenants};
@@ -59,13 +60,15 @@ pub(crate) struct Span {
 /// A month's instants as shown: when it began and ended (UTC).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub(crate) struct Instants {
-    pub(crate) start: String,
-    pub(crate) end: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub(crate) start: DateTime<Utc>,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub(crate) end: DateTime<Utc>,
 }
 
 impl From<Span> for Instants {
     fn from(span: Span) -> Self {
-        let at = |t: i64| rfc3339(DateTime::from_timestamp(t, 0).unwrap_or_default());
+        let at = |t: i64| DateTime::from_timestamp(t, 0).unwrap_or_default();
         Instants {
             start: at(span.start),
             end: at(span.end),
@@ -98,7 +101,8 @@ pub(crate) fn span_of(db: &dyn Database, month: &Month, tz: Tz) -> ApiResult<(Sp
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub(crate) struct WrittenOffPeriod {
     pub(crate) instance_id: String,
-    pub(crate) period_start: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub(crate) period_start: DateTime<Utc>,
     pub(crate) reason: String,
 }
 
@@ -140,7 +144,7 @@ pub(crate) struct Statement {
     /// Set once the provider's month is closed and the statement written.
     pub(crate) id: Option<String>,
     pub(crate) provider_id: String,
-    pub(crate) month: String,
+    pub(crate) month: Month,
     /// The instants the month began and ended; the statement counts the bills of periods
     /// starting within them.
     pub(crate) period: Option<Instants>,
@@ -154,8 +158,10 @@ pub(crate) struct Statement {
     pub(crate) net: Cents,
     pub(crate) bill_count: i64,
     pub(crate) write_off_count: i64,
-    pub(crate) closed_at: Option<String>,
-    pub(crate) paid_at: Option<String>,
+    #[serde(with = "crate::platform::clock::instant::option")]
+    pub(crate) closed_at: Option<DateTime<Utc>>,
+    #[serde(with = "crate::platform::clock::instant::option")]
+    pub(crate) paid_at: Option<DateTime<Utc>>,
     pub(crate) payout_reference: Option<String>,
 }
 
@@ -194,7 +200,7 @@ impl Statement {
         Ok(Self {
             id: None,
             provider_id: provider_id.to_owned(),
-            month: month.to_string(),
+            month: *month,
             period: Some(span.into()),
             status: MonthStatus::Open,
             currency: ACCOUNT_CURRENCY,
@@ -248,6 +254,16 @@ fn earnings(
     Ok(by_provider)
 }
 
+/// A month's statements as one caller sees them (`GET /api/v1/settlements`).
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct MonthStatements {
+    pub(crate) month: Month,
+    pub(crate) period: Instants,
+    /// `closed` once every statement shown is written and no provider waits on a period.
+    pub(crate) status: MonthStatus,
+    pub(crate) items: Vec<Statement>,
+}
+
 /// A month's statements as the caller may see them: a provider its own (a statement of nothing
 /// when it earned nothing), an operator every provider's that earned or wrote off something, or
 /// one provider's (404 for a principal that is no provider). Written statements as written; the
@@ -260,7 +276,7 @@ pub(crate) fn statements(
     provider_id: Option<&str>,
     tz: Tz,
     default_rate: Decimal,
-) -> ApiResult<(MonthStatus, Span, Vec<Statement>)> {
+) -> ApiResult<MonthStatements> {
     let scope = match caller.role {
         Role::Operator => provider_id,
         Role::Provider => Some(caller.id.as_str()),
@@ -305,7 +321,12 @@ pub(crate) fn statements(
     } else {
         MonthStatus::Open
     };
-    Ok((status, span, items))
+    Ok(MonthStatements {
+        month: *month,
+        period: span.into(),
+        status,
+        items,
+    })
 }
 
 /// A written statement, if the caller may see it: its provider or an operator.
@@ -320,8 +341,7 @@ pub(crate) fn find(
         return Err(ApiError::not_found("statement"));
     }
     if statement.period.is_none() {
-        let month = Month::parse(&statement.month).map_err(ApiError::internal)?;
-        statement.period = Some(span_of(db, &month, tz)?.0.into());
+        statement.period = Some(span_of(db, &statement.month, tz)?.0.into());
     }
     Ok(statement)
 }

@@ -91,6 +91,13 @@ impl fmt::Display for Month {
     }
 }
 
+/// `YYYY-MM` on the wire.
+impl serde::Serialize for Month {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,7 +9,9 @@ use std::str::FromStr;
 use rust_decimal::Decimal;
 
 use crate::error::{ApiError, ApiResult};
-use crate::orders::ledger::{ACCOUNT_CURRENCY, Cents};
+use crate::money::Cents;
+use crate::orders::ledger::ACCOUNT_CURRENCY;
+use crate::platform::clock;
 use crate::platform::storage::{Database, Row};
 use crate::settlement::{
     Month, MonthStatus, ProductFees, ProductSettlement, RateChange, Span, Statement,
@@ -18,6 +20,10 @@ use crate::settlement::{
 
 fn decimal(text: &str) -> ApiResult<Decimal> {
     Decimal::from_str(text).map_err(ApiError::internal)
+}
+
+fn month(text: &str) -> ApiResult<Month> {
+    Month::parse(text).map_err(ApiError::internal)
 }
 
 /// A provider's rate changes, oldest month first.
@@ -30,10 +36,10 @@ pub(crate) fn rate_changes(db: &dyn Database, provider_id: &str) -> ApiResult<Ve
     rows.iter()
         .map(|r| {
             Ok(RateChange {
-                effective_from: r.text(0)?,
+                effective_from: month(&r.text(0)?)?,
                 rate: r.opt_text(1)?.as_deref().map(decimal).transpose()?,
                 set_by: r.text(2)?,
-                set_at: r.text(3)?,
+                set_at: clock::stored(&r.text(3)?)?,
             })
         })
         .collect()
@@ -299,9 +305,7 @@ pub(crate) fn write_offs(
         .map(|r| {
             let period = WrittenOffPeriod {
                 instance_id: r.text(2)?,
-                period_start: crate::platform::clock::rfc3339(
-                    chrono::DateTime::from_timestamp(r.int(3)?, 0).unwrap_or_default(),
-                ),
+                period_start: clock::from_unix(r.int(3)?)?,
                 reason: r.text(4)?,
             };
             Ok((r.text(0)?, r.text(1)?, period))
@@ -328,7 +332,7 @@ pub(crate) fn insert_statement(
         &[
             id.into(),
             statement.provider_id.clone().into(),
-            statement.month.clone().into(),
+            statement.month.to_string().into(),
             statement.rate.to_string().into(),
             products.into(),
             statement.gross.0.into(),
@@ -367,7 +371,7 @@ fn from_row(row: &Row) -> ApiResult<Statement> {
     Ok(Statement {
         id: Some(row.text(0)?),
         provider_id: row.text(1)?,
-        month: row.text(2)?,
+        month: month(&row.text(2)?)?,
         period,
         status: MonthStatus::Closed,
         currency: ACCOUNT_CURRENCY,
@@ -379,8 +383,12 @@ fn from_row(row: &Row) -> ApiResult<Statement> {
         net: Cents(row.int(7)?),
         bill_count: row.int(8)?,
         write_off_count: row.int(14)?,
-        closed_at: Some(row.text(9)?),
-        paid_at: row.opt_text(10)?,
+        closed_at: Some(clock::stored(&row.text(9)?)?),
+        paid_at: row
+            .opt_text(10)?
+            .as_deref()
+            .map(clock::stored)
+            .transpose()?,
         payout_reference: row.opt_text(11)?,
     })
 }

@@ -28,10 +28,12 @@ pub(crate) fn backoff(failures: i64) -> i64 {
     (FIRST_BACKOFF_SECONDS << doublings).min(MAX_BACKOFF_SECONDS)
 }
 
-/// What a pass of deliveries did.
+/// What a pass of webhook deliveries did.
 #[derive(Debug, Default, Clone, Serialize)]
-pub(crate) struct Report {
+pub struct Report {
+    /// Attempts made.
     pub attempted: usize,
+    /// Deliveries answered with a 2xx.
     pub delivered: usize,
     /// Deliveries given up on (72 hours without a 2xx).
     pub failed: usize,

@@ -197,7 +197,8 @@ pub(crate) struct Webhook {
     pub owner_id: String,
     pub url: String,
     pub events: Vec<EventType>,
-    pub created_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub created_at: DateTime<Utc>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<String>,
 }
@@ -306,7 +307,7 @@ pub(crate) fn create(
         owner_id: caller.id.clone(),
         url: url.unwrap_or_default(),
         events,
-        created_at: rfc3339(now),
+        created_at: now,
         secret: Some(format!("whsec_{}", hex::encode(random_bytes::<32>()))),
     };
     transaction(db, |db| {
@@ -361,9 +362,11 @@ pub(crate) struct Delivery {
     pub event_id: String,
     pub event_type: EventType,
     pub status: DeliveryStatus,
-    pub created_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub created_at: DateTime<Utc>,
     /// When it is tried next; `None` once delivered or given up.
-    pub next_attempt_at: Option<String>,
+    #[serde(with = "crate::platform::clock::instant::option")]
+    pub next_attempt_at: Option<DateTime<Utc>>,
     pub attempts: Vec<Attempt>,
 }
 
@@ -383,7 +386,8 @@ pub(crate) enum DeliveryStatus {
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Attempt {
     pub attempt: i64,
-    pub attempted_at: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub attempted_at: DateTime<Utc>,
     pub status_code: Option<i64>,
     pub error: Option<String>,
 }

@@ -4,11 +4,10 @@
 
 use std::collections::HashMap;
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 
 use crate::error::{ApiError, ApiResult};
 use crate::identity::Role;
-use crate::platform::clock::rfc3339;
 use crate::platform::storage::{Database, Row, Value, enum_from_str, enum_to_str};
 use crate::webhook::{Attempt, Delivery, DeliveryStatus, EventType, Webhook};
 
@@ -118,8 +117,8 @@ fn from_row(row: &Row) -> ApiResult<Webhook> {
     })
 }
 
-fn instant(unix: i64) -> String {
-    rfc3339(DateTime::from_timestamp(unix, 0).unwrap_or_default())
+fn instant(unix: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(unix, 0).unwrap_or_default()
 }
 
 /// A live endpoint by id, of `owner` when given.

@@ -112,7 +112,8 @@ fn a_batch_that_finds_the_database_busy_is_retried_then_reported_and_the_run_goe
         .map(|f| {
             (
                 f.instance_id.clone(),
-                f.period_start.clone(),
+                f.period_start
+                    .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
                 serde_json::to_value(f.code).unwrap().to_string(),
             )
         })
@@ -165,7 +166,8 @@ fn an_instance_whose_cursor_cannot_be_opened_is_reported_and_the_others_are_bill
         "cursor_not_opened"
     );
     assert_eq!(
-        failure.period_start, "2026-03-27T10:00:00Z",
+        failure.period_start,
+        at("2026-03-27T10:00:00Z"),
         "the run's as_of"
     );
     let billed = app

@@ -154,7 +154,7 @@ impl TestApp {
 
     /// What the `billing` cron component runs, at `instant`: the bill run, the closes, the
     /// webhooks' deliveries due. Its report.
-    pub fn scheduled_run(&self, instant: DateTime<Utc>) -> serde_json::Value {
+    pub fn scheduled_run(&self, instant: DateTime<Utc>) -> nestmarket::ScheduledRun {
         let storage = Storage::new(self.backend.clone());
         nestmarket::scheduled_run(
             storage.db().expect("a connection"),
@@ -173,6 +173,42 @@ impl TestApp {
             &[status.into(), product_id.into()],
         )
         .expect("the status written");
+    }
+
+    /// Points every billable item of the deployment at a Prometheus query, written directly: the
+    /// stand-in Prometheus of a test starts once its instance's id is known, after the product
+    /// was published and its sales settings frozen.
+    pub fn report_from_prometheus(&self, endpoint: &str, query: &str) {
+        let reporting = serde_json::json!({"method": "compute_nest", "source": "prometheus",
+            "prometheus": {"endpoint": endpoint, "query": query}});
+        let db = self.backend.open_db().expect("a connection");
+        db.execute(
+            "UPDATE billable_item_settings SET reporting = ?",
+            &[reporting.to_string().into()],
+        )
+        .expect("the reporting written");
+    }
+
+    /// Changes every service's resource fee `from` to `to`, written directly (no operation edits
+    /// a service): what instances ordered before must not see.
+    pub fn reprice_templates(&self, from: &str, to: &str) {
+        let db = self.backend.open_db().expect("a connection");
+        db.execute(
+            "UPDATE services SET spec = replace(spec, ?, ?)",
+            &[format!("\"{from}\"").into(), format!("\"{to}\"").into()],
+        )
+        .expect("the services written");
+    }
+
+    /// Empties a product's stored step, as a step an older version wrote that no longer parses.
+    pub fn break_step(&self, product_id: &str, step: &str) {
+        let db = self.backend.open_db().expect("a connection");
+        db.execute(
+            "UPDATE product_steps SET data = '{\"data\": {}, \"warnings\": []}'
+             WHERE product_id = ? AND step = ?",
+            &[product_id.into(), step.into()],
+        )
+        .expect("the step written");
     }
 
     /// Serves one request as it arrives, whatever its method, headers and path (the fuzzing

@@ -1,17 +1,16 @@
 //! Bills: a customer's own, a provider's products', every bill for operators. A bill shows each
 //! line's tier breakdown and the usage records it was priced from.
 
-use chrono::DateTime;
-use maud::html;
+use maud::{Markup, html};
 
-use super::catalog::{next_page, paged};
-use crate::billing::{self, BillFilter, usage};
+use crate::billing::{self, BillFilter, BillLine, ResourceLine, usage};
 use crate::console::format::{exactly, name_of, time, unix_time};
 use crate::console::http::{Req, Resp};
 use crate::console::layout::{Chrome, ok};
+use crate::console::widgets::{next_page, paged};
 use crate::error::ApiResult;
 use crate::identity::{Principal, Role};
-use crate::metering;
+use crate::metering::{self, StoredUsage};
 
 const PAGE: usize = 50;
 
@@ -119,9 +118,7 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
     me.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     let db = req.db()?;
     let bill = billing::find(db, me, id)?;
-    let start = DateTime::parse_from_rfc3339(&bill.period_start)
-        .map(|t| t.timestamp())
-        .unwrap_or_default();
+    let start = bill.period_start.timestamp();
     // The records behind the bill: its period's, the first RECORDS_SHOWN of them.
     let records = metering::usage(
         db,
@@ -146,86 +143,103 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
                 dt { "Written" } dd { (time(&bill.created_at)) }
                 dt { "Prices" } dd { "version " (bill.pricing_version) }
             }
-            @for line in &bill.lines {
-                section.line {
-                    h2 { (line.name) " (" code { (line.code) } ")" }
-                    p { (exactly(line.quantity, line.quantity_exact.as_deref())) " " (line.price_unit) ", " (name_of(&line.tier_mode))
-                        " tiers: " strong { (line.amount) " " (bill.currency) } }
-                    p { a href={ "/bills/" (bill.id) "/usage?item=" (line.code) } { "The usage records of this line" } }
-                    div.table-wrap {
-                        table {
-                            caption { "Tier breakdown of " (line.code) }
-                            thead { tr {
-                                th scope="col" { "Tier" } th scope="col" { "Range (" (line.price_unit) ")" }
-                                th scope="col" { "Quantity" } th scope="col" { "Unit price" } th scope="col" { "Amount" }
-                            } }
-                            tbody {
-                                @for c in &line.breakdown {
-                                    tr {
-                                        td { (c.tier_index + 1) }
-                                        td { "over " (c.from.normalize())
-                                            @if let Some(up_to) = c.up_to { " up to " (up_to.normalize()) } }
-                                        td.num { (exactly(c.quantity, c.quantity_exact.as_deref())) }
-                                        td.num { (c.unit_price.normalize()) }
-                                        td.num { (exactly(c.amount, c.amount_exact.as_deref())) }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    p.hint { "The line's amount is the breakdown's sum truncated to cents." }
-                }
-            }
-            @if !bill.resource_lines.is_empty() {
-                section.line {
-                    h2 { "Cloud resources" }
-                    div.table-wrap {
-                        table {
-                            caption { "The template's resources, for the time the instance ran" }
-                            thead { tr {
-                                th scope="col" { "Resource" } th scope="col" { "Count" }
-                                th scope="col" { "Hourly fee" } th scope="col" { "Ran (s)" }
-                                th scope="col" { "Amount" }
-                            } }
-                            tbody {
-                                @for r in &bill.resource_lines {
-                                    tr {
-                                        td { (r.kind) " " code { (r.spec) } }
-                                        td.num { (r.count) }
-                                        td.num { (r.hourly_fee.normalize()) }
-                                        td.num { (r.running_seconds) }
-                                        td.num { (r.amount) }
-                                    }
-                                }
-                            }
-                        }
-                    }
-                    p.hint { "Each amount is count × hourly fee × seconds run ÷ 3,600, truncated to cents." }
-                }
-            }
+            @for line in &bill.lines { (line_section(&bill.id, line, &bill.currency)) }
+            @if !bill.resource_lines.is_empty() { (resources_section(&bill.resource_lines)) }
             h2 { "Usage behind this bill" }
-            @if records.is_empty() { p { "No usage record in this period." } }
-            @else {
-                div.table-wrap {
-                    table {
-                        thead { tr {
-                            th scope="col" { "Item" } th scope="col" { "From" } th scope="col" { "To" }
-                            th scope="col" { "Value (as reported)" } th scope="col" { "Reported by" }
-                        } }
-                        tbody {
-                            @for r in &records {
-                                tr {
-                                    td { code { (r.item_code) } }
-                                    td { (unix_time(r.start_time)) }
-                                    td { (unix_time(r.end_time)) }
-                                    td.num { (r.value.normalize()) }
-                                    td { (r.source.replace('_', " ")) }
-                                }
-                            }
-                        }
-                    }
-                }
-            }
+            (usage_table(&records))
         },
     ))
+}
+
+/// One billable item's line, with its tier breakdown and a link to the records it summed.
+fn line_section(bill_id: &str, line: &BillLine, currency: &str) -> Markup {
+    html! {
+        section.line {
+            h2 { (line.name) " (" code { (line.code) } ")" }
+            p { (exactly(line.quantity, line.quantity_exact.as_deref())) " " (line.price_unit) ", " (name_of(&line.tier_mode))
+                " tiers: " strong { (line.amount) " " (currency) } }
+            p { a href={ "/bills/" (bill_id) "/usage?item=" (line.code) } { "The usage records of this line" } }
+            div.table-wrap {
+                table {
+                    caption { "Tier breakdown of " (line.code) }
+                    thead { tr {
+                        th scope="col" { "Tier" } th scope="col" { "Range (" (line.price_unit) ")" }
+                        th scope="col" { "Quantity" } th scope="col" { "Unit price" } th scope="col" { "Amount" }
+                    } }
+                    tbody {
+                        @for c in &line.breakdown {
+                            tr {
+                                td { (c.tier_index + 1) }
+                                td { "over " (c.from.normalize())
+                                    @if let Some(up_to) = c.up_to { " up to " (up_to.normalize()) } }
+                                td.num { (exactly(c.quantity, c.quantity_exact.as_deref())) }
+                                td.num { (c.unit_price.normalize()) }
+                                td.num { (exactly(c.amount, c.amount_exact.as_deref())) }
+                            }
+                        }
+                    }
+                }
+            }
+            p.hint { "The line's amount is the breakdown's sum truncated to cents." }
+        }
+    }
+}
+
+/// The cloud resources' lines: each resource for the time the instance ran.
+fn resources_section(lines: &[ResourceLine]) -> Markup {
+    html! {
+        section.line {
+            h2 { "Cloud resources" }
+            div.table-wrap {
+                table {
+                    caption { "The template's resources, for the time the instance ran" }
+                    thead { tr {
+                        th scope="col" { "Resource" } th scope="col" { "Count" }
+                        th scope="col" { "Hourly fee" } th scope="col" { "Ran (s)" }
+                        th scope="col" { "Amount" }
+                    } }
+                    tbody {
+                        @for r in lines {
+                            tr {
+                                td { (r.kind) " " code { (r.spec) } }
+                                td.num { (r.count) }
+                                td.num { (r.hourly_fee.normalize()) }
+                                td.num { (r.running_seconds) }
+                                td.num { (r.amount) }
+                            }
+                        }
+                    }
+                }
+            }
+            p.hint { "Each amount is count × hourly fee × seconds run ÷ 3,600, truncated to cents." }
+        }
+    }
+}
+
+/// The usage records of the bill's period, as reported.
+fn usage_table(records: &[StoredUsage]) -> Markup {
+    html! {
+        @if records.is_empty() { p { "No usage record in this period." } }
+        @else {
+            div.table-wrap {
+                table {
+                    thead { tr {
+                        th scope="col" { "Item" } th scope="col" { "From" } th scope="col" { "To" }
+                        th scope="col" { "Value (as reported)" } th scope="col" { "Reported by" }
+                    } }
+                    tbody {
+                        @for r in records {
+                            tr {
+                                td { code { (r.item_code) } }
+                                td { (unix_time(r.start_time)) }
+                                td { (unix_time(r.end_time)) }
+                                td.num { (r.value.normalize()) }
+                                td { (r.source.replace('_', " ")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

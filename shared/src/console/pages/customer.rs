@@ -1,15 +1,15 @@
 //! A customer's order confirmation and account.
 
 use maud::html;
-use serde_json::Value;
 
-use super::catalog::{paged, resources_table, s, tier_table};
 use crate::catalog;
 use crate::console::format::{name_of, time};
 use crate::console::http::{Req, Resp, html, redirect};
 use crate::console::layout::{Chrome, ok, page};
+use crate::console::widgets::{next_page, paged, resources_table, tier_table};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::{Principal, Role};
+use crate::listing::steps::Eula;
 use crate::orders::{self, OrderRequest, ledger};
 
 /// Ledger entries per page.
@@ -32,17 +32,17 @@ fn order_request(fields: &[(String, String)], accept: bool) -> OrderRequest {
 }
 
 /// The EULA as the customer accepts it.
-fn eula(agreement: &Value) -> maud::Markup {
-    let eula = &agreement["eula"];
+fn eula(eula: &Eula) -> maud::Markup {
     html! {
         div.eula tabindex="0" role="region" aria-label="End-user license agreement" {
-            @if eula["source"] == "custom" {
-                p.prose { (s(&eula["text"])) }
-            } @else {
-                p { "The marketplace's standard EULA (" code { (s(&eula["template_id"])) } ")." }
-                @if let Some(a) = eula["amendments"].as_str() {
-                    p { strong { "Amended by the provider: " } }
-                    p.prose { (a) }
+            @match eula {
+                Eula::Custom { text } => { p.prose { (text) } }
+                Eula::Template { template_id, amendments } => {
+                    p { "The marketplace's standard EULA (" code { (template_id) } ")." }
+                    @if let Some(a) = amendments {
+                        p { strong { "Amended by the provider: " } }
+                        p.prose { (a) }
+                    }
                 }
             }
         }
@@ -60,33 +60,33 @@ fn confirmation(
 ) -> ApiResult<Resp> {
     let db = req.db()?;
     let quote = orders::quote(db, me, order)?;
-    let agreement = catalog::detail(db, &order.product_id)?["agreement"].clone();
-    let currency = s(&quote["currency"]);
+    let agreement = catalog::detail(db, &order.product_id)?.agreement;
+    let currency = quote.currency.as_str();
     let eula_refused = problem.is_some_and(|p| p.errors.iter().any(|e| e.field == "accept_eula"));
     let content = html! {
         @if let Some(p) = problem {
             div.summary role="alert" { p { strong { (p.detail) } } }
         }
         dl {
-            dt { "Product" } dd { (s(&quote["product_name"])) }
-            dt { "Template" } dd { (s(&quote["template"]["name"])) }
-            @if let Some(plan) = quote["plan_id"].as_str() { dt { "Plan" } dd { (plan) } }
-            dt { "Region" } dd { (s(&quote["region"])) }
-            dt { "Billing period" } dd { (s(&quote["billing_period"])) }
+            dt { "Product" } dd { (quote.product_name) }
+            dt { "Template" } dd { (quote.template.name) }
+            @if let Some(plan) = &quote.plan_id { dt { "Plan" } dd { (plan) } }
+            dt { "Region" } dd { (quote.region) }
+            dt { "Billing period" } dd { (name_of(&quote.billing_period)) }
         }
         h2 { "Cloud resources" }
-        (resources_table(&quote["cloud_resources"], currency))
-        p { "Hourly fee of the resources: " strong { (s(&quote["cloud_resources_hourly_fee"])) " " (currency) } }
+        (resources_table(quote.cloud_resources.iter().map(|r| &r.resource), currency))
+        p { "Hourly fee of the resources: " strong { (quote.cloud_resources_hourly_fee) " " (currency) } }
         h2 { "Billable items" }
-        @for item in quote["billable_items"].as_array().into_iter().flatten() {
+        @for item in &quote.billable_items {
             (tier_table(item, currency))
         }
         div.notice {
-            p { strong { "Nothing is charged now: " (s(&quote["charged_at_confirmation"])) " " (currency) " at confirmation." } }
-            p { (s(&quote["statement"])) }
+            p { strong { "Nothing is charged now: " (quote.charged_at_confirmation) " " (currency) " at confirmation." } }
+            p { (quote.statement) }
         }
         h2 { "End-user license agreement" }
-        (eula(&agreement))
+        (eula(agreement.eula()))
         form.narrow method="post" action="/orders" {
             (chrome.csrf_field())
             (crate::console::once::field())
@@ -176,7 +176,7 @@ pub(crate) fn account(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<R
                     }
                 }
             }
-            (super::catalog::next_page(req, next.as_deref()))
+            (next_page(req, next.as_deref()))
         },
     ))
 }

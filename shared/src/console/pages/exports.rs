@@ -52,7 +52,7 @@ pub(crate) fn settlements(req: &Req, me: &Principal) -> ApiResult<Resp> {
     let tz = req.config.billing_timezone;
     let month = settlement::month_of(req.query("month"), req.now, tz)?;
     let provider = req.query("provider_id").filter(|_| me.is_operator());
-    let (_, _, items) = settlement::statements(
+    let statements = settlement::statements(
         req.db()?,
         me,
         &month,
@@ -61,7 +61,7 @@ pub(crate) fn settlements(req: &Req, me: &Principal) -> ApiResult<Resp> {
         req.config.commission_rate,
     )?;
     attachment(
-        export::statements(&items)?,
+        export::statements(&statements.items)?,
         &format!("settlements-{month}.csv"),
     )
 }

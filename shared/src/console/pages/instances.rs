@@ -3,20 +3,21 @@
 
 use std::collections::BTreeMap;
 
-use chrono::DateTime;
-use maud::html;
+use chrono::{DateTime, Utc};
+use maud::{Markup, html};
 
-use super::catalog::{next_page, paged};
 use crate::billing::write_off;
 use crate::console::chart::{Bar, bar_chart};
 use crate::console::format::{name_of, time, unix_time};
 use crate::console::http::{Req, Resp, redirect};
 use crate::console::layout::{Chrome, ok};
+use crate::console::widgets::{next_page, paged};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
-use crate::metering;
+use crate::listing::steps::Eula;
+use crate::metering::{self, PeriodTotal};
 use crate::orders::instance::{self, Action, InstanceStatus};
-use crate::orders::{self, AcceptedEula};
+use crate::orders::{self, AcceptedEula, InstanceEula};
 
 const PAGE: usize = 50;
 /// The most recent periods a usage chart shows.
@@ -68,17 +69,6 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
     // The chart shows the last 31 days' periods.
     let since = (req.now - chrono::Duration::days(31)).timestamp();
     let totals = metering::usage_totals(db, me, id, (since, i64::MAX))?;
-    // Per item, its periods in order (the totals come oldest first).
-    let mut by_item: BTreeMap<&str, (&str, Vec<Bar>)> = BTreeMap::new();
-    for t in &totals {
-        let entry = by_item
-            .entry(t.item_code.as_str())
-            .or_insert_with(|| (t.price_unit, Vec::new()));
-        entry.1.push(Bar {
-            label: period_label(&t.period_start),
-            value: t.quantity,
-        });
-    }
     // The EULA its order accepted, whole; an order from before EULAs were recorded has none.
     let eula = match orders::accepted_eula(db, me, id) {
         Ok(e) => Some(e),
@@ -133,12 +123,7 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
                 }
             }
             h2 { "Usage" }
-            @if by_item.is_empty() { p { "No usage reported yet." } }
-            @for (n, (code, (unit, bars))) in by_item.into_iter().enumerate() {
-                @let recent = &bars[bars.len().saturating_sub(CHART_PERIODS)..];
-                h3 { (code) }
-                (bar_chart(&format!("usage-{n}"), code, unit, recent))
-            }
+            (usage_charts(&totals))
             @if !written_off.is_empty() {
                 h2 { "Periods written off" }
                 p.hint { "Periods that could not be billed, closed by an operator without a bill: nothing was deducted for them." }
@@ -155,11 +140,31 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
     ))
 }
 
+/// A chart per item of its usage per period, the most recent [`CHART_PERIODS`].
+fn usage_charts(totals: &[PeriodTotal]) -> Markup {
+    // Per item, its periods in order (the totals come oldest first).
+    let mut by_item: BTreeMap<&str, (&str, Vec<Bar>)> = BTreeMap::new();
+    for t in totals {
+        let entry = by_item
+            .entry(t.item_code.as_str())
+            .or_insert_with(|| (t.price_unit, Vec::new()));
+        entry.1.push(Bar {
+            label: period_label(&t.period_start),
+            value: t.quantity,
+        });
+    }
+    html! {
+        @if by_item.is_empty() { p { "No usage reported yet." } }
+        @for (n, (code, (unit, bars))) in by_item.into_iter().enumerate() {
+            @let recent = &bars[bars.len().saturating_sub(CHART_PERIODS)..];
+            h3 { (code) }
+            (bar_chart(&format!("usage-{n}"), code, unit, recent))
+        }
+    }
+}
+
 /// The agreement the order accepted: which, when, its digest, and the EULA itself.
-fn eula_section(
-    accepted: Option<&AcceptedEula>,
-    whole: Option<&serde_json::Value>,
-) -> maud::Markup {
+fn eula_section(accepted: Option<&AcceptedEula>, whole: Option<&InstanceEula>) -> Markup {
     html! {
         section.eula {
             h2 { "End-user license agreement" }
@@ -170,11 +175,13 @@ fn eula_section(
                         @if let Some(t) = &a.template_id { dt { "Marketplace template" } dd { code { (t) } } }
                         dt { "SHA-256" } dd { code { (a.digest) } }
                     }
-                    @let eula = &w["eula"];
-                    @if let Some(text) = eula["text"].as_str() { blockquote.eula-text { (text) } }
-                    @if let Some(amendments) = eula["amendments"].as_str() {
-                        h3 { "The provider's amendments" }
-                        blockquote.eula-text { (amendments) }
+                    @match &w.eula {
+                        Eula::Custom { text } => { blockquote.eula-text { (text) } }
+                        Eula::Template { amendments: Some(amendments), .. } => {
+                            h3 { "The provider's amendments" }
+                            blockquote.eula-text { (amendments) }
+                        }
+                        Eula::Template { .. } => {}
                     }
                 }
                 (Some(a), None) => { p { "Accepted on " (time(&a.accepted_at)) "; its text was not recorded with the order." } }
@@ -185,10 +192,8 @@ fn eula_section(
 }
 
 /// A period start as it labels a bar: `03-27 08:00`.
-fn period_label(rfc3339: &str) -> String {
-    DateTime::parse_from_rfc3339(rfc3339)
-        .map(|t| t.to_utc().format("%m-%d %H:%M").to_string())
-        .unwrap_or_else(|_| rfc3339.to_owned())
+fn period_label(start: &DateTime<Utc>) -> String {
+    start.format("%m-%d %H:%M").to_string()
 }
 
 /// `POST /instances/{id}/actions`: the owner stops, starts or releases it.

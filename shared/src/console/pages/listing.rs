@@ -10,9 +10,7 @@ use crate::listing::product::{MediaView, ProductView};
 
 /// The name a product goes by: its access step's product name, else its id.
 pub(crate) fn product_name(view: &ProductView) -> String {
-    view.steps
-        .get(Step::Access.as_str())
-        .and_then(|a| a["product_name"].as_str())
+    view.product_name()
         .map_or_else(|| view.product.id.clone(), str::to_owned)
 }
 
@@ -85,8 +83,8 @@ pub(crate) fn whole(view: &ProductView) -> Markup {
         @for step in Step::ALL {
             section {
                 h2 { (words(step.as_str())) }
-                @match view.steps.get(step.as_str()).filter(|v| !v.is_null()) {
-                    Some(data) => { (json_view(data)) }
+                @match view.step(step).and_then(|data| serde_json::to_value(data).ok()) {
+                    Some(data) => { (json_view(&data)) }
                     None => { p { "Not written yet." } }
                 }
             }

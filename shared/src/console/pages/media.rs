@@ -117,16 +117,13 @@ pub(crate) fn upload(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> Ap
         .iter()
         .find(|p| p.name == "file" && p.filename.is_some());
     let uploaded = parse_slot(&slot).and_then(|(kind, index)| {
-        product::upload_media(
-            req.storage,
-            me,
-            id,
+        let upload = product::Upload {
             kind,
             index,
-            file.and_then(|f| f.content_type.as_deref()),
-            file.map_or(&[][..], |f| f.data.as_slice()),
-            req.now,
-        )
+            content_type: file.and_then(|f| f.content_type.as_deref()),
+            bytes: file.map_or(&[][..], |f| f.data.as_slice()),
+        };
+        product::upload_media(req.storage, me, id, upload, req.now)
     });
     match uploaded {
         Ok(_) => redirect(&format!("/products/{id}/media")),

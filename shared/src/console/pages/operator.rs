@@ -5,13 +5,13 @@ use chrono::DateTime;
 use http::StatusCode;
 use maud::{Markup, html};
 
-use super::catalog::{next_page, paged};
 use super::listing::{product_name, whole};
 use crate::billing;
 use crate::console::form::{Form, field};
 use crate::console::format::{name_of, time};
 use crate::console::http::{Req, Resp, html, redirect};
 use crate::console::layout::{Chrome, ok, page};
+use crate::console::widgets::{next_page, paged};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
 use crate::listing::product;

@@ -29,9 +29,7 @@ pub(crate) fn section(
     let db = req.db()?;
     let versions = versions::versions(db, me, id)?;
     let availability = delisting::availability(db, me, id)?;
-    let now = req.now.timestamp();
-    let pending =
-        |at: &str| chrono::DateTime::parse_from_rfc3339(at).is_ok_and(|t| t.timestamp() > now);
+    let pending = |at: &chrono::DateTime<chrono::Utc>| *at > req.now;
     let operators_only = availability
         .delisting
         .as_ref()

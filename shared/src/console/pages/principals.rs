@@ -6,15 +6,15 @@ use maud::{Markup, html};
 use rust_decimal::Decimal;
 
 use super::auth::local_path;
-use super::catalog::{next_page, paged};
 use crate::console::form::{Form, field};
 use crate::console::format::{name_of, percent, time};
 use crate::console::http::{Req, Resp, html, redirect};
 use crate::console::layout::{Chrome, page};
+use crate::console::widgets::{next_page, paged};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{self, NewPrincipal, Principal, Role};
 use crate::orders::ledger;
-use crate::settlement::{self, RateSource};
+use crate::settlement::{self, Commission, RateSource};
 
 const PAGE: usize = 50;
 
@@ -203,30 +203,12 @@ fn principal_page(
 ) -> ApiResult<Resp> {
     let db = req.db()?;
     let p = identity::find_principal(db, id)?;
-    let default_rate = req.config.commission_rate;
-    let tz = req.config.billing_timezone;
     let commission = match p.role {
         Role::Provider => Some(settlement::find_commission(
-            db,
-            me,
-            &p.id,
-            default_rate,
-            tz,
-            req.now,
+            db, me, &p.id, req.config, req.now,
         )?),
         _ => None,
     };
-    let own_rate = commission
-        .as_ref()
-        .filter(|c| c.source == RateSource::Provider)
-        .map(|c| c.rate.to_string());
-    let this_month = commission.as_ref().map(|c| c.month.clone());
-    let values = match refused {
-        Some((rate, month, _)) => serde_json::json!({ "rate": rate, "effective_from": month }),
-        None => serde_json::json!({ "rate": own_rate, "effective_from": this_month }),
-    };
-    let errors = refused.map_or(&[][..], |(_, _, e)| e.errors.as_slice());
-    let form = Form::new(&values, errors);
     let here = format!("/principals/{}", p.id);
     let content = html! {
         dl {
@@ -241,52 +223,74 @@ fn principal_page(
             div.actions { (access_form(chrome, &p, &here)) (rotate_form(chrome, &p)) }
         }
         @if let Some(c) = &commission {
-            section {
-                h2 { "Commission" }
-                p { "In " (c.month) " the marketplace keeps " strong { (percent(c.rate)) } " of this provider's product fees"
-                    @match c.source {
-                        RateSource::Provider => { ": a rate of its own (the deployment's is " (percent(default_rate)) ")." }
-                        RateSource::Default => { ": the deployment's rate." }
-                    }
-                    " Each month settles at the rate in force for it: the latest set from that month or before." }
-                @if !c.rates.is_empty() {
-                    div.table-wrap {
-                        table {
-                            caption { "Its rates" }
-                            thead { tr { th scope="col" { "From" } th scope="col" { "Rate" } th scope="col" { "Set" } } }
-                            tbody {
-                                @for r in &c.rates {
-                                    tr {
-                                        td { (r.effective_from) }
-                                        td { @match r.rate { Some(rate) => { (percent(rate)) } None => { "the deployment's" } } }
-                                        td { (time(&r.set_at)) br; small { (r.set_by) } }
-                                    }
+            (commission_section(chrome, &p, c, req.config.commission_rate, refused))
+        }
+    };
+    let status = refused.map_or(StatusCode::OK, |(_, _, e)| e.status());
+    Ok(html(status, page(chrome, &p.name, content)))
+}
+
+/// A provider's commission: the rate in force this month and whose, its history, and the forms
+/// setting its own rate (with a refusal's values and errors) or returning it to the
+/// deployment's `default_rate`.
+fn commission_section(
+    chrome: &Chrome,
+    p: &Principal,
+    c: &Commission,
+    default_rate: Decimal,
+    refused: Option<RefusedRate>,
+) -> Markup {
+    let own_rate = (c.source == RateSource::Provider).then(|| c.rate.to_string());
+    let values = match refused {
+        Some((rate, month, _)) => serde_json::json!({ "rate": rate, "effective_from": month }),
+        None => serde_json::json!({ "rate": own_rate, "effective_from": c.month }),
+    };
+    let errors = refused.map_or(&[][..], |(_, _, e)| e.errors.as_slice());
+    let form = Form::new(&values, errors);
+    html! {
+        section {
+            h2 { "Commission" }
+            p { "In " (c.month) " the marketplace keeps " strong { (percent(c.rate)) } " of this provider's product fees"
+                @match c.source {
+                    RateSource::Provider => { ": a rate of its own (the deployment's is " (percent(default_rate)) ")." }
+                    RateSource::Default => { ": the deployment's rate." }
+                }
+                " Each month settles at the rate in force for it: the latest set from that month or before." }
+            @if !c.rates.is_empty() {
+                div.table-wrap {
+                    table {
+                        caption { "Its rates" }
+                        thead { tr { th scope="col" { "From" } th scope="col" { "Rate" } th scope="col" { "Set" } } }
+                        tbody {
+                            @for r in &c.rates {
+                                tr {
+                                    td { (r.effective_from) }
+                                    td { @match r.rate { Some(rate) => { (percent(rate)) } None => { "the deployment's" } } }
+                                    td { (time(&r.set_at)) br; small { (r.set_by) } }
                                 }
                             }
                         }
                     }
                 }
-                (form.summary(refused.map(|(_, _, e)| e)))
-                form.narrow method="post" action={ "/principals/" (p.id) "/commission" } {
-                    (chrome.csrf_field())
-                    (form.text("rate", "Its own rate", Some("A decimal from 0 up to (not including) 1, at most 6 decimal places: 0.15 is 15%. Empty returns it to the deployment's rate.")))
-                    (form.text("effective_from", "From the month (YYYY-MM)", Some("The first month it settles; a month whose statement is written already cannot change.")))
-                    button type="submit" { "Set the rate" }
-                }
-                @if c.source == RateSource::Provider {
-                    form method="post" action={ "/principals/" (p.id) "/commission" } {
-                        (chrome.csrf_field())
-                        input type="hidden" name="rate" value="";
-                        input type="hidden" name="effective_from" value=(c.month);
-                        button.secondary type="submit" { "Use the deployment's rate (" (percent(default_rate)) ") from " (c.month) }
-                    }
-                }
-                p { a href={ "/settlements?provider_id=" (p.id) } { "Its statements" } }
             }
+            (form.summary(refused.map(|(_, _, e)| e)))
+            form.narrow method="post" action={ "/principals/" (p.id) "/commission" } {
+                (chrome.csrf_field())
+                (form.text("rate", "Its own rate", Some("A decimal from 0 up to (not including) 1, at most 6 decimal places: 0.15 is 15%. Empty returns it to the deployment's rate.")))
+                (form.text("effective_from", "From the month (YYYY-MM)", Some("The first month it settles; a month whose statement is written already cannot change.")))
+                button type="submit" { "Set the rate" }
+            }
+            @if c.source == RateSource::Provider {
+                form method="post" action={ "/principals/" (p.id) "/commission" } {
+                    (chrome.csrf_field())
+                    input type="hidden" name="rate" value="";
+                    input type="hidden" name="effective_from" value=(c.month);
+                    button.secondary type="submit" { "Use the deployment's rate (" (percent(default_rate)) ") from " (c.month) }
+                }
+            }
+            p { a href={ "/settlements?provider_id=" (p.id) } { "Its statements" } }
         }
-    };
-    let status = refused.map_or(StatusCode::OK, |(_, _, e)| e.status());
-    Ok(html(status, page(chrome, &p.name, content)))
+    }
 }
 
 /// `GET /principals/{id}`.
@@ -326,16 +330,7 @@ pub(crate) fn set_commission(
     let month = field(req, "effective_from").unwrap_or_default();
     let rate = Some(typed.trim()).filter(|r| !r.is_empty());
     let from = Some(month.trim()).filter(|m| !m.is_empty());
-    let set = settlement::set_commission(
-        req.db()?,
-        me,
-        id,
-        rate,
-        from,
-        req.config.commission_rate,
-        req.config.billing_timezone,
-        req.now,
-    );
+    let set = settlement::set_commission(req.db()?, me, id, (rate, from), req.config, req.now);
     match set {
         Ok(c) => redirect(&format!("/principals/{}", c.provider_id)),
         Err(e) if matches!(e.status(), StatusCode::BAD_REQUEST | StatusCode::CONFLICT) => {

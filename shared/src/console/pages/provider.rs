@@ -4,13 +4,13 @@
 use http::StatusCode;
 use maud::{Markup, html};
 
-use super::catalog::{next_page, paged};
 use super::listing::{product_name, status, warnings};
 use super::operator::history;
 use crate::console::form::{Form, field};
 use crate::console::format::{name_of, time, words};
 use crate::console::http::{Req, Resp, html, redirect};
 use crate::console::layout::{Chrome, page};
+use crate::console::widgets::{next_page, paged};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
 use crate::listing::product::{self, ProductView};
@@ -173,8 +173,8 @@ pub(crate) fn steps_nav(view: &ProductView, current: Option<Step>) -> Markup {
         nav.steps aria-label="Listing steps" {
             ol {
                 @for (i, step) in Step::ALL.into_iter().enumerate() {
-                    @let c = &view.completeness[step.as_str()];
-                    @let complete = c["complete"] == serde_json::Value::Bool(true);
+                    @let c = &view.completeness[&step];
+                    @let complete = c.complete;
                     li.complete[complete] {
                         a href={ "/products/" (view.product.id) "/steps/" (step.as_str()) }
                             aria-current=[(current == Some(step)).then_some("step")] {
@@ -184,7 +184,7 @@ pub(crate) fn steps_nav(view: &ProductView, current: Option<Step>) -> Markup {
                         @if complete { span.done { "✓ complete" } }
                         @else {
                             span.missing { "missing: "
-                                (c["missing"].as_array().into_iter().flatten().filter_map(|m| m.as_str()).map(words).collect::<Vec<_>>().join(", ")) }
+                                (c.missing.iter().map(|m| words(m)).collect::<Vec<_>>().join(", ")) }
                         }
                     }
                 }

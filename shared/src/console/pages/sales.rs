@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use super::listing::{product_name, status};
 use super::provider::steps_nav;
 use crate::console::form::{Form, Kind, to_json};
-use crate::console::format::name_of;
+use crate::console::format::{name_of, words};
 use crate::console::http::{Req, Resp, html, redirect};
 use crate::console::layout::{Chrome, page};
 use crate::error::{ApiError, ApiResult};
@@ -30,13 +30,14 @@ fn reporting_text(r: Option<&ReportingMethod>) -> String {
         Some(ReportingMethod::ServiceProvider) => {
             "pushed by the provider (PushMeteringData)".to_owned()
         }
-        Some(ReportingMethod::ComputeNest { source, prometheus }) => match (source, prometheus) {
-            (PlatformSource::Prometheus, Some(p)) => format!(
-                "reported by the platform from Prometheus: {} at {}",
-                p.query, p.endpoint
-            ),
-            (source, _) => format!("reported by the platform: {}", name_of(source)),
-        },
+        Some(ReportingMethod::ComputeNest(PlatformSource::Prometheus(q))) => format!(
+            "reported by the platform from Prometheus: {} at {}",
+            q.selector.as_str(),
+            q.endpoint.as_str()
+        ),
+        Some(ReportingMethod::ComputeNest(source)) => {
+            format!("reported by the platform: {}", words(source.name()))
+        }
     }
 }
 
@@ -61,14 +62,12 @@ fn effect(item: &ItemSettings) -> Markup {
     }
 }
 
+/// The reporting form's values: the method as the API shows it.
 fn reporting_values(item: &ItemSettings) -> Value {
-    match &item.reporting {
-        None => json!({}),
-        Some(ReportingMethod::ServiceProvider) => json!({"method": "service_provider"}),
-        Some(ReportingMethod::ComputeNest { source, prometheus }) => {
-            json!({"method": "compute_nest", "source": source, "prometheus": prometheus})
-        }
-    }
+    item.reporting
+        .as_ref()
+        .and_then(|r| serde_json::to_value(r).ok())
+        .unwrap_or_else(|| json!({}))
 }
 
 fn item_section(

@@ -16,7 +16,7 @@ use crate::console::layout::{Chrome, page};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::{self, Principal, Role};
 use crate::listing::product;
-use crate::orders::ledger::Cents;
+use crate::money::Cents;
 use crate::platform::clock::rfc3339;
 use crate::settlement::{self, Instants, Month, MonthStatus, OpenProvider, Statement};
 
@@ -331,7 +331,7 @@ fn close_section(
         _ => None,
     };
     let from = settlement::closes_at(req.db()?, &month, req.config.billing_timezone)?;
-    let from = time(&rfc3339(from));
+    let from = time(&from);
     Ok(html! {
         section.close {
             h2 { "Close " (month) }
@@ -419,7 +419,7 @@ fn waiting_section(
                                     td { (time(&b.period_start)) }
                                     td { (b.reason) }
                                     @if me.is_operator() {
-                                        td { (write_off_form(chrome, month, &b.instance_id, &b.period_start, refused)) }
+                                        td { (write_off_form(chrome, month, &b.instance_id, &rfc3339(b.period_start), refused)) }
                                     }
                                 }
                             }
@@ -427,6 +427,54 @@ fn waiting_section(
                     }
                 }
             }
+        }
+    }
+}
+
+/// The providers of the month that wait on unbilled periods, as the caller may see them: an
+/// operator every one (or the one it looks at), a provider itself.
+fn open_providers(
+    req: &Req,
+    me: &Principal,
+    month: Month,
+    provider_id: Option<&str>,
+) -> ApiResult<Vec<OpenProvider>> {
+    let scope = if me.is_operator() {
+        provider_id
+    } else {
+        Some(me.id.as_str())
+    };
+    Ok(
+        settlement::standing(req.db()?, &month, req.config.billing_timezone, req.now)?
+            .into_iter()
+            .filter(|o| scope.is_none_or(|p| o.provider_id == p))
+            .collect(),
+    )
+}
+
+impl Refused<'_> {
+    /// Whether the page still offers the form this refusal is of, to show it beside; one whose
+    /// form is gone (a statement paid meanwhile, a period written off meanwhile) is shown above
+    /// everything.
+    fn has_its_form(
+        &self,
+        me: &Principal,
+        status: MonthStatus,
+        statements: &[Statement],
+        open: &[OpenProvider],
+    ) -> bool {
+        match self {
+            Refused::Close(_) => me.is_operator() && status == MonthStatus::Open,
+            Refused::Payout { id, .. } => statements.iter().any(|s| payable(s) == Some(*id)),
+            Refused::WriteOff {
+                instance_id,
+                period_start,
+                ..
+            } => open.iter().any(|o| {
+                o.blocking.iter().any(|b| {
+                    b.instance_id == *instance_id && rfc3339(b.period_start) == *period_start
+                })
+            }),
         }
     }
 }
@@ -441,7 +489,12 @@ fn month_page(
 ) -> ApiResult<Resp> {
     let provider_id = req.query("provider_id").filter(|_| me.is_operator());
     let tz = req.config.billing_timezone;
-    let (status, span, statements) = settlement::statements(
+    let settlement::MonthStatements {
+        period,
+        status,
+        items: statements,
+        ..
+    } = settlement::statements(
         req.db()?,
         me,
         &month,
@@ -449,15 +502,7 @@ fn month_page(
         tz,
         req.config.commission_rate,
     )?;
-    let scope = if me.is_operator() {
-        provider_id
-    } else {
-        Some(me.id.as_str())
-    };
-    let open: Vec<OpenProvider> = settlement::standing(req.db()?, &month, tz, req.now)?
-        .into_iter()
-        .filter(|o| scope.is_none_or(|p| o.provider_id == p))
-        .collect();
+    let open = open_providers(req, me, month, provider_id)?;
     let open_names = open
         .iter()
         .map(|o| provider_name(req, &o.provider_id))
@@ -467,22 +512,7 @@ fn month_page(
         .map(|s| named(req, me, s))
         .collect::<ApiResult<Vec<_>>>()?;
     let refused = refused.as_ref();
-    // A refusal whose form this page no longer offers (a statement paid meanwhile, a period
-    // written off meanwhile) is shown above everything.
-    let beside = match refused {
-        Some(Refused::Close(_)) => me.is_operator() && status == MonthStatus::Open,
-        Some(Refused::Payout { id, .. }) => statements.iter().any(|s| payable(s) == Some(*id)),
-        Some(Refused::WriteOff {
-            instance_id,
-            period_start,
-            ..
-        }) => open.iter().any(|o| {
-            o.blocking
-                .iter()
-                .any(|b| b.instance_id == *instance_id && b.period_start == *period_start)
-        }),
-        None => true,
-    };
+    let beside = refused.is_none_or(|r| r.has_its_form(me, status, &statements, &open));
     let title = match provider_id {
         Some(p) => format!("Settlements of {month}: {}", provider_name(req, p)?),
         None => format!("Settlements of {month}"),
@@ -509,7 +539,7 @@ fn month_page(
                 MonthStatus::Closed => { span.status { "closed" } " Every provider's statement was written when its month closed, at the rate in force for the month." }
             }
         }
-        p.hint { (month) " runs " (span_text(&Instants::from(span))) ". "
+        p.hint { (month) " runs " (span_text(&period)) ". "
             a.download href={ "/exports/settlements?" (download) } { "Download the statements (CSV)" } }
         @if me.role == Role::Provider {
             p.hint { "Your products' fees on your customers' bills of the month, less the marketplace's commission; the cloud resources' fees and test orders are never settled." }
@@ -588,7 +618,6 @@ pub(crate) fn pay(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiRe
         Ok(paid) => redirect(&format!("/settlements?month={}", paid.month)),
         Err(e) if matches!(e.status(), StatusCode::BAD_REQUEST | StatusCode::CONFLICT) => {
             let month = settlement::find(db, me, id, tz)?.month;
-            let month = Month::parse(&month).map_err(ApiError::internal)?;
             let refused = Refused::Payout {
                 id,
                 reference: &typed,

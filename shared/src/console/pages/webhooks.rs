@@ -4,10 +4,10 @@
 use http::StatusCode;
 use maud::{Markup, html};
 
-use super::catalog::{next_page, paged};
 use crate::console::format::{time, unix_time};
 use crate::console::http::{Req, Resp, html, redirect};
 use crate::console::layout::{Chrome, page};
+use crate::console::widgets::{next_page, paged};
 use crate::error::{ApiError, ApiResult};
 use crate::identity::{Principal, Role};
 use crate::webhook::{self, EventType, Webhook, WebhookRequest};

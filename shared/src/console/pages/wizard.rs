@@ -224,10 +224,12 @@ pub(crate) fn show(
     me.require(&[Role::Provider])?;
     let step = step_of(step)?;
     let view = product::find(req.db()?, me, id)?;
+    // The form's inputs are named by the step's JSON paths: its stored shape fills them.
     let values = view
-        .steps
-        .get(step.as_str())
-        .cloned()
+        .step(step)
+        .map(serde_json::to_value)
+        .transpose()
+        .map_err(ApiError::internal)?
         .unwrap_or(Value::Null);
     wizard_page(req, chrome, me, &view, step, &values, None)
 }

@@ -12,7 +12,6 @@ use sha2::{Digest, Sha256};
 
 use super::{Principal, Role, principal_for_token, same_secret, token_hash};
 use crate::error::{ApiError, ApiResult, Code};
-use crate::platform::clock::rfc3339;
 use crate::platform::ids::random_bytes;
 use crate::platform::storage::Database;
 
@@ -90,8 +89,8 @@ pub(crate) fn sign_in(
             id_hash: id.hash(),
             principal_id: principal.id.clone(),
             token_hash: token_hash(token.trim()),
-            created_at: rfc3339(now),
-            expires_at: expires.timestamp(),
+            created_at: now,
+            expires_at: expires,
         },
     )?;
     Ok(Session { principal, id })

@@ -1,6 +1,9 @@
 //! Console sessions in the database: hashes only, never a token or a session id.
 
+use chrono::{DateTime, Utc};
+
 use crate::error::ApiResult;
+use crate::platform::clock::rfc3339;
 use crate::platform::storage::Database;
 
 pub(super) struct StoredSession {
@@ -8,9 +11,8 @@ pub(super) struct StoredSession {
     pub(super) principal_id: String,
     /// The hash of the token the principal signed in with.
     pub(super) token_hash: String,
-    pub(super) created_at: String,
-    /// Unix seconds.
-    pub(super) expires_at: i64,
+    pub(super) created_at: DateTime<Utc>,
+    pub(super) expires_at: DateTime<Utc>,
 }
 
 pub(super) fn insert(db: &dyn Database, session: &StoredSession) -> ApiResult<()> {
@@ -21,8 +23,8 @@ pub(super) fn insert(db: &dyn Database, session: &StoredSession) -> ApiResult<()
             session.id_hash.clone().into(),
             session.principal_id.clone().into(),
             session.token_hash.clone().into(),
-            session.created_at.clone().into(),
-            session.expires_at.into(),
+            rfc3339(session.created_at).into(),
+            session.expires_at.timestamp().into(),
         ],
     )?;
     Ok(())

@@ -25,8 +25,9 @@ pub(crate) struct AgreementRequest {
     pub icp_filing: Option<String>,
 }
 
-/// A validated EULA, as stored and shown on the order confirmation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A validated EULA, as stored and shown on the order confirmation (and, as an order recorded
+/// it, read back whole).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "source", rename_all = "snake_case")]
 pub(crate) enum Eula {
     Template {

@@ -53,12 +53,32 @@ struct Case {
     url: Option<String>,
 }
 
+/// What support the provider offers customers, in four parts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-struct SupportOffered {
+pub(crate) struct SupportOffered {
     service_scope: String,
     time_range: String,
     business_scope: String,
     billing_scope: String,
+}
+
+impl SupportOffered {
+    pub(crate) fn service_scope(&self) -> &str {
+        &self.service_scope
+    }
+
+    /// When support answers.
+    pub(crate) fn time_range(&self) -> &str {
+        &self.time_range
+    }
+
+    pub(crate) fn business_scope(&self) -> &str {
+        &self.business_scope
+    }
+
+    pub(crate) fn billing_scope(&self) -> &str {
+        &self.billing_scope
+    }
 }
 
 /// Step 2: how the product presents itself in the catalog.
@@ -120,96 +140,12 @@ impl GeneralStep {
             EXTERNAL_ID_MAX,
         );
 
-        let mut editions = request.edition_features.unwrap_or_default();
-        if !e.list_within("edition_features", editions.len(), EDITION_FEATURES_MAX) {
-            editions.clear();
-        }
-        let mut edition_features = Vec::new();
-        for (i, f) in editions.iter().enumerate() {
-            let at = format!("edition_features[{i}]");
-            let edition = required_text(
-                &mut e,
-                &format!("{at}.edition"),
-                &f.edition,
-                EDITION_NAME_MAX,
-                Code::TooLong,
-            );
-            let description = required_text(
-                &mut e,
-                &format!("{at}.description"),
-                &f.description,
-                EDITION_DESCRIPTION_MAX,
-                Code::TooLong,
-            );
-            if let (Some(edition), Some(description)) = (edition, description) {
-                edition_features.push(EditionFeature {
-                    edition: edition.to_owned(),
-                    description: description.to_owned(),
-                });
-            }
-        }
-
-        let mut case_requests = request.cases.unwrap_or_default();
-        if !e.list_within("cases", case_requests.len(), CASES_MAX) {
-            case_requests.clear();
-        }
-        let mut cases = Vec::new();
-        for (i, c) in case_requests.into_iter().enumerate() {
-            let at = format!("cases[{i}]");
-            let title = required_text(
-                &mut e,
-                &format!("{at}.title"),
-                &c.title,
-                CASE_TITLE_MAX,
-                Code::TooLong,
-            );
-            let description = required_text(
-                &mut e,
-                &format!("{at}.description"),
-                &c.description,
-                CASE_DESCRIPTION_MAX,
-                Code::TooLong,
-            );
-            if let Some(url) = &c.url {
-                check_url(&mut e, &format!("{at}.url"), url);
-            }
-            if let (Some(title), Some(description)) = (title, description) {
-                cases.push(Case {
-                    title: title.to_owned(),
-                    description: description.to_owned(),
-                    url: c.url,
-                });
-            }
-        }
-
+        let edition_features = editions(&mut e, request.edition_features.unwrap_or_default());
+        let cases = cases(&mut e, request.cases.unwrap_or_default());
         let support_offered = e
             .required("support_offered", &request.support_offered)
-            .and_then(|s| {
-                // Every part is checked before any is found missing, so all are reported.
-                let mut part = |name: &str, value: &Option<String>| {
-                    required_text(
-                        &mut e,
-                        &format!("support_offered.{name}"),
-                        value,
-                        SUPPORT_FIELD_MAX,
-                        Code::TooLong,
-                    )
-                    .map(str::to_owned)
-                };
-                let parts = (
-                    part("service_scope", &s.service_scope),
-                    part("time_range", &s.time_range),
-                    part("business_scope", &s.business_scope),
-                    part("billing_scope", &s.billing_scope),
-                );
-                Some(SupportOffered {
-                    service_scope: parts.0?,
-                    time_range: parts.1?,
-                    business_scope: parts.2?,
-                    billing_scope: parts.3?,
-                })
-            });
-
+            .cloned()
+            .and_then(|s| support(&mut e, &s));
         e.finish()?;
         let (Some(short_description), Some(highlights), Some(description), Some(support_offered)) =
             (short_description, highlights, description, support_offered)
@@ -235,6 +171,113 @@ impl GeneralStep {
     pub(crate) fn short_description(&self) -> &str {
         &self.short_description
     }
+
+    pub(crate) fn highlights(&self) -> &str {
+        &self.highlights
+    }
+
+    pub(crate) fn description(&self) -> &str {
+        &self.description
+    }
+
+    pub(crate) fn support_offered(&self) -> &SupportOffered {
+        &self.support_offered
+    }
+}
+
+/// The edition features: at most [`EDITION_FEATURES_MAX`], each an edition and what it offers.
+fn editions(e: &mut Errors, mut requests: Vec<EditionFeatureRequest>) -> Vec<EditionFeature> {
+    if !e.list_within("edition_features", requests.len(), EDITION_FEATURES_MAX) {
+        requests.clear();
+    }
+    let mut out = Vec::new();
+    for (i, f) in requests.iter().enumerate() {
+        let at = format!("edition_features[{i}]");
+        let edition = required_text(
+            e,
+            &format!("{at}.edition"),
+            &f.edition,
+            EDITION_NAME_MAX,
+            Code::TooLong,
+        );
+        let description = required_text(
+            e,
+            &format!("{at}.description"),
+            &f.description,
+            EDITION_DESCRIPTION_MAX,
+            Code::TooLong,
+        );
+        if let (Some(edition), Some(description)) = (edition, description) {
+            out.push(EditionFeature {
+                edition: edition.to_owned(),
+                description: description.to_owned(),
+            });
+        }
+    }
+    out
+}
+
+/// The success stories: at most [`CASES_MAX`], each a title, a story and maybe a link.
+fn cases(e: &mut Errors, mut requests: Vec<CaseRequest>) -> Vec<Case> {
+    if !e.list_within("cases", requests.len(), CASES_MAX) {
+        requests.clear();
+    }
+    let mut out = Vec::new();
+    for (i, c) in requests.into_iter().enumerate() {
+        let at = format!("cases[{i}]");
+        let title = required_text(
+            e,
+            &format!("{at}.title"),
+            &c.title,
+            CASE_TITLE_MAX,
+            Code::TooLong,
+        );
+        let description = required_text(
+            e,
+            &format!("{at}.description"),
+            &c.description,
+            CASE_DESCRIPTION_MAX,
+            Code::TooLong,
+        );
+        if let Some(url) = &c.url {
+            check_url(e, &format!("{at}.url"), url);
+        }
+        if let (Some(title), Some(description)) = (title, description) {
+            out.push(Case {
+                title: title.to_owned(),
+                description: description.to_owned(),
+                url: c.url,
+            });
+        }
+    }
+    out
+}
+
+/// The four parts of the support offered, each checked before any is found missing, so all
+/// are reported.
+fn support(e: &mut Errors, s: &SupportOfferedRequest) -> Option<SupportOffered> {
+    let mut part = |name: &str, value: &Option<String>| {
+        required_text(
+            e,
+            &format!("support_offered.{name}"),
+            value,
+            SUPPORT_FIELD_MAX,
+            Code::TooLong,
+        )
+        .map(str::to_owned)
+    };
+    let parts = (
+        part("service_scope", &s.service_scope),
+        part("time_range", &s.time_range),
+        part("business_scope", &s.business_scope),
+        part("billing_scope", &s.billing_scope),
+    );
+    Some(SupportOffered {
+        service_scope: parts.0?,
+        time_range: parts.1?,
+        business_scope: parts.2?,
+        billing_scope: parts.3?,
+    })
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize, Serializer};
 use serde_json::Value;
 
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, ApiResult, Code};
 use crate::listing::categories::{self, Category};
 use crate::listing::service::{ServiceMethod, ServiceSpec, Visibility};
 use crate::listing::{Step, Warning, WarningCode};
@@ -58,6 +58,36 @@ impl ValidatedStep {
     /// Advice that does not block the step (e.g. a private template was chosen).
     pub(crate) fn warnings(&self) -> &[Warning] {
         &self.warnings
+    }
+}
+
+/// A step as written, parsed: what the API shows of it (in the very shape it is stored in) and
+/// the console renders.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub(crate) enum StepData {
+    Access(AccessStep),
+    General(GeneralStep),
+    Category(CategoryStep),
+    Pricing(PricingStep),
+    Agreement(AgreementStep),
+}
+
+impl StepData {
+    /// What was stored of `step`, parsed and checked again (the access step against the
+    /// product's service): what no longer validates is a failure of ours.
+    pub(crate) fn from_stored(
+        step: Step,
+        stored: &Value,
+        service: &ServiceSpec,
+    ) -> ApiResult<Self> {
+        Ok(match step {
+            Step::Access => StepData::Access(AccessStep::from_stored(stored, service)?),
+            Step::General => StepData::General(GeneralStep::from_stored(stored)?),
+            Step::Category => StepData::Category(CategoryStep::from_stored(stored)?),
+            Step::Pricing => StepData::Pricing(PricingStep::from_stored(stored)?),
+            Step::Agreement => StepData::Agreement(AgreementStep::from_stored(stored)?),
+        })
     }
 }
 

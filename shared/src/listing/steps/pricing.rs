@@ -266,7 +266,6 @@ impl PricingStep {
         self.billable_items.iter().find(|i| i.code.as_str() == code)
     }
 
-    #[cfg(test)]
     pub(crate) fn pricing_plan(&self) -> PricingPlan {
         self.pricing_plan
     }
@@ -331,73 +330,14 @@ fn parse_tiers(e: &mut Errors, at: &str, tiers: &[TierRequest]) -> Option<Vec<Ti
     let mut valid = Vec::with_capacity(tiers.len());
     let mut previous_bound: Option<Decimal> = None;
     for (j, tier) in tiers.iter().enumerate() {
-        let up_to_field = format!("{at}[{j}].up_to");
-        let mut up_to_ok = true;
-        match tier.up_to {
-            None if j < last => {
-                up_to_ok = false;
-                e.add(
-                    &up_to_field,
-                    Code::InvalidTiers,
-                    "only the last tier is unbounded; this tier needs an `up_to`",
-                );
-            }
-            Some(_) if j == last => {
-                up_to_ok = false;
-                e.add(
-                    &up_to_field,
-                    Code::InvalidTiers,
-                    "the last tier must have `up_to: null` so that every quantity has a price",
-                );
-            }
-            Some(bound) if bound <= Decimal::ZERO => {
-                up_to_ok = false;
-                e.add(&up_to_field, Code::InvalidTiers, "must be greater than 0");
-            }
-            Some(bound) => {
-                if let Some(previous) = previous_bound
-                    && bound <= previous
-                {
-                    up_to_ok = false;
-                    e.add(
-                        &up_to_field,
-                        Code::InvalidTiers,
-                        format!("tiers ascend strictly: must be greater than {previous}"),
-                    );
-                }
-                previous_bound = Some(bound);
-            }
-            None => {}
-        }
-        let price_field = format!("{at}[{j}].unit_price");
-        let unit_price = e
-            .required(&price_field, &tier.unit_price)
-            .and_then(|&price| {
-                let price = price.normalize();
-                if price < Decimal::ZERO {
-                    e.add(&price_field, Code::InvalidValue, "must not be negative");
-                    None
-                } else if price > Decimal::from(UNIT_PRICE_MAX) {
-                    e.add(
-                        &price_field,
-                        Code::InvalidValue,
-                        format!("at most {UNIT_PRICE_MAX}"),
-                    );
-                    None
-                } else if price.scale() > UNIT_PRICE_MAX_SCALE {
-                    e.add(
-                        &price_field,
-                        Code::InvalidValue,
-                        format!(
-                            "at most {UNIT_PRICE_MAX_SCALE} decimal places, got {}",
-                            price.scale()
-                        ),
-                    );
-                    None
-                } else {
-                    Some(price)
-                }
-            });
+        let up_to_ok = check_bound(
+            e,
+            &format!("{at}[{j}].up_to"),
+            tier.up_to,
+            j == last,
+            &mut previous_bound,
+        );
+        let unit_price = unit_price(e, &format!("{at}[{j}].unit_price"), tier.unit_price);
         if let (true, Some(unit_price)) = (up_to_ok, unit_price) {
             valid.push(Tier {
                 up_to: tier.up_to.map(|b| b.normalize()),
@@ -406,6 +346,55 @@ fn parse_tiers(e: &mut Errors, at: &str, tiers: &[TierRequest]) -> Option<Vec<Ti
         }
     }
     (valid.len() == tiers.len()).then_some(valid)
+}
+
+/// A tier's `up_to`: present on every tier but the last, positive, above the previous bound
+/// (kept in `previous`). Whether it is.
+fn check_bound(
+    e: &mut Errors,
+    field: &str,
+    up_to: Option<Decimal>,
+    last: bool,
+    previous: &mut Option<Decimal>,
+) -> bool {
+    let refusal = match up_to {
+        None if !last => "only the last tier is unbounded; this tier needs an `up_to`".to_owned(),
+        Some(_) if last => {
+            "the last tier must have `up_to: null` so that every quantity has a price".to_owned()
+        }
+        Some(bound) if bound <= Decimal::ZERO => "must be greater than 0".to_owned(),
+        Some(bound) => {
+            let below = previous.filter(|p| bound <= *p);
+            *previous = Some(bound);
+            match below {
+                Some(p) => format!("tiers ascend strictly: must be greater than {p}"),
+                None => return true,
+            }
+        }
+        None => return true,
+    };
+    e.add(field, Code::InvalidTiers, refusal);
+    false
+}
+
+/// A tier's unit price: given, not negative, at most [`UNIT_PRICE_MAX`] with at most
+/// [`UNIT_PRICE_MAX_SCALE`] decimal places; normalized.
+fn unit_price(e: &mut Errors, field: &str, price: Option<Decimal>) -> Option<Decimal> {
+    let price = e.required(field, &price)?.normalize();
+    let refusal = if price < Decimal::ZERO {
+        "must not be negative".to_owned()
+    } else if price > Decimal::from(UNIT_PRICE_MAX) {
+        format!("at most {UNIT_PRICE_MAX}")
+    } else if price.scale() > UNIT_PRICE_MAX_SCALE {
+        format!(
+            "at most {UNIT_PRICE_MAX_SCALE} decimal places, got {}",
+            price.scale()
+        )
+    } else {
+        return Some(price);
+    };
+    e.add(field, Code::InvalidValue, refusal);
+    None
 }
 
 #[cfg(test)]

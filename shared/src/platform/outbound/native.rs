@@ -37,12 +37,6 @@ fn exchange(
     body: &[u8],
 ) -> Result<(u16, Vec<u8>), String> {
     let deadline = Instant::now() + TIMEOUT;
-    let left = || {
-        deadline
-            .checked_duration_since(Instant::now())
-            .filter(|d| !d.is_zero())
-            .ok_or_else(|| format!("no answer within {} s", TIMEOUT.as_secs()))
-    };
     let rest = url
         .strip_prefix("http://")
         .ok_or_else(|| format!("only http:// URLs are supported natively: {url}"))?;
@@ -55,10 +49,10 @@ fn exchange(
         .map_err(|e| format!("resolve {authority}: {e}"))?
         .next()
         .ok_or_else(|| format!("resolve {authority}: no address"))?;
-    let mut stream = TcpStream::connect_timeout(&address, left()?)
+    let mut stream = TcpStream::connect_timeout(&address, left(deadline)?)
         .map_err(|e| format!("connect {authority}: {e}"))?;
     stream
-        .set_write_timeout(Some(left()?))
+        .set_write_timeout(Some(left(deadline)?))
         .map_err(|e| e.to_string())?;
     let mut head =
         format!("{method} {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
@@ -73,11 +67,25 @@ fn exchange(
         .write_all(head.as_bytes())
         .and_then(|()| stream.write_all(body))
         .map_err(|e| format!("send: {e}"))?;
+    let raw = read_bounded(&mut stream, deadline)?;
+    answer(method, &raw)
+}
+
+/// What is left of the deadline; `Err` once it passed.
+fn left(deadline: Instant) -> Result<std::time::Duration, String> {
+    deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("no answer within {} s", TIMEOUT.as_secs()))
+}
+
+/// The whole answer, head and body, before the deadline and within the bounds.
+fn read_bounded(stream: &mut TcpStream, deadline: Instant) -> Result<Vec<u8>, String> {
     let mut raw = Vec::new();
     let mut buffer = [0u8; 16_384];
     loop {
         stream
-            .set_read_timeout(Some(left()?))
+            .set_read_timeout(Some(left(deadline)?))
             .map_err(|e| e.to_string())?;
         let n = stream.read(&mut buffer).map_err(|e| match e.kind() {
             std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
@@ -86,13 +94,17 @@ fn exchange(
             _ => format!("read: {e}"),
         })?;
         if n == 0 {
-            break;
+            return Ok(raw);
         }
         raw.extend_from_slice(&buffer[..n]);
         if raw.len() > RESPONSE_MAX + HEAD_MAX {
             return Err(format!("an answer over {RESPONSE_MAX} bytes"));
         }
     }
+}
+
+/// The status and body of a raw answer to `method`.
+fn answer(method: &str, raw: &[u8]) -> Result<(u16, Vec<u8>), String> {
     let split = raw
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
