@@ -2,64 +2,12 @@
 //! settlements lists answers RFC 4180 CSV that a standard reader parses and that matches the
 //! JSON — same filters, same tenancy —, written a page at a time.
 
-use serde_json::{Value, json};
+use serde_json::json;
 use testkit::native::{ADMIN, TestApp};
-use testkit::{Item, Market, Response, at, str_of, usage};
+use testkit::{Item, Market, at, csv_rows, str_of};
 
 fn app() -> TestApp {
     TestApp::with_config(|name| (name == "allow_clock_override").then(|| "true".to_owned()))
-}
-
-fn csv_of(app: &TestApp, path: &str, token: &str) -> Response {
-    app.call_with_headers(
-        "GET",
-        path,
-        Some(token),
-        &[("accept", "text/csv")],
-        Vec::new(),
-    )
-}
-
-/// The header and rows of a CSV body, read by the `csv` crate.
-fn parse(response: &Response) -> (Vec<String>, Vec<Vec<String>>) {
-    assert_eq!(
-        response.header("content-type"),
-        Some("text/csv; charset=utf-8")
-    );
-    let mut reader = csv::Reader::from_reader(response.body.as_slice());
-    let header = reader
-        .headers()
-        .expect("a header row")
-        .iter()
-        .map(str::to_owned)
-        .collect();
-    let rows = reader
-        .records()
-        .map(|r| {
-            r.expect("an RFC 4180 row")
-                .iter()
-                .map(str::to_owned)
-                .collect()
-        })
-        .collect();
-    (header, rows)
-}
-
-/// A JSON value as the export writes it.
-fn as_field(value: &Value) -> String {
-    match value {
-        Value::Null => String::new(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-/// Each JSON item's `header` fields, as rows.
-fn as_rows(header: &[String], items: &[Value]) -> Vec<Vec<String>> {
-    items
-        .iter()
-        .map(|item| header.iter().map(|c| as_field(&item[c.as_str()])).collect())
-        .collect()
 }
 
 #[test]
@@ -72,26 +20,24 @@ fn the_bills_export_is_the_json_list_every_page_of_it() {
     app.bill_run("2026-04-18T08:00:00Z");
     let json = app.bills(&customer, Some(&instance));
     assert!(json.len() > 500, "{} bills", json.len());
-    let response = csv_of(
-        &app,
-        &format!("/api/v1/bills?instance_id={instance}"),
-        &customer,
-    );
-    let (header, rows) = parse(&response.expect(200));
+    let (header, rows) = app
+        .export(&format!("/api/v1/bills?instance_id={instance}"), &customer)
+        .expect(200)
+        .csv();
     assert_eq!(header[0], "id");
     assert!(header.contains(&"pricing_version".to_owned()));
-    assert_eq!(rows, as_rows(&header, &json));
+    assert_eq!(rows, csv_rows(&header, &json));
     // The same filters: a time range.
     let from = "2026-03-28T00:00:00Z";
     let to = "2026-03-29T00:00:00Z";
     let path = format!("/api/v1/bills?from={from}&to={to}");
-    let (_, ranged) = parse(&csv_of(&app, &path, &customer).expect(200));
+    let (_, ranged) = app.export(&path, &customer).expect(200).csv();
     let listed = app.every_page(&path, &customer, "");
     assert_eq!(ranged.len(), 24);
-    assert_eq!(ranged, as_rows(&header, &listed));
+    assert_eq!(ranged, csv_rows(&header, &listed));
     // The same tenancy: another customer's export has the header alone.
     let (_, stranger) = app.funded_customer("1.00");
-    let (_, none) = parse(&csv_of(&app, "/api/v1/bills", &stranger).expect(200));
+    let (_, none) = app.export("/api/v1/bills", &stranger).expect(200).csv();
     assert!(none.is_empty());
     // JSON unless CSV is asked for, and preferred.
     for accept in [
@@ -130,41 +76,12 @@ fn the_usage_export_is_every_record_of_the_range() {
     let (_, customer) = app.funded_customer("100000.00");
     let instance = app.order(&customer, &product);
     // Ten six-minute records an hour for 55 hours: 550 records.
-    for h in 0..55 {
-        let hour = at("2026-03-27T08:00:00Z") + chrono::Duration::hours(h);
-        let records: Vec<Value> = (0..10)
-            .map(|i| {
-                let start = hour + chrono::Duration::minutes(6 * i);
-                let end = start + chrono::Duration::minutes(6);
-                usage(
-                    &testkit::rfc3339(start),
-                    &testkit::rfc3339(end),
-                    "Frequency",
-                    1 + i as u64,
-                )
-            })
-            .collect();
-        app.set_now(hour + chrono::Duration::minutes(61));
-        app.push_usage(&provider, &instance, &records).expect(200);
-    }
+    app.push_hours(&provider, &instance, at("2026-03-27T08:00:00Z"), 55);
     let path = format!("/api/v1/metering/usage?instance_id={instance}");
-    let mut json = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let page_path = match &cursor {
-            Some(c) => format!("{path}&limit=500&cursor={c}"),
-            None => format!("{path}&limit=500"),
-        };
-        let page = app.get(&page_path, &provider).expect(200).json();
-        json.extend(page["records"].as_array().unwrap().iter().cloned());
-        match page["next_cursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => break,
-        }
-    }
+    let json = app.usage_records(&provider, &instance);
     assert_eq!(json.len(), 550);
     for token in [&provider, &customer] {
-        let (header, rows) = parse(&csv_of(&app, &path, token).expect(200));
+        let (header, rows) = app.export(&path, token).expect(200).csv();
         assert_eq!(
             header,
             [
@@ -177,10 +94,10 @@ fn the_usage_export_is_every_record_of_the_range() {
                 "received_at"
             ]
         );
-        assert_eq!(rows, as_rows(&header, &json));
+        assert_eq!(rows, csv_rows(&header, &json));
     }
     let (_, stranger) = app.customer("enterprise");
-    csv_of(&app, &path, &stranger).problem(404, "NotFound");
+    app.export(&path, &stranger).problem(404, "NotFound");
 }
 
 #[test]
@@ -205,14 +122,14 @@ fn the_settlements_export_is_the_months_statements() {
     .expect(200);
     let path = "/api/v1/settlements?month=2026-03";
     let json = app.get(path, ADMIN).expect(200).json();
-    let (header, rows) = parse(&csv_of(&app, path, ADMIN).expect(200));
+    let (header, rows) = app.export(path, ADMIN).expect(200).csv();
     assert_eq!(rows.len(), 2);
-    assert_eq!(rows, as_rows(&header, json["items"].as_array().unwrap()));
+    assert_eq!(rows, csv_rows(&header, json["items"].as_array().unwrap()));
     let own = app.get(path, &provider_a).expect(200).json();
-    let (_, provider_rows) = parse(&csv_of(&app, path, &provider_a).expect(200));
+    let (_, provider_rows) = app.export(path, &provider_a).expect(200).csv();
     assert_eq!(
         provider_rows,
-        as_rows(&header, own["items"].as_array().unwrap())
+        csv_rows(&header, own["items"].as_array().unwrap())
     );
     assert_eq!(provider_rows.len(), 1);
     assert_eq!(provider_rows[0][1], str_of(&own["items"][0]["provider_id"]));

@@ -9,6 +9,7 @@ mod console;
 mod crash;
 mod cron;
 mod deploy;
+mod exports;
 mod full_path;
 mod grants;
 mod harness;
