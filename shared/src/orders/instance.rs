@@ -186,8 +186,8 @@ pub(crate) fn perform(
     })
 }
 
-/// Moves an instance from one status to another (compare-and-set); a release is an
-/// `instance.released` event to its customer and provider, in the same transaction.
+/// Moves an instance from one status to another (compare-and-set) and announces the move, in
+/// the same transaction.
 fn move_status(
     db: &dyn Database,
     id: &str,
@@ -196,15 +196,37 @@ fn move_status(
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
     store::move_instance(db, id, from, to, now)?;
-    if to == InstanceStatus::Released {
-        let instance = store::find_instance(db, id)?;
-        let tenants = Tenants {
-            provider: Some(&instance.provider_id),
-            customer: Some(&instance.owner_id),
-        };
-        webhook::emit(db, EventType::InstanceReleased, tenants, &instance, now)?;
+    announce_move(db, id, to, now)
+}
+
+/// The event a move to `to` is to the instance's customer and provider, if any: a release is
+/// `instance.released`; stopping and starting are their own doing, not news to them. A new
+/// status must say here whether it is news (`instance.suspended`).
+fn event_of(to: InstanceStatus) -> Option<EventType> {
+    match to {
+        InstanceStatus::Released => Some(EventType::InstanceReleased),
+        InstanceStatus::Running | InstanceStatus::Stopped => None,
     }
-    Ok(())
+}
+
+/// Writes the event of the instance's move to `to` (see [`event_of`]), the instance as it now
+/// is, for its customer and provider, in the caller's transaction: every move that is news goes
+/// through here, whoever makes it.
+pub(super) fn announce_move(
+    db: &dyn Database,
+    id: &str,
+    to: InstanceStatus,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let Some(kind) = event_of(to) else {
+        return Ok(());
+    };
+    let instance = store::find_instance(db, id)?;
+    let tenants = Tenants {
+        provider: Some(&instance.provider_id),
+        customer: Some(&instance.owner_id),
+    };
+    webhook::emit(db, kind, tenants, &instance, now)
 }
 
 /// Ends a product's self-test: its test instances still alive are released at `now`, so their
@@ -243,6 +265,13 @@ mod tests {
     use super::*;
     use Action::*;
     use InstanceStatus::*;
+
+    #[test]
+    fn a_release_is_news_to_the_instances_tenants_and_stopping_or_starting_is_not() {
+        assert_eq!(event_of(Released), Some(EventType::InstanceReleased));
+        assert_eq!(event_of(Running), None);
+        assert_eq!(event_of(Stopped), None);
+    }
 
     #[test]
     fn the_instance_lifecycle() {
