@@ -161,10 +161,7 @@ pub(crate) fn relist(
     transaction(db, |db| {
         let product = product_of(db, caller, product_id)?;
         let Some(standing) = store::delisting(db, &product.id)? else {
-            return Err(ApiError::new(
-                Code::NotDelisted,
-                "the product is not delisted",
-            ));
+            return Err(not_delisted());
         };
         if standing.actor_role == Role::Operator && !caller.is_operator() {
             return Err(ApiError::new(
@@ -173,15 +170,23 @@ pub(crate) fn relist(
             ));
         }
         let actor = (caller.id.as_str(), enum_to_str(&caller.role));
-        store::relist(
+        let lifted = store::relist(
             db,
             &product.id,
             (actor.0, &actor.1),
             &reason,
             now.timestamp(),
         )?;
+        // A relisting that raced this one lifted it first: this one lifts nothing.
+        if !lifted {
+            return Err(not_delisted());
+        }
         availability_of(db, &product.id)
     })
+}
+
+fn not_delisted() -> ApiError {
+    ApiError::new(Code::NotDelisted, "the product is not delisted")
 }
 
 /// What `product.delisted` carries.

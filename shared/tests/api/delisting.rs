@@ -153,3 +153,58 @@ fn only_a_published_product_is_delisted_by_its_provider_or_an_operator_with_a_re
     app.get(&format!("/api/v1/products/{product}/availability"), &owner)
         .expect(200);
 }
+
+/// Racing delistings, then racing relistings (R15.7, R15.9): one of each takes effect, the
+/// others are refused, and the history records only what took effect.
+#[test]
+fn of_racing_delistings_or_relistings_one_takes_effect_and_the_history_says_so() {
+    let app = app();
+    let (provider, product) = app.product_with_items("hour", &[Item::frequency()], true);
+    let race = |action: &str, refusal: &str| {
+        let path = format!("/api/v1/products/{product}/{action}");
+        let start = std::sync::Barrier::new(4);
+        let answers: Vec<(u16, String)> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..4)
+                .map(|i| {
+                    let (app, path, provider, start) = (&app, &path, &provider, &start);
+                    s.spawn(move || {
+                        start.wait();
+                        let r = app.post(path, provider, json!({"reason": format!("racer {i}")}));
+                        let code = if r.status == 200 {
+                            String::new()
+                        } else {
+                            r.code()
+                        };
+                        (r.status, code)
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let took_effect = answers.iter().filter(|(status, _)| *status == 200).count();
+        assert_eq!(took_effect, 1, "{action}: {answers:?}");
+        assert!(
+            answers
+                .iter()
+                .all(|(status, code)| *status == 200 || (*status == 409 && code == refusal)),
+            "{action}: {answers:?}"
+        );
+    };
+    race("delist", "ProductDelisted");
+    race("relist", "NotDelisted");
+    let availability = app
+        .get(
+            &format!("/api/v1/products/{product}/availability"),
+            &provider,
+        )
+        .expect(200)
+        .json();
+    let actions: Vec<String> = availability["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| str_of(&c["action"]))
+        .collect();
+    assert_eq!(actions, ["delisted", "relisted"]);
+    assert_eq!(availability["listed"], true);
+}
