@@ -80,7 +80,7 @@ fn push(app: &TestApp, token: &str, body: Vec<u8>, now: DateTime<Utc>) {
         &storage,
         &NativeOutbound,
         &app.config(),
-        now,
+        &|| now,
     );
     assert_eq!(
         resp.status(),

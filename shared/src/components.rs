@@ -28,14 +28,9 @@ pub async fn serve(api: Api, req: IncomingRequest, out: ResponseOutparam) {
                 api::before_large_body(api, head, &storage, config, chrono::Utc::now())
             };
             match read(req, api::body_limit, early).await {
-                Ok(req) => api::handle(
-                    api,
-                    req,
-                    &storage,
-                    &SpinOutbound,
-                    config,
-                    chrono::Utc::now(),
-                ),
+                Ok(req) => {
+                    api::handle(api, req, &storage, &SpinOutbound, config, &chrono::Utc::now)
+                }
                 Err(mut answer) => {
                     config.secure(&mut answer);
                     answer
@@ -60,7 +55,7 @@ pub async fn serve_console(req: IncomingRequest, out: ResponseOutparam) {
             };
             match read(req, crate::console::body_limit, early).await {
                 Ok(req) => {
-                    crate::console::handle(req, &storage, &SpinOutbound, config, chrono::Utc::now())
+                    crate::console::handle(req, &storage, &SpinOutbound, config, &chrono::Utc::now)
                 }
                 Err(mut answer) => {
                     config.secure(&mut answer);

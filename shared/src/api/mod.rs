@@ -89,6 +89,8 @@ pub(crate) struct Ctx<'a> {
     pub now: DateTime<Utc>,
     /// The wall clock, whatever `X-Clock-Now` says: `as_of` of a bill run is checked against it.
     pub real_now: DateTime<Utc>,
+    /// The wall clock, to read again after waiting ([`Ctx::now_again`]).
+    pub clock: &'a dyn Fn() -> DateTime<Utc>,
     /// The parameters of the route's path (`{id}`, `{kind}`, …).
     pub params: Params,
     pub query: Vec<(String, String)>,
@@ -121,6 +123,16 @@ fn authenticate(
 }
 
 impl Ctx<'_> {
+    /// "Now" read again, by a step that waited for a lock before it dates what it writes: the
+    /// wall clock by then, or `X-Clock-Now` where it is honoured (it names one instant).
+    pub(crate) fn now_again(&self) -> DateTime<Utc> {
+        if self.now == self.real_now {
+            (self.clock)()
+        } else {
+            self.now
+        }
+    }
+
     /// The authenticated caller, or 401 (429 after too many failures from its address); asked
     /// once per request, however often a handler and the idempotency guard ask.
     pub(crate) fn principal(&self) -> ApiResult<Principal> {
@@ -409,17 +421,19 @@ pub fn too_large(limit: usize) -> ApiError {
     )
 }
 
-/// Serves one request for `api`. `real_now` is the wall clock; a deployment that allows the test
-/// clock takes "now" from `X-Clock-Now` instead. Its route table decides 404 and 405 before the
-/// handler runs; the handler authenticates and does the work.
+/// Serves one request for `api`. `clock` reads the wall clock (when the request arrives, and
+/// again after a wait); a deployment that allows the test clock takes "now" from `X-Clock-Now`
+/// instead. Its route table decides 404 and 405 before the handler runs; the handler
+/// authenticates and does the work.
 pub fn handle(
     api: Api,
     req: Request<Vec<u8>>,
     storage: &Storage,
     outbound: &dyn Outbound,
     config: &Config,
-    real_now: DateTime<Utc>,
+    clock: &dyn Fn() -> DateTime<Utc>,
 ) -> Resp {
+    let real_now = clock();
     let (parts, body) = req.into_parts();
     let limit = body_limit(&parts.method, parts.uri.path());
     if body.len() > limit {
@@ -443,6 +457,7 @@ pub fn handle(
                 config,
                 now,
                 real_now,
+                clock,
                 params,
                 query: form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
                     .into_owned()

@@ -107,7 +107,7 @@ fn action(ctx: &Ctx) -> ApiResult<Resp> {
         &caller,
         id,
         body.action,
-        ctx.now,
+        &|| ctx.now_again(),
     )?)
 }
 

@@ -168,7 +168,13 @@ impl Run<'_> {
                 .collect();
             let mut failures = Vec::new();
             let (written, more) = match prepare(db, self.out, tz, &due, &mut failures) {
-                Ok(batch) => bill(db, tz, &batch, self.actor, self.now),
+                Ok(batch) => bill(
+                    db,
+                    tz,
+                    &batch.iter().collect::<Vec<_>>(),
+                    self.actor,
+                    self.now,
+                ),
                 Err(e) => (Vec::new(), failed_whole(&due, &e)),
             };
             failures.extend(more);
@@ -330,29 +336,42 @@ fn with_retries<T>(
     transaction(db, &write)
 }
 
-/// Bills a batch in one transaction. Should a step fail, the batch is halved and each half billed
-/// on its own, down to the one instance that fails it, which is reported: one tenant's fault —
-/// absurd usage, a conflicting record, a balance at its limit — never keeps the others unbilled,
-/// and costs a few more transactions rather than one per instance. Should the transaction itself
-/// fail (the database stayed busy), the batch is reported whole and the next one billed.
+/// Bills a batch in one transaction. The instances another transaction holds meanwhile (a push
+/// in flight, another run) are billed after it, the same way: the batch waits only for its
+/// first instance, before it holds any ([`store::lock_cursors`]). Should a step fail, the batch
+/// is halved and each half billed on its own, down to the one instance that fails it, which is
+/// reported: one tenant's fault — absurd usage, a conflicting record, a balance at its limit —
+/// never keeps the others unbilled, and costs a few more transactions rather than one per
+/// instance. Should the transaction itself fail (the database stayed busy), the batch is
+/// reported whole and the next one billed.
 fn bill(
     db: &dyn Database,
     tz: Tz,
-    batch: &[Prepared],
+    batch: &[&Prepared],
     actor: &Principal,
     now: DateTime<Utc>,
 ) -> (Vec<Bill>, Vec<Failure>) {
     if batch.is_empty() {
         return (Vec::new(), Vec::new());
     }
-    let failed = |code: FailureCode, reason: &str, batch: &[Prepared]| -> Vec<Failure> {
+    let failed = |code: FailureCode, reason: &str, batch: &[&Prepared]| -> Vec<Failure> {
         batch
             .iter()
             .map(|p| Failure::new(&p.instance.id, p.period.start, code, reason))
             .collect()
     };
     match with_retries(db, |db| write_batch(db, tz, batch, actor, now)) {
-        Ok(done) => done,
+        Ok((mut bills, mut failures, busy)) => {
+            let busy: Vec<&Prepared> = batch
+                .iter()
+                .filter(|p| busy.contains(&p.instance.id))
+                .copied()
+                .collect();
+            let (more_bills, more_failures) = bill(db, tz, &busy, actor, now);
+            bills.extend(more_bills);
+            failures.extend(more_failures);
+            (bills, failures)
+        }
         Err(BatchError::Transaction(e)) => (
             Vec::new(),
             failed(
@@ -375,22 +394,31 @@ fn bill(
     }
 }
 
-/// Writes a batch in the caller's transaction. Exactly-once rests on the cursors: one
-/// compare-and-set per batch chunk moves each due cursor off its period, and only the instances
-/// whose cursor moved (RETURNING) are billed — a racing run that moved it first bills it instead.
-/// `bills`' UNIQUE (instance, period) backs that up: a second bill fails the whole batch.
+/// Instances of a batch another transaction held: billed in one of their own.
+type Busy = HashSet<String>;
+
+/// Writes a batch in the caller's transaction, but for the instances whose cursors another
+/// transaction holds, which it answers ([`store::lock_cursors`]). Exactly-once rests on the
+/// cursors: one compare-and-set per batch chunk moves each due cursor off its period, and only
+/// the instances whose cursor moved (RETURNING) are billed — a racing run that moved it first
+/// bills it instead. `bills`' UNIQUE (instance, period) backs that up: a second bill fails the
+/// whole batch.
 fn write_batch(
     db: &dyn Database,
     tz: Tz,
-    batch: &[Prepared],
+    batch: &[&Prepared],
     actor: &Principal,
     now: DateTime<Utc>,
-) -> Result<(Vec<Bill>, Vec<Failure>), BatchError> {
+) -> Result<(Vec<Bill>, Vec<Failure>, Busy), BatchError> {
     // The batch's cursors first (PostgreSQL; on SQLite the transaction holds the write lock):
-    // pushes check the cursor while they hold it, so no usage of these periods arrives now.
+    // pushes check the cursor while they hold it, so no usage of these periods arrives now. A
+    // cursor another transaction holds is left to a transaction of its own.
     let ids: Vec<&str> = batch.iter().map(|p| p.instance.id.as_str()).collect();
-    store::lock_cursors(db, &ids)?;
-    let (priced, failures) = price_batch(db, batch)?;
+    let held = store::lock_cursors(db, &ids)?;
+    let (batch, busy): (Vec<&Prepared>, Vec<&Prepared>) =
+        batch.iter().partition(|p| held.contains(&p.instance.id));
+    let busy: Busy = busy.iter().map(|p| p.instance.id.clone()).collect();
+    let (priced, failures) = price_batch(db, &batch)?;
     let moves: Vec<CursorMove> = priced.iter().map(|(p, _)| cursor_move(p, tz)).collect();
     // The compare-and-set: only the run that moves the cursor off this period bills it.
     let moved = step(FailureCode::BillNotWritten, store::move_cursors(db, &moves))?;
@@ -440,7 +468,7 @@ fn write_batch(
         FailureCode::DeductionNotPosted,
         ledger::post_many(db, &deductions, &actor.id, now),
     )?;
-    Ok((written, failures))
+    Ok((written, failures, busy))
 }
 
 /// The periods of a batch that could be priced, each with its price.
@@ -452,7 +480,7 @@ type PricedBatch<'a> = Vec<(&'a Prepared, Priced)>;
 /// be priced is reported and keeps its cursor.
 fn price_batch<'a>(
     db: &dyn Database,
-    batch: &'a [Prepared],
+    batch: &[&'a Prepared],
 ) -> Result<(PricedBatch<'a>, Vec<Failure>), BatchError> {
     let periods: Vec<(&str, i64)> = batch
         .iter()
@@ -465,7 +493,7 @@ fn price_batch<'a>(
     let none = HashMap::new();
     let mut failures = Vec::new();
     let mut priced = Vec::with_capacity(batch.len());
-    for p in batch {
+    for &p in batch {
         let mut raw = totals
             .get(&(p.instance.id.clone(), p.period.start.timestamp()))
             .unwrap_or(&none)

@@ -10,9 +10,12 @@ use crate::billing::write_off::WriteOff;
 use crate::billing::{Bill, BillFilter};
 use crate::error::{ApiError, ApiResult};
 use crate::money::Cents;
+use crate::orders::instance;
 use crate::period::Period;
 use crate::platform::clock::{self, rfc3339};
-use crate::platform::storage::{Database, Row, RowLock, StorageError, Value, lock_rows};
+use crate::platform::storage::{
+    Database, Row, RowLock, StorageError, Value, lock_free_rows, lock_rows,
+};
 
 /// A cursor due for billing: its instance and the period start it stands on.
 pub(crate) struct DueCursor {
@@ -52,19 +55,30 @@ pub(crate) fn due_cursors(
         .collect()
 }
 
-/// Locks the cursors of these instances until the caller's transaction ends, in one order
-/// (theirs: no two runs can each hold a cursor the other waits for). A push stores records only
-/// while it holds its instance's cursor (shared), so once these are held no push of their
-/// instances is in flight, and none starts until the transaction ends: the usage a run reads
-/// after this is all there will be of the periods it bills (ARCHITECTURE.md, Concurrency).
-/// Nothing to do on SQLite, where the run's transaction holds the database's write lock.
-pub(crate) fn lock_cursors(db: &dyn Database, instance_ids: &[&str]) -> Result<(), StorageError> {
-    lock_rows(
-        db,
-        ("billing_cursors", "instance_id"),
-        instance_ids,
-        RowLock::Exclusive,
-    )
+/// Locks the cursors of these instances until the caller's transaction ends, before it reads
+/// what it decides on (their usage, their bills, their write-offs), and answers the instances
+/// whose cursors it holds. The first it waits for: its instance's gate alone
+/// (`orders::instance::close_gate`: pushes arriving meanwhile queue behind it), then its row.
+/// Each other one it takes only if nobody holds it — a push of its instance in flight, another
+/// run's batch —, so it never waits for one instance while it holds others: the caller leaves
+/// those for a transaction of their own. A push stores records only while it holds its
+/// instance's cursor (shared), so once a cursor is held no push of its instance is in flight,
+/// and none stores anything until the transaction ends: the usage read after this is all there
+/// will be of the periods billed (ARCHITECTURE.md, Concurrency). On SQLite, where the
+/// transaction holds the database's one write lock, every one.
+pub(crate) fn lock_cursors(
+    db: &dyn Database,
+    instance_ids: &[&str],
+) -> Result<HashSet<String>, StorageError> {
+    let Some((first, others)) = instance_ids.split_first() else {
+        return Ok(HashSet::new());
+    };
+    let cursors = ("billing_cursors", "instance_id");
+    instance::close_gate(db, first)?;
+    lock_rows(db, cursors, &[first], RowLock::Exclusive)?;
+    let mut held = lock_free_rows(db, cursors, others)?;
+    held.insert((*first).to_owned());
+    Ok(held)
 }
 
 /// One cursor move: off `from` (a period start) onto `next_start`, closing at `next_close`

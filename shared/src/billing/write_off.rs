@@ -75,6 +75,9 @@ pub(crate) fn write_off(
     let found = instance::find(db, operator, instance_id)?;
     let start = period_start.timestamp();
     transaction(db, |db| {
+        // First the cursor, as a bill run holds it: a run or another write-off of the period in
+        // flight commits before anything here is read, and this one finds its bill or write-off.
+        store::lock_cursors(db, &[&found.id])?;
         if let Some(existing) = store::find_write_off(db, &found.id, start)? {
             return Ok((existing, false));
         }

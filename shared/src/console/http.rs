@@ -28,6 +28,8 @@ pub(crate) struct Req<'a> {
     pub now: DateTime<Utc>,
     /// The wall clock, whatever `X-Clock-Now` says: bill runs are dated against it.
     pub real_now: DateTime<Utc>,
+    /// The wall clock, to read again after waiting ([`Req::now_again`]).
+    pub clock: &'a dyn Fn() -> DateTime<Utc>,
     pub method: Method,
     /// The path split on `/`, percent-decoded, without the leading empty segment.
     pub segments: Vec<String>,
@@ -39,6 +41,15 @@ pub(crate) struct Req<'a> {
 impl Req<'_> {
     pub(crate) fn db(&self) -> ApiResult<&dyn Database> {
         self.storage.db()
+    }
+
+    /// "Now" read again after a wait, as the API's (`api::Ctx::now_again`).
+    pub(crate) fn now_again(&self) -> DateTime<Utc> {
+        if self.now == self.real_now {
+            (self.clock)()
+        } else {
+            self.now
+        }
     }
 
     pub(crate) fn query(&self, name: &str) -> Option<&str> {

@@ -99,15 +99,17 @@ pub fn before_large_body(
     }
 }
 
-/// Serves one request of the console. `real_now` is the wall clock; a deployment that allows
-/// the test clock takes "now" from `X-Clock-Now`, as the API does.
+/// Serves one request of the console. `clock` reads the wall clock (when the request arrives,
+/// and again after a wait); a deployment that allows the test clock takes "now" from
+/// `X-Clock-Now`, as the API does.
 pub fn handle(
     req: Request<Vec<u8>>,
     storage: &Storage,
     outbound: &dyn Outbound,
     config: &Config,
-    real_now: DateTime<Utc>,
+    clock: &dyn Fn() -> DateTime<Utc>,
 ) -> Resp {
+    let real_now = clock();
     let (parts, body) = req.into_parts();
     let now = match effective_now(&parts.headers, config.allow_clock_override, real_now) {
         Ok(now) => now,
@@ -119,6 +121,7 @@ pub fn handle(
         config,
         now,
         real_now,
+        clock,
         method: parts.method.clone(),
         segments: parts
             .uri

@@ -260,6 +260,14 @@ pub(crate) fn find_principal(db: &dyn Database, id: &str) -> ApiResult<Principal
     store::find(db, id)
 }
 
+/// Makes the transactions deciding something of these principals — an operator setting a
+/// provider's commission, a close settling its month at it — take turns, until the calling
+/// transaction ends: their rows are locked, in one order (on SQLite, where every writing
+/// transaction holds the database's one write lock, there is nothing to do).
+pub(crate) fn lock_principals(db: &dyn Database, ids: &[&str]) -> ApiResult<()> {
+    Ok(store::lock(db, ids)?)
+}
+
 /// An operator disables a principal (its token stops working at once and its console sessions
 /// end; everything it made stays) or enables it again, when its token works again and it signs
 /// in to the console anew. The built-in operator is the deployment's: 409 `BuiltInPrincipal`.

@@ -3,7 +3,9 @@
 use crate::error::{ApiError, ApiResult};
 use crate::identity::{Principal, Role};
 use crate::platform::clock;
-use crate::platform::storage::{Database, Row, StorageError, enum_from_str, enum_to_str};
+use crate::platform::storage::{
+    Database, Row, RowLock, StorageError, enum_from_str, enum_to_str, lock_rows,
+};
 
 const COLUMNS: &str = "id, role, name, account_type, created_at, disabled_at";
 
@@ -46,6 +48,12 @@ pub(crate) fn insert(db: &dyn Database, principal: &Principal, token_hash: &str)
         ],
     )?;
     Ok(())
+}
+
+/// Locks these principals' rows (exclusively, in their ids' order) until the caller's
+/// transaction ends.
+pub(crate) fn lock(db: &dyn Database, ids: &[&str]) -> Result<(), StorageError> {
+    lock_rows(db, ("principals", "id"), ids, RowLock::Exclusive)
 }
 
 pub(crate) fn find(db: &dyn Database, id: &str) -> ApiResult<Principal> {

@@ -9,14 +9,15 @@ use rust_decimal::Decimal;
 
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::metering::{Stored, StoredUsage, UsageRecord, amount};
+use crate::orders::instance;
 use crate::platform::clock::{self, rfc3339};
 use crate::platform::storage::{Database, Dialect, Row, StorageError, Value as SqlValue};
 
 /// When the instance was released (Unix seconds), if it was, and the start of its first period
 /// not yet billed (its billing cursor), if it has one: what closes it to usage, in one query.
-/// Inside the caller's transaction; on PostgreSQL both rows are locked (shared) until it ends,
-/// so a release or a bill run of the instance waits for the records to commit (ARCHITECTURE.md,
-/// Concurrency).
+/// Inside the caller's transaction; on PostgreSQL the instance's gate and both rows are held
+/// (shared) until it ends, so a release or a bill run of the instance waits for the records to
+/// commit, and they for it (ARCHITECTURE.md, Concurrency).
 pub(crate) fn open_until(
     db: &dyn Database,
     instance_id: &str,
@@ -26,13 +27,24 @@ pub(crate) fn open_until(
             "SELECT (SELECT unixepoch(released_at) FROM instances WHERE id = ?1),
                     (SELECT next_period_start FROM billing_cursors WHERE instance_id = ?1)"
         }
+        // The gate before each row lock: it is a condition of the row's scan, which PostgreSQL
+        // evaluates before it locks the row the scan found.
         Dialect::Postgres => {
             "SELECT (SELECT CAST(floor(extract(epoch FROM CAST(released_at AS TIMESTAMPTZ))) AS BIGINT)
-                     FROM instances WHERE id = ?1 FOR SHARE),
-                    (SELECT next_period_start FROM billing_cursors WHERE instance_id = ?1 FOR SHARE)"
+                     FROM instances
+                     WHERE id = ?1 AND pg_advisory_xact_lock_shared(CAST(?2 AS BIGINT)) IS NOT NULL
+                     FOR SHARE),
+                    (SELECT next_period_start FROM billing_cursors
+                     WHERE instance_id = ?1
+                       AND pg_advisory_xact_lock_shared(CAST(?2 AS BIGINT)) IS NOT NULL
+                     FOR SHARE)"
         }
     };
-    let rows = db.execute(sql, &[instance_id.into()])?;
+    let mut params = vec![instance_id.into()];
+    if db.dialect() == Dialect::Postgres {
+        params.push(instance::gate_key(instance_id).into());
+    }
+    let rows = db.execute(sql, &params)?;
     let row = rows
         .first()
         .ok_or_else(|| ApiError::internal("a scalar query returned no row"))?;
@@ -125,6 +137,9 @@ pub(crate) fn insert_if_all_new(db: &dyn Database, arrival: &Arrival) -> ApiResu
     };
     let mut parameters = arrival.parameters();
     parameters.extend([latest_start.into(), earliest_period.into()]);
+    if db.dialect() == Dialect::Postgres {
+        parameters.push(instance::gate_key(arrival.instance_id).into());
+    }
     let sql = match db.dialect() {
         Dialect::Sqlite => format!(
             "{INSERT_ARRIVAL}
@@ -133,14 +148,20 @@ pub(crate) fn insert_if_all_new(db: &dyn Database, arrival: &Arrival) -> ApiResu
                AND NOT EXISTS (SELECT 1 FROM billing_cursors
                                WHERE instance_id = ?1 AND next_period_start > ?7)"
         ),
-        // Writers run at once here: the statement locks the instance's row and its cursor
-        // (shared, so pushes do not wait for each other), and reads them as they are once
-        // locked. A release or a bill run of the instance waits for this statement, and this
-        // one for them (ARCHITECTURE.md, Concurrency).
+        // Writers run at once here: the statement holds the instance's gate and then locks
+        // its row and its cursor (all shared, so pushes do not wait for each other), and reads
+        // them as they are once locked. A release or a bill run of the instance waits for this
+        // statement, and this one for them (ARCHITECTURE.md, Concurrency). The gate is a
+        // condition of each row's scan: PostgreSQL evaluates it before it locks the row found.
         Dialect::Postgres => format!(
-            "WITH instance AS (SELECT released_at FROM instances WHERE id = ?1 FOR SHARE),
+            "WITH instance AS (SELECT released_at FROM instances
+                               WHERE id = ?1
+                                 AND pg_advisory_xact_lock_shared(CAST(?8 AS BIGINT)) IS NOT NULL
+                               FOR SHARE),
                   cursor AS (SELECT next_period_start FROM billing_cursors
-                             WHERE instance_id = ?1 FOR SHARE)
+                             WHERE instance_id = ?1
+                               AND pg_advisory_xact_lock_shared(CAST(?8 AS BIGINT)) IS NOT NULL
+                             FOR SHARE)
              {INSERT_ARRIVAL_POSTGRES}
              WHERE NOT EXISTS (SELECT 1 FROM instance WHERE CAST(floor(extract(epoch FROM
                                    CAST(released_at AS TIMESTAMPTZ))) AS BIGINT) <= ?6)

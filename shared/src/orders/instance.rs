@@ -11,7 +11,7 @@ use crate::identity::{Principal, Role};
 use crate::listing::service::Resource;
 use crate::orders::store;
 use crate::period::{BillingPeriod, Period};
-use crate::platform::storage::{Database, transaction};
+use crate::platform::storage::{Database, StorageError, transaction};
 use crate::webhook::{self, EventType, Tenants};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -162,26 +162,46 @@ pub(crate) fn list(
     Ok(ids.iter().filter_map(|id| found.remove(id)).collect())
 }
 
+/// Waits for the instance's gate and holds it alone until the caller's transaction ends (on
+/// PostgreSQL; nothing on SQLite, where the transaction holds the database's one write lock).
+///
+/// The gate is an advisory lock of the instance that every push of its usage holds *shared*
+/// within its statement, before it locks the instance's row and billing cursor to read them.
+/// Whatever closes the instance to usage — a bill run moving its cursor, a write-off, a release
+/// — takes it alone first. PostgreSQL's row locks let new shared lockers (a stream of pushes)
+/// pass an exclusive one that waits, for as long as they keep overlapping; its lock manager
+/// queues them behind it instead. So a push arriving while a run or a release waits for the
+/// instance waits behind it, and that wait ends once the pushes in flight have committed.
+pub(crate) fn close_gate(db: &dyn Database, id: &str) -> Result<(), StorageError> {
+    store::close_gate(db, id)
+}
+
+/// The key of the instance's gate ([`close_gate`]), which a push's statement takes shared.
+pub(crate) fn gate_key(id: &str) -> i64 {
+    store::gate_key(id)
+}
+
 /// The owner stops, starts or releases its instance: a compare-and-set on the status, and the
-/// running interval closed or opened at `now`, in one transaction. The provider sees the
+/// running interval closed or opened at `now()`, in one transaction. The provider sees the
 /// instance; only its owner operates it, and operators may release any (an instance that can
-/// never be billed must stop running up periods).
+/// never be billed must stop running up periods). The clock is read once the instance is held:
+/// a release waits for the pushes in flight, and is later than any window they stored.
 pub(crate) fn perform(
     db: &dyn Database,
     caller: &Principal,
     id: &str,
     action: Action,
-    now: DateTime<Utc>,
+    now: &dyn Fn() -> DateTime<Utc>,
 ) -> ApiResult<Instance> {
     transaction(db, |db| {
-        store::lock_instance(db, id)?;
+        store::lock_instances(db, &[id])?;
         let instance = find(db, caller, id)?;
         let operator_release = caller.is_operator() && action == Action::Release;
         if instance.owner_id != caller.id && !operator_release {
             return Err(ApiError::forbidden());
         }
         let to = act(instance.status, action)?;
-        move_status(db, &instance.id, instance.status, to, now)?;
+        move_status(db, &instance.id, instance.status, to, now())?;
         store::find_instance(db, id)
     })
 }
@@ -230,12 +250,16 @@ pub(super) fn announce_move(
 }
 
 /// Ends a product's self-test: its test instances still alive are released at `now`, so their
-/// last bill is the period of the publication and no free instance outlives the self-test.
+/// last bill is the period of the publication and no free instance outlives the self-test. The
+/// caller holds the product's row, so no test order adds one meanwhile.
 pub(crate) fn release_test_instances(
     db: &dyn Database,
     product_id: &str,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
+    let alive = store::live_test_instances(db, product_id)?;
+    let ids: Vec<&str> = alive.iter().map(|(id, _)| id.as_str()).collect();
+    store::lock_instances(db, &ids)?;
     for (id, status) in store::live_test_instances(db, product_id)? {
         move_status(db, &id, status, InstanceStatus::Released, now)?;
     }
@@ -243,7 +267,9 @@ pub(crate) fn release_test_instances(
 }
 
 /// Releases every test instance that has lived `max_hours` by `as_of`, at the moment its time
-/// ran out: a test deployment is bounded, and its last bill is of the period it ended in.
+/// ran out: a test deployment is bounded, and its last bill is of the period it ended in. Each
+/// in a transaction of its own, so none waits for another's pushes; one that fails is left for
+/// the next run, and the first failure answered once the others are released.
 pub(crate) fn expire_test_instances(
     db: &dyn Database,
     max_hours: u32,
@@ -251,13 +277,22 @@ pub(crate) fn expire_test_instances(
 ) -> ApiResult<()> {
     let lifetime = chrono::TimeDelta::hours(i64::from(max_hours));
     let deployed_by = (as_of - lifetime).timestamp();
-    transaction(db, |db| {
-        for (id, status, deployed) in store::test_instances_deployed_by(db, deployed_by)? {
-            let ended = DateTime::from_timestamp(deployed, 0).unwrap_or_default() + lifetime;
-            move_status(db, &id, status, InstanceStatus::Released, ended)?;
+    let mut outcome = Ok(());
+    for (id, _, deployed) in store::test_instances_deployed_by(db, deployed_by)? {
+        let ended = DateTime::from_timestamp(deployed, 0).unwrap_or_default() + lifetime;
+        let released = transaction(db, |db| {
+            store::lock_instances(db, &[&id])?;
+            let status = store::find_instance(db, &id)?.status;
+            if status == InstanceStatus::Released {
+                return Ok(());
+            }
+            move_status(db, &id, status, InstanceStatus::Released, ended)
+        });
+        if outcome.is_ok() {
+            outcome = released;
         }
-        Ok(())
-    })
+    }
+    outcome
 }
 
 #[cfg(test)]

@@ -370,8 +370,15 @@ pub(crate) fn place(
     test_limit: u32,
     now: DateTime<Utc>,
 ) -> ApiResult<Placed> {
+    // Customers' orders of a product go on together (its row shared); a provider's test order
+    // counts the product's live test instances and adds one, so test orders take turns (its row
+    // alone): two of them could otherwise each count the same instances and both add theirs.
+    let how = match caller.role {
+        Role::Provider => RowLock::Exclusive,
+        _ => RowLock::Shared,
+    };
     transaction(db, |db| {
-        listing::lock_product(db, &req.product_id, RowLock::Shared)?;
+        listing::lock_product(db, &req.product_id, how)?;
         let p = purchasable(db, caller, &req.product_id)?;
         if req.accept_eula != Some(true) {
             return Err(invalid(

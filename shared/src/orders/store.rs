@@ -16,7 +16,8 @@ use crate::period::Period;
 use crate::platform::clock::{self, rfc3339};
 use crate::platform::ids::new_id;
 use crate::platform::storage::{
-    Database, Dialect, Row, RowLock, StorageError, Value, enum_from_str, enum_to_str, lock_rows,
+    Database, Dialect, Row, RowLock, StorageError, Value, enum_from_str, enum_to_str, lock_key,
+    lock_rows, serialize_on,
 };
 
 /// Writes an order, its running instance and the instance's first running interval; returns the
@@ -216,13 +217,34 @@ pub(crate) fn find_instances(
 /// Ids per `IN (…)` list: below 999, the oldest SQLite limit on bound parameters.
 const IDS_PER_QUERY: usize = 500;
 
-/// Locks the instance's row until the caller's transaction ends, so its status is read as it
-/// is once concurrent actions and pushes of it have committed ([`lock_rows`]).
-pub(crate) fn lock_instance(db: &dyn Database, id: &str) -> ApiResult<()> {
+/// The name of an instance's gate (`instance::close_gate`).
+fn gate(instance_id: &str) -> String {
+    format!("instance {instance_id}")
+}
+
+/// The key of the instance's gate, for a push's statement to take it shared.
+pub(crate) fn gate_key(instance_id: &str) -> i64 {
+    lock_key(&gate(instance_id))
+}
+
+/// Waits for the instance's gate and holds it alone until the caller's transaction ends.
+pub(crate) fn close_gate(db: &dyn Database, instance_id: &str) -> Result<(), StorageError> {
+    serialize_on(db, &gate(instance_id))
+}
+
+/// Locks these instances until the caller's transaction ends — each one's gate, then their
+/// rows, in id order —, so their status is read as it is once concurrent actions and pushes of
+/// them have committed ([`lock_rows`]).
+pub(crate) fn lock_instances(db: &dyn Database, ids: &[&str]) -> ApiResult<()> {
+    let mut sorted = ids.to_vec();
+    sorted.sort_unstable();
+    for id in &sorted {
+        close_gate(db, id)?;
+    }
     Ok(lock_rows(
         db,
         ("instances", "id"),
-        &[id],
+        &sorted,
         RowLock::Exclusive,
     )?)
 }
@@ -488,18 +510,14 @@ pub(crate) fn list_instance_ids(
     Ok(rows.iter().map(|r| r.text(0)).collect::<Result<_, _>>()?)
 }
 
-/// A product's test instances not yet released, with their status, locked for the caller's
-/// transaction (a customer's concurrent action waits, and then finds them released).
+/// A product's test instances not yet released, with their status.
 pub(crate) fn live_test_instances(
     db: &dyn Database,
     product_id: &str,
 ) -> ApiResult<Vec<(String, InstanceStatus)>> {
     let rows = db.execute(
-        &format!(
-            "SELECT id, status FROM instances
-             WHERE product_id = ? AND test = 1 AND status != 'released' ORDER BY id{}",
-            db.dialect().row_lock()
-        ),
+        "SELECT id, status FROM instances
+         WHERE product_id = ? AND test = 1 AND status != 'released' ORDER BY id",
         &[product_id.into()],
     )?;
     rows.iter()

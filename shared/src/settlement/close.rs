@@ -15,7 +15,7 @@ use serde::Serialize;
 use super::{Span, Statement, commission, earnings, span_of, store};
 use crate::billing::{Failure, RunReport};
 use crate::error::{ApiError, ApiResult, Code};
-use crate::identity::Principal;
+use crate::identity::{self, Principal};
 use crate::period::{BillingPeriod, Period};
 use crate::platform::clock::rfc3339;
 use crate::platform::config::Config;
@@ -145,13 +145,19 @@ fn close_billed(
             .into_iter()
             .map(|s| s.provider_id)
             .collect();
+        let closing: Vec<_> = earnings(db, None, span)?
+            .into_iter()
+            .filter(|(provider_id, _)| {
+                !written_before.contains(provider_id)
+                    && !waiting.iter().any(|u| &u.provider_id == provider_id)
+            })
+            .collect();
+        // Each statement is written at the rate read here: an operator setting a closing
+        // provider's rate waits until it is written, then finds the month closed.
+        let providers: Vec<&str> = closing.iter().map(|(p, _)| p.as_str()).collect();
+        identity::lock_principals(db, &providers)?;
         let mut written = 0;
-        for (provider_id, products) in earnings(db, None, span)? {
-            if written_before.contains(&provider_id)
-                || waiting.iter().any(|u| u.provider_id == provider_id)
-            {
-                continue;
-            }
+        for (provider_id, products) in closing {
             let rate = commission::rate_for(db, &provider_id, month, default_rate)?;
             let mut statement = Statement::compute(&provider_id, month, span, rate, products)?;
             let id = new_id("stl", now);

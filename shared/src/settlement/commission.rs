@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::{Month, provider, store};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
-use crate::identity::Principal;
+use crate::identity::{self, Principal};
 use crate::platform::clock::rfc3339;
 use crate::platform::config::Config;
 use crate::platform::storage::{Database, transaction};
@@ -136,6 +136,9 @@ pub(crate) fn set_commission(
     };
     provider(db, provider_id)?;
     transaction(db, |db| {
+        // A close settling the provider's month holds its row from before it reads the rate
+        // until its statement is written: this waits for it, then finds the month closed.
+        identity::lock_principals(db, &[provider_id])?;
         if let Some(closed) = store::last_closed_month(db, provider_id)?
             && from.to_string() <= closed
         {

@@ -12,6 +12,7 @@ use nestmarket::platform::storage::{Backend, Dialect, Storage, transaction};
 use nestmarket::{Principal, RunReport};
 use serde_json::json;
 use testkit::engine::{Engine, PostgresSchema, engine};
+use testkit::holding::until;
 use testkit::native::{ADMIN, TestApp};
 use testkit::{Item, Market, at, cents, str_of, unix};
 
@@ -237,4 +238,316 @@ fn a_transaction_undone_to_break_a_deadlock_runs_again() {
         attempts.load(Ordering::SeqCst),
         if postgres { 3 } else { 2 }
     );
+}
+
+/// The principal id of a token's holder.
+fn id_of(app: &TestApp, token: &str) -> String {
+    str_of(&app.get("/api/v1/me", token).expect(200).json()["id"])
+}
+
+/// When every period of March 2026 (the default billing time zone, Asia/Shanghai) is closed.
+const MARCH_CLOSES: &str = "2026-04-01T16:00:00Z";
+
+/// An operator sets a provider's rate for March while March closes: the provider's statement is
+/// written at the rate its history says for March — the new one, or the old one and the rate
+/// refused (409 `MonthClosed`), whichever comes first; never a statement at the old rate beside
+/// a history that says otherwise. On PostgreSQL the close is held where it links the statement
+/// to its bills, after it read the rate, and the rate is set meanwhile.
+#[test]
+fn a_rate_set_while_its_month_closes_is_the_rate_of_its_statement_or_refused() {
+    let app = TestApp::with_config(|name| (name == "commission_rate").then(|| "0.10".to_owned()));
+    let (provider, product) = app.product_with_items("hour", &[Item::running_time("1.00")], true);
+    let provider_id = id_of(&app, &provider);
+    let (_, customer) = app.funded_customer("10000.00");
+    app.order(&customer, &product);
+    app.set_now(at(MARCH_CLOSES));
+    app.bill_run(MARCH_CLOSES);
+    let mut held = app.holding(&format!(
+        "SELECT 1 FROM bills WHERE provider_id = '{provider_id}' FOR UPDATE"
+    ));
+    let path = format!("/api/v1/principals/{provider_id}/commission");
+    let (closed, set) = std::thread::scope(|s| {
+        let close = s.spawn(|| {
+            app.post(
+                "/api/v1/settlements/runs",
+                ADMIN,
+                json!({"month": "2026-03"}),
+            )
+        });
+        held.until_waiting(1);
+        let set = s.spawn(|| {
+            app.put(
+                &path,
+                ADMIN,
+                json!({"rate": "0.05", "effective_from": "2026-03"}),
+            )
+        });
+        until("the rate set, or waiting for the close", || {
+            set.is_finished() || held.waiting() >= 2
+        });
+        held.commit();
+        (close.join().unwrap(), set.join().unwrap())
+    });
+    closed.expect(200);
+    let statement = &app
+        .get(
+            &format!("/api/v1/settlements?month=2026-03&provider_id={provider_id}"),
+            ADMIN,
+        )
+        .expect(200)
+        .json()["items"][0];
+    assert_eq!(statement["status"], "closed", "{statement}");
+    match set.status {
+        200 => assert_eq!(statement["rate"], "0.05", "the history says 5 % for March"),
+        _ => {
+            set.problem(409, "MonthClosed");
+            assert_eq!(statement["rate"], "0.1");
+        }
+    }
+}
+
+/// Two test orders of a product with one test instance to go: one is placed, the other refused
+/// (409 `TestInstanceLimit`), whatever the interleaving. On PostgreSQL both are held where they
+/// write their order (behind the provider's row, which the order references), after the first
+/// has counted the product's test instances.
+#[test]
+fn test_orders_at_once_keep_to_the_test_instance_limit() {
+    let app = TestApp::with_config(|name| (name == "test_instance_limit").then(|| "1".to_owned()));
+    let (provider, product) = app.product_with_items("hour", &[Item::running_time("1.00")], false);
+    let mut held = app.holding(&format!(
+        "SELECT 1 FROM principals WHERE id = '{}' FOR UPDATE",
+        id_of(&app, &provider)
+    ));
+    let body = json!({"product_id": product, "region": "cn-hangzhou", "accept_eula": true});
+    let placed = std::thread::scope(|s| {
+        let orders: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| app.post("/api/v1/orders", &provider, body.clone())))
+            .collect();
+        held.until_waiting(2);
+        held.commit();
+        orders
+            .into_iter()
+            .map(|o| o.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    let statuses: Vec<u16> = placed.iter().map(|r| r.status).collect();
+    assert!(
+        statuses.contains(&201) && statuses.contains(&409),
+        "{statuses:?}"
+    );
+    let refused = placed.into_iter().find(|r| r.status == 409).unwrap();
+    refused.problem(409, "TestInstanceLimit");
+    assert_eq!(app.count("instances"), 1);
+}
+
+/// An hourly instance ordered at 08:00, billed by the running hour, and the customer's id: its
+/// 08:00 hour closes at 10:00 ([`CLOSES`]).
+fn running_instance(app: &TestApp) -> (String, String) {
+    let (_, product) = app.product_with_items("hour", &[Item::running_time("1.00")], true);
+    let (customer_id, customer) = app.funded_customer("100.00");
+    (app.order(&customer, &product), customer_id)
+}
+
+fn write_off(app: &TestApp, instance: &str) -> testkit::Response {
+    app.post(
+        &format!("/api/v1/instances/{instance}/write-offs"),
+        ADMIN,
+        json!({"period_start": PERIOD, "reason": "its metrics answer nothing"}),
+    )
+}
+
+/// An operator writes off the period a bill run is billing: the write-off is refused as billed
+/// (409 `PeriodAlreadyBilled`) or the run leaves the period to it — never a 500. On PostgreSQL
+/// the run is held where it deducts the bill (behind the customer's account), its cursor moved
+/// and its bill written, when the write-off arrives.
+#[test]
+fn a_write_off_racing_the_bill_run_of_its_period_is_refused_as_billed() {
+    let app = TestApp::new();
+    let (instance, customer_id) = running_instance(&app);
+    app.set_now(at(CLOSES));
+    let mut held = app.holding(&format!(
+        "SELECT 1 FROM accounts WHERE customer_id = '{customer_id}' FOR UPDATE"
+    ));
+    let (run, written_off) = std::thread::scope(|s| {
+        let run = s.spawn(|| app.bill_run(CLOSES));
+        held.until_waiting(1);
+        let written_off = s.spawn(|| write_off(&app, &instance));
+        until("the write-off answered, or waiting for the run", || {
+            written_off.is_finished() || held.waiting() >= 2
+        });
+        held.commit();
+        (run.join().unwrap(), written_off.join().unwrap())
+    });
+    let bills = app.bills(ADMIN, Some(&instance));
+    match written_off.status {
+        201 => assert!(bills.is_empty(), "{run}"),
+        _ => {
+            written_off.problem(409, "PeriodAlreadyBilled");
+            assert_eq!(bills.len(), 1, "{run}");
+        }
+    }
+}
+
+/// Two operators write off the same period at once: one writes it off (201), the other gets
+/// that write-off (200) — never a 500. On PostgreSQL both arrive while a bill run (a session of
+/// the test's own) holds the instance's cursor.
+#[test]
+fn two_write_offs_of_one_period_at_once_write_it_off_once() {
+    let app = TestApp::new();
+    let (instance, _) = running_instance(&app);
+    app.set_now(at(CLOSES));
+    let mut held = app.holding(&format!(
+        "SELECT 1 FROM billing_cursors WHERE instance_id = '{instance}' FOR NO KEY UPDATE"
+    ));
+    let answers = std::thread::scope(|s| {
+        let both: Vec<_> = (0..2)
+            .map(|_| s.spawn(|| write_off(&app, &instance)))
+            .collect();
+        held.until_waiting(2);
+        held.commit();
+        both.into_iter()
+            .map(|w| w.join().unwrap())
+            .collect::<Vec<_>>()
+    });
+    let mut statuses: Vec<u16> = answers.iter().map(|a| a.status).collect();
+    statuses.sort_unstable();
+    assert_eq!(
+        statuses,
+        [200, 201],
+        "{:?}",
+        answers.iter().map(|a| a.text()).collect::<Vec<_>>()
+    );
+    assert_eq!(answers[0].json()["id"], answers[1].json()["id"]);
+    assert_eq!(app.count("write_offs"), 1);
+}
+
+/// A push of `instance` of one record, `value` in the window `[start, start + 360)`.
+fn push_one(
+    app: &TestApp,
+    provider: &str,
+    instance: &str,
+    start: i64,
+    value: u64,
+) -> testkit::Response {
+    let record = json!({"StartTime": start, "EndTime": start + 360,
+        "Entities": [{"Key": "Frequency", "Value": value.to_string()}]});
+    app.push_usage(provider, instance, &[record])
+}
+
+/// While a push of one instance is in flight, a bill run bills the other instances of its batch:
+/// it never waits for one instance while it holds the others (pushes to those would wait with
+/// it). On PostgreSQL the push is a session of the test's own holding the instance's cursor
+/// shared, as a push does; the other instance is billed while it holds it, and the held one once
+/// it ends.
+#[test]
+fn a_bill_run_bills_the_rest_of_its_batch_while_a_push_holds_one_instance() {
+    let app = TestApp::new();
+    let (_, product) = app.product_with_items("hour", &[Item::running_time("1.00")], true);
+    let (_, customer) = app.funded_customer("100.00");
+    let mut instances: Vec<String> = (0..2).map(|_| app.order(&customer, &product)).collect();
+    // The batch is in instance order: the one held is the second.
+    instances.sort();
+    let (free, busy) = (&instances[0], &instances[1]);
+    let held = app.holding(&format!(
+        "SELECT 1 FROM billing_cursors WHERE instance_id = '{busy}' FOR SHARE"
+    ));
+    let report = std::thread::scope(|s| {
+        let run = s.spawn(|| bill_run_at_the_close(&app));
+        until("the free instance billed while the other is held", || {
+            app.bills(ADMIN, Some(free)).len() == 1
+        });
+        held.commit();
+        run.join().unwrap()
+    });
+    assert_eq!(report.bills_written, 2, "{report:?}");
+    assert!(report.failures.is_empty(), "{report:?}");
+    assert_eq!(app.bills(ADMIN, Some(busy)).len(), 1);
+}
+
+/// A push that arrives while a bill run waits for its instance (another push still in flight)
+/// waits behind the run, rather than passing it: pushes that keep coming cannot keep the run
+/// waiting. On PostgreSQL, where the push in flight is a session of the test's own, it then
+/// finds its period billed (409 `PeriodClosed`); whatever the order, the bill counts what was
+/// stored, and only that.
+#[test]
+fn a_push_arriving_while_a_bill_run_waits_for_its_instance_waits_behind_it() {
+    let app = TestApp::new();
+    let (provider, product) = app.product_with_items("hour", &[Item::frequency()], true);
+    let (_, customer) = app.funded_customer("100.00");
+    let instance = app.order(&customer, &product);
+    app.set_now(at("2026-03-27T09:59:00Z"));
+    push_one(&app, &provider, &instance, unix(PERIOD), 5).expect(200);
+    let mut held = app.holding(&format!(
+        "SELECT 1 FROM billing_cursors WHERE instance_id = '{instance}' FOR SHARE"
+    ));
+    let played = held.holds();
+    let (report, late) = std::thread::scope(|s| {
+        let run = s.spawn(|| bill_run_at_the_close(&app));
+        held.until_waiting(1);
+        let late = s.spawn(|| push_one(&app, &provider, &instance, unix(PERIOD) + 60, 7));
+        until("the push answered, or waiting behind the run", || {
+            late.is_finished() || held.waiting() >= 2
+        });
+        held.commit();
+        (run.join().unwrap(), late.join().unwrap())
+    });
+    assert_eq!(report.bills_written, 1, "{report:?}");
+    let billed = if played || late.status == 409 {
+        late.problem(409, "PeriodClosed");
+        "5"
+    } else {
+        late.expect(200);
+        "12"
+    };
+    let bills = app.bills(ADMIN, Some(&instance));
+    assert_eq!(str_of(&bills[0]["lines"][0]["quantity"]), billed);
+}
+
+/// A release is dated once it holds its instance, not when it was asked for: pushes in flight
+/// meanwhile commit first (their windows before it), and pushes arriving meanwhile wait behind
+/// it — so no record stored starts at or after the release. On PostgreSQL a push in flight (a
+/// session of the test's own) holds the instance while the clock moves on ten minutes and
+/// another push arrives: the release is dated then, and the push, before it, is stored.
+#[test]
+fn a_release_is_dated_once_it_holds_its_instance() {
+    let app = TestApp::new();
+    let (provider, product) = app.product_with_items("hour", &[Item::frequency()], true);
+    let (_, customer) = app.funded_customer("100.00");
+    let instance = app.order(&customer, &product);
+    app.set_now(at("2026-03-27T08:30:00Z"));
+    let mut held = app.holding(&format!(
+        "SELECT 1 FROM instances WHERE id = '{instance}' FOR SHARE"
+    ));
+    let path = format!("/api/v1/instances/{instance}/actions");
+    let played = held.holds();
+    let (released, pushed) = std::thread::scope(|s| {
+        let release = s.spawn(|| app.post(&path, &customer, json!({"action": "release"})));
+        held.until_waiting(1);
+        app.set_now(at("2026-03-27T08:40:00Z"));
+        let push =
+            s.spawn(|| push_one(&app, &provider, &instance, unix("2026-03-27T08:31:00Z"), 3));
+        until("the push answered, or waiting behind the release", || {
+            push.is_finished() || held.waiting() >= 2
+        });
+        held.commit();
+        (release.join().unwrap(), push.join().unwrap())
+    });
+    let released_at = str_of(&released.expect(200).json()["released_at"]);
+    if played {
+        assert_eq!(released_at, "2026-03-27T08:40:00Z");
+        pushed.expect(200);
+    }
+    let usage = app
+        .get(
+            &format!("/api/v1/metering/usage?instance_id={instance}"),
+            ADMIN,
+        )
+        .expect(200)
+        .json();
+    for record in usage["records"].as_array().unwrap() {
+        assert!(
+            record["start_time"].as_i64().unwrap() < unix(&released_at),
+            "{record} is after the release at {released_at}"
+        );
+    }
 }

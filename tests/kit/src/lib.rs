@@ -6,6 +6,8 @@
 #[cfg(feature = "native")]
 pub mod engine;
 mod fixtures;
+#[cfg(feature = "native")]
+pub mod holding;
 mod json_server;
 mod market;
 #[cfg(feature = "native")]

@@ -14,6 +14,7 @@ use nestmarket::platform::storage::native::NativeBackend;
 use nestmarket::platform::storage::{Backend, Chunks, Dialect, Storage, Value};
 
 use crate::engine::{Engine, PostgresSchema};
+use crate::holding::Holding;
 use crate::market::{Market, at};
 use crate::response::Response;
 
@@ -27,6 +28,8 @@ pub struct TestApp {
     pub backend: NativeBackend,
     config: Mutex<Config>,
     now: Mutex<DateTime<Utc>>,
+    /// The URL of its PostgreSQL schema, on PostgreSQL.
+    postgres: Option<String>,
     /// Where the database lives (a temporary directory, a schema), removed when dropped. Last:
     /// the database goes once nothing of the app uses it.
     _database: Box<dyn Send + Sync>,
@@ -46,15 +49,20 @@ impl TestApp {
 
     /// A fresh deployment whose variables `overrides` returns (the rest default).
     pub fn with_config(overrides: impl Fn(&str) -> Option<String>) -> Self {
-        let (backend, database) = match crate::engine::engine() {
+        let (backend, database, postgres) = match crate::engine::engine() {
             Engine::Sqlite => {
                 let dir = tempfile::tempdir().expect("a temporary directory");
                 let backend = NativeBackend::new(dir.path().join("sqlite_db.db"));
-                (backend, Box::new(dir) as Box<dyn Send + Sync>)
+                (backend, Box::new(dir) as Box<dyn Send + Sync>, None)
             }
             Engine::Postgres => {
                 let schema = PostgresSchema::new();
-                (NativeBackend::postgres(schema.url()), Box::new(schema) as _)
+                let url = schema.url().to_owned();
+                (
+                    NativeBackend::postgres(&url),
+                    Box::new(schema) as _,
+                    Some(url),
+                )
             }
         };
         // Migrate up front, so that snapshots taken before the first request see every table.
@@ -66,6 +74,7 @@ impl TestApp {
             backend,
             config: Mutex::new(variables(overrides)),
             now: Mutex::new(at("2026-03-27T08:00:00Z")),
+            postgres,
         }
     }
 
@@ -83,6 +92,16 @@ impl TestApp {
     /// The SQL the app's database speaks, for the tests that reach into it.
     pub fn dialect(&self) -> Dialect {
         self.backend.dialect()
+    }
+
+    /// Another transaction in flight on this app's database, held open (`holding`): on
+    /// PostgreSQL a session of the test's own that ran `sql` (statements with their literals
+    /// inline) and holds what it locked; on SQLite nothing.
+    pub fn holding(&self, sql: &str) -> Holding {
+        match &self.postgres {
+            Some(url) => Holding::new(url, sql),
+            None => Holding::nothing(),
+        }
     }
 
     /// Every row of every table plus the number of blobs: equal snapshots mean nothing changed.
@@ -144,7 +163,7 @@ impl TestApp {
                 &storage,
                 &NativeOutbound,
                 &self.config(),
-                self.now(),
+                &|| self.now(),
             ),
             &storage,
         );
@@ -219,14 +238,9 @@ impl TestApp {
         let storage = Storage::new(self.backend.clone());
         let api = api_for(req.uri().path());
         let answer = response(
-            api::handle(
-                api,
-                req,
-                &storage,
-                &NativeOutbound,
-                &self.config(),
-                self.now(),
-            ),
+            api::handle(api, req, &storage, &NativeOutbound, &self.config(), &|| {
+                self.now()
+            }),
             &storage,
         );
         // As the components do once the response is handed over: this request's events.

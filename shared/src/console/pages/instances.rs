@@ -211,6 +211,6 @@ pub(crate) fn act(req: &Req, me: &Principal, id: &str) -> ApiResult<Resp> {
             )]));
         }
     };
-    instance::perform(req.db()?, me, id, action, req.now)?;
+    instance::perform(req.db()?, me, id, action, &|| req.now_again())?;
     redirect(&format!("/instances/{id}"))
 }

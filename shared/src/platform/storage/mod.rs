@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult};
+pub(crate) use locks::{RowLock, lock_free_rows, lock_key, lock_rows, serialize_on};
 
+mod locks;
 pub(crate) mod migrations;
 #[cfg(not(target_family = "wasm"))]
 pub mod native;
@@ -543,66 +545,6 @@ impl Storage {
         Ok(self.kv.get_or_init(|| kv).as_ref())
     }
 }
-
-/// Makes the transactions that call this with the same `name` run one at a time, from the call
-/// until the calling transaction ends: for what has no row to lock yet (a month being closed, an
-/// idempotency key, the schema). On SQLite every writing transaction already does (`BEGIN
-/// IMMEDIATE`); on PostgreSQL it is a transaction-scoped advisory lock on the name's hash.
-pub(crate) fn serialize_on(db: &dyn Database, name: &str) -> Result<(), StorageError> {
-    match db.dialect() {
-        Dialect::Sqlite => Ok(()),
-        Dialect::Postgres => postgres::advisory_lock(db, name),
-    }
-}
-
-/// How a transaction holds a row it locks ([`lock_rows`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum RowLock {
-    /// Alone: other writers and lockers of the row wait (PostgreSQL's `FOR NO KEY UPDATE`; rows
-    /// that merely reference it may still be inserted).
-    Exclusive,
-    /// With other sharers: a writer of the row waits for all of them, and they for it
-    /// (`FOR SHARE`).
-    Shared,
-}
-
-/// Locks the rows of `table` whose `column` is one of `keys` until the caller's transaction
-/// ends, in the keys' order (two transactions locking overlapping rows never each hold one the
-/// other waits for). For the rows a transaction decides on, before it reads what it decides:
-/// on PostgreSQL writers run at once, and a read after the lock sees what the row's other
-/// writers committed. Nothing to do on SQLite, where every writing transaction holds the
-/// database's one write lock from its start.
-pub(crate) fn lock_rows(
-    db: &dyn Database,
-    (table, column): (&str, &str),
-    keys: &[&str],
-    how: RowLock,
-) -> Result<(), StorageError> {
-    if db.dialect() == Dialect::Sqlite {
-        return Ok(());
-    }
-    let clause = match how {
-        RowLock::Exclusive => "FOR NO KEY UPDATE",
-        RowLock::Shared => "FOR SHARE",
-    };
-    let mut sorted = keys.to_vec();
-    sorted.sort_unstable();
-    sorted.dedup();
-    for chunk in sorted.chunks(KEYS_PER_LOCK) {
-        let params: Vec<Value> = chunk.iter().map(|k| (*k).into()).collect();
-        db.execute(
-            &format!(
-                "SELECT 1 FROM {table} WHERE {column} IN ({}) ORDER BY {column} {clause}",
-                vec!["?"; chunk.len()].join(", ")
-            ),
-            &params,
-        )?;
-    }
-    Ok(())
-}
-
-/// Rows [`lock_rows`] locks per statement.
-const KEYS_PER_LOCK: usize = 500;
 
 /// How many times [`transaction`] runs a transaction the database undid to break a deadlock or a
 /// serialization conflict before it gives up (503: the client may retry later).

@@ -2,7 +2,7 @@
 //! cron trigger plugin runs the billing component with the event's time as "now"; it bills
 //! every closed period on its own, exactly once, however its runs and HTTP bill runs overlap.
 
-use chrono::{Datelike, Duration, DurationRound, Utc};
+use chrono::{DateTime, Datelike, Duration, DurationRound, Utc};
 use serde_json::json;
 use testkit::{Item, Market, rfc3339};
 
@@ -123,17 +123,20 @@ fn the_schedule_bills_every_closed_period_on_its_own_once_while_http_runs_race_i
         assert_eq!(market.balance(&account.token), "527.50");
     }
 
-    // The schedule also closes the month before, from the end of the 1st day after it
-    // (Asia/Shanghai, UTC+8 all year): these bills are this month's, so it settles nothing.
-    let local = Utc::now() + Duration::hours(8);
-    let previous = (local.date_naive().with_day(1).expect("a first day") - Duration::days(1))
+    // The schedule also closes the month before the bills' month (Asia/Shanghai, UTC+8 all
+    // year), from the end of the 1st day after it: these bills are not that month's, so it
+    // settles nothing. (On the 1st and 2nd of a month the bills are the previous month's.)
+    let shanghai = |t: DateTime<Utc>| (t + Duration::hours(8)).date_naive();
+    let bills_month = shanghai(t0).with_day(1).expect("a first day");
+    let previous = (bills_month - Duration::days(1))
         .format("%Y-%m")
         .to_string();
     let statements = market
         .get(&format!("/api/v1/settlements?month={previous}"), admin)
         .expect(200)
         .json();
-    let closable = local.day() > 1;
+    let today = shanghai(Utc::now());
+    let closable = bills_month < today.with_day(1).expect("a first day") || today.day() > 1;
     assert_eq!(
         statements["status"],
         if closable { "closed" } else { "open" },

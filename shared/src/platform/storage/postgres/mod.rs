@@ -105,7 +105,7 @@ pub(crate) fn advisory_lock(db: &dyn Database, name: &str) -> Result<(), Storage
 }
 
 /// The advisory lock key of a name: the first 8 bytes of its SHA-256.
-fn lock_key(name: &str) -> i64 {
+pub(crate) fn lock_key(name: &str) -> i64 {
     let digest = Sha256::digest(name.as_bytes());
     let mut first = [0; 8];
     first.copy_from_slice(&digest[..8]);
