@@ -332,8 +332,7 @@ fn main() {
                 nestmarket::bill_run(
                     storage.db().unwrap(),
                     &NativeOutbound,
-                    t.app.config().billing_timezone,
-                    t.app.config().test_instance_max_hours,
+                    &t.app.config(),
                     as_of,
                     as_of,
                     &operator,

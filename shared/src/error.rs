@@ -85,7 +85,7 @@ pub enum Code {
     // 401 / 403 / 404 / 405.
     /// No bearer token, or one nobody holds.
     Unauthorized,
-    /// The customer's balance is below zero: top up before ordering.
+    /// The customer's balance is below zero: top up before ordering or starting an instance.
     AccountInArrears,
     /// The caller's role may not perform this operation.
     Forbidden,
@@ -164,6 +164,10 @@ pub enum Code {
     WebhookLimit,
     /// The deployment may not call a webhook's URL (outside its `webhook_hosts`).
     WebhookHostNotAllowed,
+    /// A credit note for more than is left to credit of its bill.
+    CreditExceedsBill,
+    /// Usage inside a suspension of the instance (its customer's arrears).
+    InstanceSuspended,
     // 413 / 415.
     /// The body is larger than the endpoint accepts.
     PayloadTooLarge,
@@ -202,14 +206,39 @@ impl Code {
             Forbidden | EnterpriseOnly => StatusCode::FORBIDDEN,
             NotFound => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            ServiceAlreadyAssociated | BuiltInPrincipal | ListingNotEditable | StepLocked
-            | ReviewPending | InvalidTransition | ReviewAlreadyDecided | CategoryUnchanged
-            | SalesSettingsNotEditable | TestOrderNotAllowed | TemplateNotOrderable
-            | InstanceReleased | InvalidInstanceAction | PeriodClosed | DuplicateRecordConflict
-            | BillingPeriodLocked | ReportingMethodLocked | IdempotencyKeyReused
-            | MonthNotClosable | AlreadyPaid | AsOfInFuture | PeriodAlreadyBilled | PeriodNotDue
-            | MonthClosed | TestInstanceLimit | ProductDelisted | NotDelisted
-            | DelistedByOperator | ProductNotPublished | ItemCodesLocked | WebhookLimit
+            ServiceAlreadyAssociated
+            | BuiltInPrincipal
+            | ListingNotEditable
+            | StepLocked
+            | ReviewPending
+            | InvalidTransition
+            | ReviewAlreadyDecided
+            | CategoryUnchanged
+            | SalesSettingsNotEditable
+            | TestOrderNotAllowed
+            | TemplateNotOrderable
+            | InstanceReleased
+            | InvalidInstanceAction
+            | PeriodClosed
+            | DuplicateRecordConflict
+            | BillingPeriodLocked
+            | ReportingMethodLocked
+            | IdempotencyKeyReused
+            | MonthNotClosable
+            | AlreadyPaid
+            | AsOfInFuture
+            | PeriodAlreadyBilled
+            | PeriodNotDue
+            | MonthClosed
+            | TestInstanceLimit
+            | CreditExceedsBill
+            | InstanceSuspended
+            | ProductDelisted
+            | NotDelisted
+            | DelistedByOperator
+            | ProductNotPublished
+            | ItemCodesLocked
+            | WebhookLimit
             | WebhookHostNotAllowed => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             TooManyRequests => StatusCode::TOO_MANY_REQUESTS,

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 /// An amount of money in whole cents: what balances, ledger entries, bills and statements hold.
 /// Serialized as a decimal string (`"12.34"`), never a float.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct Cents(pub i64);
 
 impl Cents {
@@ -21,6 +21,26 @@ impl Cents {
 
     pub(crate) fn to_decimal(self) -> Decimal {
         Decimal::new(self.0, 2)
+    }
+}
+
+impl std::ops::Add for Cents {
+    type Output = Cents;
+    fn add(self, other: Cents) -> Cents {
+        Cents(self.0 + other.0)
+    }
+}
+
+impl std::ops::Sub for Cents {
+    type Output = Cents;
+    fn sub(self, other: Cents) -> Cents {
+        Cents(self.0 - other.0)
+    }
+}
+
+impl std::iter::Sum for Cents {
+    fn sum<I: Iterator<Item = Cents>>(cents: I) -> Cents {
+        Cents(cents.map(|c| c.0).sum())
     }
 }
 

@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::routes::{KeyUse, Route, get, post, post_keyed, route};
 use super::{Ctx, Listed, Resp, created, ok, settlements};
+use crate::billing::credit::{self, CreditRequest, Part};
 use crate::billing::{self, BillFilter};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::export;
@@ -16,8 +17,8 @@ use crate::orders::ledger::{Account, LedgerEntry};
 use crate::orders::{self, OrderRequest, ledger};
 
 /// `/api/v1/orders/...`, `/api/v1/instances/...`, `/api/v1/accounts/...`, `/api/v1/billing/...`,
-/// `/api/v1/bills/...` and `/api/v1/settlements/...` (served by `settlements`): the orders
-/// component's routes. A quote and a preview write nothing, so a key on them is ignored; a bill
+/// `/api/v1/bills/...` (their credit notes too), `/api/v1/credit-notes` and
+/// `/api/v1/settlements/...` (served by `settlements`): the orders component's routes. A quote and a preview write nothing, so a key on them is ignored; a bill
 /// run and a close are idempotent by construction and commit batch by batch, reading Prometheus
 /// between batches, so a key is recorded, never held in one transaction with them.
 pub(super) static ROUTES: &[Route] = &[
@@ -37,6 +38,8 @@ pub(super) static ROUTES: &[Route] = &[
     route("bills", &[get(bills)]),
     route("bills/{id}", &[get(bill)]),
     route("bills/{id}/usage", &[get(bill_usage)]),
+    route("bills/{id}/credit-notes", &[post(credit)]),
+    route("credit-notes", &[get(credit_notes)]),
     route("settlements", &[get(settlements::statements)]),
     route(
         "settlements/runs",
@@ -157,7 +160,7 @@ fn my_account(ctx: &Ctx) -> ApiResult<Resp> {
     caller.require(&[Role::Customer])?;
     let page = ctx.page()?;
     let db = ctx.storage.db()?;
-    let account = ledger::account(db, &caller.id, ctx.now)?;
+    let account = ledger::account(db, &caller.id, ctx.now, ctx.config.arrears_grace_hours)?;
     let entries = ledger::ledger(db, &caller.id, page.cursor.as_deref(), page.fetch())?;
     ok(&AccountPage {
         account,
@@ -190,11 +193,12 @@ fn top_up(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Operator])?;
     let body: TopUp = ctx.json()?;
-    let (account, entry) = ledger::top_up(
+    let (account, entry) = billing::collection::top_up(
         ctx.storage.db()?,
         &caller,
         customer_id,
         body.amount,
+        ctx.config.arrears_grace_hours,
         ctx.now,
     )?;
     created(&ToppedUp { account, entry })
@@ -222,8 +226,7 @@ fn bill_run(ctx: &Ctx) -> ApiResult<Resp> {
     let report = billing::run(
         ctx.storage.db()?,
         ctx.outbound,
-        ctx.config.billing_timezone,
-        ctx.config.test_instance_max_hours,
+        ctx.config,
         as_of,
         ctx.now,
         &caller,
@@ -303,4 +306,47 @@ fn bill(ctx: &Ctx) -> ApiResult<Resp> {
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     ok(&billing::find(ctx.storage.db()?, &caller, id)?)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreditBody {
+    amount: Option<Decimal>,
+    reason: Option<String>,
+    #[serde(default)]
+    applies_to: Part,
+}
+
+/// An operator's credit note on a bill: 201 with the note.
+fn credit(ctx: &Ctx) -> ApiResult<Resp> {
+    let bill_id = ctx.param("id");
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Operator])?;
+    let body: CreditBody = ctx.json()?;
+    let request = CreditRequest {
+        amount: body.amount,
+        reason: body.reason.as_deref(),
+        applies_to: body.applies_to,
+    };
+    created(&credit::issue(
+        ctx.storage.db()?,
+        &caller,
+        bill_id,
+        &request,
+        ctx.now,
+    )?)
+}
+
+fn credit_notes(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
+    let page = ctx.page()?;
+    let items = credit::list(
+        ctx.storage.db()?,
+        &caller,
+        ctx.query("bill_id"),
+        page.cursor.as_deref(),
+        page.fetch(),
+    )?;
+    page.list(items, |n| &n.id)
 }

@@ -6,7 +6,11 @@
 //! - [`mod@run`]: the bill run, exactly once per (instance, period).
 //! - [`mod@preview`]: what a period would cost now.
 //! - [`write_off`]: periods an operator closes without a bill.
+//! - [`collection`]: what of a bill the customer's funds paid, and top-ups that pay the rest.
+//! - [`credit`]: credit notes, which give part of a bill back.
 
+pub(crate) mod collection;
+pub(crate) mod credit;
 pub(crate) mod preview;
 pub(crate) mod pricing;
 pub(crate) mod run;
@@ -83,6 +87,26 @@ impl From<Bill> for Priced {
     }
 }
 
+/// Where one part of a bill (its product fees, or its cloud resources' fees) stands: how much
+/// credit notes gave back, how much the customer's funds paid, how much is still owed. The three
+/// add up to the part's fees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct PartStanding {
+    pub credited: Cents,
+    pub collected: Cents,
+    pub uncollected: Cents,
+}
+
+/// Where each part of a bill stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub(crate) struct Parts {
+    pub product_fees: PartStanding,
+    pub resource_fees: PartStanding,
+}
+
+/// A bill's two parts as amounts: (product fees, resource fees).
+pub(crate) type Split = (Cents, Cents);
+
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Bill {
     pub id: String,
@@ -109,6 +133,49 @@ pub(crate) struct Bill {
     pub created_at: DateTime<Utc>,
     /// The version of the product's prices the bill was priced with.
     pub pricing_version: i64,
+    /// The credit notes written on it, oldest first.
+    pub credit_notes: Vec<credit::CreditNote>,
+    /// What its credit notes gave back.
+    pub credited: Cents,
+    /// What the customer's funds paid of it, less what credit notes gave back of that.
+    pub collected: Cents,
+    /// What it still owes, collected as top-ups cover it (oldest bill first).
+    pub uncollected: Cents,
+    /// The same per part.
+    pub parts: Parts,
+}
+
+impl Bill {
+    /// Its standing from what each part still owes (`parts.*.uncollected`, as stored) and its
+    /// credit notes: credited, collected and uncollected add up to each part's fees (a test
+    /// order's bill owed nothing).
+    fn fill_standing(&mut self, notes: Vec<credit::CreditNote>) {
+        let uncollected = (
+            self.parts.product_fees.uncollected,
+            self.parts.resource_fees.uncollected,
+        );
+        let credited = notes.iter().fold((Cents(0), Cents(0)), |(p, r), n| {
+            (p + n.product_fees, r + n.resource_fees)
+        });
+        let part = |fees: Cents, credited: Cents, uncollected: Cents| PartStanding {
+            credited,
+            collected: if self.test {
+                Cents(0)
+            } else {
+                fees - credited - uncollected
+            },
+            uncollected,
+        };
+        self.parts = Parts {
+            product_fees: part(self.product_fees, credited.0, uncollected.0),
+            resource_fees: part(self.resource_fees, credited.1, uncollected.1),
+        };
+        let (p, r) = (self.parts.product_fees, self.parts.resource_fees);
+        self.credited = p.credited + r.credited;
+        self.collected = p.collected + r.collected;
+        self.uncollected = p.uncollected + r.uncollected;
+        self.credit_notes = notes;
+    }
 }
 
 /// An (instance, period) the run could not bill this time, and why; it is retried next run.
@@ -179,6 +246,8 @@ pub struct RunReport {
     pub test_bills: usize,
     /// Total deducted from customers' accounts.
     pub deducted: Decimal,
+    /// Instances this run suspended: their customers' arrears outlasted the grace.
+    pub suspended: Vec<String>,
     /// Periods this run could not bill; each is retried next run.
     pub failures: Vec<Failure>,
 }
@@ -212,7 +281,8 @@ fn scope(caller: &Principal) -> (Option<String>, Option<String>) {
 
 /// A bill, if the caller may see it: its customer, its product's provider, or an operator.
 pub(crate) fn find(db: &dyn Database, caller: &Principal, id: &str) -> ApiResult<Bill> {
-    store::find(db, id, scope(caller))
+    let bill = store::find(db, id, scope(caller))?;
+    Ok(store::with_standing(db, vec![bill])?.remove(0))
 }
 
 pub(crate) struct BillFilter {
@@ -230,5 +300,6 @@ pub(crate) fn list(
     after: Option<&str>,
     limit: usize,
 ) -> ApiResult<Vec<Bill>> {
-    store::list(db, scope(caller), filter, after, limit)
+    let bills = store::list(db, scope(caller), filter, after, limit)?;
+    store::with_standing(db, bills)
 }

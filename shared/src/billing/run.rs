@@ -13,8 +13,9 @@ use std::rc::Rc;
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
+use crate::billing::collection::{self, Collection};
 use crate::billing::store::{self, CursorMove, DueCursor};
-use crate::billing::{Bill, Failure, FailureCode, Priced, RunReport, pricing};
+use crate::billing::{Bill, Failure, FailureCode, Parts, Priced, RunReport, pricing};
 use crate::catalog::versions::VersionBook;
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency;
@@ -26,6 +27,7 @@ use crate::orders::instance::Instance;
 use crate::orders::ledger::{self, EntryKind, Posting};
 use crate::orders::{self, Terms};
 use crate::period::Period;
+use crate::platform::config::Config;
 use crate::platform::ids::IdSequence;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::{Database, StorageError, StorageErrorKind, transaction};
@@ -49,25 +51,28 @@ struct Prepared {
 }
 
 /// Bills every closed, unbilled (instance, period) as of `as_of`, oldest first, in batches,
-/// after releasing the test instances that lived `test_instance_max_hours` by then. `as_of`
-/// decides which periods are closed; `now` is when the bills and ledger entries are written (a
-/// run as of yesterday still records today).
+/// after releasing the test instances that lived `test_instance_max_hours` by then; then
+/// suspends the running instances of customers in arrears for `arrears_grace_hours`. `as_of`
+/// decides which periods are closed; `now` is when the bills, ledger entries and suspensions
+/// are written (a run as of yesterday still records today). The deployment's
+/// `billing_timezone` cuts the periods of instances that did not record their own.
 pub fn run(
     db: &dyn Database,
     out: &dyn Outbound,
-    tz: Tz,
-    test_instance_max_hours: u32,
+    config: &Config,
     as_of: DateTime<Utc>,
     now: DateTime<Utc>,
     actor: &Principal,
 ) -> ApiResult<RunReport> {
+    let tz = config.billing_timezone;
     let mut report = RunReport {
         as_of,
         ..RunReport::default()
     };
+    let hours = config.test_instance_max_hours;
     report
         .failures
-        .extend(housekeeping(db, tz, test_instance_max_hours, as_of, now));
+        .extend(housekeeping(db, tz, hours, as_of, now));
     // Passes of a keyset over (next_close_at, instance_id). Within a pass a billed cursor comes
     // round again while its next close lies past the key; one that fell behind the key (another
     // instance's cursor stood far ahead in the batch) is billed by the next pass. Instances that
@@ -82,6 +87,12 @@ pub fn run(
     };
     let mut failed: HashSet<String> = HashSet::new();
     while run.pass(&mut failed, &mut report)? > 0 {}
+    // After the bills, which may have left balances below zero: arrears start, and those past
+    // their grace suspend what runs. A failure here bills nothing less; the next run retries.
+    match orders::arrears::suspend_overdue(db, config.arrears_grace_hours, now) {
+        Ok(suspended) => report.suspended = suspended,
+        Err(e) => eprintln!("bill run: arrears not suspended: {}", e.detail),
+    }
     Ok(report)
 }
 
@@ -437,6 +448,10 @@ fn write_batch(
         }
         written.push(bill_of(p, priced, ids.next_id(), now));
     }
+    let collections = step(
+        FailureCode::DeductionNotPosted,
+        deduct(db, &mut written, actor, now),
+    )?;
     let periods: Vec<&Period> = billed.iter().map(|(p, _)| &p.period).collect();
     step(
         FailureCode::BillNotWritten,
@@ -454,21 +469,50 @@ fn write_batch(
         )?;
     }
     step(FailureCode::BillNotWritten, outbox.write(db))?;
-    let deductions: Vec<Posting> = written
-        .iter()
-        .filter(|b| !b.test && b.total.0 > 0)
-        .map(|b| Posting {
-            customer_id: &b.owner_id,
-            kind: EntryKind::Bill,
-            amount: Cents(-b.total.0),
-            reference: Some(&b.id),
-        })
-        .collect();
     step(
         FailureCode::DeductionNotPosted,
-        ledger::post_many(db, &deductions, &actor.id, now),
+        store::insert_collections(db, &collections),
     )?;
     Ok((written, failures, busy))
+}
+
+/// Deducts the bills that charge something from their customers' accounts: each bill owes
+/// what the balance before it did not cover (its standing set here) and the rest is
+/// collected. Returns the collections, for once the bills are written.
+fn deduct(
+    db: &dyn Database,
+    written: &mut [Bill],
+    actor: &Principal,
+    now: DateTime<Utc>,
+) -> ApiResult<Vec<Collection>> {
+    let charged: Vec<usize> = (0..written.len())
+        .filter(|i| !written[*i].test && written[*i].total.0 > 0)
+        .collect();
+    let deductions: Vec<Posting> = charged
+        .iter()
+        .map(|i| Posting {
+            customer_id: &written[*i].owner_id,
+            kind: EntryKind::Bill,
+            amount: Cents(-written[*i].total.0),
+            reference: Some(&written[*i].id),
+        })
+        .collect();
+    let entries = ledger::post_many(db, &deductions, &actor.id, now)?;
+    let mut ids = IdSequence::new("col", now);
+    let mut collections = Vec::with_capacity(charged.len());
+    for (i, entry) in charged.into_iter().zip(&entries) {
+        let bill = &mut written[i];
+        let collected = collection::at_deduction(bill, entry.balance_after);
+        bill.parts.product_fees.uncollected = bill.product_fees - collected.0;
+        bill.parts.resource_fees.uncollected = bill.resource_fees - collected.1;
+        if collected != (Cents(0), Cents(0)) {
+            collections.push(Collection::of(&mut ids, bill, collected, &entry.id, now));
+        }
+    }
+    for bill in written.iter_mut() {
+        bill.fill_standing(Vec::new());
+    }
+    Ok(collections)
 }
 
 /// The periods of a batch that could be priced, each with its price.
@@ -552,5 +596,10 @@ fn bill_of(p: &Prepared, priced: Priced, id: String, now: DateTime<Utc>) -> Bill
         resource_lines: priced.resource_lines,
         created_at: now,
         pricing_version: p.terms.pricing_version,
+        credit_notes: Vec::new(),
+        credited: Cents(0),
+        collected: Cents(0),
+        uncollected: Cents(0),
+        parts: Parts::default(),
     }
 }

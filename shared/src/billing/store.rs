@@ -2,12 +2,14 @@
 //! a run moves it by compare-and-set in the transaction that writes the bill, and `bills` is
 //! UNIQUE on (instance, period): the two guards of exactly-once.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 
+use crate::billing::collection::{Collection, Owed};
+use crate::billing::credit::CreditNote;
 use crate::billing::write_off::WriteOff;
-use crate::billing::{Bill, BillFilter};
+use crate::billing::{Bill, BillFilter, PartStanding, Parts};
 use crate::error::{ApiError, ApiResult};
 use crate::money::Cents;
 use crate::orders::instance;
@@ -128,8 +130,8 @@ pub(crate) fn move_cursors(db: &dyn Database, moves: &[CursorMove]) -> ApiResult
     Ok(moved)
 }
 
-/// Bills per INSERT statement (16 parameters each, below SQLite's oldest limit of 999).
-const BILLS_PER_STATEMENT: usize = 60;
+/// Bills per INSERT statement (18 parameters each, below SQLite's oldest limit of 999).
+const BILLS_PER_STATEMENT: usize = 55;
 
 /// Inserts bills, [`BILLS_PER_STATEMENT`] per statement; `periods[i]` is `bills[i]`'s period.
 pub(crate) fn insert(db: &dyn Database, bills: &[Bill], periods: &[&Period]) -> ApiResult<()> {
@@ -137,7 +139,7 @@ pub(crate) fn insert(db: &dyn Database, bills: &[Bill], periods: &[&Period]) -> 
         .chunks(BILLS_PER_STATEMENT)
         .zip(periods.chunks(BILLS_PER_STATEMENT))
     {
-        let mut params: Vec<Value> = Vec::with_capacity(16 * chunk.len());
+        let mut params: Vec<Value> = Vec::with_capacity(18 * chunk.len());
         for (bill, period) in chunk.iter().zip(chunk_periods) {
             let lines = serde_json::to_string(&bill.lines).map_err(ApiError::internal)?;
             let resource_lines =
@@ -158,6 +160,8 @@ pub(crate) fn insert(db: &dyn Database, bills: &[Bill], periods: &[&Period]) -> 
                 bill.product_fees.0.into(),
                 bill.resource_fees.0.into(),
                 resource_lines.into(),
+                bill.parts.product_fees.uncollected.0.into(),
+                bill.parts.resource_fees.uncollected.0.into(),
                 bill.pricing_version.into(),
             ]);
         }
@@ -166,9 +170,9 @@ pub(crate) fn insert(db: &dyn Database, bills: &[Bill], periods: &[&Period]) -> 
                 "INSERT INTO bills (id, instance_id, owner_id, provider_id, product_id, period_start, period_end,
                                     currency, total_cents, test, lines, created_at,
                                     product_fees_cents, resource_fees_cents, resource_lines,
-                                    pricing_version)
+                                    uncollected_product_cents, uncollected_resource_cents, pricing_version)
                  VALUES {}",
-                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
             ),
             &params,
         )?;
@@ -191,7 +195,8 @@ pub(crate) fn find_by_period(
 
 const COLUMNS: &str = "id, instance_id, owner_id, provider_id, product_id, period_start, period_end, \
                        currency, total_cents, test, lines, created_at, product_fees_cents, \
-                       resource_fees_cents, resource_lines, pricing_version";
+                       resource_fees_cents, resource_lines, uncollected_product_cents, \
+                       uncollected_resource_cents, pricing_version";
 
 /// Unix seconds of column `i` as an instant.
 fn instant(row: &Row, i: usize) -> ApiResult<DateTime<Utc>> {
@@ -216,9 +221,56 @@ fn from_row(row: &Row) -> ApiResult<Bill> {
         product_fees: Cents(row.int(12)?),
         resource_fees: Cents(row.int(13)?),
         resource_lines: serde_json::from_str(&row.text(14)?).map_err(ApiError::internal)?,
-        pricing_version: row.int(15)?,
+        credit_notes: Vec::new(),
+        credited: Cents(0),
+        collected: Cents(0),
+        uncollected: Cents(0),
+        // What each part still owes, as stored; the rest of its standing comes with its notes.
+        parts: Parts {
+            product_fees: PartStanding {
+                uncollected: Cents(row.int(15)?),
+                ..PartStanding::default()
+            },
+            resource_fees: PartStanding {
+                uncollected: Cents(row.int(16)?),
+                ..PartStanding::default()
+            },
+        },
+        pricing_version: row.int(17)?,
     })
 }
+
+/// Bills with their standing: their credit notes (one query per [`IDS_PER_QUERY`] bills) and
+/// what each part was credited, collected and still owes.
+pub(crate) fn with_standing(db: &dyn Database, bills: Vec<Bill>) -> ApiResult<Vec<Bill>> {
+    let ids: Vec<String> = bills.iter().map(|b| b.id.clone()).collect();
+    let mut notes: HashMap<String, Vec<CreditNote>> = HashMap::new();
+    for chunk in ids.chunks(IDS_PER_QUERY) {
+        let marks = vec!["?"; chunk.len()].join(", ");
+        let params: Vec<Value> = chunk.iter().map(Into::into).collect();
+        let rows = db.execute(
+            &format!(
+                "SELECT {NOTE_COLUMNS} FROM credit_notes WHERE bill_id IN ({marks}) ORDER BY id"
+            ),
+            &params,
+        )?;
+        for row in &rows {
+            let note = note_from_row(row)?;
+            notes.entry(note.bill_id.clone()).or_default().push(note);
+        }
+    }
+    Ok(bills
+        .into_iter()
+        .map(|mut b| {
+            let of_bill = notes.remove(&b.id).unwrap_or_default();
+            b.fill_standing(of_bill);
+            b
+        })
+        .collect())
+}
+
+/// Bills per `IN (…)` list: below 999, the oldest SQLite limit on bound parameters.
+const IDS_PER_QUERY: usize = 500;
 
 /// A bill, if it is within the scope: `owner` and `provider` restrict it when given.
 pub(crate) fn find(
@@ -370,4 +422,147 @@ pub(crate) fn write_offs_of(
         ],
     )?;
     rows.iter().map(write_off_from_row).collect()
+}
+
+// Credit notes and collections
+
+const NOTE_COLUMNS: &str = "id, bill_id, customer_id, provider_id, product_id, product_cents, \
+                            resource_cents, reason, ledger_entry_id, issued_by, issued_at";
+
+fn note_from_row(row: &Row) -> ApiResult<CreditNote> {
+    let (product, resource) = (Cents(row.int(5)?), Cents(row.int(6)?));
+    Ok(CreditNote {
+        id: row.text(0)?,
+        bill_id: row.text(1)?,
+        customer_id: row.text(2)?,
+        provider_id: row.text(3)?,
+        product_id: row.text(4)?,
+        amount: product + resource,
+        product_fees: product,
+        resource_fees: resource,
+        reason: row.text(7)?,
+        ledger_entry_id: row.text(8)?,
+        issued_by: row.text(9)?,
+        issued_at: instant(row, 10)?,
+    })
+}
+
+/// Records a credit note.
+pub(crate) fn insert_credit_note(db: &dyn Database, note: &CreditNote) -> ApiResult<()> {
+    db.execute(
+        &format!(
+            "INSERT INTO credit_notes ({NOTE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ),
+        &[
+            note.id.clone().into(),
+            note.bill_id.clone().into(),
+            note.customer_id.clone().into(),
+            note.provider_id.clone().into(),
+            note.product_id.clone().into(),
+            note.product_fees.0.into(),
+            note.resource_fees.0.into(),
+            note.reason.clone().into(),
+            note.ledger_entry_id.clone().into(),
+            note.issued_by.clone().into(),
+            note.issued_at.timestamp().into(),
+        ],
+    )?;
+    Ok(())
+}
+
+/// Credit notes oldest first after the note `after`: of `bill_id` when given, within the scope
+/// (`owner` and `provider` restrict them when given).
+pub(crate) fn credit_notes(
+    db: &dyn Database,
+    (owner, provider): (Option<String>, Option<String>),
+    bill_id: Option<&str>,
+    after: Option<&str>,
+    limit: usize,
+) -> ApiResult<Vec<CreditNote>> {
+    let rows = db.execute(
+        &format!(
+            "SELECT {NOTE_COLUMNS} FROM credit_notes
+             WHERE (CAST(?1 AS TEXT) IS NULL OR customer_id = ?1)
+               AND (CAST(?2 AS TEXT) IS NULL OR provider_id = ?2)
+               AND (CAST(?3 AS TEXT) IS NULL OR bill_id = ?3) AND (CAST(?4 AS TEXT) IS NULL OR id > ?4)
+             ORDER BY id LIMIT ?5"
+        ),
+        &[
+            owner.into(),
+            provider.into(),
+            bill_id.map(str::to_owned).into(),
+            after.map(str::to_owned).into(),
+            (limit as i64).into(),
+        ],
+    )?;
+    rows.iter().map(note_from_row).collect()
+}
+
+/// Sets what a bill's parts still owe.
+pub(crate) fn set_uncollected(
+    db: &dyn Database,
+    bill_id: &str,
+    (product, resource): (Cents, Cents),
+) -> ApiResult<()> {
+    db.execute(
+        "UPDATE bills SET uncollected_product_cents = ?, uncollected_resource_cents = ? WHERE id = ?",
+        &[product.0.into(), resource.0.into(), bill_id.into()],
+    )?;
+    Ok(())
+}
+
+/// The customer's bills that still owe something, oldest first: by period, then by id (by the
+/// partial index `bills_uncollected`).
+pub(crate) fn owed_by(db: &dyn Database, customer_id: &str) -> ApiResult<Vec<Owed>> {
+    let rows = db.execute(
+        "SELECT id, provider_id, product_id, uncollected_product_cents, uncollected_resource_cents
+         FROM bills
+         WHERE owner_id = ? AND uncollected_product_cents + uncollected_resource_cents > 0
+         ORDER BY period_start, id",
+        &[customer_id.into()],
+    )?;
+    rows.iter()
+        .map(|r| {
+            Ok(Owed {
+                bill_id: r.text(0)?,
+                provider_id: r.text(1)?,
+                product_id: r.text(2)?,
+                owed: (Cents(r.int(3)?), Cents(r.int(4)?)),
+            })
+        })
+        .collect()
+}
+
+/// Collections (and what credit notes gave back) per INSERT statement: 9 parameters each.
+const COLLECTIONS_PER_STATEMENT: usize = 100;
+
+/// Records movements of bills' money.
+pub(crate) fn insert_collections(db: &dyn Database, collections: &[Collection]) -> ApiResult<()> {
+    for chunk in collections.chunks(COLLECTIONS_PER_STATEMENT) {
+        let mut params: Vec<Value> = Vec::with_capacity(9 * chunk.len());
+        for c in chunk {
+            params.extend([
+                c.id.clone().into(),
+                c.bill_id.clone().into(),
+                c.customer_id.clone().into(),
+                c.provider_id.clone().into(),
+                c.product_id.clone().into(),
+                c.amounts.0.0.into(),
+                c.amounts.1.0.into(),
+                c.ledger_entry_id.clone().into(),
+                c.at.timestamp().into(),
+            ]);
+        }
+        db.execute(
+            &format!(
+                "INSERT INTO collections (id, bill_id, customer_id, provider_id, product_id,
+                                          product_cents, resource_cents, ledger_entry_id,
+                                          collected_at)
+                 VALUES {}",
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+            ),
+            &params,
+        )?;
+    }
+    Ok(())
 }

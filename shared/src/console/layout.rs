@@ -64,6 +64,7 @@ fn nav(role: Option<Role>) -> &'static [(&'static str, &'static str)] {
             ("/reviews", "Review queue"),
             ("/principals", "Principals"),
             ("/bill-runs", "Bill runs"),
+            ("/bills", "Bills"),
             ("/settlements", "Settlements"),
             ("/webhooks", "Webhooks"),
         ],

@@ -270,6 +270,11 @@ impl Visit<'_> {
             (["webhooks"], _, true) => pages::webhooks::create(req, chrome, me),
             (["webhooks", id], true, _) => pages::webhooks::show(req, chrome, me, id),
             (["webhooks", id, "delete"], _, true) => pages::webhooks::delete(req, me, id),
+            (["bills", id, "credit-notes"], _, true) => {
+                once::submit(req, chrome, me, Guard::Atomic, || {
+                    pages::bills::credit(req, chrome, me, id)
+                })
+            }
             (["account"], true, _) => pages::customer::account(req, chrome, me),
             _ => return None,
         })

@@ -201,11 +201,11 @@ pub(crate) fn report_platform_bill(
 }
 
 /// Refuses, inside the write's transaction, records that what committed since they were
-/// validated has closed to them: a release (a window starting at or after it) or a bill run (a
-/// period the instance's billing cursor has moved past). The clock checks of
-/// [`push::validate`] close periods in time; this closes the gap they leave — a push whose
-/// clock read fell just before a release or a period's close, committing after it — by asking
-/// the database, in one query.
+/// validated has closed to them: a release (a window starting at or after it), a suspension for
+/// arrears (a window inside it) or a bill run (a period the instance's billing cursor has moved
+/// past). The clock checks of [`push::validate`] close periods in time; this closes the gap they
+/// leave — a push whose clock read fell just before a release, a suspension or a period's close,
+/// committing after it — by asking the database once it holds the instance.
 fn check_still_open(
     db: &dyn Database,
     instance_id: &str,
@@ -227,6 +227,31 @@ fn check_still_open(
         if !after.is_empty() {
             return Err(ApiError::validation(after));
         }
+    }
+    // Read once `open_until` holds the instance's gate: a suspension under way has committed.
+    let suspensions = instance::suspensions(db, instance_id)?;
+    let inside: Vec<FieldError> = records
+        .iter()
+        .filter(|r| {
+            suspensions
+                .iter()
+                .any(|s| s.holds(r.start_time, r.end_time))
+        })
+        .map(|r| {
+            FieldError::new(
+                r.origin.clone(),
+                Code::InstanceSuspended,
+                "the instance was suspended for its customer's arrears during the whole window",
+            )
+        })
+        .collect();
+    if !inside.is_empty() {
+        let mut e = ApiError::new(
+            Code::InstanceSuspended,
+            "usage inside a suspension of the instance: a suspended instance runs nothing",
+        );
+        e.errors = inside;
+        return Err(e);
     }
     let Some(next) = billed_until else {
         return Ok(());

@@ -67,12 +67,14 @@ fn records_of(metering: Value) -> ApiResult<Vec<Value>> {
     }
 }
 
-/// What the validation of a push found: the input's errors (400) and the records whose period
-/// is closed for late data (409), each named by its field.
+/// What the validation of a push found: the input's errors (400), the records whose period is
+/// closed for late data (409) and those inside a suspension of the instance (409), each named by
+/// its field.
 #[derive(Default)]
 struct Findings {
     errors: Vec<FieldError>,
     closed: Vec<FieldError>,
+    suspended: Vec<FieldError>,
 }
 
 impl Findings {
@@ -81,18 +83,29 @@ impl Findings {
             .push(FieldError::new(format!("{at}.{field}"), code, message));
     }
 
-    /// Every input error in one 400; else, every record of a closed period in one 409.
+    /// Every input error in one 400; else, every record of a closed period in one 409; else,
+    /// every record inside a suspension in one 409.
     fn finish(self) -> ApiResult<()> {
         if !self.errors.is_empty() {
             return Err(ApiError::validation(self.errors));
         }
-        if !self.closed.is_empty() {
-            let mut e = ApiError::new(
+        for (records, code, detail) in [
+            (
+                self.closed,
                 Code::PeriodClosed,
                 "usage arrived after its period's late-data window",
-            );
-            e.errors = self.closed;
-            return Err(e);
+            ),
+            (
+                self.suspended,
+                Code::InstanceSuspended,
+                "usage inside a suspension of the instance: a suspended instance runs nothing",
+            ),
+        ] {
+            if !records.is_empty() {
+                let mut e = ApiError::new(code, detail);
+                e.errors = records;
+                return Err(e);
+            }
         }
         Ok(())
     }
@@ -172,6 +185,16 @@ impl MeteringContext<'_> {
             return Vec::new();
         };
         let out = self.check_entities(at, record, &window, found);
+        // (A suspension is dated when a bill run makes it, and an accepted window starts
+        // minutes before the push's clock, so one made after this check never holds a window
+        // it let through.)
+        if window.valid && self.instance.suspended_during(window.start, window.end) {
+            found.suspended.push(FieldError::new(
+                at,
+                Code::InstanceSuspended,
+                "the instance was suspended for its customer's arrears during the whole window",
+            ));
+        }
         if window.valid && self.now >= window.period.closes_at(self.billing_period, self.tz) {
             found.closed.push(FieldError::new(
                 at,
@@ -367,6 +390,13 @@ pub(crate) fn platform_bill_record(
         return Err(ApiError::new(
             Code::PeriodClosed,
             "the period is closed for late data",
+        ));
+    }
+    let (start, end) = (period.start.timestamp(), period.end.timestamp());
+    if ctx.instance.suspended_during(start, end) {
+        return Err(ApiError::new(
+            Code::InstanceSuspended,
+            "the instance was suspended for its customer's arrears during the whole period",
         ));
     }
     Ok(UsageRecord {

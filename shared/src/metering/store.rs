@@ -116,7 +116,9 @@ impl Arrival<'_> {
 }
 
 /// Stores a push in one statement when it is the usual one — every record new, none of its
-/// windows closed by a release or a bill run — and answers `None`, having changed nothing,
+/// windows closed by a release or a bill run, its instance not suspended (a suspension closes
+/// some windows and not others: the transaction tells which) — and answers `None`, having
+/// changed nothing,
 /// otherwise: the caller then takes [`insert`]'s path, which tells duplicates from conflicts
 /// and names what is wrong.
 ///
@@ -144,7 +146,8 @@ pub(crate) fn insert_if_all_new(db: &dyn Database, arrival: &Arrival) -> ApiResu
         Dialect::Sqlite => format!(
             "{INSERT_ARRIVAL}
              WHERE NOT EXISTS (SELECT 1 FROM instances
-                               WHERE id = ?1 AND unixepoch(released_at) <= ?6)
+                               WHERE id = ?1
+                                 AND (unixepoch(released_at) <= ?6 OR status = 'suspended'))
                AND NOT EXISTS (SELECT 1 FROM billing_cursors
                                WHERE instance_id = ?1 AND next_period_start > ?7)"
         ),
@@ -154,7 +157,7 @@ pub(crate) fn insert_if_all_new(db: &dyn Database, arrival: &Arrival) -> ApiResu
         // statement, and this one for them (ARCHITECTURE.md, Concurrency). The gate is a
         // condition of each row's scan: PostgreSQL evaluates it before it locks the row found.
         Dialect::Postgres => format!(
-            "WITH instance AS (SELECT released_at FROM instances
+            "WITH instance AS (SELECT released_at, status FROM instances
                                WHERE id = ?1
                                  AND pg_advisory_xact_lock_shared(CAST(?8 AS BIGINT)) IS NOT NULL
                                FOR SHARE),
@@ -164,7 +167,8 @@ pub(crate) fn insert_if_all_new(db: &dyn Database, arrival: &Arrival) -> ApiResu
                              FOR SHARE)
              {INSERT_ARRIVAL_POSTGRES}
              WHERE NOT EXISTS (SELECT 1 FROM instance WHERE CAST(floor(extract(epoch FROM
-                                   CAST(released_at AS TIMESTAMPTZ))) AS BIGINT) <= ?6)
+                                   CAST(released_at AS TIMESTAMPTZ))) AS BIGINT) <= ?6
+                                   OR status = 'suspended')
                AND NOT EXISTS (SELECT 1 FROM cursor WHERE next_period_start > ?7)"
         ),
     };

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::{Principal, Role};
 use crate::listing::service::Resource;
+use crate::money::Cents;
 use crate::orders::store;
 use crate::period::{BillingPeriod, Period};
 use crate::platform::storage::{Database, StorageError, transaction};
@@ -19,6 +20,9 @@ use crate::webhook::{self, EventType, Tenants};
 pub(crate) enum InstanceStatus {
     Running,
     Stopped,
+    /// Stopped by a bill run while its customer's arrears outlast the grace; running again
+    /// when a top-up ends them.
+    Suspended,
     Released,
 }
 
@@ -30,7 +34,16 @@ pub(crate) enum Action {
     Release,
 }
 
-/// The instance lifecycle: running ⇄ stopped, either → released, released accepts nothing.
+/// The refusal of what a customer in arrears may not do (R8.7, R8.20).
+pub(crate) fn in_arrears(what: &str) -> ApiError {
+    ApiError::new(
+        Code::AccountInArrears,
+        format!("the account balance is below zero: top up before {what}"),
+    )
+}
+
+/// The instance lifecycle: running ⇄ stopped, any → released, released accepts nothing; a
+/// suspended instance is started again only by the top-up that ends its customer's arrears.
 pub(crate) fn act(from: InstanceStatus, action: Action) -> ApiResult<InstanceStatus> {
     use Action::*;
     use InstanceStatus::*;
@@ -39,6 +52,9 @@ pub(crate) fn act(from: InstanceStatus, action: Action) -> ApiResult<InstanceSta
             Code::InstanceReleased,
             "the instance is released",
         )),
+        (Suspended, Start) => Err(in_arrears(
+            "starting it: it runs again once the arrears end",
+        )),
         (Running, Stop) => Ok(Stopped),
         (Stopped, Start) => Ok(Running),
         (_, Release) => Ok(Released),
@@ -46,6 +62,25 @@ pub(crate) fn act(from: InstanceStatus, action: Action) -> ApiResult<InstanceSta
             Code::InvalidInstanceAction,
             format!("a {s:?} instance cannot {a:?}").to_lowercase(),
         )),
+    }
+}
+
+/// One suspension of an instance for its customer's arrears: from when, and until the top-up
+/// that resumed it (`None` while it lasts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub(crate) struct Suspension {
+    #[serde(with = "crate::platform::clock::instant")]
+    pub suspended_at: DateTime<Utc>,
+    #[serde(with = "crate::platform::clock::instant::option")]
+    pub resumed_at: Option<DateTime<Utc>>,
+}
+
+impl Suspension {
+    /// Whether the window `[start, end)` (Unix seconds) lies inside the suspension: it starts
+    /// once the instance was suspended and ends before it resumed.
+    pub(crate) fn holds(&self, start: i64, end: i64) -> bool {
+        start >= self.suspended_at.timestamp()
+            && self.resumed_at.is_none_or(|r| end <= r.timestamp())
     }
 }
 
@@ -81,6 +116,8 @@ pub(crate) struct Instance {
     /// was ordered: what its bills charge per running hour.
     pub resources: Vec<Resource>,
     pub running_intervals: Vec<RunningInterval>,
+    /// Its suspensions for its customer's arrears, oldest first.
+    pub suspensions: Vec<Suspension>,
     /// The EULA its order accepted (read with the instance alone, not in batches); `None` for
     /// an order placed before accepted EULAs were recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -120,6 +157,11 @@ impl Instance {
             Some(r) if r <= period.end => None,
             _ => Some(period.next(kind, tz)),
         }
+    }
+
+    /// Whether the window `[start, end)` (Unix seconds) lies inside one of its suspensions.
+    pub(crate) fn suspended_during(&self, start: i64, end: i64) -> bool {
+        self.suspensions.iter().any(|s| s.holds(start, end))
     }
 
     /// When it was released, if it was. Usage and billing end here, not at an earlier stop: a
@@ -176,6 +218,12 @@ pub(crate) fn close_gate(db: &dyn Database, id: &str) -> Result<(), StorageError
     store::close_gate(db, id)
 }
 
+/// The instance's suspensions for its customer's arrears, oldest first: read in the caller's
+/// transaction, once it holds the instance's gate, they are all there are.
+pub(crate) fn suspensions(db: &dyn Database, id: &str) -> ApiResult<Vec<Suspension>> {
+    store::suspensions_of(db, id)
+}
+
 /// The key of the instance's gate ([`close_gate`]), which a push's statement takes shared.
 pub(crate) fn gate_key(id: &str) -> i64 {
     store::gate_key(id)
@@ -201,6 +249,11 @@ pub(crate) fn perform(
             return Err(ApiError::forbidden());
         }
         let to = act(instance.status, action)?;
+        // Starting runs up resource fees again: not on an account that already owes.
+        if to == InstanceStatus::Running && store::balance_cents(db, &instance.owner_id)? < Cents(0)
+        {
+            return Err(in_arrears("starting an instance"));
+        }
         move_status(db, &instance.id, instance.status, to, now())?;
         store::find_instance(db, id)
     })
@@ -225,7 +278,7 @@ fn move_status(
 fn event_of(to: InstanceStatus) -> Option<EventType> {
     match to {
         InstanceStatus::Released => Some(EventType::InstanceReleased),
-        InstanceStatus::Running | InstanceStatus::Stopped => None,
+        InstanceStatus::Running | InstanceStatus::Stopped | InstanceStatus::Suspended => None,
     }
 }
 
@@ -300,6 +353,34 @@ mod tests {
     use super::*;
     use Action::*;
     use InstanceStatus::*;
+
+    #[test]
+    fn a_suspended_instance_is_released_or_waits_for_its_customers_top_up() {
+        assert_eq!(
+            act(Suspended, Start).unwrap_err().code,
+            Code::AccountInArrears
+        );
+        assert_eq!(
+            act(Suspended, Stop).unwrap_err().code,
+            Code::InvalidInstanceAction
+        );
+        assert_eq!(act(Suspended, Release).unwrap(), Released);
+    }
+
+    #[test]
+    fn a_window_is_inside_a_suspension_from_its_start_to_its_resumption() {
+        let at = |t: i64| DateTime::from_timestamp(t, 0).unwrap();
+        let open = Suspension {
+            suspended_at: at(100),
+            resumed_at: None,
+        };
+        assert!(open.holds(100, 500) && !open.holds(99, 500));
+        let over = Suspension {
+            suspended_at: at(100),
+            resumed_at: Some(at(400)),
+        };
+        assert!(over.holds(100, 400) && !over.holds(100, 401) && !over.holds(400, 700));
+    }
 
     #[test]
     fn a_release_is_news_to_the_instances_tenants_and_stopping_or_starting_is_not() {

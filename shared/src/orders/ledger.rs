@@ -4,15 +4,15 @@
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::{self, Principal, Role};
 use crate::money::Cents;
-use crate::orders::store;
+use crate::orders::{arrears, store};
 use crate::platform::clock::rfc3339;
 use crate::platform::ids::IdSequence;
-use crate::platform::storage::{Database, transaction};
+use crate::platform::storage::Database;
 
 /// The currency every account is kept in: the marketplace's, the one products are priced in.
 pub(crate) const ACCOUNT_CURRENCY: &str = crate::listing::steps::CURRENCY;
@@ -24,13 +24,37 @@ pub(crate) struct Account {
     pub balance: Cents,
     #[serde(with = "crate::platform::clock::instant")]
     pub updated_at: DateTime<Utc>,
+    /// Set while the balance is below zero after a bill run took it there.
+    pub arrears: Option<Arrears>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// An account in arrears: since when, and when the next bill run suspends its running
+/// instances unless a top-up brings the balance back to zero or above.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub(crate) struct Arrears {
+    #[serde(with = "crate::platform::clock::instant")]
+    pub since: DateTime<Utc>,
+    #[serde(with = "crate::platform::clock::instant")]
+    pub suspension_deadline: DateTime<Utc>,
+}
+
+impl Arrears {
+    /// Arrears since `since`, with `grace_hours` before instances are suspended.
+    pub(crate) fn new(since: DateTime<Utc>, grace_hours: u32) -> Self {
+        Arrears {
+            since,
+            suspension_deadline: since + chrono::TimeDelta::hours(i64::from(grace_hours)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub(crate) enum EntryKind {
     TopUp,
     Bill,
+    /// A credit note's credit.
+    Credit,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -47,19 +71,23 @@ pub(crate) struct LedgerEntry {
     pub created_at: DateTime<Utc>,
 }
 
-/// The customer's account; one that never moved money reads as an empty account (reads write
-/// nothing: the row is created by the first ledger entry).
+/// The customer's account, its arrears' suspension deadline `grace_hours` after they began;
+/// one that never moved money reads as an empty account (reads write nothing: the row is
+/// created by the first ledger entry).
 pub(crate) fn account(
     db: &dyn Database,
     customer_id: &str,
     now: DateTime<Utc>,
+    grace_hours: u32,
 ) -> ApiResult<Account> {
-    let (balance, updated_at) = store::balance(db, customer_id)?.unwrap_or((Cents(0), now));
+    let (balance, updated_at, arrears_since) =
+        store::balance(db, customer_id)?.unwrap_or((Cents(0), now, None));
     Ok(Account {
         customer_id: customer_id.to_owned(),
         currency: ACCOUNT_CURRENCY,
         balance,
         updated_at,
+        arrears: arrears_since.map(|since| Arrears::new(since, grace_hours)),
     })
 }
 
@@ -86,7 +114,9 @@ pub(crate) fn post(
 
 /// Posts many changes in the caller's transaction with a handful of statements: a bill run posts
 /// thousands at once. Entries of one customer are applied in the given order, so each entry's
-/// `balance_after` is the balance right after it, as if posted one by one.
+/// `balance_after` is the balance right after it, as if posted one by one. An account left
+/// below zero is in arrears from `now` (unless it already was); one brought back to zero or
+/// above is not any more, and the instances its arrears suspended run again from `now`.
 pub(crate) fn post_many(
     db: &dyn Database,
     postings: &[Posting],
@@ -97,7 +127,7 @@ pub(crate) fn post_many(
     let mut customers: Vec<&str> = postings.iter().map(|p| p.customer_id).collect();
     customers.sort_unstable();
     customers.dedup();
-    let mut balances = store::open_accounts(db, &customers, &at)?;
+    let (mut balances, in_arrears) = store::open_accounts(db, &customers, &at)?;
     let mut ids = IdSequence::new("led", now);
     let mut entries = Vec::with_capacity(postings.len());
     for p in postings {
@@ -120,12 +150,17 @@ pub(crate) fn post_many(
     let owners: Vec<&str> = postings.iter().map(|p| p.customer_id).collect();
     store::insert_entries(db, &entries, &owners)?;
     let updated: Vec<(&str, i64)> = customers.iter().map(|c| (*c, balances[*c])).collect();
-    store::set_balances(db, &updated, &at)?;
+    store::set_balances(db, &updated, &at, now.timestamp())?;
+    for (customer, balance) in updated {
+        if balance >= 0 && in_arrears.contains(customer) {
+            arrears::resume(db, customer, now)?;
+        }
+    }
     Ok(entries)
 }
 
-/// The largest single top-up in cents (100,000,000.00): a guard against typos.
-const TOP_UP_MAX: i64 = 10_000_000_000;
+/// The largest single top-up or credit note in cents (100,000,000.00): a guard against typos.
+pub(crate) const AMOUNT_MAX: i64 = 10_000_000_000;
 
 /// Validates a top-up amount: positive, at most 2 decimal places, at most 100,000,000.00.
 pub(crate) fn top_up_amount(amount: Decimal) -> ApiResult<Cents> {
@@ -140,35 +175,33 @@ pub(crate) fn top_up_amount(amount: Decimal) -> ApiResult<Cents> {
     if cents.0 <= 0 {
         return Err(bad("must be positive"));
     }
-    if cents.0 > TOP_UP_MAX {
+    if cents.0 > AMOUNT_MAX {
         return Err(bad("at most 100000000.00 per top-up"));
     }
     Ok(cents)
 }
 
-/// An operator credits a customer's account. Only customers have accounts: anyone else is 404.
+/// An operator credits a customer's account, in the caller's transaction (the bills it pays
+/// are collected in the same one). Only customers have accounts: anyone else is 404.
 pub(crate) fn top_up(
     db: &dyn Database,
     operator: &Principal,
     customer_id: &str,
     amount: Decimal,
     now: DateTime<Utc>,
-) -> ApiResult<(Account, LedgerEntry)> {
+) -> ApiResult<LedgerEntry> {
     let amount = top_up_amount(amount)?;
     let customer = identity::find_principal(db, customer_id)?;
     if customer.role != Role::Customer {
         return Err(ApiError::not_found("customer account"));
     }
-    let entry = transaction(db, |db| {
-        let top_up = Posting {
-            customer_id: &customer.id,
-            kind: EntryKind::TopUp,
-            amount,
-            reference: None,
-        };
-        post(db, top_up, &operator.id, now)
-    })?;
-    Ok((account(db, &customer.id, now)?, entry))
+    let top_up = Posting {
+        customer_id: &customer.id,
+        kind: EntryKind::TopUp,
+        amount,
+        reference: None,
+    };
+    post(db, top_up, &operator.id, now)
 }
 
 /// Ledger entries, newest first (`after` is the last id of the previous page).
@@ -191,7 +224,7 @@ mod tests {
         assert!(top_up_amount(Decimal::ZERO).is_err());
         assert!(top_up_amount(Decimal::new(-100, 2)).is_err());
         assert!(top_up_amount(Decimal::new(1, 3)).is_err());
-        assert!(top_up_amount(Decimal::new(TOP_UP_MAX + 1, 2)).is_err());
+        assert!(top_up_amount(Decimal::new(AMOUNT_MAX + 1, 2)).is_err());
     }
 
     proptest::proptest! {
@@ -234,7 +267,7 @@ mod tests {
                 .collect();
                 let balances: Vec<i64> = customers
                     .iter()
-                    .map(|c| account(db.as_ref(), c, now).unwrap().balance.0)
+                    .map(|c| account(db.as_ref(), c, now, 24).unwrap().balance.0)
                     .collect();
                 (entries, balances)
             };
@@ -267,7 +300,7 @@ mod tests {
             let entries = ledger(db.as_ref(), "usr-c", None, 500).unwrap();
             let ledger_sum: i64 = entries.iter().map(|e| e.amount.0).sum();
             let expected: i64 = changes.iter().map(|(up, c)| if *up { *c } else { -c }).sum();
-            let balance = account(db.as_ref(), "usr-c", now).unwrap().balance.0;
+            let balance = account(db.as_ref(), "usr-c", now, 24).unwrap().balance.0;
             proptest::prop_assert_eq!(balance, ledger_sum);
             proptest::prop_assert_eq!(balance, expected);
             proptest::prop_assert_eq!(entries[0].balance_after.0, balance);

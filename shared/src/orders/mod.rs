@@ -1,6 +1,7 @@
 //! Quotes, orders and service instances, and customers' accounts. An order deploys a running
 //! instance and charges nothing; usage is billed later, per closed period.
 
+pub(crate) mod arrears;
 pub(crate) mod instance;
 pub(crate) mod ledger;
 mod store;
@@ -16,6 +17,7 @@ use crate::identity::{AccountType, Principal, Role};
 use crate::listing::service::{Resource, Service, Template};
 use crate::listing::steps::{AccessStep, AgreementStep, CategoryStep, Eula, PricingStep};
 use crate::listing::{self, Product, ProductStatus, Reader, Step};
+use crate::money::Cents;
 use crate::period::{BillingPeriod, Period};
 use crate::platform::storage::{Database, RowLock, transaction};
 use crate::sales::{self, ItemSettings, PricedItem};
@@ -401,17 +403,8 @@ pub(crate) fn place(
                     ),
                 ));
             }
-        } else {
-            let account = ledger::account(db, &caller.id, now)?;
-            if account.balance.0 < 0 {
-                return Err(ApiError::new(
-                    Code::AccountInArrears,
-                    format!(
-                        "the account balance is {}: top up before ordering",
-                        account.balance.to_decimal()
-                    ),
-                ));
-            }
+        } else if store::balance_cents(db, &caller.id)? < Cents(0) {
+            return Err(instance::in_arrears("ordering"));
         }
         let (order_id, instance) = store::insert_order(db, caller, &p, &choice, tz, now)?;
         open_billing_cursor(db, &instance, p.pricing.billing_period(), tz)?;

@@ -1,7 +1,7 @@
 //! Orders, instances and their running intervals, and customers' accounts and ledger, in the
 //! database. Money is integer cents, so SQLite sums it exactly.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::Principal;
 use crate::money::Cents;
-use crate::orders::instance::{Instance, InstanceStatus, RunningInterval};
+use crate::orders::instance::{Instance, InstanceStatus, RunningInterval, Suspension};
 use crate::orders::ledger::{EntryKind, LedgerEntry};
 use crate::orders::{AcceptedEula, Choice, Purchasable};
 use crate::period::Period;
@@ -114,6 +114,7 @@ fn instance_from_row(row: &Row) -> Result<Instance, StorageError> {
             None => Vec::new(),
         },
         running_intervals: Vec::new(),
+        suspensions: Vec::new(),
         eula: None,
         pricing_version: row.int(14)?,
     })
@@ -147,6 +148,7 @@ pub(crate) fn find_instance(db: &dyn Database, id: &str) -> ApiResult<Instance> 
         .transpose()?
         .ok_or_else(|| ApiError::not_found("instance"))?;
     instance.running_intervals = intervals(db, id)?;
+    instance.suspensions = suspensions_of(db, id)?;
     instance.eula = accepted_eula(db, &instance.order_id)?.map(|(accepted, _)| accepted);
     Ok(instance)
 }
@@ -210,6 +212,39 @@ pub(crate) fn find_instances(
                 });
             }
         }
+        for (id, suspensions) in suspensions(db, chunk)? {
+            if let Some(instance) = found.get_mut(&id) {
+                instance.suspensions = suspensions;
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// The suspensions of one instance, oldest first.
+pub(crate) fn suspensions_of(db: &dyn Database, id: &str) -> ApiResult<Vec<Suspension>> {
+    Ok(suspensions(db, &[id.to_owned()])?
+        .remove(id)
+        .unwrap_or_default())
+}
+
+/// The suspensions of these instances (at most [`IDS_PER_QUERY`]), oldest first, by instance;
+/// instances never suspended are absent.
+fn suspensions(db: &dyn Database, ids: &[String]) -> ApiResult<HashMap<String, Vec<Suspension>>> {
+    let marks = vec!["?"; ids.len()].join(", ");
+    let params: Vec<Value> = ids.iter().map(Into::into).collect();
+    let mut found: HashMap<String, Vec<Suspension>> = HashMap::new();
+    for row in &db.execute(
+        &format!(
+            "SELECT instance_id, suspended_at, resumed_at FROM instance_suspensions
+             WHERE instance_id IN ({marks}) ORDER BY instance_id, suspended_at"
+        ),
+        &params,
+    )? {
+        found.entry(row.text(0)?).or_default().push(Suspension {
+            suspended_at: clock::from_unix(row.int(1)?)?,
+            resumed_at: row.opt_int(2)?.map(clock::from_unix).transpose()?,
+        });
     }
     Ok(found)
 }
@@ -258,6 +293,25 @@ pub(crate) fn move_instance(
     to: InstanceStatus,
     now: DateTime<Utc>,
 ) -> ApiResult<()> {
+    if move_instance_if(db, id, from, to, now)? {
+        Ok(())
+    } else {
+        Err(ApiError::new(
+            Code::InvalidInstanceAction,
+            "the instance changed meanwhile; retry",
+        ))
+    }
+}
+
+/// Moves an instance from `from` to `to` as [`move_instance`] does, if it still is `from`:
+/// whether it moved (an instance acted on meanwhile is left as it is).
+pub(crate) fn move_instance_if(
+    db: &dyn Database,
+    id: &str,
+    from: InstanceStatus,
+    to: InstanceStatus,
+    now: DateTime<Utc>,
+) -> ApiResult<bool> {
     let moved = db.execute(
         "UPDATE instances SET status = ?, released_at = CASE WHEN CAST(? AS TEXT) = 'released' THEN ? ELSE released_at END
          WHERE id = ? AND status = ? RETURNING id",
@@ -270,10 +324,7 @@ pub(crate) fn move_instance(
         ],
     )?;
     if moved.is_empty() {
-        return Err(ApiError::new(
-            Code::InvalidInstanceAction,
-            "the instance changed meanwhile; retry",
-        ));
+        return Ok(false);
     }
     let at = now.timestamp();
     match to {
@@ -283,7 +334,7 @@ pub(crate) fn move_instance(
                 &[id.into(), at.into()],
             )?;
         }
-        InstanceStatus::Stopped | InstanceStatus::Released => {
+        InstanceStatus::Stopped | InstanceStatus::Suspended | InstanceStatus::Released => {
             db.execute(
                 &format!(
                     "UPDATE instance_intervals SET ended_at = {}(started_at, ?)
@@ -297,7 +348,7 @@ pub(crate) fn move_instance(
             )?;
         }
     }
-    Ok(())
+    Ok(true)
 }
 
 /// Starts billing an instance at `first`, its first period, closing at `closes_at`. A cursor
@@ -334,19 +385,28 @@ pub(crate) fn instances_without_cursor(db: &dyn Database) -> ApiResult<Vec<Strin
 
 // Accounts and the ledger
 
-/// The customer's balance and when it last changed, if the account has a row (an account that
-/// never moved money has none: reads write nothing).
+/// The customer's balance, when it last changed and since when it is in arrears, if the
+/// account has a row (an account that never moved money has none: reads write nothing).
+#[allow(clippy::type_complexity)]
 pub(crate) fn balance(
     db: &dyn Database,
     customer_id: &str,
-) -> ApiResult<Option<(Cents, DateTime<Utc>)>> {
+) -> ApiResult<Option<(Cents, DateTime<Utc>, Option<DateTime<Utc>>)>> {
     let rows = db.execute(
-        "SELECT balance_cents, updated_at FROM accounts WHERE customer_id = ?",
+        "SELECT balance_cents, updated_at, arrears_since FROM accounts WHERE customer_id = ?",
         &[customer_id.into()],
     )?;
     rows.first()
-        .map(|row| Ok((Cents(row.int(0)?), clock::stored(&row.text(1)?)?)))
+        .map(|row| {
+            let since = row.opt_int(2)?.map(clock::from_unix).transpose()?;
+            Ok((Cents(row.int(0)?), clock::stored(&row.text(1)?)?, since))
+        })
         .transpose()
+}
+
+/// The customer's balance (0 for an account that never moved money).
+pub(crate) fn balance_cents(db: &dyn Database, customer_id: &str) -> ApiResult<Cents> {
+    Ok(balance(db, customer_id)?.map_or(Cents(0), |(b, _, _)| b))
 }
 
 /// Accounts (and the rows it inserts or updates) per statement: well under SQLite's 999
@@ -354,13 +414,14 @@ pub(crate) fn balance(
 const ROWS_PER_STATEMENT: usize = 100;
 
 /// The balances of these customers (sorted), creating the accounts that have no row yet at 0,
-/// and locking them for the caller's transaction.
+/// locking them for the caller's transaction, and which of them are in arrears.
 pub(crate) fn open_accounts(
     db: &dyn Database,
     customers: &[&str],
     at: &str,
-) -> ApiResult<HashMap<String, i64>> {
+) -> ApiResult<(HashMap<String, i64>, HashSet<String>)> {
     let mut balances = HashMap::with_capacity(customers.len());
+    let mut in_arrears = HashSet::new();
     for chunk in customers.chunks(ROWS_PER_STATEMENT) {
         let mut params: Vec<Value> = Vec::with_capacity(2 * chunk.len());
         for c in chunk {
@@ -380,18 +441,21 @@ pub(crate) fn open_accounts(
         // this one leaves.
         let rows = db.execute(
             &format!(
-                "SELECT customer_id, balance_cents FROM accounts WHERE customer_id IN ({})
-                 ORDER BY customer_id{}",
+                "SELECT customer_id, balance_cents, arrears_since FROM accounts
+                 WHERE customer_id IN ({}) ORDER BY customer_id{}",
                 vec!["?"; chunk.len()].join(", "),
                 db.dialect().row_lock()
             ),
             &ids,
         )?;
         for row in &rows {
+            if row.opt_int(2)?.is_some() {
+                in_arrears.insert(row.text(0)?);
+            }
             balances.insert(row.text(0)?, row.int(1)?);
         }
     }
-    Ok(balances)
+    Ok((balances, in_arrears))
 }
 
 /// Appends ledger entries; `customers[i]` is `entries[i]`'s account.
@@ -429,16 +493,25 @@ pub(crate) fn insert_entries(
     Ok(())
 }
 
-/// Sets the balances of these accounts.
-pub(crate) fn set_balances(db: &dyn Database, balances: &[(&str, i64)], at: &str) -> ApiResult<()> {
+/// Sets the balances of these accounts: one below zero is in arrears from `now` (Unix seconds)
+/// unless it already was, one at zero or above is not.
+pub(crate) fn set_balances(
+    db: &dyn Database,
+    balances: &[(&str, i64)],
+    at: &str,
+    now: i64,
+) -> ApiResult<()> {
     for chunk in balances.chunks(ROWS_PER_STATEMENT) {
-        let mut params: Vec<Value> = vec![at.into()];
+        let mut params: Vec<Value> = vec![at.into(), now.into()];
         for (c, cents) in chunk {
             params.extend([(*c).into(), (*cents).into()]);
         }
         db.execute(
             &format!(
-                "UPDATE accounts AS a SET balance_cents = v.column2, updated_at = ?
+                "UPDATE accounts AS a SET balance_cents = v.column2, updated_at = ?1,
+                    arrears_since = CASE WHEN v.column2 < 0
+                                         THEN COALESCE(a.arrears_since, CAST(?2 AS BIGINT))
+                                         ELSE NULL END
                  FROM (VALUES {}) AS v WHERE a.customer_id = v.column1",
                 vec!["(CAST(? AS TEXT), CAST(? AS BIGINT))"; chunk.len()].join(", ")
             ),
@@ -449,11 +522,7 @@ pub(crate) fn set_balances(db: &dyn Database, balances: &[(&str, i64)], at: &str
 }
 
 fn entry_from_row(row: &Row) -> ApiResult<LedgerEntry> {
-    let kind = match row.text(1)?.as_str() {
-        "top_up" => EntryKind::TopUp,
-        "bill" => EntryKind::Bill,
-        other => return Err(ApiError::internal(format!("unknown ledger kind {other}"))),
-    };
+    let kind: EntryKind = enum_from_str(&row.text(1)?)?;
     Ok(LedgerEntry {
         id: row.text(0)?,
         kind,
@@ -541,4 +610,90 @@ pub(crate) fn test_instances_deployed_by(
     rows.iter()
         .map(|r| Ok((r.text(0)?, enum_from_str(&r.text(1)?)?, r.int(2)?)))
         .collect()
+}
+
+// Arrears
+
+/// Every account below zero that is not in arrears yet is from `now`: a bill run's deductions
+/// start them as they post, this catches accounts that were below zero before arrears were
+/// kept.
+pub(crate) fn start_arrears(db: &dyn Database, now: DateTime<Utc>) -> ApiResult<()> {
+    db.execute(
+        "UPDATE accounts SET arrears_since = ? WHERE balance_cents < 0 AND arrears_since IS NULL",
+        &[now.timestamp().into()],
+    )?;
+    Ok(())
+}
+
+/// The customers in arrears since `since` or before; when `locked`, locked for the caller's
+/// transaction in their order (as postings lock them): a top-up under way ends their arrears
+/// first, or waits for this transaction and then resumes what it suspends.
+pub(crate) fn overdue(
+    db: &dyn Database,
+    since: DateTime<Utc>,
+    locked: bool,
+) -> ApiResult<Vec<String>> {
+    let lock = if locked { db.dialect().row_lock() } else { "" };
+    let rows = db.execute(
+        &format!(
+            "SELECT customer_id FROM accounts WHERE arrears_since <= ? ORDER BY customer_id{lock}"
+        ),
+        &[since.timestamp().into()],
+    )?;
+    rows.iter().map(|r| Ok(r.text(0)?)).collect()
+}
+
+/// The running non-test instances of these customers, by id.
+pub(crate) fn running_of(db: &dyn Database, customers: &[String]) -> ApiResult<Vec<String>> {
+    let mut ids = Vec::new();
+    for chunk in customers.chunks(IDS_PER_QUERY) {
+        let params: Vec<Value> = chunk.iter().map(Into::into).collect();
+        let rows = db.execute(
+            &format!(
+                "SELECT id FROM instances
+                 WHERE owner_id IN ({}) AND status = 'running' AND test = 0 ORDER BY id",
+                vec!["?"; chunk.len()].join(", ")
+            ),
+            &params,
+        )?;
+        for row in &rows {
+            ids.push(row.text(0)?);
+        }
+    }
+    Ok(ids)
+}
+
+/// The customer's suspended instances, by id.
+pub(crate) fn suspended_instances(db: &dyn Database, customer_id: &str) -> ApiResult<Vec<String>> {
+    let rows = db.execute(
+        "SELECT id FROM instances WHERE owner_id = ? AND status = 'suspended' ORDER BY id",
+        &[customer_id.into()],
+    )?;
+    rows.iter().map(|r| Ok(r.text(0)?)).collect()
+}
+
+/// Records the start of an instance's suspension.
+pub(crate) fn open_suspension(
+    db: &dyn Database,
+    instance_id: &str,
+    at: DateTime<Utc>,
+) -> ApiResult<()> {
+    db.execute(
+        "INSERT INTO instance_suspensions (instance_id, suspended_at) VALUES (?, ?)",
+        &[instance_id.into(), at.timestamp().into()],
+    )?;
+    Ok(())
+}
+
+/// Records the end of an instance's suspension.
+pub(crate) fn close_suspension(
+    db: &dyn Database,
+    instance_id: &str,
+    at: DateTime<Utc>,
+) -> ApiResult<()> {
+    db.execute(
+        "UPDATE instance_suspensions SET resumed_at = ? WHERE instance_id = ? AND resumed_at IS NULL",
+        &[at.timestamp().into(), instance_id.into()],
+    )?;
+    Ok(())
 }

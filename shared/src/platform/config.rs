@@ -32,6 +32,9 @@ pub struct Config {
     pub webhook_hosts: Option<String>,
     /// How many days after a price increase it reaches existing instances.
     pub price_increase_notice_days: u32,
+    /// How long a customer may stay in arrears before the next bill run suspends its running
+    /// instances (0: the first bill run after the arrears began).
+    pub arrears_grace_hours: u32,
     /// Where the system of record lives (the Spin components' database; the native tests choose
     /// theirs themselves).
     pub database: DatabaseConfig,
@@ -51,6 +54,17 @@ fn positive(
             .ok()
             .filter(|n| *n > 0)
             .ok_or_else(|| format!("{name} must be a positive whole number, got {text:?}")),
+    }
+}
+
+/// A whole number of a variable, 0 included, or `default` when it is not set.
+fn whole(get: &impl Fn(&str) -> Option<String>, name: &str, default: u32) -> Result<u32, String> {
+    match get(name) {
+        None => Ok(default),
+        Some(text) => text
+            .trim()
+            .parse::<u32>()
+            .map_err(|_| format!("{name} must be a whole number, got {text:?}")),
     }
 }
 
@@ -248,6 +262,7 @@ impl Config {
                 .map(|h| h.trim().to_owned())
                 .filter(|h| !h.is_empty()),
             price_increase_notice_days: positive(&get, "price_increase_notice_days", 90)?,
+            arrears_grace_hours: whole(&get, "arrears_grace_hours", 24)?,
             admin_token,
             billing_timezone,
             allow_clock_override,

@@ -66,8 +66,7 @@ fn bill_run(
     now: DateTime<Utc>,
     actor: &Principal,
 ) -> ApiResult<RunReport> {
-    let (tz, hours) = (config.billing_timezone, config.test_instance_max_hours);
-    crate::billing::run(db, out, tz, hours, now, now, actor)
+    crate::billing::run(db, out, config, now, now, actor)
 }
 
 /// When `month` (within `span`) may be closed: once its last period is closed for billing, the

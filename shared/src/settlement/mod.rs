@@ -20,6 +20,8 @@ pub(crate) use close::{OpenProvider, close, closes_at, standing};
 pub(crate) use commission::{Commission, RateChange, RateSource, find_commission, set_commission};
 pub(crate) use month::Month;
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use rust_decimal::Decimal;
@@ -115,30 +117,77 @@ pub(crate) struct WriteOffs {
 
 /// One product's share of a statement.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(from = "StoredProduct")]
 pub(crate) struct ProductSettlement {
     pub(crate) product_id: String,
-    /// The product fees of its customers' bills of the month (test orders' aside).
+    /// The product fees of its customers' bills of the month (test orders' aside): billed.
     pub(crate) gross: Cents,
-    /// `gross × rate`, truncated to cents.
+    /// The product fees collected within the month, whichever month their bills are of, less
+    /// what credit notes of the month gave back of what had been collected.
+    pub(crate) collected: Cents,
+    /// The product-fee parts of the credit notes issued within the month.
+    pub(crate) credited: Cents,
+    /// What the month's bills still owed of their product fees when the statement was computed
+    /// (or written): collected in a later month's statement once top-ups cover it.
+    pub(crate) uncollected: Cents,
+    /// `collected × rate`, truncated to cents (toward zero).
     pub(crate) commission: Cents,
-    /// `gross − commission`: the provider's.
+    /// `collected − commission`: the provider's.
     pub(crate) net: Cents,
     pub(crate) bill_count: i64,
     /// Its periods of the month an operator wrote off (statements written before write-offs
     /// existed have none).
-    #[serde(default)]
     pub(crate) write_offs: WriteOffs,
 }
 
-/// One product's fees over a month's bills, before commission, and its write-offs.
+/// A product's share as statements store it: those written before collections were kept
+/// settled what was billed, which was their collected amount.
+#[derive(Deserialize)]
+struct StoredProduct {
+    product_id: String,
+    gross: Cents,
+    collected: Option<Cents>,
+    #[serde(default)]
+    credited: Cents,
+    #[serde(default)]
+    uncollected: Cents,
+    commission: Cents,
+    net: Cents,
+    bill_count: i64,
+    #[serde(default)]
+    write_offs: WriteOffs,
+}
+
+impl From<StoredProduct> for ProductSettlement {
+    fn from(p: StoredProduct) -> Self {
+        ProductSettlement {
+            collected: p.collected.unwrap_or(p.gross),
+            product_id: p.product_id,
+            gross: p.gross,
+            credited: p.credited,
+            uncollected: p.uncollected,
+            commission: p.commission,
+            net: p.net,
+            bill_count: p.bill_count,
+            write_offs: p.write_offs,
+        }
+    }
+}
+
+/// One product's money in a month, before commission, and its write-offs.
+#[derive(Default)]
 pub(crate) struct ProductFees {
     pub(crate) product_id: String,
     pub(crate) gross: Cents,
     pub(crate) bill_count: i64,
+    pub(crate) uncollected: Cents,
+    pub(crate) collected: Cents,
+    pub(crate) credited: Cents,
     pub(crate) write_offs: Vec<WrittenOffPeriod>,
 }
 
-/// What the marketplace owes one provider for one month.
+/// What the marketplace owes one provider for one month: what was collected of its products'
+/// fees in the month, less commission.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Statement {
     /// Set once the provider's month is closed and the statement written.
@@ -146,7 +195,7 @@ pub(crate) struct Statement {
     pub(crate) provider_id: String,
     pub(crate) month: Month,
     /// The instants the month began and ended; the statement counts the bills of periods
-    /// starting within them.
+    /// starting within them, and what was collected and credited within them.
     pub(crate) period: Option<Instants>,
     pub(crate) status: MonthStatus,
     pub(crate) currency: &'static str,
@@ -154,7 +203,11 @@ pub(crate) struct Statement {
     pub(crate) rate: Decimal,
     pub(crate) products: Vec<ProductSettlement>,
     pub(crate) gross: Cents,
+    pub(crate) collected: Cents,
+    pub(crate) credited: Cents,
+    pub(crate) uncollected: Cents,
     pub(crate) commission: Cents,
+    /// The payout: `collected − commission`.
     pub(crate) net: Cents,
     pub(crate) bill_count: i64,
     pub(crate) write_off_count: i64,
@@ -166,7 +219,7 @@ pub(crate) struct Statement {
 }
 
 impl Statement {
-    /// A statement of `provider_id` at `rate` from its products' gross fees, bill counts and
+    /// A statement of `provider_id` at `rate` from its products' money, bill counts and
     /// write-offs.
     fn compute(
         provider_id: &str,
@@ -178,7 +231,7 @@ impl Statement {
         let products = products
             .into_iter()
             .map(|p| {
-                let commission = (Decimal::from(p.gross.0) * rate).trunc();
+                let commission = (Decimal::from(p.collected.0) * rate).trunc();
                 let commission = Cents(
                     i64::try_from(commission)
                         .map_err(|_| ApiError::internal("a commission beyond cents"))?,
@@ -186,8 +239,11 @@ impl Statement {
                 Ok(ProductSettlement {
                     product_id: p.product_id,
                     gross: p.gross,
+                    collected: p.collected,
+                    credited: p.credited,
+                    uncollected: p.uncollected,
                     commission,
-                    net: Cents(p.gross.0 - commission.0),
+                    net: p.collected - commission,
                     bill_count: p.bill_count,
                     write_offs: WriteOffs {
                         count: p.write_offs.len() as i64,
@@ -206,6 +262,9 @@ impl Statement {
             currency: ACCOUNT_CURRENCY,
             rate,
             gross: sum(|p| p.gross.0),
+            collected: sum(|p| p.collected.0),
+            credited: sum(|p| p.credited.0),
+            uncollected: sum(|p| p.uncollected.0),
             commission: sum(|p| p.commission.0),
             net: sum(|p| p.net.0),
             bill_count: products.iter().map(|p| p.bill_count).sum(),
@@ -218,39 +277,48 @@ impl Statement {
     }
 }
 
-/// Each provider's products of the month within `span` — fees and write-offs — by provider;
-/// `scope` restricts it to one provider.
+/// Each provider's products of the month within `span` — what was billed, collected and
+/// credited, and written off — by provider, then product; `scope` restricts it to one provider.
 fn earnings(
     db: &dyn Database,
     scope: Option<&str>,
     span: Span,
 ) -> ApiResult<Vec<(String, Vec<ProductFees>)>> {
+    let mut by_product: BTreeMap<(String, String), ProductFees> = BTreeMap::new();
+    fn entry(
+        by_product: &mut BTreeMap<(String, String), ProductFees>,
+        provider: String,
+        product: String,
+    ) -> &mut ProductFees {
+        by_product
+            .entry((provider, product.clone()))
+            .or_insert_with(|| ProductFees {
+                product_id: product,
+                ..ProductFees::default()
+            })
+    }
+    for b in store::billed(db, scope, span)? {
+        let fees = entry(&mut by_product, b.provider_id, b.product_id);
+        (fees.gross, fees.bill_count, fees.uncollected) = (b.fees, b.count, b.owed);
+    }
+    for (provider, product, collected) in store::collected(db, scope, span)? {
+        entry(&mut by_product, provider, product).collected = collected;
+    }
+    for (provider, product, credited) in store::credited(db, scope, span)? {
+        entry(&mut by_product, provider, product).credited = credited;
+    }
+    for (provider, product, period) in store::write_offs(db, scope, span)? {
+        entry(&mut by_product, provider, product)
+            .write_offs
+            .push(period);
+    }
     let mut by_provider: Vec<(String, Vec<ProductFees>)> = Vec::new();
-    for (provider_id, fees) in store::product_fees(db, scope, span)? {
+    for ((provider_id, _), fees) in by_product {
         match by_provider.last_mut() {
             Some((p, products)) if *p == provider_id => products.push(fees),
             _ => by_provider.push((provider_id, vec![fees])),
         }
     }
-    for (provider_id, product_id, period) in store::write_offs(db, scope, span)? {
-        let products = match by_provider.iter().position(|(p, _)| *p == provider_id) {
-            Some(i) => &mut by_provider[i].1,
-            None => {
-                by_provider.push((provider_id, Vec::new()));
-                &mut by_provider.last_mut().expect("just pushed").1
-            }
-        };
-        match products.iter_mut().find(|f| f.product_id == product_id) {
-            Some(fees) => fees.write_offs.push(period),
-            None => products.push(ProductFees {
-                product_id,
-                gross: Cents(0),
-                bill_count: 0,
-                write_offs: vec![period],
-            }),
-        }
-    }
-    by_provider.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(by_provider)
 }
 
@@ -410,12 +478,14 @@ mod tests {
         Month::parse("2026-03").unwrap()
     }
 
-    fn fees(product_id: &str, gross: i64, bill_count: i64) -> ProductFees {
+    /// A product whose month's bills were `collected` in the month.
+    fn fees(product_id: &str, collected: i64, bill_count: i64) -> ProductFees {
         ProductFees {
             product_id: product_id.to_owned(),
-            gross: Cents(gross),
+            gross: Cents(collected.max(0)),
+            collected: Cents(collected),
             bill_count,
-            write_offs: Vec::new(),
+            ..ProductFees::default()
         }
     }
 
@@ -459,22 +529,26 @@ mod tests {
     }
 
     proptest! {
+        /// Whatever was collected — negative when credit notes gave back more than the month
+        /// collected — commission and net add up to it, and the commission is its rate's share
+        /// truncated toward zero: never a fraction of a cent more than the rate, taken or given
+        /// back.
         #[test]
-        fn net_and_commission_add_up_to_gross_and_the_marketplace_never_takes_more_than_its_rate(
-            grosses in prop::collection::vec(0i64..=10_000_000_000, 0..8),
+        fn net_and_commission_add_up_to_what_was_collected_and_the_commission_never_exceeds_the_rate(
+            collected in prop::collection::vec(-10_000_000_000i64..=10_000_000_000, 0..8),
             rate_millionths in 0i64..1_000_000,
         ) {
             let rate = Decimal::new(rate_millionths, 6);
-            let products = grosses.iter().enumerate().map(|(i, g)| fees(&format!("p{i}"), *g, 1)).collect();
+            let products = collected.iter().enumerate().map(|(i, c)| fees(&format!("p{i}"), *c, 1)).collect();
             let s = Statement::compute("usr-a", &month(), SPAN, rate, products).unwrap();
             for p in &s.products {
-                prop_assert_eq!(p.commission.0 + p.net.0, p.gross.0);
-                let exact = Decimal::from(p.gross.0) * rate;
-                prop_assert!(Decimal::from(p.commission.0) <= exact);
-                prop_assert!(exact < Decimal::from(p.commission.0 + 1));
+                prop_assert_eq!(p.commission.0 + p.net.0, p.collected.0);
+                let exact = Decimal::from(p.collected.0) * rate;
+                prop_assert!(Decimal::from(p.commission.0).abs() <= exact.abs());
+                prop_assert!((exact - Decimal::from(p.commission.0)).abs() < Decimal::ONE);
             }
-            prop_assert_eq!(s.gross.0, grosses.iter().sum::<i64>());
-            prop_assert_eq!(s.commission.0 + s.net.0, s.gross.0);
+            prop_assert_eq!(s.collected.0, collected.iter().sum::<i64>());
+            prop_assert_eq!(s.commission.0 + s.net.0, s.collected.0);
         }
     }
 }

@@ -14,8 +14,7 @@ use crate::orders::ledger::ACCOUNT_CURRENCY;
 use crate::platform::clock;
 use crate::platform::storage::{Database, Row};
 use crate::settlement::{
-    Month, MonthStatus, ProductFees, ProductSettlement, RateChange, Span, Statement,
-    WrittenOffPeriod,
+    Month, MonthStatus, ProductSettlement, RateChange, Span, Statement, WrittenOffPeriod,
 };
 
 fn decimal(text: &str) -> ApiResult<Decimal> {
@@ -243,20 +242,28 @@ pub(crate) fn remember_block(
     Ok(())
 }
 
-/// One provider's products' fees and bill counts over a range of periods, read by the provider's
-/// index alone (`bills_by_provider_for_settlement`).
-pub(crate) const PROVIDER_FEES: &str =
-    "SELECT provider_id, product_id, CAST(SUM(product_fees_cents) AS BIGINT), COUNT(*) FROM bills
+/// A provider's product's bills of a month: their product fees, how many, and what they
+/// still owe of them.
+pub(crate) struct Billed {
+    pub(crate) provider_id: String,
+    pub(crate) product_id: String,
+    pub(crate) fees: Cents,
+    pub(crate) count: i64,
+    pub(crate) owed: Cents,
+}
+
+/// One provider's products' fees, bill counts and what they still owe over a range of periods,
+/// read by the provider's index alone (`bills_by_provider_for_settlement`).
+pub(crate) const PROVIDER_FEES: &str = "SELECT provider_id, product_id,
+            CAST(SUM(product_fees_cents) AS BIGINT), COUNT(*),
+            CAST(SUM(uncollected_product_cents) AS BIGINT)
+     FROM bills
      WHERE provider_id = ? AND period_start >= ? AND period_start < ? AND test = 0
      GROUP BY provider_id, product_id ORDER BY provider_id, product_id";
 
-/// Each provider's products' fees and bill counts over the non-test bills of periods starting
-/// in `span`, ordered by provider then product; `scope` restricts it to one provider.
-pub(crate) fn product_fees(
-    db: &dyn Database,
-    scope: Option<&str>,
-    span: Span,
-) -> ApiResult<Vec<(String, ProductFees)>> {
+/// Each provider's products' bills of periods starting in `span` (test orders' aside), ordered
+/// by provider then product; `scope` restricts them to one provider.
+pub(crate) fn billed(db: &dyn Database, scope: Option<&str>, span: Span) -> ApiResult<Vec<Billed>> {
     // One provider's bills are read by its index; every provider's by the month's.
     let rows = match scope {
         Some(provider_id) => db.execute(
@@ -264,7 +271,9 @@ pub(crate) fn product_fees(
             &[provider_id.into(), span.start.into(), span.end.into()],
         )?,
         None => db.execute(
-            "SELECT provider_id, product_id, CAST(SUM(product_fees_cents) AS BIGINT), COUNT(*) FROM bills
+            "SELECT provider_id, product_id, CAST(SUM(product_fees_cents) AS BIGINT), COUNT(*),
+                    CAST(SUM(uncollected_product_cents) AS BIGINT)
+             FROM bills
              WHERE period_start >= ? AND period_start < ? AND test = 0
              GROUP BY provider_id, product_id ORDER BY provider_id, product_id",
             &[span.start.into(), span.end.into()],
@@ -272,14 +281,106 @@ pub(crate) fn product_fees(
     };
     rows.iter()
         .map(|r| {
-            let fees = ProductFees {
+            Ok(Billed {
+                provider_id: r.text(0)?,
                 product_id: r.text(1)?,
-                gross: Cents(r.int(2)?),
-                bill_count: r.int(3)?,
-                write_offs: Vec::new(),
-            };
-            Ok((r.text(0)?, fees))
+                fees: Cents(r.int(2)?),
+                count: r.int(3)?,
+                owed: Cents(r.int(4)?),
+            })
         })
+        .collect()
+}
+
+/// What was collected of each provider's products' fees within `span` (less what credit notes
+/// gave back), by no statement yet, as (provider, product, amount); `scope` restricts it to one
+/// provider.
+pub(crate) fn collected(
+    db: &dyn Database,
+    scope: Option<&str>,
+    span: Span,
+) -> ApiResult<Vec<(String, String, Cents)>> {
+    sums(
+        db,
+        &Movements::Collections.rows(scope.is_some()),
+        scope,
+        span,
+    )
+}
+
+/// The product-fee parts of the credit notes issued within `span`, by no statement yet, as
+/// (provider, product, amount); `scope` restricts them to one provider.
+pub(crate) fn credited(
+    db: &dyn Database,
+    scope: Option<&str>,
+    span: Span,
+) -> ApiResult<Vec<(String, String, Cents)>> {
+    sums(
+        db,
+        &Movements::CreditNotes.rows(scope.is_some()),
+        scope,
+        span,
+    )
+}
+
+/// What a statement counts besides its bills: each row dated within its month, counted once.
+#[derive(Clone, Copy)]
+enum Movements {
+    Collections,
+    CreditNotes,
+}
+
+impl Movements {
+    /// `FROM … WHERE` of the rows within `[?2, ?3)` that no statement counts yet: of the
+    /// provider `?1` when `scoped` (read by the provider's index), else of every provider (`?1`
+    /// NULL, read by the time's).
+    fn rows(self, scoped: bool) -> String {
+        let (table, at, link, key) = match self {
+            Movements::Collections => (
+                "collections",
+                "collected_at",
+                "statement_collections",
+                "collection_id",
+            ),
+            Movements::CreditNotes => (
+                "credit_notes",
+                "issued_at",
+                "statement_credit_notes",
+                "credit_note_id",
+            ),
+        };
+        let provider = if scoped {
+            "provider_id = ?1"
+        } else {
+            "CAST(?1 AS TEXT) IS NULL"
+        };
+        format!(
+            "FROM {table} m WHERE {provider} AND {at} >= ?2 AND {at} < ?3
+               AND NOT EXISTS (SELECT 1 FROM {link} l WHERE l.{key} = m.id)"
+        )
+    }
+}
+
+/// The product-fee amounts of `rows` (a [`Movements::rows`]) per provider and product.
+fn sums(
+    db: &dyn Database,
+    rows: &str,
+    scope: Option<&str>,
+    span: Span,
+) -> ApiResult<Vec<(String, String, Cents)>> {
+    let rows = db.execute(
+        &format!(
+            "SELECT provider_id, product_id, CAST(SUM(product_cents) AS BIGINT) {rows}
+             GROUP BY provider_id, product_id"
+        ),
+        &[
+            scope.map(str::to_owned).into(),
+            span.start.into(),
+            span.end.into(),
+        ],
+    )?;
+    rows.iter()
+        .map(|r| Ok((r.text(0)?, r.text(1)?, Cents(r.int(2)?))))
         .collect()
 }
 
@@ -313,9 +414,10 @@ pub(crate) fn write_offs(
         .collect()
 }
 
-/// Writes one provider's statement of a month, and links it to the bills it counts: its
-/// provider's non-test bills of periods starting in its span. A bill already in a statement
-/// fails the whole close (`statement_bills` is keyed by the bill).
+/// Writes one provider's statement of a month, and links it to what it counts: its provider's
+/// non-test bills of periods starting in its span, and the collections and credit notes within
+/// it that no statement counts yet. A bill (a collection, a credit note) already in a statement
+/// fails the whole close: each link table is keyed by what it links.
 pub(crate) fn insert_statement(
     db: &dyn Database,
     id: &str,
@@ -326,9 +428,10 @@ pub(crate) fn insert_statement(
     let products = serde_json::to_string(&statement.products).map_err(ApiError::internal)?;
     db.execute(
         "INSERT INTO settlements (id, provider_id, month, rate, products, gross_cents,
+                                  collected_cents, credited_cents, uncollected_cents,
                                   commission_cents, net_cents, bill_count, closed_at,
                                   period_start, period_end, write_off_count)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         &[
             id.into(),
             statement.provider_id.clone().into(),
@@ -336,6 +439,9 @@ pub(crate) fn insert_statement(
             statement.rate.to_string().into(),
             products.into(),
             statement.gross.0.into(),
+            statement.collected.0.into(),
+            statement.credited.0.into(),
+            statement.uncollected.0.into(),
             statement.commission.0.into(),
             statement.net.0.into(),
             statement.bill_count.into(),
@@ -345,23 +451,40 @@ pub(crate) fn insert_statement(
             statement.write_off_count.into(),
         ],
     )?;
+    let provider = statement.provider_id.clone();
+    let params = [
+        provider.into(),
+        span.start.into(),
+        span.end.into(),
+        id.into(),
+    ];
     db.execute(
         "INSERT INTO statement_bills (bill_id, statement_id)
-         SELECT id, ?1 FROM bills
-         WHERE provider_id = ?2 AND test = 0 AND period_start >= ?3 AND period_start < ?4",
-        &[
-            id.into(),
-            statement.provider_id.clone().into(),
-            span.start.into(),
-            span.end.into(),
-        ],
+         SELECT id, ?4 FROM bills
+         WHERE provider_id = ?1 AND test = 0 AND period_start >= ?2 AND period_start < ?3",
+        &params,
+    )?;
+    let collections = Movements::Collections.rows(true);
+    db.execute(
+        &format!(
+            "INSERT INTO statement_collections (collection_id, statement_id) SELECT id, ?4 {collections}"
+        ),
+        &params,
+    )?;
+    let notes = Movements::CreditNotes.rows(true);
+    db.execute(
+        &format!(
+            "INSERT INTO statement_credit_notes (credit_note_id, statement_id) SELECT id, ?4 {notes}"
+        ),
+        &params,
     )?;
     Ok(())
 }
 
 const COLUMNS: &str = "id, provider_id, month, rate, products, gross_cents, commission_cents, \
                        net_cents, bill_count, closed_at, paid_at, payout_reference, \
-                       period_start, period_end, write_off_count";
+                       period_start, period_end, write_off_count, collected_cents, \
+                       credited_cents, uncollected_cents";
 
 fn from_row(row: &Row) -> ApiResult<Statement> {
     let period = match (row.opt_int(12)?, row.opt_int(13)?) {
@@ -379,6 +502,9 @@ fn from_row(row: &Row) -> ApiResult<Statement> {
         products: serde_json::from_str::<Vec<ProductSettlement>>(&row.text(4)?)
             .map_err(ApiError::internal)?,
         gross: Cents(row.int(5)?),
+        collected: Cents(row.int(15)?),
+        credited: Cents(row.int(16)?),
+        uncollected: Cents(row.int(17)?),
         commission: Cents(row.int(6)?),
         net: Cents(row.int(7)?),
         bill_count: row.int(8)?,
@@ -440,6 +566,22 @@ pub(crate) fn mark_paid(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A provider's statement reads its own collections and credit notes by its index, never
+    /// another tenant's; a close of every provider reads the month's by their time.
+    #[test]
+    fn a_providers_collections_are_read_by_its_own_index() {
+        let plan = |m: Movements, scoped| {
+            let sql = format!("SELECT provider_id, SUM(product_cents) {}", m.rows(scoped));
+            crate::platform::storage::query_plan(&sql, 3)
+        };
+        let own = plan(Movements::Collections, true);
+        assert!(own.contains("INDEX collections_by_provider"), "{own}");
+        let all = plan(Movements::Collections, false);
+        assert!(all.contains("INDEX collections_by_time"), "{all}");
+        let notes = plan(Movements::CreditNotes, true);
+        assert!(notes.contains("INDEX credit_notes_by_provider"), "{notes}");
+    }
 
     /// A provider's statement reads its own bills by its index, never another tenant's.
     #[test]

@@ -73,8 +73,7 @@ fn run(db: &dyn Database, app: &TestApp, as_of: &str) -> RunReport {
     bill_run(
         db,
         &NativeOutbound,
-        app.config().billing_timezone,
-        app.config().test_instance_max_hours,
+        &app.config(),
         at(as_of),
         at(as_of),
         &Principal::built_in_operator(),

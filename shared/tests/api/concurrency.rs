@@ -24,12 +24,10 @@ const CLOSES: &str = "2026-03-27T10:00:00Z";
 /// whose clock read fell just before the close races it.
 fn bill_run_at_the_close(app: &TestApp) -> RunReport {
     let storage = Storage::new(app.backend.clone());
-    let tz = app.config().billing_timezone;
     nestmarket::bill_run(
         storage.db().unwrap(),
         &NativeOutbound,
-        tz,
-        app.config().test_instance_max_hours,
+        &app.config(),
         at(CLOSES),
         at(CLOSES),
         &Principal::built_in_operator(),

@@ -101,6 +101,57 @@ fn an_order_a_top_up_and_a_bill_run_sent_twice_take_effect_once() {
 }
 
 #[test]
+fn a_credit_note_sent_twice_credits_once_and_a_refused_one_is_shown_beside_its_form() {
+    let w = settling();
+    w.app.set_now(at("2026-03-27T11:00:00Z"));
+    w.app.bill_run("2026-03-27T11:00:00Z");
+    let bill = w.app.bills(ADMIN, None)[0]["id"]
+        .as_str()
+        .expect("a bill")
+        .to_owned();
+    let operator = w.signed_in(ADMIN);
+    let path = format!("/bills/{bill}");
+    let action = format!("{path}/credit-notes");
+    let once = once_of(&operator.get(&path).expect(200), &action);
+    let credit = [
+        ("_once", once.as_str()),
+        ("amount", "0.40"),
+        ("reason", "a slow start"),
+        ("applies_to", "product_fees"),
+    ];
+    let sent = twice(&operator, &action, &credit).expect(303);
+    assert_eq!(sent.header("location"), Some(path.as_str()));
+    let notes = w.app.get("/api/v1/credit-notes", ADMIN).expect(200).json();
+    assert_eq!(notes["items"].as_array().unwrap().len(), 1, "{notes}");
+    // Too much: the bill's page again, with why beside the form and what was typed.
+    let once = once_of(&operator.get(&path).expect(200), &action);
+    let before = w.app.snapshot();
+    let refused = operator.post(
+        &action,
+        &[
+            ("_once", &once),
+            ("amount", "99.00"),
+            ("reason", "too much"),
+        ],
+    );
+    assert_eq!(refused.status, 409, "{}", refused.text());
+    let text = refused.text();
+    assert!(
+        text.contains(r#"id="credit-error""#)
+            && text.contains("CreditExceedsBill")
+            && text.contains(r#"value="99.00""#),
+        "{text}"
+    );
+    assert_eq!(w.app.snapshot(), before);
+    // Customers see the note on their bill, without the form.
+    let page = w.signed_in(&w.customer).get(&path).expect(200).text();
+    assert!(
+        page.contains("Credit notes") && page.contains("a slow start") && !page.contains(&action),
+        "{page}"
+    );
+}
+
+#[test]
 fn a_close_and_a_payout_sent_twice_take_effect_once() {
     let w = settling();
     w.app.set_now(at(MARCH_CLOSES));

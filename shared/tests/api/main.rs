@@ -8,13 +8,16 @@
 //! (SQLite by default), and [`api_tests_pass_on_postgres`] runs the binary again, every test of
 //! it, on PostgreSQL.
 
+mod arrears;
 mod bill_runs;
 mod bill_usage;
 mod billing;
+mod collection;
 mod concurrency;
 mod console;
 mod console_after_publication;
 mod console_forms;
+mod credit_notes;
 mod delisting;
 mod exact;
 mod exports;
@@ -33,6 +36,7 @@ mod schema;
 mod security;
 mod self_test;
 mod settlements;
+mod upgrade;
 mod webhooks;
 
 use std::process::Command;

@@ -396,6 +396,26 @@ pub trait Market {
         (str_of(&created["id"]), str_of(&created["secret"]))
     }
 
+    /// The operator's credit note of `amount` on a bill, with why.
+    fn credit(&self, bill_id: &str, amount: &str, reason: &str) -> Response {
+        self.post(
+            &format!("/api/v1/bills/{bill_id}/credit-notes"),
+            self.admin_token(),
+            json!({"amount": amount, "reason": reason}),
+        )
+    }
+
+    /// The customer's account (balance, arrears).
+    fn account(&self, token: &str) -> Json {
+        self.get("/api/v1/accounts/me", token).expect(200).json()["account"].clone()
+    }
+
+    /// A month's statement of the provider of `token` (`YYYY-MM`), live or written.
+    fn statement(&self, token: &str, month: &str) -> Json {
+        let path = format!("/api/v1/settlements?month={month}");
+        self.get(&path, token).expect(200).json()["items"][0].clone()
+    }
+
     /// The customer's balance.
     fn balance(&self, token: &str) -> String {
         str_of(&self.get("/api/v1/accounts/me", token).expect(200).json()["account"]["balance"])

@@ -287,7 +287,8 @@ fn api_for(path: &str) -> Api {
         "principals" | "me" | "webhooks" => Api::Identity,
         "reviews" => Api::Reviews,
         "metering" => Api::Metering,
-        "orders" | "instances" | "accounts" | "bills" | "billing" | "settlements" => Api::Orders,
+        "orders" | "instances" | "accounts" | "bills" | "billing" | "settlements"
+        | "credit-notes" => Api::Orders,
         _ => Api::Listings,
     }
 }

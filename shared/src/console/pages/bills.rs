@@ -1,14 +1,18 @@
 //! Bills: a customer's own, a provider's products', every bill for operators. A bill shows each
 //! line's tier breakdown and the usage records it was priced from.
 
+use http::StatusCode;
 use maud::{Markup, html};
+use rust_decimal::Decimal;
 
-use crate::billing::{self, BillFilter, BillLine, ResourceLine, usage};
-use crate::console::format::{exactly, name_of, time, unix_time};
-use crate::console::http::{Req, Resp};
-use crate::console::layout::{Chrome, ok};
+use crate::billing::credit::{self, CreditRequest, Part};
+use crate::billing::{self, Bill, BillFilter, BillLine, ResourceLine, usage};
+use crate::console::form::field;
+use crate::console::format::{exactly, money, name_of, time, unix_time};
+use crate::console::http::{Req, Resp, html, redirect};
+use crate::console::layout::{Chrome, ok, page};
 use crate::console::widgets::{next_page, paged};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
 use crate::metering::{self, StoredUsage};
 
@@ -113,8 +117,27 @@ pub(crate) fn line_usage(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -
 /// The most usage records a bill's page lists (the API pages through them all).
 const RECORDS_SHOWN: usize = 500;
 
-/// `GET /bills/{id}`: the lines, each with its tier breakdown, and the usage behind them.
+/// What an operator typed in a refused credit note, and why it was refused.
+struct RefusedCredit<'a> {
+    amount: &'a str,
+    reason: &'a str,
+    applies_to: Part,
+    error: &'a ApiError,
+}
+
+/// `GET /bills/{id}`: the lines, each with its tier breakdown, what was paid and credited,
+/// and the usage behind them; operators get the credit-note form.
 pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiResult<Resp> {
+    bill_page(req, chrome, me, id, None)
+}
+
+fn bill_page(
+    req: &Req,
+    chrome: &Chrome,
+    me: &Principal,
+    id: &str,
+    refused: Option<RefusedCredit>,
+) -> ApiResult<Resp> {
     me.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     let db = req.db()?;
     let bill = billing::find(db, me, id)?;
@@ -129,26 +152,47 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
         RECORDS_SHOWN,
     )?
     .records;
-    Ok(ok(
-        chrome,
-        &format!("Bill {}", bill.id),
-        html! {
-            dl {
-                dt { "Instance" } dd { a href={ "/instances/" (bill.instance_id) } { (bill.instance_id) } }
-                dt { "Period" } dd { (time(&bill.period_start)) " – " (time(&bill.period_end)) }
-                dt { "Product fees" } dd { (bill.product_fees.to_decimal()) " " (bill.currency) }
-                dt { "Cloud resources" } dd { (bill.resource_fees.to_decimal()) " " (bill.currency) }
-                dt { "Total" } dd { strong { (bill.total.to_decimal()) " " (bill.currency) } }
-                @if bill.test { dt { "Test order" } dd { "Shown, never deducted" } }
-                dt { "Written" } dd { (time(&bill.created_at)) }
-                dt { "Prices" } dd { "version " (bill.pricing_version) }
-            }
-            @for line in &bill.lines { (line_section(&bill.id, line, &bill.currency)) }
-            @if !bill.resource_lines.is_empty() { (resources_section(&bill.resource_lines)) }
-            h2 { "Usage behind this bill" }
-            (usage_table(&records))
-        },
+    let status = refused
+        .as_ref()
+        .map_or(StatusCode::OK, |r| r.error.status());
+    let content = html! {
+        (summary(&bill))
+        @for line in &bill.lines { (line_section(&bill.id, line, &bill.currency)) }
+        @if !bill.resource_lines.is_empty() { (resources_section(&bill.resource_lines)) }
+        (credits_section(&bill))
+        @if me.is_operator() && !bill.test { (credit_form(chrome, &bill, refused.as_ref())) }
+        h2 { "Usage behind this bill" }
+        (usage_table(&records))
+    };
+    Ok(html(
+        status,
+        page(chrome, &format!("Bill {}", bill.id), content),
     ))
+}
+
+/// What the bill charged, and where it stands: credited, paid, still owed.
+fn summary(bill: &Bill) -> Markup {
+    let cur = &bill.currency;
+    html! {
+        dl {
+            dt { "Instance" } dd { a href={ "/instances/" (bill.instance_id) } { (bill.instance_id) } }
+            dt { "Period" } dd { (time(&bill.period_start)) " – " (time(&bill.period_end)) }
+            dt { "Product fees" } dd { (money(bill.product_fees, cur)) }
+            dt { "Cloud resources" } dd { (money(bill.resource_fees, cur)) }
+            dt { "Total" } dd { strong { (money(bill.total, cur)) } }
+            @if bill.test { dt { "Test order" } dd { "Shown, never deducted" } }
+            @else {
+                dt { "Credited" } dd { (money(bill.credited, cur)) }
+                dt { "Paid" } dd { (money(bill.collected, cur)) }
+                dt { "Still owed" } dd {
+                    (money(bill.uncollected, cur))
+                    @if bill.uncollected.0 > 0 { " — collected from your next top-up, oldest bill first" }
+                }
+            }
+            dt { "Written" } dd { (time(&bill.created_at)) }
+            dt { "Prices" } dd { "version " (bill.pricing_version) }
+        }
+    }
 }
 
 /// One billable item's line, with its tier breakdown and a link to the records it summed.
@@ -241,5 +285,121 @@ fn usage_table(records: &[StoredUsage]) -> Markup {
                 }
             }
         }
+    }
+}
+
+/// The credit notes written on the bill.
+fn credits_section(bill: &Bill) -> Markup {
+    let cur = &bill.currency;
+    html! {
+        @if !bill.credit_notes.is_empty() {
+            section.credits {
+                h2 { "Credit notes" }
+                div.table-wrap {
+                    table {
+                        caption { "What was given back of this bill" }
+                        thead { tr {
+                            th scope="col" { "Issued" } th scope="col" { "Credited" }
+                            th scope="col" { "Of the product fees" } th scope="col" { "Of the cloud resources" }
+                            th scope="col" { "Why" }
+                        } }
+                        tbody {
+                            @for n in &bill.credit_notes {
+                                tr {
+                                    td { (time(&n.issued_at)) br; small { (n.id) } }
+                                    td.num { strong { (money(n.amount, cur)) } }
+                                    td.num { (money(n.product_fees, cur)) }
+                                    td.num { (money(n.resource_fees, cur)) }
+                                    td { (n.reason) }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The operator's credit-note form; a refusal of it is shown under it, with what was typed.
+fn credit_form(chrome: &Chrome, bill: &Bill, refused: Option<&RefusedCredit>) -> Markup {
+    let left = bill.total - bill.credited;
+    let (amount, reason, first) = refused.map_or(("", "", Part::ProductFees), |r| {
+        (r.amount, r.reason, r.applies_to)
+    });
+    let error = refused.map(|r| r.error);
+    let described = error.map(|_| "credit-error");
+    html! {
+        section.credit {
+            h2 { "Issue a credit note" }
+            p.hint { "Credits the customer's account (a ledger entry of kind credit), once; at most "
+                (money(left, &bill.currency)) " is left to credit. What the bill still owed is forgiven first; "
+                "the product-fee part reduces the provider's statement of this month." }
+            form method="post" action={ "/bills/" (bill.id) "/credit-notes" } {
+                (chrome.csrf_field())
+                (crate::console::once::field())
+                div.field {
+                    label for="credit-amount" { "Amount (" (bill.currency) ")" }
+                    input id="credit-amount" name="amount" type="text" inputmode="decimal" value=(amount) required
+                        aria-invalid=[error.map(|_| "true")] aria-describedby=[described];
+                }
+                div.field {
+                    label for="credit-reason" { "Why" }
+                    input id="credit-reason" name="reason" type="text" value=(reason) required maxlength="500"
+                        aria-invalid=[error.map(|_| "true")] aria-describedby=[described];
+                }
+                div.field {
+                    label for="credit-part" { "Reduces first" }
+                    select id="credit-part" name="applies_to" {
+                        option value="product_fees" selected[first == Part::ProductFees] { "the product fees" }
+                        option value="resource_fees" selected[first == Part::ResourceFees] { "the cloud resources' fees" }
+                    }
+                }
+                button type="submit" { "Issue credit note" }
+            }
+            @if let Some(e) = error {
+                ul.field-errors id="credit-error" role="alert" {
+                    @if e.errors.is_empty() { li { (e.detail) " " span.code { "(" (e.code.as_str()) ")" } } }
+                    @for f in &e.errors { li { (f.message) " " span.code { "(" (f.code.as_str()) ")" } } }
+                }
+            }
+        }
+    }
+}
+
+/// `POST /bills/{id}/credit-notes`: an operator's credit note; back to the bill, or the bill
+/// again with the refusal beside the form.
+pub(crate) fn credit(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiResult<Resp> {
+    me.require(&[Role::Operator])?;
+    let amount = field(req, "amount").unwrap_or_default();
+    let reason = field(req, "reason").unwrap_or_default();
+    let applies_to = match field(req, "applies_to").as_deref() {
+        Some("resource_fees") => Part::ResourceFees,
+        _ => Part::ProductFees,
+    };
+    let parsed = amount.trim().parse::<Decimal>().map_err(|_| {
+        ApiError::validation(vec![FieldError::new(
+            "amount",
+            Code::InvalidAmount,
+            "an amount such as 10.00",
+        )])
+    });
+    let request = |amount| CreditRequest {
+        amount: Some(amount),
+        reason: Some(reason.as_str()).filter(|r| !r.trim().is_empty()),
+        applies_to,
+    };
+    match parsed.and_then(|a| credit::issue(req.db()?, me, id, &request(a), req.now)) {
+        Ok(_) => redirect(&format!("/bills/{id}")),
+        Err(e) if matches!(e.status().as_u16(), 400 | 409) => {
+            let refused = RefusedCredit {
+                amount: &amount,
+                reason: &reason,
+                applies_to,
+                error: &e,
+            };
+            bill_page(req, chrome, me, id, Some(refused))
+        }
+        Err(e) => Err(e),
     }
 }

@@ -141,17 +141,31 @@ pub(crate) fn place(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Res
 pub(crate) fn account(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Resp> {
     me.require(&[Role::Customer])?;
     let db = req.db()?;
-    let account = ledger::account(db, &me.id, req.now)?;
+    let account = ledger::account(db, &me.id, req.now, req.config.arrears_grace_hours)?;
     let entries = ledger::ledger(db, &me.id, req.query("cursor"), PAGE + 1)?;
     let (entries, next) = paged(entries, PAGE, |e| e.id.clone());
-    let arrears = account.balance.0 < 0;
+    let suspended = account
+        .arrears
+        .as_ref()
+        .is_some_and(|a| req.now >= a.suspension_deadline);
     Ok(ok(
         chrome,
         "Account",
         html! {
+            @if let Some(a) = &account.arrears {
+                div.arrears role="alert" {
+                    p { strong { "Your account is in arrears" } " since " (time(&a.since)) ": its balance is below zero. "
+                        "Top up to bring it back to zero or above: until then you cannot order or start an instance." }
+                    @if suspended {
+                        p { "The grace ended " (time(&a.suspension_deadline)) ": your running instances are suspended (no resource fees, no usage) and run again as soon as a top-up brings the balance back to zero or above." }
+                    } @else {
+                        p { "Suspension deadline: " strong { (time(&a.suspension_deadline)) } ". The first bill run from then on suspends your running instances unless the balance is back to zero or above." }
+                    }
+                }
+            }
             p.balance {
                 "Balance: " strong { (account.balance.to_decimal()) " " (account.currency) }
-                @if arrears { " — in arrears: top up before ordering again" }
+                @if account.balance.0 < 0 && account.arrears.is_none() { " — below zero: top up before ordering again" }
             }
             h2 { "Ledger" }
             @if entries.is_empty() { p { "No money has moved yet." } }

@@ -16,7 +16,7 @@ use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
 use crate::listing::steps::Eula;
 use crate::metering::{self, PeriodTotal};
-use crate::orders::instance::{self, Action, InstanceStatus};
+use crate::orders::instance::{self, Action, Instance, InstanceStatus};
 use crate::orders::{self, AcceptedEula, InstanceEula};
 
 const PAGE: usize = 50;
@@ -80,6 +80,8 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
     let actions: &[(Action, &str)] = match found.status {
         InstanceStatus::Running => &[(Action::Stop, "Stop"), (Action::Release, "Release")],
         InstanceStatus::Stopped => &[(Action::Start, "Start"), (Action::Release, "Release")],
+        // It runs again when a top-up ends its customer's arrears.
+        InstanceStatus::Suspended => &[(Action::Release, "Release")],
         InstanceStatus::Released => &[],
     };
     Ok(ok(
@@ -115,13 +117,10 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
                     }
                 }
             }
-            h2 { "Running time" }
-            ul {
-                @for i in &found.running_intervals {
-                    li { "From " (unix_time(i.started_at)) " to "
-                        @match i.ended_at { Some(end) => (unix_time(end)), None => "now" } }
-                }
+            @if found.status == InstanceStatus::Suspended {
+                p.arrears role="status" { "Suspended: its customer's account is in arrears past the grace. It runs again as soon as a top-up brings the balance back to zero or above; meanwhile it is charged no resource fees and takes no usage." }
             }
+            (running_time(&found))
             h2 { "Usage" }
             (usage_charts(&totals))
             @if !written_off.is_empty() {
@@ -138,6 +137,28 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
             (eula_section(found.eula.as_ref(), eula.as_ref()))
         },
     ))
+}
+
+/// When the instance ran, and each time arrears suspended it.
+fn running_time(found: &Instance) -> Markup {
+    html! {
+        h2 { "Running time" }
+        ul {
+            @for i in &found.running_intervals {
+                li { "From " (unix_time(i.started_at)) " to "
+                    @match i.ended_at { Some(end) => (unix_time(end)), None => "now" } }
+            }
+        }
+        @if !found.suspensions.is_empty() {
+            h2 { "Suspensions" }
+            ul {
+                @for s in &found.suspensions {
+                    li { "Suspended " (time(&s.suspended_at)) " for arrears, "
+                        @match &s.resumed_at { Some(r) => { "resumed " (time(r)) " by a top-up" }, None => "not resumed" } }
+                }
+            }
+        }
+    }
 }
 
 /// A chart per item of its usage per period, the most recent [`CHART_PERIODS`].

@@ -185,6 +185,13 @@ fn bill_runs_page(
                     dt { "Bills written" } dd { (r.bills_written) }
                     dt { "Test bills among them" } dd { (r.test_bills) }
                     dt { "Deducted" } dd { (r.deducted) " CNY" }
+                    dt { "Suspended for arrears" } dd {
+                        @if r.suspended.is_empty() { "none" }
+                        @for (i, id) in r.suspended.iter().enumerate() {
+                            @if i > 0 { ", " }
+                            a href={ "/instances/" (id) } { (id) }
+                        }
+                    }
                     dt { "Failures" } dd { (r.failures.len()) }
                 }
                 @if !r.failures.is_empty() {
@@ -232,15 +239,7 @@ pub(crate) fn run_bills(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult
     };
     let report = as_of.and_then(|as_of| {
         billing::check_as_of(as_of, req.real_now, req.config.allow_clock_override)?;
-        billing::run(
-            req.db()?,
-            req.outbound,
-            req.config.billing_timezone,
-            req.config.test_instance_max_hours,
-            as_of,
-            req.now,
-            me,
-        )
+        billing::run(req.db()?, req.outbound, req.config, as_of, req.now, me)
     });
     match report {
         Ok(report) => Ok(bill_runs_page(chrome, &values, None, Some(&report))),

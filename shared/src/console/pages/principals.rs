@@ -6,6 +6,7 @@ use maud::{Markup, html};
 use rust_decimal::Decimal;
 
 use super::auth::local_path;
+use crate::billing;
 use crate::console::form::{Form, field};
 use crate::console::format::{name_of, percent, time};
 use crate::console::http::{Req, Resp, html, redirect};
@@ -13,7 +14,6 @@ use crate::console::layout::{Chrome, page};
 use crate::console::widgets::{next_page, paged};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{self, NewPrincipal, Principal, Role};
-use crate::orders::ledger;
 use crate::settlement::{self, Commission, RateSource};
 
 const PAGE: usize = 50;
@@ -406,7 +406,8 @@ pub(crate) fn top_up(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> Ap
             "an amount such as 100.00",
         )])
     })?;
-    match ledger::top_up(req.db()?, me, id, amount, req.now) {
+    let grace = req.config.arrears_grace_hours;
+    match billing::collection::top_up(req.db()?, me, id, amount, grace, req.now) {
         Ok(_) => redirect("/principals"),
         Err(e) if e.status() == StatusCode::BAD_REQUEST => refused(req, chrome, &e),
         Err(e) => Err(e),

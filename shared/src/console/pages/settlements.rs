@@ -158,9 +158,12 @@ fn statement_section(
                 @if let Some(id) = &s.id { dt { "Statement" } dd { code { (id) } } }
                 @if me.is_operator() { dt { "Provider" } dd { code { (s.provider_id) } } }
                 dt { "Commission rate" } dd { (percent(s.rate)) }
-                dt { "Gross" } dd { (money(s.gross, s.currency)) }
+                dt { "Billed (gross)" } dd { (money(s.gross, s.currency)) }
+                dt { "Collected" } dd { (money(s.collected, s.currency)) }
+                dt { "Credited" } dd { (money(s.credited, s.currency)) }
+                dt { "Uncollected" } dd { (money(s.uncollected, s.currency)) }
                 dt { "Commission" } dd { (money(s.commission, s.currency)) }
-                dt { "Net (the provider's)" } dd { strong { (money(s.net, s.currency)) } }
+                dt { "Net, paid out (the provider's)" } dd { strong { (money(s.net, s.currency)) } }
                 dt { "Bills" } dd { (s.bill_count) }
                 dt { "Periods written off" } dd { (s.write_off_count) }
                 @if let Some(p) = &s.period { dt { "Month's instants" } dd { (span_text(p)) } }
@@ -169,47 +172,64 @@ fn statement_section(
                 @if let Some(r) = &s.payout_reference { dt { "Payout reference" } dd { (r) } }
             }
             @if s.products.is_empty() {
-                p { "No bill of its products in " (s.month) "." }
+                p { "No bill, collection or credit of its products in " (s.month) "." }
             } @else {
-                div.table-wrap {
-                    table {
-                        caption { "Per product, " (s.month) }
-                        thead { tr {
-                            th scope="col" { "Product" } th scope="col" { "Bills" } th scope="col" { "Gross" }
-                            th scope="col" { "Commission" } th scope="col" { "Net" } th scope="col" { "Written off" }
-                        } }
-                        tbody {
-                            @for (p, name) in s.products.iter().zip(&shown.products) {
-                                tr {
-                                    td { (name) br; small { (p.product_id) } }
-                                    td.num { (p.bill_count) }
-                                    td.num { (money(p.gross, s.currency)) }
-                                    td.num { (money(p.commission, s.currency)) }
-                                    td.num { (money(p.net, s.currency)) }
-                                    td {
-                                        (p.write_offs.count)
-                                        @for w in &p.write_offs.periods {
-                                            br; small { (time(&w.period_start)) " of " code { (w.instance_id) } ": " (w.reason) }
-                                        }
-                                    }
-                                }
-                            }
-                        }
-                        tfoot { tr {
-                            th scope="row" { "Total" }
-                            td.num { (s.bill_count) }
-                            td.num { (money(s.gross, s.currency)) }
-                            td.num { (money(s.commission, s.currency)) }
-                            td.num { strong { (money(s.net, s.currency)) } }
-                            td { (s.write_off_count) }
-                        } }
-                    }
-                }
+                (products_table(shown))
             }
             @if let Some(id) = payable(s).filter(|_| me.is_operator()) {
                 h3 { "Record its payout" }
                 p.hint { "Once the transfer is made: its bank reference, up to 200 characters. A statement is paid once." }
                 (payout_form(chrome, id, refused))
+            }
+        }
+    }
+}
+
+/// A statement's products: billed, collected, credited and still owed, the commission on what
+/// was collected, and the net paid out.
+fn products_table(shown: &Named) -> Markup {
+    let s = shown.statement;
+    let cur = s.currency;
+    html! {
+        div.table-wrap {
+            table {
+                caption { "Per product, " (s.month) }
+                thead { tr {
+                    th scope="col" { "Product" } th scope="col" { "Bills" } th scope="col" { "Billed" }
+                    th scope="col" { "Collected" } th scope="col" { "Credited" } th scope="col" { "Uncollected" }
+                    th scope="col" { "Commission" } th scope="col" { "Net" } th scope="col" { "Written off" }
+                } }
+                tbody {
+                    @for (p, name) in s.products.iter().zip(&shown.products) {
+                        tr {
+                            td { (name) br; small { (p.product_id) } }
+                            td.num { (p.bill_count) }
+                            td.num { (money(p.gross, cur)) }
+                            td.num { (money(p.collected, cur)) }
+                            td.num { (money(p.credited, cur)) }
+                            td.num { (money(p.uncollected, cur)) }
+                            td.num { (money(p.commission, cur)) }
+                            td.num { (money(p.net, cur)) }
+                            td {
+                                (p.write_offs.count)
+                                @for w in &p.write_offs.periods {
+                                    br; small { (time(&w.period_start)) " of " code { (w.instance_id) } ": " (w.reason) }
+                                }
+                            }
+                        }
+                    }
+                }
+                tfoot { tr {
+                    th scope="row" { "Total" }
+                    td.num { (s.bill_count) }
+                    td.num { (money(s.gross, cur)) }
+                    td.num { (money(s.collected, cur)) }
+                    td.num { (money(s.credited, cur)) }
+                    td.num { (money(s.uncollected, cur)) }
+                    td.num { (money(s.commission, cur)) }
+                    td.num { strong { (money(s.net, cur)) } }
+                    td { (s.write_off_count) }
+                } }
             }
         }
     }
@@ -232,14 +252,15 @@ fn overview(
         });
     html! {
         @if shown.is_empty() {
-            p { "No provider has a bill or a write-off in " (month)
+            p { "No provider has a bill, a collection, a credit note or a write-off in " (month)
                 @if status == MonthStatus::Open { " yet: bills are written as the month's periods close" } "." }
         } @else {
             div.table-wrap {
                 table {
                     caption { "Every provider's statement of " (month) }
                     thead { tr {
-                        th scope="col" { "Provider" } th scope="col" { "Bills" } th scope="col" { "Gross" }
+                        th scope="col" { "Provider" } th scope="col" { "Bills" } th scope="col" { "Billed" }
+                        th scope="col" { "Collected" } th scope="col" { "Uncollected" }
                         th scope="col" { "Commission" } th scope="col" { "Net" } th scope="col" { "Rate" }
                         th scope="col" { "Written off" } th scope="col" { "Payout" }
                     } }
@@ -254,6 +275,8 @@ fn overview(
                                 }
                                 td.num { (s.bill_count) }
                                 td.num { (money(s.gross, s.currency)) }
+                                td.num { (money(s.collected, s.currency)) }
+                                td.num { (money(s.uncollected, s.currency)) }
                                 td.num { (money(s.commission, s.currency)) }
                                 td.num { (money(s.net, s.currency)) }
                                 td.num { (percent(s.rate)) }
@@ -273,6 +296,8 @@ fn overview(
                         th scope="row" { "Total" }
                         td.num { (shown.iter().map(|n| n.statement.bill_count).sum::<i64>()) }
                         td.num { (money(total(|s| s.gross), currency)) }
+                        td.num { (money(total(|s| s.collected), currency)) }
+                        td.num { (money(total(|s| s.uncollected), currency)) }
                         td.num { (money(total(|s| s.commission), currency)) }
                         td.num { (money(total(|s| s.net), currency)) }
                         td {} td.num { (shown.iter().map(|n| n.statement.write_off_count).sum::<i64>()) } td {}
@@ -535,14 +560,14 @@ fn month_page(
         (picker(&month.to_string(), Some(month), provider_id, None))
         p.lead {
             @match status {
-                MonthStatus::Open => { span.status { "open" } " A provider's statement is computed live from the month's bills, at the rate in force for the month, until it is written: once every period of the provider's instances in the month is billed or written off." }
+                MonthStatus::Open => { span.status { "open" } " A provider's statement is computed live from the month's bills and collections, at the rate in force for the month, until it is written: once every period of the provider's instances in the month is billed or written off." }
                 MonthStatus::Closed => { span.status { "closed" } " Every provider's statement was written when its month closed, at the rate in force for the month." }
             }
         }
         p.hint { (month) " runs " (span_text(&period)) ". "
             a.download href={ "/exports/settlements?" (download) } { "Download the statements (CSV)" } }
         @if me.role == Role::Provider {
-            p.hint { "Your products' fees on your customers' bills of the month, less the marketplace's commission; the cloud resources' fees and test orders are never settled." }
+            p.hint { "What your customers paid of your products' fees within the month — whichever month they were billed in, less what credit notes gave back — less the marketplace's commission: the payout. What was billed and is not paid yet is uncollected, paid out in the month a top-up collects it. The cloud resources' fees and test orders are never settled." }
         }
         @if let Some(c) = &close { (c) }
         @if !open.is_empty() { (waiting_section(chrome, me, month, &open, &open_names, refused)) }

@@ -8,6 +8,8 @@
 //! re-reads the version inside it: the losers of the race wait for the lock, see the new version
 //! and do nothing.
 
+pub(crate) mod collection;
+
 use crate::platform::storage::postgres;
 use crate::platform::storage::{
     Database, Dialect, StorageError, StorageErrorKind, serialize_on, transaction,
@@ -527,6 +529,10 @@ const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 23,
+        statements: collection::COLLECTION_AND_ARREARS,
+    },
+    Migration {
+        version: 24,
         statements: &[
             // A published product's prices, version by version (docs/RULES.md R15): version 1 is
             // the reviewed pricing step, copied here when the first change is made; each later
@@ -641,9 +647,15 @@ fn current_version(db: &dyn Database) -> Result<i64, StorageError> {
 }
 
 pub(crate) fn migrate(db: &dyn Database) -> Result<(), StorageError> {
+    migrate_to(db, latest_version(db.dialect()))
+}
+
+/// Brings the database up to `target` (tests stop short of the latest, to upgrade a database
+/// holding what an older version wrote).
+pub(crate) fn migrate_to(db: &dyn Database, target: i64) -> Result<(), StorageError> {
     let dialect = db.dialect();
     // The fast path every request takes: one indexed read.
-    if current_version(db)? >= latest_version(dialect) {
+    if current_version(db)? >= target {
         return Ok(());
     }
     if dialect == Dialect::Sqlite {
@@ -671,7 +683,10 @@ pub(crate) fn migrate(db: &dyn Database) -> Result<(), StorageError> {
             &[],
         )?;
         let current = current_version(db)?;
-        for m in migrations(dialect).iter().filter(|m| m.version > current) {
+        for m in migrations(dialect)
+            .iter()
+            .filter(|m| m.version > current && m.version <= target)
+        {
             for statement in m.statements {
                 db.execute(statement, &[])?;
             }

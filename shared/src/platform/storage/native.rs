@@ -16,6 +16,12 @@ use super::{
     wait_while_busy,
 };
 
+/// Upgrades the database to schema `version` and no further, as the app does on first use: a
+/// test of a migration fills a database as an older version left it, then upgrades it.
+pub fn migrate_to(db: &dyn Database, version: i64) -> Result<(), StorageError> {
+    super::migrations::migrate_to(db, version)
+}
+
 /// A database and an in-memory key-value store, for tests and benchmarks.
 #[derive(Clone)]
 pub struct NativeBackend {

@@ -72,12 +72,11 @@ fn a_bill_that_cannot_be_written_is_reported_and_the_next_run_bills_the_rest_onc
         fail_at: std::cell::Cell::new(5),
     };
     let operator = Principal::built_in_operator();
-    let tz = w.app.config().billing_timezone;
+    let config = w.app.config();
     let first = bill_run(
         &failing,
         &NativeOutbound,
-        tz,
-        72,
+        &config,
         as_of("2026-03-28T00:00:00Z"),
         as_of("2026-03-28T00:00:00Z"),
         &operator,
@@ -95,8 +94,7 @@ fn a_bill_that_cannot_be_written_is_reported_and_the_next_run_bills_the_rest_onc
     let report = bill_run(
         w.app.backend.open_db().unwrap().as_ref(),
         &NativeOutbound,
-        tz,
-        72,
+        &config,
         as_of("2026-03-28T00:00:00Z"),
         as_of("2026-03-28T00:00:00Z"),
         &operator,

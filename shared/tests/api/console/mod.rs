@@ -322,6 +322,8 @@ pub(crate) struct Settling {
     /// (id, token) of each provider.
     pub(crate) a: (String, String),
     pub(crate) b: (String, String),
+    /// The token of the customer who ordered both products.
+    pub(crate) customer: String,
 }
 
 fn principal_id(app: &TestApp, token: &str) -> String {
@@ -363,12 +365,22 @@ pub(crate) fn settling() -> Settling {
         a: (principal_id(&app, &token_a), token_a),
         b: (principal_id(&app, &token_b), token_b),
         app,
+        customer,
     }
 }
 
 impl Settling {
-    /// March closes, as soon as it may, through the API.
+    /// A bill run the minute before March ends in Shanghai: 102 of March's 104 hours are
+    /// billed, and collected, within March (the last two close in April).
+    fn bill_within_march(&self) {
+        self.app.set_now(at("2026-03-31T15:59:00Z"));
+        self.app.bill_run("2026-03-31T15:59:00Z");
+    }
+
+    /// March closes, as soon as it may, through the API, its bills collected within it but
+    /// the last two hours'.
     fn close_march(&self) {
+        self.bill_within_march();
         self.app.set_now(at(MARCH_CLOSES));
         self.app
             .post(

@@ -14,7 +14,8 @@ fn a_provider_reads_its_own_statements_only_and_customers_have_none() {
     let (own, other) = w.march_statements();
     let provider = w.signed_in(&w.a.1);
 
-    // March 27th 08:00 UTC to midnight in Shanghai on the 31st: 104 hours at 1.00, 10% kept.
+    // March 27th 08:00 UTC to midnight in Shanghai on the 31st: 104 hours at 1.00 billed, 102
+    // collected within March, 10% of those kept.
     let march = provider.get("/settlements?month=2026-03").expect(200);
     let text = march.text();
     for shown in [
@@ -22,8 +23,11 @@ fn a_provider_reads_its_own_statements_only_and_customers_have_none() {
         "Your statement",
         "closed, not paid yet",
         "104.00 CNY",
-        "10.40 CNY",
-        "93.60 CNY",
+        "102.00 CNY",
+        "10.20 CNY",
+        "91.80 CNY",
+        "<th scope=\"col\">Collected</th>",
+        "<th scope=\"col\">Uncollected</th>",
         "10%",
         own.as_str(),
         "&lt;script&gt;alert(1)&lt;/script&gt;",
@@ -99,19 +103,24 @@ fn an_operator_closes_a_month_and_records_each_payout_once() {
     );
     assert_eq!(w.app.snapshot(), before);
 
-    // (A session lasts twelve hours: days later, the operator signs in again.)
-    w.app.set_now(at(MARCH_CLOSES));
+    // (A session lasts twelve hours: days later, the operator signs in again.) No bill run
+    // has billed March yet: its live statements are empty.
+    w.app.set_now(at("2026-03-31T15:59:00Z"));
     operator.sign_in(ADMIN).expect(303);
     let open = operator
         .get("/settlements?month=2026-03")
         .expect(200)
         .text();
-    // No bill run has billed March yet: its live statements are empty until the close bills it.
     assert!(
         open.contains("Close 2026-03")
-            && open.contains("No provider has a bill or a write-off in 2026-03 yet"),
+            && open.contains(
+                "No provider has a bill, a collection, a credit note or a write-off in 2026-03 yet"
+            ),
         "{open}"
     );
+    w.bill_within_march();
+    w.app.set_now(at(MARCH_CLOSES));
+    operator.sign_in(ADMIN).expect(303);
     let closed = operator.post("/settlements/close", &[("month", "2026-03")]);
     assert_eq!(closed.status, 303, "{}", closed.text());
     assert_eq!(
@@ -126,7 +135,8 @@ fn an_operator_closes_a_month_and_records_each_payout_once() {
     for shown in [
         "Every provider's statement of 2026-03",
         "208.00 CNY",
-        "187.20 CNY",
+        "204.00 CNY",
+        "183.60 CNY",
         &format!(r#"action="/settlements/{a}/payout""#),
         &format!(r#"action="/settlements/{b}/payout""#),
     ] {
@@ -215,7 +225,7 @@ fn an_operator_closes_a_month_and_records_each_payout_once() {
         .expect(200)
         .text();
     assert!(
-        page.contains("closed and paid 2026-04-02 09:00 UTC") && page.contains("93.60 CNY"),
+        page.contains("closed and paid 2026-04-02 09:00 UTC") && page.contains("91.80 CNY"),
         "{page}"
     );
     let unpaid = operator

@@ -98,6 +98,8 @@ impl World {
             "allow_clock_override" => Some("true".to_owned()),
             "prometheus_origin" => Some(origin.clone()),
             "webhook_hosts" => Some(hooks.clone()),
+            // A customer in arrears is suspended by the first bill run after: the world has one.
+            "arrears_grace_hours" => Some("0".to_owned()),
             _ => None,
         });
         app.set_now(at(BUILT_AT));
@@ -401,7 +403,7 @@ impl Builder<'_> {
         app.set_now(at(FEBRUARY_HOUR.0));
         let (seller, hourly) = app.product_with_items("hour", &items, true);
         self.listed("the provider of the hourly product", &seller, &hourly);
-        let (_, enterprise) = app.funded_customer("1000.00");
+        let (_, enterprise) = app.funded_customer("10000.00");
         self.principal("an enterprise customer", &enterprise);
         let february = self.order(&enterprise, &seller, &hourly);
         app.set_now(at(FEBRUARY_HOUR.1) + Duration::minutes(10));
@@ -423,6 +425,10 @@ impl Builder<'_> {
 
         let running = self.order(&enterprise, &seller, &hourly);
         let stopped = self.order(&enterprise, &seller, &hourly);
+        // A customer without funds: the first bill run takes it into arrears and, past a grace
+        // of none, suspends its instance.
+        let broke = self.created("a customer in arrears", "customer", Some("enterprise"));
+        let suspended = self.order(&broke, &seller, &hourly);
         let released = self.order(&enterprise, &seller, &hourly);
         let daily_instance = self.order(&individual, &daily_seller, &daily);
         self.order(&tester, &tester, &testing);
@@ -448,7 +454,16 @@ impl Builder<'_> {
         .expect(200);
         // Hour 08 closes at 10:00: a run then bills it for every instance.
         app.set_now(at(FUZZ_NOW) - Duration::minutes(20));
-        app.bill_run(&testkit::rfc3339(app.now()));
+        let run = app.bill_run(&testkit::rfc3339(app.now()));
+        assert_eq!(run["suspended"], json!([suspended]), "{run}");
+        // The running instance's hour, credited in part.
+        let bill = str_of(&app.bills(ADMIN, Some(&running))[0]["id"]);
+        app.post(
+            &format!("/api/v1/bills/{bill}/credit-notes"),
+            ADMIN,
+            json!({"amount": "1.00", "reason": "a retry storm of ours"}),
+        )
+        .expect(201);
         // February closed (on March 1st's end in Asia/Shanghai) and billed: its statement is
         // written, not paid.
         let closed = app

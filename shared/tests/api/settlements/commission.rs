@@ -10,6 +10,7 @@ use super::{MARCH_CLOSES, world};
 #[test]
 fn a_rate_changed_after_closing_changes_no_written_statement() {
     let w = world();
+    w.bill_within_march();
     w.at(MARCH_CLOSES);
     w.close("2026-03").expect(200);
     let path = format!("/api/v1/principals/{}/commission", w.provider_a.0);
@@ -24,14 +25,14 @@ fn a_rate_changed_after_closing_changes_no_written_statement() {
     );
     assert_eq!(
         w.statements(&w.provider_a.1, "2026-03")["items"][0]["commission"],
-        "10.40"
+        "10.20"
     );
-    // April is open: computed at the new rate (23 hours of April 1st, Shanghai, are billed:
-    // the last closes at 17:00 UTC).
+    // April is open: computed at the new rate. 23 hours of April 1st (Shanghai) are billed
+    // (the last closes at 17:00 UTC); collected in April are those and March's last two.
     let april = &w.statements(&w.provider_a.1, "2026-04")["items"][0];
     assert_eq!(
-        (&april["gross"], &april["commission"]),
-        (&json!("23.00"), &json!("11.50"))
+        (&april["gross"], &april["collected"], &april["commission"]),
+        (&json!("23.00"), &json!("25.00"), &json!("12.50"))
     );
     // Back to the deployment's.
     let reset = w
@@ -192,6 +193,7 @@ fn a_month_settles_at_the_rate_in_force_for_it() {
         w.statements(&w.provider_a.1, "2026-06")["items"][0]["rate"],
         "0.1"
     );
+    w.bill_within_march();
     w.at(MARCH_CLOSES);
     let closed = w.close("2026-03").expect(200).json();
     let a = closed["items"]
@@ -202,7 +204,7 @@ fn a_month_settles_at_the_rate_in_force_for_it() {
         .unwrap();
     assert_eq!(
         (&a["rate"], &a["commission"]),
-        (&json!("0.1"), &json!("10.40"))
+        (&json!("0.1"), &json!("10.20"))
     );
     // A written month cannot change any more, nor one before it.
     let before = w.app.snapshot();

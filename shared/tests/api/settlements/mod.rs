@@ -64,6 +64,14 @@ impl World {
     fn at(&self, instant: &str) {
         self.app.set_now(at(instant));
     }
+
+    /// A bill run the minute before March ends in Shanghai: it bills, and collects within
+    /// March, every hour closed by then — 08:00 on the 27th to 13:00 on the 31st (UTC), 102
+    /// hours. The last two hours close in April and are collected there.
+    fn bill_within_march(&self) {
+        self.at("2026-03-31T15:59:00Z");
+        self.app.bill_run("2026-03-31T15:59:00Z");
+    }
 }
 
 fn product<'a>(statement: &'a Value, id: &str) -> &'a Value {
@@ -127,6 +135,7 @@ fn a_closed_month_settles_each_providers_product_fees_less_its_commission() {
         w.app
             .product_with_items("hour", &[Item::running_time("50.00")], false);
     let tester = w.app.order(&tester_token, &self_test);
+    w.bill_within_march();
     w.at(MARCH_CLOSES);
     let closing = w.close("2026-03").expect(200).json();
     assert_eq!(closing["statements_written"], 2, "{closing}");
@@ -140,31 +149,39 @@ fn a_closed_month_settles_each_providers_product_fees_less_its_commission() {
         json!({"start": "2026-02-28T16:00:00Z", "end": "2026-03-31T16:00:00Z"})
     );
 
-    // March 27th 08:00 UTC to March 31st 16:00 UTC (midnight in Shanghai) is 104 hours.
+    // March 27th 08:00 UTC to March 31st 16:00 UTC (midnight in Shanghai) is 104 hours, billed
+    // in March; 102 of them were collected in March, the commission taken of those.
     let a = w.statements(&w.provider_a.1, "2026-03");
     assert_eq!(a["status"], "closed");
     let a = &a["items"][0];
     assert_eq!(a["provider_id"], w.provider_a.0.as_str());
     assert_eq!(
-        (&a["gross"], &a["commission"], &a["net"], &a["rate"]),
-        (
-            &json!("104.00"),
-            &json!("10.40"),
-            &json!("93.60"),
-            &json!("0.1")
-        )
+        (&a["gross"], &a["collected"], &a["uncollected"]),
+        (&json!("104.00"), &json!("102.00"), &json!("0.00"))
+    );
+    assert_eq!(
+        (&a["commission"], &a["net"], &a["rate"]),
+        (&json!("10.20"), &json!("91.80"), &json!("0.1"))
     );
     assert_eq!(a["bill_count"], 104);
-    assert_eq!(product(a, &w.product_a)["net"], "93.60");
+    assert_eq!(product(a, &w.product_a)["net"], "91.80");
     assert!(a["id"].as_str().unwrap().starts_with("stl-"));
-    // 104 × 3.33 = 346.32; 15% of it is 51.948, the marketplace's share truncated to 51.94.
+    // 102 × 3.33 = 339.66 collected; 15% of it is 50.949, the marketplace's share truncated
+    // to 50.94.
     let b = &w.statements(&w.provider_b.1, "2026-03")["items"][0];
     assert_eq!(
-        (&b["gross"], &b["commission"], &b["net"], &b["rate"]),
+        (
+            &b["gross"],
+            &b["collected"],
+            &b["commission"],
+            &b["net"],
+            &b["rate"]
+        ),
         (
             &json!("346.32"),
-            &json!("51.94"),
-            &json!("294.38"),
+            &json!("339.66"),
+            &json!("50.94"),
+            &json!("288.72"),
             &json!("0.15")
         )
     );

@@ -336,6 +336,10 @@ fn settle_a_past_month(browser: &mut Browser, market: &HttpMarket) {
     market
         .at(ordered + TimeDelta::minutes(30))
         .act(&customer, &unbillable, "release");
+    // A bill run within the month bills, and collects, the three hours then: a provider is
+    // paid what was collected in the month.
+    let billed = ordered + TimeDelta::hours(5);
+    market.at(billed).bill_run(&rfc3339(billed));
 
     // 15% for this provider, on its page.
     browser.open(&format!("{}/principals", market.origin()), "Principals");
@@ -446,6 +450,8 @@ fn settle_a_past_month(browser: &mut Browser, market: &HttpMarket) {
         "Your statement",
         "closed and paid",
         "15%",
+        "Collected",
+        "Uncollected",
         "3.00 CNY",
         "0.45 CNY",
         "2.55 CNY",
@@ -453,6 +459,101 @@ fn settle_a_past_month(browser: &mut Browser, market: &HttpMarket) {
         "Acme Vector DB",
     ] {
         assert!(page.contains(shown), "{shown:?} missing: {page}");
+    }
+}
+
+/// The month (Asia/Shanghai, UTC+8 all year) an instant falls in, `YYYY-MM`.
+fn shanghai_month(t: chrono::DateTime<Utc>) -> String {
+    (t + TimeDelta::hours(8)).format("%Y-%m").to_string()
+}
+
+#[test]
+fn an_operator_credits_a_bill_the_customer_reads_it_and_its_arrears_and_the_provider_its_collection()
+ {
+    let (_app, market) = app();
+    // Ordered five hours ago by a customer with 1.00 of funds; three hours of 1.00 running
+    // time and 1.60 of resources billed an hour ago leave the balance at -6.80: arrears, and
+    // a suspension deadline a day after that run.
+    let ordered = Utc::now()
+        .duration_trunc(TimeDelta::hours(1))
+        .expect("an hour")
+        - TimeDelta::hours(5);
+    let billed = ordered + TimeDelta::hours(4);
+    let past = market.at(ordered);
+    let (provider, product) = past.product_with_items("hour", &[Item::running_time("1.00")], true);
+    let (_, customer) = past.funded_customer("1.00");
+    let instance = past.order(&customer, &product);
+    market.at(billed).bill_run(&rfc3339(billed));
+    let bills = market.bills(&customer, Some(&instance));
+    let first = str_of(&bills[0]["id"]);
+
+    // The operator finds the bill and credits it: too much first, refused beside the form.
+    let mut operator = Browser::start("operator-credit", DESKTOP);
+    sign_in(&mut operator, &market, market.admin_token(), "Review queue");
+    operator.open(&format!("{}/bills", market.origin()), "Bills");
+    operator.find(&format!("a[href='/bills/{first}']")).click();
+    operator.wait_for_heading("Bill bill-");
+    operator.fill("#credit-amount", "100.00");
+    operator.fill("#credit-reason", "An hour of ours");
+    operator
+        .find("form[action$='/credit-notes'] button")
+        .click();
+    operator.wait_for_heading("Bill bill-");
+    assert!(
+        operator
+            .find("#credit-error")
+            .text()
+            .contains("CreditExceedsBill"),
+        "{}",
+        operator.text()
+    );
+    operator.fill("#credit-amount", "0.50");
+    operator.choose("#credit-part", "resource_fees");
+    operator
+        .find("form[action$='/credit-notes'] button")
+        .click();
+    operator.wait_for_heading("Bill bill-");
+    eventually("the credit note listed", PAGE_WITHIN, || {
+        operator.try_find("section.credits").map(|_| ())
+    });
+    assert!(
+        operator
+            .find("section.credits")
+            .text()
+            .contains("An hour of ours")
+    );
+
+    // The customer reads the credit on its bill, the arrears and their deadline on its account.
+    let mut browser = Browser::start("customer-arrears", PHONE);
+    sign_in(&mut browser, &market, &customer, "Catalog");
+    browser.open(&format!("{}/bills/{first}", market.origin()), "Bill bill-");
+    let credits = browser.find("section.credits").text();
+    assert!(
+        credits.contains("0.50 CNY") && credits.contains("An hour of ours"),
+        "{credits}"
+    );
+    assert!(browser.text().contains("Credited"), "{}", browser.text());
+    browser.open(&format!("{}/account", market.origin()), "Account");
+    let deadline = billed + TimeDelta::days(1);
+    let arrears = browser.find(".arrears").text();
+    assert!(
+        arrears.contains("in arrears")
+            && arrears.contains(&deadline.format("%Y-%m-%d %H:%M UTC").to_string()),
+        "{arrears}"
+    );
+    assert!(browser.text().contains("credit"), "{}", browser.text());
+
+    // The provider's statement of that month shows what was collected and what is owed.
+    let mut provider_view = Browser::start("provider-collection", DESKTOP);
+    sign_in(&mut provider_view, &market, &provider, "Products");
+    let month = shanghai_month(billed);
+    provider_view.open(
+        &format!("{}/settlements?month={month}", market.origin()),
+        &format!("Settlements of {month}"),
+    );
+    let statement = provider_view.find("section.statement").text();
+    for shown in ["Collected", "Uncollected", "Credited"] {
+        assert!(statement.contains(shown), "{shown:?} missing: {statement}");
     }
 }
 

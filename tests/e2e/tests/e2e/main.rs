@@ -2,8 +2,10 @@
 //! plugin included), over HTTP only. One test binary, so that the tests which can share one
 //! `spin up` do; the others start processes of their own.
 
+mod arrears;
 mod books;
 mod catch_up;
+mod collection;
 mod concurrency;
 mod console;
 mod crash;

@@ -276,6 +276,27 @@ fn route_probes(route: &str, provider_id: &str) -> Option<(&'static str, Vec<Pro
                     Customer,
                     Problem(404, "NotFound"),
                 ),
+                Probe {
+                    body: Some(json!({"amount": "1.00", "reason": "r"})),
+                    ..probe(
+                        "POST",
+                        "/api/v1/bills/bill-missing/credit-notes",
+                        Operator,
+                        Problem(404, "NotFound"),
+                    )
+                },
+            ],
+        ),
+        "/api/v1/credit-notes/..." => (
+            "orders",
+            vec![
+                probe(
+                    "GET",
+                    "/api/v1/credit-notes",
+                    Customer,
+                    Ok("/items", json!([])),
+                ),
+                probe("POST", "/api/v1/credit-notes", Operator, NotAllowed("GET")),
             ],
         ),
         "/api/v1/billing/..." => (
@@ -394,6 +415,7 @@ const KNOWN_ROUTES: &[&str] = &[
     "/api/v1/bills/...",
     "/api/v1/billing/...",
     "/api/v1/settlements/...",
+    "/api/v1/credit-notes/...",
     "/api/v1/metering/...",
     "/...",
 ];

@@ -335,8 +335,12 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 23,
+        statements: COLLECTION_AND_ARREARS,
+    },
+    Migration {
+        version: 24,
         statements: &[
-            // Price changes by version, delisting, and the webhooks' outbox: SQLite's version 23.
+            // Price changes by version, delisting, and the webhooks' outbox: SQLite's version 24.
             r#"CREATE TABLE pricing_versions (
                 product_id TEXT COLLATE "C" NOT NULL REFERENCES products(id),
                 version BIGINT NOT NULL CHECK (version >= 1),
@@ -408,4 +412,92 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
             )"#,
         ],
     },
+];
+
+/// Version 23: credit notes, arrears that suspend instances, and payouts of what was collected —
+/// SQLite's `storage::migrations::collection`, whose data statements are the same SQL. A
+/// CHECK constraint changes here by name.
+const COLLECTION_AND_ARREARS: &[&str] = &[
+    "ALTER TABLE instances DROP CONSTRAINT instances_status_check",
+    "ALTER TABLE instances ADD CONSTRAINT instances_status_check
+        CHECK (status IN ('running', 'stopped', 'suspended', 'released'))",
+    r#"CREATE TABLE instance_suspensions (
+        instance_id TEXT COLLATE "C" NOT NULL REFERENCES instances(id),
+        suspended_at BIGINT NOT NULL,
+        resumed_at BIGINT,
+        PRIMARY KEY (instance_id, suspended_at)
+    )"#,
+    "ALTER TABLE accounts ADD COLUMN arrears_since BIGINT",
+    "ALTER TABLE ledger_entries DROP CONSTRAINT ledger_entries_kind_check",
+    "ALTER TABLE ledger_entries ADD CONSTRAINT ledger_entries_kind_check
+        CHECK (kind IN ('top_up', 'bill', 'credit'))",
+    "ALTER TABLE bills ADD COLUMN uncollected_product_cents BIGINT NOT NULL DEFAULT 0
+        CHECK (uncollected_product_cents >= 0)",
+    "ALTER TABLE bills ADD COLUMN uncollected_resource_cents BIGINT NOT NULL DEFAULT 0
+        CHECK (uncollected_resource_cents >= 0)",
+    "CREATE INDEX bills_uncollected ON bills (owner_id, period_start, id)
+        WHERE uncollected_product_cents + uncollected_resource_cents > 0",
+    r#"CREATE TABLE credit_notes (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        bill_id TEXT COLLATE "C" NOT NULL REFERENCES bills(id),
+        customer_id TEXT COLLATE "C" NOT NULL,
+        provider_id TEXT COLLATE "C" NOT NULL,
+        product_id TEXT COLLATE "C" NOT NULL,
+        product_cents BIGINT NOT NULL CHECK (product_cents >= 0),
+        resource_cents BIGINT NOT NULL CHECK (resource_cents >= 0),
+        reason TEXT COLLATE "C" NOT NULL,
+        ledger_entry_id TEXT COLLATE "C" NOT NULL,
+        issued_by TEXT COLLATE "C" NOT NULL,
+        issued_at BIGINT NOT NULL,
+        CHECK (product_cents + resource_cents > 0)
+    )"#,
+    "CREATE INDEX credit_notes_by_bill ON credit_notes (bill_id)",
+    "CREATE INDEX credit_notes_by_customer ON credit_notes (customer_id, id)",
+    "CREATE INDEX credit_notes_by_provider ON credit_notes (provider_id, issued_at)",
+    "CREATE INDEX credit_notes_by_time ON credit_notes (issued_at)",
+    r#"CREATE TABLE collections (
+        id TEXT COLLATE "C" PRIMARY KEY,
+        bill_id TEXT COLLATE "C" NOT NULL REFERENCES bills(id),
+        customer_id TEXT COLLATE "C" NOT NULL,
+        provider_id TEXT COLLATE "C" NOT NULL,
+        product_id TEXT COLLATE "C" NOT NULL,
+        product_cents BIGINT NOT NULL,
+        resource_cents BIGINT NOT NULL,
+        ledger_entry_id TEXT COLLATE "C",
+        collected_at BIGINT NOT NULL
+    )"#,
+    "CREATE INDEX collections_by_provider ON collections (provider_id, collected_at)",
+    "CREATE INDEX collections_by_time ON collections (collected_at)",
+    "DROP INDEX bills_by_provider_for_settlement",
+    "CREATE INDEX bills_by_provider_for_settlement ON bills
+        (provider_id, period_start, product_id, test, product_fees_cents, uncollected_product_cents)",
+    "DROP INDEX bills_by_period_for_settlement",
+    "CREATE INDEX bills_by_period_for_settlement ON bills
+        (period_start, provider_id, product_id, test, product_fees_cents, uncollected_product_cents)",
+    // A statement's net is its collected amount less commission, negative when credit notes
+    // gave back more than was collected; statements written before settled what was billed.
+    "ALTER TABLE settlements DROP CONSTRAINT settlements_commission_cents_check",
+    // (A CHECK over several columns is named after its table alone.)
+    "ALTER TABLE settlements DROP CONSTRAINT settlements_check",
+    "ALTER TABLE settlements ADD COLUMN collected_cents BIGINT NOT NULL DEFAULT 0",
+    "ALTER TABLE settlements ADD COLUMN credited_cents BIGINT NOT NULL DEFAULT 0
+        CHECK (credited_cents >= 0)",
+    "ALTER TABLE settlements ADD COLUMN uncollected_cents BIGINT NOT NULL DEFAULT 0
+        CHECK (uncollected_cents >= 0)",
+    "UPDATE settlements SET collected_cents = gross_cents",
+    "ALTER TABLE settlements ADD CONSTRAINT settlements_net_cents_check
+        CHECK (net_cents = collected_cents - commission_cents)",
+    r#"CREATE TABLE statement_collections (
+        collection_id TEXT COLLATE "C" PRIMARY KEY REFERENCES collections(id),
+        statement_id TEXT COLLATE "C" NOT NULL REFERENCES settlements(id)
+    )"#,
+    "CREATE INDEX statement_collections_by_statement ON statement_collections (statement_id)",
+    r#"CREATE TABLE statement_credit_notes (
+        credit_note_id TEXT COLLATE "C" PRIMARY KEY REFERENCES credit_notes(id),
+        statement_id TEXT COLLATE "C" NOT NULL REFERENCES settlements(id)
+    )"#,
+    "CREATE INDEX statement_credit_notes_by_statement ON statement_credit_notes (statement_id)",
+    crate::platform::storage::migrations::collection::OWED_BY_ARREARS,
+    crate::platform::storage::migrations::collection::COLLECTED_BEFORE,
+    crate::platform::storage::migrations::collection::SETTLED_BEFORE,
 ];
