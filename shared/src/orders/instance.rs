@@ -273,12 +273,15 @@ fn move_status(
 }
 
 /// The event a move to `to` is to the instance's customer and provider, if any: a release is
-/// `instance.released`; stopping and starting are their own doing, not news to them. A new
-/// status must say here whether it is news (`instance.suspended`).
+/// `instance.released`, a suspension for arrears `instance.suspended`. Running again is never
+/// news, whatever it follows: a start is the customer's own doing, and so is the posting that
+/// ends a suspension (a top-up; an operator's credit note is `credit_note.issued`), whose
+/// instance shows `running` and its suspension's `resumed_at`. Stopping is the customer's own.
 fn event_of(to: InstanceStatus) -> Option<EventType> {
     match to {
         InstanceStatus::Released => Some(EventType::InstanceReleased),
-        InstanceStatus::Running | InstanceStatus::Stopped | InstanceStatus::Suspended => None,
+        InstanceStatus::Suspended => Some(EventType::InstanceSuspended),
+        InstanceStatus::Running | InstanceStatus::Stopped => None,
     }
 }
 
@@ -383,8 +386,9 @@ mod tests {
     }
 
     #[test]
-    fn a_release_is_news_to_the_instances_tenants_and_stopping_or_starting_is_not() {
+    fn a_release_or_a_suspension_is_news_to_the_instances_tenants_and_running_or_stopping_is_not() {
         assert_eq!(event_of(Released), Some(EventType::InstanceReleased));
+        assert_eq!(event_of(Suspended), Some(EventType::InstanceSuspended));
         assert_eq!(event_of(Running), None);
         assert_eq!(event_of(Stopped), None);
     }

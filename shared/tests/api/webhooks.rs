@@ -5,28 +5,19 @@
 
 use serde_json::{Value, json};
 use testkit::native::{ADMIN, TestApp};
-use testkit::{Delivery, Item, Market, WebhookReceiver, at, str_of, usage};
+use testkit::{
+    CUSTOMER_EVENTS, Delivery, Item, Market, PROVIDER_EVENTS, WebhookReceiver, at, str_of, usage,
+};
 
 fn app() -> TestApp {
     TestApp::with_config(|name| match name {
         "allow_clock_override" => Some("true".to_owned()),
         "webhook_hosts" => Some("http://127.0.0.1:*".to_owned()),
+        // A customer a bill run leaves in arrears is suspended by that same run.
+        "arrears_grace_hours" => Some("0".to_owned()),
         _ => None,
     })
 }
-
-const PROVIDER_EVENTS: [&str; 10] = [
-    "order.created",
-    "instance.released",
-    "instance.suspended",
-    "bill.issued",
-    "credit_note.issued",
-    "review.decided",
-    "product.published",
-    "product.delisted",
-    "settlement.closed",
-    "settlement.paid",
-];
 
 fn types(deliveries: &[Delivery]) -> Vec<String> {
     deliveries
@@ -63,11 +54,7 @@ fn every_event_reaches_its_own_tenants_signed_and_nobody_elses() {
     app.configure_and_publish(&provider, &product, &[Item::running_time("1.00")], true);
     let (customer_id, customer) = app.funded_customer("100.00");
     let customer_rx = WebhookReceiver::start();
-    let (_, customer_secret) = app.webhook(
-        &customer,
-        customer_rx.url(),
-        &["order.created", "instance.released", "bill.issued"],
-    );
+    let (_, customer_secret) = app.webhook(&customer, customer_rx.url(), &CUSTOMER_EVENTS);
     let instance = app.order(&customer, &product);
     app.set_now(at("2026-03-27T09:30:00Z"));
     app.act(&customer, &instance, "release");
@@ -88,12 +75,27 @@ fn every_event_reaches_its_own_tenants_signed_and_nobody_elses() {
         json!({"reference": "wire-1"}),
     )
     .expect(200);
+    // Another customer, whose first bill takes it below zero: that bill run suspends its
+    // instance.
+    let (debtor_id, debtor) = app.funded_customer("0.50");
+    let debtor_rx = WebhookReceiver::start();
+    let (_, debtor_secret) = app.webhook(&debtor, debtor_rx.url(), &CUSTOMER_EVENTS);
+    let debtor_instance = app.order(&debtor, &product);
     app.post(
         &format!("/api/v1/products/{product}/delist"),
         &provider,
         json!({"reason": "retired"}),
     )
     .expect(200);
+    // Its 16:00 hour is billed once the late-data window after it has passed.
+    app.set_now(at("2026-04-01T18:00:00Z"));
+    let run = app.bill_run("2026-04-01T18:00:00Z");
+    assert_eq!(run["suspended"], json!([debtor_instance]));
+    // The operator credits part of the first customer's first bill.
+    let first_bill = str_of(&customer_rx.deliveries()[2].json()["data"]["id"]);
+    app.credit(&first_bill, "0.40", "an outage").expect(201);
+    // Paying its arrears runs the debtor's instance again: no event (R15.12).
+    app.top_up(&debtor_id, "10.00");
 
     let provider_got = provider_rx.deliveries();
     assert_eq!(
@@ -108,7 +110,11 @@ fn every_event_reaches_its_own_tenants_signed_and_nobody_elses() {
             "bill.issued",
             "settlement.closed",
             "settlement.paid",
+            "order.created",
             "product.delisted",
+            "bill.issued",
+            "instance.suspended",
+            "credit_note.issued",
         ],
         "in the order of their changes"
     );
@@ -125,10 +131,19 @@ fn every_event_reaches_its_own_tenants_signed_and_nobody_elses() {
             "order.created",
             "instance.released",
             "bill.issued",
-            "bill.issued"
-        ]
+            "bill.issued",
+            "credit_note.issued",
+        ],
+        "its credit note, not the other customer's suspension"
     );
     assert!(customer_got.iter().all(|d| d.signed_with(&customer_secret)));
+    let debtor_got = debtor_rx.deliveries();
+    assert_eq!(
+        types(&debtor_got),
+        ["order.created", "bill.issued", "instance.suspended"],
+        "its suspension, not the other customer's credit note, and no resumption"
+    );
+    assert!(debtor_got.iter().all(|d| d.signed_with(&debtor_secret)));
     assert_eq!(types(&operator_rx.deliveries()), types(&provider_got));
     assert!(
         operator_rx
@@ -149,13 +164,23 @@ fn every_event_reaches_its_own_tenants_signed_and_nobody_elses() {
     assert_eq!(bill["data"]["product_fees"], "1.00");
     let paid = provider_got[8].json();
     assert_eq!(paid["data"]["payout_reference"], "wire-1");
-    let delisted = provider_got[9].json();
+    let delisted = provider_got[10].json();
     assert_eq!(delisted["data"]["reason"], "retired");
     assert_eq!(delisted["data"]["product_id"], product);
+    let suspended = debtor_got[2].json();
+    assert_eq!(suspended["created_at"], "2026-04-01T18:00:00Z");
+    assert_eq!(suspended["data"]["id"], debtor_instance);
+    assert_eq!(suspended["data"]["status"], "suspended");
+    assert_eq!(suspended["data"]["owner_id"], debtor_id);
+    let credited = customer_got[4].json();
+    assert_eq!(credited["data"]["bill_id"], first_bill);
+    assert_eq!(credited["data"]["amount"], "0.40");
+    assert_eq!(credited["data"]["customer_id"], customer_id);
+    assert_eq!(credited["data"]["reason"], "an outage");
 
     // Every attempt is listed, newest event first, each delivered at its first attempt.
     let listed = deliveries_of(&app, &provider, &provider_hook);
-    assert_eq!(listed.len(), 10);
+    assert_eq!(listed.len(), 14);
     let ids: Vec<String> = listed.iter().map(|d| str_of(&d["event_id"])).collect();
     assert!(ids.windows(2).all(|w| w[0] > w[1]), "newest first: {ids:?}");
     for d in &listed {

@@ -13,6 +13,29 @@ use serde_json::Value as Json;
 
 type Status = dyn Fn(usize) -> u16 + Send + Sync;
 
+/// Every event type: what a provider's (or an operator's) endpoint may take.
+pub const PROVIDER_EVENTS: [&str; 10] = [
+    "order.created",
+    "instance.released",
+    "instance.suspended",
+    "bill.issued",
+    "credit_note.issued",
+    "review.decided",
+    "product.published",
+    "product.delisted",
+    "settlement.closed",
+    "settlement.paid",
+];
+
+/// What a customer's endpoint may take: its own orders, instances, bills and credit notes.
+pub const CUSTOMER_EVENTS: [&str; 5] = [
+    "order.created",
+    "instance.released",
+    "instance.suspended",
+    "bill.issued",
+    "credit_note.issued",
+];
+
 /// One POST the receiver got.
 #[derive(Debug, Clone)]
 pub struct Delivery {

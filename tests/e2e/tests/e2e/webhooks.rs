@@ -5,22 +5,11 @@
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use testkit::{Delivery, Item, Market, WebhookReceiver, at, str_of};
+use testkit::{
+    CUSTOMER_EVENTS, Delivery, Item, Market, PROVIDER_EVENTS, WebhookReceiver, at, str_of,
+};
 
 use crate::harness::{HttpMarket, Manifest, SpinUp, eventually};
-
-const PROVIDER_EVENTS: [&str; 10] = [
-    "order.created",
-    "instance.released",
-    "instance.suspended",
-    "bill.issued",
-    "credit_note.issued",
-    "review.decided",
-    "product.published",
-    "product.delisted",
-    "settlement.closed",
-    "settlement.paid",
-];
 
 fn types(got: &[Delivery]) -> Vec<String> {
     let mut types: Vec<String> = got.iter().map(|d| str_of(&d.json()["type"])).collect();
@@ -47,20 +36,19 @@ fn provider_listening(market: &HttpMarket, receiver: &WebhookReceiver) -> (Strin
 fn every_event_reaches_its_receiver_signed_right_after_its_change() {
     let provider_rx = WebhookReceiver::start();
     let customer_rx = WebhookReceiver::start();
-    // One grant for both receivers: any port of the loopback address.
+    let debtor_rx = WebhookReceiver::start();
+    // One grant for every receiver: any port of the loopback address. A customer a bill run
+    // leaves in arrears is suspended by that same run.
     let app = SpinUp::new(Manifest::repo().without_cron())
         .variable("webhook_hosts", "http://127.0.0.1:*")
+        .variable("arrears_grace_hours", "0")
         .start();
     let market = app.market().at(at("2026-03-27T08:00:00Z"));
     let (provider, product, provider_secret) = provider_listening(&market, &provider_rx);
     market.pass_category_review(&provider, &product);
     market.configure_and_publish(&provider, &product, &[Item::running_time("1.00")], true);
     let (_, customer) = market.funded_customer("100.00");
-    let (_, customer_secret) = market.webhook(
-        &customer,
-        customer_rx.url(),
-        &["order.created", "instance.released", "bill.issued"],
-    );
+    let (_, customer_secret) = market.webhook(&customer, customer_rx.url(), &CUSTOMER_EVENTS);
     let instance = market.order(&customer, &product);
     market.set_now(at("2026-03-27T09:30:00Z"));
     market.act(&customer, &instance, "release");
@@ -88,6 +76,11 @@ fn every_event_reaches_its_receiver_signed_right_after_its_change() {
             json!({"reference": "wire-7"}),
         )
         .expect(200);
+    // Another customer, whose first bill takes it below zero: that bill run suspends its
+    // instance (its 16:00 hour is billed once the late-data window after it has passed).
+    let (debtor_id, debtor) = market.funded_customer("0.50");
+    let (_, debtor_secret) = market.webhook(&debtor, debtor_rx.url(), &CUSTOMER_EVENTS);
+    let debtor_instance = market.order(&debtor, &product);
     market
         .post(
             &format!("/api/v1/products/{product}/delist"),
@@ -95,13 +88,25 @@ fn every_event_reaches_its_receiver_signed_right_after_its_change() {
             json!({"reason": "retired"}),
         )
         .expect(200);
+    market.set_now(at("2026-04-01T18:00:00Z"));
+    let run = market.bill_run("2026-04-01T18:00:00Z");
+    assert_eq!(run["suspended"], json!([debtor_instance]));
+    // The operator credits part of the first customer's first bill; paying its arrears runs
+    // the debtor's instance again, which is no event.
+    let first_bill = str_of(&market.bills(&customer, Some(&instance))[0]["id"]);
+    market.credit(&first_bill, "0.40", "an outage").expect(201);
+    market.top_up(&debtor_id, "10.00");
 
     let within = Duration::from_secs(30);
-    let got = provider_rx.wait_for(10, within);
+    let got = provider_rx.wait_for(14, within);
     let mut expected = vec![
         "bill.issued",
         "bill.issued",
+        "bill.issued",
+        "credit_note.issued",
         "instance.released",
+        "instance.suspended",
+        "order.created",
         "order.created",
         "product.delisted",
         "product.published",
@@ -117,22 +122,39 @@ fn every_event_reaches_its_receiver_signed_right_after_its_change() {
         got.iter()
             .all(|d| d.headers["content-type"] == "application/json")
     );
-    let customer_got = customer_rx.wait_for(4, within);
+    let customer_got = customer_rx.wait_for(5, within);
     assert_eq!(
         types(&customer_got),
         [
             "bill.issued",
             "bill.issued",
+            "credit_note.issued",
             "instance.released",
             "order.created"
-        ]
+        ],
+        "its credit note, not the other customer's suspension"
     );
     assert!(customer_got.iter().all(|d| d.signed_with(&customer_secret)));
-    let delisted = got
-        .iter()
-        .map(Delivery::json)
-        .find(|e| e["type"] == "product.delisted")
-        .unwrap();
+    let debtor_got = debtor_rx.wait_for(3, within);
+    assert_eq!(
+        types(&debtor_got),
+        ["bill.issued", "instance.suspended", "order.created"],
+        "its suspension, not the other customer's credit note, and no resumption"
+    );
+    assert!(debtor_got.iter().all(|d| d.signed_with(&debtor_secret)));
+    let of = |got: &[Delivery], kind: &str| {
+        got.iter()
+            .map(Delivery::json)
+            .find(|e| e["type"] == kind)
+            .unwrap_or_else(|| panic!("no {kind}"))
+    };
+    let suspended = of(&debtor_got, "instance.suspended");
+    assert_eq!(suspended["data"]["id"], debtor_instance);
+    assert_eq!(suspended["data"]["status"], "suspended");
+    let credited = of(&customer_got, "credit_note.issued");
+    assert_eq!(credited["data"]["bill_id"], first_bill);
+    assert_eq!(credited["data"]["amount"], "0.40");
+    let delisted = of(&got, "product.delisted");
     assert_eq!(delisted["data"]["reason"], "retired");
     assert!(str_of(&delisted["id"]).starts_with("evt-"));
 }
