@@ -6,6 +6,7 @@ mod books;
 mod catch_up;
 mod concurrency;
 mod console;
+mod console_publication;
 mod crash;
 mod cron;
 mod deploy;
