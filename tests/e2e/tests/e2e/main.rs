@@ -8,6 +8,7 @@ mod catch_up;
 mod collection;
 mod concurrency;
 mod console;
+mod console_publication;
 mod crash;
 mod cron;
 mod deploy;
