@@ -7,7 +7,7 @@ use spin_sdk::http::{
     Fields, IncomingRequest, Method, OutgoingBody, OutgoingResponse, ResponseOutparam,
 };
 
-use crate::api::{self, Api};
+use crate::api::{self, Api, CsvPages};
 use crate::error::{ApiError, Code};
 use crate::platform::LargeBody;
 use crate::platform::config::{Config, DatabaseConfig};
@@ -40,6 +40,7 @@ pub async fn serve(api: Api, req: IncomingRequest, out: ResponseOutparam) {
         Err(e) => api::problem(e),
     };
     send(out, response, &storage);
+    api::after_response(&storage, &SpinOutbound, chrono::Utc::now());
 }
 
 /// Serves one request of the web console with Spin's stores, variables and clock, its body
@@ -65,6 +66,7 @@ pub async fn serve_console(req: IncomingRequest, out: ResponseOutparam) {
         Err(e) => api::problem(e),
     };
     send(out, response, &storage);
+    api::after_response(&storage, &SpinOutbound, chrono::Utc::now());
 }
 
 /// The stores of one request, as the deployment's variables choose them (Spin's SQLite when
@@ -161,17 +163,22 @@ const WRITE_CHUNK: usize = 4096;
 /// waits for the client's delayed ACK (~40 ms on a keep-alive connection) before the body may
 /// follow (Nagle). What the body's stream accepts before the response is set goes with the
 /// head; the rest follows at once. A body left in the key-value store ([`Chunks`], a medium) is
-/// streamed a piece at a time, so a 100 MiB video holds one piece in memory, not the file.
+/// streamed a piece at a time, so a 100 MiB video holds one piece in memory, not the file; the
+/// rest of an export ([`CsvPages`]) is read and written a page at a time.
 fn send(out: ResponseOutparam, response: http::Response<Vec<u8>>, storage: &Storage) {
     let (parts, body) = response.into_parts();
     let chunks = parts.extensions.get::<Chunks>();
+    let pages = parts.extensions.get::<CsvPages>();
     let length = chunks.map_or(body.len() as u64, |c| c.size);
     let mut headers: Vec<(String, Vec<u8>)> = parts
         .headers
         .iter()
         .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
         .collect();
-    headers.push(("content-length".to_owned(), length.to_string().into_bytes()));
+    // An export's length is known only once written: it goes out chunked.
+    if pages.is_none() {
+        headers.push(("content-length".to_owned(), length.to_string().into_bytes()));
+    }
     let Ok(fields) = Fields::from_list(&headers) else {
         eprintln!("internal error: response headers refused by the host");
         return;
@@ -212,6 +219,9 @@ fn send(out: ResponseOutparam, response: http::Response<Vec<u8>>, storage: &Stor
                 complete = false;
             }
         }
+    }
+    if complete && let Some(pages) = pages {
+        complete = pages.write_rest(storage, write);
     }
     drop(stream);
     if complete {

@@ -22,6 +22,7 @@ pub mod components;
 pub mod console;
 pub mod error;
 mod exact;
+mod export;
 mod idempotency;
 mod identity;
 mod listing;
@@ -34,6 +35,7 @@ mod review;
 mod sales;
 mod settlement;
 mod validate;
+mod webhook;
 
 #[cfg(test)]
 mod tidy;
@@ -42,3 +44,4 @@ pub use billing::run::run as bill_run;
 pub use billing::{Failure, FailureCode, RunReport};
 pub use identity::{AccountType, Principal, Role};
 pub use settlement::{MonthClosed, ScheduledRun, scheduled_run};
+pub use webhook::deliver::Report as DeliveryReport;

@@ -1,16 +1,16 @@
-//! `/api/v1/principals/...` and `/api/v1/me`.
+//! `/api/v1/principals/...`, `/api/v1/me` and `/api/v1/webhooks/...` (handled in `webhooks`).
 
 use serde::Serialize;
 
-use super::routes::{KeyUse, Route, get, post, post_keyed, put, route};
-use super::{Ctx, Resp, created, ok, settlements};
+use super::routes::{KeyUse, Route, delete, get, post, post_keyed, put, route};
+use super::{Ctx, Resp, created, ok, settlements, webhooks};
 use crate::error::{ApiError, ApiResult, Code};
 use crate::identity::{
     NewPrincipal, Principal, Role, create_principal, find_principal, list_principals, rotate_token,
     set_disabled,
 };
 
-/// `/api/v1/me` and `/api/v1/principals/...`.
+/// `/api/v1/me`, `/api/v1/principals/...` and `/api/v1/webhooks/...`.
 pub(super) static ROUTES: &[Route] = &[
     route("me", &[get(me)]),
     route(
@@ -33,6 +33,12 @@ pub(super) static ROUTES: &[Route] = &[
             put(settlements::set_commission),
         ],
     ),
+    route("webhooks", &[get(webhooks::list), post(webhooks::create)]),
+    route(
+        "webhooks/{id}",
+        &[get(webhooks::find), delete(webhooks::delete)],
+    ),
+    route("webhooks/{id}/deliveries", &[get(webhooks::deliveries)]),
 ];
 
 fn me(ctx: &Ctx) -> ApiResult<Resp> {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::routes::{Body, Route, Serve, delete, get, post, put, route};
 use super::{Ctx, Items, Resp, created, no_content, ok};
+use crate::catalog::delisting::{self, ListingChangeRequest};
 use crate::catalog::{self, CatalogFilter};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{Principal, Role};
@@ -32,6 +33,10 @@ pub(super) static ROUTES: &[Route] = &[
         "products/{id}/billable-items/{code}/associations",
         &[put(put_associations)],
     ),
+    route("products/{id}/pricing/versions", &[get(pricing_versions)]),
+    route("products/{id}/availability", &[get(availability)]),
+    route("products/{id}/delist", &[post(delist)]),
+    route("products/{id}/relist", &[post(relist)]),
     Route {
         accepts: |p| Step::parse(p.get("step")).is_some(),
         ..route("products/{id}/{step}", &[get(get_step), put(put_step)])
@@ -134,15 +139,78 @@ fn get_product(ctx: &Ctx) -> ApiResult<Resp> {
     ok(&product::find(ctx.storage.db()?, &caller, id)?)
 }
 
+/// A provider or an operator takes a product out of the catalog.
+fn delist(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = provider_or_operator(ctx)?;
+    let request: ListingChangeRequest = ctx.json()?;
+    let db = ctx.storage.db()?;
+    ok(&delisting::delist(
+        db,
+        &caller,
+        ctx.param("id"),
+        &request,
+        ctx.now,
+    )?)
+}
+
+/// A provider or an operator brings a delisted product back.
+fn relist(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = provider_or_operator(ctx)?;
+    let request: ListingChangeRequest = ctx.json()?;
+    let db = ctx.storage.db()?;
+    ok(&delisting::relist(
+        db,
+        &caller,
+        ctx.param("id"),
+        &request,
+        ctx.now,
+    )?)
+}
+
+fn availability(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = provider_or_operator(ctx)?;
+    ok(&delisting::availability(
+        ctx.storage.db()?,
+        &caller,
+        ctx.param("id"),
+    )?)
+}
+
+fn pricing_versions(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = provider_or_operator(ctx)?;
+    let items = catalog::versions::versions(ctx.storage.db()?, &caller, ctx.param("id"))?;
+    ok(&Items { items })
+}
+
+/// A published product after a price change: its view and the version the change became.
+#[derive(Serialize)]
+struct Repriced {
+    #[serde(flatten)]
+    product: product::ProductView,
+    pricing_version: catalog::versions::PricingVersion,
+}
+
 /// The step a path names (the route accepts only steps).
 fn step_of(ctx: &Ctx) -> ApiResult<Step> {
     Step::parse(ctx.param("step")).ok_or_else(|| ApiError::not_found("route"))
 }
 
+/// The product's view after a step was written; for the pricing step of a published product,
+/// the pricing version it became (`pricing_version`).
 fn put_step(ctx: &Ctx) -> ApiResult<Resp> {
     let (id, step) = (ctx.param("id"), step_of(ctx)?);
     let caller = provider(ctx)?;
     let body = ctx.json_bytes()?;
+    if step == Step::Pricing {
+        let db = ctx.storage.db()?;
+        let notice = ctx.config.price_increase_notice_days;
+        if let Some(version) = catalog::versions::reprice(db, &caller, id, body, notice, ctx.now)? {
+            return ok(&Repriced {
+                product: product::find(db, &caller, id)?,
+                pricing_version: version,
+            });
+        }
+    }
     ok(&product::write_step(
         ctx.storage.db()?,
         &caller,

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use super::routes::{KeyUse, Route, get, post_keyed, route};
 use super::{Ctx, Resp, ok};
 use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::export;
 use crate::idempotency::Guard;
 use crate::identity::Role;
 use crate::metering::{self, PlatformBill, PushMeteringData};
@@ -54,6 +55,10 @@ fn usage(ctx: &Ctx) -> ApiResult<Resp> {
     })?;
     let range = (ctx.time_bound("from", 0)?, ctx.time_bound("to", i64::MAX)?);
     let page = ctx.page()?;
+    if ctx.wants_csv() {
+        let db = ctx.storage.db()?;
+        return export::usage(db, caller, instance_id, range, page.cursor);
+    }
     ok(&metering::usage(
         ctx.storage.db()?,
         &caller,

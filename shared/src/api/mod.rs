@@ -10,6 +10,7 @@ mod orders;
 mod reviews;
 mod routes;
 mod settlements;
+mod webhooks;
 
 use std::cell::OnceCell;
 
@@ -31,7 +32,7 @@ use routes::{Body, KeyUse, Params, Route};
 /// The HTTP components of `spin.toml`, one per API area.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Api {
-    /// `/api/v1/principals/...`, `/api/v1/me`.
+    /// `/api/v1/principals/...`, `/api/v1/me`, `/api/v1/webhooks/...`.
     Identity,
     /// `/api/v1/services/...`, `/api/v1/products/...`, `/api/v1/catalog/...`.
     Listings,
@@ -230,6 +231,39 @@ impl Ctx<'_> {
     }
 }
 
+impl Ctx<'_> {
+    /// Whether the client asked for CSV: `text/csv` in `Accept` with a weight above zero and at
+    /// least JSON's (listed first on a tie).
+    pub(crate) fn wants_csv(&self) -> bool {
+        let Some(accept) = self.header("accept") else {
+            return false;
+        };
+        let mut csv: Option<(f32, usize)> = None;
+        let mut json: Option<(f32, usize)> = None;
+        for (i, range) in accept.split(',').enumerate() {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let q = parts
+                .filter_map(|p| p.trim().strip_prefix("q="))
+                .find_map(|q| q.trim().parse::<f32>().ok())
+                .unwrap_or(1.0);
+            match media.as_str() {
+                "text/csv" => csv = Some((q, i)),
+                "application/json" | "application/*" | "*/*" if json.is_none_or(|j| q > j.0) => {
+                    json = Some((q, i));
+                }
+                _ => {}
+            }
+        }
+        match (csv, json) {
+            (Some((c, _)), _) if c <= 0.0 => false,
+            (Some(_), None) => true,
+            (Some((c, ci)), Some((j, ji))) => c > j || (c == j && ci < ji),
+            (None, _) => false,
+        }
+    }
+}
+
 pub(crate) const DEFAULT_LIMIT: usize = 50;
 pub(crate) const MAX_LIMIT: usize = 500;
 
@@ -281,6 +315,8 @@ pub(crate) struct Listed<T> {
 pub(crate) struct Items<T> {
     pub items: Vec<T>,
 }
+
+pub use crate::export::CsvPages;
 
 /// An HTTP response of the API.
 pub type Resp = Response<Vec<u8>>;
@@ -447,6 +483,25 @@ pub fn handle(
     let mut response = result.unwrap_or_else(|e| problem(&e));
     config.secure(&mut response);
     response
+}
+
+/// Delivers the webhook events the request just served emitted, right after its response was
+/// handed over: outside any transaction, within a few seconds, leaving whatever fails or is left
+/// to the schedule's retries. `now` is the wall clock.
+pub fn after_response(storage: &Storage, outbound: &dyn Outbound, now: DateTime<Utc>) {
+    let emitted = crate::webhook::take_emitted();
+    if emitted.is_empty() {
+        return;
+    }
+    let delivered = storage
+        .db()
+        .and_then(|db| crate::webhook::deliver::deliver_emitted(db, outbound, now, &emitted));
+    if let Err(e) = delivered {
+        eprintln!(
+            "webhooks: deliveries after the response failed: {}",
+            e.detail
+        );
+    }
 }
 
 /// Whether this request is guarded by an idempotency key, for whom, and how (its route's

@@ -8,12 +8,13 @@ use super::routes::{KeyUse, Route, get, post, post_keyed, route};
 use super::{Ctx, Listed, Resp, created, ok, settlements};
 use crate::billing::credit::{self, CreditRequest, Part};
 use crate::billing::{self, BillFilter};
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult, Code, FieldError};
+use crate::export;
 use crate::idempotency::Guard;
 use crate::identity::Role;
-use crate::orders::instance::{self, Action, Instance};
+use crate::orders::instance::{self, Action};
 use crate::orders::ledger::{Account, LedgerEntry};
-use crate::orders::{self, AcceptedEula, OrderRequest, ledger};
+use crate::orders::{self, OrderRequest, ledger};
 
 /// `/api/v1/orders/...`, `/api/v1/instances/...`, `/api/v1/accounts/...`, `/api/v1/billing/...`,
 /// `/api/v1/bills/...` (their credit notes too), `/api/v1/credit-notes` and
@@ -36,6 +37,7 @@ pub(super) static ROUTES: &[Route] = &[
     route("billing/preview", &[post_keyed(preview, KeyUse::Ignored)]),
     route("bills", &[get(bills)]),
     route("bills/{id}", &[get(bill)]),
+    route("bills/{id}/usage", &[get(bill_usage)]),
     route("bills/{id}/credit-notes", &[post(credit)]),
     route("credit-notes", &[get(credit_notes)]),
     route("settlements", &[get(settlements::statements)]),
@@ -68,41 +70,20 @@ fn order(ctx: &Ctx) -> ApiResult<Resp> {
         ctx.config.test_instance_limit,
         ctx.now,
     )?;
-    let instance = placed.instance;
-    created(&Ordered {
-        order: Order {
-            id: placed.order_id,
-            product_id: instance.product_id.clone(),
-            test: instance.test,
-            created_at: instance.created_at,
-            eula: placed.eula,
-        },
-        instance,
-    })
-}
-
-/// A placed order and the instance it deployed.
-#[derive(Serialize)]
-struct Ordered {
-    order: Order,
-    instance: Instance,
-}
-
-#[derive(Serialize)]
-struct Order {
-    id: String,
-    product_id: String,
-    test: bool,
-    #[serde(with = "crate::platform::clock::instant")]
-    created_at: DateTime<Utc>,
-    eula: AcceptedEula,
+    created(&placed.view())
 }
 
 fn instance(ctx: &Ctx) -> ApiResult<Resp> {
     let id = ctx.param("id");
     let caller = ctx.principal()?;
     caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
-    ok(&instance::find(ctx.storage.db()?, &caller, id)?)
+    ok(&orders::view(
+        ctx.storage.db()?,
+        &caller,
+        id,
+        ctx.config.billing_timezone,
+        ctx.now,
+    )?)
 }
 
 /// The EULA the instance's order accepted, whole.
@@ -285,6 +266,9 @@ fn bills(ctx: &Ctx) -> ApiResult<Resp> {
         from: ctx.time_bound("from", 0)?,
         to: ctx.time_bound("to", i64::MAX)?,
     };
+    if ctx.wants_csv() {
+        return export::bills(ctx.storage.db()?, caller, filter, page.cursor);
+    }
     let items = billing::list(
         ctx.storage.db()?,
         &caller,
@@ -293,6 +277,28 @@ fn bills(ctx: &Ctx) -> ApiResult<Resp> {
         page.fetch(),
     )?;
     page.list(items, |b| &b.id)
+}
+
+/// The records behind one line of a bill, a page at a time (`?item=CODE&limit=&cursor=`).
+fn bill_usage(ctx: &Ctx) -> ApiResult<Resp> {
+    let caller = ctx.principal()?;
+    caller.require(&[Role::Customer, Role::Provider, Role::Operator])?;
+    let page = ctx.page()?;
+    let item = ctx.query("item").ok_or_else(|| {
+        ApiError::validation(vec![FieldError::new(
+            "item",
+            Code::InvalidQuery,
+            "the code of one of the bill's lines",
+        )])
+    })?;
+    ok(&billing::usage::line_usage(
+        ctx.storage.db()?,
+        &caller,
+        ctx.param("id"),
+        item,
+        page.cursor.as_deref(),
+        page.limit,
+    )?)
 }
 
 fn bill(ctx: &Ctx) -> ApiResult<Resp> {

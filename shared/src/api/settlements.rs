@@ -6,6 +6,7 @@ use serde::Deserialize;
 
 use super::{Ctx, Resp, ok};
 use crate::error::ApiResult;
+use crate::export;
 use crate::identity::Role;
 use crate::settlement::{self, month_of};
 
@@ -16,14 +17,18 @@ pub(super) fn statements(ctx: &Ctx) -> ApiResult<Resp> {
     caller.require(&[Role::Provider, Role::Operator])?;
     let tz = ctx.config.billing_timezone;
     let month = month_of(ctx.query("month"), ctx.now, tz)?;
-    ok(&settlement::statements(
+    let statements = settlement::statements(
         ctx.storage.db()?,
         &caller,
         &month,
         ctx.query("provider_id"),
         tz,
         ctx.config.commission_rate,
-    )?)
+    )?;
+    if ctx.wants_csv() {
+        return export::statements(&statements.items);
+    }
+    ok(&statements)
 }
 
 pub(super) fn statement(ctx: &Ctx) -> ApiResult<Resp> {

@@ -5,7 +5,8 @@
 //! named first, then the other. What the bill still owed of a part is forgiven first; the rest
 //! gives back what was collected (a negative collection, dated now: the provider's statement of
 //! the month the note is issued is reduced by its product-fee part), and that money pays the
-//! customer's oldest bills still owed, as a top-up would.
+//! customer's oldest bills still owed, as a top-up would. The note is news to the bill's
+//! customer and provider (`credit_note.issued`), written with it.
 
 use chrono::{DateTime, Utc};
 use rust_decimal::Decimal;
@@ -21,6 +22,7 @@ use crate::orders::ledger::{self, AMOUNT_MAX, EntryKind, Posting};
 use crate::platform::ids::{IdSequence, new_id};
 use crate::platform::storage::{Database, transaction};
 use crate::validate::Errors;
+use crate::webhook::{self, EventType, Tenants};
 
 /// A part of a bill.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -149,6 +151,11 @@ pub(crate) fn issue(
             issued_at: now,
         };
         store::insert_credit_note(db, &note)?;
+        let tenants = Tenants {
+            provider: Some(&note.provider_id),
+            customer: Some(&note.customer_id),
+        };
+        webhook::emit(db, EventType::CreditNoteIssued, tenants, &note, now)?;
         Ok(note)
     })
 }

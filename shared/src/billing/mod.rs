@@ -15,6 +15,7 @@ pub(crate) mod preview;
 pub(crate) mod pricing;
 pub(crate) mod run;
 mod store;
+pub(crate) mod usage;
 pub(crate) mod write_off;
 
 use chrono::{DateTime, Utc};
@@ -130,6 +131,8 @@ pub(crate) struct Bill {
     pub resource_lines: Vec<ResourceLine>,
     #[serde(with = "crate::platform::clock::instant")]
     pub created_at: DateTime<Utc>,
+    /// The version of the product's prices the bill was priced with.
+    pub pricing_version: i64,
     /// The credit notes written on it, oldest first.
     pub credit_notes: Vec<credit::CreditNote>,
     /// What its credit notes gave back.

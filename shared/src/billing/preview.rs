@@ -51,7 +51,7 @@ pub(crate) fn preview(
     period_start: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> ApiResult<Preview> {
-    let terms = orders::terms(db, instance)?;
+    let terms = orders::terms_for_period(db, instance, period_start.timestamp())?;
     let tz = instance.zone(tz);
     let period = Period::from_start(terms.kind, tz, period_start).ok_or_else(|| {
         ApiError::validation(vec![FieldError::new(

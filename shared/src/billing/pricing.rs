@@ -730,6 +730,7 @@ mod tests {
         Terms {
             kind: crate::period::BillingPeriod::Hour,
             currency: "CNY".into(),
+            pricing_version: 1,
             items: vec![crate::sales::ItemSettings {
                 item: pricing.billable_items()[0].clone(),
                 price_unit: "hour",

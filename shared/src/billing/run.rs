@@ -16,6 +16,7 @@ use chrono_tz::Tz;
 use crate::billing::collection::{self, Collection};
 use crate::billing::store::{self, CursorMove, DueCursor};
 use crate::billing::{Bill, Failure, FailureCode, Parts, Priced, RunReport, pricing};
+use crate::catalog::versions::VersionBook;
 use crate::error::{ApiError, ApiResult};
 use crate::idempotency;
 use crate::identity::{Principal, throttle};
@@ -30,6 +31,7 @@ use crate::platform::config::Config;
 use crate::platform::ids::IdSequence;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::{Database, StorageError, StorageErrorKind, transaction};
+use crate::webhook::{EventType, Outbox, Tenants};
 
 /// How many (instance, period) pairs one transaction bills: large enough that commits do not
 /// dominate, small enough that a failed batch redoes little and the write lock is held for a
@@ -229,16 +231,24 @@ fn prepare(
 ) -> ApiResult<Vec<Prepared>> {
     let ids: Vec<String> = due.iter().map(|c| c.instance_id.clone()).collect();
     let mut instances = orders::find_instances(db, &ids)?;
-    let mut cache: HashMap<(String, String, Option<String>), Rc<Terms>> = HashMap::new();
+    let mut cache: HashMap<(String, String, Option<String>, i64), Rc<Terms>> = HashMap::new();
+    let mut books: HashMap<String, VersionBook> = HashMap::new();
     let mut batch = Vec::with_capacity(due.len());
     for (cursor, id) in due.iter().zip(&ids) {
         let instance = instances
             .remove(id)
             .ok_or_else(|| ApiError::not_found("instance"))?;
+        if !books.contains_key(&instance.product_id) {
+            let book = VersionBook::of(db, &instance.product_id)?;
+            books.insert(instance.product_id.clone(), book);
+        }
+        let (version, pricing) =
+            books[&instance.product_id].for_period(instance.pricing_version, cursor.period_start);
         let key = (
             instance.product_id.clone(),
             instance.template_id.clone(),
             instance.plan_id.clone(),
+            version,
         );
         let start = DateTime::from_timestamp(cursor.period_start, 0)
             .ok_or_else(|| ApiError::internal("bad cursor"))?;
@@ -249,7 +259,7 @@ fn prepare(
         // billing of the others.
         let terms = match cache.get(&key) {
             Some(t) => t.clone(),
-            None => match orders::terms(db, &instance) {
+            None => match orders::terms_priced(db, &instance, version, pricing) {
                 Ok(t) => {
                     let t = Rc::new(t);
                     cache.insert(key, t.clone());
@@ -447,6 +457,18 @@ fn write_batch(
         FailureCode::BillNotWritten,
         store::insert(db, &written, &periods),
     )?;
+    let mut outbox = Outbox::new(now);
+    for b in &written {
+        let tenants = Tenants {
+            provider: Some(&b.provider_id),
+            customer: Some(&b.owner_id),
+        };
+        step(
+            FailureCode::BillNotWritten,
+            outbox.add(EventType::BillIssued, tenants, b),
+        )?;
+    }
+    step(FailureCode::BillNotWritten, outbox.write(db))?;
     step(
         FailureCode::DeductionNotPosted,
         store::insert_collections(db, &collections),
@@ -573,6 +595,7 @@ fn bill_of(p: &Prepared, priced: Priced, id: String, now: DateTime<Utc>) -> Bill
         lines: priced.lines,
         resource_lines: priced.resource_lines,
         created_at: now,
+        pricing_version: p.terms.pricing_version,
         credit_notes: Vec::new(),
         credited: Cents(0),
         collected: Cents(0),

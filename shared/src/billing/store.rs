@@ -130,7 +130,7 @@ pub(crate) fn move_cursors(db: &dyn Database, moves: &[CursorMove]) -> ApiResult
     Ok(moved)
 }
 
-/// Bills per INSERT statement (17 parameters each, below SQLite's oldest limit of 999).
+/// Bills per INSERT statement (18 parameters each, below SQLite's oldest limit of 999).
 const BILLS_PER_STATEMENT: usize = 55;
 
 /// Inserts bills, [`BILLS_PER_STATEMENT`] per statement; `periods[i]` is `bills[i]`'s period.
@@ -139,7 +139,7 @@ pub(crate) fn insert(db: &dyn Database, bills: &[Bill], periods: &[&Period]) -> 
         .chunks(BILLS_PER_STATEMENT)
         .zip(periods.chunks(BILLS_PER_STATEMENT))
     {
-        let mut params: Vec<Value> = Vec::with_capacity(17 * chunk.len());
+        let mut params: Vec<Value> = Vec::with_capacity(18 * chunk.len());
         for (bill, period) in chunk.iter().zip(chunk_periods) {
             let lines = serde_json::to_string(&bill.lines).map_err(ApiError::internal)?;
             let resource_lines =
@@ -162,6 +162,7 @@ pub(crate) fn insert(db: &dyn Database, bills: &[Bill], periods: &[&Period]) -> 
                 resource_lines.into(),
                 bill.parts.product_fees.uncollected.0.into(),
                 bill.parts.resource_fees.uncollected.0.into(),
+                bill.pricing_version.into(),
             ]);
         }
         db.execute(
@@ -169,9 +170,9 @@ pub(crate) fn insert(db: &dyn Database, bills: &[Bill], periods: &[&Period]) -> 
                 "INSERT INTO bills (id, instance_id, owner_id, provider_id, product_id, period_start, period_end,
                                     currency, total_cents, test, lines, created_at,
                                     product_fees_cents, resource_fees_cents, resource_lines,
-                                    uncollected_product_cents, uncollected_resource_cents)
+                                    uncollected_product_cents, uncollected_resource_cents, pricing_version)
                  VALUES {}",
-                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
             ),
             &params,
         )?;
@@ -195,7 +196,7 @@ pub(crate) fn find_by_period(
 const COLUMNS: &str = "id, instance_id, owner_id, provider_id, product_id, period_start, period_end, \
                        currency, total_cents, test, lines, created_at, product_fees_cents, \
                        resource_fees_cents, resource_lines, uncollected_product_cents, \
-                       uncollected_resource_cents";
+                       uncollected_resource_cents, pricing_version";
 
 /// Unix seconds of column `i` as an instant.
 fn instant(row: &Row, i: usize) -> ApiResult<DateTime<Utc>> {
@@ -235,6 +236,7 @@ fn from_row(row: &Row) -> ApiResult<Bill> {
                 ..PartStanding::default()
             },
         },
+        pricing_version: row.int(17)?,
     })
 }
 

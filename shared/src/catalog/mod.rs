@@ -17,7 +17,9 @@ use crate::period::BillingPeriod;
 use crate::platform::storage::Database;
 use crate::sales::{self, PricedItem};
 
+pub(crate) mod delisting;
 mod store;
+pub(crate) mod versions;
 
 /// The mark of the publishing guide's "Verify the results": the product is a service deployed by the
 /// platform, whose stability the platform ensures.
@@ -86,6 +88,8 @@ pub(crate) struct CatalogProduct {
 /// item by item.
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct CatalogPricing {
+    /// The version of these prices: the one new orders get.
+    pub pricing_version: i64,
     pub pricing_plan: PricingPlan,
     pub billing_period: BillingPeriod,
     pub currency: String,
@@ -213,6 +217,9 @@ pub(crate) struct CatalogFilter {
 /// the agreement, and the tier schedule of every billable item in effect.
 pub(crate) fn detail(db: &dyn Database, product_id: &str) -> ApiResult<CatalogProduct> {
     let listing = listing::find(db, Reader::Public, product_id)?;
+    if delisting::is_delisted(db, &listing.product.id)? {
+        return Err(ApiError::not_found("product"));
+    }
     let (product, service) = (&listing.product, listing.service.spec.get());
     let pricing = listing.pricing()?;
     let category = listing.category()?;
@@ -243,6 +250,7 @@ pub(crate) fn detail(db: &dyn Database, product_id: &str) -> ApiResult<CatalogPr
         regions: service.regions.clone(),
         templates: sales::orderable_templates(&settings, &service.templates),
         pricing: CatalogPricing {
+            pricing_version: versions::current_version(db, &product.id)?,
             pricing_plan: pricing.pricing_plan(),
             billing_period: pricing.billing_period(),
             currency: pricing.currency().to_owned(),

@@ -50,6 +50,7 @@ fn nav(role: Option<Role>) -> &'static [(&'static str, &'static str)] {
             ("/instances", "Instances"),
             ("/bills", "Bills"),
             ("/account", "Account"),
+            ("/webhooks", "Webhooks"),
         ],
         Some(Role::Provider) => &[
             ("/products", "Products"),
@@ -57,6 +58,7 @@ fn nav(role: Option<Role>) -> &'static [(&'static str, &'static str)] {
             ("/instances", "Instances"),
             ("/bills", "Bills"),
             ("/settlements", "Settlements"),
+            ("/webhooks", "Webhooks"),
         ],
         Some(Role::Operator) => &[
             ("/reviews", "Review queue"),
@@ -64,6 +66,7 @@ fn nav(role: Option<Role>) -> &'static [(&'static str, &'static str)] {
             ("/bill-runs", "Bill runs"),
             ("/bills", "Bills"),
             ("/settlements", "Settlements"),
+            ("/webhooks", "Webhooks"),
         ],
         Some(Role::Platform) => &[],
     }

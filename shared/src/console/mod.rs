@@ -248,7 +248,8 @@ struct Visit<'a> {
 }
 
 impl Visit<'_> {
-    /// A customer's orders, instances, bills and account.
+    /// A customer's orders, instances, bills and account; bills' usage, downloads and webhooks
+    /// (every role's, each page checking its own).
     fn customer_page(&self, segs: &[&str]) -> Option<ApiResult<Resp>> {
         let (req, chrome, me) = (self.req, self.chrome, self.me);
         Some(match (segs, self.get, self.post) {
@@ -261,6 +262,14 @@ impl Visit<'_> {
             (["instances", id, "actions"], _, true) => pages::instances::act(req, me, id),
             (["bills"], true, _) => pages::bills::list(req, chrome, me),
             (["bills", id], true, _) => pages::bills::show(req, chrome, me, id),
+            (["bills", id, "usage"], true, _) => pages::bills::line_usage(req, chrome, me, id),
+            (["exports", "bills"], true, _) => pages::exports::bills(req, me),
+            (["exports", "usage"], true, _) => pages::exports::usage(req, me),
+            (["exports", "settlements"], true, _) => pages::exports::settlements(req, me),
+            (["webhooks"], true, _) => pages::webhooks::list(req, chrome, me),
+            (["webhooks"], _, true) => pages::webhooks::create(req, chrome, me),
+            (["webhooks", id], true, _) => pages::webhooks::show(req, chrome, me, id),
+            (["webhooks", id, "delete"], _, true) => pages::webhooks::delete(req, me, id),
             (["bills", id, "credit-notes"], _, true) => {
                 once::submit(req, chrome, me, Guard::Atomic, || {
                     pages::bills::credit(req, chrome, me, id)
@@ -281,6 +290,8 @@ impl Visit<'_> {
             (["products"], _, true) => pages::provider::create_product(req, me),
             (["products", id], true, _) => pages::provider::product(req, chrome, me, id),
             (["products", id, "reviews"], _, true) => pages::provider::submit(req, chrome, me, id),
+            (["products", id, "delist"], _, true) => pages::pricing::change(req, me, id, true),
+            (["products", id, "relist"], _, true) => pages::pricing::change(req, me, id, false),
             (["products", id, "steps", step], true, _) => {
                 pages::wizard::show(req, chrome, me, id, step)
             }

@@ -77,6 +77,14 @@ impl ProductStatus {
     /// required medium (logo, user guide) may be replaced but no longer removed once the listing
     /// was submitted, so no published listing lacks one.
     pub(crate) fn refusal(self, edit: Edit) -> Option<ApiError> {
+        if edit == Edit::Reprice {
+            return (self != ProductStatus::Published).then(|| {
+                ApiError::new(
+                    Code::ProductNotPublished,
+                    "prices change by version once the product is published",
+                )
+            });
+        }
         let published_category =
             self == ProductStatus::Published && edit == Edit::Step(Step::Category);
         if let Some(refusal) = self.edit_refusal().filter(|_| !published_category) {
@@ -146,6 +154,8 @@ pub(crate) enum Edit {
     PutMedia,
     /// A media slot emptied.
     RemoveMedia(MediaKind),
+    /// New prices of a published product: a pricing version, without a new review.
+    Reprice,
 }
 
 /// One of the five listing steps, as named in `PUT /api/v1/products/{id}/{step}`; ordered as

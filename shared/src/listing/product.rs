@@ -11,7 +11,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::identity::Principal;
 use crate::listing::media::{self, MediaKind};
 use crate::listing::steps::StepData;
-use crate::listing::{Edit, ProductStatus, Step, Warning, store, validate_step};
+use crate::listing::{Edit, ProductStatus, Step, ValidatedStep, Warning, store, validate_step};
 use crate::platform::ids::new_id;
 use crate::platform::storage::{
     Chunks, Database, Storage, delete_chunked, put_chunked, transaction,
@@ -257,6 +257,27 @@ pub(crate) fn write_step(
         after_save(db, &product.id, step)
     })?;
     find(db, provider, id)
+}
+
+/// Locks a published product for a price change, in the caller's transaction (its status is
+/// checked again under the lock: 409 `ProductNotPublished` for any other).
+pub(crate) fn lock_for_reprice(
+    db: &dyn Database,
+    product_id: &str,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    store::lock_for_edit(db, product_id, Edit::Reprice, now).map(drop)
+}
+
+/// Writes a published product's new pricing step (validated as the step), after
+/// [`lock_for_reprice`] in the same transaction: the step new orders read.
+pub(crate) fn save_repriced(
+    db: &dyn Database,
+    product_id: &str,
+    validated: &ValidatedStep,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    store::save_step(db, product_id, Step::Pricing, validated, now)
 }
 
 /// One step as stored, for its provider or an operator.

@@ -368,7 +368,14 @@ pub(crate) fn usage(
 ) -> ApiResult<UsagePage> {
     let instance = instance::find(db, caller, instance_id)?;
     let after = cursor.map(parse_cursor).transpose()?;
-    let mut page = store::records(db, &instance.id, (from, to), after.as_ref(), limit + 1)?;
+    let mut page = store::records(
+        db,
+        &instance.id,
+        (from, to),
+        None,
+        after.as_ref(),
+        limit + 1,
+    )?;
     let next_cursor = (page.len() > limit).then(|| {
         page.truncate(limit);
         page.last().map(|(_, key)| format_cursor(key))
@@ -383,6 +390,52 @@ pub(crate) fn usage(
         records: page.into_iter().map(|(record, _)| record).collect(),
         totals,
         next_cursor: next_cursor.flatten(),
+    })
+}
+
+/// A page of the records of one item in one period of an instance: what a bill's line summed.
+pub(crate) struct LinePage {
+    pub(crate) records: Vec<StoredUsage>,
+    pub(crate) next_cursor: Option<String>,
+}
+
+/// The records of `item` in the period starting at `period_start` of an instance, in order of
+/// source and window, after `cursor`: unscoped (the caller checked the tenancy of the bill).
+pub(crate) fn line_records(
+    db: &dyn Database,
+    instance_id: &str,
+    period_start: i64,
+    item: &str,
+    cursor: Option<&str>,
+    limit: usize,
+) -> ApiResult<LinePage> {
+    let after = match cursor {
+        Some(c) => parse_cursor(c)?,
+        None => RecordKey {
+            period_start,
+            item_code: item.to_owned(),
+            source: String::new(),
+            start_time: i64::MIN,
+            end_time: i64::MIN,
+        },
+    };
+    let mut page = store::records(
+        db,
+        instance_id,
+        (period_start, period_start + 1),
+        Some(item),
+        Some(&after),
+        limit + 1,
+    )?;
+    let next_cursor = (page.len() > limit)
+        .then(|| {
+            page.truncate(limit);
+            page.last().map(|(_, key)| format_cursor(key))
+        })
+        .flatten();
+    Ok(LinePage {
+        records: page.into_iter().map(|(record, _)| record).collect(),
+        next_cursor,
     })
 }
 

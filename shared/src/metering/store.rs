@@ -390,14 +390,17 @@ pub(crate) const USAGE_PAGE: &str =
     "SELECT item_code, start_time, end_time, value, period_start, source, received_at, scale
      FROM usage_records WHERE instance_id = ?1 AND period_start >= ?2 AND period_start < ?3
        AND (period_start, item_code, source, start_time, end_time) > (?4, ?5, ?6, ?7, ?8)
+       AND (CAST(?10 AS TEXT) IS NULL OR item_code = ?10)
      ORDER BY period_start, item_code, source, start_time, end_time LIMIT ?9";
 
-/// Up to `limit` records of an instance whose period starts in `[from, to)`, after `after`, in
-/// the order (period, item, source, window), with each one's place.
+/// Up to `limit` records of an instance whose period starts in `[from, to)` (of `item` only,
+/// when given), after `after`, in the order (period, item, source, window), with each one's
+/// place.
 pub(crate) fn records(
     db: &dyn Database,
     instance_id: &str,
     (from, to): (i64, i64),
+    item: Option<&str>,
     after: Option<&RecordKey>,
     limit: usize,
 ) -> ApiResult<Vec<(StoredUsage, RecordKey)>> {
@@ -420,6 +423,7 @@ pub(crate) fn records(
             after.start_time.into(),
             after.end_time.into(),
             (limit as i64).into(),
+            item.into(),
         ],
     )?;
     rows.iter()
@@ -534,7 +538,7 @@ mod tests {
     /// A usage page is read in index order from its cursor, never sorted whole.
     #[test]
     fn a_usage_page_is_read_in_index_order() {
-        let plan = crate::platform::storage::query_plan(USAGE_PAGE, 9);
+        let plan = crate::platform::storage::query_plan(USAGE_PAGE, 10);
         assert!(
             plan.contains("USING INDEX usage_records_in_order"),
             "{plan}"

@@ -3,12 +3,13 @@
 //! its running non-test instances — no resource fees, no usage, while it lasts — and the
 //! posting that brings the balance back to zero or above (a top-up, a credit note) ends the
 //! arrears and runs them again from that moment. Each suspension and resumption is recorded on
-//! the instance.
+//! the instance; a suspension is news to the instance's customer and provider
+//! (`instance.suspended`, written with it), a resumption is not.
 
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::error::ApiResult;
-use crate::orders::instance::InstanceStatus;
+use crate::orders::instance::{self, InstanceStatus};
 use crate::orders::store;
 use crate::platform::storage::{Database, transaction};
 
@@ -41,6 +42,7 @@ pub(crate) fn suspend_overdue(
             if gated.binary_search(&id).is_ok() && store::move_instance_if(db, &id, from, to, now)?
             {
                 store::open_suspension(db, &id, now)?;
+                instance::announce_move(db, &id, to, now)?;
                 suspended.push(id);
             }
         }
@@ -56,6 +58,9 @@ pub(crate) fn resume(db: &dyn Database, customer_id: &str, now: DateTime<Utc>) -
         // One released meanwhile stays released.
         if store::move_instance_if(db, &id, from, to, now)? {
             store::close_suspension(db, &id, now)?;
+            // Running again is no event (`instance::event_of` says why); announced all the same,
+            // so that the one place that decides what is news sees every move.
+            instance::announce_move(db, &id, to, now)?;
         }
     }
     Ok(())

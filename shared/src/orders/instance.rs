@@ -13,6 +13,7 @@ use crate::money::Cents;
 use crate::orders::store;
 use crate::period::{BillingPeriod, Period};
 use crate::platform::storage::{Database, StorageError, transaction};
+use crate::webhook::{self, EventType, Tenants};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -121,6 +122,9 @@ pub(crate) struct Instance {
     /// an order placed before accepted EULAs were recorded.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub eula: Option<crate::orders::AcceptedEula>,
+    /// The version of its product's prices its order was placed under: it prices the instance
+    /// at once, later versions from when they take effect.
+    pub pricing_version: i64,
 }
 
 impl Instance {
@@ -250,9 +254,55 @@ pub(crate) fn perform(
         {
             return Err(in_arrears("starting an instance"));
         }
-        store::move_instance(db, &instance.id, instance.status, to, now())?;
+        move_status(db, &instance.id, instance.status, to, now())?;
         store::find_instance(db, id)
     })
+}
+
+/// Moves an instance from one status to another (compare-and-set) and announces the move, in
+/// the same transaction.
+fn move_status(
+    db: &dyn Database,
+    id: &str,
+    from: InstanceStatus,
+    to: InstanceStatus,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    store::move_instance(db, id, from, to, now)?;
+    announce_move(db, id, to, now)
+}
+
+/// The event a move to `to` is to the instance's customer and provider, if any: a release is
+/// `instance.released`, a suspension for arrears `instance.suspended`. Running again is never
+/// news, whatever it follows: a start is the customer's own doing, and so is the posting that
+/// ends a suspension (a top-up; an operator's credit note is `credit_note.issued`), whose
+/// instance shows `running` and its suspension's `resumed_at`. Stopping is the customer's own.
+fn event_of(to: InstanceStatus) -> Option<EventType> {
+    match to {
+        InstanceStatus::Released => Some(EventType::InstanceReleased),
+        InstanceStatus::Suspended => Some(EventType::InstanceSuspended),
+        InstanceStatus::Running | InstanceStatus::Stopped => None,
+    }
+}
+
+/// Writes the event of the instance's move to `to` (see [`event_of`]), the instance as it now
+/// is, for its customer and provider, in the caller's transaction: every move that is news goes
+/// through here, whoever makes it.
+pub(super) fn announce_move(
+    db: &dyn Database,
+    id: &str,
+    to: InstanceStatus,
+    now: DateTime<Utc>,
+) -> ApiResult<()> {
+    let Some(kind) = event_of(to) else {
+        return Ok(());
+    };
+    let instance = store::find_instance(db, id)?;
+    let tenants = Tenants {
+        provider: Some(&instance.provider_id),
+        customer: Some(&instance.owner_id),
+    };
+    webhook::emit(db, kind, tenants, &instance, now)
 }
 
 /// Ends a product's self-test: its test instances still alive are released at `now`, so their
@@ -267,7 +317,7 @@ pub(crate) fn release_test_instances(
     let ids: Vec<&str> = alive.iter().map(|(id, _)| id.as_str()).collect();
     store::lock_instances(db, &ids)?;
     for (id, status) in store::live_test_instances(db, product_id)? {
-        store::move_instance(db, &id, status, InstanceStatus::Released, now)?;
+        move_status(db, &id, status, InstanceStatus::Released, now)?;
     }
     Ok(())
 }
@@ -292,7 +342,7 @@ pub(crate) fn expire_test_instances(
             if status == InstanceStatus::Released {
                 return Ok(());
             }
-            store::move_instance(db, &id, status, InstanceStatus::Released, ended)
+            move_status(db, &id, status, InstanceStatus::Released, ended)
         });
         if outcome.is_ok() {
             outcome = released;
@@ -333,6 +383,14 @@ mod tests {
             resumed_at: Some(at(400)),
         };
         assert!(over.holds(100, 400) && !over.holds(100, 401) && !over.holds(400, 700));
+    }
+
+    #[test]
+    fn a_release_or_a_suspension_is_news_to_the_instances_tenants_and_running_or_stopping_is_not() {
+        assert_eq!(event_of(Released), Some(EventType::InstanceReleased));
+        assert_eq!(event_of(Suspended), Some(EventType::InstanceSuspended));
+        assert_eq!(event_of(Running), None);
+        assert_eq!(event_of(Stopped), None);
     }
 
     #[test]

@@ -11,6 +11,7 @@ use chrono_tz::Tz;
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
+use crate::catalog;
 use crate::error::{ApiError, ApiResult, Code, FieldError};
 use crate::identity::{AccountType, Principal, Role};
 use crate::listing::service::{Resource, Service, Template};
@@ -20,6 +21,7 @@ use crate::money::Cents;
 use crate::period::{BillingPeriod, Period};
 use crate::platform::storage::{Database, RowLock, transaction};
 use crate::sales::{self, ItemSettings, PricedItem};
+use crate::webhook::{self, EventType, Tenants};
 use instance::Instance;
 /// The body of `POST /api/v1/orders/quote` and, with `accept_eula`, of `POST /api/v1/orders`.
 #[derive(Debug, Deserialize)]
@@ -43,6 +45,8 @@ pub(crate) struct Purchasable {
     pub access: AccessStep,
     pub agreement: AgreementStep,
     pub test: bool,
+    /// The version of the product's prices an order placed now gets.
+    pub pricing_version: i64,
 }
 
 pub(crate) fn purchasable(
@@ -51,7 +55,11 @@ pub(crate) fn purchasable(
     product_id: &str,
 ) -> ApiResult<Purchasable> {
     let (listing, test) = match caller.role {
-        Role::Customer => (listing::find(db, Reader::Public, product_id)?, false),
+        Role::Customer => {
+            let listing = listing::find(db, Reader::Public, product_id)?;
+            catalog::delisting::check_listed(db, &listing.product.id)?;
+            (listing, false)
+        }
         Role::Provider => {
             let listing = listing::find(db, Reader::Caller(caller), product_id)?;
             if !matches!(
@@ -68,6 +76,7 @@ pub(crate) fn purchasable(
         _ => return Err(ApiError::forbidden()),
     };
     Ok(Purchasable {
+        pricing_version: catalog::versions::current_version(db, &listing.product.id)?,
         pricing: listing.pricing()?,
         category: listing.category()?,
         access: listing.access()?,
@@ -219,6 +228,7 @@ impl Purchasable {
             region: choice.region.clone(),
             cloud_resources_hourly_fee: resources.iter().map(|r| r.hourly_fee_total).sum(),
             cloud_resources: resources,
+            pricing_version: self.pricing_version,
             billing_period: self.pricing.billing_period(),
             currency: self.pricing.currency().to_owned(),
             enterprise_only: self.pricing.enterprise_only(),
@@ -246,6 +256,8 @@ pub(crate) struct Quote {
     pub cloud_resources: Vec<QuotedResource>,
     /// What the template's resources cost per running hour, together.
     pub cloud_resources_hourly_fee: Decimal,
+    /// The version of the product's prices an order placed now gets.
+    pub pricing_version: i64,
     pub billing_period: BillingPeriod,
     pub currency: String,
     pub enterprise_only: bool,
@@ -300,6 +312,40 @@ pub(crate) struct Placed {
     pub order_id: String,
     pub instance: Instance,
     pub eula: AcceptedEula,
+}
+
+impl Placed {
+    /// What `POST /api/v1/orders` answers and `order.created` carries.
+    pub(crate) fn view(&self) -> Ordered {
+        let instance = self.instance.clone();
+        Ordered {
+            order: Order {
+                id: self.order_id.clone(),
+                product_id: instance.product_id.clone(),
+                test: instance.test,
+                created_at: instance.created_at,
+                eula: self.eula.clone(),
+            },
+            instance,
+        }
+    }
+}
+
+/// A placed order and the instance it deployed, as its customer reads it.
+#[derive(Debug, Serialize)]
+pub(crate) struct Ordered {
+    order: Order,
+    instance: Instance,
+}
+
+#[derive(Debug, Serialize)]
+struct Order {
+    id: String,
+    product_id: String,
+    test: bool,
+    #[serde(with = "crate::platform::clock::instant")]
+    created_at: DateTime<Utc>,
+    eula: AcceptedEula,
 }
 
 /// The EULA an order accepted, as the order records it.
@@ -363,7 +409,7 @@ pub(crate) fn place(
         let (order_id, instance) = store::insert_order(db, caller, &p, &choice, tz, now)?;
         open_billing_cursor(db, &instance, p.pricing.billing_period(), tz)?;
         let eula = p.agreement.eula();
-        Ok(Placed {
+        let placed = Placed {
             order_id,
             instance,
             eula: AcceptedEula {
@@ -372,7 +418,13 @@ pub(crate) fn place(
                 digest: eula.digest(),
                 accepted_at: now,
             },
-        })
+        };
+        let tenants = Tenants {
+            provider: Some(&placed.instance.provider_id),
+            customer: Some(&placed.instance.owner_id),
+        };
+        webhook::emit(db, EventType::OrderCreated, tenants, &placed.view(), now)?;
+        Ok(placed)
     })
 }
 
@@ -421,22 +473,52 @@ pub(crate) fn find_instances(
 }
 
 /// What an instance is billed by: its product's period kind and currency, and the billable
-/// items in effect for its template or plan.
+/// items in effect for its template or plan, priced by one version of the product's prices.
 pub(crate) struct Terms {
     pub kind: BillingPeriod,
     pub currency: String,
     pub items: Vec<ItemSettings>,
+    pub pricing_version: i64,
 }
 
-/// The terms of an instance, read from its product as it is now: what its usage is validated
-/// against and billed by.
+/// The terms of an instance by its product's prices as new orders get them: what its usage is
+/// validated against (a price change keeps the period and the items' codes).
 pub(crate) fn terms(db: &dyn Database, instance: &Instance) -> ApiResult<Terms> {
+    let version = catalog::versions::current_version(db, &instance.product_id)?;
+    terms_priced(db, instance, version, None)
+}
+
+/// The terms a period starting at `period_start` is billed by: the version of the product's
+/// prices in effect for the instance then ([`catalog::versions::version_for_period`]).
+pub(crate) fn terms_for_period(
+    db: &dyn Database,
+    instance: &Instance,
+    period_start: i64,
+) -> ApiResult<Terms> {
+    let (version, pricing) = catalog::versions::version_for_period(
+        db,
+        &instance.product_id,
+        instance.pricing_version,
+        period_start,
+    )?;
+    terms_priced(db, instance, version, pricing.as_ref())
+}
+
+/// The terms of an instance under pricing `version`, whose step is `pricing` (`None`: the
+/// product's pricing step as it is now).
+pub(crate) fn terms_priced(
+    db: &dyn Database,
+    instance: &Instance,
+    version: i64,
+    pricing: Option<&PricingStep>,
+) -> ApiResult<Terms> {
     let listing::Terms {
         product,
         service,
-        pricing,
+        pricing: current,
     } = listing::terms(db, &instance.product_id)?;
-    let items = sales::item_settings(db, &product.id, &pricing, &service)?
+    let pricing = pricing.unwrap_or(&current);
+    let items = sales::item_settings(db, &product.id, pricing, &service)?
         .into_iter()
         .filter(|s| s.applies_to(&instance.template_id, instance.plan_id.as_deref()))
         .collect();
@@ -444,6 +526,49 @@ pub(crate) fn terms(db: &dyn Database, instance: &Instance) -> ApiResult<Terms> 
         kind: pricing.billing_period(),
         currency: pricing.currency().to_owned(),
         items,
+        pricing_version: version,
+    })
+}
+
+/// An instance as `GET /api/v1/instances/{id}` shows it: with the version of its product's prices
+/// pricing its current period and the change coming to it, if any.
+#[derive(Debug, Serialize)]
+pub(crate) struct InstanceView {
+    #[serde(flatten)]
+    pub instance: Instance,
+    pub pricing: PricingOutlook,
+}
+
+/// Which prices bill an instance now and which will later.
+#[derive(Debug, Serialize)]
+pub(crate) struct PricingOutlook {
+    /// The version pricing its period running now.
+    pub version: i64,
+    /// The next version that will price its periods, when it takes effect and the first period
+    /// it prices.
+    pub upcoming: Option<catalog::versions::UpcomingChange>,
+}
+
+/// An instance the caller may see, with its pricing outlook at `now`.
+pub(crate) fn view(
+    db: &dyn Database,
+    caller: &Principal,
+    id: &str,
+    tz: Tz,
+    now: DateTime<Utc>,
+) -> ApiResult<InstanceView> {
+    let instance = instance::find(db, caller, id)?;
+    let kind = terms(db, &instance)?.kind;
+    let (version, upcoming) = catalog::versions::outlook(
+        db,
+        &instance.product_id,
+        instance.pricing_version,
+        (kind, instance.zone(tz)),
+        now,
+    )?;
+    Ok(InstanceView {
+        instance,
+        pricing: PricingOutlook { version, upcoming },
     })
 }
 

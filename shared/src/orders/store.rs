@@ -58,8 +58,8 @@ pub(crate) fn insert_order(
         ],
     )?;
     db.execute(
-        "INSERT INTO instances (id, order_id, owner_id, product_id, provider_id, template_id, plan_id, region, status, test, created_at, billing_timezone, resources)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+        "INSERT INTO instances (id, order_id, owner_id, product_id, provider_id, template_id, plan_id, region, status, test, created_at, billing_timezone, resources, pricing_version)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
         &[
             instance_id.clone().into(),
             order_id.clone().into(),
@@ -75,6 +75,7 @@ pub(crate) fn insert_order(
             serde_json::to_string(&choice.template.resources)
                 .map_err(ApiError::internal)?
                 .into(),
+            p.pricing_version.into(),
         ],
     )?;
     db.execute(
@@ -85,7 +86,8 @@ pub(crate) fn insert_order(
 }
 
 const COLUMNS: &str = "id, order_id, owner_id, product_id, provider_id, template_id, plan_id, \
-                       region, status, test, created_at, released_at, billing_timezone, resources";
+                       region, status, test, created_at, released_at, billing_timezone, resources, \
+                       pricing_version";
 
 fn instance_from_row(row: &Row) -> Result<Instance, StorageError> {
     Ok(Instance {
@@ -114,6 +116,7 @@ fn instance_from_row(row: &Row) -> Result<Instance, StorageError> {
         running_intervals: Vec::new(),
         suspensions: Vec::new(),
         eula: None,
+        pricing_version: row.int(14)?,
     })
 }
 

@@ -27,6 +27,11 @@ pub struct Config {
     pub test_instance_limit: u32,
     /// How long a test instance lives: the first bill run after it released it.
     pub test_instance_max_hours: u32,
+    /// The `allowed_outbound_hosts` entry granting webhooks' endpoints (`https://*`): a webhook's
+    /// URL must lie inside it. `None` where a component is not given the variable.
+    pub webhook_hosts: Option<String>,
+    /// How many days after a price increase it reaches existing instances.
+    pub price_increase_notice_days: u32,
     /// How long a customer may stay in arrears before the next bill run suspends its running
     /// instances (0: the first bill run after the arrears began).
     pub arrears_grace_hours: u32,
@@ -253,6 +258,10 @@ impl Config {
             commission_rate,
             test_instance_limit: positive(&get, "test_instance_limit", 5)?,
             test_instance_max_hours: positive(&get, "test_instance_max_hours", 72)?,
+            webhook_hosts: get("webhook_hosts")
+                .map(|h| h.trim().to_owned())
+                .filter(|h| !h.is_empty()),
+            price_increase_notice_days: positive(&get, "price_increase_notice_days", 90)?,
             arrears_grace_hours: whole(&get, "arrears_grace_hours", 24)?,
             admin_token,
             billing_timezone,

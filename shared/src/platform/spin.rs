@@ -290,81 +290,155 @@ pub(crate) struct SpinOutbound;
 
 impl Outbound for SpinOutbound {
     fn get_unguarded(&self, url: &str) -> Result<(u16, Vec<u8>), String> {
-        use wasi::http::types::{
-            Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
-        };
-        use wasi::io::streams::StreamError;
+        exchange(
+            wasi::http::types::Method::Get,
+            url,
+            &[("accept", "application/json")],
+            &[],
+        )
+    }
 
-        let timeout_ns = u64::try_from(TIMEOUT.as_nanos()).unwrap_or(u64::MAX);
-        let deadline = wasi::clocks::monotonic_clock::now().saturating_add(timeout_ns);
-        let late = || format!("no answer within {} s", TIMEOUT.as_secs());
-        // Waits until `ready` can make progress; `Err` once the deadline passed first.
-        let wait = |ready: &wasi::io::poll::Pollable| {
-            let timer = wasi::clocks::monotonic_clock::subscribe_instant(deadline);
-            let woken = wasi::io::poll::poll(&[ready, &timer]);
-            if woken.contains(&0) {
-                Ok(())
-            } else {
-                Err(late())
-            }
-        };
+    fn post_unguarded(
+        &self,
+        url: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Result<(u16, Vec<u8>), String> {
+        exchange(wasi::http::types::Method::Post, url, headers, body)
+    }
+}
 
-        let uri: http::Uri = url.parse().map_err(|_| format!("not a URL: {url}"))?;
-        let request = OutgoingRequest::new(Fields::new());
-        let scheme = match uri.scheme_str() {
-            Some("https") => Scheme::Https,
-            _ => Scheme::Http,
-        };
-        let _ = request.set_method(&Method::Get);
-        let _ = request.set_scheme(Some(&scheme));
-        let _ = request.set_authority(uri.authority().map(|a| a.as_str()));
-        let _ = request.set_path_with_query(uri.path_and_query().map(|p| p.as_str()));
-        let options = RequestOptions::new();
-        // A host that does not take an option still has the deadline below.
-        let _ = options.set_connect_timeout(Some(timeout_ns));
-        let _ = options.set_first_byte_timeout(Some(timeout_ns));
-        let _ = options.set_between_bytes_timeout(Some(timeout_ns));
-        let body = request
-            .body()
-            .map_err(|()| "the request has no body".to_owned())?;
-        let pending = wasi::http::outgoing_handler::handle(request, Some(options))
-            .map_err(|e| format!("{e:?}"))?;
-        let _ = OutgoingBody::finish(body, None);
-        let response = loop {
-            if let Some(answer) = pending.get() {
-                break answer
-                    .map_err(|()| "the answer was already taken".to_owned())?
-                    .map_err(|e| format!("{e:?}"))?;
-            }
-            wait(&pending.subscribe())?;
-        };
-        let status = response.status();
-        let incoming = response
-            .consume()
-            .map_err(|()| "the answer has no body".to_owned())?;
-        let mut bytes = Vec::new();
-        {
-            let stream = incoming
-                .stream()
-                .map_err(|()| "the answer's body is unreadable".to_owned())?;
-            loop {
-                match stream.read(16_384) {
-                    Ok(chunk) if chunk.is_empty() => wait(&stream.subscribe())?,
-                    Ok(chunk) => {
-                        if bytes.len() + chunk.len() > RESPONSE_MAX {
-                            return Err(format!("an answer over {RESPONSE_MAX} bytes"));
-                        }
-                        bytes.extend(chunk);
-                    }
-                    Err(StreamError::Closed) => break,
-                    Err(StreamError::LastOperationFailed(e)) => {
-                        return Err(e.to_debug_string());
-                    }
-                }
-            }
+/// One request through Spin's outbound HTTP and its answer, within [`TIMEOUT`] in all and at
+/// most [`RESPONSE_MAX`] bytes of it.
+fn exchange(
+    method: wasi::http::types::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body_bytes: &[u8],
+) -> Result<(u16, Vec<u8>), String> {
+    use wasi::http::types::{IncomingBody, OutgoingBody};
+
+    let deadline = Deadline::after(TIMEOUT);
+    let (request, options) = outgoing(method, url, headers, body_bytes.len())?;
+    let body = request
+        .body()
+        .map_err(|()| "the request has no body".to_owned())?;
+    let pending = wasi::http::outgoing_handler::handle(request, Some(options))
+        .map_err(|e| format!("{e:?}"))?;
+    if !body_bytes.is_empty() {
+        let stream = body
+            .write()
+            .map_err(|()| "the request's body is unwritable".to_owned())?;
+        for piece in body_bytes.chunks(4096) {
+            stream
+                .blocking_write_and_flush(piece)
+                .map_err(|e| format!("send: {e:?}"))?;
         }
-        drop(IncomingBody::finish(incoming));
-        Ok((status, bytes))
+    }
+    let _ = OutgoingBody::finish(body, None);
+    let response = loop {
+        if let Some(answer) = pending.get() {
+            break answer
+                .map_err(|()| "the answer was already taken".to_owned())?
+                .map_err(|e| format!("{e:?}"))?;
+        }
+        deadline.wait(&pending.subscribe())?;
+    };
+    let status = response.status();
+    let incoming = response
+        .consume()
+        .map_err(|()| "the answer has no body".to_owned())?;
+    let bytes = read_bounded(&incoming, &deadline)?;
+    drop(IncomingBody::finish(incoming));
+    Ok((status, bytes))
+}
+
+/// When an outbound request gives up: [`TIMEOUT`] after it began.
+struct Deadline(u64);
+
+impl Deadline {
+    fn after(timeout: std::time::Duration) -> Self {
+        let ns = u64::try_from(timeout.as_nanos()).unwrap_or(u64::MAX);
+        Deadline(wasi::clocks::monotonic_clock::now().saturating_add(ns))
+    }
+
+    /// Waits until `ready` can make progress; `Err` once the deadline passed first.
+    fn wait(&self, ready: &wasi::io::poll::Pollable) -> Result<(), String> {
+        let timer = wasi::clocks::monotonic_clock::subscribe_instant(self.0);
+        if wasi::io::poll::poll(&[ready, &timer]).contains(&0) {
+            Ok(())
+        } else {
+            Err(format!("no answer within {} s", TIMEOUT.as_secs()))
+        }
+    }
+}
+
+/// The request's head and the host's timeouts. A body goes with its length, not chunked:
+/// receivers need not read chunked requests.
+fn outgoing(
+    method: wasi::http::types::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body_length: usize,
+) -> Result<
+    (
+        wasi::http::types::OutgoingRequest,
+        wasi::http::types::RequestOptions,
+    ),
+    String,
+> {
+    use wasi::http::types::{Fields, OutgoingRequest, RequestOptions, Scheme};
+
+    let uri: http::Uri = url.parse().map_err(|_| format!("not a URL: {url}"))?;
+    let fields = Fields::new();
+    let length = body_length.to_string();
+    let sized = (body_length > 0).then_some(("content-length", length.as_str()));
+    for (name, value) in headers.iter().chain(sized.iter()) {
+        fields
+            .append(&(*name).to_owned(), &value.as_bytes().to_vec())
+            .map_err(|e| format!("header {name}: {e:?}"))?;
+    }
+    let request = OutgoingRequest::new(fields);
+    let scheme = match uri.scheme_str() {
+        Some("https") => Scheme::Https,
+        _ => Scheme::Http,
+    };
+    let _ = request.set_method(&method);
+    let _ = request.set_scheme(Some(&scheme));
+    let _ = request.set_authority(uri.authority().map(|a| a.as_str()));
+    let _ = request.set_path_with_query(uri.path_and_query().map(|p| p.as_str()));
+    let timeout_ns = u64::try_from(TIMEOUT.as_nanos()).unwrap_or(u64::MAX);
+    let options = RequestOptions::new();
+    // A host that does not take an option still has the component's own deadline.
+    let _ = options.set_connect_timeout(Some(timeout_ns));
+    let _ = options.set_first_byte_timeout(Some(timeout_ns));
+    let _ = options.set_between_bytes_timeout(Some(timeout_ns));
+    Ok((request, options))
+}
+
+/// An answer's body, at most [`RESPONSE_MAX`] bytes, read before the deadline.
+fn read_bounded(
+    incoming: &wasi::http::types::IncomingBody,
+    deadline: &Deadline,
+) -> Result<Vec<u8>, String> {
+    use wasi::io::streams::StreamError;
+
+    let stream = incoming
+        .stream()
+        .map_err(|()| "the answer's body is unreadable".to_owned())?;
+    let mut bytes = Vec::new();
+    loop {
+        match stream.read(16_384) {
+            Ok(chunk) if chunk.is_empty() => deadline.wait(&stream.subscribe())?,
+            Ok(chunk) => {
+                if bytes.len() + chunk.len() > RESPONSE_MAX {
+                    return Err(format!("an answer over {RESPONSE_MAX} bytes"));
+                }
+                bytes.extend(chunk);
+            }
+            Err(StreamError::Closed) => return Ok(bytes),
+            Err(StreamError::LastOperationFailed(e)) => return Err(e.to_debug_string()),
+        }
     }
 }
 

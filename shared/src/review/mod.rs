@@ -14,6 +14,7 @@ use crate::platform::ids::new_id;
 use crate::platform::storage::{Database, RowLock, transaction};
 use crate::sales;
 use crate::validate::Errors;
+use crate::webhook::{self, EventType, Tenants};
 
 mod store;
 
@@ -252,13 +253,35 @@ pub(crate) fn decide(
             reason,
             now,
         )?;
+        let product = listing::find_product(db, Reader::Caller(operator), &review.product_id)?;
+        let tenants = Tenants {
+            provider: Some(&product.provider_id),
+            customer: None,
+        };
+        let decided = store::find(db, review_id)?;
+        webhook::emit(db, EventType::ReviewDecided, tenants, &decided, now)?;
         if to == ProductStatus::Published {
             let listing = listing::find(db, Reader::Caller(operator), &review.product_id)?;
             catalog::publish(db, &listing, now)?;
             orders::instance::release_test_instances(db, &listing.product.id, now)?;
+            let published = Published {
+                product_id: listing.product.id.clone(),
+                provider_id: listing.product.provider_id,
+                published_at: now,
+            };
+            webhook::emit(db, EventType::ProductPublished, tenants, &published, now)?;
         }
-        store::find(db, review_id)
+        Ok(decided)
     })
+}
+
+/// What `product.published` carries.
+#[derive(Debug, Serialize)]
+struct Published {
+    product_id: String,
+    provider_id: String,
+    #[serde(with = "crate::platform::clock::instant")]
+    published_at: DateTime<Utc>,
 }
 
 /// A review, if the caller may see it: operators all, a provider those of its own products

@@ -23,6 +23,8 @@ use crate::platform::ids::new_id;
 use crate::platform::outbound::Outbound;
 use crate::platform::storage::{Database, serialize_on, transaction};
 use crate::settlement::{Instants, Month};
+use crate::webhook::deliver::Report as DeliveryReport;
+use crate::webhook::{self, EventType, Tenants};
 
 /// A period that keeps its provider's month open, and why.
 #[derive(Debug, Clone, Serialize)]
@@ -129,17 +131,7 @@ fn close_billed(
 ) -> ApiResult<Closing> {
     let at = rfc3339(now);
     let (span, written) = transaction(db, |db| {
-        // A month's first close freezes its instants from its neighbours' (`span_of`): the
-        // first closes of any two months take turns, so each sees what the other froze and the
-        // months tile time whatever zone each host was told (a rollout changing
-        // `billing_timezone`). Later closes of a month read its frozen instants.
-        if !span_of(db, month, tz)?.1 {
-            serialize_on(db, FIRST_CLOSES)?;
-        }
-        // Racing closes take turns (on PostgreSQL, where writers run at once): the second sees
-        // the statements the first wrote, and writes none twice.
-        serialize_on(db, &format!("settlement close {month}"))?;
-        let span = store::freeze_month(db, month, span_of(db, month, tz)?.0, &actor.id, &at)?;
+        let span = freeze(db, month, tz, actor, &at)?;
         let waiting = store::unbilled_before(db, span.end, None)?;
         for u in &waiting {
             let failed = failures.iter().find(|f| {
@@ -167,8 +159,21 @@ fn close_billed(
         let mut written = 0;
         for (provider_id, products) in closing {
             let rate = commission::rate_for(db, &provider_id, month, default_rate)?;
-            let statement = Statement::compute(&provider_id, month, span, rate, products)?;
-            store::insert_statement(db, &new_id("stl", now), &statement, span, &at)?;
+            let mut statement = Statement::compute(&provider_id, month, span, rate, products)?;
+            let id = new_id("stl", now);
+            store::insert_statement(db, &id, &statement, span, &at)?;
+            statement.id = Some(id);
+            statement.closed_at = Some(now);
+            webhook::emit(
+                db,
+                EventType::SettlementClosed,
+                Tenants {
+                    provider: Some(&provider_id),
+                    customer: None,
+                },
+                &statement,
+                now,
+            )?;
             written += 1;
         }
         let open: std::collections::BTreeSet<&str> =
@@ -185,6 +190,27 @@ fn close_billed(
         statements_written: written,
         items,
     })
+}
+
+/// The month's instants, frozen by its first close, once this close may write its statements.
+fn freeze(
+    db: &dyn Database,
+    month: &Month,
+    tz: Tz,
+    actor: &Principal,
+    at: &str,
+) -> ApiResult<Span> {
+    // A month's first close freezes its instants from its neighbours' (`span_of`): the first
+    // closes of any two months take turns, so each sees what the other froze and the months
+    // tile time whatever zone each host was told (a rollout changing `billing_timezone`).
+    // Later closes of a month read its frozen instants.
+    if !span_of(db, month, tz)?.1 {
+        serialize_on(db, FIRST_CLOSES)?;
+    }
+    // Racing closes take turns (on PostgreSQL, where writers run at once): the second sees the
+    // statements the first wrote, and writes none twice.
+    serialize_on(db, &format!("settlement close {month}"))?;
+    store::freeze_month(db, month, span_of(db, month, tz)?.0, &actor.id, at)
 }
 
 fn instant(t: i64) -> DateTime<Utc> {
@@ -245,13 +271,16 @@ pub(crate) fn standing(
     open_providers(db, span_of(db, month, tz)?.0, now, &[])
 }
 
-/// What a scheduled run did: its bill run, then each month it closed.
+/// What a scheduled run did: its bill run, each month it closed, then the webhooks' deliveries
+/// due.
 #[derive(Debug, Clone, Serialize)]
 pub struct ScheduledRun {
     /// The bill run as of the event's time.
     pub bill_run: RunReport,
     /// The months closed, oldest first.
     pub settlement: Vec<MonthClosed>,
+    /// The deliveries attempted.
+    pub webhooks: DeliveryReport,
 }
 
 /// One month a scheduled run closed: how many statements it wrote, and which providers are
@@ -268,7 +297,9 @@ pub struct MonthClosed {
 
 /// What the schedule does at `now` (the cron event's time), as the built-in operator: the bill
 /// run as of `now` — a late or repeated event bills exactly what it should — then the close of
-/// every month that still has an open provider, oldest first, as far as each may close.
+/// every month that still has an open provider, oldest first, as far as each may close, then
+/// the webhooks' deliveries due. Its report as JSON: `{"bill_run", "settlement": [{"month",
+/// "statements_written", "open"}], "webhooks": {"attempted", "delivered", "failed"}}`.
 pub fn scheduled_run(
     db: &dyn Database,
     out: &dyn Outbound,
@@ -295,9 +326,15 @@ pub fn scheduled_run(
             open: c.open.into_iter().map(|o| o.provider_id).collect(),
         });
     }
+    // Every delivery due, this run's events' and earlier failures' alike, outside any
+    // transaction; one that fails waits for a later run.
+    drop(webhook::take_emitted());
+    let webhooks =
+        webhook::deliver::deliver_due(db, out, now, webhook::deliver::Budget::SCHEDULED)?;
     Ok(ScheduledRun {
         bill_run: report,
         settlement: settled,
+        webhooks,
     })
 }
 

@@ -33,6 +33,7 @@ use crate::money::Cents;
 use crate::orders::ledger::ACCOUNT_CURRENCY;
 use crate::platform::clock::rfc3339;
 use crate::platform::storage::{Database, transaction};
+use crate::webhook::{self, EventType, Tenants};
 
 fn provider(db: &dyn Database, id: &str) -> ApiResult<Principal> {
     let principal = identity::find_principal(db, id)?;
@@ -442,7 +443,18 @@ pub(crate) fn pay(
                 format!("statement {id} was already paid"),
             ));
         }
-        find(db, operator, id, tz)
+        let statement = find(db, operator, id, tz)?;
+        webhook::emit(
+            db,
+            EventType::SettlementPaid,
+            Tenants {
+                provider: Some(&statement.provider_id),
+                customer: None,
+            },
+            &statement,
+            now,
+        )?;
+        Ok(statement)
     })
 }
 

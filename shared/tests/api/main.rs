@@ -10,13 +10,17 @@
 
 mod arrears;
 mod bill_runs;
+mod bill_usage;
 mod billing;
 mod collection;
 mod concurrency;
 mod console;
+mod console_after_publication;
 mod console_forms;
 mod credit_notes;
+mod delisting;
 mod exact;
+mod exports;
 mod fuzz;
 mod idempotency;
 mod identity;
@@ -25,6 +29,7 @@ mod listings;
 mod metering;
 mod orders;
 mod outbound;
+mod price_changes;
 mod reviews;
 mod robustness;
 mod schema;
@@ -32,6 +37,7 @@ mod security;
 mod self_test;
 mod settlements;
 mod upgrade;
+mod webhooks;
 
 use std::process::Command;
 

@@ -13,8 +13,10 @@ mod market;
 #[cfg(feature = "native")]
 pub mod native;
 mod response;
+mod webhook_receiver;
 
 pub use fixtures::{jpeg, mp4, pdf, png, service_body, step_bodies};
 pub use json_server::{JsonServer, prometheus_vector, query_param, serve_json};
 pub use market::{Item, Market, at, cents, rfc3339, str_of, unix, usage};
-pub use response::{Response, error_fields, error_messages};
+pub use response::{Response, csv_rows, error_fields, error_messages};
+pub use webhook_receiver::{CUSTOMER_EVENTS, Delivery, PROVIDER_EVENTS, WebhookReceiver};

@@ -51,6 +51,17 @@ pub trait Market {
         self.call("GET", path, Some(token), None, Vec::new())
     }
 
+    /// A list as CSV (`Accept: text/csv`): the export of what `GET path` lists.
+    fn export(&self, path: &str, token: &str) -> Response {
+        self.call_with_headers(
+            "GET",
+            path,
+            Some(token),
+            &[("accept", "text/csv")],
+            Vec::new(),
+        )
+    }
+
     /// A request without a token, as the public catalog is read.
     fn get_anonymous(&self, path: &str) -> Response {
         self.call("GET", path, None, None, Vec::new())
@@ -295,6 +306,42 @@ pub trait Market {
         )
     }
 
+    /// `hours` hours of `Frequency` usage from `from`: ten six-minute records an hour (values 1
+    /// to 10), each hour pushed a minute after it ends, on this market's clock.
+    fn push_hours(&self, provider: &str, instance: &str, from: DateTime<Utc>, hours: i64) {
+        for h in 0..hours {
+            let hour = from + chrono::Duration::hours(h);
+            let records: Vec<Json> = (0..10u64)
+                .map(|i| {
+                    let start = hour + chrono::Duration::minutes(6 * i as i64);
+                    let end = start + chrono::Duration::minutes(6);
+                    usage(&rfc3339(start), &rfc3339(end), "Frequency", 1 + i)
+                })
+                .collect();
+            self.set_now(hour + chrono::Duration::minutes(61));
+            self.push_usage(provider, instance, &records).expect(200);
+        }
+    }
+
+    /// Every usage record of an instance `token` may see, across all pages of the usage read.
+    fn usage_records(&self, token: &str, instance: &str) -> Vec<Json> {
+        let path = format!("/api/v1/metering/usage?instance_id={instance}&limit=500");
+        let mut records = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let page_path = match &cursor {
+                Some(c) => format!("{path}&cursor={c}"),
+                None => path.clone(),
+            };
+            let page = self.get(&page_path, token).expect(200).json();
+            records.extend(page["records"].as_array().expect("records").iter().cloned());
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return records,
+            }
+        }
+    }
+
     /// The usage stored for an instance, per period and item (`totals` of the usage read).
     fn usage_totals(&self, token: &str, instance: &str) -> Json {
         let usage = self
@@ -334,6 +381,19 @@ pub trait Market {
             None => "/api/v1/bills".to_owned(),
         };
         self.every_page(&path, token, "")
+    }
+
+    /// `token`'s webhook for `events` at `url`: (id, secret).
+    fn webhook(&self, token: &str, url: &str, events: &[&str]) -> (String, String) {
+        let created = self
+            .post(
+                "/api/v1/webhooks",
+                token,
+                json!({ "url": url, "events": events }),
+            )
+            .expect(201)
+            .json();
+        (str_of(&created["id"]), str_of(&created["secret"]))
     }
 
     /// The operator's credit note of `amount` on a bill, with why.

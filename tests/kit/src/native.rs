@@ -7,7 +7,7 @@
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
-use nestmarket::api::{self, Api};
+use nestmarket::api::{self, Api, CsvPages};
 use nestmarket::platform::config::Config;
 use nestmarket::platform::outbound::native::NativeOutbound;
 use nestmarket::platform::storage::native::NativeBackend;
@@ -170,7 +170,7 @@ impl TestApp {
             req = req.header(*name, *value);
         }
         let storage = Storage::new(self.backend.clone());
-        response(
+        let answer = response(
             nestmarket::console::handle(
                 req.body(body).expect("a valid request"),
                 &storage,
@@ -179,7 +179,22 @@ impl TestApp {
                 &|| self.now(),
             ),
             &storage,
+        );
+        api::after_response(&storage, &NativeOutbound, self.now());
+        answer
+    }
+
+    /// What the `billing` cron component runs, at `instant`: the bill run, the closes, the
+    /// webhooks' deliveries due. Its report.
+    pub fn scheduled_run(&self, instant: DateTime<Utc>) -> nestmarket::ScheduledRun {
+        let storage = Storage::new(self.backend.clone());
+        nestmarket::scheduled_run(
+            storage.db().expect("a connection"),
+            &NativeOutbound,
+            &self.config(),
+            instant,
         )
+        .expect("a scheduled run")
     }
 
     /// Writes the product's status directly, for rules that depend on review states.
@@ -235,12 +250,15 @@ impl TestApp {
         // A fresh Storage per request: a new connection, like a fresh Spin instance.
         let storage = Storage::new(self.backend.clone());
         let api = api_for(req.uri().path());
-        response(
+        let answer = response(
             api::handle(api, req, &storage, &NativeOutbound, &self.config(), &|| {
                 self.now()
             }),
             &storage,
-        )
+        );
+        // As the components do once the response is handed over: this request's events.
+        api::after_response(&storage, &NativeOutbound, self.now());
+        answer
     }
 }
 
@@ -253,6 +271,13 @@ fn response(resp: http::Response<Vec<u8>>, storage: &Storage) -> Response {
         body = chunks
             .read_all(storage.kv().expect("the key-value store"))
             .expect("every piece of the body");
+    }
+    if let Some(pages) = parts.extensions.get::<CsvPages>() {
+        let complete = pages.write_rest(storage, |page| {
+            body.extend_from_slice(page);
+            true
+        });
+        assert!(complete, "every page of the export");
     }
     Response {
         status: parts.status.as_u16(),
@@ -272,7 +297,7 @@ fn variables(overrides: impl Fn(&str) -> Option<String>) -> Config {
 fn api_for(path: &str) -> Api {
     let rest = path.trim_start_matches("/api/v1/");
     match rest.split(['/', '?']).next().unwrap_or_default() {
-        "principals" | "me" => Api::Identity,
+        "principals" | "me" | "webhooks" => Api::Identity,
         "reviews" => Api::Reviews,
         "metering" => Api::Metering,
         "orders" | "instances" | "accounts" | "bills" | "billing" | "settlements"

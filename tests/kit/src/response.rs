@@ -19,6 +19,35 @@ impl Response {
             .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 
+    /// The header row and the rows of a CSV export (`text/csv; charset=utf-8`), read by a
+    /// standard reader (the `csv` crate): a row that is not RFC 4180 fails the test.
+    #[track_caller]
+    pub fn csv(&self) -> (Vec<String>, Vec<Vec<String>>) {
+        assert_eq!(
+            self.header("content-type"),
+            Some("text/csv; charset=utf-8"),
+            "body: {}",
+            self.text()
+        );
+        let mut reader = csv::Reader::from_reader(self.body.as_slice());
+        let header = reader
+            .headers()
+            .expect("a header row")
+            .iter()
+            .map(str::to_owned)
+            .collect();
+        let rows = reader
+            .records()
+            .map(|r| {
+                r.expect("an RFC 4180 row")
+                    .iter()
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .collect();
+        (header, rows)
+    }
+
     /// The problem `code` of an error response.
     pub fn code(&self) -> String {
         self.json()["code"].as_str().unwrap_or_default().to_owned()
@@ -54,6 +83,20 @@ impl Response {
         assert_eq!(problem["status"], status, "body: {problem}");
         problem
     }
+}
+
+/// JSON list items as an export writes them: per item, its `header` fields in order (a string
+/// as it is, `null` empty, anything else as JSON).
+pub fn csv_rows(header: &[String], items: &[Json]) -> Vec<Vec<String>> {
+    let field = |value: &Json| match value {
+        Json::Null => String::new(),
+        Json::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    items
+        .iter()
+        .map(|item| header.iter().map(|c| field(&item[c.as_str()])).collect())
+        .collect()
 }
 
 /// The `field` of each error of a problem document, in order.

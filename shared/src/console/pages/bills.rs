@@ -6,7 +6,7 @@ use maud::{Markup, html};
 use rust_decimal::Decimal;
 
 use crate::billing::credit::{self, CreditRequest, Part};
-use crate::billing::{self, Bill, BillFilter, BillLine, ResourceLine};
+use crate::billing::{self, Bill, BillFilter, BillLine, ResourceLine, usage};
 use crate::console::form::field;
 use crate::console::format::{exactly, money, name_of, time, unix_time};
 use crate::console::http::{Req, Resp, html, redirect};
@@ -59,6 +59,57 @@ pub(crate) fn list(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Resp
                 }
             }
             (next_page(req, next.as_deref()))
+            p { a.download href={ "/exports/bills" (instance_query(filter.instance_id.as_deref())) } { "Download these bills (CSV)" } }
+        },
+    ))
+}
+
+/// `?instance_id=…` of an export link, when the page has one.
+fn instance_query(instance: Option<&str>) -> String {
+    instance
+        .map(|i| {
+            let query: String = form_urlencoded::Serializer::new(String::new())
+                .append_pair("instance_id", i)
+                .finish();
+            format!("?{query}")
+        })
+        .unwrap_or_default()
+}
+
+/// `GET /bills/{id}/usage?item=CODE[&cursor=]`: the records one line summed, a page at a time,
+/// with the page's total against the line's quantity.
+pub(crate) fn line_usage(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiResult<Resp> {
+    me.require(&[Role::Customer, Role::Provider, Role::Operator])?;
+    let item = req.query("item").unwrap_or_default();
+    let page = usage::line_usage(req.db()?, me, id, item, req.query("cursor"), PAGE)?;
+    Ok(ok(
+        chrome,
+        &format!("Usage of {} on bill {}", page.item_code, page.bill_id),
+        html! {
+            p { "The line's quantity: " strong { (exactly(page.line_quantity, page.line_quantity_exact.as_deref())) " " (page.price_unit) }
+                " (" (name_of(&page.kind)) " records; their values are in the unit they were reported in)." }
+            div.table-wrap {
+                table {
+                    thead { tr {
+                        th scope="col" { "From" } th scope="col" { "To" }
+                        th scope="col" { "Value (as reported)" } th scope="col" { "Reported by" } th scope="col" { "Received" }
+                    } }
+                    tbody {
+                        @for r in &page.items {
+                            tr {
+                                td { (unix_time(r.start_time)) }
+                                td { (unix_time(r.end_time)) }
+                                td.num { (r.value.normalize()) }
+                                td { (r.source.replace('_', " ")) }
+                                td { (time(&r.received_at)) }
+                            }
+                        }
+                    }
+                    tfoot { tr { th scope="row" colspan="2" { "This page" } td.num { (page.page_total.normalize()) } td {} td {} } }
+                }
+            }
+            (next_page(req, page.next_cursor.as_deref()))
+            p { a href={ "/bills/" (page.bill_id) } { "Back to the bill" } }
         },
     ))
 }
@@ -106,7 +157,7 @@ fn bill_page(
         .map_or(StatusCode::OK, |r| r.error.status());
     let content = html! {
         (summary(&bill))
-        @for line in &bill.lines { (line_section(line, &bill.currency)) }
+        @for line in &bill.lines { (line_section(&bill.id, line, &bill.currency)) }
         @if !bill.resource_lines.is_empty() { (resources_section(&bill.resource_lines)) }
         (credits_section(&bill))
         @if me.is_operator() && !bill.test { (credit_form(chrome, &bill, refused.as_ref())) }
@@ -139,17 +190,19 @@ fn summary(bill: &Bill) -> Markup {
                 }
             }
             dt { "Written" } dd { (time(&bill.created_at)) }
+            dt { "Prices" } dd { "version " (bill.pricing_version) }
         }
     }
 }
 
-/// One billable item's line, with its tier breakdown.
-fn line_section(line: &BillLine, currency: &str) -> Markup {
+/// One billable item's line, with its tier breakdown and a link to the records it summed.
+fn line_section(bill_id: &str, line: &BillLine, currency: &str) -> Markup {
     html! {
         section.line {
             h2 { (line.name) " (" code { (line.code) } ")" }
             p { (exactly(line.quantity, line.quantity_exact.as_deref())) " " (line.price_unit) ", " (name_of(&line.tier_mode))
                 " tiers: " strong { (line.amount) " " (currency) } }
+            p { a href={ "/bills/" (bill_id) "/usage?item=" (line.code) } { "The usage records of this line" } }
             div.table-wrap {
                 table {
                     caption { "Tier breakdown of " (line.code) }

@@ -64,7 +64,8 @@ pub(crate) fn list(req: &Req, chrome: &Chrome, me: &Principal) -> ApiResult<Resp
 pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiResult<Resp> {
     me.require(&[Role::Customer, Role::Provider, Role::Operator])?;
     let db = req.db()?;
-    let found = instance::find(db, me, id)?;
+    let view = orders::view(db, me, id, req.config.billing_timezone, req.now)?;
+    let (found, pricing) = (view.instance, view.pricing);
     // The chart shows the last 31 days' periods.
     let since = (req.now - chrono::Duration::days(31)).timestamp();
     let totals = metering::usage_totals(db, me, id, (since, i64::MAX))?;
@@ -95,6 +96,15 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
                 dt { "Region" } dd { (found.region) }
                 dt { "Ordered" } dd { (time(&found.created_at)) }
                 @if let Some(r) = &found.released_at { dt { "Released" } dd { (time(r)) } }
+                dt { "Prices" } dd { "version " (pricing.version) }
+                @if let Some(next) = &pricing.upcoming {
+                    dt { "Upcoming price change" }
+                    dd.upcoming {
+                        "Version " (next.version) @if next.raises_price { " (an increase)" }
+                        " prices its periods from " (time(&next.applies_from))
+                        " (in effect " (time(&next.effective_at)) ")"
+                    }
+                }
             }
             @if owner && !actions.is_empty() {
                 div.actions {
@@ -122,7 +132,8 @@ pub(crate) fn show(req: &Req, chrome: &Chrome, me: &Principal, id: &str) -> ApiR
                     }
                 }
             }
-            p { a href={ "/bills?instance_id=" (found.id) } { "Bills of this instance" } }
+            p { a href={ "/bills?instance_id=" (found.id) } { "Bills of this instance" } " · "
+                a.download href={ "/exports/usage?instance_id=" (found.id) } { "Download its usage (CSV)" } }
             (eula_section(found.eula.as_ref(), eula.as_ref()))
         },
     ))

@@ -6,14 +6,17 @@ pub(super) mod auth;
 pub(super) mod bills;
 pub(super) mod catalog;
 pub(super) mod customer;
+pub(super) mod exports;
 pub(super) mod instances;
 pub(super) mod listing;
 pub(super) mod media;
 pub(super) mod operator;
+pub(super) mod pricing;
 pub(super) mod principals;
 pub(super) mod provider;
 pub(super) mod sales;
 pub(super) mod settlements;
+pub(super) mod webhooks;
 pub(super) mod wizard;
 
 /// How many rows a page reads where it shows a whole, short list (a provider's services in a

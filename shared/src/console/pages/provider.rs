@@ -226,6 +226,7 @@ fn product_page(
         &serde_json::Value::Null,
         problem.map_or(&[][..], |p| p.errors.as_slice()),
     );
+    let after_publication = super::pricing::section(req, chrome, me, id, view.product.status)?;
     let content = html! {
         p { "Status: " span.status { (status(&view)) } }
         (steps_nav(&view, None))
@@ -242,6 +243,7 @@ fn product_page(
                 }
             }
         }
+        (after_publication)
         section {
             h2 { "Reviews" }
             @if reviews.is_empty() { p { "Not submitted yet." } }

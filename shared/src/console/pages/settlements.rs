@@ -547,6 +547,12 @@ fn month_page(
     } else {
         None
     };
+    let mut download = form_urlencoded::Serializer::new(String::new());
+    download.append_pair("month", &month.to_string());
+    if let Some(p) = provider_id {
+        download.append_pair("provider_id", p);
+    }
+    let download = download.finish();
     let content = html! {
         @if let Some(r) = refused.filter(|_| !beside) {
             div.summary role="alert" tabindex="-1" { ul { (reasons(r.error())) } }
@@ -558,7 +564,8 @@ fn month_page(
                 MonthStatus::Closed => { span.status { "closed" } " Every provider's statement was written when its month closed, at the rate in force for the month." }
             }
         }
-        p.hint { (month) " runs " (span_text(&period)) "." }
+        p.hint { (month) " runs " (span_text(&period)) ". "
+            a.download href={ "/exports/settlements?" (download) } { "Download the statements (CSV)" } }
         @if me.role == Role::Provider {
             p.hint { "What your customers paid of your products' fees within the month — whichever month they were billed in, less what credit notes gave back — less the marketplace's commission: the payout. What was billed and is not paid yet is uncollected, paid out in the month a top-up collects it. The cloud resources' fees and test orders are never settled." }
         }

@@ -164,6 +164,23 @@ fn eula_of_its_source(body: &mut Value) {
     eula.retain(|k, _| keep.contains(&k.as_str()));
 }
 
+/// Drops the pricing form's spare item row left blank: its tier mode is a select, sent with its
+/// first choice even when nothing else of the row was filled, which alone would make the row an
+/// item with no code, name or tiers. A first row is kept, so that a blank form is refused beside
+/// its fields.
+fn spare_item_dropped(body: &mut Value) {
+    let Some(items) = body.get_mut("billable_items").and_then(Value::as_array_mut) else {
+        return;
+    };
+    let blank = |item: &Value| {
+        item.as_object()
+            .is_some_and(|fields| fields.keys().all(|k| k == "tier_mode"))
+    };
+    if items.len() > 1 && items.last().is_some_and(blank) {
+        items.pop();
+    }
+}
+
 fn wizard_page(
     req: &Req,
     chrome: &Chrome,
@@ -245,11 +262,27 @@ pub(crate) fn save(
     me.require(&[Role::Provider])?;
     let step = step_of(step)?;
     let mut body = to_json(&req.form(), kind)?;
-    if step == Step::Agreement {
-        eula_of_its_source(&mut body);
+    match step {
+        Step::Agreement => eula_of_its_source(&mut body),
+        Step::Pricing => spare_item_dropped(&mut body),
+        _ => {}
     }
     let db = req.db()?;
     let body_bytes = body.to_string();
+    // A published product's new prices are a pricing version (shown on its page).
+    if step == Step::Pricing {
+        let notice = req.config.price_increase_notice_days;
+        match crate::catalog::versions::reprice(db, me, id, body_bytes.as_bytes(), notice, req.now)
+        {
+            Ok(Some(_)) => return redirect(&format!("/products/{id}")),
+            Ok(None) => {}
+            Err(e) if matches!(e.status().as_u16(), 400 | 409) => {
+                let view = product::find(db, me, id)?;
+                return wizard_page(req, chrome, me, &view, step, &body, Some(&e));
+            }
+            Err(e) => return Err(e),
+        }
+    }
     let written = product::write_step(
         db,
         me,
@@ -291,6 +324,47 @@ mod tests {
             body,
             json!({"eula": {"source": "template", "template_id": "x"}})
         );
+    }
+
+    #[test]
+    fn a_pricing_forms_spare_item_left_blank_is_no_item() {
+        let form = |pairs: &[(&str, &str)]| {
+            let pairs: Vec<(String, String)> = pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let mut body = to_json(&pairs, kind).expect("a form");
+            spare_item_dropped(&mut body);
+            body
+        };
+        let stored = [
+            ("billable_items[0].code", "Frequency"),
+            ("billable_items[0].name", "API calls"),
+            ("billable_items[0].tier_mode", "graduated"),
+            ("billable_items[0].tiers[0].unit_price", "0.6"),
+            ("billable_items[0].tiers[1].unit_price", ""),
+        ];
+        let spare = [
+            ("billable_items[1].code", ""),
+            ("billable_items[1].name", ""),
+            ("billable_items[1].tier_mode", "graduated"),
+            ("billable_items[1].tiers[0].unit_price", ""),
+        ];
+        let body = form(&[&stored[..], &spare[..]].concat());
+        assert_eq!(
+            body["billable_items"],
+            json!([{"code": "Frequency", "name": "API calls", "tier_mode": "graduated",
+                    "tiers": [{"unit_price": "0.6"}]}])
+        );
+        // A second item filled in is one; a blank first row is kept, to be refused field by field.
+        let named = [("billable_items[1].code", "Storage")];
+        let body = form(&[&stored[..], &spare[..], &named[..]].concat());
+        assert_eq!(body["billable_items"][1]["code"], "Storage");
+        let body = form(&[
+            ("billable_items[0].code", ""),
+            ("billable_items[0].tier_mode", "graduated"),
+        ]);
+        assert_eq!(body["billable_items"], json!([{"tier_mode": "graduated"}]));
     }
 
     #[test]

@@ -531,6 +531,94 @@ const MIGRATIONS: &[Migration] = &[
         version: 23,
         statements: collection::COLLECTION_AND_ARREARS,
     },
+    Migration {
+        version: 24,
+        statements: &[
+            // A published product's prices, version by version (docs/RULES.md R15): version 1 is
+            // the reviewed pricing step, copied here when the first change is made; each later
+            // one applies to new orders at once and to existing instances from the first period
+            // starting at or after `effective_at` (Unix seconds).
+            "CREATE TABLE pricing_versions (
+                product_id TEXT NOT NULL REFERENCES products(id),
+                version INTEGER NOT NULL CHECK (version >= 1),
+                pricing TEXT NOT NULL,
+                raises_price INTEGER NOT NULL,
+                created_by TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                effective_at INTEGER NOT NULL,
+                PRIMARY KEY (product_id, version)
+            )",
+            // The version an order was placed under (it applies to its instance at once), and
+            // the version each bill was priced with.
+            "ALTER TABLE instances ADD COLUMN pricing_version INTEGER NOT NULL DEFAULT 1",
+            "ALTER TABLE bills ADD COLUMN pricing_version INTEGER NOT NULL DEFAULT 1",
+            // A product out of the catalog: at most one delisting stands per product; the log
+            // keeps every delisting and relisting with who, when and why.
+            "CREATE TABLE delistings (
+                product_id TEXT PRIMARY KEY REFERENCES products(id),
+                actor_id TEXT NOT NULL,
+                actor_role TEXT NOT NULL,
+                reason TEXT NOT NULL,
+                delisted_at INTEGER NOT NULL
+            )",
+            "CREATE TABLE delisting_log (
+                product_id TEXT NOT NULL REFERENCES products(id),
+                seq INTEGER NOT NULL,
+                action TEXT NOT NULL CHECK (action IN ('delisted', 'relisted')),
+                actor_id TEXT NOT NULL,
+                actor_role TEXT NOT NULL,
+                reason TEXT,
+                changed_at INTEGER NOT NULL,
+                PRIMARY KEY (product_id, seq)
+            )",
+            // Webhooks: a principal's endpoints and the events they take (`,type,type,`); the
+            // secret signs deliveries, so it is kept (shown once, never listed).
+            "CREATE TABLE webhooks (
+                id TEXT PRIMARY KEY,
+                owner_id TEXT NOT NULL,
+                owner_role TEXT NOT NULL,
+                url TEXT NOT NULL,
+                events TEXT NOT NULL,
+                secret TEXT NOT NULL,
+                created_at INTEGER NOT NULL,
+                deleted_at INTEGER
+            )",
+            "CREATE INDEX webhooks_by_owner ON webhooks (owner_id, id)",
+            // The outbox: each event written in the transaction of the change it reports, with
+            // the tenants it concerns; one delivery per subscribed webhook, written with it.
+            "CREATE TABLE webhook_events (
+                id TEXT PRIMARY KEY,
+                type TEXT NOT NULL,
+                provider_id TEXT,
+                customer_id TEXT,
+                data TEXT NOT NULL,
+                created_at INTEGER NOT NULL
+            )",
+            // A delivery is an event for one endpoint: written with the event, once.
+            "CREATE TABLE webhook_deliveries (
+                webhook_id TEXT NOT NULL REFERENCES webhooks(id),
+                event_id TEXT NOT NULL REFERENCES webhook_events(id),
+                status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+                attempts INTEGER NOT NULL,
+                next_attempt_at INTEGER NOT NULL,
+                -- Retries go on for 72 hours from the first attempt.
+                first_attempt_at INTEGER,
+                created_at INTEGER NOT NULL,
+                PRIMARY KEY (webhook_id, event_id)
+            )",
+            "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at)",
+            "CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries (event_id)",
+            "CREATE TABLE webhook_attempts (
+                webhook_id TEXT NOT NULL,
+                event_id TEXT NOT NULL,
+                attempt INTEGER NOT NULL,
+                attempted_at INTEGER NOT NULL,
+                status_code INTEGER,
+                error TEXT,
+                PRIMARY KEY (webhook_id, event_id, attempt)
+            )",
+        ],
+    },
 ];
 
 /// The migrations of a database's dialect.

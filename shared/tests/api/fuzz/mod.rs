@@ -147,4 +147,5 @@ fuzz_tags!(
     metering,
     billing,
     settlements,
+    webhooks,
 );

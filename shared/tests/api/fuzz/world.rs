@@ -11,7 +11,9 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, Utc};
 use serde_json::{Value as Json, json};
 use testkit::native::{ADMIN, TestApp};
-use testkit::{Item, Market, at, png, prometheus_vector, serve_json, str_of, usage};
+use testkit::{
+    Item, Market, WebhookReceiver, at, png, prometheus_vector, serve_json, str_of, usage,
+};
 
 /// When the world is built; the fuzzing runs at [`FUZZ_NOW`].
 const BUILT_AT: &str = "2026-03-27T08:00:00Z";
@@ -70,7 +72,8 @@ pub(crate) fn pool_for(name: &str) -> Option<&'static str> {
         "template_id" | "service_template_id" | "templates" => "template",
         "plan_id" | "plans" => "plan",
         "region" | "regions" => "region",
-        "code" | "Key" | "item_code" => "item",
+        "code" | "Key" | "item_code" | "item" => "item",
+        "webhook_id" => "webhook",
         "category" => "category",
         "tag" | "tags" => "tag",
         "endpoint" => "prometheus",
@@ -86,11 +89,15 @@ impl World {
     pub(crate) fn build() -> World {
         let prometheus = serve_json(|_| prometheus_vector(0, Some("42")));
         let origin = prometheus.clone();
+        // Every event the fuzzing makes is delivered to a receiver that takes them all.
+        let receiver = WebhookReceiver::start();
+        let hooks = receiver.origin().to_owned();
         // The clock header is honoured, so the fuzzer exercises it; bill runs may be dated
         // ahead. Prometheus is reachable at the stand-in only: no generated endpoint leaves it.
         let app = TestApp::with_config(move |name| match name {
             "allow_clock_override" => Some("true".to_owned()),
             "prometheus_origin" => Some(origin.clone()),
+            "webhook_hosts" => Some(hooks.clone()),
             // A customer in arrears is suspended by the first bill run after: the world has one.
             "arrears_grace_hours" => Some("0".to_owned()),
             _ => None,
@@ -103,6 +110,7 @@ impl World {
             owners: BTreeMap::new(),
         };
         w.stories(&prometheus);
+        w.webhooks(receiver.url());
         app.set_now(at(FUZZ_NOW));
         for bill in app.bills(ADMIN, None) {
             let id = str_of(&bill["id"]);
@@ -205,7 +213,7 @@ impl World {
 }
 
 /// The pools of ids (what a cursor may name).
-const ID_POOLS: [&str; 7] = [
+const ID_POOLS: [&str; 8] = [
     "principal",
     "service",
     "product",
@@ -213,6 +221,7 @@ const ID_POOLS: [&str; 7] = [
     "instance",
     "bill",
     "settlement",
+    "webhook",
 ];
 
 struct Builder<'a> {
@@ -288,6 +297,31 @@ impl Builder<'_> {
             let review = str_of(&r["id"]);
             self.add("review", &review);
             self.owned_by(&review, &provider);
+        }
+    }
+
+    /// A webhook of each principal that may have one, for every event its role may take.
+    fn webhooks(&mut self, url: &str) {
+        let callers: Vec<(String, String, String)> = self
+            .principals
+            .iter()
+            .map(|p| {
+                (
+                    p.id.clone(),
+                    p.role.clone(),
+                    p.token.lock().expect("a token").clone(),
+                )
+            })
+            .collect();
+        for (id, role, token) in callers {
+            let events: &[&str] = match role.as_str() {
+                "customer" => &["order.created", "instance.released", "bill.issued"],
+                "provider" | "operator" => &["order.created", "bill.issued", "product.delisted"],
+                _ => continue,
+            };
+            let (webhook, _) = self.app.webhook(&token, url, events);
+            self.add("webhook", &webhook);
+            self.owned_by(&webhook, &[id]);
         }
     }
 

@@ -16,8 +16,8 @@ use testkit::{Item, Market, pdf, rfc3339, service_body, str_of, usage};
 use crate::harness::{Browser, HttpMarket, Manifest, PAGE_WITHIN, Spin, SpinUp, eventually};
 
 /// Phone width: every page must work at 375 px.
-const PHONE: u32 = 375;
-const DESKTOP: u32 = 1280;
+pub(crate) const PHONE: u32 = 375;
+pub(crate) const DESKTOP: u32 = 1280;
 
 fn app() -> (Spin, HttpMarket) {
     let app = SpinUp::new(Manifest::repo().without_cron()).start();
@@ -26,7 +26,7 @@ fn app() -> (Spin, HttpMarket) {
 }
 
 /// Signs in with `token` and waits for the principal's home page, headed `home`.
-fn sign_in(browser: &mut Browser, market: &HttpMarket, token: &str, home: &str) {
+pub(crate) fn sign_in(browser: &mut Browser, market: &HttpMarket, token: &str, home: &str) {
     browser.open(&format!("{}/sign-in", market.origin()), "Sign in");
     browser.fill("#token", token);
     browser.find("main form button[type=submit]").click();

@@ -119,6 +119,19 @@ fn route_probes(route: &str, provider_id: &str) -> Option<(&'static str, Vec<Pro
                 probe("POST", "/api/v1/me", Operator, NotAllowed("GET")),
             ],
         ),
+        "/api/v1/webhooks/..." => (
+            "identity",
+            vec![
+                probe("GET", "/api/v1/webhooks", Customer, Ok("/items", json!([]))),
+                probe(
+                    "GET",
+                    "/api/v1/webhooks/whk-missing/deliveries",
+                    Provider,
+                    Problem(404, "NotFound"),
+                ),
+                probe("PUT", "/api/v1/webhooks", Operator, NotAllowed("GET, POST")),
+            ],
+        ),
         "/api/v1/services/..." => (
             "listings",
             vec![
@@ -391,6 +404,7 @@ fn route_probes(route: &str, provider_id: &str) -> Option<(&'static str, Vec<Pro
 const KNOWN_ROUTES: &[&str] = &[
     "/api/v1/principals/...",
     "/api/v1/me",
+    "/api/v1/webhooks/...",
     "/api/v1/services/...",
     "/api/v1/products/...",
     "/api/v1/catalog/...",

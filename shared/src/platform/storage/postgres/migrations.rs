@@ -337,6 +337,81 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 23,
         statements: COLLECTION_AND_ARREARS,
     },
+    Migration {
+        version: 24,
+        statements: &[
+            // Price changes by version, delisting, and the webhooks' outbox: SQLite's version 24.
+            r#"CREATE TABLE pricing_versions (
+                product_id TEXT COLLATE "C" NOT NULL REFERENCES products(id),
+                version BIGINT NOT NULL CHECK (version >= 1),
+                pricing TEXT COLLATE "C" NOT NULL,
+                raises_price BIGINT NOT NULL,
+                created_by TEXT COLLATE "C" NOT NULL,
+                created_at BIGINT NOT NULL,
+                effective_at BIGINT NOT NULL,
+                PRIMARY KEY (product_id, version)
+            )"#,
+            "ALTER TABLE instances ADD COLUMN pricing_version BIGINT NOT NULL DEFAULT 1",
+            "ALTER TABLE bills ADD COLUMN pricing_version BIGINT NOT NULL DEFAULT 1",
+            r#"CREATE TABLE delistings (
+                product_id TEXT COLLATE "C" PRIMARY KEY REFERENCES products(id),
+                actor_id TEXT COLLATE "C" NOT NULL,
+                actor_role TEXT COLLATE "C" NOT NULL,
+                reason TEXT COLLATE "C" NOT NULL,
+                delisted_at BIGINT NOT NULL
+            )"#,
+            r#"CREATE TABLE delisting_log (
+                product_id TEXT COLLATE "C" NOT NULL REFERENCES products(id),
+                seq BIGINT NOT NULL,
+                action TEXT COLLATE "C" NOT NULL CHECK (action IN ('delisted', 'relisted')),
+                actor_id TEXT COLLATE "C" NOT NULL,
+                actor_role TEXT COLLATE "C" NOT NULL,
+                reason TEXT COLLATE "C",
+                changed_at BIGINT NOT NULL,
+                PRIMARY KEY (product_id, seq)
+            )"#,
+            r#"CREATE TABLE webhooks (
+                id TEXT COLLATE "C" PRIMARY KEY,
+                owner_id TEXT COLLATE "C" NOT NULL,
+                owner_role TEXT COLLATE "C" NOT NULL,
+                url TEXT COLLATE "C" NOT NULL,
+                events TEXT COLLATE "C" NOT NULL,
+                secret TEXT COLLATE "C" NOT NULL,
+                created_at BIGINT NOT NULL,
+                deleted_at BIGINT
+            )"#,
+            "CREATE INDEX webhooks_by_owner ON webhooks (owner_id, id)",
+            r#"CREATE TABLE webhook_events (
+                id TEXT COLLATE "C" PRIMARY KEY,
+                type TEXT COLLATE "C" NOT NULL,
+                provider_id TEXT COLLATE "C",
+                customer_id TEXT COLLATE "C",
+                data TEXT COLLATE "C" NOT NULL,
+                created_at BIGINT NOT NULL
+            )"#,
+            r#"CREATE TABLE webhook_deliveries (
+                webhook_id TEXT COLLATE "C" NOT NULL REFERENCES webhooks(id),
+                event_id TEXT COLLATE "C" NOT NULL REFERENCES webhook_events(id),
+                status TEXT COLLATE "C" NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+                attempts BIGINT NOT NULL,
+                next_attempt_at BIGINT NOT NULL,
+                first_attempt_at BIGINT,
+                created_at BIGINT NOT NULL,
+                PRIMARY KEY (webhook_id, event_id)
+            )"#,
+            "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at)",
+            "CREATE INDEX webhook_deliveries_by_event ON webhook_deliveries (event_id)",
+            r#"CREATE TABLE webhook_attempts (
+                webhook_id TEXT COLLATE "C" NOT NULL,
+                event_id TEXT COLLATE "C" NOT NULL,
+                attempt BIGINT NOT NULL,
+                attempted_at BIGINT NOT NULL,
+                status_code BIGINT,
+                error TEXT COLLATE "C",
+                PRIMARY KEY (webhook_id, event_id, attempt)
+            )"#,
+        ],
+    },
 ];
 
 /// Version 23: credit notes, arrears that suspend instances, and payouts of what was collected —
