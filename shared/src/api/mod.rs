@@ -101,7 +101,8 @@ pub(crate) struct Ctx<'a> {
 }
 
 /// The principal of a request's bearer token, or 401: no token (not counted as a failure), or
-/// one nobody holds (counted against the client's address: after ten in a minute, 429). The
+/// one nobody holds (counted against the client's address: past the deployment's
+/// `failed_authentication_limit` in a minute, 429). The
 /// minute is the wall clock's: `X-Clock-Now` moves no throttle.
 fn authenticate(
     headers: &HeaderMap,
@@ -117,7 +118,8 @@ fn authenticate(
         .get(throttle::CLIENT_HEADER)
         .and_then(|v| v.to_str().ok());
     let db = storage.db()?;
-    throttle::guarded(db, client, now, || {
+    let limit = config.failed_authentication_limit;
+    throttle::guarded(db, client, limit, now, || {
         principal_for_token(db, token, &config.admin_token)
     })
 }

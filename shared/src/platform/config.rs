@@ -35,6 +35,9 @@ pub struct Config {
     /// How long a customer may stay in arrears before the next bill run suspends its running
     /// instances (0: the first bill run after the arrears began).
     pub arrears_grace_hours: u32,
+    /// How many failed authentications one client address may have in a minute before every
+    /// authentication from it must wait (R2.10): higher behind a NAT or a proxy many clients share.
+    pub failed_authentication_limit: u32,
     /// Where the system of record lives (the Spin components' database; the native tests choose
     /// theirs themselves).
     pub database: DatabaseConfig,
@@ -263,6 +266,7 @@ impl Config {
                 .filter(|h| !h.is_empty()),
             price_increase_notice_days: positive(&get, "price_increase_notice_days", 90)?,
             arrears_grace_hours: whole(&get, "arrears_grace_hours", 24)?,
+            failed_authentication_limit: positive(&get, "failed_authentication_limit", 10)?,
             admin_token,
             billing_timezone,
             allow_clock_override,
@@ -292,6 +296,25 @@ mod tests {
             "+0.5",
         ] {
             assert!(commission_rate_exact(refused).is_none(), "{refused:?}");
+        }
+    }
+
+    #[test]
+    fn the_failed_authentication_limit_is_a_positive_whole_number_ten_unless_set() {
+        let config = |limit: Option<&str>| {
+            Config::from_variables(|name| match name {
+                "admin_token" => Some("an-operator-token-of-16".to_owned()),
+                "failed_authentication_limit" => limit.map(str::to_owned),
+                _ => None,
+            })
+        };
+        assert_eq!(config(None).unwrap().failed_authentication_limit, 10);
+        assert_eq!(
+            config(Some("1000")).unwrap().failed_authentication_limit,
+            1000
+        );
+        for refused in ["0", "-1", "ten", ""] {
+            assert!(config(Some(refused)).is_err(), "{refused:?}");
         }
     }
 

@@ -95,6 +95,29 @@ fn ten_failed_authentications_in_a_minute_make_an_address_wait() {
 }
 
 #[test]
+fn a_deployment_behind_one_address_sets_how_many_failures_it_may_have() {
+    let app =
+        TestApp::with_config(|n| (n == "failed_authentication_limit").then(|| "3".to_owned()));
+    let (_, provider) = app.provider();
+    for port in 0..3 {
+        from(&app, &format!("10.0.0.7:{}", 5000 + port), "nm_guess").problem(401, "Unauthorized");
+    }
+    from(&app, "10.0.0.7:6000", "nm_guess").problem(429, "TooManyRequests");
+    from(&app, "10.0.0.7:6001", &provider).problem(429, "TooManyRequests");
+    from(&app, "10.0.0.8:6001", &provider).expect(200);
+
+    // A higher limit lets more failures through before the address waits.
+    let shared =
+        TestApp::with_config(|n| (n == "failed_authentication_limit").then(|| "12".to_owned()));
+    let (_, provider) = shared.provider();
+    for port in 0..12 {
+        from(&shared, &format!("10.0.0.7:{}", 5000 + port), "nm_guess")
+            .problem(401, "Unauthorized");
+    }
+    from(&shared, "10.0.0.7:6001", &provider).problem(429, "TooManyRequests");
+}
+
+#[test]
 fn an_https_public_url_makes_cookies_host_only_and_secure_and_responses_strict() {
     let plain = TestApp::new();
     let page = plain.console("GET", "/sign-in", &[], Vec::new());

@@ -132,7 +132,8 @@ pub(crate) fn sign_in(req: &Req, chrome: &Chrome) -> ApiResult<Resp> {
     }
     let db = req.db()?;
     let client = req.header(throttle::CLIENT_HEADER);
-    let signed_in = throttle::guarded(db, client, req.real_now, || {
+    let limit = req.config.failed_authentication_limit;
+    let signed_in = throttle::guarded(db, client, limit, req.real_now, || {
         session::sign_in(
             db,
             value("token").unwrap_or(""),

@@ -1,5 +1,6 @@
 //! Failed authentications are throttled per client address (docs/RULES.md R2.10): after
-//! [`LIMIT`] failures from one address within a minute, every authentication from it — a bearer
+//! `limit` failures from one address within a minute (the deployment's
+//! `failed_authentication_limit`, 10 unless set), every authentication from it — a bearer
 //! token or a console sign-in — is 429 `TooManyRequests` with `Retry-After` until the minute is
 //! over. The count is kept in the database, so every instance and every host of a deployment
 //! sees the same one. The address is Spin's `spin-client-addr` header; a request without one (no
@@ -11,9 +12,6 @@ use chrono::{DateTime, Utc};
 
 use crate::error::{ApiError, ApiResult, Code};
 use crate::platform::storage::Database;
-
-/// The failures an address may have in one minute before it must wait.
-pub(crate) const LIMIT: i64 = 10;
 
 /// The header Spin tells the client's address (and port) in.
 pub(crate) const CLIENT_HEADER: &str = "spin-client-addr";
@@ -30,19 +28,21 @@ fn address(client: &str) -> &str {
     }
 }
 
-/// Runs `authenticate` for a client at `client`'s address, unless it failed [`LIMIT`] times in
+/// Runs `authenticate` for a client at `client`'s address, unless it failed `limit` times in
 /// the current minute (429); a failure of it (`Unauthorized`) is counted, and answered 429 too
 /// when the count it makes is past the limit — failures of attempts running at once are counted
 /// one by one, so of those that started below the limit only as many as it leaves are 401.
 pub(crate) fn guarded<T>(
     db: &dyn Database,
     client: Option<&str>,
+    limit: u32,
     now: DateTime<Utc>,
     authenticate: impl FnOnce() -> ApiResult<T>,
 ) -> ApiResult<T> {
     let Some(client) = client.map(address) else {
         return authenticate();
     };
+    let limit = i64::from(limit);
     let minute = now.timestamp() - now.timestamp().rem_euclid(60);
     let too_many = || {
         let wait = u64::try_from(minute + 60 - now.timestamp())
@@ -56,14 +56,14 @@ pub(crate) fn guarded<T>(
             )
         }
     };
-    if store::failures(db, client, minute)? >= LIMIT {
+    if store::failures(db, client, minute)? >= limit {
         return Err(too_many());
     }
     let outcome = authenticate();
     if outcome
         .as_ref()
         .is_err_and(|e| e.code == Code::Unauthorized)
-        && store::count_failure(db, client, minute)? > LIMIT
+        && store::count_failure(db, client, minute)? > limit
     {
         return Err(too_many());
     }
