@@ -89,13 +89,67 @@ impl<'a> Seen<'a> {
     }
 }
 
-/// Parses a request body, naming the offending field's JSON path on failure.
+/// Parses a request body, naming the offending field's JSON path on failure. A body the
+/// contract says is an object must be one: serde would read a struct from an array of its
+/// fields' values too (`[null, null]`), which no client means.
 pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = serde_path_to_error::deserialize(&mut de).map_err(body_error)?;
+    let parsed = serde_path_to_error::deserialize(ObjectsOnly(&mut de)).map_err(body_error)?;
     de.end()
         .map_err(|e| ApiError::new(Code::InvalidJson, format!("invalid JSON: {e}")))?;
     Ok(parsed)
+}
+
+/// A deserializer that reads a struct from a JSON object only (serde's derived structs accept
+/// a sequence of their fields too); everything else as `serde_json` reads it.
+struct ObjectsOnly<D>(D);
+
+impl<'de, D: serde::Deserializer<'de>> serde::Deserializer<'de> for ObjectsOnly<D> {
+    type Error = D::Error;
+
+    fn deserialize_any<V: serde::de::Visitor<'de>>(self, visitor: V) -> Result<V::Value, D::Error> {
+        self.0.deserialize_any(visitor)
+    }
+
+    fn deserialize_struct<V: serde::de::Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _fields: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_map(visitor)
+    }
+
+    fn deserialize_option<V: serde::de::Visitor<'de>>(
+        self,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_option(visitor)
+    }
+
+    fn deserialize_newtype_struct<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_newtype_struct(name, visitor)
+    }
+
+    fn deserialize_enum<V: serde::de::Visitor<'de>>(
+        self,
+        name: &'static str,
+        variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, D::Error> {
+        self.0.deserialize_enum(name, variants, visitor)
+    }
+
+    // The rest are read from what the JSON says: a request body is an object, so only a struct
+    // needs telling apart.
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes byte_buf
+        unit unit_struct seq tuple tuple_struct map identifier ignored_any
+    }
 }
 
 fn body_error(error: serde_path_to_error::Error<serde_json::Error>) -> ApiError {
