@@ -175,6 +175,20 @@ impl Browser {
         self.assert_clean_log();
     }
 
+    /// Waits until the page says `text`: after a form that stays on a page of the same heading
+    /// (a wizard's step of the product, the product itself), the heading alone would match the
+    /// page the form was sent from.
+    pub(crate) fn wait_for_text(&mut self, text: &str) {
+        eventually(&format!("a page saying {text:?}"), PAGE_WITHIN, || {
+            self.try_find("main")
+                .and_then(|main| main.try_text())
+                .filter(|said| said.contains(text))
+                .map(|_| ())
+        });
+        self.screenshot(text);
+        self.assert_clean_log();
+    }
+
     /// The current page's path and query.
     pub(crate) fn path(&self) -> String {
         let url = self.command("GET", "/url", Value::Null);
