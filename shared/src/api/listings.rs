@@ -1,5 +1,6 @@
 //! `/api/v1/services/...`, `/api/v1/products/...` and `/api/v1/catalog/...`.
 
+use chrono::{DateTime, Utc};
 use http::{Response, StatusCode};
 use serde::{Deserialize, Serialize};
 
@@ -13,6 +14,7 @@ use crate::listing::media::MediaKind;
 use crate::listing::product::{self, Media, MediaFile};
 use crate::listing::service::{self, ServiceRequest};
 use crate::listing::{ProductStatus, Step, Warning, categories};
+use crate::platform::storage::Database;
 use crate::sales;
 
 /// `/api/v1/services/...`, `/api/v1/products/...` and `/api/v1/catalog/...`.
@@ -141,25 +143,30 @@ fn get_product(ctx: &Ctx) -> ApiResult<Resp> {
 
 /// A provider or an operator takes a product out of the catalog.
 fn delist(ctx: &Ctx) -> ApiResult<Resp> {
-    let caller = provider_or_operator(ctx)?;
-    let request: ListingChangeRequest = ctx.json()?;
-    let db = ctx.storage.db()?;
-    ok(&delisting::delist(
-        db,
-        &caller,
-        ctx.param("id"),
-        &request,
-        ctx.now,
-    )?)
+    change_availability(ctx, delisting::delist)
 }
 
 /// A provider or an operator brings a delisted product back.
 fn relist(ctx: &Ctx) -> ApiResult<Resp> {
+    change_availability(ctx, delisting::relist)
+}
+
+/// A change of a product's availability in the catalog: [`delisting::delist`] or
+/// [`delisting::relist`].
+type AvailabilityChange = fn(
+    &dyn Database,
+    &Principal,
+    &str,
+    &ListingChangeRequest,
+    DateTime<Utc>,
+) -> ApiResult<delisting::Availability>;
+
+/// Delisting and relisting: who may, what they send, what they read back are the same.
+fn change_availability(ctx: &Ctx, change: AvailabilityChange) -> ApiResult<Resp> {
     let caller = provider_or_operator(ctx)?;
     let request: ListingChangeRequest = ctx.json()?;
-    let db = ctx.storage.db()?;
-    ok(&delisting::relist(
-        db,
+    ok(&change(
+        ctx.storage.db()?,
         &caller,
         ctx.param("id"),
         &request,
